@@ -1,0 +1,45 @@
+/* embr info: what a matrix file holds (format, shape, words, value range). */
+#include "commands.h"
+
+#include <math.h>
+
+int cmd_info(int argc, char **argv) {
+  const char *format = NULL, *pos[1];
+  int json = 0;
+  cli_opt opts[] = {
+      OPT_STR("--format", NULL, &format, "FMT", "input format", "by extension"),
+      OPT_FLAG("--json", NULL, &json, "print as JSON"),
+  };
+  cli_command cmd = {"info", "Describe a matrix file: rows, dimension, words, norms.",
+                     "embr info FILE [--format FMT] [--json]", NULL, opts,
+                     (int)(sizeof opts / sizeof opts[0]), 1, 1, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_matrix m = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("info", pos[0], format, &m);
+  if (rc) return rc;
+  double nmin = INFINITY, nmax = 0, nsum = 0;
+  for (int64_t i = 0; i < m.n; i++) {
+    double n = sqrt((double)embr_norm_sq(m.data + i * m.ld, m.dim));
+    nmin = fmin(nmin, n);
+    nmax = fmax(nmax, n);
+    nsum += n;
+  }
+  embr_format f = EMBR_FORMAT_AUTO;
+  if (format) embr_format_parse(format, &f);
+  if (f == EMBR_FORMAT_AUTO) f = embr_format_from_extension(pos[0]);
+  if (json) {
+    printf("{\"file\":");
+    cli_json_string(stdout, pos[0]);
+    printf(",\"format\":\"%s\",\"rows\":%lld,\"dim\":%lld,\"labels\":%s,\"norm_min\":%.6g,"
+           "\"norm_mean\":%.6g,\"norm_max\":%.6g}\n",
+           embr_format_name(f), (long long)m.n, (long long)m.dim, m.labels ? "true" : "false", nmin,
+           nsum / (double)m.n, nmax);
+  } else {
+    printf("%s: %s, %lld rows x %lld dims%s\nnorms: min %.6g, mean %.6g, max %.6g\n", pos[0],
+           embr_format_name(f), (long long)m.n, (long long)m.dim, m.labels ? ", with words" : "",
+           nmin, nsum / (double)m.n, nmax);
+  }
+  embr_matrix_free(&m);
+  return EXIT_OK;
+}

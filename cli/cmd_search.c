@@ -1,0 +1,161 @@
+/* embr search: exact k-nearest-neighbour search of query vectors among base vectors. */
+#include "commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct search_result {
+  int64_t nq;
+  int k;
+  const float *dist;
+  const int64_t *ids;
+} search_result;
+
+static int write_ids(const char *path, const void *ctx) {
+  const search_result *r = ctx;
+  size_t n = (size_t)r->nq * (size_t)r->k;
+  int32_t *ids32 = malloc(sizeof(int32_t) * (n ? n : 1));
+  if (!ids32) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    if (r->ids[i] > INT32_MAX) {
+      free(ids32);
+      return embr_error(EMBR_EUNSUPPORTED, "%s: id %lld does not fit in .ivecs (int32)", path,
+                        (long long)r->ids[i]);
+    }
+    ids32[i] = (int32_t)r->ids[i];
+  }
+  int rc = embr_ivecs_write(path, ids32, r->nq, r->k);
+  free(ids32);
+  return rc;
+}
+
+static int write_dist(const char *path, const void *ctx) {
+  const search_result *r = ctx;
+  embr_matrix m = {r->nq, r->k, r->k, (float *)r->dist, NULL};
+  return embr_matrix_write(path, EMBR_FORMAT_FVECS, &m);
+}
+
+static void print_text(const search_result *r, const embr_matrix *base) {
+  for (int64_t qi = 0; qi < r->nq; qi++) {
+    printf("%lld", (long long)qi);
+    for (int j = 0; j < r->k; j++) {
+      int64_t id = r->ids[qi * r->k + j];
+      if (id < 0) break;
+      if (base->labels && base->labels[id])
+        printf("\t%s:%.6g", base->labels[id], (double)r->dist[qi * r->k + j]);
+      else
+        printf("\t%lld:%.6g", (long long)id, (double)r->dist[qi * r->k + j]);
+    }
+    printf("\n");
+  }
+}
+
+static void print_json(const search_result *r, const embr_matrix *base, embr_metric m) {
+  printf("{\"metric\":\"%s\",\"k\":%d,\"results\":[", embr_metric_name(m), r->k);
+  for (int64_t qi = 0; qi < r->nq; qi++) {
+    int n = 0;
+    while (n < r->k && r->ids[qi * r->k + n] >= 0) n++;
+    printf("%s{\"query\":%lld,\"ids\":[", qi ? "," : "", (long long)qi);
+    for (int j = 0; j < n; j++) printf("%s%lld", j ? "," : "", (long long)r->ids[qi * r->k + j]);
+    printf("],\"distances\":[");
+    for (int j = 0; j < n; j++) {
+      if (j) putchar(',');
+      cli_json_float(stdout, r->dist[qi * r->k + j]);
+    }
+    printf("]");
+    if (base->labels) {
+      printf(",\"labels\":[");
+      for (int j = 0; j < n; j++) {
+        if (j) putchar(',');
+        const char *l = base->labels[r->ids[qi * r->k + j]];
+        cli_json_string(stdout, l ? l : "");
+      }
+      printf("]");
+    }
+    printf("}");
+  }
+  printf("]}\n");
+}
+
+int cmd_search(int argc, char **argv) {
+  const char *base_path = NULL, *query_path = NULL, *metric_name = "l2", *format = NULL;
+  const char *out_ids = NULL, *out_dist = NULL;
+  int64_t k = 10, threads = 0;
+  int json = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--base", "-b", &base_path, "FILE", "base vectors (any matrix format)"),
+      OPT_STR_REQ("--query", "-q", &query_path, "FILE", "query vectors, same dimension as the base"),
+      OPT_INT("-k", "--k", &k, "K", "neighbours per query", "10", 1, 100000),
+      OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_STR("--format", NULL, &format, "FMT", "input format of both files (npy, fvecs, ...)", "by extension"),
+      OPT_STR("--out-ids", NULL, &out_ids, "FILE", "write ids as .ivecs (-1 pads when k > base size)", "none"),
+      OPT_STR("--out-dist", NULL, &out_dist, "FILE", "write distances as .fvecs", "none"),
+      OPT_FLAG("--json", NULL, &json, "print results as JSON on stdout"),
+      OPT_FLAG("--quiet", NULL, &quiet, "no progress or timing on stderr"),
+  };
+  cli_command cmd = {"search", "Exact k-nearest-neighbour search (brute force, all four metrics).",
+                     "embr search --base FILE --query FILE [-k K] [--metric M] [options]",
+                     "Results are (distance, id) pairs, best first, ties by lower id. L2 is the squared\n"
+                     "Euclidean distance and L1 the Manhattan distance (smaller is better); ip is the\n"
+                     "inner product and cosine the cosine similarity (larger is better). Without\n"
+                     "--out-ids/--out-dist the results are printed, one line per query:\n"
+                     "  QUERY<TAB>ID:DIST<TAB>ID:DIST ...  (words instead of ids for word2vec/GloVe bases).",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_metric metric;
+  if (embr_metric_parse(metric_name, &metric) != 0) return cli_usage_error(&cmd, "%s", embr_last_error());
+
+  embr_matrix base = EMBR_MATRIX_INIT, query = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("search", base_path, format, &base);
+  if (!rc) rc = cli_read_matrix("search", query_path, format, &query);
+  if (!rc && query.dim != base.dim) {
+    fprintf(stderr, "embr search: %s: dimension %lld does not match %s dimension %lld\n", query_path,
+            (long long)query.dim, base_path, (long long)base.dim);
+    rc = EXIT_ERR;
+  }
+  float *dist = NULL;
+  int64_t *ids = NULL;
+  if (!rc) {
+    size_t n = (size_t)query.n * (size_t)k;
+    dist = malloc(sizeof(float) * (n ? n : 1));
+    ids = malloc(sizeof(int64_t) * (n ? n : 1));
+    if (!dist || !ids) rc = cli_fail("search", embr_error(EMBR_ENOMEM, "out of memory for %lld x %lld results", (long long)query.n, (long long)k));
+  }
+  if (!rc) {
+    cli_bar bar;
+    cli_bar_init(&bar, "search", quiet);
+    embr_knn_params p = embr_knn_params_default();
+    p.n_threads = (int)threads;
+    p.progress = cli_bar_progress(&bar);
+    double t0 = embr_now();
+    int s = embr_knn(metric, base.data, base.n, base.ld, query.data, query.n, query.ld, base.dim,
+                     (int)k, dist, ids, &p);
+    double secs = embr_now() - t0;
+    cli_bar_done(&bar);
+    if (s) rc = cli_fail("search", s);
+    else if (!quiet)
+      fprintf(stderr, "searched %lld queries in %lld base vectors (dim %lld, %s) in %.3f s: %.1f queries/s\n",
+              (long long)query.n, (long long)base.n, (long long)base.dim, embr_metric_name(metric),
+              secs, secs > 0 ? (double)query.n / secs : 0.0);
+  }
+  if (!rc) {
+    search_result r = {query.n, (int)k, dist, ids};
+    cli_output outs[2];
+    int nout = 0;
+    if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
+    if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
+    if (nout)
+      rc = cli_write_outputs("search", outs, nout);
+    else if (json)
+      print_json(&r, &base, metric);
+    else
+      print_text(&r, &base);
+  }
+  free(dist);
+  free(ids);
+  embr_matrix_free(&base);
+  embr_matrix_free(&query);
+  return rc;
+}

@@ -1,0 +1,51 @@
+/* Shared pieces of the `embr` commands: exit codes, error reporting, progress bar, loading
+ * inputs and writing outputs. */
+#ifndef EMBR_CLI_COMMON_H
+#define EMBR_CLI_COMMON_H
+
+#include "args.h"
+#include "embr/embr.h"
+
+#include <stdio.h>
+
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
+
+/* Prints "embr CMD: <embr_last_error() or strerror(status)>" and returns EXIT_ERR. */
+int cli_fail(const char *cmd, int status);
+
+/* Progress display: a bar on a TTY, a plain line every few seconds otherwise, nothing when quiet. */
+typedef struct cli_bar {
+  const char *label;
+  int tty;
+  int quiet;
+  double last_plain;    /* when the last plain line was printed (starts at init) */
+  uint64_t last_done;   /* what it said */
+  int printed;          /* plain lines printed so far */
+  int drawn;
+} cli_bar;
+
+void cli_bar_init(cli_bar *b, const char *label, int quiet);
+/* An embr_progress that draws on b. */
+embr_progress cli_bar_progress(cli_bar *b);
+/* Clears the bar line (call before printing anything else). */
+void cli_bar_done(cli_bar *b);
+
+/* Resolves a --format value (NULL = by extension) and reads the matrix; on failure prints the
+ * message and returns EXIT_ERR (EXIT_USAGE for an unknown format name). */
+int cli_read_matrix(const char *cmd, const char *path, const char *format, embr_matrix *m);
+
+/* Writes several outputs all-or-nothing: each to a temporary name first, renamed into place only
+ * when every one was written. */
+typedef struct cli_output {
+  const char *path;
+  int (*write)(const char *path, const void *ctx);
+  const void *ctx;
+} cli_output;
+int cli_write_outputs(const char *cmd, cli_output *outs, int n);
+
+/* JSON string literal with escapes. */
+void cli_json_string(FILE *f, const char *s);
+/* A float as JSON (finite numbers with round-trip precision, null for NaN/Inf). */
+void cli_json_float(FILE *f, float v);
+
+#endif

@@ -1,0 +1,10 @@
+/* embr: embeddings and retrieval in C. Include this header for the whole public API. */
+#ifndef EMBR_EMBR_H
+#define EMBR_EMBR_H
+
+#include "embr/core.h"
+#include "embr/matrix.h"
+#include "embr/synth.h"
+#include "embr/vec.h"
+
+#endif

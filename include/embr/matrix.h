@@ -1,0 +1,84 @@
+/* embr matrix: an owned float32 row-major matrix with optional row labels (words), and the file
+ * formats users already have: .npy, .fvecs/.ivecs/.bvecs, word2vec text and binary, GloVe text,
+ * CSV/TSV. Byte layouts are described in docs/formats.md.
+ *
+ * Every reader treats its input as hostile: sizes are checked against the file length before any
+ * allocation, size arithmetic is overflow-checked, and values must be finite. A failure returns a
+ * status and leaves a one-line message naming the file and the problem in embr_last_error().
+ * Writers write to a temporary file beside the target, fsync it and rename it into place, so a
+ * failed or interrupted write never leaves a partial file under the target name. */
+#ifndef EMBR_MATRIX_H
+#define EMBR_MATRIX_H
+
+#include "embr/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct embr_matrix {
+  int64_t n;      /* rows */
+  int64_t dim;    /* columns */
+  int64_t ld;     /* leading dimension (floats between row starts), >= dim */
+  float *data;    /* row i at data + i*ld; 64-byte aligned when allocated by embr */
+  char **labels;  /* NULL, or n NUL-terminated strings (words of a word2vec/GloVe file) */
+} embr_matrix;
+
+/* An empty matrix: all zero. Safe to free. */
+#define EMBR_MATRIX_INIT {0, 0, 0, NULL, NULL}
+
+/* Allocates an n x dim matrix (ld = dim), zero-filled, without labels. */
+EMBR_API int embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim);
+/* Allocates the label array (n NULL entries) of an allocated matrix. */
+EMBR_API int embr_matrix_alloc_labels(embr_matrix *m);
+/* Frees what embr allocated for m and zeroes it. NULL or an empty matrix is a no-op. */
+EMBR_API void embr_matrix_free(embr_matrix *m);
+/* Index of the row whose label equals `label`, or -1. Linear scan. */
+EMBR_API int64_t embr_matrix_find_label(const embr_matrix *m, const char *label);
+/* First non-finite value: returns 0 and sets *row and *col, or returns -1 when all are finite. */
+EMBR_API int embr_matrix_find_nonfinite(const embr_matrix *m, int64_t *row, int64_t *col);
+
+/* ---- formats --------------------------------------------------------------------------------- */
+typedef enum embr_format {
+  EMBR_FORMAT_AUTO = 0, /* by extension (and, for .txt/.vec, by content) */
+  EMBR_FORMAT_NPY,      /* NumPy .npy v1/v2/v3: float32 C order; float64, float16 converted on read */
+  EMBR_FORMAT_FVECS,    /* per row: int32 dim, dim float32 */
+  EMBR_FORMAT_IVECS,    /* per row: int32 dim, dim int32 (read as float when exactly representable) */
+  EMBR_FORMAT_BVECS,    /* per row: int32 dim, dim uint8 */
+  EMBR_FORMAT_W2V_TEXT, /* "n dim\n" then "word v1 ... vdim\n" */
+  EMBR_FORMAT_W2V_BIN,  /* "n dim\n" then "word " + dim little-endian float32 (+ optional "\n") */
+  EMBR_FORMAT_GLOVE,    /* "word v1 ... vdim\n", no header */
+  EMBR_FORMAT_CSV,      /* comma-separated numbers, optional non-numeric header line */
+  EMBR_FORMAT_TSV       /* tab-separated numbers, optional non-numeric header line */
+} embr_format;
+
+EMBR_API const char *embr_format_name(embr_format f);
+/* Accepts npy, fvecs, ivecs, bvecs, w2v-text|word2vec-text|text, w2v-bin|word2vec|bin, glove,
+ * csv, tsv. */
+EMBR_API int embr_format_parse(const char *name, embr_format *out);
+/* The format for a path by its extension: .npy .fvecs .ivecs .bvecs .bin (w2v binary) .txt/.vec
+ * (word2vec text) .glove .csv .tsv. EMBR_FORMAT_AUTO when the extension says nothing. */
+EMBR_API embr_format embr_format_from_extension(const char *path);
+
+/* Reads a matrix. With EMBR_FORMAT_AUTO the format comes from the extension; for .txt/.vec a
+ * first line of two integers means word2vec text, anything else GloVe. NaN and Inf are refused
+ * (EMBR_EVALUE naming row and column). An empty file or a file with no rows is EMBR_EFORMAT. */
+EMBR_API int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out);
+
+/* Reads from a memory buffer (fuzzing, tests); `name` is used in messages. fmt must not be AUTO. */
+EMBR_API int embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
+                                  embr_matrix *out);
+
+/* Writes a matrix atomically (temporary file, fsync, rename). Word formats need labels (rows
+ * without one are refused); other formats ignore labels. bvecs needs integers in 0..255 and ivecs
+ * integers representable as int32. */
+EMBR_API int embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m);
+
+/* int32 matrices (.ivecs ground truth and result ids). *data is allocated with embr_alloc. */
+EMBR_API int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim);
+EMBR_API int embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
