@@ -52,29 +52,39 @@ typedef enum embr_format {
   EMBR_FORMAT_TSV       /* tab-separated numbers, optional non-numeric header line */
 } embr_format;
 
+/* "auto", "npy", "fvecs", "ivecs", "bvecs", "w2v-text", "w2v-bin", "glove", "csv", "tsv". */
 EMBR_API const char *embr_format_name(embr_format f);
-/* Accepts npy, fvecs, ivecs, bvecs, w2v-text|word2vec-text|text, w2v-bin|word2vec|bin, glove,
- * csv, tsv. */
+/* Accepts (case-insensitively) auto, npy, fvecs, ivecs, bvecs, w2v-text|word2vec-text|text,
+ * w2v-bin|word2vec|bin, glove, csv, tsv; anything else is EMBR_EINVAL. */
 EMBR_API int embr_format_parse(const char *name, embr_format *out);
 /* The format for a path by its extension: .npy .fvecs .ivecs .bvecs .bin (w2v binary) .txt/.vec
  * (word2vec text) .glove .csv .tsv. EMBR_FORMAT_AUTO when the extension says nothing. */
 EMBR_API embr_format embr_format_from_extension(const char *path);
 
-/* Reads a matrix. With EMBR_FORMAT_AUTO the format comes from the extension; for .txt/.vec a
- * first line of two integers means word2vec text, anything else GloVe. NaN and Inf are refused
- * (EMBR_EVALUE naming row and column). An empty file or a file with no rows is EMBR_EFORMAT. */
+/* Reads a matrix into *out, which is overwritten (not freed first) and left empty on failure; free
+ * it with embr_matrix_free. With EMBR_FORMAT_AUTO the format comes from the extension (a file
+ * starting with the .npy magic is .npy whatever its name); for .txt/.vec a first line of two
+ * integers means word2vec text, anything else GloVe. NaN and Inf are refused (EMBR_EVALUE naming
+ * row and column). An empty file or a file with no rows is EMBR_EFORMAT; a gzip-compressed text or
+ * .npy file is EMBR_EUNSUPPORTED. Word formats fill out->labels; the others leave it NULL.
+ * In messages, rows and columns count from 0 (as in NumPy), lines of text files from 1. */
 EMBR_API int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out);
 
-/* Reads from a memory buffer (fuzzing, tests); `name` is used in messages. fmt must not be AUTO. */
+/* Reads from a memory buffer (fuzzing, tests); `name` is used in messages and, with
+ * EMBR_FORMAT_AUTO, for its extension. The buffer need not be NUL-terminated. */
 EMBR_API int embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
                                   embr_matrix *out);
 
-/* Writes a matrix atomically (temporary file, fsync, rename). Word formats need labels (rows
- * without one are refused); other formats ignore labels. bvecs needs integers in 0..255 and ivecs
- * integers representable as int32. */
+/* Writes a matrix atomically (temporary file, fsync, rename). With EMBR_FORMAT_AUTO the format
+ * comes from the extension (.txt/.vec: word2vec text). Everything that can be refused is checked
+ * before the file is created: at least one row, finite values (readers refuse NaN/Inf), a label
+ * per row without whitespace for the word formats (other formats ignore labels), integers in
+ * 0..255 for bvecs and integers representable as int32 for ivecs. Text formats write values with
+ * "%.9g", which reads back to the identical float32. */
 EMBR_API int embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m);
 
-/* int32 matrices (.ivecs ground truth and result ids). *data is allocated with embr_alloc. */
+/* int32 matrices (.ivecs ground truth and result ids). *data is allocated with embr_alloc and
+ * freed with embr_free. */
 EMBR_API int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim);
 EMBR_API int embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim);
 
