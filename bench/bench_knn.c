@@ -7,6 +7,7 @@
  * Prints one JSON object per line. */
 #include "embr/embr.h"
 
+#include <cblas.h>
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,29 @@ __attribute__((target("avx2"))) static float stream_sum(const float *x, int64_t 
   for (int j = 0; j < 8; j++) s += t[j];
   for (; i < n; i++) s += x[i];
   return s;
+}
+
+/* The arithmetic bound: a bare sgemm of the batch's shape (queries x base block x dim) on the
+ * same threads, as GFLOP/s. */
+static double sgemm_gflops(int64_t dim, int threads) {
+  const int M = 4096, N = 4096;
+  float *a = embr_alloc(sizeof(float) * (size_t)(M * dim)), *b = embr_alloc(sizeof(float) * (size_t)(N * dim));
+  float *c = embr_alloc(sizeof(float) * (size_t)M * N);
+  for (int64_t i = 0; i < M * dim; i++) a[i] = (float)(i % 7) * 1e-3f;
+  for (int64_t i = 0; i < N * dim; i++) b[i] = (float)(i % 5) * 1e-3f;
+  openblas_set_num_threads(embr_threads_resolve(threads));
+  double best = 1e30;
+  for (int r = 0; r < 6; r++) {
+    double t0 = embr_now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, (int)dim, 1.0f, a, (int)dim, b,
+                (int)dim, 0.0f, c, N);
+    double t = embr_now() - t0;
+    if (t < best) best = t;
+  }
+  embr_free(a);
+  embr_free(b);
+  embr_free(c);
+  return 2.0 * M * N * (double)dim / best / 1e9;
 }
 
 static void usage(void) {
@@ -97,10 +121,12 @@ int main(int argc, char **argv) {
       if (t < best) best = t;
     }
     printf("{\"tool\":\"embr\",\"mode\":\"batch\",\"metric\":\"%s\",\"cpu\":\"%s\",\"threads\":%d,"
-           "\"nb\":%lld,\"nq\":%lld,\"dim\":%lld,\"k\":%d,\"seconds\":%.3f,\"qps\":%.1f,\"gflops\":%.1f}\n",
+           "\"nb\":%lld,\"nq\":%lld,\"dim\":%lld,\"k\":%d,\"seconds\":%.3f,\"qps\":%.1f,\"gflops\":%.1f,"
+           "\"sgemm_gflops\":%.1f}\n",
            metric_name, cpu, embr_threads_resolve(threads), (long long)base.n, (long long)nq,
            (long long)base.dim, k, best, (double)nq / best,
-           2.0 * (double)base.n * (double)nq * (double)base.dim / best / 1e9);
+           2.0 * (double)base.n * (double)nq * (double)base.dim / best / 1e9,
+           sgemm_gflops(base.dim, threads));
     if (out_ids) {
       int32_t *i32 = malloc(sizeof(int32_t) * (size_t)(nq * k));
       for (int64_t i = 0; i < nq * k; i++) i32[i] = (int32_t)ids[i];

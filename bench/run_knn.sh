@@ -55,18 +55,17 @@ def get(tool, metric, mode="batch", nq=None):
         if r["tool"].startswith(tool) and r["metric"] == metric and r["mode"] == mode and (nq is None or r["nq"] == nq):
             return r
 full = int(nq)
-print(f"\n| metric | embr q/s | peer | peer q/s | ratio | embr GFLOP/s |")
-print("|---|---|---|---|---|---|")
-for m in ["l2", "ip"]:
+print(f"\n| metric | embr q/s | peer | peer q/s | ratio | embr GFLOP/s | bare sgemm GFLOP/s | share of sgemm bound |")
+print("|---|---|---|---|---|---|---|---|")
+for m in ["l2", "ip", "cosine"]:
     e, f = get("embr", m, nq=full), get("faiss", m)
-    print(f"| {m} | {e['qps']} | {f['tool']} | {f['qps']} | **{e['qps']/f['qps']:.1f}x** | {e['gflops']} |")
-e = get("embr", "cosine", nq=full)
-print(f"| cosine | {e['qps']} | - | - | - | {e['gflops']} |")
+    peer = f"| {f['tool']} | {f['qps']} | **{e['qps']/f['qps']:.1f}x** " if f else "| - | - | - "
+    print(f"| {m} | {e['qps']} {peer}| {e['gflops']} | {e['sgemm_gflops']} | {100*e['gflops']/e['sgemm_gflops']:.0f}% |")
 e = get("embr", "l1", nq=full)
-print(f"| l1 | {e['qps']} | - | - | - | - |")
+print(f"| l1 | {e['qps']} | - | - | - | - | - | - |")
 nl = [r for r in rows if r["tool"].startswith("numpy")][0]
 el = get("embr", "l1", nq=nl["nq"])
-print(f"| l1 ({nl['nq']} queries) | {el['qps']} | {nl['tool']} (broadcast) | {nl['qps']} | **{el['qps']/nl['qps']:.0f}x** | - |")
+print(f"| l1 ({nl['nq']} queries) | {el['qps']} | {nl['tool']} (broadcast, 1 thread) | {nl['qps']} | **{el['qps']/nl['qps']:.0f}x** | - | - | - |")
 print(f"\n| single query (1 thread) | ms | stream base once, ms | ratio |")
 print("|---|---|---|---|")
 for m in ["l2", "ip", "cosine", "l1"]:

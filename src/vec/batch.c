@@ -46,8 +46,15 @@ static void fill_tile(const knn_ctx *c, const embr__kernels *kr, int64_t q0, int
   const float *qp = c->q + q0 * c->ldq;
   const float *bp = c->base + b0 * c->ldb;
   if (c->use_gemm) {
+    /* L2: start the tile at |b|^2 and let sgemm accumulate onto it (beta = 1). OpenBLAS makes a
+     * zeroing pass over C when beta = 0 anyway, so this costs nothing and spares the scan an add. */
+    float beta = 0.0f;
+    if (c->add) {
+      for (int64_t i = 0; i < nqb; i++) memcpy(tile + i * KNN_BB, c->add + b0, sizeof(float) * (size_t)nbb);
+      beta = 1.0f;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nqb, (int)nbb, (int)c->dim, c->alpha,
-                qp, (int)c->ldq, bp, (int)c->ldb, 0.0f, tile, KNN_BB);
+                qp, (int)c->ldq, bp, (int)c->ldb, beta, tile, KNN_BB);
     return;
   }
   if (c->m == EMBR_METRIC_L1) {
@@ -73,7 +80,7 @@ static void run_block(const knn_ctx *c, const embr__kernels *kr, int64_t q0, int
   for (int64_t b0 = b_lo; b0 < b_hi; b0 += KNN_BB) {
     int64_t nbb = b_hi - b0 < KNN_BB ? b_hi - b0 : KNN_BB;
     fill_tile(c, kr, q0, nqb, b0, nbb, tile);
-    const float *add = c->add ? c->add + b0 : NULL;
+    const float *add = c->add && !c->use_gemm ? c->add + b0 : NULL; /* gemm folded it in */
     const float *mul = c->mul ? c->mul + b0 : NULL;
     for (int64_t i = 0; i < nqb; i++)
       kr->scan_topk(tile + i * KNN_BB, nbb, add, mul, &tk[i], b0);
