@@ -94,6 +94,15 @@ int cli_parse(cli_command *cmd, int argc, char **argv) {
     size_t len = eq ? (size_t)(eq - a) : strlen(a);
     cli_opt *o = find_opt(cmd, a, len);
     if (!o) return cli_usage_error(cmd, "unknown option '%.*s'", (int)len, a);
+    if (o->type == CLI_FLAG && o->alias_value && (strlen(o->name) != len || strncmp(o->name, a, len) != 0)) {
+      /* word2vec-style "-hs 1": the alias carries the switch's value. */
+      const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!v || (strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
+        return cli_usage_error(cmd, "%.*s expects 0 or 1", (int)len, a);
+      *(int *)o->dest = v[0] == '1';
+      o->seen = 1;
+      continue;
+    }
     if (o->seen && o->type != CLI_FLAG)
       return cli_usage_error(cmd, "%s given more than once", o->name);
     o->seen = 1;

@@ -23,6 +23,7 @@ typedef struct cli_opt {
   int required;
   double min, max;     /* numeric range (both 0: unchecked) */
   int seen;            /* set by the parser */
+  int alias_value;     /* CLI_FLAG: the alias takes a 0/1 value (word2vec's "-hs 1") */
 } cli_opt;
 
 typedef struct cli_command {
@@ -47,10 +48,12 @@ void cli_print_help(const cli_command *cmd);
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Convenience constructors for the option tables. */
-#define OPT_FLAG(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0}
-#define OPT_STR(n, a, d, mv, h, def) {n, a, CLI_STRING, d, mv, h, def, 0, 0, 0, 0}
-#define OPT_STR_REQ(n, a, d, mv, h) {n, a, CLI_STRING, d, mv, h, NULL, 1, 0, 0, 0}
-#define OPT_INT(n, a, d, mv, h, def, lo, hi) {n, a, CLI_INT, d, mv, h, def, 0, lo, hi, 0}
-#define OPT_DBL(n, a, d, mv, h, def, lo, hi) {n, a, CLI_DOUBLE, d, mv, h, def, 0, lo, hi, 0}
+#define OPT_FLAG(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0, 0}
+/* A switch whose alias takes a value: "--hs" or "-hs 1" / "-hs 0". */
+#define OPT_FLAG_V(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0, 1}
+#define OPT_STR(n, a, d, mv, h, def) {n, a, CLI_STRING, d, mv, h, def, 0, 0, 0, 0, 0}
+#define OPT_STR_REQ(n, a, d, mv, h) {n, a, CLI_STRING, d, mv, h, NULL, 1, 0, 0, 0, 0}
+#define OPT_INT(n, a, d, mv, h, def, lo, hi) {n, a, CLI_INT, d, mv, h, def, 0, lo, hi, 0, 0}
+#define OPT_DBL(n, a, d, mv, h, def, lo, hi) {n, a, CLI_DOUBLE, d, mv, h, def, 0, lo, hi, 0, 0}
 
 #endif

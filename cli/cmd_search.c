@@ -107,6 +107,8 @@ int cmd_search(int argc, char **argv) {
   embr_metric metric;
   if (embr_metric_parse(metric_name, &metric) != 0) return cli_usage_error(&cmd, "%s", embr_last_error());
 
+  if ((out_ids && cli_check_output("search", out_ids)) || (out_dist && cli_check_output("search", out_dist)))
+    return EXIT_ERR;
   embr_matrix base = EMBR_MATRIX_INIT, query = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix("search", base_path, format, &base);
   if (!rc) rc = cli_read_matrix("search", query_path, format, &query);

@@ -46,6 +46,7 @@ int cmd_synth(int argc, char **argv) {
   if (qout && embr_format_from_extension(qout) == EMBR_FORMAT_AUTO)
     return cli_usage_error(&cmd, "%s: cannot tell the output format from the extension", qout);
 
+  if (cli_check_output("synth", out) || (qout && cli_check_output("synth", qout))) return EXIT_ERR;
   embr_synth_params p = embr_synth_params_default();
   p.clusters = clusters;
   p.center_std = center_std;

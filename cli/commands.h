@@ -9,5 +9,6 @@ int cmd_convert(int argc, char **argv);
 int cmd_recall(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_w2v(int argc, char **argv);
 
 #endif

@@ -34,6 +34,10 @@ void cli_bar_done(cli_bar *b);
  * message and returns EXIT_ERR (EXIT_USAGE for an unknown format name). */
 int cli_read_matrix(const char *cmd, const char *path, const char *format, embr_matrix *m);
 
+/* Checks, before any long work, that `path` can be created: its directory exists and is
+ * writable and the path is not a directory. Prints the problem and returns EXIT_ERR. */
+int cli_check_output(const char *cmd, const char *path);
+
 /* Writes several outputs all-or-nothing: each to a temporary name first, renamed into place only
  * when every one was written. */
 typedef struct cli_output {

@@ -12,6 +12,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"w2v", cmd_w2v, "word2vec: train word vectors; similar words, analogies, evaluation"},
     {"search", cmd_search, "exact k-nearest-neighbour search (l2, ip, cosine, l1)"},
     {"convert", cmd_convert, "convert a matrix file between formats"},
     {"recall", cmd_recall, "recall@k of result ids against ground truth"},

@@ -1,9 +1,12 @@
 /* Error reporting, input loading and all-or-nothing output for the commands. */
 #include "common.h"
 
+#include <errno.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_fail(const char *cmd, int status) {
@@ -22,7 +25,31 @@ int cli_read_matrix(const char *cmd, const char *path, const char *format, embr_
   return rc ? cli_fail(cmd, rc) : EXIT_OK;
 }
 
+int cli_check_output(const char *cmd, const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "embr %s: %s: is a directory, expected a file name\n", cmd, path);
+    return EXIT_ERR;
+  }
+  char *copy = strdup(path);
+  if (!copy) return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+  const char *dir = dirname(copy);
+  int rc = EXIT_OK;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "embr %s: %s: directory '%s' does not exist\n", cmd, path, dir);
+    rc = EXIT_ERR;
+  } else if (access(dir, W_OK) != 0) {
+    fprintf(stderr, "embr %s: %s: cannot write in '%s': %s\n", cmd, path, dir, strerror(errno));
+    rc = EXIT_ERR;
+  }
+  free(copy);
+  return rc;
+}
+
 int cli_write_outputs(const char *cmd, cli_output *outs, int n) {
+  if (n < 1) return EXIT_OK;
+  for (int i = 0; i < n; i++)
+    if (cli_check_output(cmd, outs[i].path)) return EXIT_ERR;
   char **tmp = calloc((size_t)n, sizeof *tmp);
   int rc = tmp ? 0 : EMBR_ENOMEM, i;
   for (i = 0; i < n && !rc; i++) {

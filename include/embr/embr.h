@@ -5,6 +5,8 @@
 #include "embr/core.h"
 #include "embr/matrix.h"
 #include "embr/synth.h"
+#include "embr/text.h"
 #include "embr/vec.h"
+#include "embr/w2v.h"
 
 #endif

@@ -1,0 +1,354 @@
+/* embr w2v: train word vectors, and query them (similar, analogy, eval, similarity). */
+#include "commands.h"
+
+#include "embr/w2v.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- train ----------------------------------------------------------------------------------- */
+
+static int write_vectors(const char *path, const void *ctx) {
+  const embr_matrix *m = ((const embr_matrix *const *)ctx)[0];
+  const embr_format *f = ((const embr_format *const *)ctx)[1];
+  return embr_matrix_write(path, *f, m);
+}
+
+static int w2v_train(int argc, char **argv) {
+  const char *input = NULL, *output = NULL, *save_vocab = NULL, *read_vocab = NULL;
+  int64_t dim = 100, window = 5, negative = 5, min_count = 5, max_vocab = 0, epochs = 5, threads = 0, seed = 1;
+  double sample = 1e-3, alpha = 0;
+  int hs = 0, cbow = 0, binary = -1, text = 0, classic = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--input", "-i|-train", &input, "FILE", "training corpus: words separated by spaces, sentences by lines"),
+      OPT_STR_REQ("--output", "-o|-output", &output, "FILE", "word vectors to write (.bin binary, .txt text)"),
+      OPT_INT("--dim", "-size", &dim, "N", "vector size", "100", 1, 10000),
+      OPT_INT("--window", "-window", &window, "N", "max distance between a word and its context", "5", 1, 100),
+      OPT_INT("--negative", "-negative", &negative, "N", "negative samples (0 = none)", "5", 0, 64),
+      OPT_FLAG_V("--hs", "-hs", &hs, "hierarchical softmax (with -hs 0|1)"),
+      OPT_FLAG_V("--cbow", "-cbow", &cbow, "CBOW instead of skip-gram (with -cbow 0|1)"),
+      OPT_DBL("--sample", "-sample", &sample, "T", "subsampling threshold for frequent words (0 = off)", "1e-3", 0, 0.999),
+      OPT_INT("--min-count", "-min-count", &min_count, "N", "ignore words seen fewer times", "5", 1, 1e15),
+      OPT_INT("--max-vocab", NULL, &max_vocab, "N", "keep only the N most frequent words (0 = all)", "0", 0, 1e12),
+      OPT_DBL("--alpha", "-alpha", &alpha, "A", "starting learning rate", "0.025 skip-gram, 0.05 CBOW", 0, 10),
+      OPT_INT("--epochs", "-iter", &epochs, "N", "passes over the corpus", "5", 1, 100000),
+      OPT_INT("--threads", "-threads", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_INT("--seed", NULL, &seed, "S", "random seed (with --threads 1: identical output)", "1", 0, 9e18),
+      {"--binary", "-binary", CLI_FLAG, &binary, NULL, "write the binary format (with -binary 0|1)",
+       "by extension: .txt/.vec text, else binary", 0, 0, 0, 0, 1},
+      OPT_FLAG("--text", NULL, &text, "write the text format"),
+      OPT_STR("--save-vocab", "-save-vocab", &save_vocab, "FILE", "also write the vocabulary (word count per line)", "none"),
+      OPT_STR("--read-vocab", "-read-vocab", &read_vocab, "FILE", "take the vocabulary from this file instead of counting", "none"),
+      OPT_FLAG("--classic", NULL, &classic, "word2vec.c's one-pair-at-a-time update (reference, slower)"),
+      OPT_FLAG("--quiet", NULL, &quiet, "no progress"),
+  };
+  cli_command cmd = {"w2v train", "Train word2vec vectors (skip-gram or CBOW; negative sampling and/or hierarchical softmax).",
+                     "embr w2v train -i corpus.txt -o vectors.bin [options]",
+                     "word2vec.c's flag spellings are accepted (-train -output -size -window -sample\n"
+                     "-negative -hs -cbow -threads -iter -min-count -alpha -binary -save-vocab -read-vocab);\n"
+                     "unlike word2vec.c the default model is skip-gram. Output format: --binary/--text, else\n"
+                     "by extension (.txt/.vec text, anything else binary).",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  if (text && binary == 1) return cli_usage_error(&cmd, "--text and --binary exclude each other");
+  if (negative == 0 && !hs) return cli_usage_error(&cmd, "--negative 0 needs --hs (nothing to train otherwise)");
+  if (cli_check_output("w2v train", output) || (save_vocab && cli_check_output("w2v train", save_vocab)))
+    return EXIT_ERR;
+  embr_format fmt = EMBR_FORMAT_W2V_BIN;
+  if (text || binary == 0) fmt = EMBR_FORMAT_W2V_TEXT;
+  else if (binary < 0 && embr_format_from_extension(output) == EMBR_FORMAT_W2V_TEXT) fmt = EMBR_FORMAT_W2V_TEXT;
+
+  embr_w2v_params p = embr_w2v_params_default();
+  p.dim = (int)dim;
+  p.window = (int)window;
+  p.negative = (int)negative;
+  p.hs = hs;
+  p.cbow = cbow;
+  p.sample = sample;
+  p.min_count = min_count;
+  p.max_vocab = max_vocab;
+  p.alpha = alpha;
+  p.epochs = (int)epochs;
+  p.n_threads = (int)threads;
+  p.seed = (uint64_t)seed;
+  p.classic = classic;
+  cli_bar bar;
+  cli_bar_init(&bar, "w2v", quiet);
+  p.progress = cli_bar_progress(&bar);
+
+  embr_vocab *vocab = NULL;
+  int rc = 0;
+  if (read_vocab) rc = embr_vocab_read(&vocab, read_vocab, min_count, max_vocab);
+  else rc = embr_vocab_build(&vocab, input, min_count, max_vocab, &p.progress);
+  cli_bar_done(&bar);
+  if (rc) return cli_fail("w2v train", rc);
+  if (save_vocab && (rc = embr_vocab_save(vocab, save_vocab))) {
+    embr_vocab_free(vocab);
+    return cli_fail("w2v train", rc);
+  }
+  if (!quiet)
+    fprintf(stderr, "vocabulary: %lld words, %lld corpus words\n", (long long)embr_vocab_size(vocab),
+            (long long)embr_vocab_total(vocab));
+  embr_matrix vec = EMBR_MATRIX_INIT;
+  embr_w2v_stats st;
+  rc = embr_w2v_train(input, vocab, &p, &vec, &st);
+  cli_bar_done(&bar);
+  embr_vocab_free(vocab);
+  if (rc) return cli_fail("w2v train", rc);
+  if (!quiet)
+    fprintf(stderr, "trained %s%s, dim %d, %d epochs: %lld words in %.1f s, %.0f words/s\n",
+            cbow ? "CBOW" : "skip-gram", classic ? " (classic)" : "", (int)dim, (int)epochs,
+            (long long)st.words_done, st.seconds, st.words_per_sec);
+  const void *ctx[2] = {&vec, &fmt};
+  cli_output out = {output, write_vectors, ctx};
+  rc = cli_write_outputs("w2v train", &out, 1);
+  embr_matrix_free(&vec);
+  return rc;
+}
+
+/* ---- queries ----------------------------------------------------------------------------------- */
+
+static int load_wordvecs(const char *cmd, const char *path, const char *format, int64_t restrict_rows,
+                         int fold, embr_wordvecs **w) {
+  embr_matrix m = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix(cmd, path, format, &m);
+  if (rc) return rc;
+  rc = embr_wordvecs_create(w, &m, restrict_rows, fold);
+  embr_matrix_free(&m);
+  if (rc) {
+    fprintf(stderr, "embr %s: %s: %s\n", cmd, path, embr_last_error());
+    return EXIT_ERR;
+  }
+  return EXIT_OK;
+}
+
+static void print_word_list(const embr_wordvecs *w, const int64_t *rows, const float *s, int k, int json) {
+  if (json) {
+    printf("[");
+    for (int i = 0, first = 1; i < k; i++) {
+      if (rows[i] < 0) break;
+      printf("%s{\"word\":", first ? "" : ",");
+      cli_json_string(stdout, embr_wordvecs_word(w, rows[i]));
+      printf(",\"score\":");
+      cli_json_float(stdout, s[i]);
+      printf("}");
+      first = 0;
+    }
+    printf("]");
+  } else {
+    for (int i = 0; i < k && rows[i] >= 0; i++) printf("%-24s %.4f\n", embr_wordvecs_word(w, rows[i]), (double)s[i]);
+  }
+}
+
+static int w2v_similar(int argc, char **argv) {
+  const char *format = NULL, *pos[2];
+  int64_t k = 10;
+  int json = 0;
+  cli_opt opts[] = {
+      OPT_INT("-k", "--k", &k, "K", "how many words", "10", 1, 100000),
+      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
+      OPT_FLAG("--json", NULL, &json, "print JSON"),
+  };
+  cli_command cmd = {"w2v similar", "The words nearest to WORD by cosine similarity.",
+                     "embr w2v similar VECTORS WORD [-k K] [--json]", NULL, opts,
+                     (int)(sizeof opts / sizeof opts[0]), 2, 2, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_wordvecs *w;
+  int rc = load_wordvecs("w2v similar", pos[0], format, 0, 0, &w);
+  if (rc) return rc;
+  int64_t *rows = malloc(sizeof(int64_t) * (size_t)k);
+  float *s = malloc(sizeof(float) * (size_t)k);
+  rc = rows && s ? embr_w2v_similar(w, pos[1], (int)k, rows, s) : embr_error(EMBR_ENOMEM, "out of memory");
+  if (rc) {
+    fprintf(stderr, "embr w2v similar: %s: %s\n", pos[0], embr_last_error());
+    rc = EXIT_ERR;
+  } else if (json) {
+    printf("{\"word\":");
+    cli_json_string(stdout, pos[1]);
+    printf(",\"similar\":");
+    print_word_list(w, rows, s, (int)k, 1);
+    printf("}\n");
+  } else {
+    print_word_list(w, rows, s, (int)k, 0);
+  }
+  free(rows);
+  free(s);
+  embr_wordvecs_free(w);
+  return rc;
+}
+
+static int parse_method(const char *name, embr_analogy_method *m) {
+  if (strcmp(name, "3cosadd") == 0 || strcmp(name, "add") == 0) *m = EMBR_ANALOGY_3COSADD;
+  else if (strcmp(name, "3cosmul") == 0 || strcmp(name, "mul") == 0) *m = EMBR_ANALOGY_3COSMUL;
+  else return -1;
+  return 0;
+}
+
+static int w2v_analogy(int argc, char **argv) {
+  const char *format = NULL, *method_name = "3cosadd", *pos[4];
+  int64_t k = 5;
+  int json = 0;
+  cli_opt opts[] = {
+      OPT_INT("-k", "--k", &k, "K", "how many answers", "5", 1, 100000),
+      OPT_STR("--method", NULL, &method_name, "M", "3cosadd | 3cosmul", "3cosadd"),
+      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
+      OPT_FLAG("--json", NULL, &json, "print JSON"),
+  };
+  cli_command cmd = {"w2v analogy", "A is to B as C is to ?  (e.g. man king woman -> queen)",
+                     "embr w2v analogy VECTORS A B C [-k K] [--method 3cosadd|3cosmul] [--json]",
+                     "Answers exclude A, B and C. 3cosadd ranks by cos(x, B - A + C); 3cosmul by\n"
+                     "cos'(x,B) cos'(x,C) / (cos'(x,A) + 0.001) with cos' = (cos + 1) / 2.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 4, 4, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_analogy_method method;
+  if (parse_method(method_name, &method)) return cli_usage_error(&cmd, "unknown --method '%s'", method_name);
+  embr_wordvecs *w;
+  int rc = load_wordvecs("w2v analogy", pos[0], format, 0, 0, &w);
+  if (rc) return rc;
+  int64_t *rows = malloc(sizeof(int64_t) * (size_t)k);
+  float *s = malloc(sizeof(float) * (size_t)k);
+  rc = rows && s ? embr_w2v_analogy(w, pos[1], pos[2], pos[3], method, (int)k, rows, s)
+                 : embr_error(EMBR_ENOMEM, "out of memory");
+  if (rc) {
+    fprintf(stderr, "embr w2v analogy: %s: %s\n", pos[0], embr_last_error());
+    rc = EXIT_ERR;
+  } else if (json) {
+    printf("{\"a\":");
+    cli_json_string(stdout, pos[1]);
+    printf(",\"b\":");
+    cli_json_string(stdout, pos[2]);
+    printf(",\"c\":");
+    cli_json_string(stdout, pos[3]);
+    printf(",\"method\":\"%s\",\"answers\":", method == EMBR_ANALOGY_3COSADD ? "3cosadd" : "3cosmul");
+    print_word_list(w, rows, s, (int)k, 1);
+    printf("}\n");
+  } else {
+    printf("%s : %s :: %s : ?\n", pos[1], pos[2], pos[3]);
+    print_word_list(w, rows, s, (int)k, 0);
+  }
+  free(rows);
+  free(s);
+  embr_wordvecs_free(w);
+  return rc;
+}
+
+static double pct(int64_t a, int64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+
+static int w2v_eval(int argc, char **argv) {
+  const char *format = NULL, *method_name = "3cosadd", *pos[2];
+  int64_t restrict_rows = 30000, threads = 0;
+  int json = 0, case_sensitive = 0;
+  cli_opt opts[] = {
+      OPT_INT("--restrict", NULL, &restrict_rows, "N", "use only the N first (most frequent) words; 0 = all", "30000", 0, 1e12),
+      OPT_STR("--method", NULL, &method_name, "M", "3cosadd | 3cosmul", "3cosadd"),
+      OPT_FLAG("--case-sensitive", NULL, &case_sensitive, "match words exactly (compute-accuracy folds case)"),
+      OPT_INT("--threads", NULL, &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
+      OPT_FLAG("--json", NULL, &json, "print JSON"),
+  };
+  cli_command cmd = {"w2v eval", "Analogy accuracy on a questions-words.txt style file, counted as word2vec's compute-accuracy.",
+                     "embr w2v eval VECTORS QUESTIONS [--restrict 30000] [--json]",
+                     "A question counts as seen when its four words are among the restricted vocabulary;\n"
+                     "accuracy is over seen questions. The first five sections are semantic, the rest\n"
+                     "syntactic; coverage is seen / total.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_analogy_method method;
+  if (parse_method(method_name, &method)) return cli_usage_error(&cmd, "unknown --method '%s'", method_name);
+  embr_wordvecs *w;
+  int rc = load_wordvecs("w2v eval", pos[0], format, restrict_rows, !case_sensitive, &w);
+  if (rc) return rc;
+  embr_analogy_eval e;
+  rc = embr_w2v_eval_analogies(w, pos[1], method, (int)threads, &e);
+  embr_wordvecs_free(w);
+  if (rc) return cli_fail("w2v eval", rc);
+  if (json) {
+    printf("{\"sections\":[");
+    for (int i = 0; i < e.nsections; i++) {
+      printf("%s{\"name\":", i ? "," : "");
+      cli_json_string(stdout, e.sections[i].name);
+      printf(",\"correct\":%lld,\"seen\":%lld,\"total\":%lld,\"accuracy\":%.4f}", (long long)e.sections[i].correct,
+             (long long)e.sections[i].seen, (long long)e.sections[i].total,
+             pct(e.sections[i].correct, e.sections[i].seen) / 100);
+    }
+    printf("],\"semantic\":%.4f,\"syntactic\":%.4f,\"total\":%.4f,\"correct\":%lld,\"seen\":%lld,"
+           "\"questions\":%lld,\"coverage\":%.4f}\n",
+           pct(e.sem_correct, e.sem_seen) / 100, pct(e.syn_correct, e.syn_seen) / 100, pct(e.correct, e.seen) / 100,
+           (long long)e.correct, (long long)e.seen, (long long)e.total, pct(e.seen, e.total) / 100);
+  } else {
+    for (int i = 0; i < e.nsections; i++)
+      if (e.sections[i].seen)
+        printf("%-28s %6.2f %%  (%lld / %lld)\n", e.sections[i].name, pct(e.sections[i].correct, e.sections[i].seen),
+               (long long)e.sections[i].correct, (long long)e.sections[i].seen);
+    printf("semantic: %.2f %%  syntactic: %.2f %%  total: %.2f %%  (%lld / %lld)\n", pct(e.sem_correct, e.sem_seen),
+           pct(e.syn_correct, e.syn_seen), pct(e.correct, e.seen), (long long)e.correct, (long long)e.seen);
+    printf("questions seen / total: %lld / %lld  (%.2f %% coverage)\n", (long long)e.seen, (long long)e.total,
+           pct(e.seen, e.total));
+  }
+  embr_analogy_eval_free(&e);
+  return EXIT_OK;
+}
+
+static int w2v_similarity(int argc, char **argv) {
+  const char *format = NULL, *pos[2];
+  int json = 0, case_sensitive = 0;
+  cli_opt opts[] = {
+      OPT_FLAG("--case-sensitive", NULL, &case_sensitive, "match words exactly (default folds ASCII case)"),
+      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
+      OPT_FLAG("--json", NULL, &json, "print JSON"),
+  };
+  cli_command cmd = {"w2v similarity", "Spearman correlation with human similarity scores (WordSim-353, SimLex-999, MEN files).",
+                     "embr w2v similarity VECTORS PAIRS [--json]",
+                     "Each line: two words, then (anywhere after them) the first number is the human score;\n"
+                     "lines without one are skipped as headers. Pairs with an unknown word are counted as oov.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_wordvecs *w;
+  int rc = load_wordvecs("w2v similarity", pos[0], format, 0, !case_sensitive, &w);
+  if (rc) return rc;
+  embr_similarity_eval e;
+  rc = embr_w2v_eval_similarity(w, pos[1], &e);
+  embr_wordvecs_free(w);
+  if (rc) return cli_fail("w2v similarity", rc);
+  if (json)
+    printf("{\"spearman\":%.4f,\"pairs\":%lld,\"oov\":%lld}\n", e.spearman, (long long)e.pairs, (long long)e.oov);
+  else
+    printf("spearman rho = %.4f  (%lld pairs, %lld with unknown words)\n", e.spearman, (long long)e.pairs, (long long)e.oov);
+  return EXIT_OK;
+}
+
+int cmd_w2v(int argc, char **argv) {
+  static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+  } subs[] = {
+      {"train", w2v_train, "train word vectors from a text corpus"},
+      {"similar", w2v_similar, "nearest words by cosine similarity"},
+      {"analogy", w2v_analogy, "a is to b as c is to ?"},
+      {"eval", w2v_eval, "analogy benchmark accuracy (questions-words.txt)"},
+      {"similarity", w2v_similarity, "Spearman correlation with human word-similarity scores"},
+  };
+  int n = (int)(sizeof subs / sizeof subs[0]);
+  if (argc >= 2)
+    for (int i = 0; i < n; i++)
+      if (strcmp(argv[1], subs[i].name) == 0) return subs[i].run(argc - 1, argv + 1);
+  int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+  if (!help) {
+    if (argc >= 2)
+      fprintf(stderr, "embr w2v: unknown subcommand '%s'\n", argv[1]);
+    else
+      fprintf(stderr, "embr w2v: missing subcommand (train, similar, analogy, eval, similarity)\n");
+    fprintf(stderr, "Try 'embr w2v --help'.\n");
+    return EXIT_USAGE;
+  }
+  printf("usage: embr w2v <subcommand> [options]\n\n");
+  for (int i = 0; i < n; i++) printf("  %-11s %s\n", subs[i].name, subs[i].summary);
+  printf("\n'embr w2v <subcommand> --help' lists its flags and defaults.\n");
+  return EXIT_OK;
+}
