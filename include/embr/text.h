@@ -28,6 +28,8 @@ typedef struct embr_corpus embr_corpus;
  * EMBR_EFORMAT. Free with embr_corpus_close. */
 EMBR_API int embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t end);
 EMBR_API void embr_corpus_close(embr_corpus *c);
+/* Moves an open reader to another byte range, with the same boundary rules as open. */
+EMBR_API int embr_corpus_range(embr_corpus *c, int64_t start, int64_t end);
 
 /* Reads the next word into buf (NUL-terminated, at most EMBR_MAX_WORD_BYTES bytes). Returns 1 for
  * a word, 0 at the end of the range, or a negative status on a read error. *newline is set to 1

@@ -4,7 +4,8 @@
  *
  * Training follows Mikolov et al.'s word2vec: frequent-word subsampling, a window shrunk at random
  * per centre word, a unigram^0.75 noise distribution, a Huffman tree for hierarchical softmax, a
- * learning rate falling linearly to 1e-4 of its start, Hogwild threads over slices of the corpus.
+ * learning rate falling linearly to 1e-4 of its start, Hogwild threads over interleaved chunks of
+ * the corpus.
  * By default the updates of one centre word are batched (Ji et al. 2016): its context words share
  * one set of negative samples, and the (contexts x outputs) block of dot products, gradients and
  * updates is computed as small dense products. `classic` keeps word2vec.c's one-pair-at-a-time

@@ -86,38 +86,35 @@ int embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t
     embr_corpus_close(c);
     return rc;
   }
-  c->end = end;
-  if (start > 0) {
-    /* Position one byte before `start`: if that byte is not a space, the word there began in the
-     * previous range, which reads it; skip to its end. */
-    if (lseek(c->fd, (off_t)(start - 1), SEEK_SET) < 0) {
-      rc = embr_error(EMBR_EIO, "%s: seek failed: %s", path, strerror(errno));
-      embr_corpus_close(c);
-      return rc;
-    }
-    c->pos = start - 1;
-    c->len = c->at = 0;
-    c->eof = 0;
-    if ((rc = refill(c)) < 0) {
-      embr_corpus_close(c);
-      return rc;
-    }
-    if (rc > 0) {
-      int in_word = !is_space(c->buf[0]);
-      c->at = 1;
-      while (in_word) {
-        if ((rc = refill(c)) <= 0) break;
-        if (is_space(c->buf[c->at])) break;
-        c->at++;
-      }
-      if (rc < 0) {
-        embr_corpus_close(c);
-        return rc;
-      }
-    }
+  if ((rc = embr_corpus_range(c, start, end))) {
+    embr_corpus_close(c);
+    return rc;
   }
   *out = c;
   return 0;
+}
+
+int embr_corpus_range(embr_corpus *c, int64_t start, int64_t end) {
+  c->end = end;
+  /* Position one byte before `start` (or at 0): if that byte is not a space, the word there
+   * began in the previous range, which reads it; skip to its end. */
+  int64_t at = start > 0 ? start - 1 : 0;
+  if (lseek(c->fd, (off_t)at, SEEK_SET) < 0)
+    return embr_error(EMBR_EIO, "%s: seek failed: %s", c->path, strerror(errno));
+  c->pos = at;
+  c->len = c->at = 0;
+  c->eof = 0;
+  if (start == 0) return 0;
+  int rc = refill(c);
+  if (rc <= 0) return rc;
+  int in_word = !is_space(c->buf[0]);
+  c->at = 1;
+  while (in_word) {
+    if ((rc = refill(c)) <= 0) break;
+    if (is_space(c->buf[c->at])) break;
+    c->at++;
+  }
+  return rc < 0 ? rc : 0;
 }
 
 int64_t embr_corpus_tell(const embr_corpus *c) { return c->pos + (int64_t)c->at; }
