@@ -10,5 +10,12 @@ int cmd_recall(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_w2v(int argc, char **argv);
+int cmd_tsne(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+/* Draws a map with the default plot settings (cmd_plot.c; used by `embr tsne --plot`). labels and
+ * texts: NULL or n strings. Returns an exit code, the message printed as "embr CMD: ...". */
+int cli_plot_map(const char *cmd, const char *path, const float *xy, int64_t n, int ld,
+                 char *const *labels, char *const *texts, const char *title);
 
 #endif

@@ -13,11 +13,13 @@ typedef struct command {
 
 static const command commands[] = {
     {"w2v", cmd_w2v, "word2vec: train word vectors; similar words, analogies, evaluation"},
+    {"tsne", cmd_tsne, "t-SNE maps of vectors (2-D/3-D); transform new points; score a map"},
     {"search", cmd_search, "exact k-nearest-neighbour search (l2, ip, cosine, l1)"},
     {"convert", cmd_convert, "convert a matrix file between formats"},
     {"recall", cmd_recall, "recall@k of result ids against ground truth"},
     {"info", cmd_info, "describe a matrix file"},
     {"synth", cmd_synth, "generate clustered vectors (seeded Gaussian mixture)"},
+    {"plot", cmd_plot, "draw 2-D coordinates: PNG, SVG, PDF or interactive HTML"},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -11,3 +11,5 @@ $SUDO apt-get install -y --no-install-recommends \
   libopenblas-dev liblapacke-dev libfftw3-dev libsqlite3-dev libcjson-dev \
   libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev \
   clang libclang-rt-14-dev
+# Headless browser for the interactive HTML plot test (tests/test_plot_html.sh; skipped without it).
+$SUDO apt-get install -y --no-install-recommends chromium

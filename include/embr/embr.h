@@ -4,8 +4,10 @@
 
 #include "embr/core.h"
 #include "embr/matrix.h"
+#include "embr/plot.h"
 #include "embr/synth.h"
 #include "embr/text.h"
+#include "embr/tsne.h"
 #include "embr/vec.h"
 #include "embr/w2v.h"
 

@@ -1,0 +1,467 @@
+/* embr tsne: maps vectors to 2-D/3-D (and `transform` new points, `eval` a map). */
+#include "commands.h"
+
+#include "embr/tsne.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- labels file: one label per line -------------------------------------------------------- */
+
+static void cli_labels_free(char **labels, int64_t n);
+static int cli_labels_read(const char *cmd, const char *path, int64_t expect, char ***out);
+
+static void cli_labels_free(char **labels, int64_t n) {
+  if (!labels) return;
+  for (int64_t i = 0; i < n; i++) free(labels[i]);
+  free(labels);
+}
+
+static int cli_labels_read(const char *cmd, const char *path, int64_t expect, char ***out) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "embr %s: %s: cannot open: %s\n", cmd, path, strerror(errno));
+    return EXIT_ERR;
+  }
+  char **labels = calloc((size_t)(expect > 0 ? expect : 1), sizeof(char *));
+  char *line = NULL;
+  size_t cap = 0;
+  int64_t n = 0;
+  ssize_t len;
+  int rc = labels ? EXIT_OK : cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+  while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+    if (n < expect && !(labels[n] = strdup(line))) rc = cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+    n++;
+  }
+  free(line);
+  fclose(f);
+  if (!rc && n != expect) {
+    fprintf(stderr, "embr %s: %s: %lld labels for %lld points (one label per line expected)\n", cmd, path,
+            (long long)n, (long long)expect);
+    rc = EXIT_ERR;
+  }
+  if (rc) {
+    cli_labels_free(labels, expect);
+    return rc;
+  }
+  *out = labels;
+  return EXIT_OK;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+typedef struct map_out {
+  const float *y;
+  int64_t n;
+  int d;
+  char *const *labels;
+} map_out;
+
+/* .npy (coordinates only) or TSV: x, y[, z][, label] per line. */
+static int write_map(const char *path, const void *ctx) {
+  const map_out *m = ctx;
+  embr_format f = embr_format_from_extension(path);
+  if (f == EMBR_FORMAT_NPY || f == EMBR_FORMAT_FVECS || f == EMBR_FORMAT_CSV) {
+    embr_matrix mm = {m->n, m->d, m->d, (float *)m->y, NULL};
+    return embr_matrix_write(path, f, &mm);
+  }
+  FILE *fp = fopen(path, "wb");
+  if (!fp) return embr_error(EMBR_EIO, "%s: cannot create: %s", path, strerror(errno));
+  for (int64_t i = 0; i < m->n; i++) {
+    for (int c = 0; c < m->d; c++) fprintf(fp, c ? "\t%.7g" : "%.7g", (double)m->y[i * m->d + c]);
+    if (m->labels) fprintf(fp, "\t%s", m->labels[i]);
+    fputc('\n', fp);
+  }
+  int bad = ferror(fp);
+  if (fclose(fp) != 0 || bad) return embr_error(EMBR_EIO, "%s: write failed", path);
+  return 0;
+}
+
+static int parse_method(const char *s, embr_tsne_method *m) {
+  if (!strcmp(s, "auto")) *m = EMBR_TSNE_AUTO;
+  else if (!strcmp(s, "exact")) *m = EMBR_TSNE_EXACT;
+  else if (!strcmp(s, "bh") || !strcmp(s, "barnes-hut")) *m = EMBR_TSNE_BH;
+  else if (!strcmp(s, "fft") || !strcmp(s, "fit-sne")) *m = EMBR_TSNE_FFT;
+  else return -1;
+  return 0;
+}
+
+static const char *method_name(int m) {
+  return m == EMBR_TSNE_EXACT ? "exact" : m == EMBR_TSNE_BH ? "Barnes-Hut" : m == EMBR_TSNE_FFT ? "FFT" : "auto";
+}
+
+/* Options shared by the map-making subcommands. */
+typedef struct tsne_opts {
+  int64_t dims, iters, exag_iters, seed, threads, pca;
+  double perplexity, exaggeration, lr, theta;
+  const char *method, *init, *metric, *format;
+  int quiet;
+} tsne_opts;
+
+static void tsne_opts_default(tsne_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->dims = 2;
+  o->iters = 1000;
+  o->exag_iters = 250;
+  o->seed = 1;
+  o->pca = -1;
+  o->perplexity = 30;
+  o->exaggeration = 12;
+  o->theta = 0.5;
+  o->method = "auto";
+  o->init = "pca";
+  o->metric = "l2";
+}
+
+#define TSNE_COMMON_OPTS(o)                                                                                   \
+  OPT_INT("--dims", "-d", &(o).dims, "D", "output dimensions (2 or 3)", "2", 2, 3),                          \
+  OPT_DBL("--perplexity", "-p", &(o).perplexity, "P", "effective number of neighbours", "30", 1, 10000),       \
+  OPT_INT("--iters", "-n", &(o).iters, "N", "iterations (including early exaggeration)", "1000", 1, 1000000), \
+  OPT_DBL("--exaggeration", NULL, &(o).exaggeration, "E", "early exaggeration factor", "12", 1, 1000),         \
+  OPT_INT("--exaggeration-iters", NULL, &(o).exag_iters, "N", "iterations of early exaggeration", "250", 0, 1000000), \
+  OPT_DBL("--learning-rate", NULL, &(o).lr, "R", "learning rate (0 = auto: N/12)", "auto", 0, 1e9),           \
+  OPT_STR("--method", NULL, &(o).method, "M", "auto | exact | bh | fft (fft: 2-D only)", "auto"),             \
+  OPT_DBL("--theta", NULL, &(o).theta, "T", "Barnes-Hut opening angle", "0.5", 0, 10),                         \
+  OPT_STR("--init", NULL, &(o).init, "I", "pca | random", "pca"),                                              \
+  OPT_INT("--pca", NULL, &(o).pca, "K", "reduce input to K dims by PCA first (0 = off, -1 = 50 when dim > 100)", "-1", -1, 100000), \
+  OPT_STR("--metric", "-m", &(o).metric, "M", "input distance: l2 | cosine | ip | l1", "l2"),                 \
+  OPT_INT("--seed", NULL, &(o).seed, "S", "random seed (with --threads 1: identical output)", "1", 0, 9e18),  \
+  OPT_INT("--threads", "-t", &(o).threads, "N", "threads (0 = all cores)", "0", 0, 4096),                      \
+  OPT_STR("--format", NULL, &(o).format, "FMT", "input format", "by extension"),                               \
+  OPT_FLAG("--quiet", NULL, &(o).quiet, "no progress")
+
+static int to_params(const cli_command *cmd, const tsne_opts *o, embr_tsne_params *p, cli_bar *bar) {
+  *p = embr_tsne_params_default();
+  p->out_dim = (int)o->dims;
+  p->perplexity = o->perplexity;
+  p->iters = (int)o->iters;
+  p->exaggeration = o->exaggeration;
+  p->exaggeration_iters = (int)o->exag_iters;
+  p->learning_rate = o->lr;
+  p->theta = o->theta;
+  p->pca_dims = (int)o->pca;
+  p->seed = (uint64_t)o->seed;
+  p->n_threads = (int)o->threads;
+  if (parse_method(o->method, &p->method)) return cli_usage_error(cmd, "unknown --method '%s'", o->method);
+  if (!strcmp(o->init, "pca")) p->init = EMBR_TSNE_INIT_PCA;
+  else if (!strcmp(o->init, "random")) p->init = EMBR_TSNE_INIT_RANDOM;
+  else return cli_usage_error(cmd, "unknown --init '%s' (pca or random)", o->init);
+  if (embr_metric_parse(o->metric, &p->metric)) return cli_usage_error(cmd, "%s", embr_last_error());
+  if (p->method == EMBR_TSNE_FFT && p->out_dim == 3) return cli_usage_error(cmd, "--method fft is 2-D only (use bh for --dims 3)");
+  cli_bar_init(bar, "tsne", o->quiet);
+  p->progress = cli_bar_progress(bar);
+  return 0;
+}
+
+/* Reads a precomputed input: dense (n x n distances) or sparse (rows "i j distance"). */
+static int affinities_precomputed(const char *mode, const embr_matrix *m, const embr_tsne_params *p,
+                                  embr_affinities *P) {
+  if (!strcmp(mode, "dense")) {
+    if (m->n != m->dim) return embr_error(EMBR_EDIM, "precomputed dense input must be square, got %lld x %lld", (long long)m->n, (long long)m->dim);
+    return embr_tsne_affinities_dense(m->data, m->n, m->ld, p, P);
+  }
+  if (m->dim != 3) return embr_error(EMBR_EDIM, "precomputed sparse input needs 3 columns (i, j, distance), got %lld", (long long)m->dim);
+  int64_t n = 0;
+  for (int64_t r = 0; r < m->n; r++)
+    for (int c = 0; c < 2; c++) {
+      float v = m->data[r * m->ld + c];
+      if (v < 0 || v != floorf(v) || v > 1e9) return embr_error(EMBR_EVALUE, "precomputed sparse input: row %lld: index %g is not a valid point number", (long long)r, (double)v);
+      if ((int64_t)v + 1 > n) n = (int64_t)v + 1;
+    }
+  int64_t *deg = calloc((size_t)n, sizeof(int64_t));
+  if (!deg) return embr_error(EMBR_ENOMEM, "out of memory");
+  int kk = 0;
+  for (int64_t r = 0; r < m->n; r++) {
+    int64_t i = (int64_t)m->data[r * m->ld];
+    if (++deg[i] > kk) kk = (int)deg[i];
+  }
+  int64_t *nbr = malloc(sizeof(int64_t) * (size_t)(n * kk));
+  float *d = malloc(sizeof(float) * (size_t)(n * kk));
+  int rc = nbr && d ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
+  if (!rc) {
+    for (int64_t i = 0; i < n * kk; i++) {
+      nbr[i] = -1;
+      d[i] = INFINITY;
+    }
+    memset(deg, 0, sizeof(int64_t) * (size_t)n);
+    for (int64_t r = 0; r < m->n; r++) {
+      int64_t i = (int64_t)m->data[r * m->ld], j = (int64_t)m->data[r * m->ld + 1];
+      if (i == j) continue;
+      nbr[i * kk + deg[i]] = j;
+      d[i * kk + deg[i]++] = m->data[r * m->ld + 2];
+    }
+    rc = embr_tsne_affinities_knn(nbr, d, n, kk, p, P);
+  }
+  free(deg);
+  free(nbr);
+  free(d);
+  return rc;
+}
+
+static int tsne_run(int argc, char **argv) {
+  tsne_opts o;
+  tsne_opts_default(&o);
+  const char *in = NULL, *out = NULL, *labels_path = NULL, *plot = NULL, *precomputed = NULL, *title = NULL;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--input", "-i", &in, "FILE", "vectors (npy, fvecs, word2vec, CSV/TSV, ...)"),
+      OPT_STR_REQ("--output", "-o", &out, "FILE", "map coordinates: .tsv (with labels) or .npy"),
+      OPT_STR("--labels", "-l", &labels_path, "FILE", "one label per line (colours, TSV column)", "none"),
+      OPT_STR("--plot", NULL, &plot, "FILE", "also draw the map: .png .svg .pdf or .html", "none"),
+      OPT_STR("--title", NULL, &title, "T", "plot title", "the input file name"),
+      OPT_STR("--precomputed", NULL, &precomputed, "KIND", "input is distances: dense (n x n) or sparse (i j d rows)", "none"),
+      TSNE_COMMON_OPTS(o),
+  };
+  cli_command cmd = {"tsne", "t-SNE map of vectors in 2-D or 3-D.",
+                     "embr tsne -i X -o map.tsv [--labels L] [--plot map.png] [options]",
+                     "Subcommands: 'embr tsne transform' places new points into a map, 'embr tsne eval'\n"
+                     "scores a map (exact KL, neighbour preservation, label accuracy).\n"
+                     "Word vectors keep their words: the TSV gets them as labels.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_tsne_params p;
+  cli_bar bar;
+  if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
+  if (precomputed && strcmp(precomputed, "dense") && strcmp(precomputed, "sparse"))
+    return cli_usage_error(&cmd, "--precomputed takes dense or sparse");
+  if (cli_check_output("tsne", out) || (plot && cli_check_output("tsne", plot))) return EXIT_ERR;
+  embr_matrix x = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("tsne", in, o.format, &x);
+  if (rc) return rc;
+  char **labels = NULL;
+  int64_t npts = x.n;
+  embr_affinities P = {0, NULL, NULL, NULL};
+  if (precomputed) {
+    int s = affinities_precomputed(precomputed, &x, &p, &P);
+    if (s) {
+      embr_matrix_free(&x);
+      return cli_fail("tsne", s);
+    }
+    npts = P.n;
+  }
+  if (labels_path) rc = cli_labels_read("tsne", labels_path, npts, &labels);
+  float *y = rc ? NULL : malloc(sizeof(float) * (size_t)npts * (size_t)o.dims);
+  if (!rc && !y) rc = cli_fail("tsne", embr_error(EMBR_ENOMEM, "out of memory"));
+  embr_tsne_stats st;
+  memset(&st, 0, sizeof st);
+  if (!rc) {
+    double t0 = embr_now();
+    int s = precomputed ? embr_tsne_optimize(&P, &p, y, 0, &st) : embr_tsne(x.data, x.n, x.ld, x.dim, &p, y, &st);
+    cli_bar_done(&bar);
+    if (s) rc = cli_fail("tsne", s);
+    else if (!o.quiet)
+      fprintf(stderr, "t-SNE of %lld points (%s gradient): KL %.4f, %.2f s (affinities %.2f s, optimisation %.2f s)\n",
+              (long long)npts, method_name(st.method), st.kl, embr_now() - t0, st.seconds_affinities, st.seconds_optimize);
+  }
+  if (!rc) {
+    char *const *lab = labels ? labels : x.labels; /* words of a word2vec file */
+    map_out mo = {y, npts, (int)o.dims, precomputed ? labels : lab};
+    cli_output outs[1] = {{out, write_map, &mo}};
+    rc = cli_write_outputs("tsne", outs, 1);
+    if (!rc && plot) rc = cli_plot_map("tsne", plot, y, npts, (int)o.dims, labels, labels ? NULL : x.labels, title ? title : in);
+  }
+  free(y);
+  cli_labels_free(labels, npts);
+  embr_affinities_free(&P);
+  embr_matrix_free(&x);
+  return rc;
+}
+
+/* ---- transform ---------------------------------------------------------------------------- */
+
+static int tsne_transform(int argc, char **argv) {
+  tsne_opts o;
+  tsne_opts_default(&o);
+  const char *ref = NULL, *ref_map = NULL, *in = NULL, *out = NULL;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--ref", NULL, &ref, "FILE", "the vectors the map was made from"),
+      OPT_STR_REQ("--ref-map", NULL, &ref_map, "FILE", "their map (.npy or numeric .tsv, same row order)"),
+      OPT_STR_REQ("--input", "-i", &in, "FILE", "new vectors to place"),
+      OPT_STR_REQ("--output", "-o", &out, "FILE", "their map coordinates (.tsv or .npy)"),
+      TSNE_COMMON_OPTS(o),
+  };
+  cli_command cmd = {"tsne transform", "Place new points into an existing t-SNE map.",
+                     "embr tsne transform --ref X --ref-map map.npy -i new.npy -o new_map.tsv [options]",
+                     "Each new point starts at the median map position of its nearest reference points (in\n"
+                     "input space) and is then optimised against the fixed map (Barnes-Hut repulsion).",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_tsne_params p;
+  cli_bar bar;
+  if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
+  if (cli_check_output("tsne transform", out)) return EXIT_ERR;
+  embr_matrix rx = EMBR_MATRIX_INIT, ry = EMBR_MATRIX_INIT, nx = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("tsne transform", ref, o.format, &rx);
+  if (!rc) rc = cli_read_matrix("tsne transform", ref_map, NULL, &ry);
+  if (!rc) rc = cli_read_matrix("tsne transform", in, o.format, &nx);
+  if (!rc && ry.n != rx.n) {
+    fprintf(stderr, "embr tsne transform: %s has %lld rows but %s has %lld\n", ref_map, (long long)ry.n, ref, (long long)rx.n);
+    rc = EXIT_ERR;
+  }
+  if (!rc && ry.dim != o.dims) {
+    fprintf(stderr, "embr tsne transform: %s has %lld columns, expected %lld (--dims)\n", ref_map, (long long)ry.dim, (long long)o.dims);
+    rc = EXIT_ERR;
+  }
+  if (!rc && nx.dim != rx.dim) {
+    fprintf(stderr, "embr tsne transform: %s: dimension %lld does not match %s dimension %lld\n", in, (long long)nx.dim, ref,
+            (long long)rx.dim);
+    rc = EXIT_ERR;
+  }
+  float *y = NULL, *refy = NULL;
+  if (!rc) {
+    y = malloc(sizeof(float) * (size_t)nx.n * (size_t)o.dims);
+    refy = malloc(sizeof(float) * (size_t)ry.n * (size_t)o.dims);
+    if (!y || !refy) rc = cli_fail("tsne transform", embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  if (!rc) {
+    for (int64_t i = 0; i < ry.n; i++) memcpy(refy + i * o.dims, ry.data + i * ry.ld, sizeof(float) * (size_t)o.dims);
+    int s = embr_tsne_transform(rx.data, rx.n, rx.ld, refy, nx.data, nx.n, nx.ld, rx.dim, &p, y);
+    if (s) rc = cli_fail("tsne transform", s);
+  }
+  if (!rc) {
+    map_out mo = {y, nx.n, (int)o.dims, nx.labels};
+    cli_output outs[1] = {{out, write_map, &mo}};
+    rc = cli_write_outputs("tsne transform", outs, 1);
+  }
+  free(y);
+  free(refy);
+  embr_matrix_free(&rx);
+  embr_matrix_free(&ry);
+  embr_matrix_free(&nx);
+  return rc;
+}
+
+/* ---- eval --------------------------------------------------------------------------------- */
+
+/* Fraction of each point's k input-space neighbours found among its k map neighbours, and the
+ * leave-one-out k-NN label accuracy in the map (majority of the k map neighbours, ties to the
+ * label of the nearest of the tied). */
+static int map_scores(const embr_matrix *x, const float *y, int d, char **labels, int k, int nt,
+                      double *preservation, double *accuracy) {
+  int64_t n = x->n;
+  int64_t *ix = malloc(sizeof(int64_t) * (size_t)(n * (k + 1))), *iy = malloc(sizeof(int64_t) * (size_t)(n * (k + 1)));
+  float *dx = malloc(sizeof(float) * (size_t)(n * (k + 1)));
+  if (!ix || !iy || !dx) {
+    free(ix); free(iy); free(dx);
+    return embr_error(EMBR_ENOMEM, "out of memory");
+  }
+  embr_knn_params kp = embr_knn_params_default();
+  kp.n_threads = nt;
+  int rc = embr_knn(EMBR_METRIC_L2, x->data, n, x->ld, x->data, n, x->ld, x->dim, k + 1, dx, ix, &kp);
+  if (!rc) rc = embr_knn(EMBR_METRIC_L2, y, n, d, y, n, d, d, k + 1, dx, iy, &kp);
+  double kept = 0, correct = 0;
+  for (int64_t i = 0; i < n && !rc; i++) {
+    int64_t *a = ix + i * (k + 1), *b = iy + i * (k + 1);
+    for (int s = 0, cnt = 0; s <= k && cnt < k; s++) {
+      if (a[s] == i) continue;
+      cnt++;
+      for (int t = 0, ct = 0; t <= k && ct < k; t++) {
+        if (b[t] == i) continue;
+        ct++;
+        if (b[t] == a[s]) { kept++; break; }
+      }
+    }
+    if (labels) {
+      int best = 0;
+      const char *vote = NULL;
+      for (int s = 0, cnt = 0; s <= k && cnt < k; s++) {
+        if (b[s] == i) continue;
+        cnt++;
+        int c = 0;
+        for (int t = 0, ct = 0; t <= k && ct < k; t++) {
+          if (b[t] == i) continue;
+          ct++;
+          c += strcmp(labels[b[t]], labels[b[s]]) == 0;
+        }
+        if (c > best) { best = c; vote = labels[b[s]]; }
+      }
+      correct += vote && strcmp(vote, labels[i]) == 0;
+    }
+  }
+  *preservation = kept / ((double)n * k);
+  *accuracy = labels ? correct / (double)n : NAN;
+  free(ix); free(iy); free(dx);
+  return rc;
+}
+
+static int tsne_eval(int argc, char **argv) {
+  tsne_opts o;
+  tsne_opts_default(&o);
+  const char *in = NULL, *map = NULL, *labels_path = NULL;
+  int64_t k = 10;
+  int json = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--input", "-i", &in, "FILE", "the vectors the map was made from"),
+      OPT_STR_REQ("--map", NULL, &map, "FILE", "the map (.npy or numeric .tsv, same row order)"),
+      OPT_STR("--labels", "-l", &labels_path, "FILE", "one label per line, for the k-NN label accuracy", "none"),
+      OPT_INT("-k", "--k", &k, "K", "neighbours for preservation and accuracy", "10", 1, 1000),
+      OPT_FLAG("--json", NULL, &json, "print JSON"),
+      TSNE_COMMON_OPTS(o),
+  };
+  cli_command cmd = {"tsne eval", "Score a map: exact KL(P||Q), k-NN preservation, k-NN label accuracy.",
+                     "embr tsne eval -i X --map map.npy [--labels L] [--perplexity 30] [--json]",
+                     "P is built from X as 'embr tsne' builds it (same --perplexity, --metric, --pca); Q over\n"
+                     "all pairs of the map, exactly (O(N^2)). Preservation: the fraction of each point's k\n"
+                     "nearest input neighbours (Euclidean, on X as given) among its k nearest in the map.\n"
+                     "Accuracy: leave-one-out majority vote of the k nearest map neighbours' labels.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_tsne_params p;
+  cli_bar bar;
+  if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
+  embr_matrix x = EMBR_MATRIX_INIT, y = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("tsne eval", in, o.format, &x);
+  if (!rc) rc = cli_read_matrix("tsne eval", map, NULL, &y);
+  if (!rc && (y.n != x.n || (y.dim != 2 && y.dim != 3))) {
+    fprintf(stderr, "embr tsne eval: %s: %lld x %lld, expected %lld rows of 2 or 3 columns\n", map, (long long)y.n,
+            (long long)y.dim, (long long)x.n);
+    rc = EXIT_ERR;
+  }
+  char **labels = NULL;
+  if (!rc && labels_path) rc = cli_labels_read("tsne eval", labels_path, x.n, &labels);
+  float *yc = NULL;
+  double kl = NAN, pres = NAN, acc = NAN;
+  if (!rc) {
+    p.out_dim = (int)y.dim;
+    yc = malloc(sizeof(float) * (size_t)(y.n * y.dim));
+    for (int64_t i = 0; yc && i < y.n; i++) memcpy(yc + i * y.dim, y.data + i * y.ld, sizeof(float) * (size_t)y.dim);
+    embr_affinities P;
+    int s = yc ? embr_tsne_affinities(x.data, x.n, x.ld, x.dim, &p, &P) : embr_error(EMBR_ENOMEM, "out of memory");
+    if (!s) {
+      s = embr_tsne_kl_exact(&P, yc, (int)y.dim, p.n_threads, &kl);
+      embr_affinities_free(&P);
+    }
+    if (!s) s = map_scores(&x, yc, (int)y.dim, labels, (int)k, p.n_threads, &pres, &acc);
+    if (s) rc = cli_fail("tsne eval", s);
+  }
+  if (!rc) {
+    char accs[32];
+    if (isnan(acc))
+      snprintf(accs, sizeof accs, json ? "null" : "n/a");
+    else
+      snprintf(accs, sizeof accs, "%.6f", acc);
+    if (json)
+      printf("{\"points\":%lld,\"kl\":%.6f,\"knn_preservation\":%.6f,\"knn_accuracy\":%s,\"k\":%lld}\n",
+             (long long)x.n, kl, pres, accs, (long long)k);
+    else
+      printf("points %lld  KL %.4f  %lld-NN preservation %.4f  %lld-NN label accuracy %s\n", (long long)x.n, kl,
+             (long long)k, pres, (long long)k, accs);
+  }
+  free(yc);
+  cli_labels_free(labels, x.n);
+  embr_matrix_free(&x);
+  embr_matrix_free(&y);
+  return rc;
+}
+
+int cmd_tsne(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "transform")) return tsne_transform(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "eval")) return tsne_eval(argc - 1, argv + 1);
+  return tsne_run(argc, argv);
+}

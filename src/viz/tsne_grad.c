@@ -1,0 +1,73 @@
+/* t-SNE forces that need no tree or grid: the sparse attraction and the exact O(N^2) repulsion
+ * (the reference the approximations are tested against). */
+#include "viz/tsne_internal.h"
+
+#include <math.h>
+
+/* The 2-D case gets its own loop: it is the common one and the compiler keeps it in registers. */
+static void attract_2d(const embr_affinities *P, const double *y, double *att, int nt) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1024)
+  for (int64_t i = 0; i < P->n; i++) {
+    double yx = y[2 * i], yy = y[2 * i + 1], fx = 0, fy = 0;
+    for (int64_t s = P->row[i]; s < P->row[i + 1]; s++) {
+      int64_t j = P->col[s];
+      double dx = yx - y[2 * j], dy = yy - y[2 * j + 1];
+      double pw = P->val[s] / (1.0 + dx * dx + dy * dy);
+      fx += pw * dx;
+      fy += pw * dy;
+    }
+    att[2 * i] = fx;
+    att[2 * i + 1] = fy;
+  }
+}
+
+double embr__tsne_attract(const embr_affinities *P, const double *y, int d, double *att,
+                          int n_threads, int want_plogw) {
+  int nt = embr_threads_resolve(n_threads);
+  if (d == 2 && !want_plogw) {
+    attract_2d(P, y, att, nt);
+    return 0;
+  }
+  double plogw = 0;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 512) reduction(+ : plogw)
+  for (int64_t i = 0; i < P->n; i++) {
+    const double *yi = y + i * d;
+    double f[3] = {0, 0, 0};
+    for (int64_t s = P->row[i]; s < P->row[i + 1]; s++) {
+      const double *yj = y + (int64_t)P->col[s] * d;
+      double diff[3], d2 = 0;
+      for (int c = 0; c < d; c++) {
+        diff[c] = yi[c] - yj[c];
+        d2 += diff[c] * diff[c];
+      }
+      double w = 1.0 / (1.0 + d2), pw = P->val[s] * w;
+      for (int c = 0; c < d; c++) f[c] += pw * diff[c];
+      if (want_plogw) plogw += P->val[s] * log(w);
+    }
+    for (int c = 0; c < d; c++) att[i * d + c] = f[c];
+  }
+  return plogw;
+}
+
+double embr__tsne_rep_exact(const double *y, int64_t n, int d, double *rep, int n_threads) {
+  double z = 0;
+#pragma omp parallel for num_threads(embr_threads_resolve(n_threads)) schedule(dynamic, 64) reduction(+ : z)
+  for (int64_t i = 0; i < n; i++) {
+    const double *yi = y + i * d;
+    double f[3] = {0, 0, 0};
+    for (int64_t j = 0; j < n; j++) {
+      if (j == i) continue;
+      const double *yj = y + j * d;
+      double diff[3], d2 = 0;
+      for (int c = 0; c < d; c++) {
+        diff[c] = yi[c] - yj[c];
+        d2 += diff[c] * diff[c];
+      }
+      double w = 1.0 / (1.0 + d2);
+      z += w;
+      for (int c = 0; c < d; c++) f[c] += w * w * diff[c];
+    }
+    for (int c = 0; c < d; c++) rep[i * d + c] = f[c];
+  }
+  return z;
+}
