@@ -1,8 +1,10 @@
 /* embr w2v: train word vectors, and query them (similar, analogy, eval, similarity). */
 #include "commands.h"
 
+#include "embr/tsne.h"
 #include "embr/w2v.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -322,6 +324,74 @@ static int w2v_similarity(int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* ---- map ---------------------------------------------------------------------------------- */
+
+static int w2v_map(int argc, char **argv) {
+  const char *format = NULL, *out = NULL, *coords = NULL, *title = NULL, *pos[1];
+  int64_t top = 1000, seed = 1, threads = 0;
+  double perplexity = 15;
+  int quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--output", "-o", &out, "FILE", "the picture: .svg .png .pdf or .html"),
+      OPT_INT("--top", NULL, &top, "N", "the N most frequent words (the first N rows)", "1000", 10, 1000000),
+      OPT_DBL("--perplexity", "-p", &perplexity, "P", "t-SNE perplexity", "15", 1, 1000),
+      OPT_STR("--coords", NULL, &coords, "FILE", "also write the map as TSV (x, y, word)", "none"),
+      OPT_STR("--title", NULL, &title, "T", "title", "the vectors file name"),
+      OPT_INT("--seed", NULL, &seed, "S", "random seed", "1", 0, 9e18),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
+      OPT_FLAG("--quiet", NULL, &quiet, "no progress"),
+  };
+  cli_command cmd = {"w2v map", "A t-SNE map of the most frequent words, each drawn as its word.",
+                     "embr w2v map VECTORS -o words.svg [--top 1000] [--perplexity 15]",
+                     "Vectors are normalised first, so distances in the map follow cosine similarity.\n"
+                     "Overlapping words are skipped in the static picture; the HTML map shows every\n"
+                     "word on hover and has a search box.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  if (cli_check_output("w2v map", out) || (coords && cli_check_output("w2v map", coords))) return EXIT_ERR;
+  embr_matrix m = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("w2v map", pos[0], format, &m);
+  if (rc) return rc;
+  if (!m.labels) {
+    embr_matrix_free(&m);
+    fprintf(stderr, "embr w2v map: %s: no words in this file (a word2vec or GloVe file is needed)\n", pos[0]);
+    return EXIT_ERR;
+  }
+  int64_t n = top < m.n ? top : m.n;
+  float *x = malloc(sizeof(float) * (size_t)(n * m.dim)), *y = malloc(sizeof(float) * 2 * (size_t)n);
+  if (!x || !y) rc = cli_fail("w2v map", embr_error(EMBR_ENOMEM, "out of memory"));
+  for (int64_t i = 0; i < n && !rc; i++) {
+    const float *r = m.data + i * m.ld;
+    float nn = embr_norm_sq(r, m.dim), inv = nn > 0 ? 1.0f / sqrtf(nn) : 0.0f;
+    for (int64_t j = 0; j < m.dim; j++) x[i * m.dim + j] = r[j] * inv;
+  }
+  if (!rc) {
+    embr_tsne_params p = embr_tsne_params_default();
+    p.perplexity = perplexity;
+    p.seed = (uint64_t)seed;
+    p.n_threads = (int)threads;
+    cli_bar bar;
+    cli_bar_init(&bar, "w2v map", quiet);
+    p.progress = cli_bar_progress(&bar);
+    int s = embr_tsne(x, n, m.dim, m.dim, &p, y, NULL);
+    cli_bar_done(&bar);
+    if (s) rc = cli_fail("w2v map", s);
+  }
+  if (!rc && coords) {
+    FILE *f = fopen(coords, "wb");
+    if (!f) rc = cli_fail("w2v map", embr_error(EMBR_EIO, "%s: cannot create", coords));
+    for (int64_t i = 0; f && i < n; i++) fprintf(f, "%.6g\t%.6g\t%s\n", (double)y[2 * i], (double)y[2 * i + 1], m.labels[i]);
+    if (f && fclose(f) != 0) rc = cli_fail("w2v map", embr_error(EMBR_EIO, "%s: write failed", coords));
+  }
+  if (!rc) rc = cli_plot_map("w2v map", out, y, n, 2, NULL, m.labels, title ? title : pos[0]);
+  free(x);
+  free(y);
+  embr_matrix_free(&m);
+  return rc;
+}
+
 int cmd_w2v(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -333,6 +403,7 @@ int cmd_w2v(int argc, char **argv) {
       {"analogy", w2v_analogy, "a is to b as c is to ?"},
       {"eval", w2v_eval, "analogy benchmark accuracy (questions-words.txt)"},
       {"similarity", w2v_similarity, "Spearman correlation with human word-similarity scores"},
+      {"map", w2v_map, "t-SNE picture of the most frequent words (SVG/PNG/PDF/HTML)"},
   };
   int n = (int)(sizeof subs / sizeof subs[0]);
   if (argc >= 2)
@@ -343,7 +414,7 @@ int cmd_w2v(int argc, char **argv) {
     if (argc >= 2)
       fprintf(stderr, "embr w2v: unknown subcommand '%s'\n", argv[1]);
     else
-      fprintf(stderr, "embr w2v: missing subcommand (train, similar, analogy, eval, similarity)\n");
+      fprintf(stderr, "embr w2v: missing subcommand (train, similar, analogy, eval, similarity, map)\n");
     fprintf(stderr, "Try 'embr w2v --help'.\n");
     return EXIT_USAGE;
   }
