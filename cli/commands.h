@@ -11,6 +11,7 @@ int cmd_info(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_w2v(int argc, char **argv);
 int cmd_tsne(int argc, char **argv);
+int cmd_index(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 
 /* Draws a map with the default plot settings (cmd_plot.c; used by `embr tsne --plot`). labels and

@@ -14,6 +14,7 @@ typedef struct command {
 static const command commands[] = {
     {"w2v", cmd_w2v, "word2vec: train word vectors; similar words, analogies, evaluation"},
     {"tsne", cmd_tsne, "t-SNE maps of vectors (2-D/3-D); transform new points; score a map"},
+    {"index", cmd_index, "build, search and describe approximate (HNSW, IVF) and exact indexes"},
     {"search", cmd_search, "exact k-nearest-neighbour search (l2, ip, cosine, l1)"},
     {"convert", cmd_convert, "convert a matrix file between formats"},
     {"recall", cmd_recall, "recall@k of result ids against ground truth"},

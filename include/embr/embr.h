@@ -3,6 +3,7 @@
 #define EMBR_EMBR_H
 
 #include "embr/core.h"
+#include "embr/index.h"
 #include "embr/matrix.h"
 #include "embr/plot.h"
 #include "embr/synth.h"

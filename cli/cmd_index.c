@@ -1,0 +1,291 @@
+/* embr index: build an index file from vectors, search it (with parameter sweeps), describe it. */
+#include "commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct index_file {
+  const embr_index *ix;
+} index_file;
+
+static int write_index(const char *path, const void *ctx) {
+  return embr_index_save(((const index_file *)ctx)->ix, path);
+}
+
+static int index_build(int argc, char **argv) {
+  const char *spec = "hnsw", *metric_name = "l2", *in = NULL, *out = NULL, *format = NULL, *ids_path = NULL;
+  int64_t threads = 0;
+  int quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR("--spec", "-s", &spec, "SPEC", "flat | hnsw:M=16,efc=200,ef=64 | ivfflat:nlist=1024 | ivfpq:nlist=1024,m=16", "hnsw"),
+      OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
+      OPT_STR_REQ("--input", "-i", &in, "FILE", "vectors (npy, fvecs, CSV, word2vec, ...)"),
+      OPT_STR_REQ("--output", "-o", &out, "FILE", "the index file"),
+      OPT_STR("--ids", NULL, &ids_path, "FILE", "one integer id per line (default 0, 1, 2, ...)", "row numbers"),
+      OPT_INT("--threads", "-t", &threads, "N", "threads for building (0 = all cores)", "0", 0, 4096),
+      OPT_STR("--format", NULL, &format, "FMT", "input format", "by extension"),
+      OPT_FLAG("--quiet", NULL, &quiet, "no progress or timing"),
+  };
+  cli_command cmd = {"index build", "Build an index file from vectors.",
+                     "embr index build --spec S --metric M -i base.fvecs -o my.idx", NULL, opts,
+                     (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_metric m;
+  if (embr_metric_parse(metric_name, &m)) return cli_usage_error(&cmd, "%s", embr_last_error());
+  if (cli_check_output("index build", out)) return EXIT_ERR;
+  embr_matrix x = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("index build", in, format, &x);
+  if (rc) return rc;
+  int64_t *ids = NULL;
+  if (ids_path) {
+    FILE *f = fopen(ids_path, "r");
+    ids = malloc(sizeof(int64_t) * (size_t)x.n);
+    int64_t got = 0;
+    long long v;
+    while (f && ids && got < x.n + 1 && fscanf(f, "%lld", &v) == 1) {
+      if (got < x.n) ids[got] = v;
+      got++;
+    }
+    if (f) fclose(f);
+    if (!f || !ids || got != x.n) {
+      fprintf(stderr, "embr index build: %s: %s (%lld ids for %lld vectors)\n", ids_path, f ? "wrong number of ids" : "cannot open",
+              (long long)got, (long long)x.n);
+      free(ids);
+      embr_matrix_free(&x);
+      return EXIT_ERR;
+    }
+  }
+  embr_index *ix = NULL;
+  int s = embr_index_create(&ix, spec, x.dim, m);
+  if (s) {
+    free(ids);
+    embr_matrix_free(&x);
+    return cli_fail("index build", s);
+  }
+  embr_index_set_threads(ix, (int)threads);
+  cli_bar bar;
+  cli_bar_init(&bar, "build", quiet);
+  embr_progress pr = cli_bar_progress(&bar);
+  double t0 = embr_now();
+  s = embr_index_train(ix, x.data, x.n, x.ld, &pr);
+  if (!s) s = embr_index_add(ix, x.data, x.n, x.ld, ids, &pr);
+  double secs = embr_now() - t0;
+  cli_bar_done(&bar);
+  if (s) {
+    rc = cli_fail("index build", s);
+  } else {
+    if (!quiet)
+      fprintf(stderr, "built %s over %lld vectors (dim %lld, %s) in %.2f s; %.1f MB in memory\n", embr_index_spec(ix),
+              (long long)embr_index_size(ix), (long long)x.dim, embr_metric_name(m), secs, (double)embr_index_memory(ix) / 1e6);
+    index_file f = {ix};
+    cli_output o = {out, write_index, &f};
+    rc = cli_write_outputs("index build", &o, 1);
+  }
+  embr_index_free(ix);
+  free(ids);
+  embr_matrix_free(&x);
+  return rc;
+}
+
+/* Parses "16,32,64" into up to max positive integers. */
+static int parse_list(const char *s, int *out, int max) {
+  int n = 0;
+  while (s && *s && n < max) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 1 || v > 1000000 || (*end && *end != ',')) return -1;
+    out[n++] = (int)v;
+    s = *end ? end + 1 : end;
+  }
+  return s && *s ? -1 : n;
+}
+
+/* recall@k of ids against ground truth (first k columns of each). */
+static double recall_of(const int64_t *ids, int64_t nq, int k, const int32_t *truth, int64_t tdim) {
+  double hits = 0;
+  for (int64_t q = 0; q < nq; q++)
+    for (int i = 0; i < k; i++)
+      for (int j = 0; j < k; j++)
+        if (ids[q * k + i] >= 0 && ids[q * k + i] == truth[q * tdim + j]) {
+          hits++;
+          break;
+        }
+  return hits / ((double)nq * k);
+}
+
+typedef struct search_out {
+  int64_t nq;
+  int k;
+  const float *dist;
+  const int64_t *ids;
+} search_out;
+
+static int write_ids(const char *path, const void *ctx) {
+  const search_out *r = ctx;
+  size_t n = (size_t)r->nq * (size_t)r->k;
+  int32_t *v = malloc(sizeof(int32_t) * (n ? n : 1));
+  if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) v[i] = r->ids[i] > INT32_MAX ? -1 : (int32_t)r->ids[i];
+  int rc = embr_ivecs_write(path, v, r->nq, r->k);
+  free(v);
+  return rc;
+}
+
+static int write_dist(const char *path, const void *ctx) {
+  const search_out *r = ctx;
+  embr_matrix m = {r->nq, r->k, r->k, (float *)r->dist, NULL};
+  return embr_matrix_write(path, EMBR_FORMAT_FVECS, &m);
+}
+
+static int index_search(int argc, char **argv) {
+  const char *qpath = NULL, *efs = NULL, *nprobes = NULL, *truth_path = NULL, *out_ids = NULL, *out_dist = NULL, *format = NULL, *pos[1];
+  int64_t k = 10, threads = 0, refine = -1, repeat = 1;
+  int json = 0, use_mmap = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--query", "-q", &qpath, "FILE", "query vectors"),
+      OPT_INT("-k", "--k", &k, "K", "neighbours per query", "10", 1, 100000),
+      OPT_STR("--ef", NULL, &efs, "EF[,EF...]", "HNSW candidate list size; a list sweeps", "the index's"),
+      OPT_STR("--nprobe", NULL, &nprobes, "N[,N...]", "IVF cells to visit; a list sweeps", "the index's"),
+      OPT_INT("--refine", NULL, &refine, "R", "IVF-PQ: re-rank R*k candidates exactly (-1 = the index's)", "-1", -1, 10000),
+      OPT_STR("--truth", NULL, &truth_path, "FILE", "ground-truth ids (.ivecs): print recall@k", "none"),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_INT("--repeat", NULL, &repeat, "R", "time each setting R times, report the best", "1", 1, 1000),
+      OPT_STR("--out-ids", NULL, &out_ids, "FILE", "write ids as .ivecs (single setting only)", "none"),
+      OPT_STR("--out-dist", NULL, &out_dist, "FILE", "write distances as .fvecs (single setting only)", "none"),
+      OPT_FLAG("--mmap", NULL, &use_mmap, "map the index file read-only instead of loading it"),
+      OPT_STR("--format", NULL, &format, "FMT", "query file format", "by extension"),
+      OPT_FLAG("--json", NULL, &json, "print results (or the sweep) as JSON"),
+      OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
+  };
+  cli_command cmd = {"index search", "Search an index file; with --ef/--nprobe lists, sweep and report recall and queries/s.",
+                     "embr index search my.idx -q Q.fvecs -k 10 [--ef 16,32,64,128 --truth gt.ivecs]", NULL, opts,
+                     (int)(sizeof opts / sizeof opts[0]), 1, 1, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  int ef[64], np[64], nef = efs ? parse_list(efs, ef, 64) : 0, nnp = nprobes ? parse_list(nprobes, np, 64) : 0;
+  if (nef < 0) return cli_usage_error(&cmd, "--ef takes positive integers separated by commas");
+  if (nnp < 0) return cli_usage_error(&cmd, "--nprobe takes positive integers separated by commas");
+  if (nef > 1 && nnp > 1) return cli_usage_error(&cmd, "sweep one of --ef and --nprobe at a time");
+  int settings = nef > 1 ? nef : nnp > 1 ? nnp : 1;
+  if (settings > 1 && (out_ids || out_dist)) return cli_usage_error(&cmd, "--out-ids/--out-dist need a single setting");
+  if ((out_ids && cli_check_output("index search", out_ids)) || (out_dist && cli_check_output("index search", out_dist))) return EXIT_ERR;
+  embr_index *ix = NULL;
+  int s = embr_index_load(&ix, pos[0], use_mmap ? EMBR_LOAD_MMAP : 0);
+  if (s) return cli_fail("index search", s);
+  embr_matrix q = EMBR_MATRIX_INIT;
+  int rc = cli_read_matrix("index search", qpath, format, &q);
+  int32_t *truth = NULL;
+  int64_t tn = 0, td = 0;
+  if (!rc && q.dim != embr_index_dim(ix)) {
+    fprintf(stderr, "embr index search: %s: dimension %lld does not match the index's %lld\n", qpath, (long long)q.dim,
+            (long long)embr_index_dim(ix));
+    rc = EXIT_ERR;
+  }
+  if (!rc && truth_path) {
+    if ((s = embr_ivecs_read(truth_path, &truth, &tn, &td))) rc = cli_fail("index search", s);
+    else if (tn != q.n || td < k) {
+      fprintf(stderr, "embr index search: %s: %lld x %lld, need %lld rows of at least %lld ids\n", truth_path, (long long)tn,
+              (long long)td, (long long)q.n, (long long)k);
+      rc = EXIT_ERR;
+    }
+  }
+  float *dist = NULL;
+  int64_t *ids = NULL;
+  if (!rc) {
+    dist = malloc(sizeof(float) * (size_t)(q.n * k));
+    ids = malloc(sizeof(int64_t) * (size_t)(q.n * k));
+    if (!dist || !ids) rc = cli_fail("index search", embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  if (json && settings > 1 && !rc) printf("[");
+  for (int st = 0; st < settings && !rc; st++) {
+    embr_search_params p = embr_search_params_default();
+    p.ef = nef ? ef[nef > 1 ? st : 0] : 0;
+    p.nprobe = nnp ? np[nnp > 1 ? st : 0] : 0;
+    p.refine = (int)refine;
+    p.n_threads = (int)threads;
+    double best = 1e30;
+    for (int r = 0; r < repeat && !rc; r++) {
+      double t0 = embr_now();
+      if ((s = embr_index_search(ix, q.data, q.n, q.ld, (int)k, dist, ids, &p))) rc = cli_fail("index search", s);
+      double t = embr_now() - t0;
+      if (t < best) best = t;
+    }
+    if (rc) break;
+    double qps = (double)q.n / best, rec = truth ? recall_of(ids, q.n, (int)k, truth, td) : -1;
+    const char *knob = nnp > 1 || (nnp && !nef) ? "nprobe" : "ef";
+    int val = nnp > 1 || (nnp && !nef) ? p.nprobe : p.ef;
+    if (settings > 1 || truth) {
+      if (json)
+        printf("%s{\"%s\":%d,\"recall\":%.6f,\"qps\":%.1f}", st ? "," : "", knob, val, rec, qps);
+      else if (rec >= 0)
+        printf("%s %-6d recall@%lld %.4f  %.0f queries/s\n", knob, val, (long long)k, rec, qps);
+      else
+        printf("%s %-6d %.0f queries/s\n", knob, val, qps);
+    } else if (!quiet) {
+      fprintf(stderr, "searched %lld queries in %.3f s: %.1f queries/s\n", (long long)q.n, best, qps);
+    }
+  }
+  if (json && settings > 1 && !rc) printf("]\n");
+  if (!rc && settings == 1 && !truth) {
+    search_out r = {q.n, (int)k, dist, ids};
+    cli_output outs[2];
+    int nout = 0;
+    if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
+    if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
+    if (nout) rc = cli_write_outputs("index search", outs, nout);
+    else
+      for (int64_t i = 0; i < q.n; i++) {
+        printf("%lld", (long long)i);
+        for (int j = 0; j < k && ids[i * k + j] >= 0; j++) printf("\t%lld:%.6g", (long long)ids[i * k + j], (double)dist[i * k + j]);
+        printf("\n");
+      }
+  }
+  free(dist);
+  free(ids);
+  embr_free(truth);
+  embr_matrix_free(&q);
+  embr_index_free(ix);
+  return rc;
+}
+
+static int index_info(int argc, char **argv) {
+  const char *pos[1];
+  int json = 0;
+  cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
+  cli_command cmd = {"index info", "Describe an index file.", "embr index info my.idx [--json]", NULL, opts, 1, 1, 1, pos, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_index *ix = NULL;
+  int s = embr_index_load(&ix, pos[0], EMBR_LOAD_MMAP);
+  if (s) return cli_fail("index info", s);
+  if (json) {
+    printf("{\"file\":");
+    cli_json_string(stdout, pos[0]);
+    printf(",\"spec\":");
+    cli_json_string(stdout, embr_index_spec(ix));
+    printf(",\"metric\":\"%s\",\"dim\":%lld,\"size\":%lld,\"memory_bytes\":%lld}\n", embr_metric_name(embr_index_metric(ix)),
+           (long long)embr_index_dim(ix), (long long)embr_index_size(ix), (long long)embr_index_memory(ix));
+  } else {
+    printf("%s: %s, metric %s, dim %lld, %lld items, %.1f MB when loaded\n", pos[0], embr_index_spec(ix),
+           embr_metric_name(embr_index_metric(ix)), (long long)embr_index_dim(ix), (long long)embr_index_size(ix),
+           (double)embr_index_memory(ix) / 1e6);
+  }
+  embr_index_free(ix);
+  return EXIT_OK;
+}
+
+int cmd_index(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "build")) return index_build(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "search")) return index_search(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "info")) return index_info(argc - 1, argv + 1);
+  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("usage: embr index <build|search|info> [options]\n\n"
+           "  build    build an index file from vectors (flat, hnsw, ivfflat, ivfpq)\n"
+           "  search   search it; --ef/--nprobe lists sweep recall and queries/s\n"
+           "  info     describe an index file\n\n'embr index <subcommand> --help' lists its flags and defaults.\n");
+    return EXIT_OK;
+  }
+  fprintf(stderr, "embr index: %s\nTry 'embr index --help'.\n", argc >= 2 ? "unknown subcommand" : "missing subcommand (build, search, info)");
+  return EXIT_USAGE;
+}

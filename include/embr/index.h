@@ -1,0 +1,97 @@
+/* embr index: one API over exact (flat), graph (HNSW) and inverted-file (IVF-Flat, IVF-PQ) vector
+ * indexes, made from a factory string:
+ *
+ *   "flat"                                  exact search (brute force, sgemm-fused top-k)
+ *   "hnsw:M=32,efc=200,ef=64"               hierarchical navigable small world graph
+ *   "ivfflat:nlist=1024,nprobe=16"          k-means cells, vectors stored as they are
+ *   "ivfpq:nlist=1024,m=16,nprobe=16,refine=0"
+ *                                           k-means cells, residuals product-quantised to m
+ *                                           bytes; refine=R re-ranks the best R*k exactly
+ *                                           (keeps the raw vectors)
+ *
+ * Items carry int64 ids chosen by the caller (or 0, 1, 2... when none are given). Search results
+ * are (distance, id) pairs with the metric semantics of embr/vec.h, best first, padded with
+ * (worst, -1). Cosine indexes store normalised vectors and search by inner product.
+ *
+ * Thread-safety: concurrent searches on one index are safe; add, remove, train and save must not
+ * run concurrently with each other or with searches. */
+#ifndef EMBR_INDEX_H
+#define EMBR_INDEX_H
+
+#include "embr/vec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct embr_index embr_index;
+
+/* Parses the spec and creates an empty index. Unknown kinds or keys, and out-of-range values,
+ * are EMBR_EINVAL with a message naming them. */
+EMBR_API int embr_index_create(embr_index **out, const char *spec, int64_t dim, embr_metric metric);
+EMBR_API void embr_index_free(embr_index *ix);
+
+/* IVF indexes learn their cells (and codebooks) from a sample; the others need no training.
+ * add() on an untrained IVF index trains on the first batch (at least 39 x nlist vectors). */
+EMBR_API int embr_index_is_trained(const embr_index *ix);
+EMBR_API int embr_index_train(embr_index *ix, const float *x, int64_t n, int64_t ld,
+                              const embr_progress *progress);
+
+/* Adds n vectors; ids may be NULL (then they continue from the largest id so far + 1). An id
+ * already present is EMBR_EINVAL (nothing of the batch is added). Values must be finite. */
+EMBR_API int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld,
+                            const int64_t *ids, const embr_progress *progress);
+
+/* Threads used by train and add (0 = all cores, the default). */
+EMBR_API void embr_index_set_threads(embr_index *ix, int n_threads);
+
+/* Removes items by id; *removed (optional) counts the ids that were present. HNSW marks them
+ * deleted (they still route searches; later adds reuse their slots). */
+EMBR_API int embr_index_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed);
+
+/* Which ids a search may return: a callback, a bitset over ids [0, bitset_bits), or both (an id
+ * must pass both). Ids outside the bitset are refused. */
+typedef int (*embr_id_filter_fn)(void *ctx, int64_t id);
+
+typedef struct embr_search_params {
+  int ef;                   /* HNSW: candidate list size (>= k; 0 = the index's default) */
+  int nprobe;               /* IVF: cells visited (0 = the index's default) */
+  int refine;               /* IVF-PQ: re-rank refine*k candidates exactly (-1 = index default) */
+  int n_threads;            /* 0 = all cores (parallel over queries) */
+  embr_id_filter_fn filter; /* NULL: no callback filter */
+  void *filter_ctx;
+  const uint8_t *bitset;    /* NULL: no bitset filter; bit i (LSB-first bytes) admits id i */
+  int64_t bitset_bits;
+} embr_search_params;
+
+EMBR_API embr_search_params embr_search_params_default(void);
+
+EMBR_API int embr_index_search(const embr_index *ix, const float *q, int64_t nq, int64_t ldq,
+                               int k, float *dist, int64_t *ids, const embr_search_params *p);
+
+/* Saves everything needed to search and to keep adding (parameters included): a little-endian
+ * file with a magic, a version, 64-byte aligned sections and a CRC-32, written atomically. */
+EMBR_API int embr_index_save(const embr_index *ix, const char *path);
+
+enum {
+  EMBR_LOAD_MMAP = 1 /* map the file read-only and search in place (no copy); add/remove refused */
+};
+/* Loads an index; a damaged or truncated file is EMBR_EFORMAT with a message, never a crash. */
+EMBR_API int embr_index_load(embr_index **out, const char *path, int flags);
+/* The same from memory (fuzzing); the buffer must stay valid while the index lives when flags
+ * has EMBR_LOAD_MMAP. */
+EMBR_API int embr_index_load_mem(embr_index **out, const void *buf, size_t len, const char *name,
+                                 int flags);
+
+EMBR_API int64_t embr_index_size(const embr_index *ix);  /* live items */
+EMBR_API int64_t embr_index_dim(const embr_index *ix);
+EMBR_API embr_metric embr_index_metric(const embr_index *ix);
+/* "hnsw:M=32,efc=200,ef=64" and the like: the canonical spec with every parameter. */
+EMBR_API const char *embr_index_spec(const embr_index *ix);
+/* Bytes of memory the index holds (vectors, codes, links, ids). */
+EMBR_API int64_t embr_index_memory(const embr_index *ix);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

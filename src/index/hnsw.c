@@ -1,0 +1,790 @@
+/* HNSW (Malkov & Yashunin 2018): a hierarchy of proximity graphs searched greedily from the top.
+ *
+ * Memory: level 0 is one block of fixed-size records, one per slot: [link count][M0 links] padded
+ * to 64 bytes, then the vector, the record padded to 64 bytes; a search touches one record per
+ * visited node. Upper levels (about one node in M) have their own link lists. Labels (the
+ * caller's ids), levels and deletion flags are side arrays.
+ *
+ * Construction runs in parallel over the new nodes with one lock per node, as hnswlib does;
+ * neighbours are chosen by the paper's heuristic (keep a candidate only if it is closer to the
+ * new node than to every neighbour already kept). Removal marks a node deleted: it keeps routing
+ * searches but never appears in results, and a later add reuses its slot (keeping its level, so
+ * the links that point at it stay valid). A filter that admits few ids switches the search to an
+ * exact scan of the admitted ones, which keeps recall where a graph walk would starve. */
+#include "index/index_internal.h"
+
+#include "vec/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LEVEL 31
+/* Below this share of admitted items (or this many), a filtered search scans them exactly. */
+#define FILTER_SCAN_SHARE 0.05
+#define FILTER_SCAN_COUNT 20000
+
+typedef struct hnsw {
+  int M, M0, efc, ef;
+  double mult;                /* 1 / ln M: level distribution */
+  int64_t n, cap;             /* slots used / allocated */
+  int64_t live;               /* slots holding a live item */
+  size_t rec, vec_off;        /* bytes per level-0 record; offset of the vector in it */
+  unsigned char *level0;      /* cap records */
+  int32_t **upper;            /* per slot: NULL or level x (1 + M) int32 */
+  uint8_t *level;             /* per slot */
+  uint8_t *deleted;           /* per slot */
+  int64_t *label;             /* per slot */
+  int32_t entry;              /* -1 when empty */
+  int maxlevel;
+  embr__idmap map;            /* label -> slot, live items */
+  int32_t *free_slots;        /* deleted slots available for reuse */
+  int64_t nfree, capfree;
+  atomic_flag *locks;         /* per slot, during construction */
+  pthread_mutex_t entry_lock;
+  uint64_t seed, draws;       /* level draws so far: levels do not depend on threads */
+  int mapped;                 /* level0, labels... point into a mapped file */
+  float (*dist)(const float *, const float *, int64_t);
+  int ip;                     /* inner product: internal distance = -dot */
+} hnsw;
+
+/* ---- record access ------------------------------------------------------------------------- */
+static inline int32_t *links0(const hnsw *h, int64_t s) { return (int32_t *)(h->level0 + (size_t)s * h->rec); }
+static inline const float *vec(const hnsw *h, int64_t s) { return (const float *)(h->level0 + (size_t)s * h->rec + h->vec_off); }
+static inline int32_t *links_at(const hnsw *h, int64_t s, int l) {
+  return l == 0 ? links0(h, s) : h->upper[s] + (size_t)(l - 1) * (size_t)(h->M + 1);
+}
+static inline float dist_to(const hnsw *h, const float *q, int64_t s, int64_t dim) {
+  float d = h->dist(q, vec(h, s), dim);
+  return h->ip ? -d : d;
+}
+static inline void lock(hnsw *h, int64_t s) {
+  while (atomic_flag_test_and_set_explicit(&h->locks[s], memory_order_acquire)) _mm_pause();
+}
+static inline void unlock(hnsw *h, int64_t s) { atomic_flag_clear_explicit(&h->locks[s], memory_order_release); }
+
+/* ---- heaps of (distance, slot) ---------------------------------------------------------------- */
+typedef struct dn {
+  float d;
+  int32_t s;
+} dn;
+
+typedef struct heap {
+  dn *a;
+  int n, cap;
+  int max; /* 1: worst (largest) on top, 0: best on top */
+} heap;
+
+static inline int above(const heap *h, dn x, dn y) { return h->max ? x.d > y.d : x.d < y.d; }
+
+static int heap_push(heap *h, dn x) {
+  if (h->n == h->cap) {
+    int nc = h->cap * 2;
+    dn *a = realloc(h->a, sizeof(dn) * (size_t)nc);
+    if (!a) return -1;
+    h->a = a;
+    h->cap = nc;
+  }
+  int i = h->n++;
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (!above(h, x, h->a[p])) break;
+    h->a[i] = h->a[p];
+    i = p;
+  }
+  h->a[i] = x;
+  return 0;
+}
+
+static dn heap_pop(heap *h) {
+  dn top = h->a[0], x = h->a[--h->n];
+  int i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= h->n) break;
+    if (c + 1 < h->n && above(h, h->a[c + 1], h->a[c])) c++;
+    if (!above(h, h->a[c], x)) break;
+    h->a[i] = h->a[c];
+    i = c;
+  }
+  if (h->n) h->a[i] = x;
+  return top;
+}
+
+/* ---- per-thread search state ------------------------------------------------------------------ */
+typedef struct walk {
+  uint16_t *tag;   /* visited marks, one generation per search */
+  uint16_t cur;
+  int64_t cap;
+  heap cand, res;
+  dn *sorted;      /* results in ascending order */
+  int32_t *links;  /* a copy of one link list (construction reads under a lock) */
+  int ncap;
+} walk;
+
+static void walk_free(walk *w) {
+  free(w->tag);
+  free(w->cand.a);
+  free(w->res.a);
+  free(w->sorted);
+  free(w->links);
+  memset(w, 0, sizeof *w);
+}
+
+static int walk_init(walk *w, int64_t cap, int ef, int m0) {
+  memset(w, 0, sizeof *w);
+  w->tag = calloc((size_t)(cap ? cap : 1), sizeof(uint16_t));
+  w->cand = (heap){malloc(sizeof(dn) * 256), 0, 256, 0};
+  w->res = (heap){malloc(sizeof(dn) * 256), 0, 256, 1};
+  w->ncap = (ef > m0 ? ef : m0) + 2;
+  w->sorted = malloc(sizeof(dn) * (size_t)w->ncap);
+  w->links = malloc(sizeof(int32_t) * (size_t)(m0 + 1));
+  w->cap = cap;
+  if (!w->tag || !w->cand.a || !w->res.a || !w->sorted || !w->links) {
+    walk_free(w);
+    return embr_error(EMBR_ENOMEM, "HNSW: out of memory for search state");
+  }
+  return 0;
+}
+
+static void walk_begin(walk *w) {
+  if (++w->cur == 0) { /* the 16-bit generation wrapped: clear once every 65535 searches */
+    memset(w->tag, 0, sizeof(uint16_t) * (size_t)w->cap);
+    w->cur = 1;
+  }
+  w->cand.n = w->res.n = 0;
+}
+
+/* Copies node s's links at a level (under its lock during construction). */
+static int read_links(hnsw *h, int64_t s, int level, int locked, int32_t *out) {
+  if (locked) lock(h, s);
+  const int32_t *l = links_at(h, s, level);
+  int cnt = l[0];
+  memcpy(out, l + 1, sizeof(int32_t) * (size_t)cnt);
+  if (locked) unlock(h, s);
+  return cnt;
+}
+
+/* Greedy descent at one level: move to a better neighbour while there is one. */
+static int32_t greedy(hnsw *h, walk *w, const float *q, int64_t dim, int32_t cur, float *dcur, int level,
+                      int locked) {
+  for (;;) {
+    int cnt = read_links(h, cur, level, locked, w->links), moved = 0;
+    for (int i = 0; i < cnt; i++) {
+      float d = dist_to(h, q, w->links[i], dim);
+      if (d < *dcur) {
+        *dcur = d;
+        cur = w->links[i];
+        moved = 1;
+      }
+    }
+    if (!moved) return cur;
+  }
+}
+
+/* Best-first search of one level from `entry`, keeping the ef best in w->res. Results admit only
+ * live nodes passing the filter when p is given (every node during construction, p = NULL); the
+ * others still route. Returns -1 on allocation failure. */
+static int search_level(hnsw *h, walk *w, const float *q, int64_t dim, int32_t entry, int ef, int level,
+                        int locked, const embr_search_params *p) {
+  walk_begin(w);
+  float d0 = dist_to(h, q, entry, dim);
+  w->tag[entry] = w->cur;
+  int ok = 0;
+  ok |= heap_push(&w->cand, (dn){d0, entry});
+  if (!p || (!h->deleted[entry] && embr__admit(p, h->label[entry]))) ok |= heap_push(&w->res, (dn){d0, entry});
+  float bound = w->res.n ? w->res.a[0].d : INFINITY;
+  while (w->cand.n && !ok) {
+    dn c = heap_pop(&w->cand);
+    if (c.d > bound && w->res.n >= ef) break;
+    int cnt = read_links(h, c.s, level, locked, w->links);
+    for (int i = 0; i < cnt; i++) {
+      if (i + 1 < cnt) {
+        _mm_prefetch((const char *)vec(h, w->links[i + 1]), _MM_HINT_T0);
+        _mm_prefetch((const char *)&w->tag[w->links[i + 1]], _MM_HINT_T0);
+      }
+      int32_t nb = w->links[i];
+      if (w->tag[nb] == w->cur) continue;
+      w->tag[nb] = w->cur;
+      float d = dist_to(h, q, nb, dim);
+      if (w->res.n < ef || d < bound) {
+        ok |= heap_push(&w->cand, (dn){d, nb});
+        if (!p || (!h->deleted[nb] && embr__admit(p, h->label[nb]))) {
+          ok |= heap_push(&w->res, (dn){d, nb});
+          if (w->res.n > ef) heap_pop(&w->res);
+        }
+        if (w->res.n) bound = w->res.a[0].d;
+      }
+    }
+  }
+  return ok ? -1 : 0;
+}
+
+/* Drains w->res into w->sorted, ascending; returns the count. */
+static int drain_sorted(walk *w) {
+  int n = w->res.n;
+  for (int i = n - 1; i >= 0; i--) w->sorted[i] = heap_pop(&w->res);
+  return n;
+}
+
+/* The paper's heuristic: walk candidates from the closest; keep one if it is closer to the base
+ * than to every neighbour kept so far. sorted: ascending distances to the base; result in place. */
+static int select_neighbors(const hnsw *h, int64_t dim, dn *sorted, int n, int max) {
+  int kept = 0;
+  for (int i = 0; i < n && kept < max; i++) {
+    int good = 1;
+    for (int j = 0; j < kept && good; j++)
+      if (dist_to(h, vec(h, sorted[i].s), sorted[j].s, dim) < sorted[i].d) good = 0;
+    if (good) sorted[kept++] = sorted[i];
+  }
+  return kept;
+}
+
+/* Adds `s` to the links of `nb` at a level; when full, re-selects among the old links plus s. */
+static void link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, dn *buf) {
+  int max = level == 0 ? h->M0 : h->M;
+  lock(h, nb);
+  int32_t *l = links_at(h, nb, level);
+  int cnt = l[0];
+  for (int i = 1; i <= cnt; i++)
+    if (l[i] == s) {
+      unlock(h, nb);
+      return;
+    }
+  if (cnt < max) {
+    l[cnt + 1] = s;
+    l[0] = cnt + 1;
+  } else {
+    const float *v = vec(h, nb);
+    int m = 0;
+    for (int i = 1; i <= cnt; i++) buf[m++] = (dn){dist_to(h, v, l[i], dim), l[i]};
+    buf[m++] = (dn){dist_to(h, v, s, dim), s};
+    for (int i = 1; i < m; i++) { /* insertion sort: m <= M0 + 1 */
+      dn x = buf[i];
+      int j = i;
+      while (j > 0 && buf[j - 1].d > x.d) {
+        buf[j] = buf[j - 1];
+        j--;
+      }
+      buf[j] = x;
+    }
+    int k = select_neighbors(h, dim, buf, m, max);
+    for (int i = 0; i < k; i++) l[i + 1] = buf[i].s;
+    l[0] = k;
+  }
+  unlock(h, nb);
+}
+
+/* Inserts slot s (vector, label and level already set) into the graph. */
+static int insert(hnsw *h, walk *w, int64_t dim, int32_t s, dn *buf) {
+  int level = h->level[s];
+  pthread_mutex_lock(&h->entry_lock);
+  int32_t ep = h->entry;
+  int top = h->maxlevel;
+  if (ep < 0) {
+    h->entry = s;
+    h->maxlevel = level;
+    pthread_mutex_unlock(&h->entry_lock);
+    return 0;
+  }
+  pthread_mutex_unlock(&h->entry_lock);
+  const float *q = vec(h, s);
+  float d = dist_to(h, q, ep, dim);
+  for (int l = top; l > level; l--) ep = greedy(h, w, q, dim, ep, &d, l, 1);
+  for (int l = level < top ? level : top; l >= 0; l--) {
+    if (search_level(h, w, q, dim, ep, h->efc, l, 1, NULL)) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+    int n = drain_sorted(w), m = 0;
+    for (int i = 0; i < n; i++)
+      if (w->sorted[i].s != s) w->sorted[m++] = w->sorted[i];
+    if (m == 0) continue;
+    ep = w->sorted[0].s;
+    int k = select_neighbors(h, dim, w->sorted, m, l == 0 ? h->M0 : h->M);
+    lock(h, s);
+    int32_t *own = links_at(h, s, l);
+    for (int i = 0; i < k; i++) own[i + 1] = w->sorted[i].s;
+    own[0] = k;
+    unlock(h, s);
+    for (int i = 0; i < k; i++) link_back(h, dim, w->sorted[i].s, s, l, buf);
+  }
+  if (level > top) {
+    pthread_mutex_lock(&h->entry_lock);
+    if (level > h->maxlevel) {
+      h->maxlevel = level;
+      h->entry = s;
+    }
+    pthread_mutex_unlock(&h->entry_lock);
+  }
+  return 0;
+}
+
+/* ---- storage ------------------------------------------------------------------------------- */
+
+static int reserve(embr_index *ix, hnsw *h, int64_t need) {
+  if (need <= h->cap) return 0;
+  if (need > INT32_MAX) return embr_error(EMBR_EUNSUPPORTED, "HNSW: more than 2^31 items");
+  int64_t cap = h->cap ? h->cap : 1024;
+  while (cap < need) cap *= 2;
+  unsigned char *l0 = embr_alloc(h->rec * (size_t)cap);
+  int32_t **up = calloc((size_t)cap, sizeof(int32_t *));
+  uint8_t *lev = calloc((size_t)cap, 1), *del = calloc((size_t)cap, 1);
+  int64_t *lab = malloc(sizeof(int64_t) * (size_t)cap);
+  atomic_flag *lk = malloc(sizeof(atomic_flag) * (size_t)cap);
+  if (!l0 || !up || !lev || !del || !lab || !lk) {
+    embr_free(l0);
+    free(up);
+    free(lev);
+    free(del);
+    free(lab);
+    free(lk);
+    return embr_error(EMBR_ENOMEM, "HNSW: out of memory for %lld items", (long long)cap);
+  }
+  if (h->n) {
+    memcpy(l0, h->level0, h->rec * (size_t)h->n);
+    memcpy(up, h->upper, sizeof(int32_t *) * (size_t)h->n);
+    memcpy(lev, h->level, (size_t)h->n);
+    memcpy(del, h->deleted, (size_t)h->n);
+    memcpy(lab, h->label, sizeof(int64_t) * (size_t)h->n);
+  }
+  for (int64_t i = 0; i < cap; i++) atomic_flag_clear(&lk[i]);
+  embr_free(h->level0);
+  free(h->upper);
+  free(h->level);
+  free(h->deleted);
+  free(h->label);
+  free(h->locks);
+  h->level0 = l0;
+  h->upper = up;
+  h->level = lev;
+  h->deleted = del;
+  h->label = lab;
+  h->locks = lk;
+  h->cap = cap;
+  (void)ix;
+  return 0;
+}
+
+static int draw_level(hnsw *h) {
+  embr_rng r;
+  embr_rng_split(&r, h->seed, h->draws++);
+  double u = embr_rng_double(&r);
+  int l = (int)(-log(u > 1e-300 ? u : 1e-300) * h->mult);
+  return l > MAX_LEVEL ? MAX_LEVEL : l;
+}
+
+static void setup_metric(embr_index *ix, hnsw *h) {
+  const embr__kernels *k = embr__kernels_get();
+  embr_metric m = embr__index_inner_metric(ix);
+  h->ip = m == EMBR_METRIC_IP;
+  h->dist = m == EMBR_METRIC_L2 ? k->l2sq : m == EMBR_METRIC_IP ? k->dot : k->l1;
+}
+
+static void set_geometry(embr_index *ix, hnsw *h) {
+  size_t links = 4 * (size_t)(h->M0 + 1);
+  h->vec_off = (links + 63) & ~(size_t)63;
+  h->rec = (h->vec_off + 4 * (size_t)ix->dim + 63) & ~(size_t)63;
+  h->mult = 1.0 / log((double)h->M);
+  snprintf(ix->spec, sizeof ix->spec, "hnsw:M=%d,efc=%d,ef=%d", h->M, h->efc, h->ef);
+}
+
+static int hnsw_create(embr_index *ix, index_spec *spec) {
+  hnsw *h = calloc(1, sizeof *h);
+  if (!h) return embr_error(EMBR_ENOMEM, "out of memory");
+  ix->impl = h;
+  pthread_mutex_init(&h->entry_lock, NULL);
+  h->entry = -1;
+  int64_t M, efc, ef, seed;
+  int rc;
+  if ((rc = embr__spec_int(spec, "m", 16, 2, 512, &M)) || (rc = embr__spec_int(spec, "efc", 200, 1, 100000, &efc)) ||
+      (rc = embr__spec_int(spec, "ef", 64, 1, 100000, &ef)) || (rc = embr__spec_int(spec, "seed", 100, 0, INT64_MAX, &seed)))
+    return rc;
+  h->M = (int)M;
+  h->M0 = 2 * (int)M;
+  h->efc = (int)efc;
+  h->ef = (int)ef;
+  h->seed = (uint64_t)seed;
+  set_geometry(ix, h);
+  setup_metric(ix, h);
+  return embr__idmap_init(&h->map, 0);
+}
+
+static void hnsw_destroy(embr_index *ix) {
+  hnsw *h = ix->impl;
+  if (!h->mapped) {
+    embr_free(h->level0);
+    free(h->level);
+    free(h->label);
+  }
+  if (h->upper) {
+    if (!h->mapped)
+      for (int64_t i = 0; i < h->n; i++) free(h->upper[i]);
+    free(h->upper);
+  }
+  free(h->deleted);
+  free(h->locks);
+  free(h->free_slots);
+  embr__idmap_free(&h->map);
+  pthread_mutex_destroy(&h->entry_lock);
+  free(h);
+  ix->impl = NULL;
+}
+
+static int hnsw_is_trained(const embr_index *ix) { (void)ix; return 1; }
+static int64_t hnsw_size(const embr_index *ix) { return ((const hnsw *)ix->impl)->live; }
+static int hnsw_contains(const embr_index *ix, int64_t id) { return embr__idmap_get(&((const hnsw *)ix->impl)->map, id) >= 0; }
+
+static int64_t hnsw_memory(const embr_index *ix) {
+  const hnsw *h = ix->impl;
+  int64_t up = 0;
+  for (int64_t i = 0; i < h->n; i++) up += h->level[i] * (int64_t)(h->M + 1) * 4;
+  return h->cap * (int64_t)(h->rec + 8 + 1 + 1 + sizeof(void *)) + up + h->map.cap * 16;
+}
+
+/* Gives slot s a level and its (empty) link lists. A reused slot keeps its level: links from other
+ * nodes may point at it on every level it had. */
+static int prepare_slot(hnsw *h, int64_t s, int reused) {
+  if (!reused) {
+    h->level[s] = (uint8_t)draw_level(h);
+    h->upper[s] = NULL;
+    if (h->level[s] > 0) {
+      h->upper[s] = malloc(sizeof(int32_t) * (size_t)h->level[s] * (size_t)(h->M + 1));
+      if (!h->upper[s]) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+    }
+  }
+  links0(h, s)[0] = 0;
+  for (int l = 1; l <= h->level[s]; l++) links_at(h, s, l)[0] = 0;
+  h->deleted[s] = 0;
+  return 0;
+}
+
+static int hnsw_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const int64_t *ids, const embr_progress *pr) {
+  hnsw *h = ix->impl;
+  int64_t fresh = n > h->nfree ? n - h->nfree : 0;
+  int rc = reserve(ix, h, h->n + fresh);
+  if (rc) return rc;
+  int32_t *slots = malloc(sizeof(int32_t) * (size_t)n);
+  if (!slots) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < n && !rc; i++) {
+    int reused = h->nfree > 0;
+    int64_t s = reused ? h->free_slots[--h->nfree] : h->n++;
+    slots[i] = (int32_t)s;
+    if ((rc = prepare_slot(h, s, reused))) break;
+    memcpy((float *)vec(h, s), x + i * ld, sizeof(float) * (size_t)ix->dim);
+    h->label[s] = ids[i];
+    rc = embr__idmap_put(&h->map, ids[i], s);
+  }
+  if (rc) {
+    free(slots);
+    return rc;
+  }
+  int64_t start = 0;
+  if (h->entry < 0 && n > 0) start = 1; /* the first node alone: it becomes the entry point */
+  if (start) {
+    walk w;
+    if ((rc = walk_init(&w, h->cap, h->efc, h->M0))) {
+      free(slots);
+      return rc;
+    }
+    rc = insert(h, &w, ix->dim, slots[0], NULL);
+    walk_free(&w);
+  }
+  embr_progress_state ps;
+  embr_progress_begin(&ps, pr, (uint64_t)n);
+  _Atomic int failed = rc;
+  _Atomic int64_t done = start;
+#pragma omp parallel num_threads(embr_threads_resolve(ix->n_threads))
+  {
+    walk w;
+    dn *buf = malloc(sizeof(dn) * (size_t)(h->M0 + 2));
+    int mine = walk_init(&w, h->cap, h->efc, h->M0);
+    if (mine || !buf) atomic_store(&failed, mine ? mine : EMBR_ENOMEM);
+#pragma omp for schedule(dynamic, 64)
+    for (int64_t i = start; i < n; i++) {
+      if (atomic_load(&failed)) continue;
+      int r = insert(h, &w, ix->dim, slots[i], buf);
+      if (r) atomic_store(&failed, r);
+      int64_t d = atomic_fetch_add(&done, 1) + 1;
+      if (omp_get_thread_num() == 0 && embr_progress_update(&ps, (uint64_t)d, NULL, 0)) atomic_store(&failed, EMBR_ECANCELED);
+    }
+    if (!mine) walk_free(&w);
+    free(buf);
+  }
+  rc = atomic_load(&failed);
+  if (rc == EMBR_ECANCELED) rc = embr_error(EMBR_ECANCELED, "HNSW build canceled (the index holds a partial graph)");
+  if (!rc) embr_progress_update(&ps, (uint64_t)n, NULL, 1);
+  h->live += n;
+  free(slots);
+  return rc;
+}
+
+static int hnsw_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed) {
+  hnsw *h = ix->impl;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t s = embr__idmap_get(&h->map, ids[i]);
+    if (s < 0) continue;
+    if (h->nfree == h->capfree) {
+      int64_t nc = h->capfree ? h->capfree * 2 : 64;
+      int32_t *f = realloc(h->free_slots, sizeof(int32_t) * (size_t)nc);
+      if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
+      h->free_slots = f;
+      h->capfree = nc;
+    }
+    embr__idmap_del(&h->map, ids[i]);
+    h->deleted[s] = 1;
+    h->free_slots[h->nfree++] = (int32_t)s;
+    h->live--;
+    (*removed)++;
+  }
+  return 0;
+}
+
+/* ---- search ------------------------------------------------------------------------------------ */
+
+/* Share of live items a filter admits: exact for a bitset-only filter (counting over slots is
+ * cheap next to a search batch), sampled for a callback. */
+static double admitted_share(const hnsw *h, const embr_search_params *p) {
+  if (h->live == 0) return 0;
+  int64_t step = h->n > 4096 ? h->n / 4096 : 1, seen = 0, ok = 0;
+  for (int64_t s = 0; s < h->n; s += step) {
+    if (h->deleted[s]) continue;
+    seen++;
+    ok += embr__admit(p, h->label[s]);
+  }
+  return seen ? (double)ok / (double)seen : 0;
+}
+
+static void write_results(const embr_index *ix, const hnsw *h, const dn *r, int cnt, int k, float *dist, int64_t *ids) {
+  float worst = embr_metric_worst(ix->metric);
+  for (int i = 0; i < k; i++) {
+    if (i < cnt) {
+      dist[i] = h->ip ? -r[i].d : r[i].d;
+      ids[i] = h->label[r[i].s];
+    } else {
+      dist[i] = worst;
+      ids[i] = -1;
+    }
+  }
+}
+
+/* Exact scan of the admitted live items (few of them). */
+static void scan_admitted(const embr_index *ix, const hnsw *h, const float *q, int k, const embr_search_params *p,
+                          embr_topk *t, float *dist, int64_t *ids) {
+  embr_topk_reset(t);
+  for (int64_t s = 0; s < h->n; s++) {
+    if (h->deleted[s] || !embr__admit(p, h->label[s])) continue;
+    embr_topk_push(t, dist_to(h, q, s, ix->dim), s);
+  }
+  int64_t *slot = ids;
+  embr_topk_result(t, dist, slot, INFINITY);
+  for (int i = 0; i < k; i++) {
+    if (slot[i] >= 0) {
+      int64_t s = slot[i];
+      ids[i] = h->label[s];
+      dist[i] = h->ip ? -dist[i] : dist[i];
+    } else {
+      dist[i] = embr_metric_worst(ix->metric);
+    }
+  }
+}
+
+static int hnsw_search(const embr_index *ix, const float *q, int64_t nq, int64_t ldq, int k, float *dist, int64_t *ids,
+                       const embr_search_params *p) {
+  hnsw *h = ix->impl;
+  int ef = p->ef > 0 ? p->ef : h->ef;
+  if (ef < k) ef = k;
+  int scan = 0;
+  if (embr__has_filter(p)) {
+    double share = admitted_share(h, p);
+    scan = share < FILTER_SCAN_SHARE || share * (double)h->live < FILTER_SCAN_COUNT;
+    /* Filtered-out nodes still route but fill no result slot: widen the walk accordingly. */
+    if (!scan) ef = (int)fmin((double)ef / fmax(share, 0.05), (double)ef * 20);
+  }
+  _Atomic int failed = 0;
+#pragma omp parallel num_threads(embr_threads_resolve(p->n_threads))
+  {
+    walk w;
+    embr_topk t;
+    int mine = walk_init(&w, h->n, ef, h->M0);
+    int tk = scan ? embr_topk_init(&t, k) : 0;
+    if (mine || tk) atomic_store(&failed, mine ? mine : tk);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t i = 0; i < nq; i++) {
+      if (atomic_load(&failed)) continue;
+      const float *qi = q + i * ldq;
+      float *di = dist + i * k;
+      int64_t *ii = ids + i * k;
+      if (h->entry < 0 || h->live == 0) {
+        write_results(ix, h, NULL, 0, k, di, ii);
+        continue;
+      }
+      if (scan) {
+        scan_admitted(ix, h, qi, k, p, &t, di, ii);
+        continue;
+      }
+      int32_t cur = h->entry;
+      float d = dist_to(h, qi, cur, ix->dim);
+      for (int l = h->maxlevel; l > 0; l--) cur = greedy(h, &w, qi, ix->dim, cur, &d, l, 0);
+      if (search_level(h, &w, qi, ix->dim, cur, ef, 0, 0, p)) {
+        atomic_store(&failed, EMBR_ENOMEM);
+        continue;
+      }
+      int cnt = drain_sorted(&w);
+      write_results(ix, h, w.sorted, cnt < k ? cnt : k, k, di, ii);
+    }
+    if (!mine) walk_free(&w);
+    if (scan && !tk) embr_topk_free(&t);
+  }
+  int rc = atomic_load(&failed);
+  return rc ? embr_error(rc, "HNSW search: out of memory") : 0;
+}
+
+/* ---- save / load ----------------------------------------------------------------------------- */
+
+typedef struct hnsw_header {
+  int64_t M, efc, ef, n, live, maxlevel, entry, seed, draws, rec, vec_off, upper_ints;
+  int64_t pad[4];
+} hnsw_header;
+
+static int hnsw_save(const embr_index *ix, embr__wfile *w) {
+  const hnsw *h = ix->impl;
+  int64_t up = 0;
+  for (int64_t i = 0; i < h->n; i++) up += h->level[i] * (int64_t)(h->M + 1);
+  hnsw_header hd = {h->M, h->efc, h->ef, h->n, h->live, h->maxlevel, h->entry, (int64_t)h->seed,
+                    (int64_t)h->draws, (int64_t)h->rec, (int64_t)h->vec_off, up, {0, 0, 0, 0}};
+  int rc = embr__write_section(w, &hd, sizeof hd);
+  if (!rc) rc = embr__write_section(w, h->level0, h->rec * (size_t)h->n);
+  if (!rc) rc = embr__write_section(w, h->label, sizeof(int64_t) * (size_t)h->n);
+  if (!rc) rc = embr__write_section(w, h->level, (size_t)h->n);
+  if (!rc) rc = embr__write_section(w, h->deleted, (size_t)h->n);
+  for (int64_t i = 0; i < h->n && !rc; i++)
+    if (h->level[i]) rc = embr__wfile_write(w, h->upper[i], sizeof(int32_t) * (size_t)h->level[i] * (size_t)(h->M + 1));
+  if (!rc && (up * 4) % 64) {
+    static const unsigned char zeros[64] = {0};
+    rc = embr__wfile_write(w, zeros, 64 - (size_t)(up * 4) % 64);
+  }
+  return rc;
+}
+
+/* Every link must name an existing slot and every count fit its list: a hostile file must not
+ * send a search out of bounds. */
+static int validate_links(const hnsw *h, const char *name) {
+  for (int64_t s = 0; s < h->n; s++) {
+    if (h->level[s] > h->maxlevel) return embr_error(EMBR_EFORMAT, "%s: slot %lld has level %d above the top %d", name, (long long)s, h->level[s], h->maxlevel);
+    for (int l = 0; l <= h->level[s]; l++) {
+      const int32_t *li = links_at(h, s, l);
+      int max = l == 0 ? h->M0 : h->M;
+      if (li[0] < 0 || li[0] > max) return embr_error(EMBR_EFORMAT, "%s: slot %lld has %d links at level %d (max %d)", name, (long long)s, li[0], l, max);
+      for (int i = 1; i <= li[0]; i++)
+        if (li[i] < 0 || li[i] >= h->n || h->level[li[i]] < l)
+          return embr_error(EMBR_EFORMAT, "%s: slot %lld links to a missing node %d at level %d", name, (long long)s, li[i], l);
+    }
+  }
+  return 0;
+}
+
+static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const char *name, int mapped) {
+  hnsw *h = calloc(1, sizeof *h);
+  if (!h) return embr_error(EMBR_ENOMEM, "out of memory");
+  ix->impl = h;
+  pthread_mutex_init(&h->entry_lock, NULL);
+  size_t off = 0;
+  const unsigned char *hp = embr__read_section(buf, len, &off, sizeof(hnsw_header), name, "HNSW header");
+  if (!hp) return EMBR_EFORMAT;
+  hnsw_header hd;
+  memcpy(&hd, hp, sizeof hd);
+  h->M = (int)hd.M;
+  h->M0 = 2 * h->M;
+  h->efc = (int)hd.efc;
+  h->ef = (int)hd.ef;
+  h->seed = (uint64_t)hd.seed;
+  h->draws = (uint64_t)hd.draws;
+  if (hd.M < 2 || hd.M > 512 || hd.efc < 1 || hd.efc > 100000 || hd.ef < 1 || hd.ef > 100000 || hd.n < 0 ||
+      hd.n > INT32_MAX || hd.live < 0 || hd.live > hd.n || hd.maxlevel < 0 || hd.maxlevel > MAX_LEVEL ||
+      hd.entry < -1 || hd.entry >= hd.n || (hd.n > 0) != (hd.entry >= 0) || hd.upper_ints < 0)
+    return embr_error(EMBR_EFORMAT, "%s: HNSW header is inconsistent", name);
+  set_geometry(ix, h);
+  setup_metric(ix, h);
+  if ((int64_t)h->rec != hd.rec || (int64_t)h->vec_off != hd.vec_off)
+    return embr_error(EMBR_EFORMAT, "%s: HNSW record layout does not match the dimension", name);
+  h->maxlevel = (int)hd.maxlevel;
+  h->entry = (int32_t)hd.entry;
+  size_t n = (size_t)hd.n;
+  if (n > len / h->rec) return embr_error(EMBR_EFORMAT, "%s: truncated: %zu HNSW records do not fit", name, n);
+  const unsigned char *l0 = embr__read_section(buf, len, &off, h->rec * n, name, "HNSW level 0");
+  const unsigned char *lab = l0 ? embr__read_section(buf, len, &off, 8 * n, name, "labels") : NULL;
+  const unsigned char *lev = lab ? embr__read_section(buf, len, &off, n, name, "levels") : NULL;
+  const unsigned char *del = lev ? embr__read_section(buf, len, &off, n, name, "deleted flags") : NULL;
+  if (!del) return EMBR_EFORMAT;
+  if ((uint64_t)hd.upper_ints > (len - off) / 4) return embr_error(EMBR_EFORMAT, "%s: truncated upper levels", name);
+  const unsigned char *upp = embr__read_section(buf, len, &off, 4 * (size_t)hd.upper_ints, name, "upper levels");
+  if (!upp) return EMBR_EFORMAT;
+  if (off != len) return embr_error(EMBR_EFORMAT, "%s: %zu unexpected bytes after the HNSW index", name, len - off);
+  int rc = 0;
+  if (mapped) {
+    h->level0 = (unsigned char *)l0;
+    h->label = (int64_t *)lab;
+    h->level = (uint8_t *)lev;
+    h->mapped = 1;
+    h->n = h->cap = (int64_t)n;
+    h->deleted = malloc(n ? n : 1);
+    h->upper = calloc(n ? n : 1, sizeof(int32_t *));
+    if (!h->deleted || !h->upper) return embr_error(EMBR_ENOMEM, "out of memory");
+    memcpy(h->deleted, del, n);
+  } else {
+    if ((rc = reserve(ix, h, (int64_t)(n ? n : 1)))) return rc;
+    memcpy(h->level0, l0, h->rec * n);
+    memcpy(h->label, lab, 8 * n);
+    memcpy(h->level, lev, n);
+    memcpy(h->deleted, del, n);
+    h->n = (int64_t)n;
+  }
+  /* Upper link lists: views into the file when mapped, copies otherwise. */
+  int64_t used = 0;
+  for (size_t s = 0; s < n && !rc; s++) {
+    if (h->level[s] > MAX_LEVEL) return embr_error(EMBR_EFORMAT, "%s: slot %zu has level %d", name, s, h->level[s]);
+    int64_t ints = h->level[s] * (int64_t)(h->M + 1);
+    if (used + ints > hd.upper_ints) return embr_error(EMBR_EFORMAT, "%s: upper levels shorter than the levels say", name);
+    if (ints) {
+      if (mapped) {
+        h->upper[s] = (int32_t *)(upp + 4 * used);
+      } else {
+        h->upper[s] = malloc(sizeof(int32_t) * (size_t)ints);
+        if (!h->upper[s]) return embr_error(EMBR_ENOMEM, "out of memory");
+        memcpy(h->upper[s], upp + 4 * used, sizeof(int32_t) * (size_t)ints);
+      }
+    }
+    used += ints;
+  }
+  if (used != hd.upper_ints) return embr_error(EMBR_EFORMAT, "%s: upper levels longer than the levels say", name);
+  if (h->n > 0 && h->level[h->entry] != h->maxlevel) return embr_error(EMBR_EFORMAT, "%s: the entry point is not on the top level", name);
+  if ((rc = validate_links(h, name)) || (rc = embr__idmap_init(&h->map, h->n))) return rc;
+  int64_t live = 0;
+  for (int64_t s = 0; s < h->n && !rc; s++) {
+    if (h->deleted[s]) {
+      if (h->nfree == h->capfree) {
+        int64_t nc = h->capfree ? h->capfree * 2 : 64;
+        int32_t *f = realloc(h->free_slots, sizeof(int32_t) * (size_t)nc);
+        if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
+        h->free_slots = f;
+        h->capfree = nc;
+      }
+      h->free_slots[h->nfree++] = (int32_t)s;
+      continue;
+    }
+    if (h->label[s] < 0 || embr__idmap_get(&h->map, h->label[s]) >= 0)
+      return embr_error(EMBR_EFORMAT, "%s: id %lld is negative or repeated", name, (long long)h->label[s]);
+    rc = embr__idmap_put(&h->map, h->label[s], s);
+    live++;
+  }
+  if (!rc && live != hd.live) return embr_error(EMBR_EFORMAT, "%s: %lld live items, header says %lld", name, (long long)live, (long long)hd.live);
+  h->live = live;
+  return rc;
+}
+
+const embr_index_ops embr__hnsw_ops = {
+    "hnsw",      hnsw_create, hnsw_is_trained, NULL,         hnsw_add,  hnsw_remove, hnsw_contains,
+    hnsw_search, hnsw_save,   hnsw_load,       hnsw_destroy, hnsw_size, hnsw_memory,
+};
