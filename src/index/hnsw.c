@@ -224,6 +224,47 @@ static int search_level(hnsw *h, walk *w, const float *q, int64_t dim, int32_t e
   return ok ? -1 : 0;
 }
 
+/* The search-time walk of level 0 (no locks, links read in place): the hot loop of a query.
+ * Candidates' records are prefetched when they are pushed, so by the time one is popped its
+ * links are in cache, and each neighbour's vector is prefetched one step ahead. */
+static int search_level0(const hnsw *h, walk *w, const float *q, int64_t dim, int32_t entry, int ef,
+                         const embr_search_params *p, int filtered) {
+  walk_begin(w);
+  float d0 = dist_to(h, q, entry, dim);
+  w->tag[entry] = w->cur;
+  int bad = heap_push(&w->cand, (dn){d0, entry});
+  if (!h->deleted[entry] && (!filtered || embr__admit(p, h->label[entry]))) bad |= heap_push(&w->res, (dn){d0, entry});
+  float bound = w->res.n ? w->res.a[0].d : INFINITY;
+  uint16_t cur = w->cur;
+  while (w->cand.n && !bad) {
+    dn c = heap_pop(&w->cand);
+    if (c.d > bound && w->res.n >= ef) break;
+    const int32_t *l = links0(h, c.s);
+    int cnt = l[0];
+    if (cnt > 0) _mm_prefetch((const char *)vec(h, l[1]), _MM_HINT_T0);
+    for (int i = 1; i <= cnt; i++) {
+      int32_t nb = l[i];
+      if (i < cnt) {
+        _mm_prefetch((const char *)vec(h, l[i + 1]), _MM_HINT_T0);
+        _mm_prefetch((const char *)&w->tag[l[i + 1]], _MM_HINT_T0);
+      }
+      if (w->tag[nb] == cur) continue;
+      w->tag[nb] = cur;
+      float d = dist_to(h, q, nb, dim);
+      if (w->res.n < ef || d < bound) {
+        bad |= heap_push(&w->cand, (dn){d, nb});
+        _mm_prefetch((const char *)links0(h, w->cand.a[0].s), _MM_HINT_T0);
+        if (!h->deleted[nb] && (!filtered || embr__admit(p, h->label[nb]))) {
+          bad |= heap_push(&w->res, (dn){d, nb});
+          if (w->res.n > ef) heap_pop(&w->res);
+        }
+        if (w->res.n) bound = w->res.a[0].d;
+      }
+    }
+  }
+  return bad ? -1 : 0;
+}
+
 /* Drains w->res into w->sorted, ascending; returns the count. */
 static int drain_sorted(walk *w) {
   int n = w->res.n;
@@ -627,7 +668,7 @@ static int hnsw_search(const embr_index *ix, const float *q, int64_t nq, int64_t
       int32_t cur = h->entry;
       float d = dist_to(h, qi, cur, ix->dim);
       for (int l = h->maxlevel; l > 0; l--) cur = greedy(h, &w, qi, ix->dim, cur, &d, l, 0);
-      if (search_level(h, &w, qi, ix->dim, cur, ef, 0, 0, p)) {
+      if (search_level0(h, &w, qi, ix->dim, cur, ef, p, embr__has_filter(p))) {
         atomic_store(&failed, EMBR_ENOMEM);
         continue;
       }
