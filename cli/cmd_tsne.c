@@ -1,56 +1,13 @@
 /* embr tsne: maps vectors to 2-D/3-D (and `transform` new points, `eval` a map). */
 #include "commands.h"
 
+#include "embr/plot.h"
 #include "embr/tsne.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- labels file: one label per line -------------------------------------------------------- */
-
-static void cli_labels_free(char **labels, int64_t n);
-static int cli_labels_read(const char *cmd, const char *path, int64_t expect, char ***out);
-
-static void cli_labels_free(char **labels, int64_t n) {
-  if (!labels) return;
-  for (int64_t i = 0; i < n; i++) free(labels[i]);
-  free(labels);
-}
-
-static int cli_labels_read(const char *cmd, const char *path, int64_t expect, char ***out) {
-  *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "embr %s: %s: cannot open: %s\n", cmd, path, strerror(errno));
-    return EXIT_ERR;
-  }
-  char **labels = calloc((size_t)(expect > 0 ? expect : 1), sizeof(char *));
-  char *line = NULL;
-  size_t cap = 0;
-  int64_t n = 0;
-  ssize_t len;
-  int rc = labels ? EXIT_OK : cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
-  while (!rc && (len = getline(&line, &cap, f)) >= 0) {
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
-    if (n < expect && !(labels[n] = strdup(line))) rc = cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
-    n++;
-  }
-  free(line);
-  fclose(f);
-  if (!rc && n != expect) {
-    fprintf(stderr, "embr %s: %s: %lld labels for %lld points (one label per line expected)\n", cmd, path,
-            (long long)n, (long long)expect);
-    rc = EXIT_ERR;
-  }
-  if (rc) {
-    cli_labels_free(labels, expect);
-    return rc;
-  }
-  *out = labels;
-  return EXIT_OK;
-}
 
 /* ---- output ------------------------------------------------------------------------------- */
 
@@ -60,6 +17,18 @@ typedef struct map_out {
   int d;
   char *const *labels;
 } map_out;
+
+/* The picture, written with the map through cli_write_outputs (both or neither). */
+typedef struct plot_out {
+  const map_out *m;
+  char *const *labels, *const *texts;
+  const char *title;
+} plot_out;
+
+static int write_plot(const char *path, const void *ctx) {
+  const plot_out *po = ctx;
+  return cli_plot_write(path, po->m->y, po->m->n, po->m->d, po->labels, po->texts, po->title);
+}
 
 /* .npy (coordinates only) or TSV: x, y[, z][, label] per line. */
 static int write_map(const char *path, const void *ctx) {
@@ -123,7 +92,7 @@ static void tsne_opts_default(tsne_opts *o) {
   OPT_INT("--iters", "-n", &(o).iters, "N", "iterations (including early exaggeration)", "1000", 1, 1000000), \
   OPT_DBL("--exaggeration", NULL, &(o).exaggeration, "E", "early exaggeration factor", "12", 1, 1000),         \
   OPT_INT("--exaggeration-iters", NULL, &(o).exag_iters, "N", "iterations of early exaggeration", "250", 0, 1000000), \
-  OPT_DBL("--learning-rate", NULL, &(o).lr, "R", "learning rate (0 = auto: N/12)", "auto", 0, 1e9),           \
+  OPT_DBL("--learning-rate", NULL, &(o).lr, "R", "learning rate (0 = auto: max(N/12, 50))", "auto", 0, 1e9),           \
   OPT_STR("--method", NULL, &(o).method, "M", "auto | exact | bh | fft (fft: 2-D only)", "auto"),             \
   OPT_DBL("--theta", NULL, &(o).theta, "T", "Barnes-Hut opening angle", "0.5", 0, 10),                         \
   OPT_STR("--init", NULL, &(o).init, "I", "pca | random", "pca"),                                              \
@@ -228,6 +197,8 @@ static int tsne_run(int argc, char **argv) {
   if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
   if (precomputed && strcmp(precomputed, "dense") && strcmp(precomputed, "sparse"))
     return cli_usage_error(&cmd, "--precomputed takes dense or sparse");
+  if (plot && embr_plot_format_from_path(plot) == EMBR_PLOT_AUTO)
+    return cli_usage_error(&cmd, "--plot %s: use a .png, .svg, .pdf or .html name", plot);
   if (cli_check_output("tsne", out) || (plot && cli_check_output("tsne", plot))) return EXIT_ERR;
   embr_matrix x = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix("tsne", in, o.format, &x);
@@ -243,7 +214,7 @@ static int tsne_run(int argc, char **argv) {
     }
     npts = P.n;
   }
-  if (labels_path) rc = cli_labels_read("tsne", labels_path, npts, &labels);
+  if (labels_path) rc = cli_read_lines("tsne", labels_path, "labels", npts, &labels);
   float *y = rc ? NULL : malloc(sizeof(float) * (size_t)npts * (size_t)o.dims);
   if (!rc && !y) rc = cli_fail("tsne", embr_error(EMBR_ENOMEM, "out of memory"));
   embr_tsne_stats st;
@@ -260,12 +231,12 @@ static int tsne_run(int argc, char **argv) {
   if (!rc) {
     char *const *lab = labels ? labels : x.labels; /* words of a word2vec file */
     map_out mo = {y, npts, (int)o.dims, precomputed ? labels : lab};
-    cli_output outs[1] = {{out, write_map, &mo}};
-    rc = cli_write_outputs("tsne", outs, 1);
-    if (!rc && plot) rc = cli_plot_map("tsne", plot, y, npts, (int)o.dims, labels, labels ? NULL : x.labels, title ? title : in);
+    plot_out po = {&mo, labels, labels ? NULL : x.labels, title ? title : in};
+    cli_output outs[2] = {{out, write_map, &mo}, {plot, write_plot, &po}};
+    rc = cli_write_outputs("tsne", outs, plot ? 2 : 1);
   }
   free(y);
-  cli_labels_free(labels, npts);
+  cli_lines_free(labels, npts);
   embr_affinities_free(&P);
   embr_matrix_free(&x);
   return rc;
@@ -279,7 +250,7 @@ static int tsne_transform(int argc, char **argv) {
   const char *ref = NULL, *ref_map = NULL, *in = NULL, *out = NULL;
   cli_opt opts[] = {
       OPT_STR_REQ("--ref", NULL, &ref, "FILE", "the vectors the map was made from"),
-      OPT_STR_REQ("--ref-map", NULL, &ref_map, "FILE", "their map (.npy or numeric .tsv, same row order)"),
+      OPT_STR_REQ("--ref-map", NULL, &ref_map, "FILE", "their map (.npy or .tsv as written by embr tsne, same row order)"),
       OPT_STR_REQ("--input", "-i", &in, "FILE", "new vectors to place"),
       OPT_STR_REQ("--output", "-o", &out, "FILE", "their map coordinates (.tsv or .npy)"),
       TSNE_COMMON_OPTS(o),
@@ -297,7 +268,8 @@ static int tsne_transform(int argc, char **argv) {
   if (cli_check_output("tsne transform", out)) return EXIT_ERR;
   embr_matrix rx = EMBR_MATRIX_INIT, ry = EMBR_MATRIX_INIT, nx = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix("tsne transform", ref, o.format, &rx);
-  if (!rc) rc = cli_read_matrix("tsne transform", ref_map, NULL, &ry);
+  char **map_labels = NULL;
+  if (!rc) rc = cli_read_map("tsne transform", ref_map, NULL, &ry, &map_labels);
   if (!rc) rc = cli_read_matrix("tsne transform", in, o.format, &nx);
   if (!rc && ry.n != rx.n) {
     fprintf(stderr, "embr tsne transform: %s has %lld rows but %s has %lld\n", ref_map, (long long)ry.n, ref, (long long)rx.n);
@@ -330,6 +302,7 @@ static int tsne_transform(int argc, char **argv) {
   }
   free(y);
   free(refy);
+  cli_lines_free(map_labels, ry.n);
   embr_matrix_free(&rx);
   embr_matrix_free(&ry);
   embr_matrix_free(&nx);
@@ -397,7 +370,7 @@ static int tsne_eval(int argc, char **argv) {
   int json = 0;
   cli_opt opts[] = {
       OPT_STR_REQ("--input", "-i", &in, "FILE", "the vectors the map was made from"),
-      OPT_STR_REQ("--map", NULL, &map, "FILE", "the map (.npy or numeric .tsv, same row order)"),
+      OPT_STR_REQ("--map", NULL, &map, "FILE", "the map (.npy or .tsv as written by embr tsne, same row order)"),
       OPT_STR("--labels", "-l", &labels_path, "FILE", "one label per line, for the k-NN label accuracy", "none"),
       OPT_INT("-k", "--k", &k, "K", "neighbours for preservation and accuracy", "10", 1, 1000),
       OPT_FLAG("--json", NULL, &json, "print JSON"),
@@ -417,14 +390,15 @@ static int tsne_eval(int argc, char **argv) {
   if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
   embr_matrix x = EMBR_MATRIX_INIT, y = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix("tsne eval", in, o.format, &x);
-  if (!rc) rc = cli_read_matrix("tsne eval", map, NULL, &y);
+  char **map_labels = NULL;
+  if (!rc) rc = cli_read_map("tsne eval", map, NULL, &y, &map_labels);
   if (!rc && (y.n != x.n || (y.dim != 2 && y.dim != 3))) {
     fprintf(stderr, "embr tsne eval: %s: %lld x %lld, expected %lld rows of 2 or 3 columns\n", map, (long long)y.n,
             (long long)y.dim, (long long)x.n);
     rc = EXIT_ERR;
   }
   char **labels = NULL;
-  if (!rc && labels_path) rc = cli_labels_read("tsne eval", labels_path, x.n, &labels);
+  if (!rc && labels_path) rc = cli_read_lines("tsne eval", labels_path, "labels", x.n, &labels);
   float *yc = NULL;
   double kl = NAN, pres = NAN, acc = NAN;
   if (!rc) {
@@ -454,7 +428,8 @@ static int tsne_eval(int argc, char **argv) {
              (long long)k, pres, (long long)k, accs);
   }
   free(yc);
-  cli_labels_free(labels, x.n);
+  cli_lines_free(labels, x.n);
+  cli_lines_free(map_labels, y.n);
   embr_matrix_free(&x);
   embr_matrix_free(&y);
   return rc;

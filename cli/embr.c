@@ -15,6 +15,7 @@ static const command commands[] = {
     {"w2v", cmd_w2v, "word2vec: train word vectors; similar words, analogies, evaluation"},
     {"tsne", cmd_tsne, "t-SNE maps of vectors (2-D/3-D); transform new points; score a map"},
     {"index", cmd_index, "build, search and describe approximate (HNSW, IVF) and exact indexes"},
+    {"collection", cmd_collection, "durable vector store: vectors + ids + JSON metadata, filtered search"},
     {"search", cmd_search, "exact k-nearest-neighbour search (l2, ip, cosine, l1)"},
     {"convert", cmd_convert, "convert a matrix file between formats"},
     {"recall", cmd_recall, "recall@k of result ids against ground truth"},

@@ -2,6 +2,7 @@
 #ifndef EMBR_EMBR_H
 #define EMBR_EMBR_H
 
+#include "embr/collection.h"
 #include "embr/core.h"
 #include "embr/index.h"
 #include "embr/matrix.h"

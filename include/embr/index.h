@@ -32,7 +32,8 @@ EMBR_API int embr_index_create(embr_index **out, const char *spec, int64_t dim, 
 EMBR_API void embr_index_free(embr_index *ix);
 
 /* IVF indexes learn their cells (and codebooks) from a sample; the others need no training.
- * add() on an untrained IVF index trains on the first batch (at least 39 x nlist vectors). */
+ * add() on an untrained IVF index trains on the first batch when it has at least nlist vectors
+ * (39 x nlist or more give well-shaped cells), and is EMBR_EINVAL otherwise. */
 EMBR_API int embr_index_is_trained(const embr_index *ix);
 EMBR_API int embr_index_train(embr_index *ix, const float *x, int64_t n, int64_t ld,
                               const embr_progress *progress);
@@ -90,6 +91,35 @@ EMBR_API embr_metric embr_index_metric(const embr_index *ix);
 EMBR_API const char *embr_index_spec(const embr_index *ix);
 /* Bytes of memory the index holds (vectors, codes, links, ids). */
 EMBR_API int64_t embr_index_memory(const embr_index *ix);
+
+/* ---- k-means -------------------------------------------------------------------------------------
+ * Squared-Euclidean k-means: k-means++ seeding (D^2 sampling), then Lloyd iterations whose
+ * assignment step is a batched exact 1-NN search (embr_knn, sgemm speed). A cluster left empty is
+ * re-seeded by splitting the largest one: it takes that cluster's member farthest from its centre
+ * (which, unlike a perturbed copy of the centre, never raises the inertia). Rows of fewer than 8
+ * dimensions are zero-padded to 8 so they still run through sgemm. When n > k *
+ * max_points_per_centroid, seeding and iterations run on a seeded random sample of that many
+ * points; the final assignment (and the inertia) cover all n points. With one thread a fixed seed
+ * gives identical bytes. */
+typedef struct embr_kmeans_params {
+  int iters;                       /* Lloyd iterations (25); 0 keeps the k-means++ centres */
+  uint64_t seed;                   /* seeding and sampling */
+  int n_threads;                   /* 0 = all cores */
+  int64_t max_points_per_centroid; /* 256; 0 = train on every point */
+  embr_progress progress;          /* reported in iterations; may cancel */
+} embr_kmeans_params;
+
+EMBR_API embr_kmeans_params embr_kmeans_params_default(void);
+
+/* Clusters n rows of x (leading dimension ld >= dim) into k centres written to `centroids`
+ * (k x dim, row-major). `assign` (n entries, may be NULL) receives each row's nearest centre and
+ * `inertia` (may be NULL) the sum of squared distances of the rows to their centres, both with
+ * respect to the returned centres: for a fixed seed, inertia never grows with `iters` (without
+ * sampling; up to float rounding). Errors: EMBR_EINVAL (k < 1, k > n, bad sizes), EMBR_EVALUE
+ * (a non-finite value), EMBR_ENOMEM, EMBR_ECANCELED. */
+EMBR_API int embr_kmeans(const float *x, int64_t n, int64_t ld, int64_t dim, int64_t k,
+                         const embr_kmeans_params *p, float *centroids, int64_t *assign,
+                         double *inertia);
 
 #ifdef __cplusplus
 }

@@ -79,8 +79,10 @@ typedef struct embr_tsne_stats {
 /* Embeds n rows of x (dim columns, leading dimension ld) into y (n x out_dim, row-major).
  * Refuses up front (EMBR_EINVAL / EMBR_ENOMEM with a message) what cannot work: n <= 3 x
  * perplexity, non-finite values, the exact method on a problem whose N^2 work or memory is out of
- * reach. Identical input rows end up at identical map positions (their forces are identical).
- * With n_threads = 1 and a fixed seed the output is the same bytes from run to run. */
+ * reach. Identical input rows get identical affinities and start together, so they end together
+ * unless a third point's neighbour list is cut between them (ties at the k-th neighbour go to
+ * the lower id), which can leave them a tiny distance apart. With n_threads = 1 and a fixed seed
+ * the output is the same bytes from run to run. */
 EMBR_API int embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim,
                        const embr_tsne_params *p, float *y, embr_tsne_stats *stats);
 
@@ -108,8 +110,9 @@ EMBR_API int embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld
 EMBR_API int embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
                                       const embr_tsne_params *p, embr_affinities *out);
 
-/* Optimises a map for given affinities (y is initialised here per params->init unless
- * init_given, in which case y's contents are the start). */
+/* Optimises a map for given affinities. y's contents are the start when init_given; otherwise the
+ * start is random (N(0, 1e-4^2)) whatever params->init says, since a PCA start needs the data:
+ * embr_tsne makes one. */
 EMBR_API int embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params *p, float *y,
                                 int init_given, embr_tsne_stats *stats);
 

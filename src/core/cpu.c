@@ -15,12 +15,17 @@ embr_cpu_level embr_cpu_detect(void) {
   return EMBR_CPU_SCALAR;
 }
 
+/* The environment is read once: kernels ask on every call, and getenv showed in profiles. */
+static int from_env = -1;
+
 embr_cpu_level embr_cpu_active(void) {
   if (forced >= 0) return (embr_cpu_level)forced;
-  embr_cpu_level hw = embr_cpu_detect();
-  const char *env = getenv("EMBR_CPU");
-  if (env && (strcmp(env, "scalar") == 0 || strcmp(env, "generic") == 0)) return EMBR_CPU_SCALAR;
-  return hw;
+  if (from_env < 0) {
+    const char *env = getenv("EMBR_CPU");
+    int scalar = env && (strcmp(env, "scalar") == 0 || strcmp(env, "generic") == 0);
+    from_env = scalar ? EMBR_CPU_SCALAR : (int)embr_cpu_detect();
+  }
+  return (embr_cpu_level)from_env;
 }
 
 int embr_cpu_force(embr_cpu_level level) {

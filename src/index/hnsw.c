@@ -320,9 +320,14 @@ static void link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, dn
   unlock(h, nb);
 }
 
-/* Inserts slot s (vector, label and level already set) into the graph. */
+/* Inserts slot s (vector, label and level already set) into the graph. A reused slot's old links
+ * are dropped here, just before it is linked again, not for the whole batch at once: until then
+ * they still route other insertions. */
 static int insert(hnsw *h, walk *w, int64_t dim, int32_t s, dn *buf) {
   int level = h->level[s];
+  lock(h, s);
+  for (int l = 0; l <= level; l++) links_at(h, s, l)[0] = 0;
+  unlock(h, s);
   pthread_mutex_lock(&h->entry_lock);
   int32_t ep = h->entry;
   int top = h->maxlevel;
@@ -495,21 +500,30 @@ static int prepare_slot(hnsw *h, int64_t s, int reused) {
       if (!h->upper[s]) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
     }
   }
-  links0(h, s)[0] = 0;
-  for (int l = 1; l <= h->level[s]; l++) links_at(h, s, l)[0] = 0;
+  if (!reused) { /* a reused slot keeps its links until insert() redoes them */
+    links0(h, s)[0] = 0;
+    for (int l = 1; l <= h->level[s]; l++) links_at(h, s, l)[0] = 0;
+  }
   h->deleted[s] = 0;
   return 0;
 }
 
 static int hnsw_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const int64_t *ids, const embr_progress *pr) {
   hnsw *h = ix->impl;
-  int64_t fresh = n > h->nfree ? n - h->nfree : 0;
+  int64_t fresh = n > h->nfree - 1 ? n - (h->nfree > 0 ? h->nfree - 1 : 0) : 0;
   int rc = reserve(ix, h, h->n + fresh);
   if (rc) return rc;
   int32_t *slots = malloc(sizeof(int32_t) * (size_t)n);
   if (!slots) return embr_error(EMBR_ENOMEM, "out of memory");
   for (int64_t i = 0; i < n && !rc; i++) {
-    int reused = h->nfree > 0;
+    /* The entry point is never reused: a node cannot be inserted by a search that starts at
+     * itself. It stays deleted (still routing) until another node takes the top level. */
+    int reused = h->nfree > 0 && !(h->nfree == 1 && h->free_slots[0] == h->entry);
+    if (reused && h->free_slots[h->nfree - 1] == h->entry) { /* move it out of the way */
+      int32_t t = h->free_slots[0];
+      h->free_slots[0] = h->entry;
+      h->free_slots[h->nfree - 1] = t;
+    }
     int64_t s = reused ? h->free_slots[--h->nfree] : h->n++;
     slots[i] = (int32_t)s;
     if ((rc = prepare_slot(h, s, reused))) break;
@@ -736,16 +750,16 @@ static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const
   if (!hp) return EMBR_EFORMAT;
   hnsw_header hd;
   memcpy(&hd, hp, sizeof hd);
+  if (hd.M < 2 || hd.M > 512 || hd.efc < 1 || hd.efc > 100000 || hd.ef < 1 || hd.ef > 100000 || hd.n < 0 ||
+      hd.n > INT32_MAX || hd.live < 0 || hd.live > hd.n || hd.maxlevel < 0 || hd.maxlevel > MAX_LEVEL ||
+      hd.entry < -1 || hd.entry >= hd.n || (hd.n > 0) != (hd.entry >= 0) || hd.upper_ints < 0)
+    return embr_error(EMBR_EFORMAT, "%s: HNSW header is inconsistent", name);
   h->M = (int)hd.M;
   h->M0 = 2 * h->M;
   h->efc = (int)hd.efc;
   h->ef = (int)hd.ef;
   h->seed = (uint64_t)hd.seed;
   h->draws = (uint64_t)hd.draws;
-  if (hd.M < 2 || hd.M > 512 || hd.efc < 1 || hd.efc > 100000 || hd.ef < 1 || hd.ef > 100000 || hd.n < 0 ||
-      hd.n > INT32_MAX || hd.live < 0 || hd.live > hd.n || hd.maxlevel < 0 || hd.maxlevel > MAX_LEVEL ||
-      hd.entry < -1 || hd.entry >= hd.n || (hd.n > 0) != (hd.entry >= 0) || hd.upper_ints < 0)
-    return embr_error(EMBR_EFORMAT, "%s: HNSW header is inconsistent", name);
   set_geometry(ix, h);
   setup_metric(ix, h);
   if ((int64_t)h->rec != hd.rec || (int64_t)h->vec_off != hd.vec_off)

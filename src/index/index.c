@@ -64,7 +64,7 @@ int embr__spec_check_unused(const index_spec *s) {
 static const embr_index_ops *ops_for(const char *kind) {
   if (!strcmp(kind, "flat")) return &embr__flat_ops;
   if (!strcmp(kind, "hnsw")) return &embr__hnsw_ops;
-  /* IVF_OPS */
+  if (!strcmp(kind, "ivfflat") || !strcmp(kind, "ivfpq")) return &embr__ivf_ops;
   return NULL;
 }
 
@@ -163,7 +163,8 @@ static int check_ids(const embr_index *ix, const int64_t *ids, int64_t n) {
   qsort(s, (size_t)n, sizeof(int64_t), cmp_i64);
   int rc = 0;
   for (int64_t i = 0; i < n && !rc; i++) {
-    if (s[i] < 0) rc = embr_error(EMBR_EINVAL, "id %lld is negative (ids must be >= 0)", (long long)s[i]);
+    if (s[i] < 0 || s[i] > INT64_MAX / 2)
+      rc = embr_error(EMBR_EINVAL, "id %lld is out of range (0 .. 2^62)", (long long)s[i]);
     else if (i > 0 && s[i] == s[i - 1]) rc = embr_error(EMBR_EINVAL, "id %lld appears twice in the batch", (long long)s[i]);
     else if (ix->ops->contains(ix, s[i])) rc = embr_error(EMBR_EINVAL, "id %lld is already in the index", (long long)s[i]);
   }
@@ -178,10 +179,15 @@ int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const 
   int64_t *own = NULL;
   int rc = 0;
   if (!ids) {
+    if (ix->next_id > INT64_MAX / 2 - n) return embr_error(EMBR_EINVAL, "automatic ids exhausted; pass ids");
     own = malloc(sizeof(int64_t) * (size_t)n);
     if (!own) return embr_error(EMBR_ENOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) own[i] = ix->next_id + i;
     ids = own;
+    if ((rc = check_ids(ix, ids, n))) {
+      free(own);
+      return rc;
+    }
   } else if ((rc = check_ids(ix, ids, n))) {
     return rc;
   }
@@ -267,7 +273,7 @@ static int64_t find_slot(const embr__idmap *m, int64_t key, int for_insert) {
 
 static int idmap_grow(embr__idmap *m) {
   embr__idmap n;
-  int rc = embr__idmap_init(&n, m->count * 2 + 64);
+  int rc = embr__idmap_init(&n, m->count + 64); /* init sizes for twice its argument */
   if (rc) return rc;
   for (int64_t i = 0; i < m->cap; i++)
     if (m->keys[i] != SLOT_EMPTY && m->keys[i] != SLOT_GONE) {
@@ -375,7 +381,8 @@ int embr_index_save(const embr_index *ix, const char *path) {
     put_u16(h + 10, VERSION_MINOR);
     put_u32(h + 12, (uint32_t)ix->metric);
     put_u64(h + 16, (uint64_t)ix->dim);
-    strncpy((char *)h + 24, ix->ops->kind, 15);
+    size_t klen = strcspn(ix->spec, ":");
+    memcpy(h + 24, ix->spec, klen < 15 ? klen : 15);
     put_u64(h + 40, (uint64_t)(end - start));
     put_u64(h + 48, (uint64_t)ix->next_id);
     put_u32(h + 56, (uint32_t)crc32(0L, h, 56));
@@ -406,6 +413,9 @@ int embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const ch
   uint64_t dim = get_u64(buf + 16), plen = get_u64(buf + 40);
   int64_t next_id = (int64_t)get_u64(buf + 48);
   if (metric > EMBR_METRIC_L1 || dim < 1 || dim > (1u << 20)) return embr_error(EMBR_EFORMAT, "%s: bad metric or dimension in the header", name);
+  if (get_u32(buf + 60) != 0 || get_u32(buf + len - TRAILER + 4) != 0)
+    return embr_error(EMBR_EFORMAT, "%s: reserved header or trailer bytes are not zero", name);
+  if (next_id < 0 || next_id > INT64_MAX / 2) return embr_error(EMBR_EFORMAT, "%s: bad next id in the header", name);
   if (plen != len - HEADER - TRAILER)
     return embr_error(EMBR_EFORMAT, "%s: truncated or padded: header says %llu payload bytes, file has %zu", name,
                       (unsigned long long)plen, len - HEADER - TRAILER);
@@ -421,7 +431,11 @@ int embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const ch
   memcpy(kind, buf + 24, 15);
   kind[15] = '\0';
   const embr_index_ops *ops = ops_for(kind);
-  if (!ops) return embr_error(EMBR_EFORMAT, "%s: unknown index kind '%s'", name, kind);
+  if (!ops) {
+    for (char *c = kind; *c; c++)
+      if (!isalnum((unsigned char)*c)) *c = '?'; /* keep the message one printable line */
+    return embr_error(EMBR_EFORMAT, "%s: unknown index kind '%s'", name, kind);
+  }
   embr_index *ix = calloc(1, sizeof *ix);
   if (!ix) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->ops = ops;

@@ -94,6 +94,17 @@ void embr_topk_free(embr_topk *t) {
 }
 
 void embr__topk_insert(embr_topk *t, float score, int64_t id) {
+  if (t->k == 1) {
+    /* Nearest-centre searches (k-means, IVF assignment) run millions of k=1 selections: keeping
+     * just the best and tightening the threshold at once spares filling and cutting a buffer
+     * of 16 for every query. The caller already checked that (score, id) beats the threshold. */
+    t->score[0] = score;
+    t->id[0] = id;
+    t->size = 1;
+    t->thresh = score;
+    t->thresh_id = id;
+    return;
+  }
   if (t->size == t->cap) {
     compact(t);
     if (!before(score, id, t->thresh, t->thresh_id)) return;

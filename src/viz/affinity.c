@@ -170,7 +170,10 @@ void embr__tsne_calibrate_row(const int64_t *nbr, const float *d, int k, double 
       spread += d[t] - dmin;
       valid++;
     }
-  if (valid == 0) return;
+  if (valid == 0) {
+    for (int t = 0; t < k; t++) p[t] = 0;
+    return;
+  }
   if (spread > 0) beta = (double)valid / spread;
   for (int it = 0; it < 200; it++) {
     double sum = 0, dot = 0;
@@ -257,7 +260,11 @@ int embr__tsne_calibrate(const int64_t *nbr, const float *dist, int64_t n, int k
   }
   if (!rc) {
     int64_t w = 0;
-    double scale = 1.0 / (2.0 * (double)n);
+    /* Normalise by the actual total, not 2n: a point without neighbours of its own (possible with
+     * given neighbour lists) contributes no row mass. */
+    double total = 0;
+    for (int64_t s = 0; s < cnt[n]; s++) total += tr[s].val;
+    double scale = total > 0 ? 1.0 / total : 0;
     for (int64_t i = 0; i < n; i++) {
       out->row[i] = w;
       qsort(tr + cnt[i], (size_t)(cnt[i + 1] - cnt[i]), sizeof(triplet), cmp_col);

@@ -140,11 +140,18 @@ int embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int 
   const embr_tsne_params *p = params ? params : &defaults;
   int rc = check_params(p, n);
   if (rc) return rc;
+  if (kk < 1) return embr_error(EMBR_EINVAL, "t-SNE: need at least one neighbour per point");
   for (int64_t i = 0; i < n * kk; i++) {
     if (nbr[i] >= n || (nbr[i] >= 0 && !isfinite(d[i])))
       return embr_error(EMBR_EINVAL, "t-SNE: neighbour entry %lld is out of range or not finite", (long long)i);
   }
-  return embr__tsne_calibrate(nbr, d, n, kk, p->perplexity, p->n_threads, out);
+  /* A point listed as its own neighbour would put mass on P's diagonal: drop such entries. */
+  int64_t *own = embr_alloc(sizeof(int64_t) * (size_t)(n * kk));
+  if (!own) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < n * kk; i++) own[i] = nbr[i] == i / kk ? -1 : nbr[i];
+  int rc2 = embr__tsne_calibrate(own, d, n, kk, p->perplexity, p->n_threads, out);
+  embr_free(own);
+  return rc2;
 }
 
 int embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld, const embr_tsne_params *params,
@@ -387,7 +394,10 @@ int embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim, const embr_tsn
 /* ---- evaluation ----------------------------------------------------------------------------- */
 
 int embr_tsne_kl_exact(const embr_affinities *P, const float *yf, int d, int n_threads, double *kl) {
+  if (d != 2 && d != 3) return embr_error(EMBR_EINVAL, "t-SNE KL: map dimension must be 2 or 3 (got %d)", d);
   int64_t n = P->n;
+  for (int64_t i = 0; i < n * d; i++)
+    if (!isfinite(yf[i])) return embr_error(EMBR_EVALUE, "t-SNE KL: map coordinate %lld is not finite", (long long)i);
   double *y = embr_alloc(sizeof(double) * (size_t)n * (size_t)d);
   double *rep = embr_alloc(sizeof(double) * (size_t)n * (size_t)d);
   double *att = embr_alloc(sizeof(double) * (size_t)n * (size_t)d);
@@ -425,6 +435,15 @@ int embr_tsne_transform(const float *ref_x, int64_t n_ref, int64_t ref_ld, const
   if (rc) return rc;
   if (n_new < 1) return 0;
   int d = p->out_dim, k = knn_count(p, n_ref);
+  if (dim < 1 || ref_ld < dim || new_ld < dim) return embr_error(EMBR_EINVAL, "t-SNE transform: bad dimension");
+  struct { const float *x; int64_t n, ld, cols; const char *what; } in[3] = {
+      {ref_x, n_ref, ref_ld, dim, "reference vectors"}, {new_x, n_new, new_ld, dim, "new vectors"}, {ref_y, n_ref, d, d, "reference map"}};
+  for (int t = 0; t < 3; t++)
+    for (int64_t i = 0; i < in[t].n; i++)
+      for (int64_t j = 0; j < in[t].cols; j++)
+        if (!isfinite(in[t].x[i * in[t].ld + j]))
+          return embr_error(EMBR_EVALUE, "t-SNE transform: %s: row %lld, column %lld is not finite", in[t].what,
+                            (long long)i, (long long)j);
   int64_t *nbr = embr_alloc(sizeof(int64_t) * (size_t)n_new * (size_t)k);
   float *dd = embr_alloc(sizeof(float) * (size_t)n_new * (size_t)k);
   double *pc = embr_alloc(sizeof(double) * (size_t)n_new * (size_t)k);

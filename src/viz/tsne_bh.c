@@ -15,7 +15,8 @@ typedef struct cell {
   double half;     /* half the side */
   int64_t count;
   int32_t child;   /* index of the first of 2^d children, -1 for a leaf */
-  int32_t point;   /* the one point of a leaf (-1 if empty or when points stacked at depth) */
+  int32_t point;   /* a leaf's point (the first one when identical points are stacked), or -1 */
+  double first[3]; /* that point's position: stacked points are those exactly equal to it */
 } cell;
 
 typedef struct bh_tree {
@@ -73,12 +74,10 @@ static int insert(bh_tree *t, const double *y, int32_t i) {
     if (c->child < 0) {
       if (c->count == 1) {
         c->point = i;
+        for (int k = 0; k < t->d; k++) c->first[k] = p[k];
         return 0;
       }
-      if (depth >= MAX_DEPTH) {
-        c->point = -1;
-        return 0;
-      }
+      if (depth >= MAX_DEPTH) return 0; /* identical points stack here, under the first */
       /* Push the resident point down, then continue with the new one. */
       int32_t old = c->point;
       c->point = -1;
@@ -87,7 +86,10 @@ static int insert(bh_tree *t, const double *y, int32_t i) {
       if (old >= 0) {
         const double *po = y + (int64_t)old * t->d;
         cell *ch = &t->cells[c->child + child_index(c, po, t->d)];
-        for (int k = 0; k < t->d; k++) ch->com[k] += po[k];
+        for (int k = 0; k < t->d; k++) {
+          ch->com[k] += po[k];
+          ch->first[k] = po[k];
+        }
         ch->count = 1;
         ch->point = old;
       }
@@ -146,9 +148,13 @@ static double traverse(const bh_tree *t, const double *p, int64_t self, double t
     double width = 2 * c->half;
     if (leaf || width * width < theta2 * d2) {
       /* A leaf holding i itself contributes its other (stacked, identical) points only:
-       * they sit at distance 0 and exert no force, but count in Z. */
+       * they sit at distance 0 and exert no force, but count in Z. Membership is tested against
+       * the leaf's first point exactly (the centre of mass of equal points may differ in the
+       * last bit). */
       double cnt = (double)c->count;
-      if (leaf && i >= 0 && (c->point == i || (c->point < 0 && d2 == 0))) cnt -= 1;
+      int same = leaf && i >= 0 && c->point >= 0;
+      for (int k = 0; same && k < d; k++) same = c->first[k] == p[k];
+      if (same) cnt -= 1;
       if (cnt <= 0) continue;
       double w = 1.0 / (1.0 + d2);
       z += cnt * w;

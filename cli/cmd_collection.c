@@ -1,0 +1,492 @@
+/* embr collection: a durable vector store in a directory (SQLite + an ANN index checkpoint):
+ * create, add, delete, get, search (with metadata filters), info, compact. */
+#include "commands.h"
+#include "embr/collection.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NOPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static int parse(cli_command *cmd, int argc, char **argv) {
+  int prc = cli_parse(cmd, argc, argv);
+  return prc == CLI_HELP ? -1 : prc ? EXIT_USAGE : EXIT_OK;
+}
+/* cli_parse's result as an exit code: help printed -> 0. */
+#define PARSE_OR_RETURN(cmd, argc, argv)      \
+  do {                                        \
+    int prc_ = parse(&(cmd), (argc), (argv)); \
+    if (prc_) return prc_ < 0 ? EXIT_OK : prc_; \
+  } while (0)
+
+static int open_collection(const char *name, const char *dir, int flags, embr_collection **c) {
+  int rc = embr_collection_open(c, dir, flags);
+  return rc ? cli_fail(name, rc) : EXIT_OK;
+}
+
+static int close_collection(const char *name, embr_collection *c, int rc) {
+  int s = embr_collection_close(c);
+  if (s && !rc) return cli_fail(name, s);
+  return rc;
+}
+
+/* ---- line files (ids, JSON lines) ---------------------------------------------------------------- */
+
+typedef struct lines {
+  char *buf;
+  char **line;
+  int64_t n;
+} lines;
+
+static void lines_free(lines *l) {
+  free(l->buf);
+  free(l->line);
+  memset(l, 0, sizeof *l);
+}
+
+/* Splits a file into lines (a final newline does not start another; "\r\n" ends count as "\n"). */
+static int read_lines(const char *name, const char *path, lines *l) {
+  memset(l, 0, sizeof *l);
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  if (!f) return cli_fail(name, embr_error(EMBR_EIO, "%s: cannot open", path));
+  size_t cap = 1 << 16, len = 0, got;
+  l->buf = malloc(cap + 1);
+  while (l->buf && (got = fread(l->buf + len, 1, cap - len, f)) > 0) {
+    len += got;
+    if (len == cap) {
+      char *nb = realloc(l->buf, (cap *= 2) + 1);
+      if (!nb) free(l->buf);
+      l->buf = nb;
+    }
+  }
+  int bad = ferror(f);
+  if (f != stdin) fclose(f);
+  if (!l->buf || bad) {
+    lines_free(l);
+    return cli_fail(name, bad ? embr_error(EMBR_EIO, "%s: read failed", path) : embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  l->buf[len] = '\0';
+  int64_t n = 0;
+  for (size_t i = 0; i < len; i++) n += l->buf[i] == '\n';
+  if (len && l->buf[len - 1] != '\n') n++;
+  l->line = malloc(sizeof(char *) * (size_t)(n ? n : 1));
+  if (!l->line) {
+    lines_free(l);
+    return cli_fail(name, embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  char *p = l->buf;
+  for (int64_t i = 0; i < n; i++) {
+    char *nl = strchr(p, '\n');
+    if (nl) *nl = '\0';
+    size_t ll = strlen(p);
+    if (ll && p[ll - 1] == '\r') p[ll - 1] = '\0';
+    l->line[i] = p;
+    p = nl ? nl + 1 : p + ll;
+  }
+  l->n = n;
+  return EXIT_OK;
+}
+
+/* ---- create ------------------------------------------------------------------------------------ */
+
+static int coll_create(int argc, char **argv) {
+  const char *metric_name = "l2", *spec = "hnsw", *pos[1];
+  int64_t dim = 0;
+  cli_opt opts[] = {
+      {"--dim", "-d", CLI_INT, &dim, "D", "dimension of the vectors", NULL, 1, 1, 1 << 20, 0, 0},
+      OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
+      OPT_STR("--index", "-s", &spec, "SPEC", "flat | hnsw:M=16,efc=200,ef=64 | ivfflat:nlist=1024 | ivfpq:nlist=1024,m=16", "hnsw"),
+  };
+  cli_command cmd = {"collection create", "Create an empty collection in DIR (created if missing; its parent must exist).",
+                     "embr collection create DIR --dim D [--metric M] [--index SPEC]", NULL, opts, NOPTS(opts), 1, 1, pos, 0};
+  PARSE_OR_RETURN(cmd, argc, argv);
+  embr_metric m;
+  if (embr_metric_parse(metric_name, &m)) return cli_usage_error(&cmd, "%s", embr_last_error());
+  int rc = embr_collection_create(NULL, pos[0], dim, m, spec);
+  if (rc) return cli_fail(cmd.name, rc);
+  return EXIT_OK;
+}
+
+/* ---- add --------------------------------------------------------------------------------------- */
+
+typedef struct add_input {
+  embr_matrix x;
+  lines ids, meta;
+  char **gen_ids;  /* "row-<n>" when no --ids */
+  char *gen_buf;
+} add_input;
+
+static void add_input_free(add_input *in) {
+  embr_matrix_free(&in->x);
+  lines_free(&in->ids);
+  lines_free(&in->meta);
+  free(in->gen_ids);
+  free(in->gen_buf);
+}
+
+/* Default ids continue from the largest internal id ever assigned, so they never collide with
+ * ids generated earlier, deleted or not. */
+static int generate_ids(const char *name, embr_collection *c, add_input *in) {
+  embr_collection_stats st;
+  int rc = embr_collection_info(c, &st);
+  if (rc) return cli_fail(name, rc);
+  in->gen_ids = malloc(sizeof(char *) * (size_t)in->x.n);
+  in->gen_buf = malloc((size_t)in->x.n * 32);
+  if (!in->gen_ids || !in->gen_buf) return cli_fail(name, embr_error(EMBR_ENOMEM, "out of memory"));
+  for (int64_t i = 0; i < in->x.n; i++) {
+    in->gen_ids[i] = in->gen_buf + i * 32;
+    snprintf(in->gen_ids[i], 32, "row-%lld", (long long)(st.max_internal_id + i));
+  }
+  return EXIT_OK;
+}
+
+/* Metadata lines: a JSON object, or empty / "null" for none. */
+static void metadata_nulls(lines *meta) {
+  for (int64_t i = 0; i < meta->n; i++) {
+    const char *s = meta->line[i];
+    while (*s == ' ' || *s == '\t') s++;
+    if (!*s || !strcmp(s, "null")) meta->line[i] = NULL;
+  }
+}
+
+static int load_add_input(const char *name, const char *in, const char *format, const char *ids_path,
+                          const char *meta_path, add_input *a) {
+  int rc = cli_read_matrix(name, in, format, &a->x);
+  if (!rc && ids_path) rc = read_lines(name, ids_path, &a->ids);
+  if (!rc && meta_path) rc = read_lines(name, meta_path, &a->meta);
+  if (rc) return rc;
+  if (ids_path && a->ids.n != a->x.n)
+    return cli_fail(name, embr_error(EMBR_EINVAL, "%s: %lld ids for %lld vectors", ids_path, (long long)a->ids.n, (long long)a->x.n));
+  if (meta_path && a->meta.n != a->x.n)
+    return cli_fail(name, embr_error(EMBR_EINVAL, "%s: %lld metadata lines for %lld vectors", meta_path,
+                                     (long long)a->meta.n, (long long)a->x.n));
+  metadata_nulls(&a->meta);
+  return EXIT_OK;
+}
+
+static int add_batches(const char *name, embr_collection *c, add_input *a, int64_t batch, int quiet) {
+  const char *const *ids = (const char *const *)(a->ids.line ? a->ids.line : a->gen_ids);
+  const char *const *meta = (const char *const *)a->meta.line;
+  int64_t step = batch > 0 ? batch : a->x.n, done = 0;
+  double t0 = embr_now();
+  while (done < a->x.n) {
+    int64_t n = a->x.n - done < step ? a->x.n - done : step;
+    int rc = embr_collection_add(c, n, a->x.data + done * a->x.ld, a->x.dim, a->x.ld, ids + done, meta ? meta + done : NULL);
+    if (rc) {
+      if (done) fprintf(stderr, "embr %s: %lld items were added before the batch starting at item %lld failed\n", name,
+                        (long long)done, (long long)done);
+      return cli_fail(name, rc);
+    }
+    done += n;
+  }
+  if (!quiet) fprintf(stderr, "added %lld items in %.3f s\n", (long long)done, embr_now() - t0);
+  return EXIT_OK;
+}
+
+static int coll_add(int argc, char **argv) {
+  const char *in = NULL, *format = NULL, *ids_path = NULL, *meta_path = NULL, *pos[1];
+  int64_t batch = 0;
+  int quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--input", "-i", &in, "FILE", "vectors: npy, fvecs, csv, tsv, word2vec... or - for stdin (with --format)"),
+      OPT_STR("--format", NULL, &format, "FMT", "input format (npy, fvecs, csv, ...)", "by extension"),
+      OPT_STR("--ids", NULL, &ids_path, "FILE", "one id per line, in the order of the vectors", "row-<n>, continuing"),
+      OPT_STR("--metadata", NULL, &meta_path, "FILE", "one JSON object per line (empty or null: none)", "none"),
+      OPT_INT("--batch", "-b", &batch, "N", "items per transaction (0 = the whole input at once)", "0", 0, 1e12),
+      OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
+  };
+  cli_command cmd = {"collection add", "Add vectors (with ids and JSON metadata) to a collection.",
+                     "embr collection add DIR -i vectors.npy [--ids ids.txt] [--metadata meta.jsonl] [--batch N]",
+                     "Each batch is one transaction: all of it is stored, or (on any error: wrong dimension,\n"
+                     "NaN, an id given twice or already present, metadata that is not a JSON object)\n"
+                     "none of it. The command returns once the data is durable on disk.",
+                     opts, NOPTS(opts), 1, 1, pos, 0};
+  PARSE_OR_RETURN(cmd, argc, argv);
+  add_input a;
+  memset(&a, 0, sizeof a);
+  embr_collection *c = NULL;
+  int rc = load_add_input(cmd.name, in, format, ids_path, meta_path, &a);
+  if (!rc) rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDWR, &c);
+  if (!rc && !ids_path) rc = generate_ids(cmd.name, c, &a);
+  if (!rc) rc = add_batches(cmd.name, c, &a, batch, quiet);
+  rc = c ? close_collection(cmd.name, c, rc) : rc;
+  add_input_free(&a);
+  return rc;
+}
+
+/* ---- delete ------------------------------------------------------------------------------------ */
+
+static int coll_delete(int argc, char **argv) {
+  const char *ids_path = NULL;
+  const char **pos = malloc(sizeof(char *) * (size_t)(argc > 1 ? argc : 1));
+  cli_opt opts[] = {OPT_STR("--ids", NULL, &ids_path, "FILE", "ids to delete, one per line", "the ID arguments")};
+  cli_command cmd = {"collection delete", "Delete items by id (ids not present are skipped).",
+                     "embr collection delete DIR ID... | embr collection delete DIR --ids FILE", NULL, opts, NOPTS(opts),
+                     1, argc > 1 ? argc : 1, pos, 0};
+  if (!pos) return cli_fail("collection delete", embr_error(EMBR_ENOMEM, "out of memory"));
+  int prc = parse(&cmd, argc, argv);
+  if (!prc && cmd.npos < 2 && !ids_path) prc = cli_usage_error(&cmd, "no ids to delete (give IDs or --ids FILE)");
+  if (prc) {
+    free(pos);
+    return prc < 0 ? EXIT_OK : EXIT_USAGE;
+  }
+  lines l = {0};
+  embr_collection *c = NULL;
+  int rc = ids_path ? read_lines(cmd.name, ids_path, &l) : EXIT_OK;
+  if (!rc) rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDWR, &c);
+  int64_t a = 0, b = 0;
+  int s = 0;
+  if (!rc && cmd.npos > 1) s = embr_collection_delete(c, pos + 1, cmd.npos - 1, &a);
+  if (!rc && !s && l.n) s = embr_collection_delete(c, (const char *const *)l.line, l.n, &b);
+  if (s) rc = cli_fail(cmd.name, s);
+  if (!rc) printf("deleted %lld of %lld\n", (long long)(a + b), (long long)(cmd.npos - 1 + l.n));
+  rc = c ? close_collection(cmd.name, c, rc) : rc;
+  lines_free(&l);
+  free(pos);
+  return rc;
+}
+
+/* ---- get --------------------------------------------------------------------------------------- */
+
+static void print_item(const char *id, const float *v, int64_t dim, const char *meta, int json) {
+  if (json) {
+    printf("{\"id\":");
+    cli_json_string(stdout, id);
+    printf(",\"vector\":[");
+    for (int64_t j = 0; j < dim; j++) {
+      if (j) putchar(',');
+      cli_json_float(stdout, v[j]);
+    }
+    printf("],\"metadata\":%s}\n", meta ? meta : "null");
+    return;
+  }
+  printf("id: %s\nvector:", id);
+  for (int64_t j = 0; j < dim; j++) printf(" %.9g", (double)v[j]);
+  printf("\nmetadata: %s\n", meta ? meta : "none");
+}
+
+static int coll_get(int argc, char **argv) {
+  const char *pos[2];
+  int json = 0;
+  cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
+  cli_command cmd = {"collection get", "Print an item: its vector (exactly as stored) and its metadata.",
+                     "embr collection get DIR ID [--json]", NULL, opts, NOPTS(opts), 2, 2, pos, 0};
+  PARSE_OR_RETURN(cmd, argc, argv);
+  embr_collection *c;
+  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDONLY, &c);
+  if (rc) return rc;
+  embr_collection_stats st;
+  float *v = NULL;
+  char *meta = NULL;
+  int s = embr_collection_info(c, &st);
+  if (!s) s = (v = malloc(sizeof(float) * (size_t)st.dim)) ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
+  if (!s) s = embr_collection_get(c, pos[1], v, &meta);
+  if (s) rc = cli_fail(cmd.name, s);
+  else print_item(pos[1], v, st.dim, meta, json);
+  free(v);
+  embr_free(meta);
+  return close_collection(cmd.name, c, rc);
+}
+
+/* ---- search ------------------------------------------------------------------------------------ */
+
+static void print_hits_text(const embr_collection_hits *h) {
+  for (int64_t qi = 0; qi < h->nq; qi++)
+    for (int j = 0; j < h->k; j++) {
+      int64_t i = qi * h->k + j;
+      if (!h->ext_ids[i]) break;
+      printf("%lld\t%d\t%s\t%.9g", (long long)qi, j + 1, h->ext_ids[i], (double)h->dist[i]);
+      if (h->metadata) printf("\t%s", h->metadata[i] ? h->metadata[i] : "null");
+      putchar('\n');
+    }
+}
+
+static void print_hits_json(const embr_collection_hits *h, embr_metric m) {
+  printf("{\"metric\":\"%s\",\"k\":%d,\"results\":[", embr_metric_name(m), h->k);
+  for (int64_t qi = 0; qi < h->nq; qi++) {
+    int n = 0;
+    while (n < h->k && h->ext_ids[qi * h->k + n]) n++;
+    printf("%s{\"query\":%lld,\"ids\":[", qi ? "," : "", (long long)qi);
+    for (int j = 0; j < n; j++) {
+      if (j) putchar(',');
+      cli_json_string(stdout, h->ext_ids[qi * h->k + j]);
+    }
+    printf("],\"distances\":[");
+    for (int j = 0; j < n; j++) {
+      if (j) putchar(',');
+      cli_json_float(stdout, h->dist[qi * h->k + j]);
+    }
+    printf("]");
+    if (h->metadata) {
+      printf(",\"metadata\":[");
+      for (int j = 0; j < n; j++) printf("%s%s", j ? "," : "", h->metadata[qi * h->k + j] ? h->metadata[qi * h->k + j] : "null");
+      printf("]");
+    }
+    printf("}");
+  }
+  printf("]}\n");
+}
+
+/* The queries: a matrix file, or the stored vector of an item (--query-id). */
+static int load_queries(const char *name, embr_collection *c, const char *qpath, const char *qid, const char *format,
+                        embr_matrix *q) {
+  if (qpath) return cli_read_matrix(name, qpath, format, q);
+  embr_collection_stats st;
+  int rc = embr_collection_info(c, &st);
+  if (!rc) rc = embr_matrix_alloc(q, 1, st.dim);
+  if (!rc) rc = embr_collection_get(c, qid, q->data, NULL);
+  return rc ? cli_fail(name, rc) : EXIT_OK;
+}
+
+static int coll_search(int argc, char **argv) {
+  const char *qpath = NULL, *qid = NULL, *filter = NULL, *format = NULL, *pos[1];
+  int64_t k = 10, ef = 0, nprobe = 0, threads = 0;
+  int json = 0, with_meta = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR("--query", "-q", &qpath, "FILE", "query vectors (any matrix format)", NULL),
+      OPT_STR("--query-id", NULL, &qid, "ID", "use the stored vector of this item as the query", NULL),
+      OPT_INT("-k", "--k", &k, "K", "results per query", "10", 1, 100000),
+      OPT_STR("--filter", "-f", &filter, "EXPR", "metadata filter, e.g. 'genre = \"jazz\" and year >= 1990'", "none"),
+      OPT_INT("--ef", NULL, &ef, "N", "HNSW candidate list size (0 = the index's own)", "0", 0, 1000000),
+      OPT_INT("--nprobe", NULL, &nprobe, "N", "IVF cells to visit (0 = the index's own)", "0", 0, 1000000),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_STR("--format", NULL, &format, "FMT", "query file format", "by extension"),
+      OPT_FLAG("--with-metadata", NULL, &with_meta, "print each hit's metadata"),
+      OPT_FLAG("--json", NULL, &json, "print results as JSON"),
+      OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
+  };
+  cli_command cmd = {"collection search", "Search a collection: k nearest items per query among those the filter admits.",
+                     "embr collection search DIR (-q FILE | --query-id ID) [-k K] [--filter EXPR] [options]",
+                     "Prints one line per hit: QUERY<TAB>RANK<TAB>ID<TAB>DISTANCE[<TAB>METADATA].\n"
+                     "Filters: field = value, !=, <, <=, >, >=, field in [v1, v2], field not in [...],\n"
+                     "joined with and / or / not and parentheses; values are \"strings\", numbers, true,\n"
+                     "false; fields are names or dotted paths (a.b). See docs/collections.md.",
+                     opts, NOPTS(opts), 1, 1, pos, 0};
+  PARSE_OR_RETURN(cmd, argc, argv);
+  if (!qpath == !qid) return cli_usage_error(&cmd, "give exactly one of --query and --query-id");
+  if (filter && embr_collection_filter_check(filter)) return cli_usage_error(&cmd, "%s", embr_last_error());
+  embr_collection *c;
+  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDONLY, &c);
+  if (rc) return rc;
+  embr_matrix q = EMBR_MATRIX_INIT;
+  embr_collection_hits h = {0};
+  embr_collection_search_params p = embr_collection_search_params_default();
+  p.ef = (int)ef;
+  p.nprobe = (int)nprobe;
+  p.n_threads = (int)threads;
+  p.with_metadata = with_meta;
+  rc = load_queries(cmd.name, c, qpath, qid, format, &q);
+  double t0 = embr_now();
+  if (!rc) {
+    int s = embr_collection_search(c, q.data, q.n, q.dim, q.ld, (int)k, filter, &p, &h);
+    if (s) rc = cli_fail(cmd.name, s);
+  }
+  if (!rc && !quiet) fprintf(stderr, "searched %lld queries in %.3f s\n", (long long)q.n, embr_now() - t0);
+  embr_collection_stats st;
+  if (!rc && json && embr_collection_info(c, &st)) rc = cli_fail(cmd.name, EMBR_EIO);
+  if (!rc && json) print_hits_json(&h, st.metric);
+  else if (!rc) print_hits_text(&h);
+  embr_collection_hits_free(&h);
+  embr_matrix_free(&q);
+  return close_collection(cmd.name, c, rc);
+}
+
+/* ---- info and compact -------------------------------------------------------------------------- */
+
+static const char *origin_name(embr_index_origin o) {
+  return o == EMBR_INDEX_LOADED ? "loaded" : o == EMBR_INDEX_CAUGHT_UP ? "caught-up" : "rebuilt";
+}
+
+static void print_info(const char *dir, const embr_collection_stats *s, int json) {
+  if (json) {
+    printf("{\"dir\":");
+    cli_json_string(stdout, dir);
+    printf(",\"dim\":%lld,\"metric\":\"%s\",\"index\":", (long long)s->dim, embr_metric_name(s->metric));
+    cli_json_string(stdout, s->index_spec);
+    printf(",\"format_version\":%d,\"count\":%lld,\"max_internal_id\":%lld,\"deletes_logged\":%lld,"
+           "\"index_items\":%lld,\"index_memory\":%lld,\"index_trained\":%s,\"index_origin\":\"%s\",\"index_note\":",
+           s->format_version, (long long)s->count, (long long)s->max_internal_id, (long long)s->deletes_logged,
+           (long long)s->index_items, (long long)s->index_memory, s->index_trained ? "true" : "false",
+           origin_name(s->index_origin));
+    cli_json_string(stdout, s->index_note);
+    printf(",\"db_bytes\":%lld,\"index_file_bytes\":%lld}\n", (long long)s->db_bytes, (long long)s->index_file_bytes);
+    return;
+  }
+  printf("collection:      %s\ndimension:       %lld\nmetric:          %s\nindex:           %s\n", dir, (long long)s->dim,
+         embr_metric_name(s->metric), s->index_spec);
+  printf("items:           %lld\nlargest id:      %lld (internal)\ndeletes logged:  %lld (until compact)\n", (long long)s->count,
+         (long long)s->max_internal_id, (long long)s->deletes_logged);
+  printf("index:           %lld items, %lld bytes in memory%s\n", (long long)s->index_items, (long long)s->index_memory,
+         s->index_trained ? "" : " (untrained: searches are exact)");
+  printf("index on open:   %s%s%s\n", origin_name(s->index_origin), s->index_note[0] ? ": " : "", s->index_note);
+  printf("files:           collection.db %lld bytes, index.embr %lld bytes\nformat version:  %d\n", (long long)s->db_bytes,
+         (long long)s->index_file_bytes, s->format_version);
+}
+
+static int coll_info(int argc, char **argv) {
+  const char *pos[1];
+  int json = 0;
+  cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
+  cli_command cmd = {"collection info", "Describe a collection: parameters, counts, index state, file sizes.",
+                     "embr collection info DIR [--json]", NULL, opts, NOPTS(opts), 1, 1, pos, 0};
+  PARSE_OR_RETURN(cmd, argc, argv);
+  embr_collection *c;
+  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDONLY, &c);
+  if (rc) return rc;
+  embr_collection_stats s;
+  int st = embr_collection_info(c, &s);
+  if (st) rc = cli_fail(cmd.name, st);
+  else print_info(pos[0], &s, json);
+  return close_collection(cmd.name, c, rc);
+}
+
+static int coll_compact(int argc, char **argv) {
+  const char *pos[1];
+  cli_command cmd = {"collection compact", "Rebuild the index from the database (dropping deleted slots) and VACUUM it.",
+                     "embr collection compact DIR", NULL, NULL, 0, 1, 1, pos, 0};
+  PARSE_OR_RETURN(cmd, argc, argv);
+  embr_collection *c;
+  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDWR, &c);
+  if (rc) return rc;
+  embr_collection_stats before, after;
+  int s = embr_collection_info(c, &before);
+  if (!s) s = embr_collection_compact(c);
+  if (!s) s = embr_collection_info(c, &after);
+  if (s) rc = cli_fail(cmd.name, s);
+  else
+    printf("compacted: database %lld -> %lld bytes, index %lld -> %lld bytes in memory, %lld items\n",
+           (long long)before.db_bytes, (long long)after.db_bytes, (long long)before.index_memory,
+           (long long)after.index_memory, (long long)after.count);
+  return close_collection(cmd.name, c, rc);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------------- */
+
+int cmd_collection(int argc, char **argv) {
+  static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+  } subs[] = {
+      {"create", coll_create, "create an empty collection (dimension, metric, index spec)"},
+      {"add", coll_add, "add vectors with ids and JSON metadata (atomic, durable batches)"},
+      {"delete", coll_delete, "delete items by id"},
+      {"get", coll_get, "print an item's vector and metadata"},
+      {"search", coll_search, "k nearest items, optionally filtered on metadata"},
+      {"info", coll_info, "describe a collection"},
+      {"compact", coll_compact, "rebuild the index and vacuum the database"},
+  };
+  for (size_t i = 0; argc >= 2 && i < sizeof subs / sizeof subs[0]; i++)
+    if (!strcmp(argv[1], subs[i].name)) return subs[i].run(argc - 1, argv + 1);
+  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    printf("usage: embr collection <subcommand> DIR [options]\n\n"
+           "A durable vector store in a directory: SQLite holds the vectors, ids and metadata;\n"
+           "an ANN index (flat, hnsw, ivf...) is kept in step and checkpointed beside it.\n\n");
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) printf("  %-8s %s\n", subs[i].name, subs[i].summary);
+    printf("\n'embr collection <subcommand> --help' lists its flags and defaults.\n");
+    return EXIT_OK;
+  }
+  fprintf(stderr, "embr collection: %s\nTry 'embr collection --help'.\n",
+          argc >= 2 ? "unknown subcommand" : "missing subcommand (create, add, delete, get, search, info, compact)");
+  return EXIT_USAGE;
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# `embr collection`: help and defaults, create/add/get/search/delete/info/compact end to end,
+# vectors from stdin, generated ids, metadata filters, exit codes and one-line messages.
+# Usage: test_cli_collection.sh path/to/embr
+set -u
+EMBR=${1:?usage: test_cli_collection.sh path/to/embr}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+# expect CODE PATTERN -- command...: exit code must be CODE and stderr must match PATTERN
+expect() {
+  local code=$1 pat=$2
+  shift 3
+  "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" != "$code" ]; then
+    fail "$* : exit $got, expected $code; stderr: $(head -c 300 "$T/err")"
+  elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/err"; then
+    fail "$* : stderr does not match /$pat/: $(head -c 300 "$T/err")"
+  elif [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" -gt 2 ]; then
+    fail "$* : error message longer than one line (+hint): $(cat "$T/err")"
+  fi
+}
+
+C="$T/coll"
+# ---- help ---------------------------------------------------------------------------------------
+expect 0 "" -- "$EMBR" collection --help
+for s in create add delete get search info compact; do
+  grep -q "$s" "$T/out" || fail "collection --help does not list $s"
+done
+expect 0 "" -- "$EMBR" collection add --help
+grep -q "default" "$T/out" || fail "collection add --help shows no defaults"
+expect 0 "" -- "$EMBR" collection search --help
+for flag in --query --query-id -k --filter --ef --nprobe --with-metadata --json; do
+  grep -qe "$flag" "$T/out" || fail "collection search --help does not list $flag"
+done
+expect 2 "unknown subcommand" -- "$EMBR" collection frobnicate
+expect 2 "missing required option --dim" -- "$EMBR" collection create "$C"
+
+# ---- create, add (stdin, generated ids), get ------------------------------------------------------
+expect 0 "" -- "$EMBR" collection create "$C" --dim 2 --index flat
+expect 1 "already holds a collection" -- "$EMBR" collection create "$C" --dim 2
+printf '1,0\n0,2\n3,4\n' | "$EMBR" collection add "$C" -i - --format csv --quiet || fail "add from stdin"
+printf '{"genre":"jazz","year":1999}\n\n{"genre":"rock","year":2005,"q":"it'"'"'s"}\n' >"$T/meta.jsonl"
+printf 'a\nb\nc\n' >"$T/ids.txt"
+printf -- '-1,0\n5,5\n0,0\n' >"$T/more.csv"
+expect 0 "" -- "$EMBR" collection add "$C" -i "$T/more.csv" --ids "$T/ids.txt" --metadata "$T/meta.jsonl" --quiet
+expect 0 "" -- "$EMBR" collection get "$C" row-1
+grep -q "^vector: 0 2$" "$T/out" || fail "get row-1: $(cat "$T/out")"
+expect 0 "" -- "$EMBR" collection get "$C" c --json
+grep -qF '"metadata":{"genre":"rock","year":2005,"q":"it'"'"'s"}' "$T/out" || fail "get c --json: $(cat "$T/out")"
+expect 1 "no item with id 'zz'" -- "$EMBR" collection get "$C" zz
+# next generated ids continue after the largest internal id
+printf '9,9\n' | "$EMBR" collection add "$C" -i - --format csv --quiet || fail "second stdin add"
+expect 0 "" -- "$EMBR" collection get "$C" row-6
+
+# ---- refused batches change nothing -----------------------------------------------------------------
+printf 'x\ny\n' >"$T/two.txt"
+expect 1 "2 ids for 3 vectors" -- "$EMBR" collection add "$C" -i "$T/more.csv" --ids "$T/two.txt"
+printf 'p\nq\na\n' >"$T/dup.txt"
+expect 1 "already in the collection" -- "$EMBR" collection add "$C" -i "$T/more.csv" --ids "$T/dup.txt"
+printf '{"a":1}\n[1]\n{}\n' >"$T/bad.jsonl"
+printf 'p\nq\nr\n' >"$T/pqr.txt"
+expect 1 "must be a JSON object" -- "$EMBR" collection add "$C" -i "$T/more.csv" --ids "$T/pqr.txt" --metadata "$T/bad.jsonl"
+printf '1,2,3\n' >"$T/d3.csv"
+expect 1 "dimension 3" -- "$EMBR" collection add "$C" -i "$T/d3.csv"
+expect 0 "" -- "$EMBR" collection info "$C" --json
+grep -q '"count":7' "$T/out" || fail "count after refused adds: $(cat "$T/out")"
+
+# ---- search -----------------------------------------------------------------------------------------
+printf '0,0\n' >"$T/q.csv"
+expect 0 "" -- "$EMBR" collection search "$C" -q "$T/q.csv" -k 3 --quiet
+[ "$(head -1 "$T/out")" = "$(printf '0\t1\tc\t0')" ] || fail "search first hit: $(head -1 "$T/out")"
+expect 0 "" -- "$EMBR" collection search "$C" -q "$T/q.csv" -k 5 --filter 'genre = "jazz" or year > 2000' --with-metadata --quiet
+[ "$(wc -l <"$T/out")" = 2 ] || fail "filtered search: $(cat "$T/out")"
+expect 0 "" -- "$EMBR" collection search "$C" --query-id a -k 1 --json --quiet
+grep -q '"ids":\["a"\],"distances":\[0\]' "$T/out" || fail "search --query-id --json: $(cat "$T/out")"
+expect 2 "column 7: expected a value" -- "$EMBR" collection search "$C" -q "$T/q.csv" --filter 'year >'
+expect 2 "exactly one of" -- "$EMBR" collection search "$C" -k 1
+
+# ---- delete, compact, errors on non-collections ------------------------------------------------------
+expect 0 "" -- "$EMBR" collection delete "$C" a row-0 nothere
+grep -q "deleted 2 of 3" "$T/out" || fail "delete: $(cat "$T/out")"
+expect 0 "" -- "$EMBR" collection compact "$C"
+expect 0 "" -- "$EMBR" collection info "$C"
+grep -q "items: *5" "$T/out" || fail "info after delete: $(cat "$T/out")"
+grep -q "deletes logged: *0" "$T/out" || fail "compact kept the delete log: $(cat "$T/out")"
+expect 1 "not an embr collection" -- "$EMBR" collection info "$T"
+expect 1 "No such file" -- "$EMBR" collection info "$T/nope"
+
+if [ "$fails" -ne 0 ]; then
+  echo "$fails failure(s)" >&2
+  exit 1
+fi
+echo "collection CLI: all checks passed"
