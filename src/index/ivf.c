@@ -68,8 +68,25 @@ typedef struct ivf {
   embr__pq pq;
   float *term;      /* IVF-PQ L2: nlist x m x 256 (|s|^2 + 2 c.s), or NULL */
   ivf_list *lists;  /* nlist */
-  embr__idmap map;  /* id -> LOC(list, position) */
+  embr__idmap map;  /* id -> LOC(list, position), built on first need (see ensure_map) */
+  int have_map;
 } ivf;
+
+/* The id map costs more than an IVF-PQ code (16-byte entries at under 70% load), and a bulk
+ * build into an empty index needs none of it: it is built on the first remove(), or the first
+ * duplicate check against a non-empty index, and kept up to date from then on. */
+static int ensure_map(ivf *v) {
+  if (v->have_map) return 0;
+  int rc = embr__idmap_init(&v->map, v->count);
+  for (int64_t l = 0; l < v->nlist && !rc; l++)
+    for (int64_t i = 0; i < v->lists[l].n && !rc; i++) rc = embr__idmap_put(&v->map, v->lists[l].ids[i], LOC(l, i));
+  if (rc) {
+    embr__idmap_free(&v->map);
+    return rc;
+  }
+  v->have_map = 1;
+  return 0;
+}
 
 /* ---- configuration ---------------------------------------------------------------------------- */
 
@@ -119,8 +136,7 @@ static int ivf_create(embr_index *ix, index_spec *spec) {
   v->m = (int)m;
   v->refine = (int)refine;
   v->raw = !v->is_pq || refine > 0;
-  if ((rc = setup(ix, v))) return rc;
-  return embr__idmap_init(&v->map, 0);
+  return setup(ix, v);
 }
 
 static void drop_training(ivf *v) {
@@ -149,7 +165,10 @@ static void ivf_destroy(embr_index *ix) {
 static int ivf_is_trained(const embr_index *ix) { return ((const ivf *)ix->impl)->trained; }
 static int64_t ivf_size(const embr_index *ix) { return ((const ivf *)ix->impl)->count; }
 static int ivf_contains(const embr_index *ix, int64_t id) {
-  return embr__idmap_get(&((const ivf *)ix->impl)->map, id) >= 0;
+  ivf *v = ix->impl;
+  if (v->count == 0) return 0;
+  if (ensure_map(v)) return 1; /* out of memory: refuse the add rather than risk a duplicate */
+  return embr__idmap_get(&v->map, id) >= 0;
 }
 
 static int64_t item_bytes(const embr_index *ix, const ivf *v) {
@@ -264,7 +283,7 @@ static int list_grow(const embr_index *ix, const ivf *v, ivf_list *L) {
 static int list_push(const embr_index *ix, ivf *v, int64_t l, int64_t id, const uint8_t *code, const float *vec) {
   ivf_list *L = &v->lists[l];
   int rc = L->n == L->cap ? list_grow(ix, v, L) : 0;
-  if (!rc) rc = embr__idmap_put(&v->map, id, LOC(l, L->n));
+  if (!rc && v->have_map) rc = embr__idmap_put(&v->map, id, LOC(l, L->n));
   if (rc) return rc;
   L->ids[L->n] = id;
   if (v->is_pq) memcpy(L->codes + L->n * v->m, code, (size_t)v->m);
@@ -338,6 +357,8 @@ static int ivf_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const 
 
 static int ivf_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed) {
   ivf *v = ix->impl;
+  int rc0 = ensure_map(v);
+  if (rc0) return rc0;
   for (int64_t i = 0; i < n; i++) {
     int64_t loc = embr__idmap_get(&v->map, ids[i]);
     if (loc < 0) continue;
@@ -768,7 +789,8 @@ static int check_sections(const embr_index *ix, const ivf *v, const ivf_sections
 /* Copies the lists out of the payload and rebuilds the id map. */
 static int fill_lists(embr_index *ix, ivf *v, const ivf_sections *s, const char *name) {
   size_t dim = (size_t)ix->dim, done = 0;
-  int rc = embr__idmap_init(&v->map, v->count);
+  int rc = embr__idmap_init(&v->map, v->count); /* needed here anyway to refuse repeated ids */
+  v->have_map = rc == 0;
   for (int64_t l = 0; l < v->nlist && !rc; l++) {
     ivf_list *L = &v->lists[l];
     int64_t n;
