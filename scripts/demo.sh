@@ -33,6 +33,11 @@ if [ -f "$SHARED/w2v/questions-words.txt" ]; then
   run w2v eval "$OUT/vectors.bin" "$SHARED/w2v/questions-words.txt" | tail -2
 fi
 
+step "A map of the 500 most frequent words (t-SNE), as SVG and as an interactive page"
+run w2v map "$OUT/vectors.bin" --top 500 -o "$OUT/words.svg" --quiet
+run w2v map "$OUT/vectors.bin" --top 500 -o "$OUT/words.html" --quiet
+echo "open $OUT/words.svg or $OUT/words.html in a browser"
+
 step "Vectors: 200,000 x 96 from a mixture of 200 anisotropic Gaussian clusters, plus 2,000 queries"
 run synth -n 200000 --dim 96 --clusters 200 --seed 7 -o "$OUT/base.fvecs" --queries 2000 --query-out "$OUT/queries.fvecs"
 run info "$OUT/base.fvecs"
@@ -54,6 +59,29 @@ for m in cosine l1; do
   printf '%-7s vs l2: ' "$m"
   "$EMBR" recall --truth "$OUT/l2.ivecs" --ids "$OUT/$m.ivecs" -k 10
 done
+
+step "An HNSW index over the same vectors: recall and speed against the exact answer"
+run index build --spec hnsw:M=16,efc=100 --metric l2 -i "$OUT/base.fvecs" -o "$OUT/base.idx" --quiet
+run index info "$OUT/base.idx"
+run index search "$OUT/base.idx" -q "$OUT/queries.fvecs" -k 10 --ef 10,20,40,80 --truth "$OUT/l2.ivecs"
+
+step "A map of 5,000 of the vectors (t-SNE), coloured by which of 10 reference vectors is nearest"
+# the same seed and mixture: these are the first 5,000 rows of base.fvecs
+"$EMBR" synth -n 5000 --dim 96 --clusters 200 --seed 7 -o "$OUT/five.csv"
+head -n 10 "$OUT/queries.csv" >"$OUT/ten.csv"
+"$EMBR" search --base "$OUT/ten.csv" --query "$OUT/five.csv" -k 1 --quiet | cut -f2 | cut -d: -f1 | sed 's/^/group /' >"$OUT/five.labels"
+run tsne -i "$OUT/five.csv" -o "$OUT/five.tsv" --labels "$OUT/five.labels" --plot "$OUT/five.png" --quiet
+echo "the map: $OUT/five.png"
+
+step "A durable collection: ids, metadata and a filtered search"
+rm -rf "$OUT/shop"
+run collection create "$OUT/shop" --dim 96 --metric cosine --index hnsw:M=16,efc=100
+awk -v n=5000 'BEGIN { for (i = 0; i < n; i++) printf "item-%04d\n", i }' >"$OUT/five.ids"
+awk -v n=5000 'BEGIN { split("red green blue", c, " "); for (i = 0; i < n; i++) printf "{\"colour\": \"%s\", \"price\": %d}\n", c[i % 3 + 1], (i * 37) % 100 }' >"$OUT/five.jsonl"
+run collection add "$OUT/shop" -i "$OUT/five.csv" --ids "$OUT/five.ids" --metadata "$OUT/five.jsonl"
+run collection search "$OUT/shop" -q "$OUT/three.csv" -k 3 --filter 'colour = "blue" and price < 50' --with-metadata
+run collection get "$OUT/shop" item-0042
+run collection info "$OUT/shop"
 
 step "Formats: the same vectors as NumPy .npy; JSON output for programs"
 run convert "$OUT/base.fvecs" "$OUT/base.npy"
