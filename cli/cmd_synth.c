@@ -13,8 +13,23 @@ static int write_rows(const char *path, const void *ctx) {
   return embr_matrix_write(path, embr_format_from_extension(path), o->m);
 }
 
+typedef struct synth_labels {
+  const int32_t *c;
+  int64_t n;
+} synth_labels;
+
+static int write_labels(const char *path, const void *ctx) {
+  const synth_labels *l = ctx;
+  FILE *f = fopen(path, "wb");
+  if (!f) return embr_error(EMBR_EIO, "%s: cannot create", path);
+  for (int64_t i = 0; i < l->n; i++) fprintf(f, "cluster %d\n", (int)l->c[i]);
+  int bad = ferror(f);
+  if (fclose(f) != 0 || bad) return embr_error(EMBR_EIO, "%s: write failed", path);
+  return 0;
+}
+
 int cmd_synth(int argc, char **argv) {
-  const char *out = NULL, *qout = NULL;
+  const char *out = NULL, *qout = NULL, *lout = NULL;
   int64_t n = 10000, dim = 128, clusters = 100, nq = 0, seed = 1, threads = 0;
   double spread_min = 0.05, spread_max = 0.4, center_std = 1.0;
   int normalize = 0;
@@ -25,6 +40,7 @@ int cmd_synth(int argc, char **argv) {
       OPT_INT("--clusters", "-c", &clusters, "C", "Gaussian clusters in the mixture", "100", 1, 1e7),
       OPT_INT("--queries", NULL, &nq, "NQ", "also draw NQ query rows from the same mixture", "0", 0, 1e9),
       OPT_STR("--query-out", NULL, &qout, "FILE", "where the queries go (needs --queries)", "none"),
+      OPT_STR("--labels-out", NULL, &lout, "FILE", "each base row's cluster (\"cluster N\"), one per line", "none"),
       OPT_DBL("--center-std", NULL, &center_std, "S", "spread of the cluster centres", "1.0", 0, 1e6),
       OPT_DBL("--spread-min", NULL, &spread_min, "S", "smallest per-axis cluster std", "0.05", 1e-9, 1e6),
       OPT_DBL("--spread-max", NULL, &spread_max, "S", "largest per-axis cluster std", "0.4", 1e-9, 1e6),
@@ -46,7 +62,8 @@ int cmd_synth(int argc, char **argv) {
   if (qout && embr_format_from_extension(qout) == EMBR_FORMAT_AUTO)
     return cli_usage_error(&cmd, "%s: cannot tell the output format from the extension", qout);
 
-  if (cli_check_output("synth", out) || (qout && cli_check_output("synth", qout))) return EXIT_ERR;
+  if (cli_check_output("synth", out) || (qout && cli_check_output("synth", qout)) || (lout && cli_check_output("synth", lout)))
+    return EXIT_ERR;
   embr_synth_params p = embr_synth_params_default();
   p.clusters = clusters;
   p.center_std = center_std;
@@ -56,15 +73,23 @@ int cmd_synth(int argc, char **argv) {
   p.seed = (uint64_t)seed;
   p.n_threads = (int)threads;
   embr_matrix base = EMBR_MATRIX_INIT, q = EMBR_MATRIX_INIT;
-  int rc = embr_synth_clusters(&p, n, dim, 0, &base, NULL);
+  int32_t *labels = lout ? malloc(sizeof(int32_t) * (size_t)n) : NULL;
+  if (lout && !labels) return cli_fail("synth", embr_error(EMBR_ENOMEM, "out of memory"));
+  int rc = embr_synth_clusters(&p, n, dim, 0, &base, labels);
   if (!rc && nq) rc = embr_synth_clusters(&p, nq, dim, 1, &q, NULL);
   if (rc) {
     embr_matrix_free(&base);
+    free(labels);
     return cli_fail("synth", rc);
   }
   synth_out so = {&base}, sq = {&q};
-  cli_output outs[2] = {{out, write_rows, &so}, {qout, write_rows, &sq}};
-  rc = cli_write_outputs("synth", outs, nq ? 2 : 1);
+  synth_labels sl = {labels, n};
+  cli_output outs[3] = {{out, write_rows, &so}};
+  int nout = 1;
+  if (nq) outs[nout++] = (cli_output){qout, write_rows, &sq};
+  if (lout) outs[nout++] = (cli_output){lout, write_labels, &sl};
+  rc = cli_write_outputs("synth", outs, nout);
+  free(labels);
   embr_matrix_free(&base);
   embr_matrix_free(&q);
   return rc;

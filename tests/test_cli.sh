@@ -77,6 +77,13 @@ expect 0 "" -- "$EMBR" recall --truth "$T/ids.ivecs" --ids "$T/ids.ivecs" -k 2
 grep -q "recall@2 = 1.0000" "$T/out" || fail "self recall: $(cat "$T/out")"
 ls "$T" | grep -q partial && fail "temporary files left behind: $(ls "$T")"
 
+# ---- synth: seeded, clusters named per row ----------------------------------------------------------
+expect 0 "" -- "$EMBR" synth -n 50 --dim 4 --clusters 3 --seed 5 -o "$T/s1.csv" --labels-out "$T/s1.labels"
+expect 0 "" -- "$EMBR" synth -n 50 --dim 4 --clusters 3 --seed 5 -o "$T/s2.csv" --threads 1
+cmp -s "$T/s1.csv" "$T/s2.csv" || fail "synth: same seed, different threads gave different rows"
+[ "$(wc -l <"$T/s1.labels")" = 50 ] || fail "synth --labels-out: $(wc -l <"$T/s1.labels") lines for 50 rows"
+grep -qv '^cluster [0-2]$' "$T/s1.labels" && fail "synth --labels-out: unexpected line $(grep -v '^cluster [0-2]$' "$T/s1.labels" | head -1)"
+
 # ---- malformed input: message names the file, exit 1, no output file ------------------------------
 expect 1 "nope.fvecs" -- "$EMBR" search -b "$T/nope.fvecs" -q "$T/q.csv" --out-ids "$T/x.ivecs"
 expect 1 "directory" -- "$EMBR" search -b "$T" -q "$T/q.csv" --format fvecs
