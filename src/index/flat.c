@@ -46,7 +46,8 @@ static int64_t flat_memory(const embr_index *ix) {
 
 static int grow(embr_index *ix, flat *f, int64_t need) {
   if (need <= f->cap) return 0;
-  int64_t cap = f->cap ? f->cap : 1024;
+  /* Doubling from the first need (not from a fixed floor: a row can be megabytes wide). */
+  int64_t cap = f->cap ? f->cap : 16;
   while (cap < need) cap *= 2;
   float *x = embr_alloc(sizeof(float) * (size_t)cap * (size_t)ix->dim);
   int64_t *ids = embr_alloc(sizeof(int64_t) * (size_t)cap);
@@ -185,6 +186,7 @@ static int flat_load(embr_index *ix, const unsigned char *buf, size_t len, const
   if (off != len) return embr_error(EMBR_EFORMAT, "%s: %zu unexpected bytes after the flat index", name, len - off);
   int rc = embr__idmap_init(&f->map, n);
   if (rc) return rc;
+  if (n && (rc = embr__check_finite((const float *)xs, n, ix->dim, ix->dim, name, "vector"))) return rc;
   if (mapped) {
     f->x = (float *)xs;
     f->ids = (int64_t *)is;

@@ -372,7 +372,7 @@ static int insert(hnsw *h, walk *w, int64_t dim, int32_t s, dn *buf) {
 static int reserve(embr_index *ix, hnsw *h, int64_t need) {
   if (need <= h->cap) return 0;
   if (need > INT32_MAX) return embr_error(EMBR_EUNSUPPORTED, "HNSW: more than 2^31 items");
-  int64_t cap = h->cap ? h->cap : 1024;
+  int64_t cap = h->cap ? h->cap : 16; /* no large floor: a record can be megabytes wide */
   while (cap < need) cap *= 2;
   unsigned char *l0 = embr_alloc(h->rec * (size_t)cap);
   int32_t **up = calloc((size_t)cap, sizeof(int32_t *));
@@ -815,7 +815,9 @@ static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const
   }
   if (used != hd.upper_ints) return embr_error(EMBR_EFORMAT, "%s: upper levels longer than the levels say", name);
   if (h->n > 0 && h->level[h->entry] != h->maxlevel) return embr_error(EMBR_EFORMAT, "%s: the entry point is not on the top level", name);
-  if ((rc = validate_links(h, name)) || (rc = embr__idmap_init(&h->map, h->n))) return rc;
+  if ((rc = validate_links(h, name)) || (rc = embr__check_finite(vec(h, 0), h->n, (int64_t)(h->rec / 4), ix->dim, name, "vector")) ||
+      (rc = embr__idmap_init(&h->map, h->n)))
+    return rc;
   int64_t live = 0;
   for (int64_t s = 0; s < h->n && !rc; s++) {
     if (h->deleted[s]) {

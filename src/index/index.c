@@ -318,6 +318,14 @@ int embr__idmap_del(embr__idmap *m, int64_t key) {
   return 1;
 }
 
+int embr__check_finite(const float *x, int64_t n, int64_t stride, int64_t dim, const char *name, const char *what) {
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < dim; j++)
+      if (!isfinite(x[i * stride + j]))
+        return embr_error(EMBR_EFORMAT, "%s: %s row %lld holds a NaN or infinite value", name, what, (long long)i);
+  return 0;
+}
+
 /* ---- sections and the container ---------------------------------------------------------------- */
 
 int embr__write_section(embr__wfile *w, const void *p, size_t len) {

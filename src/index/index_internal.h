@@ -93,6 +93,10 @@ int embr__idmap_put(embr__idmap *m, int64_t key, int64_t val);
 int64_t embr__idmap_get(const embr__idmap *m, int64_t key); /* -1 if absent */
 int embr__idmap_del(embr__idmap *m, int64_t key);           /* 1 if it was there */
 
+/* EMBR_EFORMAT naming `name` and `what` when a loaded vector holds NaN or Inf (a search would then
+ * produce NaN distances, which have no order). Rows start every `stride` floats. */
+int embr__check_finite(const float *x, int64_t n, int64_t stride, int64_t dim, const char *name, const char *what);
+
 /* ---- file sections --------------------------------------------------------------------------- */
 /* Writes `len` bytes then zero padding up to a multiple of 64 (sections stay aligned for mmap). */
 int embr__write_section(embr__wfile *w, const void *p, size_t len);

@@ -806,7 +806,10 @@ static int fill_lists(embr_index *ix, ivf *v, const ivf_sections *s, const char 
     }
     if (rc) break;
     if (n && v->is_pq) memcpy(L->codes, s->codes + done * (size_t)v->m, (size_t)n * (size_t)v->m);
-    if (n && v->raw) memcpy(L->vecs, s->vecs + 4 * done * dim, 4 * (size_t)n * dim);
+    if (n && v->raw) {
+      memcpy(L->vecs, s->vecs + 4 * done * dim, 4 * (size_t)n * dim);
+      if ((rc = embr__check_finite(L->vecs, n, (int64_t)dim, (int64_t)dim, name, "vector"))) break;
+    }
     L->n = n;
     done += (size_t)n;
   }
