@@ -7,9 +7,11 @@
  *
  * Construction runs in parallel over the new nodes with one lock per node, as hnswlib does;
  * neighbours are chosen by the paper's heuristic (keep a candidate only if it is closer to the
- * new node than to every neighbour already kept). Removal marks a node deleted: it keeps routing
- * searches but never appears in results, and a later add reuses its slot (keeping its level, so
- * the links that point at it stay valid). A filter that admits few ids switches the search to an
+ * new node than to every neighbour already kept), except that at level 0 a node's last in-link is
+ * never pruned away, and a large add ends with a walk that links any island back in: every item
+ * stays reachable. Removal marks a node deleted: it keeps routing searches but never appears in
+ * results, and a later add reuses its slot (keeping its level, so the links that point at it stay
+ * valid) after repairing the neighbourhood it leaves. A filter that admits few ids switches the search to an
  * exact scan of the admitted ones, which keeps recall where a graph walk would starve. */
 #include "index/index_internal.h"
 
@@ -38,6 +40,7 @@ typedef struct hnsw {
   int32_t **upper;            /* per slot: NULL or level x (1 + M) int32 */
   uint8_t *level;             /* per slot */
   uint8_t *deleted;           /* per slot */
+  int32_t *indeg;             /* per slot: level-0 in-links (not kept when mapped) */
   int64_t *label;             /* per slot */
   int32_t entry;              /* -1 when empty */
   int maxlevel;
@@ -50,6 +53,7 @@ typedef struct hnsw {
   int mapped;                 /* level0, labels... point into a mapped file */
   float (*dist)(const float *, const float *, int64_t);
   int ip;                     /* inner product: internal distance = -dot */
+  int keep_last;              /* pruning keeps last in-links (not for raw inner product, below) */
 } hnsw;
 
 /* ---- record access ------------------------------------------------------------------------- */
@@ -285,8 +289,91 @@ static int select_neighbors(const hnsw *h, int64_t dim, dn *sorted, int n, int m
   return kept;
 }
 
-/* Adds `s` to the links of `nb` at a level; when full, re-selects among the old links plus s. */
-static void link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, dn *buf) {
+/* ---- level-0 in-degrees ------------------------------------------------------------------------
+ * The heuristic happily drops a far node from a full list; when that was the node's last in-link
+ * it becomes unreachable (seen in a small collection: an item its own vector could not find even
+ * with ef above the item count). Pruning at level 0 therefore keeps a node's last in-link. The
+ * counts are atomics: lists change under their owner's lock, the targets are anyone's. */
+static inline int32_t indeg_of(const hnsw *h, int32_t s) { return __atomic_load_n(&h->indeg[s], __ATOMIC_RELAXED); }
+static inline void indeg_add(hnsw *h, int32_t s, int32_t d) { __atomic_fetch_add(&h->indeg[s], d, __ATOMIC_RELAXED); }
+
+/* Candidates for one link list and whether each must stay (its only in-link is at stake). */
+typedef struct pbuf {
+  dn *c;
+  uint8_t *must;
+  size_t cap;
+} pbuf;
+
+static int pbuf_init(pbuf *b, size_t cap) {
+  b->c = malloc(sizeof(dn) * (cap ? cap : 1));
+  b->must = malloc(cap ? cap : 1);
+  b->cap = cap;
+  return b->c && b->must ? 0 : embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+}
+static void pbuf_free(pbuf *b) {
+  free(b->c);
+  free(b->must);
+}
+
+static void swap_cand(pbuf *b, int i, int j) {
+  dn t = b->c[i];
+  uint8_t m = b->must[i];
+  b->c[i] = b->c[j], b->must[i] = b->must[j];
+  b->c[j] = t, b->must[j] = m;
+}
+
+static int by_distance(const void *a, const void *b) {
+  float x = ((const dn *)a)->d, y = ((const dn *)b)->d;
+  return (x > y) - (x < y);
+}
+
+/* Chooses at most max of b->c[0..m) (ascending distance) into b->c[0..k): the heuristic's choice,
+ * then candidates marked `must` that it dropped take free places or replace the farthest kept
+ * ones that are not marked. Returns k. */
+static int prune(const hnsw *h, int64_t dim, pbuf *b, int m, int max) {
+  int kept = 0;
+  for (int i = 0; i < m && kept < max; i++) {
+    int good = 1;
+    for (int j = 0; j < kept && good; j++)
+      if (dist_to(h, vec(h, b->c[i].s), b->c[j].s, dim) < b->c[i].d) good = 0;
+    if (good) swap_cand(b, kept++, i); /* moves an already-dropped one behind: order of the rest kept */
+  }
+  int moved = 0, r = kept - 1;
+  for (int i = kept; i < m; i++) {
+    if (!b->must[i]) continue;
+    if (kept < max) {
+      swap_cand(b, kept++, i);
+    } else {
+      while (r >= 0 && b->must[r]) r--;
+      if (r < 0) break;
+      swap_cand(b, r--, i);
+    }
+    moved = 1;
+  }
+  if (moved) qsort(b->c, (size_t)kept, sizeof(dn), by_distance);
+  return kept;
+}
+
+/* Writes nb's list at a level (caller holds nb's lock), keeping the in-degrees. */
+static void set_links(hnsw *h, int32_t nb, int level, const dn *keep, int k) {
+  int32_t *l = links_at(h, nb, level);
+  if (level == 0) {
+    for (int i = 1; i <= l[0]; i++) indeg_add(h, l[i], -1);
+    for (int i = 0; i < k; i++) indeg_add(h, keep[i].s, 1);
+  }
+  for (int i = 0; i < k; i++) l[i + 1] = keep[i].s;
+  l[0] = k;
+}
+
+/* Whether c must stay a candidate for nb's list: at level 0, when nb holds its only in-link
+ * (linked) or it has none at all. */
+static int must_keep(const hnsw *h, int level, int32_t c, int linked) {
+  return h->keep_last && level == 0 && indeg_of(h, c) <= (linked ? 1 : 0);
+}
+
+/* Adds `s` to the links of `nb` at a level; when full, re-selects among the old links plus s
+ * (force: s must stay). Returns whether nb links to s afterwards. */
+static int link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, pbuf *b, int force) {
   int max = level == 0 ? h->M0 : h->M;
   lock(h, nb);
   int32_t *l = links_at(h, nb, level);
@@ -294,40 +381,122 @@ static void link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, dn
   for (int i = 1; i <= cnt; i++)
     if (l[i] == s) {
       unlock(h, nb);
-      return;
+      return 1;
     }
   if (cnt < max) {
     l[cnt + 1] = s;
     l[0] = cnt + 1;
+    if (level == 0) indeg_add(h, s, 1);
   } else {
     const float *v = vec(h, nb);
     int m = 0;
-    for (int i = 1; i <= cnt; i++) buf[m++] = (dn){dist_to(h, v, l[i], dim), l[i]};
-    buf[m++] = (dn){dist_to(h, v, s, dim), s};
-    for (int i = 1; i < m; i++) { /* insertion sort: m <= M0 + 1 */
-      dn x = buf[i];
-      int j = i;
-      while (j > 0 && buf[j - 1].d > x.d) {
-        buf[j] = buf[j - 1];
-        j--;
-      }
-      buf[j] = x;
-    }
-    int k = select_neighbors(h, dim, buf, m, max);
-    for (int i = 0; i < k; i++) l[i + 1] = buf[i].s;
-    l[0] = k;
+    for (int i = 1; i <= cnt; i++) b->c[m++] = (dn){dist_to(h, v, l[i], dim), l[i]};
+    b->c[m++] = (dn){dist_to(h, v, s, dim), s};
+    qsort(b->c, (size_t)m, sizeof(dn), by_distance);
+    for (int i = 0; i < m; i++)
+      b->must[i] = (uint8_t)(b->c[i].s == s ? force || must_keep(h, level, s, 0) : must_keep(h, level, b->c[i].s, 1));
+    int k = prune(h, dim, b, m, max);
+    set_links(h, nb, level, b->c, k);
   }
+  int linked = 0;
+  for (int i = 1; i <= l[0] && !linked; i++) linked = l[i] == s;
+  unlock(h, nb);
+  return linked;
+}
+
+/* Re-selects nb's links at a level among `hood` (minus nb itself). */
+static void relink(hnsw *h, int64_t dim, int32_t nb, const int32_t *hood, int nh, int level, pbuf *b) {
+  const float *v = vec(h, nb);
+  lock(h, nb);
+  const int32_t *l = links_at(h, nb, level);
+  int m = 0;
+  for (int i = 0; i < nh; i++)
+    if (hood[i] != nb) b->c[m++] = (dn){dist_to(h, v, hood[i], dim), hood[i]};
+  qsort(b->c, (size_t)m, sizeof(dn), by_distance);
+  for (int i = 0; i < m; i++) {
+    int linked = 0;
+    for (int j = 1; j <= l[0] && !linked; j++) linked = l[j] == b->c[i].s;
+    b->must[i] = (uint8_t)must_keep(h, level, b->c[i].s, linked);
+  }
+  int k = prune(h, dim, b, m, level == 0 ? h->M0 : h->M);
+  set_links(h, nb, level, b->c, k);
   unlock(h, nb);
 }
 
-/* Inserts slot s (vector, label and level already set) into the graph. A reused slot's old links
- * are dropped here, just before it is linked again, not for the whole batch at once: until then
- * they still route other insertions. */
-static int insert(hnsw *h, walk *w, int64_t dim, int32_t s, dn *buf) {
-  int level = h->level[s];
+/* A reused slot moves to its new vector, leaving a hole where it routed before: a part of the
+ * graph reachable only through it would be cut off (seen: live items no search could find after
+ * many delete/add rounds). So its old links are dropped and each old neighbour re-selects its
+ * links among the hole's neighbours and theirs — the repair hnswlib does when it updates a point;
+ * an old neighbour left with no in-link is taken in by another (must_keep). */
+static int repair_hole(hnsw *h, walk *w, int64_t dim, int32_t s) {
+  size_t cap = (size_t)h->M0 * (size_t)(h->M0 + 1);
+  int32_t *old = malloc(sizeof(int32_t) * (size_t)h->M0), *hood = malloc(sizeof(int32_t) * cap);
+  pbuf b;
+  int rc = pbuf_init(&b, cap);
+  if (!rc && (!old || !hood)) rc = embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+  for (int l = 0; l <= h->level[s] && !rc; l++) {
+    lock(h, s);
+    int no = links_at(h, s, l)[0], nh = 0;
+    memcpy(old, links_at(h, s, l) + 1, sizeof(int32_t) * (size_t)no);
+    set_links(h, s, l, NULL, 0);
+    unlock(h, s);
+    walk_begin(w);
+    w->tag[s] = w->cur;
+    for (int i = 0; i < no; i++)
+      if (w->tag[old[i]] != w->cur) w->tag[hood[nh++] = old[i]] = w->cur;
+    for (int i = 0; i < no; i++) {
+      int cnt = read_links(h, old[i], l, 1, w->links);
+      for (int j = 0; j < cnt; j++)
+        if (w->tag[w->links[j]] != w->cur) w->tag[hood[nh++] = w->links[j]] = w->cur;
+    }
+    for (int i = 0; i < no; i++) relink(h, dim, old[i], hood, nh, l, &b);
+  }
+  free(old);
+  free(hood);
+  pbuf_free(&b);
+  return rc;
+}
+
+/* Sets a new node's list at a level to its chosen neighbours. Other threads may have linked to
+ * it already (it becomes reachable on an upper level before its level-0 list is written, and
+ * their insertions link back to it): those links are merged in, not overwritten — overwriting
+ * them left nodes whose only in-link was lost (most bulk builds on 2 threads had a few). */
+static void set_own_links(hnsw *h, int64_t dim, int32_t s, int level, const dn *chosen, int k, pbuf *b) {
   lock(h, s);
-  for (int l = 0; l <= level; l++) links_at(h, s, l)[0] = 0;
+  const int32_t *l = links_at(h, s, level);
+  int cnt = l[0], m = 0;
+  if (cnt == 0) {
+    set_links(h, s, level, chosen, k);
+    unlock(h, s);
+    return;
+  }
+  const float *v = vec(h, s);
+  for (int i = 1; i <= cnt; i++) b->c[m++] = (dn){dist_to(h, v, l[i], dim), l[i]};
+  for (int i = 0; i < k; i++) {
+    int dup = 0;
+    for (int j = 1; j <= cnt && !dup; j++) dup = l[j] == chosen[i].s;
+    if (!dup) b->c[m++] = chosen[i];
+  }
+  qsort(b->c, (size_t)m, sizeof(dn), by_distance);
+  for (int i = 0; i < m; i++) {
+    int linked = 0;
+    for (int j = 1; j <= cnt && !linked; j++) linked = l[j] == b->c[i].s;
+    b->must[i] = (uint8_t)must_keep(h, level, b->c[i].s, linked);
+  }
+  int kept = prune(h, dim, b, m, level == 0 ? h->M0 : h->M);
+  set_links(h, s, level, b->c, kept);
   unlock(h, s);
+}
+
+/* Inserts slot s (vector, label and level already set; links empty unless reused) into the
+ * graph. A reused slot's old neighbourhood is repaired here, just before it is linked again, not
+ * for the whole batch at once: until then its old links still route other insertions. */
+static int insert(hnsw *h, walk *w, int64_t dim, int32_t s, int reused, pbuf *b) {
+  int level = h->level[s];
+  if (reused) {
+    int rc = repair_hole(h, w, dim, s);
+    if (rc) return rc;
+  }
   pthread_mutex_lock(&h->entry_lock);
   int32_t ep = h->entry;
   int top = h->maxlevel;
@@ -349,12 +518,8 @@ static int insert(hnsw *h, walk *w, int64_t dim, int32_t s, dn *buf) {
     if (m == 0) continue;
     ep = w->sorted[0].s;
     int k = select_neighbors(h, dim, w->sorted, m, l == 0 ? h->M0 : h->M);
-    lock(h, s);
-    int32_t *own = links_at(h, s, l);
-    for (int i = 0; i < k; i++) own[i + 1] = w->sorted[i].s;
-    own[0] = k;
-    unlock(h, s);
-    for (int i = 0; i < k; i++) link_back(h, dim, w->sorted[i].s, s, l, buf);
+    set_own_links(h, dim, s, l, w->sorted, k, b);
+    for (int i = 0; i < k; i++) link_back(h, dim, w->sorted[i].s, s, l, b, 0);
   }
   if (level > top) {
     pthread_mutex_lock(&h->entry_lock);
@@ -378,13 +543,15 @@ static int reserve(embr_index *ix, hnsw *h, int64_t need) {
   int32_t **up = calloc((size_t)cap, sizeof(int32_t *));
   uint8_t *lev = calloc((size_t)cap, 1), *del = calloc((size_t)cap, 1);
   int64_t *lab = malloc(sizeof(int64_t) * (size_t)cap);
+  int32_t *deg = calloc((size_t)cap, sizeof(int32_t));
   atomic_flag *lk = malloc(sizeof(atomic_flag) * (size_t)cap);
-  if (!l0 || !up || !lev || !del || !lab || !lk) {
+  if (!l0 || !up || !lev || !del || !lab || !deg || !lk) {
     embr_free(l0);
     free(up);
     free(lev);
     free(del);
     free(lab);
+    free(deg);
     free(lk);
     return embr_error(EMBR_ENOMEM, "HNSW: out of memory for %lld items", (long long)cap);
   }
@@ -394,6 +561,7 @@ static int reserve(embr_index *ix, hnsw *h, int64_t need) {
     memcpy(lev, h->level, (size_t)h->n);
     memcpy(del, h->deleted, (size_t)h->n);
     memcpy(lab, h->label, sizeof(int64_t) * (size_t)h->n);
+    memcpy(deg, h->indeg, sizeof(int32_t) * (size_t)h->n);
   }
   for (int64_t i = 0; i < cap; i++) atomic_flag_clear(&lk[i]);
   embr_free(h->level0);
@@ -401,12 +569,14 @@ static int reserve(embr_index *ix, hnsw *h, int64_t need) {
   free(h->level);
   free(h->deleted);
   free(h->label);
+  free(h->indeg);
   free(h->locks);
   h->level0 = l0;
   h->upper = up;
   h->level = lev;
   h->deleted = del;
   h->label = lab;
+  h->indeg = deg;
   h->locks = lk;
   h->cap = cap;
   (void)ix;
@@ -425,6 +595,9 @@ static void setup_metric(embr_index *ix, hnsw *h) {
   const embr__kernels *k = embr__kernels_get();
   embr_metric m = embr__index_inner_metric(ix);
   h->ip = m == EMBR_METRIC_IP;
+  /* Under a raw inner product a short vector is nobody's neighbour, not even its own: kept links
+   * to such nodes would only crowd out useful ones (recall@10 fell to 0.93 in the index test). */
+  h->keep_last = ix->metric != EMBR_METRIC_IP;
   h->dist = m == EMBR_METRIC_L2 ? k->l2sq : m == EMBR_METRIC_IP ? k->dot : k->l1;
 }
 
@@ -470,6 +643,7 @@ static void hnsw_destroy(embr_index *ix) {
     free(h->upper);
   }
   free(h->deleted);
+  free(h->indeg);
   free(h->locks);
   free(h->free_slots);
   embr__idmap_free(&h->map);
@@ -487,6 +661,62 @@ static int64_t hnsw_memory(const embr_index *ix) {
   int64_t up = 0;
   for (int64_t i = 0; i < h->n; i++) up += h->level[i] * (int64_t)(h->M + 1) * 4;
   return h->cap * (int64_t)(h->rec + 8 + 1 + 1 + sizeof(void *)) + up + h->map.cap * 16;
+}
+
+/* ---- reachability ------------------------------------------------------------------------------
+ * Pruning keeps a node's last in-link, but a few nodes inserted side by side on two threads can
+ * still end up linking only each other: a small island no search enters. After an add that is
+ * large next to the index, a walk of level 0 from the entry finds such islands and links each
+ * from its nearest reachable node. The walk reads every list once, so it runs only when the add
+ * is at least 1/128 of the index: at most 128 list reads per added item, well below the cost of
+ * inserting it. */
+
+/* Marks everything reachable from `from` at level 0; `queue` holds h->n slots. */
+static void mark_reachable(const hnsw *h, int32_t from, uint8_t *seen, int32_t *queue) {
+  int64_t head = 0, tail = 0;
+  if (seen[from]) return;
+  seen[from] = 1;
+  queue[tail++] = from;
+  while (head < tail) {
+    const int32_t *l = links0(h, queue[head++]);
+    for (int i = 1; i <= l[0]; i++)
+      if (!seen[l[i]]) seen[queue[tail++] = l[i]] = 1;
+  }
+}
+
+/* Links the unreachable node u from the nearest node a search from the entry finds. */
+static int attach(hnsw *h, walk *w, int64_t dim, int32_t u, pbuf *b) {
+  const float *q = vec(h, u);
+  int32_t ep = h->entry;
+  float d = dist_to(h, q, ep, dim);
+  for (int l = h->maxlevel; l > 0; l--) ep = greedy(h, w, q, dim, ep, &d, l, 0);
+  if (search_level(h, w, q, dim, ep, h->efc, 0, 0, NULL)) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+  int n = drain_sorted(w);
+  for (int i = 0; i < n; i++)
+    if (w->sorted[i].s != u && link_back(h, dim, w->sorted[i].s, u, 0, b, 1)) return 0;
+  return 0; /* every candidate's list is full of last in-links: leave it (never seen) */
+}
+
+static int ensure_reachable(hnsw *h, int64_t dim) {
+  if (h->entry < 0) return 0;
+  uint8_t *seen = calloc((size_t)h->n, 1);
+  int32_t *queue = malloc(sizeof(int32_t) * (size_t)h->n);
+  walk w;
+  pbuf b;
+  int rc = walk_init(&w, h->cap, h->efc, h->M0), rb = pbuf_init(&b, (size_t)h->M0 + 2);
+  if (!rc) rc = rb;
+  if (!rc && (!seen || !queue)) rc = embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+  if (!rc) mark_reachable(h, h->entry, seen, queue);
+  for (int64_t s = 0; s < h->n && !rc; s++) {
+    if (seen[s] || h->deleted[s]) continue;
+    rc = attach(h, &w, dim, (int32_t)s, &b);
+    mark_reachable(h, (int32_t)s, seen, queue); /* its island is reachable now */
+  }
+  free(seen);
+  free(queue);
+  walk_free(&w);
+  pbuf_free(&b);
+  return rc;
 }
 
 /* Gives slot s a level and its (empty) link lists. A reused slot keeps its level: links from other
@@ -514,36 +744,31 @@ static int hnsw_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const
   int rc = reserve(ix, h, h->n + fresh);
   if (rc) return rc;
   int32_t *slots = malloc(sizeof(int32_t) * (size_t)n);
-  if (!slots) return embr_error(EMBR_ENOMEM, "out of memory");
+  uint8_t *reused = malloc((size_t)(n ? n : 1));
+  if (!slots || !reused) rc = embr_error(EMBR_ENOMEM, "out of memory");
   for (int64_t i = 0; i < n && !rc; i++) {
     /* The entry point is never reused: a node cannot be inserted by a search that starts at
      * itself. It stays deleted (still routing) until another node takes the top level. */
-    int reused = h->nfree > 0 && !(h->nfree == 1 && h->free_slots[0] == h->entry);
-    if (reused && h->free_slots[h->nfree - 1] == h->entry) { /* move it out of the way */
+    reused[i] = h->nfree > 0 && !(h->nfree == 1 && h->free_slots[0] == h->entry);
+    if (reused[i] && h->free_slots[h->nfree - 1] == h->entry) { /* move it out of the way */
       int32_t t = h->free_slots[0];
       h->free_slots[0] = h->entry;
       h->free_slots[h->nfree - 1] = t;
     }
-    int64_t s = reused ? h->free_slots[--h->nfree] : h->n++;
+    int64_t s = reused[i] ? h->free_slots[--h->nfree] : h->n++;
     slots[i] = (int32_t)s;
-    if ((rc = prepare_slot(h, s, reused))) break;
+    if ((rc = prepare_slot(h, s, reused[i]))) break;
     memcpy((float *)vec(h, s), x + i * ld, sizeof(float) * (size_t)ix->dim);
     h->label[s] = ids[i];
     rc = embr__idmap_put(&h->map, ids[i], s);
   }
-  if (rc) {
-    free(slots);
-    return rc;
-  }
+  if (rc) goto out;
   int64_t start = 0;
   if (h->entry < 0 && n > 0) start = 1; /* the first node alone: it becomes the entry point */
   if (start) {
     walk w;
-    if ((rc = walk_init(&w, h->cap, h->efc, h->M0))) {
-      free(slots);
-      return rc;
-    }
-    rc = insert(h, &w, ix->dim, slots[0], NULL);
+    if ((rc = walk_init(&w, h->cap, h->efc, h->M0))) goto out;
+    rc = insert(h, &w, ix->dim, slots[0], reused[0], NULL);
     walk_free(&w);
   }
   embr_progress_state ps;
@@ -553,25 +778,28 @@ static int hnsw_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const
 #pragma omp parallel num_threads(embr_threads_resolve(ix->n_threads))
   {
     walk w;
-    dn *buf = malloc(sizeof(dn) * (size_t)(h->M0 + 2));
-    int mine = walk_init(&w, h->cap, h->efc, h->M0);
-    if (mine || !buf) atomic_store(&failed, mine ? mine : EMBR_ENOMEM);
+    pbuf buf;
+    int mine = walk_init(&w, h->cap, h->efc, h->M0), nobuf = pbuf_init(&buf, 2 * (size_t)h->M0 + 2);
+    if (mine || nobuf) atomic_store(&failed, mine ? mine : nobuf);
 #pragma omp for schedule(dynamic, 64)
     for (int64_t i = start; i < n; i++) {
       if (atomic_load(&failed)) continue;
-      int r = insert(h, &w, ix->dim, slots[i], buf);
+      int r = insert(h, &w, ix->dim, slots[i], reused[i], &buf);
       if (r) atomic_store(&failed, r);
       int64_t d = atomic_fetch_add(&done, 1) + 1;
       if (omp_get_thread_num() == 0 && embr_progress_update(&ps, (uint64_t)d, NULL, 0)) atomic_store(&failed, EMBR_ECANCELED);
     }
     if (!mine) walk_free(&w);
-    free(buf);
+    pbuf_free(&buf);
   }
   rc = atomic_load(&failed);
   if (rc == EMBR_ECANCELED) rc = embr_error(EMBR_ECANCELED, "HNSW build canceled (the index holds a partial graph)");
-  if (!rc) embr_progress_update(&ps, (uint64_t)n, NULL, 1);
   h->live += n;
+  if (!rc && n * 128 >= h->live) rc = ensure_reachable(h, ix->dim);
+  if (!rc) embr_progress_update(&ps, (uint64_t)n, NULL, 1);
+out:
   free(slots);
+  free(reused);
   return rc;
 }
 
@@ -740,6 +968,16 @@ static int validate_links(const hnsw *h, const char *name) {
   return 0;
 }
 
+/* In-degrees are not stored: counted from the level-0 lists of a loaded (copied) index. */
+static int count_indegrees(hnsw *h) {
+  if (h->mapped) return 0;
+  for (int64_t s = 0; s < h->n; s++) {
+    const int32_t *l = links0(h, s);
+    for (int i = 1; i <= l[0]; i++) h->indeg[l[i]]++;
+  }
+  return 0;
+}
+
 static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const char *name, int mapped) {
   hnsw *h = calloc(1, sizeof *h);
   if (!h) return embr_error(EMBR_ENOMEM, "out of memory");
@@ -815,7 +1053,7 @@ static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const
   }
   if (used != hd.upper_ints) return embr_error(EMBR_EFORMAT, "%s: upper levels longer than the levels say", name);
   if (h->n > 0 && h->level[h->entry] != h->maxlevel) return embr_error(EMBR_EFORMAT, "%s: the entry point is not on the top level", name);
-  if ((rc = validate_links(h, name)) || (rc = embr__check_finite(vec(h, 0), h->n, (int64_t)(h->rec / 4), ix->dim, name, "vector")) ||
+  if ((rc = validate_links(h, name)) || (rc = count_indegrees(h)) || (rc = embr__check_finite(vec(h, 0), h->n, (int64_t)(h->rec / 4), ix->dim, name, "vector")) ||
       (rc = embr__idmap_init(&h->map, h->n)))
     return rc;
   int64_t live = 0;
