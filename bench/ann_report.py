@@ -58,9 +58,12 @@ except ImportError:
 datas = sorted({k[0] for k in curves})
 fig, axes = plt.subplots(1, len(datas), figsize=(7 * len(datas), 5))
 for ax, data in zip(axes if len(datas) > 1 else [axes], datas):
-    for key in sorted(k for k in curves if k[0] == data):
+    keys = sorted(k for k in curves if k[0] == data)
+    colours = plt.get_cmap("tab20")
+    for i, key in enumerate(keys):
         pts = sorted(curves[key])
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=f"{key[1]} {key[2]} ({key[3]} thr)")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if key[1] == "embr" else "x", ms=3,
+                linestyle="-" if key[1] == "embr" else "--", color=colours(i % 20), label=f"{key[1]} {key[2]} ({key[3]} thr)")
     ax.set_yscale("log")
     ax.set_xlabel("recall@10")
     ax.set_ylabel("queries/s")

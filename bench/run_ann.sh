@@ -7,7 +7,10 @@
 # threads; build time and peak memory of each build. One program at a time. Prints Markdown tables
 # and, when python3-matplotlib is installed, writes the curves to docs/ann_curves.png.
 #
-#   bench/run_ann.sh [BUILD_DIR]        NB_A, NB_B, NQ override the sizes (for a quick run)
+#   bench/run_ann.sh [BUILD_DIR]        NB_A, NB_B, NQ override the sizes (for a quick run);
+#                                       DATASETS="A B" and PARTS="hnsw ivfpq" pick what to run
+# IVF-PQ uses m=16 sub-quantizers on A (128 dims) and m=20 on B (100 dims: m must divide the
+# dimension, for faiss as for embr).
 set -euo pipefail
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -60,17 +63,24 @@ for r in rows:
 PYEOF
 }
 
-dataset A "$NB_A" 128 l2
-dataset B "$NB_B" 100 cosine --normalize
-for d in "A l2" "B cosine"; do
+DATASETS=${DATASETS:-A B}
+PARTS=${PARTS:-hnsw ivfpq}
+case " $DATASETS " in *" A "*) dataset A "$NB_A" 128 l2 ;; esac
+case " $DATASETS " in *" B "*) dataset B "$NB_B" 100 cosine --normalize ;; esac
+for d in "A l2 16" "B cosine 20"; do
   set -- $d
+  case " $DATASETS " in *" $1 "*) ;; *) continue ;; esac
   echo "== dataset $1 ($2)" >&2
-  embr_run "$1" "$2" hnsw "hnsw:M=16,efc=200" ef "$EF"
-  peer_run "$1" "$2" hnswlib "$EF" --M 16 --efc 200
-  peer_run "$1" "$2" faiss-hnsw "$EF" --M 16 --efc 200
-  embr_run "$1" "$2" ivfpq "ivfpq:nlist=1024,m=16" nprobe "$NPROBE"
-  embr_run "$1" "$2" ivfpq-refine "ivfpq:nlist=1024,m=16,refine=10" nprobe "$NPROBE"
-  peer_run "$1" "$2" faiss-ivfpq "$NPROBE" --nlist 1024 --m 16
+  if [[ " $PARTS " == *" hnsw "* ]]; then
+    embr_run "$1" "$2" hnsw "hnsw:M=16,efc=200" ef "$EF"
+    peer_run "$1" "$2" hnswlib "$EF" --M 16 --efc 200
+    peer_run "$1" "$2" faiss-hnsw "$EF" --M 16 --efc 200
+  fi
+  if [[ " $PARTS " == *" ivfpq "* ]]; then
+    embr_run "$1" "$2" ivfpq "ivfpq:nlist=1024,m=$3" nprobe "$NPROBE"
+    embr_run "$1" "$2" ivfpq-refine "ivfpq:nlist=1024,m=$3,refine=10" nprobe "$NPROBE"
+    peer_run "$1" "$2" faiss-ivfpq "$NPROBE" --nlist 1024 --m "$3"
+  fi
 done
 $PY "$HERE/ann_report.py" "$R/results.jsonl" "$HERE/../docs/ann_curves.png"
 echo "raw results: $R/results.jsonl" >&2
