@@ -365,25 +365,10 @@ static void set_links(hnsw *h, int32_t nb, int level, const dn *keep, int k) {
   l[0] = k;
 }
 
-/* Whether c must stay a candidate for a list `l` at a level: at level 0, when it has no in-link
- * at all or its only one is in l. The list is scanned only for that rare second case. */
-static int must_keep(const hnsw *h, int level, const int32_t *l, int32_t c) {
-  if (!h->keep_last || level != 0) return 0;
-  int32_t d = indeg_of(h, c);
-  int linked = 0;
-  for (int j = 1; d == 1 && j <= l[0] && !linked; j++) linked = l[j] == c;
-  return d == 0 || linked;
-}
-
-/* Re-selects nb's list at a level (caller holds nb's lock) from the candidates b->c[0..m), with
- * their distances to nb: sorted, marked (`forced`, or their last in-link at stake), pruned to the
- * level's maximum, written. */
-static void reselect(hnsw *h, int64_t dim, int32_t nb, int level, pbuf *b, int m, int32_t forced) {
-  const int32_t *l = links_at(h, nb, level);
-  qsort(b->c, (size_t)m, sizeof(dn), by_distance);
-  for (int i = 0; i < m; i++) b->must[i] = (uint8_t)(b->c[i].s == forced || must_keep(h, level, l, b->c[i].s));
-  int k = prune(h, dim, b, m, level == 0 ? h->M0 : h->M);
-  set_links(h, nb, level, b->c, k);
+/* Whether c must stay a candidate for nb's list: at level 0, when nb holds its only in-link
+ * (linked) or it has none at all. */
+static int must_keep(const hnsw *h, int level, int32_t c, int linked) {
+  return h->keep_last && level == 0 && indeg_of(h, c) <= (linked ? 1 : 0);
 }
 
 /* Adds `s` to the links of `nb` at a level; when full, re-selects among the old links plus s
@@ -407,7 +392,11 @@ static int link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, pbu
     int m = 0;
     for (int i = 1; i <= cnt; i++) b->c[m++] = (dn){dist_to(h, v, l[i], dim), l[i]};
     b->c[m++] = (dn){dist_to(h, v, s, dim), s};
-    reselect(h, dim, nb, level, b, m, force ? s : -1);
+    qsort(b->c, (size_t)m, sizeof(dn), by_distance);
+    for (int i = 0; i < m; i++)
+      b->must[i] = (uint8_t)(b->c[i].s == s ? force || must_keep(h, level, s, 0) : must_keep(h, level, b->c[i].s, 1));
+    int k = prune(h, dim, b, m, max);
+    set_links(h, nb, level, b->c, k);
   }
   int linked = 0;
   for (int i = 1; i <= l[0] && !linked; i++) linked = l[i] == s;
@@ -419,10 +408,18 @@ static int link_back(hnsw *h, int64_t dim, int32_t nb, int32_t s, int level, pbu
 static void relink(hnsw *h, int64_t dim, int32_t nb, const int32_t *hood, int nh, int level, pbuf *b) {
   const float *v = vec(h, nb);
   lock(h, nb);
+  const int32_t *l = links_at(h, nb, level);
   int m = 0;
   for (int i = 0; i < nh; i++)
     if (hood[i] != nb) b->c[m++] = (dn){dist_to(h, v, hood[i], dim), hood[i]};
-  reselect(h, dim, nb, level, b, m, -1);
+  qsort(b->c, (size_t)m, sizeof(dn), by_distance);
+  for (int i = 0; i < m; i++) {
+    int linked = 0;
+    for (int j = 1; j <= l[0] && !linked; j++) linked = l[j] == b->c[i].s;
+    b->must[i] = (uint8_t)must_keep(h, level, b->c[i].s, linked);
+  }
+  int k = prune(h, dim, b, m, level == 0 ? h->M0 : h->M);
+  set_links(h, nb, level, b->c, k);
   unlock(h, nb);
 }
 
@@ -480,7 +477,14 @@ static void set_own_links(hnsw *h, int64_t dim, int32_t s, int level, const dn *
     for (int j = 1; j <= cnt && !dup; j++) dup = l[j] == chosen[i].s;
     if (!dup) b->c[m++] = chosen[i];
   }
-  reselect(h, dim, s, level, b, m, -1);
+  qsort(b->c, (size_t)m, sizeof(dn), by_distance);
+  for (int i = 0; i < m; i++) {
+    int linked = 0;
+    for (int j = 1; j <= cnt && !linked; j++) linked = l[j] == b->c[i].s;
+    b->must[i] = (uint8_t)must_keep(h, level, b->c[i].s, linked);
+  }
+  int kept = prune(h, dim, b, m, level == 0 ? h->M0 : h->M);
+  set_links(h, s, level, b->c, kept);
   unlock(h, s);
 }
 
