@@ -14,6 +14,9 @@ int cmd_tsne(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_collection(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Draws a map with the default plot settings (cmd_plot.c; used by `embr tsne --plot`). labels and
  * texts: NULL or n strings. Returns an exit code, the message printed as "embr CMD: ...". */

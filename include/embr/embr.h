@@ -4,8 +4,11 @@
 
 #include "embr/collection.h"
 #include "embr/core.h"
+#include "embr/evaluate.h"
+#include "embr/image.h"
 #include "embr/index.h"
 #include "embr/matrix.h"
+#include "embr/model.h"
 #include "embr/plot.h"
 #include "embr/synth.h"
 #include "embr/text.h"

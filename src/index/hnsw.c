@@ -664,12 +664,15 @@ static int64_t hnsw_memory(const embr_index *ix) {
 }
 
 /* ---- reachability ------------------------------------------------------------------------------
- * Pruning keeps a node's last in-link, but a few nodes inserted side by side on two threads can
- * still end up linking only each other: a small island no search enters. After an add that is
- * large next to the index, a walk of level 0 from the entry finds such islands and links each
- * from its nearest reachable node. The walk reads every list once, so it runs only when the add
- * is at least 1/128 of the index: at most 128 list reads per added item, well below the cost of
- * inserting it. */
+ * Pruning keeps a node's last in-link, but nodes inserted side by side on two threads can still
+ * end up linking only each other: a small island no search enters. And reachable from the entry
+ * is not enough: a query's descent of the upper levels can start level 0 anywhere, and a walk
+ * from there must reach everything too. So after an add that is large next to the index, level 0
+ * is made strongly connected through the entry: every node the entry cannot reach is linked from
+ * its nearest reachable node, and every node that cannot reach the entry gets a link to its
+ * nearest node that can. A forced link can displace another, so this repeats until a round
+ * changes nothing. Each round reads every list a few times, so it runs only when the add is at
+ * least 1/128 of the index. */
 
 /* Marks everything reachable from `from` at level 0; `queue` holds h->n slots. */
 static void mark_reachable(const hnsw *h, int32_t from, uint8_t *seen, int32_t *queue) {
@@ -684,33 +687,123 @@ static void mark_reachable(const hnsw *h, int32_t from, uint8_t *seen, int32_t *
   }
 }
 
-/* Links the unreachable node u from the nearest node a search from the entry finds. */
-static int attach(hnsw *h, walk *w, int64_t dim, int32_t u, pbuf *b) {
+/* Level 0's links reversed (compressed rows): in[off[t] .. off[t+1]) are the nodes linking to t. */
+typedef struct rgraph {
+  int64_t *off;
+  int32_t *in;
+} rgraph;
+
+static int rgraph_build(const hnsw *h, rgraph *g) {
+  g->off = calloc((size_t)h->n + 1, sizeof(int64_t));
+  g->in = NULL;
+  if (!g->off) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+  for (int64_t s = 0; s < h->n; s++) {
+    const int32_t *l = links0(h, s);
+    for (int i = 1; i <= l[0]; i++) g->off[l[i] + 1]++;
+  }
+  for (int64_t s = 0; s < h->n; s++) g->off[s + 1] += g->off[s];
+  g->in = malloc(sizeof(int32_t) * (size_t)(g->off[h->n] ? g->off[h->n] : 1));
+  int64_t *fill = malloc(sizeof(int64_t) * (size_t)(h->n ? h->n : 1));
+  if (!g->in || !fill) {
+    free(fill);
+    return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
+  }
+  memcpy(fill, g->off, sizeof(int64_t) * (size_t)h->n);
+  for (int64_t s = 0; s < h->n; s++) {
+    const int32_t *l = links0(h, s);
+    for (int i = 1; i <= l[0]; i++) g->in[fill[l[i]]++] = (int32_t)s;
+  }
+  free(fill);
+  return 0;
+}
+
+static void rgraph_free(rgraph *g) {
+  free(g->off);
+  free(g->in);
+}
+
+/* Marks everything that reaches `to` at level 0 (a walk of the reversed links). */
+static void mark_reaching(const rgraph *g, int32_t to, uint8_t *seen, int32_t *queue) {
+  int64_t head = 0, tail = 0;
+  if (seen[to]) return;
+  seen[to] = 1;
+  queue[tail++] = to;
+  while (head < tail) {
+    int32_t t = queue[head++];
+    for (int64_t i = g->off[t]; i < g->off[t + 1]; i++)
+      if (!seen[g->in[i]]) seen[queue[tail++] = g->in[i]] = 1;
+  }
+}
+
+/* The nodes nearest u that a search from the entry finds, nearest first, in w->sorted. */
+static int near_from_entry(hnsw *h, walk *w, int64_t dim, int32_t u) {
   const float *q = vec(h, u);
   int32_t ep = h->entry;
   float d = dist_to(h, q, ep, dim);
   for (int l = h->maxlevel; l > 0; l--) ep = greedy(h, w, q, dim, ep, &d, l, 0);
   if (search_level(h, w, q, dim, ep, h->efc, 0, 0, NULL)) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
-  int n = drain_sorted(w);
+  return drain_sorted(w);
+}
+
+/* Links the unreachable node u from its nearest reachable node (`seen`). Returns 1 if linked. */
+static int attach_from(hnsw *h, walk *w, int64_t dim, int32_t u, const uint8_t *seen, pbuf *b) {
+  int n = near_from_entry(h, w, dim, u);
   for (int i = 0; i < n; i++)
-    if (w->sorted[i].s != u && link_back(h, dim, w->sorted[i].s, u, 0, b, 1)) return 0;
-  return 0; /* every candidate's list is full of last in-links: leave it (never seen) */
+    if (w->sorted[i].s != u && seen[w->sorted[i].s] && link_back(h, dim, w->sorted[i].s, u, 0, b, 1)) return 1;
+  return n < 0 ? n : 0; /* every candidate's list is full of last in-links: leave it (never seen) */
+}
+
+/* Links u to its nearest node that reaches the entry (`reaching`). Returns 1 if linked. */
+static int attach_to(hnsw *h, walk *w, int64_t dim, int32_t u, const uint8_t *reaching, pbuf *b) {
+  int n = near_from_entry(h, w, dim, u);
+  for (int i = 0; i < n; i++)
+    if (w->sorted[i].s != u && reaching[w->sorted[i].s] && link_back(h, dim, u, w->sorted[i].s, 0, b, 1)) return 1;
+  if (n >= 0 && reaching[h->entry] && h->entry != u && link_back(h, dim, u, h->entry, 0, b, 1)) return 1;
+  return n < 0 ? n : 0;
+}
+
+/* One round: returns the number of links added (< 0: error). */
+static int64_t connect_round(hnsw *h, walk *w, int64_t dim, uint8_t *seen, int32_t *queue, pbuf *b) {
+  int64_t added = 0;
+  memset(seen, 0, (size_t)h->n);
+  mark_reachable(h, h->entry, seen, queue);
+  for (int64_t s = 0; s < h->n; s++) {
+    if (seen[s] || h->deleted[s]) continue;
+    int r = attach_from(h, w, dim, (int32_t)s, seen, b);
+    if (r < 0) return r;
+    added += r;
+    mark_reachable(h, (int32_t)s, seen, queue); /* its island is reachable now */
+  }
+  rgraph g;
+  int rc = rgraph_build(h, &g);
+  if (!rc) {
+    memset(seen, 0, (size_t)h->n);
+    mark_reaching(&g, h->entry, seen, queue);
+    for (int64_t s = 0; s < h->n && !rc; s++) {
+      if (seen[s] || h->deleted[s]) continue;
+      int r = attach_to(h, w, dim, (int32_t)s, seen, b);
+      if (r < 0) rc = r;
+      added += r > 0;
+      mark_reaching(&g, (int32_t)s, seen, queue); /* what reaches s reaches the entry now */
+    }
+  }
+  rgraph_free(&g);
+  return rc ? rc : added;
 }
 
 static int ensure_reachable(hnsw *h, int64_t dim) {
   if (h->entry < 0) return 0;
-  uint8_t *seen = calloc((size_t)h->n, 1);
+  uint8_t *seen = malloc((size_t)h->n);
   int32_t *queue = malloc(sizeof(int32_t) * (size_t)h->n);
   walk w;
   pbuf b;
   int rc = walk_init(&w, h->cap, h->efc, h->M0), rb = pbuf_init(&b, (size_t)h->M0 + 2);
   if (!rc) rc = rb;
   if (!rc && (!seen || !queue)) rc = embr_error(EMBR_ENOMEM, "HNSW: out of memory");
-  if (!rc) mark_reachable(h, h->entry, seen, queue);
-  for (int64_t s = 0; s < h->n && !rc; s++) {
-    if (seen[s] || h->deleted[s]) continue;
-    rc = attach(h, &w, dim, (int32_t)s, &b);
-    mark_reachable(h, (int32_t)s, seen, queue); /* its island is reachable now */
+  for (int round = 0; round < 8 && !rc; round++) {
+    int64_t added = connect_round(h, &w, dim, seen, queue, &b);
+    if (added < 0) rc = (int)added;
+    if (added <= 0) break;
   }
   free(seen);
   free(queue);

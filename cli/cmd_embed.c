@@ -1,0 +1,86 @@
+/* embr embed: images to embedding vectors with a trained model; the output feeds `embr search`,
+ * `embr index`, collections and `embr tsne`. */
+#include "commands.h"
+#include "nn_common.h"
+
+#include <stdlib.h>
+
+typedef struct embed_out {
+  embr_matrix m;
+  const embr_dataset *ds;
+  const int64_t *subset;
+  int labels; /* 1: write class names, 0: item names */
+} embed_out;
+
+static int write_matrix(const char *path, const void *ctx) {
+  const embed_out *o = ctx;
+  return embr_matrix_write(path, embr_format_from_extension(path), &o->m);
+}
+
+static int write_names(const char *path, const void *ctx) {
+  const embed_out *o = ctx;
+  FILE *f = fopen(path, "wb");
+  if (!f) return embr_error(EMBR_EIO, "%s: cannot create", path);
+  for (int64_t i = 0; i < o->m.n; i++) {
+    int64_t it = o->subset[i];
+    fprintf(f, "%s\n", o->labels ? embr_dataset_class_name(o->ds, embr_dataset_label(o->ds, it)) : embr_dataset_item_name(o->ds, it));
+  }
+  int bad = ferror(f);
+  if (fclose(f) != 0 || bad) return embr_error(EMBR_EIO, "%s: write failed", path);
+  return 0;
+}
+
+int cmd_embed(int argc, char **argv) {
+  const char *model = NULL, *images = NULL, *out = NULL, *ids = NULL, *labels = NULL, *classes = NULL, *per_class = NULL;
+  int64_t batch = 32, threads = 0;
+  int raw = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--model", "-m", &model, "FILE", "a model from `embr train` (.safetensors)"),
+      OPT_STR_REQ("--images", "-i", &images, "DIR|mnist:PATH", "a folder of class sub-folders of images, or MNIST idx files"),
+      OPT_STR_REQ("--out", "-o", &out, "FILE", "embeddings, one row per image (.npy, .fvecs, .csv, ...)"),
+      OPT_STR("--ids", NULL, &ids, "FILE", "each row's image name (folder/file), one per line", "none"),
+      OPT_STR("--labels", NULL, &labels, "FILE", "each row's class name, one per line (for plots and eval)", "none"),
+      OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (sorted order)", "all"),
+      OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
+      OPT_INT("--batch", "-b", &batch, "B", "images per forward pass", "32", 1, 100000),
+      OPT_FLAG("--raw", NULL, &raw, "keep the network's output as is (default: rows scaled to unit length)"),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
+  };
+  cli_command cmd = {"embed", "Embed images with a trained model.",
+                     "embr embed --model M.safetensors --images DIR -o emb.npy [--ids ids.txt] [--labels labels.txt]",
+                     "Rows are unit length unless --raw, so l2, ip and cosine searches rank alike.\n"
+                     "Images are resized to the model's input; grey and colour images both work.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
+    return cli_usage_error(&cmd, "cannot tell the format of '%s' from its extension", out);
+  if (cli_check_output("embed", out) || (ids && cli_check_output("embed", ids)) || (labels && cli_check_output("embed", labels)))
+    return EXIT_ERR;
+  embr_model *m = NULL;
+  int rc = embr_model_load(model, &m);
+  if (rc) return cli_fail("embed", rc);
+  embr_model_set_threads(m, (int)threads);
+  embr_dataset *ds = NULL;
+  int64_t *subset = NULL, n = 0;
+  float *emb = NULL;
+  rc = cli_open_dataset("embed", images, &ds);
+  if (!rc) rc = cli_select("embed", ds, classes, per_class, &subset, &n);
+  if (!rc) rc = cli_embed_items("embed", m, ds, subset, n, (int)batch, raw, quiet, &emb, NULL);
+  if (!rc) {
+    embed_out mo = {{n, embr_model_dim(m), embr_model_dim(m), emb, NULL}, ds, subset, 0}, io = mo, lo = mo;
+    lo.labels = 1;
+    cli_output outs[3] = {{out, write_matrix, &mo}};
+    int no = 1;
+    if (ids) outs[no++] = (cli_output){ids, write_names, &io};
+    if (labels) outs[no++] = (cli_output){labels, write_names, &lo};
+    rc = cli_write_outputs("embed", outs, no);
+    if (!rc && !quiet) fprintf(stderr, "embr embed: %lld images -> %s (%d dimensions)\n", (long long)n, out, embr_model_dim(m));
+  }
+  free(emb);
+  free(subset);
+  embr_dataset_free(ds);
+  embr_model_free(m);
+  return rc;
+}

@@ -1,0 +1,170 @@
+/* embr eval: how well a model's embeddings tell identities apart.
+ *   verify    pairs of images, same person or not: 10-fold accuracy with the best threshold per
+ *             fold (the LFW protocol), ROC AUC, TAR at a false-accept rate;
+ *   identify  a gallery of known images per class and probes: rank-1 and recall@k. */
+#include "commands.h"
+#include "nn_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct eval_data {
+  embr_model *m;
+  embr_dataset *ds;
+  int64_t *subset, n;
+  float *emb;
+  int32_t *labels;
+} eval_data;
+
+static void eval_data_free(eval_data *e) {
+  embr_model_free(e->m);
+  embr_dataset_free(e->ds);
+  free(e->subset);
+  free(e->emb);
+  free(e->labels);
+}
+
+static int load_and_embed(const char *cmd, const char *model, const char *data, const char *classes, const char *per_class,
+                          int64_t threads, int quiet, eval_data *e) {
+  memset(e, 0, sizeof(*e));
+  int rc = embr_model_load(model, &e->m);
+  if (rc) return cli_fail(cmd, rc);
+  embr_model_set_threads(e->m, (int)threads);
+  if ((rc = cli_open_dataset(cmd, data, &e->ds))) return rc;
+  if ((rc = cli_select(cmd, e->ds, classes, per_class, &e->subset, &e->n))) return rc;
+  e->labels = malloc(sizeof(int32_t) * (size_t)e->n);
+  if (!e->labels) return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+  return cli_embed_items(cmd, e->m, e->ds, e->subset, e->n, 32, 0, quiet, &e->emb, e->labels);
+}
+
+static int eval_verify(int argc, char **argv) {
+  const char *model = NULL, *data = NULL, *pairs_path = NULL, *classes = NULL, *per_class = NULL;
+  int64_t folds = 10, seed = 1, threads = 0;
+  double far = 1e-3;
+  int json = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--model", "-m", &model, "FILE", "a model from `embr train`"),
+      OPT_STR_REQ("--data", "-d", &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
+      OPT_STR("--pairs", NULL, &pairs_path, "FILE", "pairs to score, \"NAME_A NAME_B SAME\" per line (names as `embed --ids`)", "all pairs"),
+      OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (e.g. identities unseen in training)", "all"),
+      OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
+      OPT_INT("--folds", NULL, &folds, "K", "cross-validation folds for the threshold", "10", 2, 1000000),
+      OPT_DBL("--far", NULL, &far, "F", "false-accept rate for the TAR figure", "1e-3", 0, 1),
+      OPT_INT("--seed", NULL, &seed, "S", "seed of the fold split", "1", 0, 9e18),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
+      OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
+  };
+  cli_command cmd = {"eval verify", "Face-verification accuracy of a model's embeddings.",
+                     "embr eval verify --model M --data DIR [--pairs F] [--classes A:B] [--json]",
+                     "Scores are cosine similarities. Without --pairs every pair of the selected images is\n"
+                     "scored. Accuracy: K folds, each judged with the threshold best on the other folds.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  eval_data e;
+  int rc = load_and_embed("eval", model, data, classes, per_class, threads, quiet, &e);
+  embr_pairs pairs = {0};
+  if (!rc) {
+    int st;
+    if (pairs_path) {
+      char **names = malloc(sizeof(char *) * (size_t)e.n);
+      for (int64_t i = 0; names && i < e.n; i++) names[i] = (char *)embr_dataset_item_name(e.ds, e.subset[i]);
+      st = names ? embr_pairs_read(pairs_path, names, e.n, &pairs) : embr_error(EMBR_ENOMEM, "out of memory");
+      free(names);
+    } else {
+      st = embr_pairs_all(e.labels, e.n, &pairs);
+    }
+    embr_verify_result r;
+    if (!st) st = embr_eval_verify(e.emb, e.n, embr_model_dim(e.m), embr_model_dim(e.m), &pairs, (int)folds, far, (uint64_t)seed, &r);
+    if (st) {
+      rc = cli_fail("eval", st);
+    } else if (json) {
+      printf("{\"images\":%lld,\"pairs\":%lld,\"positives\":%lld,\"folds\":%lld,\"accuracy\":%.6f,\"accuracy_std\":%.6f,"
+             "\"threshold\":%.6f,\"auc\":%.6f,\"far\":%g,\"tar\":%.6f}\n",
+             (long long)e.n, (long long)r.pairs, (long long)r.positives, (long long)folds, r.accuracy, r.accuracy_std,
+             r.threshold, r.auc, r.far, r.tar);
+    } else {
+      printf("verification: %lld images, %lld pairs (%lld same identity)\n", (long long)e.n, (long long)r.pairs,
+             (long long)r.positives);
+      printf("  accuracy %.4f +- %.4f (%lld folds, mean threshold %.4f)\n", r.accuracy, r.accuracy_std, (long long)folds,
+             r.threshold);
+      printf("  ROC AUC %.4f, TAR %.4f at FAR %g\n", r.auc, r.tar, r.far);
+    }
+  }
+  embr_pairs_free(&pairs);
+  eval_data_free(&e);
+  return rc;
+}
+
+/* "1,5,10" into ks. */
+static int parse_ks(const char *s, int *ks, int *nk) {
+  *nk = 0;
+  while (*s) {
+    char *end;
+    long k = strtol(s, &end, 10);
+    if (end == s || k < 1 || k > 1000000 || *nk == EMBR_EVAL_MAX_K || (*end && *end != ',')) return -1;
+    ks[(*nk)++] = (int)k;
+    s = *end ? end + 1 : end;
+  }
+  return *nk ? 0 : -1;
+}
+
+static int eval_identify(int argc, char **argv) {
+  const char *model = NULL, *data = NULL, *classes = NULL, *per_class = NULL, *kspec = "1,5,10";
+  int64_t gallery = 1, threads = 0;
+  int json = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR_REQ("--model", "-m", &model, "FILE", "a model from `embr train`"),
+      OPT_STR_REQ("--data", "-d", &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
+      OPT_INT("--gallery-per-class", NULL, &gallery, "G", "the first G images of each class form the gallery", "1", 1, 1000000),
+      OPT_STR("-k", NULL, &kspec, "K,K,...", "recall@k cut-offs (at most 8)", "1,5,10"),
+      OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1", "all"),
+      OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
+      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
+      OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
+  };
+  cli_command cmd = {"eval identify", "Identification (rank-1, recall@k) with a gallery/probe split.",
+                     "embr eval identify --model M --data DIR [--gallery-per-class G] [-k 1,5,10] [--json]",
+                     "Each probe (an image past the first G of its class) is matched against all gallery\n"
+                     "images by cosine similarity; recall@k: its class is among the k best matches.",
+                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  int ks[EMBR_EVAL_MAX_K], nk;
+  if (parse_ks(kspec, ks, &nk)) return cli_usage_error(&cmd, "-k wants up to 8 positive integers like 1,5,10, got '%s'", kspec);
+  eval_data e;
+  int rc = load_and_embed("eval", model, data, classes, per_class, threads, quiet, &e);
+  if (!rc) {
+    embr_identify_result r;
+    int st = embr_eval_identify(e.emb, e.n, embr_model_dim(e.m), embr_model_dim(e.m), e.labels, (int)gallery, ks, nk, &r);
+    if (st) {
+      rc = cli_fail("eval", st);
+    } else if (json) {
+      printf("{\"gallery\":%lld,\"probes\":%lld,\"rank1\":%.6f,\"recall\":{", (long long)r.gallery, (long long)r.probes, r.rank1);
+      for (int i = 0; i < r.nk; i++) printf("%s\"%d\":%.6f", i ? "," : "", r.k[i], r.recall[i]);
+      printf("}}\n");
+    } else {
+      printf("identification: %lld gallery images, %lld probes\n  rank-1 %.4f", (long long)r.gallery, (long long)r.probes, r.rank1);
+      for (int i = 0; i < r.nk; i++) printf(", recall@%d %.4f", r.k[i], r.recall[i]);
+      printf("\n");
+    }
+  }
+  eval_data_free(&e);
+  return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "verify")) return eval_verify(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "identify")) return eval_identify(argc - 1, argv + 1);
+  FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
+  fprintf(f, "usage: embr eval verify --model M --data DIR [options]\n"
+             "       embr eval identify --model M --data DIR [options]\n"
+             "  verify    pair accuracy (10-fold, LFW protocol), ROC AUC, TAR at FAR\n"
+             "  identify  rank-1 and recall@k with a gallery/probe split\n"
+             "`embr eval SUBCOMMAND --help` lists the options.\n");
+  if (f == stdout) return EXIT_OK;
+  if (argc >= 2) fprintf(stderr, "embr eval: unknown subcommand '%s'\n", argv[1]);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,143 @@
+/* embr train: trains an embedding network on labelled images (a folder of class sub-folders or
+ * MNIST) with a classification-style objective: ArcFace, CosFace, SphereFace, their combined
+ * margin, or plain softmax as the baseline. */
+#include "commands.h"
+#include "nn_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int objective_of(const char *s, embr_objective *o) {
+  static const char *names[] = {"softmax", "arcface", "cosface", "sphereface", "combined"};
+  for (int i = 0; i < 5; i++)
+    if (!strcmp(s, names[i])) {
+      *o = (embr_objective)i;
+      return 0;
+    }
+  return -1;
+}
+
+typedef struct train_opts {
+  const char *objective, *data, *arch, *out, *optimizer, *classes, *per_class, *checkpoint, *resume;
+  int64_t width, dim, side, channels, epochs, batch, pad, seed, threads;
+  double lr, wd, warmup, clip, margin, scale, m1, m2, m3;
+  int no_flip, quiet;
+} train_opts;
+
+/* Margins: --margin sets the objective's own one (ArcFace m2, CosFace m3, SphereFace m1);
+ * --m1/--m2/--m3 set the combined form's three. */
+static void apply_margins(const train_opts *o, cli_opt *opts, int nopts, embr_train_params *p) {
+  for (int i = 0; i < nopts; i++) {
+    if (!opts[i].seen) continue;
+    const char *n = opts[i].name;
+    if (!strcmp(n, "--margin")) {
+      if (p->objective == EMBR_OBJ_ARCFACE) p->m2 = (float)o->margin;
+      if (p->objective == EMBR_OBJ_COSFACE) p->m3 = (float)o->margin;
+      if (p->objective == EMBR_OBJ_SPHEREFACE) p->m1 = (float)o->margin;
+    }
+    if (!strcmp(n, "--m1")) p->m1 = (float)o->m1;
+    if (!strcmp(n, "--m2")) p->m2 = (float)o->m2;
+    if (!strcmp(n, "--m3")) p->m3 = (float)o->m3;
+    if (!strcmp(n, "--scale")) p->scale = (float)o->scale;
+    if (!strcmp(n, "--weight-decay")) p->weight_decay = (float)o->wd;
+  }
+}
+
+static int run_training(const train_opts *o, embr_train_params *tp) {
+  embr_dataset *ds = NULL;
+  int64_t *subset = NULL, n = 0;
+  int rc = cli_open_dataset("train", o->data, &ds);
+  if (!rc) rc = cli_select("train", ds, o->classes, o->per_class, &subset, &n);
+  if (rc) {
+    embr_dataset_free(ds);
+    return rc;
+  }
+  embr_model_params mp = embr_model_params_default();
+  mp.arch = o->arch, mp.width = (int)o->width, mp.embedding_dim = (int)o->dim;
+  mp.input.channels = (int)o->channels, mp.input.height = mp.input.width = (int)o->side;
+  embr_model *m = NULL;
+  int st = embr_model_create(&mp, (uint64_t)o->seed, &m);
+  cli_bar bar;
+  cli_bar_init(&bar, "train", o->quiet);
+  embr_progress pr = cli_bar_progress(&bar);
+  tp->progress = &pr;
+  embr_train_stats stats;
+  if (!st) {
+    if (!o->quiet)
+      fprintf(stderr, "embr train: %s (%lld parameters), %s, %lld images of %d classes, %dx%dx%d input\n", o->arch,
+              (long long)embr_model_parameters(m), o->objective, (long long)n, embr_dataset_classes(ds), mp.input.channels,
+              mp.input.height, mp.input.width);
+    st = embr_model_train(m, ds, subset, n, tp, &stats);
+  }
+  cli_bar_done(&bar);
+  if (!st) st = embr_model_save(m, o->out);
+  if (!st && !o->quiet)
+    fprintf(stderr, "embr train: %d epochs in %.1f s (%.0f images/s), last epoch loss %.4f, accuracy %.3f; wrote %s\n",
+            stats.epochs_done, stats.seconds, stats.images_per_s, stats.last_loss, stats.last_accuracy, o->out);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+  free(subset);
+  return st ? cli_fail("train", st) : EXIT_OK;
+}
+
+int cmd_train(int argc, char **argv) {
+  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL,
+                  64, 128, 112, 3, 20, 64, 4, 1, 0,
+                  0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0};
+  cli_opt opts[] = {
+      OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined or softmax", "arcface"),
+      OPT_STR_REQ("--data", "-d", &o.data, "DIR|mnist:PATH", "a folder with one sub-folder of images per class, or MNIST idx files"),
+      OPT_STR_REQ("--out", "-o", &o.out, "FILE", "the trained model (.safetensors)"),
+      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34", "mobilefacenet"),
+      OPT_INT("--width", NULL, &o.width, "W", "base channel width (64: the published networks)", "64", 1, 4096),
+      OPT_INT("--embedding-dim", NULL, &o.dim, "D", "embedding size", "128", 1, 65536),
+      OPT_INT("--input", NULL, &o.side, "PX", "input side: images are resized to PX x PX", "112", 8, 4096),
+      OPT_INT("--channels", NULL, &o.channels, "C", "input channels: 3 (grey replicated) or 1", "3", 1, 3),
+      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images", "20", 1, 100000),
+      OPT_INT("--batch", "-b", &o.batch, "B", "images per step", "64", 2, 1000000),
+      OPT_DBL("--lr", NULL, &o.lr, "LR", "peak learning rate (linear warm-up, cosine decay)", "0.1", 1e-9, 100),
+      OPT_STR("--optimizer", NULL, &o.optimizer, "NAME", "sgd (momentum 0.9) or adamw", "sgd"),
+      OPT_DBL("--weight-decay", NULL, &o.wd, "WD", "weight decay (not on biases, norms, PReLU)", "5e-4 (sgd), 0.05 (adamw)", 0, 10),
+      OPT_DBL("--warmup", NULL, &o.warmup, "EPOCHS", "warm-up length in epochs", "1", 0, 1e6),
+      OPT_DBL("--clip", NULL, &o.clip, "NORM", "global gradient-norm bound (0: none)", "5", 0, 1e9),
+      OPT_DBL("--margin", NULL, &o.margin, "M", "the objective's margin: ArcFace m2, CosFace m3, SphereFace m1",
+              "0.5 / 0.35 / 1.35", 0, 10),
+      OPT_DBL("--scale", NULL, &o.scale, "S", "logit scale of the margin objectives", "64", 1e-6, 1e6),
+      OPT_DBL("--m1", NULL, &o.m1, "M1", "combined margin: cos(m1*theta + m2) - m3", "1", 1, 10),
+      OPT_DBL("--m2", NULL, &o.m2, "M2", "combined margin m2", "0.5", 0, 10),
+      OPT_DBL("--m3", NULL, &o.m3, "M3", "combined margin m3", "0", 0, 10),
+      OPT_INT("--pad", NULL, &o.pad, "PX", "augmentation: pad by PX and crop at random (0: off)", "4", 0, 1024),
+      OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips"),
+      OPT_STR("--classes", NULL, &o.classes, "A:B", "train on classes A..B-1 only (sorted order)", "all"),
+      OPT_STR("--per-class", NULL, &o.per_class, "A:B", "train on images A..B-1 of each class only", "all"),
+      OPT_STR("--checkpoint", NULL, &o.checkpoint, "FILE", "write weights and optimizer state after every epoch", "none"),
+      OPT_STR("--resume", NULL, &o.resume, "FILE", "continue from a --checkpoint file", "none"),
+      OPT_INT("--seed", NULL, &o.seed, "S", "random seed (weights, order, augmentation)", "1", 0, 9e18),
+      OPT_INT("--threads", "-t", &o.threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_FLAG("--quiet", "-q", &o.quiet, "no progress output"),
+  };
+  int nopts = (int)(sizeof opts / sizeof opts[0]);
+  cli_command cmd = {"train", "Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images.",
+                     "embr train --data DIR|mnist:PATH -o model.safetensors [--objective arcface] [--arch mobilefacenet] [options]",
+                     "Images of any size and channel count are resized to the input size; grey is replicated to 3\n"
+                     "channels. The model file keeps the input size and normalisation, so `embr embed` and\n"
+                     "`embr eval` need only it. Progress shows loss, accuracy (under the margin) and images/s.\n"
+                     "Split example (ORL, unseen identities): --classes 0:30 here, --classes 30:40 in eval.",
+                     opts, nopts, 0, 0, NULL, 0};
+  int prc = cli_parse(&cmd, argc, argv);
+  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  embr_objective obj;
+  if (objective_of(o.objective, &obj)) return cli_usage_error(&cmd, "unknown --objective '%s'", o.objective);
+  if (strcmp(o.optimizer, "sgd") && strcmp(o.optimizer, "adamw"))
+    return cli_usage_error(&cmd, "unknown --optimizer '%s' (sgd or adamw)", o.optimizer);
+  if (o.channels == 2) return cli_usage_error(&cmd, "--channels must be 1 or 3");
+  embr_train_params tp = embr_train_params_default(obj);
+  tp.adamw = !strcmp(o.optimizer, "adamw");
+  if (tp.adamw) tp.weight_decay = 0.05f;
+  apply_margins(&o, opts, nopts, &tp);
+  tp.epochs = (int)o.epochs, tp.batch = (int)o.batch, tp.lr = (float)o.lr, tp.warmup_epochs = (float)o.warmup;
+  tp.clip = (float)o.clip, tp.pad = (int)o.pad, tp.flip = !o.no_flip, tp.seed = (uint64_t)o.seed;
+  tp.n_threads = (int)o.threads, tp.checkpoint = o.checkpoint, tp.resume = o.resume;
+  if (cli_check_output("train", o.out) || (o.checkpoint && cli_check_output("train", o.checkpoint))) return EXIT_ERR;
+  return run_training(&o, &tp);
+}

@@ -1,0 +1,112 @@
+/* Dataset specs, selections and batched embedding for the neural-network commands. */
+#include "nn_common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_open_dataset(const char *cmd, const char *spec, embr_dataset **out) {
+  int rc = !strncmp(spec, "mnist:", 6) ? embr_dataset_open_mnist(spec + 6, out) : embr_dataset_open_folder(spec, out);
+  return rc ? cli_fail(cmd, rc) : EXIT_OK;
+}
+
+/* "A:B", ":B", "A:", or "A" (just A); -1 marks an open end. */
+static int parse_range(const char *s, int64_t *a, int64_t *b) {
+  char *end;
+  *a = 0, *b = -1;
+  const char *colon = strchr(s, ':');
+  if (s[0] && s[0] != ':') {
+    *a = strtoll(s, &end, 10);
+    if (end == s || *a < 0 || (*end && *end != ':')) return -1;
+    if (!colon) *b = *a + 1;
+  }
+  if (colon && colon[1]) {
+    *b = strtoll(colon + 1, &end, 10);
+    if (*end || *b < 0) return -1;
+  }
+  return *b >= 0 && *b <= *a ? -1 : 0;
+}
+
+int cli_select(const char *cmd, const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
+               int64_t *n) {
+  int64_t c0 = 0, c1 = -1, i0 = 0, i1 = -1, total = embr_dataset_size(ds);
+  if (classes && parse_range(classes, &c0, &c1)) {
+    fprintf(stderr, "embr %s: --classes wants A:B (class indices, end excluded), got '%s'\n", cmd, classes);
+    return EXIT_USAGE;
+  }
+  if (per_class && parse_range(per_class, &i0, &i1)) {
+    fprintf(stderr, "embr %s: --per-class wants A:B (image indices within a class), got '%s'\n", cmd, per_class);
+    return EXIT_USAGE;
+  }
+  int nc = embr_dataset_classes(ds);
+  int64_t *seen = calloc((size_t)nc + 1, sizeof(int64_t));
+  *subset = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
+  if (!seen || !*subset) {
+    free(seen);
+    return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  *n = 0;
+  for (int64_t i = 0; i < total; i++) {
+    int c = embr_dataset_label(ds, i);
+    int64_t k = seen[c]++;
+    if (c < c0 || (c1 >= 0 && c >= c1) || k < i0 || (i1 >= 0 && k >= i1)) continue;
+    (*subset)[(*n)++] = i;
+  }
+  free(seen);
+  if (*n == 0) {
+    free(*subset);
+    *subset = NULL;
+    return cli_fail(cmd, embr_error(EMBR_EINVAL, "the selection (--classes %s, --per-class %s) holds no images of the %d classes",
+                                    classes ? classes : "all", per_class ? per_class : "all", nc));
+  }
+  return EXIT_OK;
+}
+
+static void normalise_rows(float *x, int64_t n, int dim) {
+  for (int64_t i = 0; i < n; i++) {
+    double s = 0;
+    for (int j = 0; j < dim; j++) s += (double)x[i * dim + j] * x[i * dim + j];
+    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+    for (int j = 0; j < dim; j++) x[i * dim + j] *= inv;
+  }
+}
+
+int cli_embed_items(const char *cmd, embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
+                    int batch, int raw, int quiet, float **out, int32_t *labels) {
+  int dim = embr_model_dim(m);
+  *out = malloc(sizeof(float) * (size_t)n * (size_t)dim);
+  if (!*out) return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory for %lld embeddings", (long long)n));
+  embr_loader_params lp = embr_loader_params_default();
+  lp.spec = embr_model_input(m), lp.batch = batch, lp.shuffle = 0, lp.drop_last = 0;
+  lp.subset = subset, lp.n_subset = n;
+  embr_loader *ld = NULL;
+  int rc = embr_loader_create(ds, &lp, &ld);
+  cli_bar bar;
+  cli_bar_init(&bar, "embed", quiet);
+  embr_progress pr = cli_bar_progress(&bar);
+  embr_progress_state ps;
+  embr_progress_begin(&ps, &pr, (uint64_t)n);
+  int64_t done = 0;
+  while (!rc) {
+    const float *x;
+    const int32_t *lab;
+    const int64_t *items;
+    int count;
+    if ((rc = embr_loader_next(ld, &x, &lab, &items, &count)) || count == 0) break;
+    rc = embr_model_embed(m, x, count, batch, *out + done * dim);
+    for (int i = 0; i < count && labels; i++) labels[done + i] = lab[i];
+    done += count;
+    if (!rc && embr_progress_update(&ps, (uint64_t)done, NULL, 0)) rc = embr_error(EMBR_ECANCELED, "canceled");
+  }
+  if (!rc) embr_progress_update(&ps, (uint64_t)done, NULL, 1);
+  cli_bar_done(&bar);
+  embr_loader_free(ld);
+  if (!rc && done != n) rc = embr_error(EMBR_EIO, "the loader gave %lld of %lld images", (long long)done, (long long)n);
+  if (!rc && !raw) normalise_rows(*out, n, dim);
+  if (rc) {
+    free(*out);
+    *out = NULL;
+    return cli_fail(cmd, rc);
+  }
+  return EXIT_OK;
+}

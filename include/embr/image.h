@@ -1,0 +1,138 @@
+/* Images and image datasets: decode PNG / JPEG / PGM / PPM, resize, crop, flip, normalise into
+ * float tensors, datasets from a folder of class sub-folders or MNIST idx files, and a loader
+ * that prepares the next batch on another thread.
+ *
+ * Pixels of an embr_image are 8-bit, row-major, channels interleaved (HWC), 1 (grey) or 3 (RGB)
+ * channels. Decoders drop alpha, expand palettes and reduce 16-bit samples to 8 bits.
+ * Tensors are float32 CHW (one image) or NCHW (a batch).
+ *
+ * Errors: every function returns an embr status; the detail (file name, what is wrong) is in
+ * embr_last_error(). Readers treat files as hostile (truncated data, absurd sizes: at most
+ * EMBR_IMAGE_MAX_SIDE pixels a side). */
+#ifndef EMBR_IMAGE_H
+#define EMBR_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBR_IMAGE_MAX_SIDE 16384
+
+typedef struct embr_image {
+  int width, height, channels; /* channels: 1 or 3 */
+  uint8_t *px;                 /* width*height*channels bytes, HWC; free with embr_image_free */
+} embr_image;
+
+/* Decodes a PNG, JPEG, PGM (P2/P5) or PPM (P3/P6) image, chosen by its first bytes.
+ * `name` is used in messages only (NULL: "image"). Malformed or truncated data, and sizes the
+ * data cannot hold, give EMBR_EFORMAT (a JPEG lacking only its end marker is accepted); CMYK
+ * JPEG, PBM (P1/P4) and PAM (P7) give EMBR_EUNSUPPORTED. On failure *out is zeroed. */
+EMBR_API int embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out);
+EMBR_API int embr_image_read(const char *path, embr_image *out);
+/* Writes 8-bit PNG (1 or 3 channels) or, when the path ends in .pgm/.ppm/.pnm (any case), binary
+ * PNM (.pgm needs 1 channel, .ppm 3: EMBR_EINVAL otherwise). .jpg/.jpeg give EMBR_EUNSUPPORTED.
+ * The file is written to a temporary name and renamed: no partial file on failure. */
+EMBR_API int embr_image_write(const char *path, const embr_image *im);
+EMBR_API void embr_image_free(embr_image *im); /* frees px, zeroes the struct; NULL ok */
+
+typedef enum embr_resize { EMBR_RESIZE_BILINEAR = 0, EMBR_RESIZE_BICUBIC = 1 } embr_resize;
+
+/* Normalisation and geometry of a model's input: pixels are scaled to [0,1], then
+ * (v - mean[c]) / std[c]. */
+typedef struct embr_image_spec {
+  int channels;          /* 1 or 3: grey is replicated to 3, RGB reduced to grey by luma */
+  int height, width;     /* output size */
+  float mean[3], std[3]; /* per output channel */
+  embr_resize resize;
+} embr_image_spec;
+EMBR_API embr_image_spec embr_image_spec_default(void); /* 3 x 112 x 112, mean 0.5, std 0.5, bilinear */
+
+/* Converts an image of any size and channel count into one CHW float tensor of spec's shape
+ * (dst holds channels*height*width floats): resize to 8 bits (whole image, no crop), channel
+ * conversion (luma = 0.299 R + 0.587 G + 0.114 B), normalisation. */
+EMBR_API int embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst);
+
+/* Resizes an 8-bit image (1 or 3 channels) to w x h; *out is allocated. As Pillow (and torchvision
+ * on PIL images): pixel centres at i + 0.5 (align_corners = false), triangle (bilinear) or Keys
+ * cubic with a = -0.5 (bicubic) kernels, widened by the scale factor when shrinking (antialiased),
+ * weights renormalised at the borders. Enlarging is plain bilinear / bicubic interpolation with
+ * edge clamping; the same size copies the pixels. */
+EMBR_API int embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out);
+
+/* Training augmentation on one CHW float tensor in place: with `pad` > 0, pads by `pad` pixels
+ * (zeros) on every side and takes a random crop of the original size; with `flip`, mirrors left
+ * to right with probability 1/2. Draws, in this order: the crop's y then x offset, each
+ * embr_rng_below(rng, 2*pad+1) (only when pad > 0), then one embr_rng_next whose top bit set means
+ * mirror (only when flip). NULL chw or rng: nothing happens. */
+EMBR_API void embr_image_augment(float *chw, int channels, int height, int width, int pad, int flip, embr_rng *rng);
+
+/* ---- datasets ------------------------------------------------------------------------------
+ * A dataset is read-only once opened: any number of threads may query it and decode items. */
+
+typedef struct embr_dataset embr_dataset;
+
+/* A folder with one sub-folder per class (class names = sub-folder names, sorted bytewise; the
+ * files directly inside each, sorted by name, with extensions png, jpg, jpeg, pgm, ppm, pnm, any
+ * case; hidden entries and other files ignored). Images are decoded when asked for.
+ * Errors: EMBR_ENOTFOUND missing, EMBR_EINVAL not a folder, EMBR_EFORMAT no class folders or a
+ * class folder with no images (the message names it). */
+EMBR_API int embr_dataset_open_folder(const char *dir, embr_dataset **out);
+/* MNIST idx files: `path` is a folder holding {train|t10k}-images-idx3-ubyte[.gz] and the matching
+ * labels file (t10k preferred when only it exists; train preferred otherwise), or the images file
+ * itself (the labels file named alike with "labels-idx1", with or without .gz). Gzip read through
+ * zlib. Magic numbers, sizes, counts and the exact data length are checked (EMBR_EFORMAT). All
+ * pixels are kept in memory; classes = largest label + 1, named "0", "1", ... */
+EMBR_API int embr_dataset_open_mnist(const char *path, embr_dataset **out);
+EMBR_API void embr_dataset_free(embr_dataset *ds);
+
+EMBR_API int64_t embr_dataset_size(const embr_dataset *ds);
+EMBR_API int embr_dataset_classes(const embr_dataset *ds);
+EMBR_API const char *embr_dataset_class_name(const embr_dataset *ds, int c);
+EMBR_API int embr_dataset_label(const embr_dataset *ds, int64_t i);
+/* A name for item i: the file path relative to the folder ("s1/3.pgm"), or "mnist-<i>". */
+EMBR_API const char *embr_dataset_item_name(const embr_dataset *ds, int64_t i);
+/* Decodes item i. */
+EMBR_API int embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *out);
+
+/* ---- batch loader ---------------------------------------------------------------------------- */
+
+typedef struct embr_loader_params {
+  embr_image_spec spec;
+  int batch;         /* images per batch */
+  int shuffle;       /* new random order every epoch */
+  int drop_last;     /* skip a last, short batch */
+  int pad, flip;     /* augmentation (embr_image_augment); 0 for evaluation */
+  int cache;         /* keep every converted tensor in memory after its first load */
+  uint64_t seed;
+  const int64_t *subset; /* NULL: all items; else these item indices (n_subset of them) */
+  int64_t n_subset;
+} embr_loader_params;
+EMBR_API embr_loader_params embr_loader_params_default(void); /* batch 64, shuffle, no aug, no cache */
+
+typedef struct embr_loader embr_loader;
+/* The loader keeps a pointer to ds (which must outlive it; the subset array is copied) and
+ * prepares batches on one background thread, one batch ahead. Use one loader from one thread.
+ * Batches depend only on (seed, epoch, item), never on timing or on `cache`: the order of epoch e
+ * (from 0) comes from embr_rng_split(seed, 2e), each item's augmentation from its own stream of a
+ * per-epoch seed; the cache keeps tensors before augmentation. EMBR_EINVAL for a bad spec, batch
+ * < 1, subset indices out of range, or drop_last with fewer items than a batch. */
+EMBR_API int embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr_loader **out);
+/* The next batch of the current epoch: *x points to count*C*H*W floats (NCHW), *labels to count
+ * labels, *items to count item indices; valid until the next call. Returns 0 with *count = 0 at
+ * the end of the epoch; the following call starts the next epoch. A decode error is returned from
+ * the call whose batch held the bad item (message names the file; *count = 0, pointers NULL);
+ * the call after it goes on with the next batch. Any output pointer may be NULL. */
+EMBR_API int embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items,
+                              int *count);
+EMBR_API int64_t embr_loader_batches_per_epoch(const embr_loader *ld);
+EMBR_API void embr_loader_free(embr_loader *ld);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,91 @@
+/* Embedding networks: ResNet (BasicBlock, 18/34 layers) and MobileFaceNet, mapping an image
+ * tensor (NCHW float32, normalised as the model's input spec says) to an embedding vector.
+ *
+ * A model file is safetensors: the network's weights under PyTorch-style names, an optional
+ * training head ("head.weight"), and metadata (arch, width, embedding_dim, input geometry and
+ * normalisation, class names) so that `embr embed` needs nothing but the file.
+ *
+ * Thread-safety: one model may serve one call at a time (embed uses an internal work arena). */
+#ifndef EMBR_MODEL_H
+#define EMBR_MODEL_H
+
+#include <stdint.h>
+
+#include "core.h"
+#include "image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct embr_model_params {
+  const char *arch;   /* "resnet18", "resnet34", "mobilefacenet" */
+  int width;          /* base channel width: 64 gives the published networks; smaller for tests */
+  int embedding_dim;  /* default 128 */
+  embr_image_spec input;
+} embr_model_params;
+EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64, 128, 3x112x112 */
+
+typedef struct embr_model embr_model;
+
+EMBR_API int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
+/* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors). */
+EMBR_API int embr_model_load(const char *path, embr_model **out);
+EMBR_API int embr_model_save(const embr_model *m, const char *path);
+EMBR_API void embr_model_free(embr_model *m);
+
+EMBR_API int embr_model_dim(const embr_model *m);
+EMBR_API embr_image_spec embr_model_input(const embr_model *m);
+EMBR_API const char *embr_model_arch(const embr_model *m);
+EMBR_API int64_t embr_model_parameters(const embr_model *m); /* trained parameters */
+
+/* Threads for embr_model_embed (0 = all cores, the default). */
+EMBR_API void embr_model_set_threads(embr_model *m, int n_threads);
+
+/* Embeds n images (n x C x H x W floats in the model's input geometry) into out (n x dim), in
+ * inference mode (batch-norm running statistics), in batches of at most `batch`. */
+EMBR_API int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out);
+
+/* ---- training ------------------------------------------------------------------------------ */
+
+typedef enum embr_objective {
+  EMBR_OBJ_SOFTMAX = 0, /* a linear classifier on the embedding: the baseline */
+  EMBR_OBJ_ARCFACE,     /* additive angular margin m2 */
+  EMBR_OBJ_COSFACE,     /* additive cosine margin m3 */
+  EMBR_OBJ_SPHEREFACE,  /* multiplicative angular margin m1 */
+  EMBR_OBJ_COMBINED     /* cos(m1 theta + m2) - m3 */
+} embr_objective;
+
+typedef struct embr_train_params {
+  embr_objective objective;
+  float m1, m2, m3, scale; /* margins and scale: set by objective in the default (ArcFace 0.5, 64) */
+  int epochs, batch;
+  float lr, weight_decay;
+  int adamw;               /* 0: SGD with momentum 0.9 */
+  float warmup_epochs;     /* linear warm-up, then cosine decay */
+  float clip;              /* global gradient-norm bound, <= 0: none */
+  int pad, flip;           /* augmentation */
+  uint64_t seed;
+  int n_threads;           /* 0: all cores */
+  const char *checkpoint;  /* NULL or a file written after every epoch (weights + optimizer state) */
+  const char *resume;      /* NULL or a checkpoint to continue from */
+  const embr_progress *progress; /* per batch; the detail line holds loss, accuracy, images/s */
+} embr_train_params;
+/* Defaults for an objective: ArcFace m2 0.5 s 64; CosFace m3 0.35 s 64; SphereFace m1 1.35 s 64;
+ * 20 epochs, batch 64, SGD lr 0.1, decay 5e-4, 1 warm-up epoch, clip 5, pad 4 when not at 28 px. */
+EMBR_API embr_train_params embr_train_params_default(embr_objective obj);
+
+typedef struct embr_train_stats {
+  int epochs_done;
+  double last_loss, last_accuracy, images_per_s, seconds;
+} embr_train_stats;
+
+/* Trains m on the dataset (items `subset`, n_subset of them, or all when NULL) with a head over
+ * the dataset's classes; the head is kept in the model (saved as head.weight / head.bias). */
+EMBR_API int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
+                              const embr_train_params *p, embr_train_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,243 @@
+/* Models: the architecture table, create / load / save (safetensors with embr metadata), and
+ * batched inference. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/models.h"
+
+void openblas_set_num_threads(int); /* OpenBLAS's own, not in cblas.h */
+
+static const net_ops *const all_nets[] = {&embr__resnet18_ops, &embr__resnet34_ops, &embr__mobilefacenet_ops};
+
+const net_ops *embr__net_find(const char *arch) {
+  for (size_t i = 0; i < sizeof(all_nets) / sizeof(all_nets[0]); i++)
+    if (arch && !strcmp(all_nets[i]->name, arch)) return all_nets[i];
+  return NULL;
+}
+
+embr_model_params embr_model_params_default(void) {
+  embr_model_params p;
+  memset(&p, 0, sizeof(p));
+  p.arch = "mobilefacenet";
+  p.width = 64;
+  p.embedding_dim = 128;
+  p.input = embr_image_spec_default();
+  return p;
+}
+
+static int check_params(const embr_model_params *p) {
+  if (!embr__net_find(p->arch))
+    return embr_error(EMBR_EINVAL, "unknown architecture '%s' (resnet18, resnet34, mobilefacenet)", p->arch ? p->arch : "");
+  if (p->width < 1 || p->width > 4096) return embr_error(EMBR_EINVAL, "width %d out of range", p->width);
+  if (p->embedding_dim < 1 || p->embedding_dim > 65536)
+    return embr_error(EMBR_EINVAL, "embedding dimension %d out of range", p->embedding_dim);
+  if (p->input.channels != 1 && p->input.channels != 3) return embr_error(EMBR_EINVAL, "input channels must be 1 or 3");
+  if (p->input.height < 8 || p->input.width < 8 || p->input.height > 4096 || p->input.width > 4096)
+    return embr_error(EMBR_EINVAL, "input size %dx%d out of range (8 to 4096)", p->input.width, p->input.height);
+  return 0;
+}
+
+static int make_head(embr_model *m, int kind, int classes) {
+  m->hd.kind = kind;
+  m->hd.classes = classes;
+  if (kind == 1) return nn_linear_make(&m->P, &m->hd.lin, "head", m->p.embedding_dim, classes, 1);
+  if (kind == 2) return nn_margin_make(&m->P, &m->hd.mar, "head", classes, m->p.embedding_dim, 1, 0.5f, 0, 64);
+  return 0;
+}
+
+int embr__model_build(const embr_model_params *p, int head_kind, int classes, embr_model **out) {
+  *out = NULL;
+  int rc = check_params(p);
+  if (rc) return rc;
+  embr_model *m = calloc(1, sizeof(embr_model));
+  if (!m) return embr_error(EMBR_ENOMEM, "out of memory");
+  m->p = *p;
+  snprintf(m->arch, sizeof(m->arch), "%s", p->arch);
+  m->p.arch = m->arch;
+  m->ops = embr__net_find(p->arch);
+  rc = m->ops->build(&m->P, &m->p, &m->net);
+  if (!rc) rc = make_head(m, head_kind, classes);
+  nn_ctx_init(&m->infer, &m->P, 0, 0, 0);
+  m->infer.block_size = (size_t)16 << 20;
+  if (rc) {
+    embr_model_free(m);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out) {
+  int rc = embr__model_build(p, 0, 0, out);
+  if (!rc && (rc = nn_params_init(&(*out)->P, seed))) {
+    embr_model_free(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+void embr_model_free(embr_model *m) {
+  if (!m) return;
+  if (m->ops && m->net) m->ops->destroy(m->net);
+  nn_params_free(&m->P);
+  nn_ctx_free(&m->infer);
+  for (int i = 0; i < m->nclass_names; i++) free(m->class_names[i]);
+  free(m->class_names);
+  free(m);
+}
+
+int embr_model_dim(const embr_model *m) { return m->p.embedding_dim; }
+embr_image_spec embr_model_input(const embr_model *m) { return m->p.input; }
+const char *embr_model_arch(const embr_model *m) { return m->arch; }
+int64_t embr_model_parameters(const embr_model *m) {
+  int64_t n = 0;
+  for (int i = 0; i < m->P.n; i++)
+    if (m->P.p[i].kind != NN_BUFFER && strncmp(m->P.p[i].name, "head.", 5)) n += m->P.p[i].numel;
+  return n;
+}
+
+nn_t *embr__model_forward(embr_model *m, nn_ctx *ctx, nn_t *x) { return m->ops->forward(ctx, m->net, x); }
+
+void embr_model_set_threads(embr_model *m, int n_threads) { m->n_threads = n_threads; }
+
+int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out) {
+  if (n < 0 || batch < 1) return embr_error(EMBR_EINVAL, "bad image count or batch size");
+  int threads = embr_threads_resolve(m->n_threads);
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
+  const embr_image_spec *s = &m->p.input;
+  int64_t per = (int64_t)s->channels * s->height * s->width;
+  for (int64_t i = 0; i < n; i += batch) {
+    int nb = (int)(n - i < batch ? n - i : batch);
+    nn_ctx_reset(&m->infer);
+    nn_t *in = nn_wrap(&m->infer, (float *)(x + i * per), nb, s->channels, s->height, s->width);
+    nn_t *y = embr__model_forward(m, &m->infer, in);
+    if (!y) return m->infer.rc ? m->infer.rc : embr_error(EMBR_ENOMEM, "out of memory");
+    memcpy(out + i * m->p.embedding_dim, y->d, sizeof(float) * (size_t)nb * (size_t)m->p.embedding_dim);
+  }
+  nn_ctx_reset(&m->infer);
+  return 0;
+}
+
+/* ---- files ------------------------------------------------------------------------------------ */
+
+enum { NMETA = 12 };
+
+static char *join_names(char *const *v, int n) {
+  size_t len = 1;
+  for (int i = 0; i < n; i++) len += strlen(v[i]) + 1;
+  char *s = malloc(len), *o = s;
+  if (!s) return NULL;
+  *o = 0;
+  for (int i = 0; i < n; i++) o += sprintf(o, i ? "\n%s" : "%s", v[i]);
+  return s;
+}
+
+int embr_model_save(const embr_model *m, const char *path) {
+  nn_st_out *t = calloc((size_t)m->P.n + 1, sizeof(nn_st_out));
+  char buf[NMETA][96], *key[NMETA], *val[NMETA];
+  if (!t) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (int i = 0; i < m->P.n; i++) {
+    const nn_param *q = &m->P.p[i];
+    t[i] = (nn_st_out){q->name, q->ndim, {q->shape[0], q->shape[1], q->shape[2], q->shape[3]}, m->P.data + q->off};
+  }
+  const embr_image_spec *s = &m->p.input;
+  static const char *keys[] = {"embr.format", "embr.arch", "embr.width", "embr.embedding_dim", "embr.input",
+                               "embr.mean", "embr.std", "embr.resize", "embr.head", "embr.classes"};
+  int nm = 10;
+  snprintf(buf[0], 96, "model 1");
+  snprintf(buf[1], 96, "%s", m->arch);
+  snprintf(buf[2], 96, "%d", m->p.width);
+  snprintf(buf[3], 96, "%d", m->p.embedding_dim);
+  snprintf(buf[4], 96, "%dx%dx%d", s->channels, s->height, s->width);
+  snprintf(buf[5], 96, "%.9g,%.9g,%.9g", s->mean[0], s->mean[1], s->mean[2]);
+  snprintf(buf[6], 96, "%.9g,%.9g,%.9g", s->std[0], s->std[1], s->std[2]);
+  snprintf(buf[7], 96, "%s", s->resize == EMBR_RESIZE_BICUBIC ? "bicubic" : "bilinear");
+  snprintf(buf[8], 96, "%s", m->hd.kind == 1 ? "linear" : m->hd.kind == 2 ? "margin" : "none");
+  snprintf(buf[9], 96, "%d", m->hd.classes);
+  for (int i = 0; i < nm; i++) key[i] = (char *)keys[i], val[i] = buf[i];
+  char *names = NULL;
+  if (m->nclass_names) {
+    names = join_names(m->class_names, m->nclass_names);
+    key[nm] = "embr.class_names", val[nm++] = names ? names : "";
+  }
+  int rc = nn_st_write(path, t, m->P.n, key, val, nm);
+  free(names);
+  free(t);
+  return rc;
+}
+
+static int meta_int(const nn_st *st, const char *key, const char *path, int *out) {
+  const char *v = nn_st_meta(st, key);
+  char *end;
+  long x = v ? strtol(v, &end, 10) : 0;
+  if (!v || end == v || *end || x < 0 || x > 1 << 30)
+    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or not a number: not an embr model?", path, key);
+  *out = (int)x;
+  return 0;
+}
+
+static int meta_floats(const nn_st *st, const char *key, const char *path, float *out) {
+  const char *v = nn_st_meta(st, key);
+  if (!v || sscanf(v, "%f,%f,%f", &out[0], &out[1], &out[2]) != 3)
+    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or malformed", path, key);
+  for (int i = 0; i < 3; i++)
+    if (!(out[i] == out[i]) || (!strcmp(key, "embr.std") && !(out[i] > 0)))
+      return embr_error(EMBR_EFORMAT, "%s: metadata '%s' has a bad value", path, key);
+  return 0;
+}
+
+static int params_from_meta(const nn_st *st, const char *path, embr_model_params *p, int *head, int *classes) {
+  *p = embr_model_params_default();
+  p->arch = nn_st_meta(st, "embr.arch");
+  if (!p->arch) return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file", path);
+  int rc = meta_int(st, "embr.width", path, &p->width);
+  if (!rc) rc = meta_int(st, "embr.embedding_dim", path, &p->embedding_dim);
+  if (!rc) rc = meta_int(st, "embr.classes", path, classes);
+  const char *in = nn_st_meta(st, "embr.input"), *hd = nn_st_meta(st, "embr.head"), *rs = nn_st_meta(st, "embr.resize");
+  if (!rc && (!in || sscanf(in, "%dx%dx%d", &p->input.channels, &p->input.height, &p->input.width) != 3))
+    rc = embr_error(EMBR_EFORMAT, "%s: metadata 'embr.input' is missing or malformed", path);
+  if (!rc) rc = meta_floats(st, "embr.mean", path, p->input.mean);
+  if (!rc) rc = meta_floats(st, "embr.std", path, p->input.std);
+  p->input.resize = rs && !strcmp(rs, "bicubic") ? EMBR_RESIZE_BICUBIC : EMBR_RESIZE_BILINEAR;
+  *head = !hd || !strcmp(hd, "none") ? 0 : !strcmp(hd, "linear") ? 1 : 2;
+  if (!rc && *head && *classes < 1) rc = embr_error(EMBR_EFORMAT, "%s: a head with no classes", path);
+  if (!rc && !*head) *classes = 0;
+  return rc;
+}
+
+static int read_class_names(embr_model *m, const nn_st *st) {
+  const char *v = nn_st_meta(st, "embr.class_names");
+  if (!v || !m->hd.classes) return 0;
+  m->class_names = calloc((size_t)m->hd.classes, sizeof(char *));
+  if (!m->class_names) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (int i = 0; i < m->hd.classes && *v; i++) {
+    const char *e = strchr(v, '\n');
+    size_t len = e ? (size_t)(e - v) : strlen(v);
+    if (!(m->class_names[i] = strndup(v, len))) return embr_error(EMBR_ENOMEM, "out of memory");
+    m->nclass_names++;
+    v += len + (e ? 1 : 0);
+  }
+  return 0;
+}
+
+int embr_model_load(const char *path, embr_model **out) {
+  nn_st st;
+  *out = NULL;
+  int rc = nn_st_open(&st, path), head = 0, classes = 0;
+  if (rc) return rc;
+  embr_model_params p;
+  rc = params_from_meta(&st, path, &p, &head, &classes);
+  if (!rc) rc = embr__model_build(&p, head, classes, out);
+  if (!rc) rc = nn_params_init(&(*out)->P, 0);
+  if (!rc) rc = nn_params_load(&(*out)->P, &st, NULL, path);
+  if (!rc) rc = read_class_names(*out, &st);
+  nn_st_close(&st);
+  if (rc) {
+    embr_model_free(*out);
+    *out = NULL;
+  }
+  return rc;
+}

@@ -1,0 +1,46 @@
+/* Network architectures (internal): each registers its parameters into an nn_params table and
+ * runs a forward pass through the nn ops. */
+#ifndef EMBR_MODELS_MODELS_H
+#define EMBR_MODELS_MODELS_H
+
+#include "embr/model.h"
+#include "nn/nn.h"
+
+typedef struct net net;
+typedef struct net_ops {
+  const char *name;
+  /* Registers the parameters; *out holds the layer descriptors. */
+  int (*build)(nn_params *P, const embr_model_params *p, void **out);
+  nn_t *(*forward)(nn_ctx *ctx, const void *net, nn_t *x);
+  void (*destroy)(void *net);
+} net_ops;
+
+extern const net_ops embr__resnet18_ops, embr__resnet34_ops, embr__mobilefacenet_ops;
+const net_ops *embr__net_find(const char *arch);
+
+/* The training head over the embedding: a margin head (ArcFace family) or a linear classifier. */
+typedef struct nn_head {
+  int kind; /* 0: none, 1: linear (softmax), 2: margin */
+  int classes;
+  nn_linear lin;
+  nn_margin mar;
+} nn_head;
+
+struct embr_model {
+  char arch[32];
+  embr_model_params p;
+  const net_ops *ops;
+  void *net;
+  nn_params P;
+  nn_head hd;
+  nn_ctx infer; /* inference arena (no tape) */
+  char **class_names;
+  int nclass_names;
+  int n_threads;
+};
+
+/* Builds a model with a head (kind 0: none), parameters registered but not initialised. */
+int embr__model_build(const embr_model_params *p, int head_kind, int classes, embr_model **out);
+nn_t *embr__model_forward(embr_model *m, nn_ctx *ctx, nn_t *x);
+
+#endif

@@ -1,0 +1,490 @@
+/* Layers other than convolution: batch norm, activations, pooling, residual add, flatten,
+ * linear, dropout, L2 normalisation. Each has a forward op that records a node and a backward
+ * function that accumulates into its inputs' and parameters' gradients. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+/* A node for ops with one input and one output, plus what backward needs. */
+typedef struct unary {
+  nn_t *x, *y;
+  const void *L;
+  float *aux;   /* per-op saved values */
+  int32_t *idx; /* max pooling: the argmax of each output */
+  int k, s, p;
+  float f;
+} unary;
+
+static unary *record_unary(nn_ctx *ctx, nn_backward_fn fn, nn_t *x, nn_t *y, const void *L) {
+  if (!ctx->record) return NULL;
+  unary *u = nn_alloc(ctx, sizeof(unary));
+  if (!u) return NULL;
+  memset(u, 0, sizeof(*u));
+  u->x = x, u->y = y, u->L = L;
+  nn_record(ctx, fn, u);
+  return u;
+}
+
+/* ---- batch norm --------------------------------------------------------------------------------
+ * aux: mean[c], invstd[c] of the statistics used (batch ones in training, running ones else). */
+
+static void bn_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  const nn_bn *L = u->L;
+  const nn_t *x = u->x, *y = u->y;
+  int64_t hw = (int64_t)x->h * x->w, M = x->n * hw;
+  const float *gamma = nn_pd(ctx, L->gamma);
+  float *dg = nn_pg(ctx, L->gamma), *dbeta = nn_pg(ctx, L->beta);
+  int train = (int)u->f;
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < x->c; c++) {
+    float mean = u->aux[c], inv = u->aux[x->c + c];
+    double sdy = 0, sdyx = 0;
+    for (int n = 0; n < x->n; n++) {
+      const float *xs = x->d + ((int64_t)n * x->c + c) * hw, *dy = y->g + ((int64_t)n * x->c + c) * hw;
+      for (int64_t i = 0; i < hw; i++) sdy += dy[i], sdyx += dy[i] * (xs[i] - mean) * inv;
+    }
+    dg[c] += (float)sdyx;
+    dbeta[c] += (float)sdy;
+    if (!x->g) continue;
+    float k = gamma[c] * inv, a = train ? (float)(sdy / M) : 0.0f, b = train ? (float)(sdyx / M) : 0.0f;
+    for (int n = 0; n < x->n; n++) {
+      const float *xs = x->d + ((int64_t)n * x->c + c) * hw, *dy = y->g + ((int64_t)n * x->c + c) * hw;
+      float *dx = x->g + ((int64_t)n * x->c + c) * hw;
+      for (int64_t i = 0; i < hw; i++) dx[i] += k * (dy[i] - a - (xs[i] - mean) * inv * b);
+    }
+  }
+}
+
+static void bn_stats(nn_ctx *ctx, const nn_t *x, const nn_bn *L, float *aux) {
+  int64_t hw = (int64_t)x->h * x->w, M = x->n * hw;
+  float *rm = nn_pd(ctx, L->mean), *rv = nn_pd(ctx, L->var);
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < x->c; c++) {
+    if (!ctx->training) {
+      aux[c] = rm[c];
+      aux[x->c + c] = 1.0f / sqrtf(rv[c] + L->eps);
+      continue;
+    }
+    double s = 0, ss = 0;
+    for (int n = 0; n < x->n; n++) {
+      const float *xs = x->d + ((int64_t)n * x->c + c) * hw;
+      for (int64_t i = 0; i < hw; i++) s += xs[i];
+    }
+    double mean = s / M;
+    for (int n = 0; n < x->n; n++) {
+      const float *xs = x->d + ((int64_t)n * x->c + c) * hw;
+      for (int64_t i = 0; i < hw; i++) ss += (xs[i] - mean) * (xs[i] - mean);
+    }
+    double var = ss / M;
+    aux[c] = (float)mean;
+    aux[x->c + c] = (float)(1.0 / sqrt(var + L->eps));
+    /* Running statistics as PyTorch keeps them: the unbiased variance. */
+    rm[c] = (1 - L->momentum) * rm[c] + L->momentum * (float)mean;
+    rv[c] = (1 - L->momentum) * rv[c] + L->momentum * (float)(M > 1 ? ss / (M - 1) : var);
+  }
+}
+
+nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
+  if (!x) return NULL;
+  if (x->c != L->ch) {
+    ctx->rc = embr_error(EMBR_EINVAL, "batch norm expects %d channels, got %d", L->ch, x->c);
+    return NULL;
+  }
+  if (ctx->training && (int64_t)x->n * x->h * x->w < 2) {
+    ctx->rc = embr_error(EMBR_EINVAL, "batch norm in training needs more than one value per channel (batch of 1?)");
+    return NULL;
+  }
+  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  float *aux = nn_floats(ctx, 2 * (int64_t)x->c, 0);
+  if (!y || !aux) return NULL;
+  bn_stats(ctx, x, L, aux);
+  int64_t hw = (int64_t)x->h * x->w;
+  const float *gamma = nn_pd(ctx, L->gamma), *beta = nn_pd(ctx, L->beta);
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
+    int c = (int)(nc % x->c);
+    float k = gamma[c] * aux[x->c + c], b = beta[c] - aux[c] * k;
+    const float *xs = x->d + nc * hw;
+    float *ys = y->d + nc * hw;
+    for (int64_t i = 0; i < hw; i++) ys[i] = xs[i] * k + b;
+  }
+  unary *u = record_unary(ctx, bn_backward, x, y, L);
+  if (u) u->aux = aux, u->f = (float)ctx->training;
+  return y;
+}
+
+int nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch) {
+  char name[160];
+  int64_t shape[1] = {ch};
+  *L = (nn_bn){ch, -1, -1, -1, -1, 1e-5f, 0.1f};
+  static const char *suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+  static const nn_kind kind[4] = {NN_NODECAY, NN_NODECAY, NN_BUFFER, NN_BUFFER};
+  static const nn_init init[4] = {NN_INIT_ONE, NN_INIT_ZERO, NN_INIT_ZERO, NN_INIT_ONE};
+  int64_t *slot[4] = {&L->gamma, &L->beta, &L->mean, &L->var};
+  for (int i = 0; i < 4; i++) {
+    snprintf(name, sizeof(name), "%s.%s", prefix, suffix[i]);
+    if ((*slot[i] = nn_param_add(P, name, 1, shape, kind[i], init[i], 0)) < 0) return EMBR_ENOMEM;
+  }
+  return 0;
+}
+
+/* ---- activations ---------------------------------------------------------------------------- */
+
+static void relu_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t n = nn_numel(u->x);
+  for (int64_t i = 0; i < n; i++)
+    if (u->y->d[i] > 0) u->x->g[i] += u->y->g[i];
+}
+
+nn_t *nn_relu(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  if (!y) return NULL;
+  int64_t n = nn_numel(x);
+  for (int64_t i = 0; i < n; i++) y->d[i] = x->d[i] > 0 ? x->d[i] : 0.0f;
+  record_unary(ctx, relu_backward, x, y, NULL);
+  return y;
+}
+
+static void prelu_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  const nn_prelu *L = u->L;
+  const nn_t *x = u->x;
+  int64_t hw = (int64_t)x->h * x->w;
+  const float *a = nn_pd(ctx, L->a);
+  float *da = nn_pg(ctx, L->a);
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < x->c; c++) {
+    double s = 0;
+    for (int n = 0; n < x->n; n++) {
+      int64_t o = ((int64_t)n * x->c + c) * hw;
+      for (int64_t i = 0; i < hw; i++) {
+        float v = x->d[o + i], gy = u->y->g[o + i];
+        if (v > 0) {
+          if (x->g) x->g[o + i] += gy;
+        } else {
+          s += gy * v;
+          if (x->g) x->g[o + i] += gy * a[L->ch == 1 ? 0 : c];
+        }
+      }
+    }
+#pragma omp atomic
+    da[L->ch == 1 ? 0 : c] += (float)s;
+  }
+}
+
+nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
+  if (!x) return NULL;
+  if (L->ch != 1 && L->ch != x->c) {
+    ctx->rc = embr_error(EMBR_EINVAL, "PReLU expects %d channels, got %d", L->ch, x->c);
+    return NULL;
+  }
+  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  if (!y) return NULL;
+  int64_t hw = (int64_t)x->h * x->w;
+  const float *a = nn_pd(ctx, L->a);
+  for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
+    float s = a[L->ch == 1 ? 0 : nc % x->c];
+    for (int64_t i = 0; i < hw; i++) {
+      float v = x->d[nc * hw + i];
+      y->d[nc * hw + i] = v > 0 ? v : s * v;
+    }
+  }
+  record_unary(ctx, prelu_backward, x, y, L);
+  return y;
+}
+
+int nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch) {
+  char name[160];
+  int64_t shape[1] = {ch};
+  snprintf(name, sizeof(name), "%s.weight", prefix);
+  L->ch = ch;
+  return (L->a = nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_CONST, 0.25f)) < 0 ? EMBR_ENOMEM : 0;
+}
+
+/* GELU, the exact form: x * Phi(x). */
+static void gelu_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t n = nn_numel(u->x);
+  for (int64_t i = 0; i < n; i++) {
+    double v = u->x->d[i];
+    double cdf = 0.5 * (1 + erf(v / sqrt(2.0))), pdf = exp(-0.5 * v * v) / sqrt(2 * M_PI);
+    u->x->g[i] += (float)(u->y->g[i] * (cdf + v * pdf));
+  }
+}
+
+nn_t *nn_gelu(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  if (!y) return NULL;
+  int64_t n = nn_numel(x);
+  for (int64_t i = 0; i < n; i++) y->d[i] = (float)(0.5 * x->d[i] * (1 + erf(x->d[i] / sqrt(2.0))));
+  record_unary(ctx, gelu_backward, x, y, NULL);
+  return y;
+}
+
+/* ---- pooling -------------------------------------------------------------------------------- */
+
+static int pool_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+static void maxpool_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t n = nn_numel(u->y), ohw = (int64_t)u->y->h * u->y->w, hw = (int64_t)u->x->h * u->x->w;
+  for (int64_t i = 0; i < n; i++) u->x->g[i / ohw * hw + u->idx[i]] += u->y->g[i];
+}
+
+nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
+  if (!x) return NULL;
+  int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);
+  if (oh < 1 || ow < 1) {
+    ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for %dx%d pooling", x->h, x->w, k, k);
+    return NULL;
+  }
+  nn_t *y = nn_tensor(ctx, x->n, x->c, oh, ow);
+  int32_t *idx = nn_alloc(ctx, sizeof(int32_t) * (size_t)nn_numel(y));
+  if (!y || !idx) return NULL;
+  int64_t hw = (int64_t)x->h * x->w, ohw = (int64_t)oh * ow;
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float best = -INFINITY;
+        int32_t at = -1;
+        for (int i = 0; i < k; i++)
+          for (int j = 0; j < k; j++) {
+            int yy = oy * s - p + i, xx = ox * s - p + j;
+            if (yy < 0 || yy >= x->h || xx < 0 || xx >= x->w) continue;
+            float v = x->d[nc * hw + (int64_t)yy * x->w + xx];
+            if (at < 0 || v > best) best = v, at = yy * x->w + xx;
+          }
+        y->d[nc * ohw + (int64_t)oy * ow + ox] = best;
+        idx[nc * ohw + (int64_t)oy * ow + ox] = at;
+      }
+  unary *u = record_unary(ctx, maxpool_backward, x, y, NULL);
+  if (u) u->idx = idx;
+  return y;
+}
+
+static void avgpool_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  const nn_t *x = u->x, *y = u->y;
+  if (!x->g) return;
+  int k = u->k, s = u->s, p = u->p;
+  int64_t hw = (int64_t)x->h * x->w, ohw = (int64_t)y->h * y->w;
+  float inv = 1.0f / (float)(k * k);
+  for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++)
+    for (int oy = 0; oy < y->h; oy++)
+      for (int ox = 0; ox < y->w; ox++) {
+        float gy = y->g[nc * ohw + (int64_t)oy * y->w + ox] * inv;
+        for (int i = 0; i < k; i++)
+          for (int j = 0; j < k; j++) {
+            int yy = oy * s - p + i, xx = ox * s - p + j;
+            if (yy >= 0 && yy < x->h && xx >= 0 && xx < x->w) x->g[nc * hw + (int64_t)yy * x->w + xx] += gy;
+          }
+      }
+}
+
+nn_t *nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
+  if (!x) return NULL;
+  int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);
+  if (oh < 1 || ow < 1) {
+    ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for %dx%d pooling", x->h, x->w, k, k);
+    return NULL;
+  }
+  nn_t *y = nn_tensor(ctx, x->n, x->c, oh, ow);
+  if (!y) return NULL;
+  int64_t hw = (int64_t)x->h * x->w, ohw = (int64_t)oh * ow;
+  float inv = 1.0f / (float)(k * k);
+  for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float acc = 0;
+        for (int i = 0; i < k; i++)
+          for (int j = 0; j < k; j++) {
+            int yy = oy * s - p + i, xx = ox * s - p + j;
+            if (yy >= 0 && yy < x->h && xx >= 0 && xx < x->w) acc += x->d[nc * hw + (int64_t)yy * x->w + xx];
+          }
+        y->d[nc * ohw + (int64_t)oy * ow + ox] = acc * inv;
+      }
+  unary *u = record_unary(ctx, avgpool_backward, x, y, NULL);
+  if (u) u->k = k, u->s = s, u->p = p;
+  return y;
+}
+
+static void gap_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t hw = (int64_t)u->x->h * u->x->w;
+  for (int64_t nc = 0; nc < (int64_t)u->x->n * u->x->c; nc++) {
+    float gy = u->y->g[nc] / (float)hw;
+    for (int64_t i = 0; i < hw; i++) u->x->g[nc * hw + i] += gy;
+  }
+}
+
+nn_t *nn_global_avgpool(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  nn_t *y = nn_tensor(ctx, x->n, x->c, 1, 1);
+  if (!y) return NULL;
+  int64_t hw = (int64_t)x->h * x->w;
+  for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
+    double s = 0;
+    for (int64_t i = 0; i < hw; i++) s += x->d[nc * hw + i];
+    y->d[nc] = (float)(s / hw);
+  }
+  record_unary(ctx, gap_backward, x, y, NULL);
+  return y;
+}
+
+/* ---- residual add, flatten ------------------------------------------------------------------- */
+
+typedef struct add_node {
+  nn_t *a, *b, *y;
+} add_node;
+
+static void add_backward(nn_ctx *ctx, void *node) {
+  add_node *an = node;
+  int64_t n = nn_numel(an->y);
+  for (int64_t i = 0; i < n; i++) {
+    if (an->a->g) an->a->g[i] += an->y->g[i];
+    if (an->b->g) an->b->g[i] += an->y->g[i];
+  }
+}
+
+nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
+  if (!a || !b) return NULL;
+  if (nn_numel(a) != nn_numel(b) || a->c != b->c) {
+    ctx->rc = embr_error(EMBR_EINVAL, "residual add of different shapes");
+    return NULL;
+  }
+  nn_t *y = nn_tensor(ctx, a->n, a->c, a->h, a->w);
+  if (!y) return NULL;
+  int64_t n = nn_numel(y);
+  for (int64_t i = 0; i < n; i++) y->d[i] = a->d[i] + b->d[i];
+  if (ctx->record) {
+    add_node *an = nn_alloc(ctx, sizeof(add_node));
+    if (!an) return NULL;
+    *an = (add_node){a, b, y};
+    nn_record(ctx, add_backward, an);
+  }
+  return y;
+}
+
+nn_t *nn_flatten(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  nn_t *y = nn_alloc(ctx, sizeof(nn_t));
+  if (!y) return NULL;
+  *y = (nn_t){x->d, x->g, x->n, x->c * x->h * x->w, 1, 1}; /* same storage: the gradient flows through */
+  return y;
+}
+
+/* ---- linear ------------------------------------------------------------------------------------ */
+
+static void linear_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  const nn_linear *L = u->L;
+  int n = u->x->n;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->out, L->in, n, 1.0f, u->y->g, L->out, u->x->d, L->in, 1.0f,
+              nn_pg(ctx, L->w), L->in);
+  if (L->b >= 0) {
+    float *db = nn_pg(ctx, L->b);
+    for (int i = 0; i < n; i++)
+      for (int o = 0; o < L->out; o++) db[o] += u->y->g[(int64_t)i * L->out + o];
+  }
+  if (u->x->g)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, L->in, L->out, 1.0f, u->y->g, L->out, nn_pd(ctx, L->w),
+                L->in, 1.0f, u->x->g, L->in);
+}
+
+nn_t *nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
+  if (!x) return NULL;
+  if (x->c * x->h * x->w != L->in) {
+    ctx->rc = embr_error(EMBR_EINVAL, "linear layer expects %d inputs, got %d", L->in, x->c * x->h * x->w);
+    return NULL;
+  }
+  nn_t *y = nn_tensor(ctx, x->n, L->out, 1, 1);
+  if (!y) return NULL;
+  if (L->b >= 0)
+    for (int i = 0; i < x->n; i++) memcpy(y->d + (int64_t)i * L->out, nn_pd(ctx, L->b), sizeof(float) * (size_t)L->out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->n, L->out, L->in, 1.0f, x->d, L->in, nn_pd(ctx, L->w), L->in,
+              L->b >= 0 ? 1.0f : 0.0f, y->d, L->out);
+  record_unary(ctx, linear_backward, x, y, L);
+  return y;
+}
+
+int nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias) {
+  char name[160];
+  *L = (nn_linear){in, out, -1, -1};
+  int64_t shape[2] = {out, in};
+  snprintf(name, sizeof(name), "%s.weight", prefix);
+  /* PyTorch's default: uniform in +-1/sqrt(fan_in). */
+  if ((L->w = nn_param_add(P, name, 2, shape, NN_WEIGHT, NN_INIT_UNIFORM, 1.0f / sqrtf((float)in))) < 0) return EMBR_ENOMEM;
+  if (bias) {
+    snprintf(name, sizeof(name), "%s.bias", prefix);
+    if ((L->b = nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_UNIFORM, 1.0f / sqrtf((float)in))) < 0)
+      return EMBR_ENOMEM;
+  }
+  return 0;
+}
+
+/* ---- dropout, L2 normalisation --------------------------------------------------------------- */
+
+static void dropout_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t n = nn_numel(u->x);
+  for (int64_t i = 0; i < n; i++) u->x->g[i] += u->y->g[i] * u->aux[i];
+}
+
+nn_t *nn_dropout(nn_ctx *ctx, nn_t *x, float p) {
+  if (!x || !ctx->training || p <= 0) return x;
+  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  float *mask = nn_floats(ctx, nn_numel(x), 0);
+  if (!y || !mask) return NULL;
+  int64_t n = nn_numel(x);
+  for (int64_t i = 0; i < n; i++) {
+    mask[i] = embr_rng_float(&ctx->rng) < p ? 0.0f : 1.0f / (1.0f - p);
+    y->d[i] = x->d[i] * mask[i];
+  }
+  unary *u = record_unary(ctx, dropout_backward, x, y, NULL);
+  if (u) u->aux = mask;
+  return y;
+}
+
+static void l2norm_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t d = u->x->c * (int64_t)u->x->h * u->x->w;
+  for (int i = 0; i < u->x->n; i++) {
+    const float *y = u->y->d + i * d, *gy = u->y->g + i * d;
+    float *gx = u->x->g + i * d;
+    double dot = 0;
+    for (int64_t j = 0; j < d; j++) dot += y[j] * gy[j];
+    float inv = u->aux[i];
+    for (int64_t j = 0; j < d; j++) gx[j] += (float)((gy[j] - y[j] * dot) * inv);
+  }
+}
+
+nn_t *nn_l2norm(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  float *inv = nn_floats(ctx, x->n, 0);
+  if (!y || !inv) return NULL;
+  int64_t d = x->c * (int64_t)x->h * x->w;
+  for (int i = 0; i < x->n; i++) {
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += (double)x->d[i * d + j] * x->d[i * d + j];
+    double nrm = sqrt(s) > 1e-12 ? sqrt(s) : 1e-12; /* F.normalize's floor */
+    inv[i] = (float)(1.0 / nrm);
+    for (int64_t j = 0; j < d; j++) y->d[i * d + j] = (float)(x->d[i * d + j] / nrm);
+  }
+  unary *u = record_unary(ctx, l2norm_backward, x, y, NULL);
+  if (u) u->aux = inv;
+  return y;
+}

@@ -1,0 +1,218 @@
+/* The neural-network engine (internal): float32 NCHW tensors in a per-step arena, one flat
+ * parameter buffer with a name/shape table, explicit layers (one forward and one backward kernel
+ * each) recorded on a tape during a training forward pass and replayed in reverse by backward.
+ *
+ * Use: a model registers its parameters (nn_param_add), nn_params_init allocates and initialises
+ * them; each step: nn_ctx_reset, forward through nn_* ops (NULL in, NULL out: after an allocation
+ * failure the ops fall through and ctx->rc holds the error), set the loss gradient, nn_backward. */
+#ifndef EMBR_NN_NN_H
+#define EMBR_NN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "embr/core.h"
+
+/* ---- parameters ------------------------------------------------------------------------------ */
+
+typedef enum nn_kind {
+  NN_WEIGHT = 0, /* trained, weight decay applies */
+  NN_NODECAY,    /* trained, no decay (biases, norm scales, PReLU slopes) */
+  NN_BUFFER      /* not trained (batch-norm running statistics) */
+} nn_kind;
+
+typedef enum nn_init { NN_INIT_ZERO, NN_INIT_ONE, NN_INIT_CONST, NN_INIT_KAIMING, NN_INIT_UNIFORM } nn_init;
+
+typedef struct nn_param {
+  char name[96];
+  int ndim;
+  int64_t shape[4];
+  int64_t off, numel;
+  nn_kind kind;
+  nn_init init;
+  float init_arg; /* CONST: the value; KAIMING: fan; UNIFORM: bound */
+} nn_param;
+
+typedef struct nn_params {
+  nn_param *p;
+  int n, cap;
+  int64_t total;
+  float *data, *grad; /* total floats each, one block: optimizer and checkpoints are single loops */
+} nn_params;
+
+/* Registers a parameter; returns its offset into data/grad (or -1 on failure: ENOMEM, too long
+ * a name). */
+int64_t nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
+                     float init_arg);
+int nn_params_init(nn_params *P, uint64_t seed); /* allocates data and grad, initialises data */
+void nn_params_free(nn_params *P);
+int nn_param_find(const nn_params *P, const char *name); /* index or -1 */
+void nn_params_zero_grad(nn_params *P);
+
+/* ---- tensors, arena, tape -------------------------------------------------------------------- */
+
+typedef struct nn_t {
+  float *d, *g; /* values; gradient (NULL when not recording) */
+  int n, c, h, w;
+} nn_t;
+static inline int64_t nn_numel(const nn_t *t) { return (int64_t)t->n * t->c * t->h * t->w; }
+
+typedef struct nn_block nn_block;
+struct nn_ctx;
+typedef void (*nn_backward_fn)(struct nn_ctx *ctx, void *node);
+
+typedef struct nn_ctx {
+  nn_block *blocks; /* arena: a list of blocks, reset each step, pointers stable */
+  size_t block_size;
+  struct {
+    nn_backward_fn fn;
+    void *node;
+  } *tape;
+  int ntape, captape;
+  int training; /* batch norm uses batch statistics (and updates running ones), dropout drops */
+  int record;   /* gradients allocated and ops recorded for backward */
+  nn_params *P;
+  embr_rng rng;
+  int rc; /* first error (sticky until reset) */
+} nn_ctx;
+
+void nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed);
+void nn_ctx_reset(nn_ctx *ctx); /* drops the tape and every tensor of the last step */
+void nn_ctx_free(nn_ctx *ctx);
+void *nn_alloc(nn_ctx *ctx, size_t bytes); /* 64-byte aligned, from the arena; NULL sets ctx->rc */
+float *nn_floats(nn_ctx *ctx, int64_t n, int zero);
+nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w); /* g zeroed when recording */
+nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w); /* an input: no copy, no gradient */
+void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node);
+void nn_backward(nn_ctx *ctx); /* walks the tape in reverse */
+static inline float *nn_pd(const nn_ctx *ctx, int64_t off) { return ctx->P->data + off; }
+static inline float *nn_pg(const nn_ctx *ctx, int64_t off) { return ctx->P->grad + off; }
+
+/* ---- layers (descriptors hold parameter offsets) ---------------------------------------------- */
+
+typedef struct nn_conv {
+  int in, out, k, stride, pad, groups;
+  int64_t w, b; /* weight (out, in/groups, k, k); bias or -1 */
+} nn_conv;
+typedef struct nn_bn {
+  int ch;
+  int64_t gamma, beta, mean, var;
+  float eps, momentum;
+} nn_bn;
+typedef struct nn_prelu {
+  int ch;
+  int64_t a;
+} nn_prelu;
+typedef struct nn_linear {
+  int in, out;
+  int64_t w, b; /* weight (out, in) as PyTorch; bias or -1 */
+} nn_linear;
+
+/* Registration helpers: names are prefix + ".weight" etc., as PyTorch modules name them. */
+int nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, int k, int stride, int pad,
+                 int groups, int bias);
+int nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch);
+int nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch);
+int nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias);
+
+nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L);
+nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L); /* 2-D (C,H,W) or 1-D (h = w = 1) */
+nn_t *nn_relu(nn_ctx *ctx, nn_t *x);
+nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L);
+nn_t *nn_gelu(nn_ctx *ctx, nn_t *x);
+nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad);
+nn_t *nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad); /* counts padding, as PyTorch's default */
+nn_t *nn_global_avgpool(nn_ctx *ctx, nn_t *x);
+nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b);
+nn_t *nn_flatten(nn_ctx *ctx, nn_t *x); /* (n, c*h*w, 1, 1), sharing storage */
+nn_t *nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L);
+nn_t *nn_dropout(nn_ctx *ctx, nn_t *x, float p);
+nn_t *nn_l2norm(nn_ctx *ctx, nn_t *x); /* each row of (n, c*h*w) to unit length */
+
+/* ---- losses ------------------------------------------------------------------------------------ */
+
+/* Mean softmax cross-entropy of logits (n, classes); writes the gradient into logits->g when
+ * recording; *correct counts argmax hits (may be NULL). Returns the loss. */
+double nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct);
+
+/* The combined-margin head (ArcFace m2, CosFace m3, SphereFace m1): logits_ij = s * cos(theta_ij)
+ * for j != y_i and s * (cos(m1 theta + m2) - m3) for the true class, theta the angle between the
+ * normalised embedding and class weight; when m1 theta + m2 > pi the target falls back to
+ * cos(theta) - m3 - m2 sin(m2) (keeps it monotonic in theta). W: (classes, dim) parameter. */
+typedef struct nn_margin {
+  int classes, dim;
+  int64_t w;
+  float m1, m2, m3, s;
+} nn_margin;
+int nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int classes, int dim, float m1, float m2, float m3,
+                   float s);
+nn_t *nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t *labels);
+
+
+/* ---- optimizers -------------------------------------------------------------------------------- */
+
+typedef enum nn_optim_kind { NN_SGD = 0, NN_ADAMW = 1 } nn_optim_kind;
+
+typedef struct nn_optim {
+  nn_optim_kind kind;
+  float momentum, weight_decay, beta1, beta2, eps;
+  float *m, *v; /* state, P->total floats each (v: AdamW only) */
+  int64_t step;
+} nn_optim;
+
+/* SGD: momentum 0.9, decay 5e-4; AdamW: betas 0.9/0.999, eps 1e-8, decay 0.05. */
+int nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind);
+void nn_optim_free(nn_optim *o);
+/* One update with learning rate lr (PyTorch's SGD and AdamW rules); decay applies to NN_WEIGHT
+ * parameters only, buffers are never touched. */
+void nn_optim_step(nn_optim *o, nn_params *P, float lr);
+/* Scales the gradients so that their global L2 norm is at most max_norm (<= 0: no clipping);
+ * returns the norm before clipping. */
+double nn_clip_grad(nn_params *P, double max_norm);
+/* Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`. */
+double nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total);
+
+/* ---- safetensors ------------------------------------------------------------------------------
+ * The format PyTorch users share weights in: an 8-byte little-endian header length, a JSON header
+ * {name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}, then the raw data. */
+
+typedef struct nn_st_tensor {
+  char *name;
+  int dtype; /* 0 F32, 1 F16, 2 BF16 */
+  int ndim;
+  int64_t shape[8];
+  int64_t numel;
+  const unsigned char *data;
+} nn_st_tensor;
+
+typedef struct nn_st {
+  nn_st_tensor *t;
+  int n;
+  char **meta_key, **meta_val;
+  int nmeta;
+  void *file; /* the mapped file */
+} nn_st;
+
+int nn_st_open(nn_st *st, const char *path);
+int nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *name); /* buf must outlive st */
+void nn_st_close(nn_st *st);
+const nn_st_tensor *nn_st_find(const nn_st *st, const char *name);
+const char *nn_st_meta(const nn_st *st, const char *key); /* NULL if absent */
+/* Copies tensor `t` into dst (numel floats), converting F16/BF16. */
+void nn_st_read_f32(const nn_st_tensor *t, float *dst);
+/* Loads every parameter of P (or only those of `kind_mask` bit (1 << kind)) by name: a missing
+ * tensor or a shape mismatch is an error naming it; tensors of the file not in P are ignored.
+ * `prefix` is prepended to P's names when looking up (NULL: none). */
+int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path);
+
+/* A tensor to write: name, shape, data (float32). */
+typedef struct nn_st_out {
+  const char *name;
+  int ndim;
+  int64_t shape[4];
+  const float *data;
+} nn_st_out;
+/* Writes atomically (temporary file, fsync, rename). meta: nmeta key/value pairs. */
+int nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta);
+
+#endif

@@ -1,0 +1,270 @@
+/* The training loop for classification-style embedding objectives (softmax baseline and the
+ * ArcFace family): batches from the image loader, forward with a tape, the head's loss, backward,
+ * clipping, the optimizer step on a warm-up + cosine schedule, progress, checkpoints. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/models.h"
+
+void openblas_set_num_threads(int);
+
+embr_train_params embr_train_params_default(embr_objective obj) {
+  embr_train_params p;
+  memset(&p, 0, sizeof(p));
+  p.objective = obj;
+  p.m1 = 1, p.scale = 64;
+  if (obj == EMBR_OBJ_ARCFACE || obj == EMBR_OBJ_COMBINED) p.m2 = 0.5f;
+  if (obj == EMBR_OBJ_COSFACE) p.m3 = 0.35f;
+  if (obj == EMBR_OBJ_SPHEREFACE) p.m1 = 1.35f;
+  p.epochs = 20, p.batch = 64;
+  p.lr = 0.1f, p.weight_decay = 5e-4f;
+  p.warmup_epochs = 1, p.clip = 5;
+  p.pad = 4, p.flip = 1;
+  p.seed = 1;
+  return p;
+}
+
+/* Rebuilds m's parameter table with a fresh head of `classes` outputs; the network's weights
+ * move over by name. */
+static int set_head(embr_model *m, int kind, int classes, uint64_t seed) {
+  if (m->hd.kind == kind && m->hd.classes == classes) return 0;
+  embr_model *t;
+  int rc = embr__model_build(&m->p, kind, classes, &t);
+  if (!rc) rc = nn_params_init(&t->P, seed ^ 0x5eed);
+  for (int i = 0; i < t->P.n && !rc; i++) {
+    int j = nn_param_find(&m->P, t->P.p[i].name);
+    if (j >= 0 && m->P.p[j].numel == t->P.p[i].numel)
+      memcpy(t->P.data + t->P.p[i].off, m->P.data + m->P.p[j].off, sizeof(float) * (size_t)t->P.p[i].numel);
+  }
+  if (rc) {
+    embr_model_free(t);
+    return rc;
+  }
+  /* Swap the insides: the caller's handle stays valid. */
+  embr_model tmp = *m;
+  *m = *t;
+  *t = tmp;
+  m->infer.P = &m->P;
+  t->infer.P = &t->P;
+  m->class_names = t->class_names, m->nclass_names = t->nclass_names;
+  t->class_names = NULL, t->nclass_names = 0;
+  embr_model_free(t);
+  return 0;
+}
+
+/* Labels of the subset renumbered 0..k-1 in order of first class index; names kept for the model. */
+static int compact_labels(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n, int32_t **map, int *k) {
+  int nc = embr_dataset_classes(ds);
+  *map = malloc(sizeof(int32_t) * (size_t)(nc ? nc : 1));
+  if (!*map) return embr_error(EMBR_ENOMEM, "out of memory");
+  char *used = calloc((size_t)nc + 1, 1);
+  if (!used) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (int64_t i = 0; i < n; i++) used[embr_dataset_label(ds, subset ? subset[i] : i)] = 1;
+  *k = 0;
+  for (int c = 0; c < nc; c++) (*map)[c] = used[c] ? (*k)++ : -1;
+  free(used);
+  if (*k < 2) return embr_error(EMBR_EINVAL, "training needs at least 2 classes (the data has %d)", *k);
+  for (int i = 0; i < m->nclass_names; i++) free(m->class_names[i]);
+  free(m->class_names);
+  m->nclass_names = 0;
+  m->class_names = calloc((size_t)*k, sizeof(char *));
+  if (!m->class_names) return embr_error(EMBR_ENOMEM, "out of memory");
+  for (int c = 0; c < nc; c++)
+    if ((*map)[c] >= 0 && !(m->class_names[m->nclass_names++] = strdup(embr_dataset_class_name(ds, c))))
+      return embr_error(EMBR_ENOMEM, "out of memory");
+  return 0;
+}
+
+typedef struct run {
+  embr_model *m;
+  const embr_train_params *p;
+  nn_ctx ctx;
+  nn_optim opt;
+  int64_t step, total, warmup;
+  int epoch0;
+} run;
+
+/* One step on a batch; returns the loss (NaN on error, rc set). */
+static double train_step(run *r, const float *x, const int32_t *labels, int n, int64_t *correct, int *rc) {
+  embr_model *m = r->m;
+  const embr_image_spec *s = &m->p.input;
+  nn_ctx_reset(&r->ctx);
+  nn_params_zero_grad(&m->P);
+  nn_t *in = nn_wrap(&r->ctx, (float *)x, n, s->channels, s->height, s->width);
+  nn_t *emb = embr__model_forward(m, &r->ctx, in);
+  nn_t *logits = m->hd.kind == 1 ? nn_linear_f(&r->ctx, emb, &m->hd.lin) : nn_margin_logits(&r->ctx, emb, &m->hd.mar, labels);
+  if (!logits) {
+    *rc = r->ctx.rc ? r->ctx.rc : embr_error(EMBR_ENOMEM, "out of memory");
+    return 0;
+  }
+  double loss = nn_softmax_xent(logits, labels, correct);
+  nn_backward(&r->ctx);
+  if (r->ctx.rc) {
+    *rc = r->ctx.rc;
+    return 0;
+  }
+  nn_clip_grad(&m->P, r->p->clip);
+  nn_optim_step(&r->opt, &m->P, (float)nn_lr_at(r->p->lr, r->step, r->warmup, r->total));
+  r->step++;
+  return loss;
+}
+
+/* Checkpoint: the model's tensors, then the optimizer state as optim.m.NAME / optim.v.NAME. */
+static int save_checkpoint(run *r, const char *path, int epoch) {
+  embr_model *m = r->m;
+  int n = m->P.n, per = r->opt.v ? 3 : 2, rc = 0;
+  nn_st_out *t = calloc((size_t)n * (size_t)per + 1, sizeof(nn_st_out));
+  char **names = calloc((size_t)n * 2 + 1, sizeof(char *));
+  if (!t || !names) rc = embr_error(EMBR_ENOMEM, "out of memory");
+  int k = 0;
+  for (int i = 0; i < n && !rc; i++) {
+    const nn_param *q = &m->P.p[i];
+    nn_st_out base = {q->name, q->ndim, {q->shape[0], q->shape[1], q->shape[2], q->shape[3]}, m->P.data + q->off};
+    t[k++] = base;
+    for (int j = 0; j < per - 1; j++) {
+      char *nm = malloc(strlen(q->name) + 16);
+      if (!nm) {
+        rc = embr_error(EMBR_ENOMEM, "out of memory");
+        break;
+      }
+      sprintf(nm, "optim.%c.%s", j ? 'v' : 'm', q->name);
+      names[2 * i + j] = nm;
+      t[k] = base;
+      t[k].name = nm;
+      t[k++].data = (j ? r->opt.v : r->opt.m) + q->off;
+    }
+  }
+  char step[32], ep[32], obj[16];
+  snprintf(step, sizeof(step), "%lld", (long long)r->opt.step);
+  snprintf(ep, sizeof(ep), "%d", epoch);
+  snprintf(obj, sizeof(obj), "%d", (int)r->p->objective);
+  char *key[3] = {"embr.optim_step", "embr.epoch", "embr.objective"}, *val[3] = {step, ep, obj};
+  if (!rc) rc = nn_st_write(path, t, k, key, val, 3);
+  for (int i = 0; names && i < 2 * n; i++) free(names[i]);
+  free(names);
+  free(t);
+  return rc;
+}
+
+static int resume_from(run *r, const char *path) {
+  nn_st st;
+  int rc = nn_st_open(&st, path);
+  if (rc) return rc;
+  rc = nn_params_load(&r->m->P, &st, NULL, path);
+  if (!rc) rc = nn_params_load(&r->m->P, &st, "optim.m.", path);
+  /* nn_params_load fills P->data: move the moments into the optimizer, then reload the weights. */
+  if (!rc) memcpy(r->opt.m, r->m->P.data, sizeof(float) * (size_t)r->m->P.total);
+  if (!rc && r->opt.v) {
+    rc = nn_params_load(&r->m->P, &st, "optim.v.", path);
+    if (!rc) memcpy(r->opt.v, r->m->P.data, sizeof(float) * (size_t)r->m->P.total);
+  }
+  if (!rc) rc = nn_params_load(&r->m->P, &st, NULL, path);
+  const char *s = nn_st_meta(&st, "embr.optim_step"), *e = nn_st_meta(&st, "embr.epoch");
+  if (!rc && (!s || !e)) rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step)", path);
+  if (!rc) {
+    r->opt.step = atoll(s);
+    r->epoch0 = atoi(e);
+    r->step = r->opt.step;
+  }
+  nn_st_close(&st);
+  return rc;
+}
+
+static int check_train_params(const embr_train_params *p) {
+  if (p->epochs < 1 || p->batch < 2) return embr_error(EMBR_EINVAL, "epochs must be >= 1 and batch >= 2");
+  if (!(p->lr > 0) || p->weight_decay < 0) return embr_error(EMBR_EINVAL, "learning rate must be > 0, decay >= 0");
+  if (p->objective != EMBR_OBJ_SOFTMAX && (!(p->scale > 0) || !(p->m1 >= 1) || p->m2 < 0 || p->m3 < 0))
+    return embr_error(EMBR_EINVAL, "margins must be m1 >= 1, m2 >= 0, m3 >= 0 and scale > 0");
+  return 0;
+}
+
+static int run_epochs(run *r, embr_loader *ld, const int32_t *map, embr_train_stats *st) {
+  const embr_train_params *p = r->p;
+  int rc = 0;
+  int32_t *lab = malloc(sizeof(int32_t) * (size_t)p->batch);
+  if (!lab) return embr_error(EMBR_ENOMEM, "out of memory");
+  embr_progress_state ps;
+  embr_progress_begin(&ps, p->progress, (uint64_t)(r->total - r->step));
+  double t0 = embr_now();
+  int64_t images = 0, steps0 = r->step;
+  for (int ep = r->epoch0; ep < p->epochs && !rc; ep++) {
+    double lsum = 0;
+    int64_t hits = 0, seen = 0;
+    for (;;) {
+      const float *x;
+      const int32_t *labels;
+      const int64_t *items;
+      int count;
+      if ((rc = embr_loader_next(ld, &x, &labels, &items, &count)) || count == 0) break;
+      for (int i = 0; i < count; i++) lab[i] = map[labels[i]];
+      int64_t correct = 0;
+      double loss = train_step(r, x, lab, count, &correct, &rc);
+      if (rc) break;
+      lsum += loss * count, hits += correct, seen += count, images += count;
+      char detail[128];
+      double secs = embr_now() - t0;
+      snprintf(detail, sizeof(detail), "epoch %d/%d loss %.4f acc %.3f %.0f img/s", ep + 1, p->epochs, lsum / seen,
+               (double)hits / seen, secs > 0 ? images / secs : 0.0);
+      if (embr_progress_update(&ps, (uint64_t)(r->step - steps0), detail, 0)) {
+        rc = embr_error(EMBR_ECANCELED, "training canceled");
+        break;
+      }
+    }
+    if (rc) break;
+    st->epochs_done = ep + 1;
+    st->last_loss = seen ? lsum / seen : 0;
+    st->last_accuracy = seen ? (double)hits / seen : 0;
+    if (p->checkpoint) rc = save_checkpoint(r, p->checkpoint, ep + 1);
+  }
+  st->seconds = embr_now() - t0;
+  st->images_per_s = st->seconds > 0 ? images / st->seconds : 0;
+  if (!rc) embr_progress_update(&ps, (uint64_t)(r->step - steps0), NULL, 1);
+  free(lab);
+  return rc;
+}
+
+int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
+                     const embr_train_params *p, embr_train_stats *stats) {
+  embr_train_stats st = {0};
+  int rc = check_train_params(p), k = 0;
+  int32_t *map = NULL;
+  int64_t n = subset ? n_subset : embr_dataset_size(ds);
+  if (!rc && n < p->batch)
+    rc = embr_error(EMBR_EINVAL, "%lld training images is fewer than one batch of %d", (long long)n, p->batch);
+  if (!rc) rc = compact_labels(m, ds, subset, n, &map, &k);
+  int kind = p->objective == EMBR_OBJ_SOFTMAX ? 1 : 2;
+  if (!rc) rc = set_head(m, kind, k, p->seed);
+  if (rc) {
+    free(map);
+    return rc;
+  }
+  if (kind == 2) m->hd.mar.m1 = p->m1, m->hd.mar.m2 = p->m2, m->hd.mar.m3 = p->m3, m->hd.mar.s = p->scale;
+  int threads = embr_threads_resolve(p->n_threads);
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
+  embr_loader_params lp = embr_loader_params_default();
+  lp.spec = m->p.input, lp.batch = p->batch, lp.shuffle = 1, lp.drop_last = 1, lp.cache = 1;
+  lp.pad = p->pad, lp.flip = p->flip, lp.seed = p->seed, lp.subset = subset, lp.n_subset = n_subset;
+  embr_loader *ld = NULL;
+  run r = {.m = m, .p = p};
+  nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);
+  rc = embr_loader_create(ds, &lp, &ld);
+  if (!rc) rc = nn_optim_init(&r.opt, &m->P, p->adamw ? NN_ADAMW : NN_SGD);
+  if (!rc) {
+    r.opt.weight_decay = p->weight_decay;
+    int64_t per = embr_loader_batches_per_epoch(ld);
+    r.total = per * p->epochs;
+    r.warmup = (int64_t)(p->warmup_epochs * (float)per);
+    if (p->resume) rc = resume_from(&r, p->resume);
+  }
+  if (!rc) rc = run_epochs(&r, ld, map, &st);
+  embr_loader_free(ld);
+  nn_optim_free(&r.opt);
+  nn_ctx_free(&r.ctx);
+  free(map);
+  if (stats) *stats = st;
+  return rc;
+}

@@ -1,0 +1,732 @@
+/* Evaluation protocols: every figure against a slow, obviously-correct reference written here
+ * (AUC by counting all positive/negative couples, thresholds by trying every candidate on every
+ * fold, identification by ranking all similarities in double), hand-computed tiny cases, perfectly
+ * separated data, the pairs-file reader on valid and broken files, and rejected arguments. */
+#include "embr/evaluate.h"
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- scratch directory ------------------------------------------------------------------------ */
+
+static char tmp_dir[64];
+
+static const char *tpath(const char *name) {
+  static char bufs[8][256];
+  static int next;
+  if (!tmp_dir[0]) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr-evaluate-XXXXXX");
+    if (!mkdtemp(tmp_dir)) {
+      perror("mkdtemp");
+      exit(1);
+    }
+  }
+  char *b = bufs[next++ & 7];
+  snprintf(b, 256, "%s/%s", tmp_dir, name);
+  return b;
+}
+
+static void remove_tmp_dir(void) {
+  if (!tmp_dir[0]) return;
+  DIR *d = opendir(tmp_dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
+    unlink(p);
+  }
+  if (d) closedir(d);
+  rmdir(tmp_dir);
+}
+
+static const char *write_text(const char *name, const char *text, size_t len) {
+  const char *path = tpath(name);
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  fwrite(text, 1, len, f);
+  fclose(f);
+  return path;
+}
+
+/* ---- data ------------------------------------------------------------------------------------- */
+
+/* n rows of dim floats (stride ld, padding set to NaN so reading it would show) around `classes`
+ * random centres; labels i % classes, spread `noise`. */
+static float *make_clusters(int64_t n, int64_t dim, int64_t ld, int classes, double noise,
+                            uint64_t seed, int32_t *labels) {
+  embr_rng rng;
+  embr_rng_seed(&rng, seed);
+  double *centre = malloc(sizeof *centre * (size_t)(classes * dim));
+  for (int64_t i = 0; i < classes * dim; i++) centre[i] = embr_rng_normal(&rng);
+  float *x = malloc(sizeof *x * (size_t)(n * ld));
+  for (int64_t i = 0; i < n; i++) {
+    labels[i] = (int32_t)(i % classes);
+    for (int64_t j = 0; j < ld; j++)
+      x[i * ld + j] = j < dim ? (float)(centre[labels[i] * dim + j] + noise * embr_rng_normal(&rng))
+                              : NAN;
+  }
+  free(centre);
+  return x;
+}
+
+/* The header's score: cosine, 0 for a zero row (dot times the inverse norms, as rows are
+ * normalised, so exact ties of small-integer data stay exact ties). */
+static double ref_score(const float *x, int64_t ld, int64_t dim, int64_t a, int64_t b) {
+  double dot = 0, na = 0, nb = 0;
+  for (int64_t j = 0; j < dim; j++) {
+    dot += (double)x[a * ld + j] * x[b * ld + j];
+    na += (double)x[a * ld + j] * x[a * ld + j];
+    nb += (double)x[b * ld + j] * x[b * ld + j];
+  }
+  if (na == 0 || nb == 0) return 0;
+  return dot * (1.0 / sqrt(na)) * (1.0 / sqrt(nb));
+}
+
+/* ---- verification reference ------------------------------------------------------------------ */
+
+/* Folds as documented in src/train/evaluate.c: contiguous labels, Fisher-Yates shuffled. */
+static void ref_folds(int64_t P, int folds, uint64_t seed, int *fold) {
+  int64_t i = 0;
+  for (int f = 0; f < folds; f++)
+    for (int64_t j = 0; j < P / folds + (f < P % folds); j++) fold[i++] = f;
+  embr_rng rng;
+  embr_rng_seed(&rng, seed);
+  for (i = P - 1; i > 0; i--) {
+    int64_t j = (int64_t)embr_rng_below(&rng, (uint64_t)i + 1);
+    int t = fold[i];
+    fold[i] = fold[j];
+    fold[j] = t;
+  }
+}
+
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
+}
+
+/* Pairs outside fold `f` classified right by "same iff score > t". */
+static int64_t train_right(const double *s, const uint8_t *same, const int *fold, int64_t P, int f,
+                           double t) {
+  int64_t r = 0;
+  for (int64_t i = 0; i < P; i++)
+    if (fold[i] != f) r += (s[i] > t) == (same[i] != 0);
+  return r;
+}
+
+/* Tries every candidate threshold: below all, midpoints of consecutive distinct training scores,
+ * above all; keeps the first (lowest) that is best on the training pairs. */
+static double ref_threshold(const double *s, const uint8_t *same, const int *fold, int64_t P, int f) {
+  double *u = malloc(sizeof *u * (size_t)P);
+  int64_t m = 0;
+  for (int64_t i = 0; i < P; i++)
+    if (fold[i] != f) u[m++] = s[i];
+  qsort(u, (size_t)m, sizeof *u, cmp_double);
+  double best_t = nextafter(u[0], -INFINITY);
+  int64_t best = train_right(s, same, fold, P, f, best_t);
+  for (int64_t i = 0; i < m; i++) {
+    if (i + 1 < m && u[i + 1] == u[i]) continue;
+    double t = i + 1 < m ? (u[i] + u[i + 1]) / 2 : nextafter(u[i], INFINITY);
+    if (i + 1 < m && !(t < u[i + 1])) t = u[i];
+    int64_t r = train_right(s, same, fold, P, f, t);
+    if (r > best) {
+      best = r;
+      best_t = t;
+    }
+  }
+  free(u);
+  return best_t;
+}
+
+static double ref_auc(const double *s, const uint8_t *same, int64_t P) {
+  double good = 0, couples = 0;
+  for (int64_t i = 0; i < P; i++)
+    for (int64_t j = 0; j < P; j++)
+      if (same[i] && !same[j]) {
+        couples++;
+        good += s[i] > s[j] ? 1 : s[i] == s[j] ? 0.5 : 0;
+      }
+  return good / couples;
+}
+
+/* Every cut "accept score >= c" for each score c, and "reject all". */
+static double ref_tar(const double *s, const uint8_t *same, int64_t P, double far) {
+  int64_t pos = 0;
+  for (int64_t i = 0; i < P; i++) pos += same[i];
+  double best = 0;
+  for (int64_t c = 0; c < P; c++) {
+    int64_t tp = 0, fp = 0;
+    for (int64_t i = 0; i < P; i++)
+      if (s[i] >= s[c]) same[i] ? tp++ : fp++;
+    if ((double)fp / (double)(P - pos) <= far && (double)tp / (double)pos > best)
+      best = (double)tp / (double)pos;
+  }
+  return best;
+}
+
+static embr_verify_result ref_verify(const float *x, int64_t ld, int64_t dim, const embr_pairs *p,
+                                     int folds, double far, uint64_t seed) {
+  int64_t P = p->n;
+  double *s = malloc(sizeof *s * (size_t)P);
+  int *fold = malloc(sizeof *fold * (size_t)P);
+  embr_verify_result r = {.pairs = P, .far = far};
+  for (int64_t i = 0; i < P; i++) {
+    s[i] = ref_score(x, ld, dim, p->a[i], p->b[i]);
+    r.positives += p->same[i];
+  }
+  ref_folds(P, folds, seed, fold);
+  double acc[4096];
+  for (int f = 0; f < folds; f++) {
+    double t = ref_threshold(s, p->same, fold, P, f);
+    int64_t right = 0, size = 0;
+    for (int64_t i = 0; i < P; i++)
+      if (fold[i] == f) {
+        size++;
+        right += (s[i] > t) == (p->same[i] != 0);
+      }
+    acc[f] = (double)right / (double)size;
+    r.accuracy += acc[f] / folds;
+    r.threshold += t / folds;
+  }
+  for (int f = 0; f < folds; f++)
+    r.accuracy_std += (acc[f] - r.accuracy) * (acc[f] - r.accuracy) / folds;
+  r.accuracy_std = sqrt(r.accuracy_std);
+  r.auc = ref_auc(s, p->same, P);
+  r.tar = ref_tar(s, p->same, P, far);
+  free(s);
+  free(fold);
+  return r;
+}
+
+static void check_verify(const embr_verify_result *got, const embr_verify_result *want) {
+  CHECK_EQ_INT(got->pairs, want->pairs);
+  CHECK_EQ_INT(got->positives, want->positives);
+  CHECK_NEAR(got->accuracy, want->accuracy, 1e-12);
+  CHECK_NEAR(got->accuracy_std, want->accuracy_std, 1e-12);
+  CHECK_NEAR(got->threshold, want->threshold, 1e-12);
+  CHECK_NEAR(got->auc, want->auc, 1e-12);
+  CHECK_NEAR(got->far, want->far, 0);
+  CHECK_NEAR(got->tar, want->tar, 1e-12);
+}
+
+/* ---- identification reference ------------------------------------------------------------------ */
+
+typedef struct ref_id {
+  int64_t gallery, probes, hits[EMBR_EVAL_MAX_K], hits1;
+  int64_t uncertain; /* probes whose deciding similarities are within 1e-5 (float vs double) */
+} ref_id;
+
+static ref_id ref_identify(const float *x, int64_t n, int64_t dim, int64_t ld, const int32_t *lab,
+                           int gpc, const int *ks, int nk) {
+  ref_id r = {0};
+  uint8_t *gal = malloc((size_t)n);
+  double *sim = malloc(sizeof *sim * (size_t)n);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t before = 0;
+    for (int64_t h = 0; h < i; h++) before += lab[h] == lab[i];
+    gal[i] = before < gpc;
+    r.gallery += gal[i];
+  }
+  for (int64_t q = 0; q < n; q++) {
+    if (gal[q]) continue;
+    r.probes++;
+    for (int64_t g = 0; g < n; g++)
+      if (gal[g]) sim[g] = ref_score(x, ld, dim, q, g);
+    /* Position of every same-class gallery row in the full ranking; the identity's rank is the
+     * smallest. */
+    int64_t rank = n, best = -1;
+    for (int64_t g = 0; g < n; g++) {
+      if (!gal[g] || lab[g] != lab[q]) continue;
+      int64_t pos = 0;
+      for (int64_t h = 0; h < n; h++)
+        if (gal[h]) pos += sim[h] > sim[g] || (sim[h] == sim[g] && h < g);
+      if (pos < rank) rank = pos, best = g;
+    }
+    int near = 0;
+    for (int64_t h = 0; h < n; h++)
+      if (gal[h] && lab[h] != lab[q] && fabs(sim[h] - sim[best]) < 1e-5) near = 1;
+    r.uncertain += near;
+    r.hits1 += rank < 1;
+    for (int t = 0; t < nk; t++) r.hits[t] += rank < ks[t];
+  }
+  free(gal);
+  free(sim);
+  return r;
+}
+
+/* Library result vs reference; each uncertain probe may move a count by one. */
+static void check_identify(const embr_identify_result *got, const ref_id *want, const int *ks,
+                           int nk) {
+  CHECK_EQ_INT(got->gallery, want->gallery);
+  CHECK_EQ_INT(got->probes, want->probes);
+  CHECK_EQ_INT(got->nk, nk);
+  double q = (double)want->probes, tol = (double)want->uncertain / q + 1e-12;
+  for (int t = 0; t < nk; t++) {
+    CHECK_EQ_INT(got->k[t], ks[t]);
+    CHECK_NEAR(got->recall[t], (double)want->hits[t] / q, tol);
+  }
+  CHECK_NEAR(got->rank1, (double)want->hits1 / q, tol);
+  for (int t = nk; t < EMBR_EVAL_MAX_K; t++) CHECK(got->k[t] == 0 && got->recall[t] == 0);
+}
+
+/* ---- tests: verification ---------------------------------------------------------------------- */
+
+/* Rows 0:(1,0) 1:(1,0) 2:(1,1) 3:(0,1) 4:(-1,0); pairs with row 0 score 1 (same), 0.7071
+ * (different), 0 (same), -1 (different). Leave-one-out by hand: fold {1}: t=-0.5 from {.71 d, 0 s,
+ * -1 d}, right; fold {.71}: t=-0.5, wrong; fold {0}: t=.8536, wrong; fold {-1}: t just below 0,
+ * right. Accuracy 0.5, std 0.5; AUC 3/4; TAR 1/2 at FAR 0 and 1 at FAR 1/2. */
+static void test_verify_hand_computed(void) {
+  float x[] = {1, 0, 1, 0, 1, 1, 0, 1, -1, 0};
+  int64_t a[] = {0, 0, 0, 0}, b[] = {1, 2, 3, 4};
+  uint8_t same[] = {1, 0, 1, 0};
+  embr_pairs p = {4, a, b, same};
+  embr_verify_result r;
+  for (uint64_t seed = 0; seed < 5; seed++) { /* leave-one-out: the shuffle cannot matter */
+    REQUIRE(embr_eval_verify(x, 5, 2, 2, &p, 4, 0.0, seed, &r) == 0);
+    CHECK_EQ_INT(r.pairs, 4);
+    CHECK_EQ_INT(r.positives, 2);
+    CHECK_NEAR(r.accuracy, 0.5, 1e-15);
+    CHECK_NEAR(r.accuracy_std, 0.5, 1e-15);
+    CHECK_NEAR(r.threshold, (-0.5 - 0.5 + (1 + sqrt(0.5)) / 2 + 0) / 4, 1e-12);
+    CHECK_NEAR(r.auc, 0.75, 1e-15);
+    CHECK_NEAR(r.tar, 0.5, 1e-15);
+  }
+  REQUIRE(embr_eval_verify(x, 5, 2, 2, &p, 4, 0.5, 1, &r) == 0);
+  CHECK_NEAR(r.far, 0.5, 0);
+  CHECK_NEAR(r.tar, 1.0, 1e-15);
+  REQUIRE(embr_eval_verify(x, 5, 2, 2, &p, 4, 0.49, 1, &r) == 0);
+  CHECK_NEAR(r.tar, 0.5, 1e-15);
+}
+
+/* A tie between a positive and a negative counts 1/2: scores same {1, 0}, different {0, -1}. */
+static void test_verify_auc_ties(void) {
+  float x[] = {1, 0, 1, 0, 0, 1, 0, 1, -1, 0};
+  int64_t a[] = {0, 0, 0, 0}, b[] = {1, 2, 3, 4};
+  uint8_t same[] = {1, 1, 0, 0};
+  embr_pairs p = {4, a, b, same};
+  embr_verify_result r;
+  REQUIRE(embr_eval_verify(x, 5, 2, 2, &p, 2, 0.0, 7, &r) == 0);
+  CHECK_NEAR(r.auc, 0.875, 1e-15);
+  /* At FAR 0 only the run above every negative counts: the tied positive at 0 is out. */
+  CHECK_NEAR(r.tar, 0.5, 1e-15);
+  embr_verify_result want = ref_verify(x, 2, 2, &p, 2, 0.0, 7);
+  check_verify(&r, &want);
+}
+
+/* All pairs of clustered random data (several seeds, strides, fold counts) against the brute
+ * force reference. */
+static void test_verify_vs_reference(void) {
+  const struct {
+    int64_t n, dim, ld;
+    int classes, folds;
+    double noise, far;
+  } cases[] = {
+      {60, 8, 8, 6, 10, 1.5, 1e-2},  {45, 5, 7, 9, 10, 2.0, 0.0},  {50, 16, 19, 3, 7, 3.0, 0.1},
+      {30, 3, 3, 10, 2, 1.0, 1e-3},  {40, 4, 4, 4, 17, 1.5, 0.05}, {24, 6, 6, 5, 276, 1.0, 0.2},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+      int32_t labels[64];
+      float *x = make_clusters(cases[c].n, cases[c].dim, cases[c].ld, cases[c].classes,
+                               cases[c].noise, seed * 77 + c, labels);
+      embr_pairs p;
+      REQUIRE(embr_pairs_all(labels, cases[c].n, &p) == 0);
+      embr_verify_result r, want = ref_verify(x, cases[c].ld, cases[c].dim, &p, cases[c].folds,
+                                              cases[c].far, seed);
+      int rc = embr_eval_verify(x, cases[c].n, cases[c].dim, cases[c].ld, &p, cases[c].folds,
+                                cases[c].far, seed, &r);
+      CHECK_MSG(rc == 0, "case %zu: %s", c, embr_last_error());
+      check_verify(&r, &want);
+      CHECK_MSG(r.accuracy > 0.5 && r.auc > 0.5, "case %zu seed %d: accuracy %g auc %g", c, (int)seed, r.accuracy, r.auc); /* the clusters carry signal */
+      embr_pairs_free(&p);
+      free(x);
+    }
+}
+
+/* Small-integer rows: many exactly equal scores, so every sweep meets runs of ties. */
+static void test_verify_ties_vs_reference(void) {
+  for (uint64_t seed = 1; seed <= 4; seed++) {
+    embr_rng rng;
+    embr_rng_seed(&rng, seed);
+    enum { N = 40, D = 3 };
+    float x[N * D];
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) {
+      labels[i] = (int32_t)embr_rng_below(&rng, 4);
+      for (int j = 0; j < D; j++) /* class-dependent sign on one axis gives some signal */
+        x[i * D + j] = (float)((int)embr_rng_below(&rng, 3) - 1 + (j == labels[i] % D ? 2 : 0));
+    }
+    x[5 * D] = x[5 * D + 1] = x[5 * D + 2] = 0; /* a zero row scores 0 */
+    embr_pairs p;
+    REQUIRE(embr_pairs_all(labels, N, &p) == 0);
+    for (int folds = 2; folds <= 10; folds += 4) {
+      double far = folds == 2 ? 0.0 : 0.25;
+      embr_verify_result r, want = ref_verify(x, D, D, &p, folds, far, seed);
+      REQUIRE(embr_eval_verify(x, N, D, D, &p, folds, far, seed, &r) == 0);
+      check_verify(&r, &want);
+    }
+    embr_pairs_free(&p);
+  }
+}
+
+static void test_verify_perfect_separation(void) {
+  enum { N = 40, D = 8 };
+  float x[N * D];
+  int32_t labels[N];
+  embr_rng rng;
+  embr_rng_seed(&rng, 3);
+  for (int i = 0; i < N; i++) {
+    labels[i] = i % 4;
+    for (int j = 0; j < D; j++)
+      x[i * D + j] = (float)((j == labels[i] ? 1.0 : 0.0) + 0.01 * embr_rng_normal(&rng));
+  }
+  embr_pairs p;
+  REQUIRE(embr_pairs_all(labels, N, &p) == 0);
+  embr_verify_result r;
+  REQUIRE(embr_eval_verify(x, N, D, D, &p, 10, 0.0, 1, &r) == 0);
+  CHECK_NEAR(r.accuracy, 1, 0);
+  CHECK_NEAR(r.accuracy_std, 0, 0);
+  CHECK_NEAR(r.auc, 1, 0);
+  CHECK_NEAR(r.tar, 1, 0);
+  CHECK(r.threshold > 0.1 && r.threshold < 0.9);
+  int ks[] = {1, 3};
+  embr_identify_result id;
+  REQUIRE(embr_eval_identify(x, N, D, D, labels, 2, ks, 2, &id) == 0);
+  CHECK_NEAR(id.rank1, 1, 0);
+  CHECK_NEAR(id.recall[0], 1, 0);
+  CHECK_NEAR(id.recall[1], 1, 0);
+  embr_pairs_free(&p);
+}
+
+/* A fixed seed gives identical results; the folds follow the seed. */
+static void test_verify_deterministic(void) {
+  int32_t labels[200];
+  float *x = make_clusters(200, 12, 12, 20, 2.5, 9, labels);
+  embr_pairs p;
+  REQUIRE(embr_pairs_all(labels, 200, &p) == 0);
+  CHECK_EQ_INT(p.n, 200 * 199 / 2);
+  embr_verify_result r1, r2, r3;
+  REQUIRE(embr_eval_verify(x, 200, 12, 12, &p, 10, 1e-3, 42, &r1) == 0);
+  REQUIRE(embr_eval_verify(x, 200, 12, 12, &p, 10, 1e-3, 42, &r2) == 0);
+  REQUIRE(embr_eval_verify(x, 200, 12, 12, &p, 10, 1e-3, 43, &r3) == 0);
+  CHECK(memcmp(&r1, &r2, sizeof r1) == 0);
+  CHECK(r1.auc == r3.auc && r1.tar == r3.tar); /* fold-free figures */
+  CHECK(r1.accuracy_std != r3.accuracy_std || r1.threshold != r3.threshold);
+  embr_pairs_free(&p);
+  free(x);
+}
+
+/* 1000 rows give ~500k pairs: the sweeps must stay O(P log P) per fold (the brute force would
+ * take hours). */
+static void test_verify_many_pairs(void) {
+  enum { N = 1000 };
+  int32_t labels[N];
+  float *x = make_clusters(N, 10, 10, 50, 0.5, 5, labels);
+  embr_pairs p;
+  REQUIRE(embr_pairs_all(labels, N, &p) == 0);
+  embr_verify_result r;
+  double t0 = embr_now();
+  REQUIRE(embr_eval_verify(x, N, 10, 10, &p, 10, 1e-3, 1, &r) == 0);
+  double dt = embr_now() - t0;
+  CHECK_MSG(dt < 20, "%.1f s for %lld pairs", dt, (long long)p.n);
+  CHECK_MSG(r.accuracy > 0.9 && r.accuracy <= 1 && r.auc > 0.9 && r.tar > 0 && r.tar <= 1, "%g %g %g", r.accuracy, r.auc, r.tar);
+  embr_pairs_free(&p);
+  free(x);
+}
+
+/* ---- tests: identification ---------------------------------------------------------------------- */
+
+/* Exact scores (one-hot rows): ties go to the lower row. Gallery rows 0 (class 0), 1 (class 1)
+ * and 5 (class 2, no probes: a distractor); rows 0 and 1 are identical. Probe 2 (class 0) finds
+ * row 0 first: a hit. Probe 3 (class 1) finds row 0 first too: a miss at k = 1, a hit at k = 2.
+ * Probe 4 is a zero row: all scores 0, so the order is by row: the same as probe 3. */
+static void test_identify_hand_computed(void) {
+  float x[] = {1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1};
+  int32_t labels[] = {0, 1, 0, 1, 1, 2};
+  int ks[] = {2, 3};
+  embr_identify_result r;
+  REQUIRE(embr_eval_identify(x, 6, 2, 2, labels, 1, ks, 2, &r) == 0);
+  CHECK_EQ_INT(r.gallery, 3);
+  CHECK_EQ_INT(r.probes, 3);
+  CHECK_EQ_INT(r.nk, 2);
+  CHECK_NEAR(r.rank1, 1.0 / 3, 1e-15); /* probes 2: hit; 3: miss; 4: miss (row 0 first) */
+  CHECK_NEAR(r.recall[0], 1.0, 1e-15);
+  CHECK_NEAR(r.recall[1], 1.0, 1e-15);
+  int k1[] = {1};
+  REQUIRE(embr_eval_identify(x, 6, 2, 2, labels, 1, k1, 1, &r) == 0);
+  CHECK_NEAR(r.recall[0], 1.0 / 3, 1e-15);
+  CHECK_NEAR(r.rank1, 1.0 / 3, 1e-15);
+}
+
+static void test_identify_vs_reference(void) {
+  const struct {
+    int64_t n, dim, ld;
+    int classes, gpc;
+    double noise;
+  } cases[] = {
+      {300, 16, 16, 30, 1, 2.0}, {300, 16, 20, 30, 2, 3.0}, {200, 5, 5, 10, 3, 1.5},
+      {1500, 8, 8, 100, 1, 2.0}, /* probes span two sgemm blocks */
+      {90, 7, 9, 40, 1, 1.0},    /* some classes have a single row: gallery only, distractors */
+  };
+  int ks[] = {1, 2, 5, 10, 100000};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+      int32_t *labels = malloc(sizeof *labels * (size_t)cases[c].n);
+      float *x = make_clusters(cases[c].n, cases[c].dim, cases[c].ld, cases[c].classes,
+                               cases[c].noise, seed * 31 + c, labels);
+      embr_identify_result r;
+      int rc = embr_eval_identify(x, cases[c].n, cases[c].dim, cases[c].ld, labels, cases[c].gpc,
+                                  ks, 5, &r);
+      CHECK_MSG(rc == 0, "case %zu: %s", c, embr_last_error());
+      ref_id want = ref_identify(x, cases[c].n, cases[c].dim, cases[c].ld, labels, cases[c].gpc,
+                                 ks, 5);
+      check_identify(&r, &want, ks, 5);
+      /* Near ties are rare, so the comparison stays sharp. */
+      CHECK_MSG(want.uncertain * 50 <= want.probes, "case %zu: %lld", c, (long long)want.uncertain);
+      CHECK(r.recall[4] == 1.0); /* every probe's class is in the gallery */
+      free(labels);
+      free(x);
+    }
+}
+
+/* Rows from {+-e_j}: all scores are exactly 1, 0 or -1, so the ranking is all ties, broken by row. */
+static void test_identify_ties_vs_reference(void) {
+  enum { N = 120, D = 4 };
+  for (uint64_t seed = 1; seed <= 4; seed++) {
+    embr_rng rng;
+    embr_rng_seed(&rng, seed);
+    float x[N * D];
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) {
+      labels[i] = (int32_t)embr_rng_below(&rng, 12) * 3; /* sparse label values */
+      memset(x + i * D, 0, sizeof(float) * D);
+      x[i * D + embr_rng_below(&rng, D)] = embr_rng_below(&rng, 2) ? 1.0f : -1.0f;
+    }
+    int ks[] = {3, 1, 7};
+    for (int gpc = 1; gpc <= 4; gpc++) {
+      embr_identify_result r;
+      REQUIRE(embr_eval_identify(x, N, D, D, labels, gpc, ks, 3, &r) == 0);
+      ref_id want = ref_identify(x, N, D, D, labels, gpc, ks, 3);
+      CHECK_EQ_INT(want.uncertain > 0, 1); /* ties everywhere, yet the counts must be exact */
+      want.uncertain = 0;
+      check_identify(&r, &want, ks, 3);
+    }
+  }
+}
+
+/* ---- tests: pairs ------------------------------------------------------------------------------- */
+
+static void test_pairs_all(void) {
+  int32_t labels[] = {3, 1, 3, 0};
+  embr_pairs p;
+  REQUIRE(embr_pairs_all(labels, 4, &p) == 0);
+  CHECK_EQ_INT(p.n, 6);
+  int64_t want_a[] = {0, 0, 0, 1, 1, 2}, want_b[] = {1, 2, 3, 2, 3, 3};
+  uint8_t want_same[] = {0, 1, 0, 0, 0, 0};
+  for (int i = 0; i < 6; i++) {
+    CHECK_EQ_INT(p.a[i], want_a[i]);
+    CHECK_EQ_INT(p.b[i], want_b[i]);
+    CHECK_EQ_INT(p.same[i], want_same[i]);
+  }
+  embr_pairs_free(&p);
+  embr_pairs_free(&p); /* freed pairs are empty: a second free is harmless */
+  embr_pairs_free(NULL);
+  REQUIRE(embr_pairs_all(labels, 1, &p) == 0);
+  CHECK_EQ_INT(p.n, 0);
+  embr_pairs_free(&p);
+  labels[2] = -1;
+  CHECK_EQ_INT(embr_pairs_all(labels, 4, &p), EMBR_EINVAL);
+  CHECK(strstr(embr_last_error(), "row 2") != NULL);
+  CHECK(p.n == 0 && !p.a);
+  CHECK_EQ_INT(embr_pairs_all(NULL, 4, &p), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_pairs_all(labels, -1, &p), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_pairs_all(labels, 4, NULL), EMBR_EINVAL);
+}
+
+static char *const names[] = {"alice/1.jpg", "alice/2.jpg", "bob/1.jpg", "carol/1.jpg", "bob/2.jpg"};
+
+static void test_pairs_read_valid(void) {
+  const char text[] = "# name_a name_b same\n"
+                      "alice/1.jpg alice/2.jpg 1\n"
+                      "\n"
+                      "   \t\n"
+                      "alice/1.jpg\tbob/1.jpg 0   # different people\n"
+                      "bob/1.jpg  bob/2.jpg true\r\n"
+                      "carol/1.jpg bob/2.jpg False\r\n"
+                      "  # indented comment\n"
+                      "bob/2.jpg carol/1.jpg TRUE"; /* no final newline */
+  const char *path = write_text("valid.txt", text, sizeof text - 1);
+  embr_pairs p;
+  REQUIRE(embr_pairs_read(path, names, 5, &p) == 0);
+  CHECK_EQ_INT(p.n, 5);
+  int64_t a[] = {0, 0, 2, 3, 4}, b[] = {1, 2, 4, 4, 3};
+  uint8_t same[] = {1, 0, 1, 0, 1};
+  for (int i = 0; i < 5 && i < p.n; i++) {
+    CHECK_EQ_INT(p.a[i], a[i]);
+    CHECK_EQ_INT(p.b[i], b[i]);
+    CHECK_EQ_INT(p.same[i], same[i]);
+  }
+  /* The pairs feed the evaluation directly. */
+  float x[] = {1, 0, 0.9f, 0.1f, 0, 1, 1, 1, 0.1f, 1};
+  embr_verify_result r;
+  REQUIRE(embr_eval_verify(x, 5, 2, 2, &p, 5, 0.0, 1, &r) == 0);
+  embr_verify_result want = ref_verify(x, 2, 2, &p, 5, 0.0, 1);
+  check_verify(&r, &want);
+  embr_pairs_free(&p);
+}
+
+/* A broken file fails with `status`, a message naming the file and `where`, and empty pairs. */
+static void expect_broken(const char *name, const char *text, size_t len, int status,
+                          const char *where) {
+  const char *path = write_text(name, text, len);
+  embr_pairs p;
+  int rc = embr_pairs_read(path, names, 5, &p);
+  CHECK_MSG(rc == status, "%s: rc %d, expected %d (%s)", name, rc, status, embr_last_error());
+  const char *msg = embr_last_error();
+  CHECK_MSG(strstr(msg, path) && strstr(msg, where) && !strchr(msg, '\n'), "%s: '%s'", name, msg);
+  CHECK(p.n == 0 && !p.a && !p.b && !p.same);
+}
+
+static void test_pairs_read_broken(void) {
+#define BROKEN(name, text, status, where) expect_broken(name, text, sizeof text - 1, status, where)
+  BROKEN("unknown.txt", "alice/1.jpg alice/2.jpg 1\nalice/1.jpg dave/1.jpg 0\n", EMBR_ENOTFOUND,
+         "line 2: unknown name 'dave/1.jpg'");
+  BROKEN("missing.txt", "# header\nalice/1.jpg alice/2.jpg\n", EMBR_EFORMAT, "line 2 has 2 fields");
+  BROKEN("one.txt", "alice/1.jpg\n", EMBR_EFORMAT, "line 1 has 1 fields");
+  BROKEN("extra.txt", "alice/1.jpg alice/2.jpg 1 1\n", EMBR_EFORMAT, "line 1 has more than 3");
+  BROKEN("same.txt", "alice/1.jpg alice/2.jpg yes\n", EMBR_EFORMAT, "line 1: SAME must be");
+  BROKEN("same2.txt", "alice/1.jpg alice/2.jpg 2\n", EMBR_EFORMAT, "got '2'");
+  BROKEN("same3.txt", "alice/1.jpg alice/2.jpg 10\n", EMBR_EFORMAT, "line 1");
+  BROKEN("empty.txt", "", EMBR_EFORMAT, "no pairs");
+  BROKEN("comments.txt", "# only\n\n  # comments\n", EMBR_EFORMAT, "no pairs");
+  BROKEN("nul.txt", "alice/1.jpg alice/2.jpg 1\nalice/1.jpg\0 bob/1.jpg 0\n", EMBR_EFORMAT,
+         "line 2 contains a NUL");
+  BROKEN("ctrl.txt", "alice/1.jpg \x01\x02 1\n", EMBR_ENOTFOUND, "unknown name '?\?'");
+  /* A line beyond the limit is refused before any parsing. */
+  size_t len = (1 << 16) + 100;
+  char *lng = malloc(len);
+  memset(lng, 'a', len);
+  lng[len - 1] = '\n';
+  const char *path = write_text("long.txt", lng, len);
+  embr_pairs p;
+  CHECK_EQ_INT(embr_pairs_read(path, names, 5, &p), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "line 1 is longer than") != NULL);
+  /* A long unknown name is shown truncated. */
+  memcpy(lng + 5000, " b 1\n", 5);
+  path = write_text("longname.txt", lng, 5005);
+  CHECK_EQ_INT(embr_pairs_read(path, names, 5, &p), EMBR_ENOTFOUND);
+  CHECK(strlen(embr_last_error()) < 300);
+  free(lng);
+  /* A name on two rows is ambiguous, but only when a pair uses it. */
+  char *const dup[] = {"x", "y", "x", "z"};
+  path = write_text("dup.txt", "y z 0\nx y 1\n", 12);
+  CHECK_EQ_INT(embr_pairs_read(path, dup, 4, &p), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "line 2: name 'x' belongs to more than one row") != NULL);
+  path = write_text("dup2.txt", "y z 0\n", 6);
+  CHECK_EQ_INT(embr_pairs_read(path, dup, 4, &p), 0);
+  embr_pairs_free(&p);
+  CHECK_EQ_INT(embr_pairs_read(tpath("does-not-exist.txt"), names, 5, &p), EMBR_ENOTFOUND);
+  CHECK_EQ_INT(embr_pairs_read(NULL, names, 5, &p), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_pairs_read(path, NULL, 5, &p), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_pairs_read(path, names, -1, &p), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_pairs_read(path, names, 5, NULL), EMBR_EINVAL);
+  char *const holes[] = {"y", NULL};
+  CHECK_EQ_INT(embr_pairs_read(path, holes, 2, &p), EMBR_EINVAL);
+#undef BROKEN
+}
+
+/* ---- tests: invalid arguments -------------------------------------------------------------------- */
+
+#define EXPECT_EINVAL(call, text)                                                          \
+  do {                                                                                     \
+    int rc_ = (call);                                                                      \
+    CHECK_MSG(rc_ == EMBR_EINVAL && strstr(embr_last_error(), text), "%s -> %d '%s'", #call, \
+              rc_, embr_last_error());                                                     \
+  } while (0)
+
+static void test_verify_invalid(void) {
+  float x[] = {1, 0, 1, 0, 1, 1, 0, 1, -1, 0};
+  int64_t a[] = {0, 0, 0, 0}, b[] = {1, 2, 3, 4};
+  uint8_t same[] = {1, 0, 1, 0};
+  embr_pairs p = {4, a, b, same};
+  embr_verify_result r;
+  EXPECT_EINVAL(embr_eval_verify(NULL, 5, 2, 2, &p, 2, 0, 1, &r), "NULL");
+  EXPECT_EINVAL(embr_eval_verify(x, 0, 2, 2, &p, 2, 0, 1, &r), "n = 0");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 0, 2, &p, 2, 0, 1, &r), "dim = 0");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 1, &p, 2, 0, 1, &r), "ld = 1");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, NULL, 2, 0, 1, &r), "pairs are NULL");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, NULL), "out is NULL");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 1, 0, 1, &r), "folds = 1");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 5, 0, 1, &r), "folds = 5");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, -0.1, 1, &r), "far");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 1.5, 1, &r), "far");
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, NAN, 1, &r), "far");
+  b[3] = 5;
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), "pair 3 is (0, 5)");
+  b[3] = 4;
+  a[1] = -1;
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), "pair 1");
+  a[1] = 0;
+  same[2] = 2;
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), "same = 2");
+  same[0] = same[2] = 0;
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), "no positive");
+  memset(same, 1, 4);
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), "no negative");
+  same[1] = same[3] = 0;
+  embr_pairs empty = {0, NULL, NULL, NULL};
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &empty, 2, 0, 1, &r), "no pairs");
+  embr_pairs holes = {4, a, NULL, same};
+  EXPECT_EINVAL(embr_eval_verify(x, 5, 2, 2, &holes, 2, 0, 1, &r), "NULL");
+  x[7] = NAN;
+  CHECK_EQ_INT(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), EMBR_EVALUE);
+  CHECK(strstr(embr_last_error(), "row 3, column 1") != NULL);
+  x[7] = 1;
+  CHECK_EQ_INT(embr_eval_verify(x, 5, 2, 2, &p, 2, 0, 1, &r), 0);
+}
+
+static void test_identify_invalid(void) {
+  float x[] = {1, 0, 1, 0, 1, 1, 0, 1};
+  int32_t labels[] = {0, 0, 1, 1};
+  int ks[] = {1, 2};
+  int many[EMBR_EVAL_MAX_K + 1] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+  embr_identify_result r;
+  CHECK_EQ_INT(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 2, &r), 0);
+  CHECK_EQ_INT(embr_eval_identify(x, 4, 2, 2, labels, 1, many, EMBR_EVAL_MAX_K, &r), 0);
+  EXPECT_EINVAL(embr_eval_identify(NULL, 4, 2, 2, labels, 1, ks, 2, &r), "NULL");
+  EXPECT_EINVAL(embr_eval_identify(x, -3, 2, 2, labels, 1, ks, 2, &r), "n = -3");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 0, 2, labels, 1, ks, 2, &r), "dim = 0");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 1, labels, 1, ks, 2, &r), "ld = 1");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, NULL, 1, ks, 2, &r), "labels are NULL");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 0, ks, 2, &r), "gallery_per_class = 0");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 1, NULL, 2, &r), "ks is NULL");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 0, &r), "nk = 0");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 1, many, EMBR_EVAL_MAX_K + 1, &r), "nk = 9");
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 2, NULL), "out is NULL");
+  ks[1] = 0;
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 2, &r), "ks[1] = 0");
+  ks[1] = 2;
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 2, ks, 2, &r), "no probes");
+  labels[3] = -2;
+  EXPECT_EINVAL(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 2, &r), "label of row 3 is -2");
+  labels[3] = 1;
+  x[0] = INFINITY;
+  CHECK_EQ_INT(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 2, &r), EMBR_EVALUE);
+}
+
+int main(int argc, char **argv) {
+  int rc = RUN_TESTS(argc, argv, test_verify_hand_computed, test_verify_auc_ties,
+                     test_verify_vs_reference, test_verify_ties_vs_reference,
+                     test_verify_perfect_separation, test_verify_deterministic,
+                     test_verify_many_pairs, test_identify_hand_computed, test_identify_vs_reference,
+                     test_identify_ties_vs_reference, test_pairs_all, test_pairs_read_valid,
+                     test_pairs_read_broken, test_verify_invalid, test_identify_invalid);
+  remove_tmp_dir();
+  return rc;
+}

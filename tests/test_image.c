@@ -1,0 +1,1086 @@
+/* Images: file round trips, JPEG against libjpeg's own encoder, hostile inputs, resizing against a
+ * slow direct implementation, tensor conversion, augmentation, datasets and the batch loader. */
+#include "embr/image.h"
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+#include <png.h>
+#include <zlib.h>
+
+/* ---- scratch files ------------------------------------------------------------------------------ */
+
+static char tmp_dir[64];
+
+static const char *tpath(const char *name) {
+  static char bufs[8][512];
+  static int next;
+  if (!tmp_dir[0]) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr-image-XXXXXX");
+    if (!mkdtemp(tmp_dir)) {
+      perror("mkdtemp");
+      exit(1);
+    }
+  }
+  char *b = bufs[next++ & 7];
+  snprintf(b, 512, "%s/%s", tmp_dir, name);
+  return b;
+}
+
+/* Removes a scratch tree (no symlinks are made in it). */
+static void rm_tree(const char *p) {
+  struct stat st;
+  if (lstat(p, &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(p);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+      char sub[1024];
+      snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
+      rm_tree(sub);
+    }
+    if (d) closedir(d);
+    rmdir(p);
+  } else {
+    unlink(p);
+  }
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    perror(path);
+    exit(1);
+  }
+  if (n) fwrite(p, 1, n, f);
+  fclose(f);
+}
+
+static void make_dir(const char *path) {
+  if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+    perror(path);
+    exit(1);
+  }
+}
+
+static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* ---- test images ---------------------------------------------------------------------------------- */
+
+static embr_image make_image(int w, int h, int c, uint64_t seed) {
+  embr_image im = {w, h, c, malloc((size_t)w * h * c)};
+  embr_rng r;
+  embr_rng_seed(&r, seed);
+  for (size_t i = 0; i < (size_t)w * h * c; i++) im.px[i] = (uint8_t)embr_rng_below(&r, 256);
+  return im;
+}
+
+/* A smooth picture (JPEG keeps those well). */
+static embr_image make_smooth(int w, int h, int c) {
+  embr_image im = {w, h, c, malloc((size_t)w * h * c)};
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      for (int ch = 0; ch < c; ch++)
+        im.px[((size_t)y * w + x) * c + ch] = (uint8_t)(40 + (x * 150) / w + (y * 50) / h + ch * 10);
+  return im;
+}
+
+static void free_test_image(embr_image *im) {
+  free(im->px);
+  im->px = NULL;
+}
+
+static int same_pixels(const embr_image *a, const embr_image *b) {
+  return a->width == b->width && a->height == b->height && a->channels == b->channels &&
+         memcmp(a->px, b->px, (size_t)a->width * a->height * a->channels) == 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *len) {
+  *len = 0;
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *p = malloc((size_t)n + 1);
+  *len = fread(p, 1, (size_t)n, f);
+  fclose(f);
+  return p;
+}
+
+/* ---- encoders for fixtures (libpng and libjpeg directly) -------------------------------------------- */
+
+typedef struct membuf {
+  unsigned char *p;
+  size_t n, cap;
+} membuf;
+
+static void mb_write(png_structp png, png_bytep d, size_t n) {
+  membuf *m = png_get_io_ptr(png);
+  if (m->n + n > m->cap) {
+    m->cap = (m->n + n) * 2;
+    m->p = realloc(m->p, m->cap);
+  }
+  memcpy(m->p + m->n, d, n);
+  m->n += n;
+}
+
+static void mb_flush(png_structp png) { (void)png; }
+
+/* A PNG of packed rows `data` (rowbytes each) in any layout libpng writes. */
+static membuf png_encode(int w, int h, int depth, int ctype, int interlace, const unsigned char *data,
+                         size_t rowbytes, const png_color *pal, int npal, const png_byte *trns, int ntrns) {
+  membuf m = {0};
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_infop info = png_create_info_struct(png);
+  png_set_write_fn(png, &m, mb_write, mb_flush);
+  png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, interlace, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  if (pal) png_set_PLTE(png, info, pal, npal);
+  if (trns) png_set_tRNS(png, info, trns, ntrns, NULL);
+  png_write_info(png, info);
+  int passes = png_set_interlace_handling(png);
+  for (int p = 0; p < passes; p++)
+    for (int y = 0; y < h; y++) png_write_row(png, data + (size_t)y * rowbytes);
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  return m;
+}
+
+static unsigned char *jpeg_encode(const embr_image *im, int quality, int progressive, size_t *len) {
+  struct jpeg_compress_struct ci;
+  struct jpeg_error_mgr jerr;
+  ci.err = jpeg_std_error(&jerr);
+  jpeg_create_compress(&ci);
+  unsigned char *buf = NULL;
+  unsigned long n = 0;
+  jpeg_mem_dest(&ci, &buf, &n);
+  ci.image_width = (JDIMENSION)im->width;
+  ci.image_height = (JDIMENSION)im->height;
+  ci.input_components = im->channels;
+  ci.in_color_space = im->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&ci);
+  jpeg_set_quality(&ci, quality, TRUE);
+  if (progressive) jpeg_simple_progression(&ci);
+  jpeg_start_compress(&ci, TRUE);
+  while (ci.next_scanline < ci.image_height) {
+    JSAMPROW row = im->px + (size_t)ci.next_scanline * im->width * im->channels;
+    jpeg_write_scanlines(&ci, &row, 1);
+  }
+  jpeg_finish_compress(&ci);
+  jpeg_destroy_compress(&ci);
+  *len = n;
+  return buf;
+}
+
+/* ---- round trips ---------------------------------------------------------------------------------- */
+
+/* Whether a temporary file of a write (".tmp.") was left in the scratch directory. */
+static int count_tmp_files(void) {
+  tpath("x");
+  DIR *d = opendir(tmp_dir);
+  int n = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
+  if (d) closedir(d);
+  return n;
+}
+
+static void test_png_roundtrip(void) {
+  static const int sizes[][2] = {{1, 1}, {7, 5}, {33, 17}, {2, 300}};
+  for (int c = 1; c <= 3; c += 2)
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+      embr_image im = make_image(sizes[s][0], sizes[s][1], c, 10 + s), back;
+      const char *p = tpath(c == 1 ? "rt_grey.png" : "rt_rgb.PNG");
+      REQUIRE(embr_image_write(p, &im) == 0);
+      CHECK(embr_image_read(p, &back) == 0);
+      CHECK_MSG(same_pixels(&im, &back), "png %dx%dx%d", im.width, im.height, c);
+      embr_image_free(&back);
+      free_test_image(&im);
+    }
+  CHECK(!count_tmp_files());
+  embr_image_free(NULL);
+}
+
+static void test_pnm_roundtrip(void) {
+  embr_image g = make_image(13, 7, 1, 1), rgb = make_image(5, 9, 3, 2), back;
+  REQUIRE(embr_image_write(tpath("a.pgm"), &g) == 0);
+  CHECK(embr_image_read(tpath("a.pgm"), &back) == 0 && same_pixels(&g, &back));
+  embr_image_free(&back);
+  REQUIRE(embr_image_write(tpath("a.PPM"), &rgb) == 0);
+  CHECK(embr_image_read(tpath("a.PPM"), &back) == 0 && same_pixels(&rgb, &back));
+  embr_image_free(&back);
+  REQUIRE(embr_image_write(tpath("a.pnm"), &rgb) == 0);
+  CHECK(embr_image_read(tpath("a.pnm"), &back) == 0 && same_pixels(&rgb, &back));
+  embr_image_free(&back);
+  size_t len;
+  unsigned char *raw = slurp(tpath("a.pgm"), &len);
+  CHECK(raw && len == strlen("P5\n13 7\n255\n") + 13 * 7 && memcmp(raw, "P5\n13 7\n255\n", 12) == 0);
+  free(raw);
+  /* The extension must suit the channels; JPEG is not written; nothing is left behind. */
+  CHECK(embr_image_write(tpath("bad.pgm"), &rgb) == EMBR_EINVAL);
+  CHECK(embr_image_write(tpath("bad.ppm"), &g) == EMBR_EINVAL);
+  CHECK(embr_image_write(tpath("bad.jpg"), &g) == EMBR_EUNSUPPORTED);
+  CHECK(access(tpath("bad.pgm"), F_OK) != 0 && access(tpath("bad.jpg"), F_OK) != 0);
+  embr_image bad = {0, 3, 1, g.px};
+  CHECK(embr_image_write(tpath("bad.png"), &bad) == EMBR_EINVAL);
+  CHECK(embr_image_write(tpath("nodir/x.png"), &g) == EMBR_EIO);
+  CHECK(!count_tmp_files());
+  free_test_image(&g);
+  free_test_image(&rgb);
+}
+
+static void check_decode(const char *text, size_t len, int w, int h, int c, const uint8_t *expect) {
+  embr_image im;
+  int rc = embr_image_decode((const unsigned char *)text, len, "fixture", &im);
+  CHECK_MSG(rc == 0, "%s", embr_last_error());
+  if (rc) return;
+  CHECK(im.width == w && im.height == h && im.channels == c);
+  CHECK(memcmp(im.px, expect, (size_t)w * h * c) == 0);
+  embr_image_free(&im);
+}
+
+static void test_pnm_variants(void) {
+  const char *p2 = "P2\n# a comment\n3 2 # trailing comment\n15\n0 15 7\n  8\t1 15\n";
+  const uint8_t e2[] = {0, 255, 119, 136, 17, 255};
+  check_decode(p2, strlen(p2), 3, 2, 1, e2);
+  const char *p3 = "P3 2 1 255 1 2 3 250 251 252";
+  const uint8_t e3[] = {1, 2, 3, 250, 251, 252};
+  check_decode(p3, strlen(p3), 2, 1, 3, e3);
+  const char p5[] = "P5\n#c\n2 1\n65535\n\xff\xff\x80\x00";
+  const uint8_t e5[] = {255, 128}; /* 0x8000 * 255 / 65535 = 127.5...: rounds to 128 */
+  check_decode(p5, sizeof p5 - 1, 2, 1, 1, e5);
+  const char p6[] = "P6 1 1 1000\n\x03\xe8\x00\x00\x01\xf4";
+  const uint8_t e6[] = {255, 0, 128};
+  check_decode(p6, sizeof p6 - 1, 1, 1, 3, e6);
+  /* Trailing data after the pixels (a second image) is ignored. */
+  const char p5b[] = "P5 1 1 255\n\x07P5 1 1 255\n\x08";
+  const uint8_t e5b[] = {7};
+  check_decode(p5b, sizeof p5b - 1, 1, 1, 1, e5b);
+}
+
+static void test_png_variants(void) {
+  const int w = 5, h = 3;
+  unsigned char d16[5 * 3 * 6], d8a[5 * 3 * 4], dga[5 * 3 * 2], dpal[5 * 3], d1[3] = {0xa8, 0x50, 0xf8};
+  uint8_t e_rgb[5 * 3 * 3], e_grey[5 * 3], e_pal[5 * 3 * 3], e1[5 * 3];
+  png_color pal[4] = {{10, 20, 30}, {40, 50, 60}, {70, 80, 90}, {200, 210, 220}};
+  png_byte trns[2] = {0, 128};
+  for (int i = 0; i < w * h; i++) {
+    for (int ch = 0; ch < 3; ch++) {
+      uint8_t v = (uint8_t)(i * 17 + ch * 50);
+      e_rgb[3 * i + ch] = v;
+      d16[6 * i + 2 * ch] = d16[6 * i + 2 * ch + 1] = v; /* v * 257: exactly v after scaling */
+      d8a[4 * i + ch] = v;
+    }
+    d8a[4 * i + 3] = (uint8_t)(i * 3);
+    e_grey[i] = dga[2 * i] = (uint8_t)(255 - i * 9);
+    dga[2 * i + 1] = 7;
+    dpal[i] = (uint8_t)(i % 4);
+    memcpy(e_pal + 3 * i, &pal[i % 4], 3);
+  }
+  /* 1-bit grey rows 10101, 01010, 11111 (packed, MSB first). */
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) e1[y * w + x] = (d1[y] >> (7 - x) & 1) ? 255 : 0;
+  struct {
+    membuf m;
+    int c;
+    const uint8_t *e;
+  } cases[] = {
+      {png_encode(w, h, 16, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, d16, 30, NULL, 0, NULL, 0), 3, e_rgb},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_RGBA, PNG_INTERLACE_NONE, d8a, 20, NULL, 0, NULL, 0), 3, e_rgb},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_RGBA, PNG_INTERLACE_ADAM7, d8a, 20, NULL, 0, NULL, 0), 3, e_rgb},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_INTERLACE_NONE, dga, 10, NULL, 0, NULL, 0), 1, e_grey},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, dpal, 5, pal, 4, trns, 2), 3, e_pal},
+      {png_encode(w, h, 1, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, d1, 1, NULL, 0, NULL, 0), 1, e1},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    embr_image im;
+    int rc = embr_image_decode(cases[k].m.p, cases[k].m.n, "variant.png", &im);
+    CHECK_MSG(rc == 0, "case %zu: %s", k, embr_last_error());
+    if (!rc) {
+      CHECK(im.width == w && im.height == h && im.channels == cases[k].c);
+      CHECK_MSG(memcmp(im.px, cases[k].e, (size_t)w * h * cases[k].c) == 0, "case %zu pixels", k);
+    }
+    embr_image_free(&im);
+    free(cases[k].m.p);
+  }
+}
+
+static void jpeg_compare(const embr_image *orig, const embr_image *dec, double mean_tol, int max_tol) {
+  REQUIRE(dec->width == orig->width && dec->height == orig->height && dec->channels == orig->channels);
+  size_t n = (size_t)orig->width * orig->height * orig->channels;
+  double sum = 0;
+  int worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    int d = abs((int)orig->px[i] - (int)dec->px[i]);
+    sum += d;
+    if (d > worst) worst = d;
+  }
+  CHECK_MSG(sum / n <= mean_tol && worst <= max_tol, "mean %.3f max %d", sum / n, worst);
+}
+
+static void test_jpeg_decode(void) {
+  for (int c = 1; c <= 3; c += 2)
+    for (int prog = 0; prog <= 1; prog++) {
+      embr_image im = make_smooth(37, 21, c), dec;
+      size_t len;
+      unsigned char *buf = jpeg_encode(&im, 95, prog, &len);
+      int rc = embr_image_decode(buf, len, "t.jpg", &dec);
+      CHECK_MSG(rc == 0, "%s", embr_last_error());
+      if (!rc) jpeg_compare(&im, &dec, 2.0, 12);
+      embr_image_free(&dec);
+      write_bytes(tpath("t.jpeg"), buf, len);
+      CHECK(embr_image_read(tpath("t.jpeg"), &dec) == 0);
+      if (dec.px) jpeg_compare(&im, &dec, 2.0, 12);
+      embr_image_free(&dec);
+      free(buf);
+      free_test_image(&im);
+    }
+}
+
+/* ---- hostile inputs ---------------------------------------------------------------------------------- */
+
+/* Decoding must fail with `want` (0: any error), a message naming the input, and an empty output. */
+static void expect_fail(const unsigned char *buf, size_t len, int want, const char *what) {
+  embr_image im = {1, 1, 1, NULL};
+  int rc = embr_image_decode(buf, len, "hostile.img", &im);
+  CHECK_MSG(rc < 0 && (want == 0 || rc == want), "%s: rc %d (%s)", what, rc, embr_last_error());
+  CHECK_MSG(starts_with(embr_last_error(), "hostile.img: ") && !strchr(embr_last_error(), '\n'), "%s: %s", what,
+            embr_last_error());
+  CHECK(im.px == NULL && im.width == 0);
+  embr_image_free(&im);
+}
+
+/* Every prefix shorter than `keep` bytes fails with EFORMAT. */
+static void check_truncations(const unsigned char *buf, size_t len, size_t keep, const char *what) {
+  char label[64];
+  for (size_t n = 0; n + keep <= len; n++) {
+    snprintf(label, sizeof label, "%s cut at %zu", what, n);
+    expect_fail(buf, n, EMBR_EFORMAT, label);
+  }
+}
+
+/* Random byte changes: decoding may succeed or fail but must stay in bounds (ASan watches). */
+static void check_mutations(const unsigned char *buf, size_t len, int rounds) {
+  unsigned char *m = malloc(len);
+  embr_rng r;
+  embr_rng_seed(&r, 99);
+  for (int k = 0; k < rounds; k++) {
+    memcpy(m, buf, len);
+    int flips = 1 + (int)embr_rng_below(&r, 4);
+    for (int f = 0; f < flips; f++) m[embr_rng_below(&r, len)] = (uint8_t)embr_rng_next(&r);
+    embr_image im;
+    int rc = embr_image_decode(m, len, "mutant", &im);
+    if (rc == 0) CHECK(im.px && im.width >= 1 && im.height >= 1 && (im.channels == 1 || im.channels == 3));
+    else CHECK(starts_with(embr_last_error(), "mutant: ") && im.px == NULL);
+    embr_image_free(&im);
+  }
+  free(m);
+}
+
+static void set_be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+/* Rewrites the IHDR size of a PNG (and its CRC) to claim w x h. */
+static void png_patch_size(unsigned char *p, uint32_t w, uint32_t h) {
+  set_be32(p + 16, w);
+  set_be32(p + 20, h);
+  set_be32(p + 29, (uint32_t)crc32(0, p + 12, 17));
+}
+
+static void test_corrupt_png(void) {
+  embr_image im = make_image(9, 6, 3, 5);
+  REQUIRE(embr_image_write(tpath("c.png"), &im) == 0);
+  size_t len;
+  unsigned char *buf = slurp(tpath("c.png"), &len);
+  check_truncations(buf, len, 12 + 1, "png"); /* only the IEND chunk may be missing */
+  check_mutations(buf, len, 300);
+  unsigned char *big = malloc(len);
+  memcpy(big, buf, len);
+  png_patch_size(big, 16384, 16384);
+  expect_fail(big, len, EMBR_EFORMAT, "png claiming 16384^2");
+  png_patch_size(big, 16385, 2);
+  expect_fail(big, len, EMBR_EFORMAT, "png wider than the limit");
+  png_patch_size(big, 0x7fffffff, 0x7fffffff);
+  expect_fail(big, len, EMBR_EFORMAT, "png of 2^31 a side");
+  free(big);
+  free(buf);
+  free_test_image(&im);
+}
+
+/* Offset of the SOF0/SOF2 marker's height field in a JPEG. */
+static size_t jpeg_sof(const unsigned char *p, size_t len) {
+  for (size_t i = 2; i + 9 < len; i++)
+    if (p[i] == 0xff && (p[i + 1] == 0xc0 || p[i + 1] == 0xc2)) return i + 5;
+  return 0;
+}
+
+static void test_corrupt_jpeg(void) {
+  for (int prog = 0; prog <= 1; prog++) {
+    embr_image im = make_smooth(24, 16, 3);
+    size_t len;
+    unsigned char *buf = jpeg_encode(&im, 80, prog, &len);
+    check_truncations(buf, len, 3, prog ? "progressive jpeg" : "jpeg"); /* EOI may be missing */
+    check_mutations(buf, len, 300);
+    size_t sof = jpeg_sof(buf, len);
+    REQUIRE(sof > 0);
+    buf[sof] = buf[sof + 1] = buf[sof + 2] = buf[sof + 3] = 0x40; /* 16448 x 16448 */
+    expect_fail(buf, len, EMBR_EFORMAT, "jpeg above the side limit");
+    buf[sof] = buf[sof + 2] = 0x40;
+    buf[sof + 1] = buf[sof + 3] = 0x00; /* 16384 x 16384 from a few hundred bytes */
+    expect_fail(buf, len, EMBR_EFORMAT, "jpeg claiming 16384^2");
+    free(buf);
+    free_test_image(&im);
+  }
+}
+
+static void test_corrupt_pnm(void) {
+  embr_image g = make_image(4, 3, 1, 7), rgb = make_image(3, 2, 3, 8);
+  REQUIRE(embr_image_write(tpath("c.pgm"), &g) == 0 && embr_image_write(tpath("c.ppm"), &rgb) == 0);
+  size_t len;
+  unsigned char *buf = slurp(tpath("c.pgm"), &len);
+  check_truncations(buf, len, 1, "pgm");
+  check_mutations(buf, len, 200);
+  free(buf);
+  buf = slurp(tpath("c.ppm"), &len);
+  check_truncations(buf, len, 1, "ppm");
+  free(buf);
+  static const struct {
+    const char *text;
+    int rc;
+  } bad[] = {
+      {"", EMBR_EFORMAT},
+      {"hello world", EMBR_EFORMAT},
+      {"P4\n1 1\n\x80", EMBR_EUNSUPPORTED},
+      {"P7\nWIDTH 1\n", EMBR_EUNSUPPORTED},
+      {"P5\n100000 100000\n255\n", EMBR_EFORMAT},
+      {"P6\n16384 16384\n255\nabc", EMBR_EFORMAT},
+      {"P5\n0 5\n255\n", EMBR_EFORMAT},
+      {"P5\n99999999999999999999 1\n255\n", EMBR_EFORMAT},
+      {"P5\n1 1\n0\n\x00", EMBR_EFORMAT},
+      {"P5\n1 1\n70000\n\x00\x00", EMBR_EFORMAT},
+      {"P5\n2 1\n100\n\x10\xc8", EMBR_EFORMAT}, /* 200 > maxval */
+      {"P2\n2 1\n100\n5 101\n", EMBR_EFORMAT},
+      {"P2\n2 2\n255\n1 2 3\n", EMBR_EFORMAT},
+      {"P2\n2 1\n255\n1 x\n", EMBR_EFORMAT},
+      {"P3\n16384 16384 255\n1 2 3\n", EMBR_EFORMAT},
+      {"P5 x 1 255\n", EMBR_EFORMAT},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    expect_fail((const unsigned char *)bad[i].text, strlen(bad[i].text) + (i == 8 || i == 9 ? 1 : 0), bad[i].rc,
+                bad[i].text);
+  embr_image im;
+  CHECK(embr_image_read(tpath("missing.png"), &im) == EMBR_ENOTFOUND && im.px == NULL);
+  CHECK(embr_image_read(tmp_dir, &im) == EMBR_EIO);
+  free_test_image(&g);
+  free_test_image(&rgb);
+}
+
+/* ---- resizing ------------------------------------------------------------------------------------------ */
+
+static double ref_kernel(int mode, double x) {
+  x = fabs(x);
+  if (mode == EMBR_RESIZE_BILINEAR) return x < 1 ? 1 - x : 0;
+  const double a = -0.5;
+  if (x < 1) return (a + 2) * x * x * x - (a + 3) * x * x + 1;
+  if (x < 2) return a * x * x * x - 5 * a * x * x + 8 * a * x - 4 * a;
+  return 0;
+}
+
+/* Weights of every input index for output index o: the kernel at the pixel-centre distance,
+ * stretched by the scale when shrinking, normalised to sum 1. */
+static void ref_weights(int mode, int in, int out, int o, double *w) {
+  double scale = (double)in / out, stretch = scale > 1 ? scale : 1, centre = (o + 0.5) * scale, sum = 0;
+  for (int i = 0; i < in; i++) sum += w[i] = ref_kernel(mode, (i + 0.5 - centre) / stretch);
+  for (int i = 0; i < in; i++) w[i] /= sum;
+}
+
+/* Every output pixel straight from every input pixel, in double. */
+static embr_image ref_resize(const embr_image *in, int ow, int oh, int mode) {
+  embr_image out = {ow, oh, in->channels, malloc((size_t)ow * oh * in->channels)};
+  double *wx = malloc(sizeof(double) * in->width), *wy = malloc(sizeof(double) * in->height);
+  for (int y = 0; y < oh; y++) {
+    ref_weights(mode, in->height, oh, y, wy);
+    for (int x = 0; x < ow; x++) {
+      ref_weights(mode, in->width, ow, x, wx);
+      for (int c = 0; c < in->channels; c++) {
+        double v = 0;
+        for (int j = 0; j < in->height; j++)
+          for (int i = 0; i < in->width; i++) v += wy[j] * wx[i] * in->px[((size_t)j * in->width + i) * in->channels + c];
+        v = floor(v + 0.5);
+        out.px[((size_t)y * ow + x) * in->channels + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+      }
+    }
+  }
+  free(wx);
+  free(wy);
+  return out;
+}
+
+static void test_resize_reference(void) {
+  static const int cases[][4] = {{5, 7, 13, 3}, {20, 20, 7, 9}, {9, 4, 9, 11}, {3, 3, 1, 1}, {1, 1, 4, 2},
+                                 {64, 48, 17, 31}, {10, 3, 31, 3}, {2, 9, 5, 2}};
+  for (int mode = 0; mode <= 1; mode++)
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+      for (int c = 1; c <= 3; c += 2) {
+        embr_image in = make_image(cases[k][0], cases[k][1], c, k * 7 + (uint64_t)c), out;
+        REQUIRE(embr_image_resize(&in, cases[k][2], cases[k][3], (embr_resize)mode, &out) == 0);
+        embr_image ref = ref_resize(&in, cases[k][2], cases[k][3], mode);
+        int worst = 0;
+        for (size_t i = 0; i < (size_t)ref.width * ref.height * c; i++) {
+          int d = abs((int)ref.px[i] - (int)out.px[i]);
+          if (d > worst) worst = d;
+        }
+        CHECK_MSG(out.width == ref.width && out.height == ref.height && worst <= 1,
+                  "mode %d %dx%d -> %dx%d c%d: worst %d", mode, in.width, in.height, ref.width, ref.height, c, worst);
+        embr_image_free(&out);
+        free_test_image(&ref);
+        free_test_image(&in);
+      }
+}
+
+static void test_resize_hand(void) {
+  uint8_t px[4] = {0, 80, 160, 240};
+  embr_image in = {2, 2, 1, px}, out;
+  REQUIRE(embr_image_resize(&in, 4, 4, EMBR_RESIZE_BILINEAR, &out) == 0);
+  /* Output centres map to input x = -0.25, 0.25, 0.75, 1.25: clamped, then weights 1, .75/.25,
+   * .25/.75, 1 along each axis. */
+  const uint8_t want[16] = {0, 20, 60, 80, 40, 60, 100, 120, 120, 140, 180, 200, 160, 180, 220, 240};
+  CHECK(memcmp(out.px, want, 16) == 0);
+  embr_image_free(&out);
+  /* A constant image stays constant, bicubic overshoot or not. */
+  uint8_t flat[12];
+  memset(flat, 77, sizeof flat);
+  embr_image f = {2, 2, 3, flat};
+  REQUIRE(embr_image_resize(&f, 5, 3, EMBR_RESIZE_BICUBIC, &out) == 0);
+  for (int i = 0; i < 5 * 3 * 3; i++) CHECK(out.px[i] == 77);
+  embr_image_free(&out);
+  CHECK(embr_image_resize(&f, 0, 3, EMBR_RESIZE_BILINEAR, &out) == EMBR_EINVAL && out.px == NULL);
+  CHECK(embr_image_resize(&f, 3, 3, (embr_resize)7, &out) == EMBR_EINVAL);
+}
+
+static void test_resize_identity(void) {
+  for (int mode = 0; mode <= 1; mode++) {
+    embr_image in = make_image(11, 6, 3, 3), out;
+    REQUIRE(embr_image_resize(&in, 11, 6, (embr_resize)mode, &out) == 0);
+    CHECK(same_pixels(&in, &out));
+    embr_image_free(&out);
+    free_test_image(&in);
+  }
+}
+
+/* ---- tensors and augmentation ---------------------------------------------------------------------------- */
+
+static void test_to_tensor(void) {
+  embr_image g = make_image(4, 3, 1, 21), rgb = make_image(4, 3, 3, 22);
+  embr_image_spec s = embr_image_spec_default();
+  CHECK(s.channels == 3 && s.width == 112 && s.height == 112 && s.mean[1] == 0.5f && s.std[2] == 0.5f &&
+        s.resize == EMBR_RESIZE_BILINEAR);
+  s.width = 4;
+  s.height = 3;
+  float mean[3] = {0.1f, 0.2f, 0.3f}, sd[3] = {0.5f, 0.25f, 2.0f};
+  memcpy(s.mean, mean, sizeof mean);
+  memcpy(s.std, sd, sizeof sd);
+  float t[3 * 12];
+  REQUIRE(embr_image_to_tensor(&g, &s, t) == 0); /* grey replicated to 3 channels */
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < 12; i++) CHECK_NEAR(t[c * 12 + i], (g.px[i] / 255.0 - mean[c]) / sd[c], 1e-5);
+  REQUIRE(embr_image_to_tensor(&rgb, &s, t) == 0); /* HWC to CHW */
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < 12; i++) CHECK_NEAR(t[c * 12 + i], (rgb.px[3 * i + c] / 255.0 - mean[c]) / sd[c], 1e-5);
+  s.channels = 1;
+  REQUIRE(embr_image_to_tensor(&rgb, &s, t) == 0); /* RGB to luma */
+  for (int i = 0; i < 12; i++) {
+    double l = 0.299 * rgb.px[3 * i] + 0.587 * rgb.px[3 * i + 1] + 0.114 * rgb.px[3 * i + 2];
+    CHECK_NEAR(t[i], (l / 255.0 - mean[0]) / sd[0], 1e-5);
+  }
+  /* A different size: the same as resizing first. */
+  s.channels = 3;
+  s.width = 7;
+  s.height = 5;
+  float t2[3 * 35];
+  embr_image r;
+  REQUIRE(embr_image_to_tensor(&rgb, &s, t2) == 0);
+  REQUIRE(embr_image_resize(&rgb, 7, 5, EMBR_RESIZE_BILINEAR, &r) == 0);
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < 35; i++) CHECK_NEAR(t2[c * 35 + i], (r.px[3 * i + c] / 255.0 - mean[c]) / sd[c], 1e-5);
+  embr_image_free(&r);
+  s.std[1] = 0;
+  CHECK(embr_image_to_tensor(&rgb, &s, t2) == EMBR_EINVAL);
+  s.std[1] = 1;
+  s.channels = 2;
+  CHECK(embr_image_to_tensor(&rgb, &s, t2) == EMBR_EINVAL);
+  free_test_image(&g);
+  free_test_image(&rgb);
+}
+
+/* The documented draws: y offset, x offset in [0, 2 pad] (when pad > 0), then a coin (when flip):
+ * crop of the zero-padded image at that offset, mirrored when the coin's top bit is 1. */
+static void ref_augment(const float *in, float *out, int C, int H, int W, int pad, int flip, embr_rng *r) {
+  int oy = pad, ox = pad, mirror = 0;
+  if (pad > 0) {
+    oy = (int)embr_rng_below(r, 2 * (uint64_t)pad + 1);
+    ox = (int)embr_rng_below(r, 2 * (uint64_t)pad + 1);
+  }
+  if (flip) mirror = (int)(embr_rng_next(r) >> 63);
+  for (int c = 0; c < C; c++)
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++) {
+        int sx = mirror ? W - 1 - x : x;
+        int py = y + oy - pad, px = sx + ox - pad; /* padded coordinate back to the original */
+        out[(c * H + y) * W + x] = py < 0 || py >= H || px < 0 || px >= W ? 0.0f : in[(c * H + py) * W + px];
+      }
+}
+
+static void test_augment(void) {
+  const int C = 2, H = 5, W = 7;
+  float in[2 * 5 * 7], got[2 * 5 * 7], want[2 * 5 * 7];
+  for (int i = 0; i < C * H * W; i++) in[i] = (float)(i + 1);
+  int flips = 0, seen[9][9] = {{0}};
+  static const int pads[] = {0, 1, 4, 9};
+  for (uint64_t seed = 0; seed < 400; seed++)
+    for (size_t pi = 0; pi < sizeof pads / sizeof *pads; pi++) {
+      int pad = pads[pi], flip = (int)(seed & 1) || pad == 4;
+      embr_rng a, b;
+      embr_rng_seed(&a, seed);
+      b = a;
+      memcpy(got, in, sizeof in);
+      embr_image_augment(got, C, H, W, pad, flip, &a);
+      ref_augment(in, want, C, H, W, pad, flip, &b);
+      CHECK_MSG(memcmp(got, want, sizeof got) == 0, "seed %llu pad %d flip %d", (unsigned long long)seed, pad, flip);
+      CHECK(memcmp(&a, &b, sizeof a) == 0); /* the same number of draws */
+      if (pad == 4) {
+        embr_rng c;
+        embr_rng_seed(&c, seed);
+        int oy = (int)embr_rng_below(&c, 9), ox = (int)embr_rng_below(&c, 9);
+        seen[oy][ox] = 1;
+        flips += (int)(embr_rng_next(&c) >> 63);
+      }
+    }
+  int all = 1;
+  for (int y = 0; y < 9; y++)
+    for (int x = 0; x < 9; x++) all &= seen[y][x];
+  CHECK(all);
+  CHECK(flips > 150 && flips < 250);
+  embr_rng r;
+  embr_rng_seed(&r, 1);
+  memcpy(got, in, sizeof in);
+  embr_image_augment(got, C, H, W, 0, 0, &r);
+  CHECK(memcmp(got, in, sizeof in) == 0);
+}
+
+/* ---- datasets -------------------------------------------------------------------------------------------- */
+
+static void write_image_file(const char *path, int w, int h, int c, uint64_t seed) {
+  embr_image im = make_image(w, h, c, seed);
+  if (embr_image_write(path, &im) != 0) {
+    fprintf(stderr, "%s\n", embr_last_error());
+    exit(1);
+  }
+  free_test_image(&im);
+}
+
+static void test_folder_dataset(void) {
+  const char *root = tpath("faces");
+  char p[600];
+  make_dir(root);
+  snprintf(p, sizeof p, "%s/b", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/a", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/.hidden", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/b/2.pgm", root), write_image_file(p, 4, 3, 1, 1);
+  snprintf(p, sizeof p, "%s/b/1.png", root), write_image_file(p, 5, 2, 3, 2);
+  snprintf(p, sizeof p, "%s/b/10.PNG", root), write_image_file(p, 2, 2, 1, 3);
+  snprintf(p, sizeof p, "%s/a/x.ppm", root), write_image_file(p, 3, 3, 3, 4);
+  snprintf(p, sizeof p, "%s/a/.secret.png", root), write_image_file(p, 3, 3, 3, 5);
+  snprintf(p, sizeof p, "%s/.hidden/y.png", root), write_image_file(p, 3, 3, 3, 6);
+  snprintf(p, sizeof p, "%s/a/notes.txt", root), write_bytes(p, "hi", 2);
+  snprintf(p, sizeof p, "%s/README", root), write_bytes(p, "hi", 2);
+  embr_dataset *ds;
+  int rc = embr_dataset_open_folder(root, &ds);
+  REQUIRE(rc == 0);
+  CHECK(embr_dataset_size(ds) == 4 && embr_dataset_classes(ds) == 2);
+  CHECK(strcmp(embr_dataset_class_name(ds, 0), "a") == 0 && strcmp(embr_dataset_class_name(ds, 1), "b") == 0);
+  CHECK(embr_dataset_class_name(ds, 2) == NULL && embr_dataset_label(ds, 4) == -1 && embr_dataset_item_name(ds, -1) == NULL);
+  static const char *names[] = {"a/x.ppm", "b/1.png", "b/10.PNG", "b/2.pgm"};
+  static const int labels[] = {0, 1, 1, 1}, seeds[] = {4, 2, 3, 1}, ws[] = {3, 5, 2, 4};
+  for (int i = 0; i < 4; i++) {
+    CHECK(strcmp(embr_dataset_item_name(ds, i), names[i]) == 0);
+    CHECK(embr_dataset_label(ds, i) == labels[i]);
+    embr_image im;
+    REQUIRE(embr_dataset_image(ds, i, &im) == 0);
+    embr_image want = make_image(ws[i], im.height, im.channels, (uint64_t)seeds[i]);
+    CHECK(same_pixels(&im, &want));
+    free_test_image(&want);
+    embr_image_free(&im);
+  }
+  embr_image im;
+  CHECK(embr_dataset_image(ds, 4, &im) == EMBR_EINVAL);
+  embr_dataset_free(ds);
+  embr_dataset_free(NULL);
+  /* Errors: an empty class folder, a file, a missing path, a folder without class folders. */
+  snprintf(p, sizeof p, "%s/c", root), make_dir(p);
+  CHECK(embr_dataset_open_folder(root, &ds) == EMBR_EFORMAT && ds == NULL);
+  CHECK(strstr(embr_last_error(), "/c") != NULL);
+  snprintf(p, sizeof p, "%s/README", root);
+  CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EINVAL && strstr(embr_last_error(), "not a folder"));
+  CHECK(embr_dataset_open_folder(tpath("nowhere"), &ds) == EMBR_ENOTFOUND);
+  snprintf(p, sizeof p, "%s/a", root);
+  CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EFORMAT);
+}
+
+/* idx files: images with pixel value f(i, k) and labels i % classes. */
+static void write_idx(const char *images, const char *labels, int n, int rows, int cols, int classes, int gz,
+                      uint32_t magic_img, int n_labels) {
+  size_t ni = 16 + (size_t)n * rows * cols, nl = 8 + (size_t)n_labels;
+  unsigned char *a = malloc(ni), *b = malloc(nl);
+  set_be32(a, magic_img);
+  set_be32(a + 4, (uint32_t)n);
+  set_be32(a + 8, (uint32_t)rows);
+  set_be32(a + 12, (uint32_t)cols);
+  for (size_t k = 16; k < ni; k++) a[k] = (uint8_t)(((k - 16) / ((size_t)rows * cols)) * 10 + k % 7);
+  set_be32(b, 2049);
+  set_be32(b + 4, (uint32_t)n_labels);
+  for (int i = 0; i < n_labels; i++) b[8 + i] = (uint8_t)(i % classes);
+  if (gz) {
+    gzFile f = gzopen(images, "wb");
+    gzwrite(f, a, (unsigned)ni);
+    gzclose(f);
+    f = gzopen(labels, "wb");
+    gzwrite(f, b, (unsigned)nl);
+    gzclose(f);
+  } else {
+    write_bytes(images, a, ni);
+    write_bytes(labels, b, nl);
+  }
+  free(a);
+  free(b);
+}
+
+static void check_small_mnist(embr_dataset *ds, int n, int rows, int cols, int classes) {
+  REQUIRE(ds);
+  CHECK(embr_dataset_size(ds) == n && embr_dataset_classes(ds) == classes);
+  for (int i = 0; i < n; i++) {
+    CHECK(embr_dataset_label(ds, i) == i % classes);
+    char name[32];
+    snprintf(name, sizeof name, "mnist-%d", i);
+    CHECK(strcmp(embr_dataset_item_name(ds, i), name) == 0);
+    embr_image im;
+    REQUIRE(embr_dataset_image(ds, i, &im) == 0);
+    CHECK(im.width == cols && im.height == rows && im.channels == 1);
+    for (int k = 0; k < rows * cols; k++) CHECK(im.px[k] == (uint8_t)(i * 10 + (16 + i * rows * cols + k) % 7));
+    embr_image_free(&im);
+  }
+  CHECK(strcmp(embr_dataset_class_name(ds, classes - 1), "2") == 0);
+}
+
+static void test_mnist_small(void) {
+  char img[600], lab[600];
+  const char *d1 = tpath("m1"), *d2 = tpath("m2"), *d3 = tpath("m3");
+  make_dir(d1), make_dir(d2), make_dir(d3);
+  snprintf(img, sizeof img, "%s/train-images-idx3-ubyte", d1);
+  snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte", d1);
+  write_idx(img, lab, 5, 3, 4, 3, 0, 2051, 5);
+  embr_dataset *ds = NULL;
+  CHECK_MSG(embr_dataset_open_mnist(d1, &ds) == 0, "%s", embr_last_error());
+  check_small_mnist(ds, 5, 3, 4, 3);
+  embr_dataset_free(ds);
+  CHECK(embr_dataset_open_mnist(img, &ds) == 0); /* the images file itself */
+  check_small_mnist(ds, 5, 3, 4, 3);
+  embr_dataset_free(ds);
+  /* Gzipped, t10k only. */
+  snprintf(img, sizeof img, "%s/t10k-images-idx3-ubyte.gz", d2);
+  snprintf(lab, sizeof lab, "%s/t10k-labels-idx1-ubyte.gz", d2);
+  write_idx(img, lab, 7, 2, 2, 3, 1, 2051, 7);
+  CHECK_MSG(embr_dataset_open_mnist(d2, &ds) == 0, "%s", embr_last_error());
+  check_small_mnist(ds, 7, 2, 2, 3);
+  embr_dataset_free(ds);
+  /* Bad magic, counts that disagree, truncation, trailing bytes, a giant claim, no files. */
+  snprintf(img, sizeof img, "%s/train-images-idx3-ubyte", d3);
+  snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte", d3);
+  write_idx(img, lab, 4, 2, 2, 3, 0, 2049, 4);
+  CHECK(embr_dataset_open_mnist(d3, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), "magic") && ds == NULL);
+  write_idx(img, lab, 4, 2, 2, 3, 0, 2051, 3);
+  CHECK(embr_dataset_open_mnist(d3, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), "labels"));
+  write_idx(img, lab, 4, 2, 2, 3, 0, 2051, 4);
+  size_t len;
+  unsigned char *raw = slurp(img, &len);
+  write_bytes(img, raw, len - 1);
+  CHECK(embr_dataset_open_mnist(d3, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), "truncated"));
+  raw[len] = 0;
+  write_bytes(img, raw, len + 1);
+  CHECK(embr_dataset_open_mnist(d3, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), "longer"));
+  set_be32(raw + 4, 100000000);
+  set_be32(raw + 8, 16384);
+  set_be32(raw + 12, 16384);
+  write_bytes(img, raw, len);
+  CHECK(embr_dataset_open_mnist(img, &ds) == EMBR_EFORMAT);
+  set_be32(raw + 8, 0);
+  write_bytes(img, raw, len);
+  CHECK(embr_dataset_open_mnist(img, &ds) == EMBR_EFORMAT);
+  free(raw);
+  CHECK(embr_dataset_open_mnist(tmp_dir, &ds) == EMBR_ENOTFOUND);
+  CHECK(embr_dataset_open_mnist(tpath("nope"), &ds) == EMBR_ENOTFOUND);
+}
+
+static void test_mnist_real(void) {
+  const char *dir = EMBR_SOURCE_DIR "/../shared/data/mnist";
+  struct stat st;
+  if (stat(dir, &st) != 0) SKIP("%s not present", dir);
+  embr_dataset *ds;
+  int rc = embr_dataset_open_mnist(dir, &ds);
+  REQUIRE(rc == 0);
+  CHECK(embr_dataset_size(ds) == 10000 && embr_dataset_classes(ds) == 10);
+  int64_t counts[10] = {0}, total = 0;
+  for (int64_t i = 0; i < embr_dataset_size(ds); i++) {
+    int l = embr_dataset_label(ds, i);
+    if (l >= 0 && l < 10) counts[l]++;
+  }
+  for (int c = 0; c < 10; c++) {
+    CHECK(counts[c] > 500);
+    total += counts[c];
+  }
+  CHECK(total == 10000);
+  embr_image im;
+  REQUIRE(embr_dataset_image(ds, 0, &im) == 0);
+  CHECK(im.width == 28 && im.height == 28 && im.channels == 1);
+  embr_image_free(&im);
+  embr_dataset_free(ds);
+}
+
+/* ---- loader ------------------------------------------------------------------------------------------------ */
+
+/* n items of 2x2 pixels whose first pixel is the item index (so a tensor tells its item). */
+static embr_dataset *index_dataset(const char *dirname, int n) {
+  char img[600], lab[600];
+  const char *d = tpath(dirname);
+  make_dir(d);
+  snprintf(img, sizeof img, "%s/train-images-idx3-ubyte", d);
+  snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte", d);
+  unsigned char *a = calloc(16 + (size_t)n * 4, 1), *b = calloc(8 + (size_t)n, 1);
+  set_be32(a, 2051), set_be32(a + 4, (uint32_t)n), set_be32(a + 8, 2), set_be32(a + 12, 2);
+  set_be32(b, 2049), set_be32(b + 4, (uint32_t)n);
+  for (int i = 0; i < n; i++) {
+    a[16 + 4 * i] = (uint8_t)i;
+    a[16 + 4 * i + 1] = 255;
+    b[8 + i] = (uint8_t)(i % 4);
+  }
+  write_bytes(img, a, 16 + (size_t)n * 4);
+  write_bytes(lab, b, 8 + (size_t)n);
+  free(a);
+  free(b);
+  embr_dataset *ds = NULL;
+  if (embr_dataset_open_mnist(d, &ds) != 0) fprintf(stderr, "%s\n", embr_last_error());
+  return ds;
+}
+
+static embr_loader_params plain_params(int batch) {
+  embr_loader_params p = embr_loader_params_default();
+  CHECK(p.batch == 64 && p.shuffle == 1 && p.cache == 0 && p.pad == 0 && p.flip == 0);
+  p.spec.channels = 1;
+  p.spec.width = p.spec.height = 2;
+  p.spec.mean[0] = 0;
+  p.spec.std[0] = 1;
+  p.batch = batch;
+  p.seed = 42;
+  return p;
+}
+
+/* Runs one epoch; writes the items in order to `order` and checks each batch's contents. */
+static int run_epoch(embr_loader *ld, const embr_dataset *ds, int batch, int64_t *order, int64_t cap) {
+  int64_t seen = 0;
+  for (;;) {
+    const float *x;
+    const int32_t *labels;
+    const int64_t *items;
+    int count;
+    int rc = embr_loader_next(ld, &x, &labels, &items, &count);
+    CHECK_MSG(rc == 0, "%s", embr_last_error());
+    if (rc || count == 0) break;
+    CHECK(count <= batch);
+    for (int j = 0; j < count; j++) {
+      CHECK(labels[j] == embr_dataset_label(ds, items[j]));
+      CHECK_NEAR(x[4 * j], items[j] / 255.0, 1e-6);
+      CHECK_NEAR(x[4 * j + 1], 1.0, 1e-6);
+      if (seen < cap) order[seen] = items[j];
+      seen++;
+    }
+    if (count < batch) CHECK(seen == cap); /* only the last batch is short */
+  }
+  return (int)seen;
+}
+
+static void test_loader_epochs(void) {
+  const int n = 23;
+  embr_dataset *ds = index_dataset("load1", n);
+  REQUIRE(ds);
+  embr_loader_params p = plain_params(5);
+  embr_loader *a, *b;
+  REQUIRE(embr_loader_create(ds, &p, &a) == 0);
+  REQUIRE(embr_loader_create(ds, &p, &b) == 0);
+  CHECK(embr_loader_batches_per_epoch(a) == 5);
+  int64_t o1[23], o2[23], o3[23];
+  CHECK(run_epoch(a, ds, 5, o1, n) == n);
+  CHECK(run_epoch(a, ds, 5, o2, n) == n);
+  CHECK(run_epoch(b, ds, 5, o3, n) == n);
+  int seen[23] = {0};
+  for (int i = 0; i < n; i++) seen[o1[i]]++;
+  for (int i = 0; i < n; i++) CHECK(seen[i] == 1);
+  for (int i = 0; i < n; i++) seen[o2[i]]++;
+  for (int i = 0; i < n; i++) CHECK(seen[i] == 2);
+  CHECK(memcmp(o1, o3, sizeof o1) == 0);  /* same seed, same order */
+  CHECK(memcmp(o1, o2, sizeof o1) != 0);  /* a new order each epoch */
+  int sorted = 1;
+  for (int i = 0; i < n; i++) sorted &= o1[i] == i;
+  CHECK(!sorted);
+  embr_loader_free(a);
+  embr_loader_free(b);
+  /* No shuffle: the dataset's order. drop_last: whole batches only. */
+  p.shuffle = 0;
+  p.drop_last = 1;
+  REQUIRE(embr_loader_create(ds, &p, &a) == 0);
+  CHECK(embr_loader_batches_per_epoch(a) == 4);
+  for (int e = 0; e < 2; e++) {
+    CHECK(run_epoch(a, ds, 5, o1, 20) == 20);
+    for (int i = 0; i < 20; i++) CHECK(o1[i] == i);
+  }
+  embr_loader_free(a);
+  /* A subset, shuffled. */
+  int64_t sub[] = {3, 17, 4, 22, 9, 0, 11};
+  p.shuffle = 1;
+  p.drop_last = 0;
+  p.subset = sub;
+  p.n_subset = 7;
+  REQUIRE(embr_loader_create(ds, &p, &a) == 0);
+  CHECK(embr_loader_batches_per_epoch(a) == 2);
+  CHECK(run_epoch(a, ds, 5, o1, 7) == 7);
+  int in_sub = 0;
+  for (int i = 0; i < 7; i++)
+    for (int k = 0; k < 7; k++) in_sub += o1[i] == sub[k];
+  CHECK(in_sub == 7);
+  embr_loader_free(a);
+  /* Bad parameters. */
+  int64_t bad_sub[] = {1, 23};
+  p.subset = bad_sub;
+  p.n_subset = 2;
+  CHECK(embr_loader_create(ds, &p, &a) == EMBR_EINVAL && a == NULL);
+  p.subset = NULL;
+  p.batch = 0;
+  CHECK(embr_loader_create(ds, &p, &a) == EMBR_EINVAL);
+  p.batch = 50;
+  p.drop_last = 1;
+  CHECK(embr_loader_create(ds, &p, &a) == EMBR_EINVAL);
+  /* Freed in the middle of an epoch, and right after creation. */
+  p = plain_params(3);
+  REQUIRE(embr_loader_create(ds, &p, &a) == 0);
+  const float *x;
+  int count;
+  CHECK(embr_loader_next(a, &x, NULL, NULL, &count) == 0 && count == 3);
+  embr_loader_free(a);
+  REQUIRE(embr_loader_create(ds, &p, &a) == 0);
+  embr_loader_free(a);
+  embr_loader_free(NULL);
+  embr_dataset_free(ds);
+}
+
+static void test_loader_bad_file(void) {
+  const char *root = tpath("withbad");
+  char p[600];
+  make_dir(root);
+  snprintf(p, sizeof p, "%s/k", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/k/a.png", root), write_image_file(p, 4, 4, 3, 1);
+  snprintf(p, sizeof p, "%s/k/b.png", root), write_bytes(p, "\x89PNG\r\n\x1a\nnot really", 18);
+  snprintf(p, sizeof p, "%s/k/c.pgm", root), write_image_file(p, 6, 2, 1, 2);
+  embr_dataset *ds;
+  REQUIRE(embr_dataset_open_folder(root, &ds) == 0);
+  embr_loader_params prm = embr_loader_params_default();
+  prm.spec.width = prm.spec.height = 4;
+  prm.batch = 1;
+  prm.shuffle = 0;
+  embr_loader *ld;
+  REQUIRE(embr_loader_create(ds, &prm, &ld) == 0);
+  const float *x;
+  const int64_t *items;
+  int count;
+  CHECK(embr_loader_next(ld, &x, NULL, &items, &count) == 0 && count == 1 && items[0] == 0);
+  CHECK(embr_loader_next(ld, &x, NULL, &items, &count) == EMBR_EFORMAT && count == 0 && x == NULL);
+  CHECK_MSG(strstr(embr_last_error(), "k/b.png") != NULL, "%s", embr_last_error());
+  CHECK(embr_loader_next(ld, &x, NULL, &items, &count) == 0 && count == 1 && items[0] == 2);
+  CHECK(embr_loader_next(ld, &x, NULL, &items, &count) == 0 && count == 0);
+  embr_loader_free(ld);
+  embr_dataset_free(ds);
+}
+
+/* Collects two epochs of batches (with augmentation) into one buffer. */
+static float *two_epochs(const embr_dataset *ds, int cache, size_t *n_out) {
+  embr_loader_params p = embr_loader_params_default();
+  p.spec.width = 6;
+  p.spec.height = 5;
+  p.batch = 3;
+  p.pad = 2;
+  p.flip = 1;
+  p.cache = cache;
+  p.seed = 7;
+  embr_loader *ld;
+  if (embr_loader_create(ds, &p, &ld) != 0) return NULL;
+  size_t per = 3 * 6 * 5, cap = 2 * 8 * per, n = 0;
+  float *all = malloc(cap * sizeof *all);
+  for (int e = 0; e < 2; e++)
+    for (;;) {
+      const float *x;
+      int count;
+      if (embr_loader_next(ld, &x, NULL, NULL, &count) != 0 || count == 0) break;
+      for (size_t i = 0; i < (size_t)count * per && n < cap; i++) all[n++] = x[i];
+    }
+  embr_loader_free(ld);
+  *n_out = n;
+  return all;
+}
+
+static void test_loader_cache(void) {
+  const char *root = tpath("cachetree");
+  char p[600];
+  make_dir(root);
+  for (int c = 0; c < 2; c++) {
+    snprintf(p, sizeof p, "%s/c%d", root, c), make_dir(p);
+    for (int i = 0; i < 4; i++) snprintf(p, sizeof p, "%s/c%d/%d.png", root, c, i), write_image_file(p, 8, 7, 3, (uint64_t)(c * 10 + i));
+  }
+  embr_dataset *ds;
+  REQUIRE(embr_dataset_open_folder(root, &ds) == 0);
+  size_t n1 = 0, n2 = 0, n3 = 0;
+  float *a = two_epochs(ds, 0, &n1), *b = two_epochs(ds, 1, &n2), *c = two_epochs(ds, 1, &n3);
+  CHECK(a && b && c && n1 == 2 * 8 * 90 && n1 == n2 && n2 == n3);
+  if (a && b && c) {
+    CHECK(memcmp(a, b, n1 * sizeof *a) == 0);
+    CHECK(memcmp(b, c, n1 * sizeof *a) == 0);
+  }
+  free(a);
+  free(b);
+  free(c);
+  embr_dataset_free(ds);
+}
+
+/* ---- main ------------------------------------------------------------------------------------------------ */
+
+static void cleanup(void) {
+  if (tmp_dir[0]) rm_tree(tmp_dir);
+}
+
+int main(int argc, char **argv) {
+  atexit(cleanup);
+  return RUN_TESTS(argc, argv, test_png_roundtrip, test_pnm_roundtrip, test_pnm_variants, test_png_variants,
+                   test_jpeg_decode, test_corrupt_png, test_corrupt_jpeg, test_corrupt_pnm, test_resize_reference,
+                   test_resize_hand, test_resize_identity, test_to_tensor, test_augment, test_folder_dataset,
+                   test_mnist_small, test_mnist_real, test_loader_epochs, test_loader_bad_file, test_loader_cache);
+}
