@@ -1,16 +1,25 @@
-/* 2-D convolution, forward and backward. General convolutions gather the input patches of a
- * chunk of images into one column matrix (im2col) so that each group is one large GEMM (OpenBLAS)
- * rather than one small GEMM per image; depthwise convolutions (groups = channels) have too little
- * work per channel for GEMM and run as direct loops. Backward rebuilds the columns instead of
- * keeping them: memory stays at one chunk. */
+/* 2-D convolution, forward and backward. General convolutions gather each image's input patches
+ * into a column matrix (im2col; not needed for 1x1 stride-1 convolutions) and multiply by the
+ * weights with OpenBLAS, one image per thread; depthwise convolutions (groups = channels) have
+ * too little work per channel for GEMM and run as direct loops. Backward rebuilds the columns
+ * instead of keeping them. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
 
-/* Column buffers of at most this many floats (32 MiB) per chunk of images. */
-#define COL_FLOATS ((int64_t)8 << 20)
+/* OpenBLAS runs single-threaded inside our parallel loops (on: 1), restored afterwards (on: 0). */
+static void blas_single(int on) {
+  static int saved = 0;
+  if (on) {
+    saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  } else if (saved > 0) {
+    openblas_set_num_threads(saved);
+  }
+}
 
 typedef struct geom {
   int n, c, h, w, oc, oh, ow, k, s, p, groups;
@@ -29,82 +38,155 @@ static geom geom_of(const nn_t *x, const nn_conv *L) {
   return g;
 }
 
-/* col[(c*k + i)*k + j][img*P + oy*ow + ox] = x[img0 + img][c][oy*s - p + i][ox*s - p + j] (0 outside). */
-static void im2col(const float *x, const geom *g, int img0, int nb, float *col) {
-  int64_t P = (int64_t)g->oh * g->ow, ld = nb * P, hw = (int64_t)g->h * g->w;
-#pragma omp parallel for schedule(static)
-  for (int r = 0; r < g->c * g->k * g->k; r++) {
-    int c = r / (g->k * g->k), i = r / g->k % g->k, j = r % g->k;
-    for (int b = 0; b < nb; b++) {
-      const float *src = x + ((int64_t)(img0 + b) * g->c + c) * hw;
-      float *dst = col + r * ld + b * P;
-      for (int oy = 0; oy < g->oh; oy++) {
-        int y = oy * g->s - g->p + i;
-        float *row = dst + (int64_t)oy * g->ow;
-        if (y < 0 || y >= g->h) {
-          memset(row, 0, sizeof(float) * (size_t)g->ow);
-          continue;
-        }
-        const float *srow = src + (int64_t)y * g->w;
-        for (int ox = 0; ox < g->ow; ox++) {
-          int xx = ox * g->s - g->p + j;
-          row[ox] = xx >= 0 && xx < g->w ? srow[xx] : 0.0f;
+/* A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself. */
+static int is_pointwise(const geom *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
+static int is_depthwise(const geom *g) { return g->groups > 1 && g->groups == g->c && g->oc == g->c; }
+
+/* The valid output range [lo, hi) of one kernel tap j along an axis: positions o whose input
+ * o*s - p + j lies inside [0, in). */
+static void tap_range(int j, int s, int p, int in, int out, int *lo, int *hi) {
+  int a = p - j, l = a > 0 ? (a + s - 1) / s : 0, h = (in - 1 + p - j) / s + 1;
+  if (in - 1 + p - j < 0) h = 0;
+  *lo = l;
+  *hi = h < out ? h : out;
+}
+
+/* col[(c*k + i)*k + j][oy*ow + ox] = x[c][oy*s - p + i][ox*s - p + j] (0 outside), one image. */
+static void im2col(const float *x, const geom *g, float *col) {
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w;
+  for (int c = 0; c < g->c; c++)
+    for (int i = 0; i < g->k; i++)
+      for (int j = 0; j < g->k; j++) {
+        float *dst = col + (((int64_t)c * g->k + i) * g->k + j) * P;
+        const float *src = x + c * hw;
+        int y0, y1, x0, x1;
+        tap_range(i, g->s, g->p, g->h, g->oh, &y0, &y1);
+        tap_range(j, g->s, g->p, g->w, g->ow, &x0, &x1);
+        for (int oy = 0; oy < g->oh; oy++) {
+          float *row = dst + (int64_t)oy * g->ow;
+          if (oy < y0 || oy >= y1 || x0 >= x1) {
+            memset(row, 0, sizeof(float) * (size_t)g->ow);
+            continue;
+          }
+          const float *srow = src + (int64_t)(oy * g->s - g->p + i) * g->w - g->p + j;
+          for (int ox = 0; ox < x0; ox++) row[ox] = 0;
+          if (g->s == 1)
+            memcpy(row + x0, srow + x0, sizeof(float) * (size_t)(x1 - x0));
+          else
+            for (int ox = x0; ox < x1; ox++) row[ox] = srow[ox * g->s];
+          for (int ox = x1; ox < g->ow; ox++) row[ox] = 0;
         }
       }
+}
+
+/* The adjoint of im2col: dx[c][...] += the column entries that were read from it. */
+static void col2im(const float *col, const geom *g, float *dx) {
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w;
+  for (int c = 0; c < g->c; c++)
+    for (int i = 0; i < g->k; i++)
+      for (int j = 0; j < g->k; j++) {
+        const float *src = col + (((int64_t)c * g->k + i) * g->k + j) * P;
+        int y0, y1, x0, x1;
+        tap_range(i, g->s, g->p, g->h, g->oh, &y0, &y1);
+        tap_range(j, g->s, g->p, g->w, g->ow, &x0, &x1);
+        for (int oy = y0; oy < y1; oy++) {
+          float *drow = dx + c * hw + (int64_t)(oy * g->s - g->p + i) * g->w - g->p + j;
+          const float *row = src + (int64_t)oy * g->ow;
+          for (int ox = x0; ox < x1; ox++) drow[ox * g->s] += row[ox];
+        }
+      }
+}
+
+/* Per-thread scratch: a column matrix for one image (and, in backward, a weight-gradient copy). */
+static int64_t col_floats(const geom *g) { return is_pointwise(g) ? 0 : (int64_t)g->c * g->k * g->k * g->oh * g->ow; }
+
+/* Images are spread over the threads, each running single-threaded GEMMs: one image's GEMM is
+ * too small to split well, and the columns of one image stay in cache. */
+static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, const float *x, float *y, float *scratch) {
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g);
+  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k;
+  const float *W = nn_pd(ctx, L->w), *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
+#pragma omp parallel
+  {
+    float *col = scratch + cf * omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+    for (int img = 0; img < g->n; img++) {
+      const float *xi = x + (int64_t)img * g->c * hw, *B = xi;
+      float *yi = y + (int64_t)img * g->oc * P;
+      if (cf) im2col(xi, g, col), B = col;
+      for (int gr = 0; gr < g->groups; gr++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)P, K, 1.0f, W + (int64_t)gr * og * K, K,
+                    B + (int64_t)gr * K * P, (int)P, 0.0f, yi + (int64_t)gr * og * P, (int)P);
+      for (int o = 0; bias && o < g->oc; o++)
+        for (int64_t i = 0; i < P; i++) yi[o * P + i] += bias[o];
     }
   }
 }
 
-/* The adjoint of im2col: dx[img][c][...] += the column entries that were read from it. */
-static void col2im(const float *col, const geom *g, int img0, int nb, float *dx) {
-  int64_t P = (int64_t)g->oh * g->ow, ld = nb * P, hw = (int64_t)g->h * g->w;
-#pragma omp parallel for schedule(static)
-  for (int c = 0; c < g->c; c++)
-    for (int i = 0; i < g->k; i++)
-      for (int j = 0; j < g->k; j++) {
-        int64_t r = ((int64_t)c * g->k + i) * g->k + j;
-        for (int b = 0; b < nb; b++) {
-          float *dst = dx + ((int64_t)(img0 + b) * g->c + c) * hw;
-          const float *src = col + r * ld + b * P;
-          for (int oy = 0; oy < g->oh; oy++) {
-            int y = oy * g->s - g->p + i;
-            if (y < 0 || y >= g->h) continue;
-            for (int ox = 0; ox < g->ow; ox++) {
-              int xx = ox * g->s - g->p + j;
-              if (xx >= 0 && xx < g->w) dst[(int64_t)y * g->w + xx] += src[(int64_t)oy * g->ow + ox];
-            }
-          }
-        }
-      }
-}
-
-static int chunk_images(const geom *g) {
-  int64_t per = (int64_t)g->c * g->k * g->k * g->oh * g->ow;
-  int64_t nb = COL_FLOATS / (per > 0 ? per : 1);
-  return nb < 1 ? 1 : nb > g->n ? g->n : (int)nb;
-}
-
-static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, const float *x, float *y, float *col,
-                         float *yb) {
-  int64_t P = (int64_t)g->oh * g->ow, hw_out = P;
+static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn_t *x, const nn_t *y, float *scratch,
+                          float *dws, int nthreads) {
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g);
   int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k;
-  const float *W = nn_pd(ctx, L->w), *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
-  int step = chunk_images(g);
-  for (int img0 = 0; img0 < g->n; img0 += step) {
-    int nb = g->n - img0 < step ? g->n - img0 : step;
-    int64_t ld = nb * P;
-    im2col(x, g, img0, nb, col);
-    for (int gr = 0; gr < g->groups; gr++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)ld, K, 1.0f, W + (int64_t)gr * og * K, K,
-                  col + (int64_t)gr * K * ld, (int)ld, 0.0f, yb + (int64_t)gr * og * ld, (int)ld);
+  int64_t wn = (int64_t)g->oc * K;
+  const float *W = nn_pd(ctx, L->w);
+  float *dW = nn_pg(ctx, L->w), *db = L->b >= 0 ? nn_pg(ctx, L->b) : NULL;
+#pragma omp parallel
+  {
+    int t = omp_get_thread_num();
+    float *col = scratch + 2 * cf * t, *dcol = col + cf, *dw = t ? dws + wn * (t - 1) : dW;
+    if (t) memset(dw, 0, sizeof(float) * (size_t)wn);
+#pragma omp for schedule(dynamic, 1)
+    for (int img = 0; img < g->n; img++) {
+      const float *xi = x->d + (int64_t)img * g->c * hw, *B = xi, *dy = y->g + (int64_t)img * g->oc * P;
+      float *dxi = x->g ? x->g + (int64_t)img * g->c * hw : NULL;
+      if (cf) im2col(xi, g, col), B = col;
+      for (int gr = 0; gr < g->groups; gr++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)P, 1.0f, dy + (int64_t)gr * og * P, (int)P,
+                    B + (int64_t)gr * K * P, (int)P, 1.0f, dw + (int64_t)gr * og * K, K);
+      if (!dxi) continue;
+      /* Pointwise: the input gradient is the GEMM's output directly (accumulated). */
+      float *D = cf ? dcol : dxi;
+      for (int gr = 0; gr < g->groups; gr++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)P, og, 1.0f, W + (int64_t)gr * og * K, K,
+                    dy + (int64_t)gr * og * P, (int)P, cf ? 0.0f : 1.0f, D + (int64_t)gr * K * P, (int)P);
+      if (cf) col2im(dcol, g, dxi);
+    }
+  }
+  for (int t = 1; t < nthreads; t++)
+    for (int64_t i = 0; i < wn; i++) dW[i] += dws[wn * (t - 1) + i];
+  if (db)
 #pragma omp parallel for schedule(static)
-    for (int o = 0; o < g->oc; o++)
-      for (int b = 0; b < nb; b++) {
-        float *dst = y + ((int64_t)(img0 + b) * g->oc + o) * hw_out;
-        const float *src = yb + o * ld + b * P;
-        float bv = bias ? bias[o] : 0.0f;
-        for (int64_t i = 0; i < P; i++) dst[i] = src[i] + bv;
+    for (int o = 0; o < g->oc; o++) {
+      double s = 0;
+      for (int img = 0; img < g->n; img++) {
+        const float *dy = y->g + ((int64_t)img * g->oc + o) * P;
+        for (int64_t i = 0; i < P; i++) s += dy[i];
       }
+      db[o] += (float)s;
+    }
+}
+
+/* Depthwise convolution, tap by tap: for each kernel tap the valid output range is computed once,
+ * so the inner loop is a bounds-free multiply-add over a row (contiguous at stride 1). */
+static void dw_forward_plane(const float *src, const float *wk, float bias, const geom *g, float *dst) {
+  int64_t P = (int64_t)g->oh * g->ow;
+  for (int64_t i = 0; i < P; i++) dst[i] = bias;
+  for (int i = 0; i < g->k; i++) {
+    int y0, y1;
+    tap_range(i, g->s, g->p, g->h, g->oh, &y0, &y1);
+    for (int j = 0; j < g->k; j++) {
+      int x0, x1;
+      tap_range(j, g->s, g->p, g->w, g->ow, &x0, &x1);
+      float w = wk[i * g->k + j];
+      for (int oy = y0; oy < y1; oy++) {
+        const float *srow = src + (int64_t)(oy * g->s - g->p + i) * g->w - g->p + j;
+        float *drow = dst + (int64_t)oy * g->ow;
+        if (g->s == 1)
+          for (int ox = x0; ox < x1; ox++) drow[ox] += w * srow[ox];
+        else
+          for (int ox = x0; ox < x1; ox++) drow[ox] += w * srow[ox * g->s];
+      }
+    }
   }
 }
 
@@ -114,21 +196,34 @@ static void depthwise_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g
 #pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < (int64_t)g->n * g->c; nc++) {
     int c = (int)(nc % g->c);
-    const float *src = x + nc * hw, *wk = W + (int64_t)c * g->k * g->k;
-    float *dst = y + nc * P;
-    for (int oy = 0; oy < g->oh; oy++)
-      for (int ox = 0; ox < g->ow; ox++) {
-        float acc = bias ? bias[c] : 0.0f;
-        for (int i = 0; i < g->k; i++) {
-          int yy = oy * g->s - g->p + i;
-          if (yy < 0 || yy >= g->h) continue;
-          for (int j = 0; j < g->k; j++) {
-            int xx = ox * g->s - g->p + j;
-            if (xx >= 0 && xx < g->w) acc += wk[i * g->k + j] * src[(int64_t)yy * g->w + xx];
-          }
+    dw_forward_plane(x + nc * hw, W + (int64_t)c * g->k * g->k, bias ? bias[c] : 0.0f, g, y + nc * P);
+  }
+}
+
+/* One plane's backward: weight-gradient taps into dw, input gradient into dx (may be NULL). */
+static void dw_backward_plane(const float *src, const float *dy, const float *wk, const geom *g, double *dw, float *dx) {
+  for (int i = 0; i < g->k; i++) {
+    int y0, y1;
+    tap_range(i, g->s, g->p, g->h, g->oh, &y0, &y1);
+    for (int j = 0; j < g->k; j++) {
+      int x0, x1;
+      tap_range(j, g->s, g->p, g->w, g->ow, &x0, &x1);
+      float w = wk[i * g->k + j], acc = 0;
+      for (int oy = y0; oy < y1; oy++) {
+        int64_t off = (int64_t)(oy * g->s - g->p + i) * g->w - g->p + j;
+        const float *srow = src + off, *grow = dy + (int64_t)oy * g->ow;
+        if (g->s == 1) {
+          for (int ox = x0; ox < x1; ox++) acc += grow[ox] * srow[ox];
+          if (dx)
+            for (int ox = x0; ox < x1; ox++) dx[off + ox] += w * grow[ox];
+        } else {
+          for (int ox = x0; ox < x1; ox++) acc += grow[ox] * srow[ox * g->s];
+          if (dx)
+            for (int ox = x0; ox < x1; ox++) dx[off + ox * g->s] += w * grow[ox];
         }
-        dst[(int64_t)oy * g->ow + ox] = acc;
       }
+      dw[i * g->k + j] += acc;
+    }
   }
 }
 
@@ -137,72 +232,22 @@ static void depthwise_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, con
   float *dW = nn_pg(ctx, L->w), *db = L->b >= 0 ? nn_pg(ctx, L->b) : NULL;
   int64_t hw = (int64_t)g->h * g->w, P = (int64_t)g->oh * g->ow;
   int kk = g->k * g->k;
+  double *acc = (double *)nn_alloc(ctx, sizeof(double) * (size_t)kk * (size_t)g->c);
+  if (!acc) return;
+  memset(acc, 0, sizeof(double) * (size_t)kk * (size_t)g->c);
 #pragma omp parallel for schedule(static)
   for (int c = 0; c < g->c; c++) {
-    float dw[64 * 64];
-    float *acc = kk <= 64 * 64 ? dw : dW + (int64_t)c * kk; /* larger kernels accumulate in place */
-    if (acc == dw) memset(dw, 0, sizeof(float) * (size_t)kk);
     double dbias = 0;
-    const float *wk = W + (int64_t)c * kk;
     for (int n = 0; n < g->n; n++) {
       int64_t nc = (int64_t)n * g->c + c;
-      const float *src = x->d + nc * hw, *dy = y->g + nc * P;
-      float *dx = x->g ? x->g + nc * hw : NULL;
-      for (int oy = 0; oy < g->oh; oy++)
-        for (int ox = 0; ox < g->ow; ox++) {
-          float gy = dy[(int64_t)oy * g->ow + ox];
-          dbias += gy;
-          for (int i = 0; i < g->k; i++) {
-            int yy = oy * g->s - g->p + i;
-            if (yy < 0 || yy >= g->h) continue;
-            for (int j = 0; j < g->k; j++) {
-              int xx = ox * g->s - g->p + j;
-              if (xx < 0 || xx >= g->w) continue;
-              acc[i * g->k + j] += gy * src[(int64_t)yy * g->w + xx];
-              if (dx) dx[(int64_t)yy * g->w + xx] += gy * wk[i * g->k + j];
-            }
-          }
-        }
+      dw_backward_plane(x->d + nc * hw, y->g + nc * P, W + (int64_t)c * kk, g, acc + (int64_t)c * kk,
+                        x->g ? x->g + nc * hw : NULL);
+      for (int64_t i = 0; i < P; i++) dbias += y->g[nc * P + i];
     }
-    if (acc == dw)
-      for (int i = 0; i < kk; i++) dW[(int64_t)c * kk + i] += dw[i];
+    for (int i = 0; i < kk; i++) dW[(int64_t)c * kk + i] += (float)acc[(int64_t)c * kk + i];
     if (db) db[c] += (float)dbias;
   }
 }
-
-static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn_t *x, const nn_t *y, float *col,
-                          float *yb) {
-  int64_t P = (int64_t)g->oh * g->ow;
-  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k;
-  const float *W = nn_pd(ctx, L->w);
-  float *dW = nn_pg(ctx, L->w), *db = L->b >= 0 ? nn_pg(ctx, L->b) : NULL;
-  int step = chunk_images(g);
-  for (int img0 = 0; img0 < g->n; img0 += step) {
-    int nb = g->n - img0 < step ? g->n - img0 : step;
-    int64_t ld = nb * P;
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < g->oc; o++) {
-      double s = 0;
-      for (int b = 0; b < nb; b++) {
-        const float *src = y->g + ((int64_t)(img0 + b) * g->oc + o) * P;
-        memcpy(yb + o * ld + b * P, src, sizeof(float) * (size_t)P);
-        for (int64_t i = 0; i < P; i++) s += src[i];
-      }
-      if (db) db[o] += (float)s;
-    }
-    im2col(x->d, g, img0, nb, col);
-    for (int gr = 0; gr < g->groups; gr++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, yb + (int64_t)gr * og * ld, (int)ld,
-                  col + (int64_t)gr * K * ld, (int)ld, 1.0f, dW + (int64_t)gr * og * K, K);
-    if (!x->g) continue;
-    for (int gr = 0; gr < g->groups; gr++) /* the columns are not needed any more: dcol overwrites them */
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, og, 1.0f, W + (int64_t)gr * og * K, K,
-                  yb + (int64_t)gr * og * ld, (int)ld, 0.0f, col + (int64_t)gr * K * ld, (int)ld);
-    col2im(col, g, img0, nb, x->g);
-  }
-}
-
-static int is_depthwise(const geom *g) { return g->groups > 1 && g->groups == g->c && g->oc == g->c; }
 
 static void conv_backward(nn_ctx *ctx, void *node) {
   conv_node *cn = node;
@@ -210,17 +255,14 @@ static void conv_backward(nn_ctx *ctx, void *node) {
     depthwise_backward(ctx, cn->L, &cn->g, cn->x, cn->y);
     return;
   }
-  int nb = chunk_images(&cn->g);
-  int64_t P = (int64_t)cn->g.oh * cn->g.ow;
-  float *col = malloc(sizeof(float) * (size_t)((int64_t)cn->g.c * cn->g.k * cn->g.k * nb * P));
-  float *yb = malloc(sizeof(float) * (size_t)((int64_t)cn->g.oc * nb * P));
-  if (!col || !yb) {
-    ctx->rc = embr_error(EMBR_ENOMEM, "out of memory in convolution backward");
-  } else {
-    gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, col, yb);
-  }
-  free(col);
-  free(yb);
+  int nt = omp_get_max_threads();
+  int64_t wn = (int64_t)cn->g.oc * (cn->g.c / cn->g.groups) * cn->g.k * cn->g.k;
+  /* From the arena: a malloc of this size per call maps and zeroes fresh pages every time. */
+  float *scratch = nn_floats(ctx, 2 * col_floats(&cn->g) * nt + 1, 0), *dws = nn_floats(ctx, wn * (nt - 1) + 1, 0);
+  if (!scratch || !dws) return;
+  blas_single(1);
+  gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt);
+  blas_single(0);
 }
 
 nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
@@ -239,18 +281,17 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (is_depthwise(&g)) {
     depthwise_forward(ctx, L, &g, x->d, y->d);
   } else {
-    int nb = chunk_images(&g);
-    int64_t P = (int64_t)g.oh * g.ow;
-    /* Scratch from the arena too: freed at the step's end with everything else. */
-    float *col = nn_floats(ctx, (int64_t)g.c * g.k * g.k * nb * P, 0), *yb = nn_floats(ctx, (int64_t)g.oc * nb * P, 0);
-    if (!col || !yb) return NULL;
-    gemm_forward(ctx, L, &g, x->d, y->d, col, yb);
+    float *scratch = nn_floats(ctx, col_floats(&g) * omp_get_max_threads() + 1, 0);
+    if (!scratch) return NULL;
+    blas_single(1);
+    gemm_forward(ctx, L, &g, x->d, y->d, scratch);
+    blas_single(0);
   }
   if (ctx->record) {
     conv_node *cn = nn_alloc(ctx, sizeof(conv_node));
     if (!cn) return NULL;
     *cn = (conv_node){x, y, L, g};
-    nn_record(ctx, conv_backward, cn);
+    nn_record(ctx, conv_backward, cn, y, x, NULL);
   }
   return y;
 }

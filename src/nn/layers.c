@@ -23,7 +23,7 @@ static unary *record_unary(nn_ctx *ctx, nn_backward_fn fn, nn_t *x, nn_t *y, con
   if (!u) return NULL;
   memset(u, 0, sizeof(*u));
   u->x = x, u->y = y, u->L = L;
-  nn_record(ctx, fn, u);
+  nn_record(ctx, fn, u, y, x, NULL);
   return u;
 }
 
@@ -137,8 +137,10 @@ static void relu_backward(nn_ctx *ctx, void *node) {
   unary *u = node;
   if (!u->x->g) return;
   int64_t n = nn_numel(u->x);
-  for (int64_t i = 0; i < n; i++)
-    if (u->y->d[i] > 0) u->x->g[i] += u->y->g[i];
+  float *gx = u->x->g;
+  const float *y = u->y->d, *gy = u->y->g;
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; i++) gx[i] += y[i] > 0 ? gy[i] : 0.0f;
 }
 
 nn_t *nn_relu(nn_ctx *ctx, nn_t *x) {
@@ -146,7 +148,10 @@ nn_t *nn_relu(nn_ctx *ctx, nn_t *x) {
   nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
   if (!y) return NULL;
   int64_t n = nn_numel(x);
-  for (int64_t i = 0; i < n; i++) y->d[i] = x->d[i] > 0 ? x->d[i] : 0.0f;
+  const float *xd = x->d;
+  float *yd = y->d;
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; i++) yd[i] = xd[i] > 0 ? xd[i] : 0.0f;
   record_unary(ctx, relu_backward, x, y, NULL);
   return y;
 }
@@ -161,16 +166,16 @@ static void prelu_backward(nn_ctx *ctx, void *node) {
 #pragma omp parallel for schedule(static)
   for (int c = 0; c < x->c; c++) {
     double s = 0;
+    float ac = a[L->ch == 1 ? 0 : c];
     for (int n = 0; n < x->n; n++) {
       int64_t o = ((int64_t)n * x->c + c) * hw;
-      for (int64_t i = 0; i < hw; i++) {
-        float v = x->d[o + i], gy = u->y->g[o + i];
-        if (v > 0) {
-          if (x->g) x->g[o + i] += gy;
-        } else {
-          s += gy * v;
-          if (x->g) x->g[o + i] += gy * a[L->ch == 1 ? 0 : c];
-        }
+      const float *xs = x->d + o, *gy = u->y->g + o;
+      float part = 0;
+      for (int64_t i = 0; i < hw; i++) part += xs[i] > 0 ? 0.0f : gy[i] * xs[i];
+      s += part;
+      if (x->g) {
+        float *gx = x->g + o;
+        for (int64_t i = 0; i < hw; i++) gx[i] += xs[i] > 0 ? gy[i] : ac * gy[i];
       }
     }
 #pragma omp atomic
@@ -188,12 +193,12 @@ nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
   if (!y) return NULL;
   int64_t hw = (int64_t)x->h * x->w;
   const float *a = nn_pd(ctx, L->a);
+#pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
     float s = a[L->ch == 1 ? 0 : nc % x->c];
-    for (int64_t i = 0; i < hw; i++) {
-      float v = x->d[nc * hw + i];
-      y->d[nc * hw + i] = v > 0 ? v : s * v;
-    }
+    const float *xs = x->d + nc * hw;
+    float *ys = y->d + nc * hw;
+    for (int64_t i = 0; i < hw; i++) ys[i] = xs[i] > 0 ? xs[i] : s * xs[i];
   }
   record_unary(ctx, prelu_backward, x, y, L);
   return y;
@@ -351,9 +356,12 @@ typedef struct add_node {
 static void add_backward(nn_ctx *ctx, void *node) {
   add_node *an = node;
   int64_t n = nn_numel(an->y);
+  const float *gy = an->y->g;
+  float *ga = an->a->g, *gb = an->b->g;
+#pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    if (an->a->g) an->a->g[i] += an->y->g[i];
-    if (an->b->g) an->b->g[i] += an->y->g[i];
+    if (ga) ga[i] += gy[i];
+    if (gb) gb[i] += gy[i];
   }
 }
 
@@ -366,21 +374,32 @@ nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
   nn_t *y = nn_tensor(ctx, a->n, a->c, a->h, a->w);
   if (!y) return NULL;
   int64_t n = nn_numel(y);
-  for (int64_t i = 0; i < n; i++) y->d[i] = a->d[i] + b->d[i];
+  const float *ad = a->d, *bd = b->d;
+  float *yd = y->d;
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   if (ctx->record) {
     add_node *an = nn_alloc(ctx, sizeof(add_node));
     if (!an) return NULL;
     *an = (add_node){a, b, y};
-    nn_record(ctx, add_backward, an);
+    nn_record(ctx, add_backward, an, y, a, b);
   }
   return y;
+}
+
+static void flatten_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t n = nn_numel(u->x);
+  for (int64_t i = 0; i < n; i++) u->x->g[i] += u->y->g[i];
 }
 
 nn_t *nn_flatten(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
   nn_t *y = nn_alloc(ctx, sizeof(nn_t));
   if (!y) return NULL;
-  *y = (nn_t){x->d, x->g, x->n, x->c * x->h * x->w, 1, 1}; /* same storage: the gradient flows through */
+  *y = (nn_t){x->d, NULL, x->n, x->c * x->h * x->w, 1, 1, x->need_g}; /* the values are shared, not copied */
+  record_unary(ctx, flatten_backward, x, y, NULL);
   return y;
 }
 

@@ -124,6 +124,6 @@ nn_t *nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t
     for (int j = 0; j < C; j++) row[j] *= L->s;
   }
   *m = (margin_node){emb, y, L, e, w, einv, winv, dtdc, labels};
-  nn_record(ctx, margin_backward, m);
+  nn_record(ctx, margin_backward, m, y, emb, NULL);
   return y;
 }

@@ -52,8 +52,9 @@ void nn_params_zero_grad(nn_params *P);
 /* ---- tensors, arena, tape -------------------------------------------------------------------- */
 
 typedef struct nn_t {
-  float *d, *g; /* values; gradient (NULL when not recording) */
+  float *d, *g; /* values; gradient (allocated during backward, NULL until then and after) */
   int n, c, h, w;
+  int need_g;   /* an op's output while recording: backward gives it a gradient */
 } nn_t;
 static inline int64_t nn_numel(const nn_t *t) { return (int64_t)t->n * t->c * t->h * t->w; }
 
@@ -62,13 +63,20 @@ struct nn_ctx;
 typedef void (*nn_backward_fn)(struct nn_ctx *ctx, void *node);
 
 typedef struct nn_ctx {
-  nn_block *blocks; /* arena: a list of blocks, reset each step, pointers stable */
+  nn_block *blocks, *cur, *last; /* arena: a list of blocks, reset each step, pointers stable */
   size_t block_size;
   struct {
     nn_backward_fn fn;
     void *node;
+    nn_t *y, *in[2]; /* the op's output and inputs: backward allocates and frees their gradients */
   } *tape;
   int ntape, captape;
+  struct {
+    float *p;
+    size_t cap;
+    int used;
+  } *pool; /* gradient buffers, reused within and across steps */
+  int npool, cappool;
   int training; /* batch norm uses batch statistics (and updates running ones), dropout drops */
   int record;   /* gradients allocated and ops recorded for backward */
   nn_params *P;
@@ -81,9 +89,14 @@ void nn_ctx_reset(nn_ctx *ctx); /* drops the tape and every tensor of the last s
 void nn_ctx_free(nn_ctx *ctx);
 void *nn_alloc(nn_ctx *ctx, size_t bytes); /* 64-byte aligned, from the arena; NULL sets ctx->rc */
 float *nn_floats(nn_ctx *ctx, int64_t n, int zero);
-nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w); /* g zeroed when recording */
+nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w); /* wants a gradient when recording */
 nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w); /* an input: no copy, no gradient */
-void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node);
+/* Records an op: backward calls fn(node) once y's gradient is complete, with the inputs' gradient
+ * buffers allocated (zeroed) if they want one; y's buffer is recycled afterwards, so gradients
+ * take memory only while they are live (activations alone stay for the whole step). */
+void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1);
+/* The gradient buffer of t (allocated zeroed if absent): callers seed the loss gradient with it. */
+float *nn_grad(nn_ctx *ctx, nn_t *t);
 void nn_backward(nn_ctx *ctx); /* walks the tape in reverse */
 static inline float *nn_pd(const nn_ctx *ctx, int64_t off) { return ctx->P->data + off; }
 static inline float *nn_pg(const nn_ctx *ctx, int64_t off) { return ctx->P->grad + off; }

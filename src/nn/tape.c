@@ -20,29 +20,15 @@ void nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t s
   embr_rng_seed(&ctx->rng, seed);
 }
 
-/* Keeps the largest block (its size fits one step's needs after the first) and frees the rest. */
+/* Keeps every block: a step allocates the same sizes in the same order as the last one, so it
+ * walks the same blocks again and touches no fresh pages (fresh pages cost a fault and a clear
+ * each, more than the step's arithmetic for large activations). */
 void nn_ctx_reset(nn_ctx *ctx) {
-  nn_block *keep = NULL;
-  size_t total = 0;
-  for (nn_block *b = ctx->blocks, *nx; b; b = nx) {
-    nx = b->next;
-    total += b->used;
-    if (!keep || b->cap > keep->cap) {
-      if (keep) free(keep);
-      keep = b;
-    } else {
-      free(b);
-    }
-  }
-  if (keep && keep->cap < total) { /* last step needed more: one block that holds it all */
-    free(keep);
-    keep = NULL;
-    if (total + (total >> 3) > ctx->block_size) ctx->block_size = total + (total >> 3);
-  }
-  if (keep) keep->used = 0, keep->next = NULL;
-  ctx->blocks = keep;
+  for (nn_block *b = ctx->blocks; b; b = b->next) b->used = 0;
+  ctx->cur = ctx->blocks;
   ctx->ntape = 0;
   ctx->rc = 0;
+  for (int i = 0; i < ctx->npool; i++) ctx->pool[i].used = 0;
 }
 
 void nn_ctx_free(nn_ctx *ctx) {
@@ -51,23 +37,29 @@ void nn_ctx_free(nn_ctx *ctx) {
     free(b);
   }
   free(ctx->tape);
+  for (int i = 0; i < ctx->npool; i++) free(ctx->pool[i].p);
+  free(ctx->pool);
   memset(ctx, 0, sizeof(*ctx));
 }
 
 void *nn_alloc(nn_ctx *ctx, size_t bytes) {
   if (ctx->rc) return NULL;
   bytes = (bytes + 63) & ~(size_t)63;
-  nn_block *b = ctx->blocks;
-  if (!b || b->cap - b->used < bytes) {
+  nn_block *b = ctx->cur;
+  while (b && b->cap - b->used < bytes) b = b->next; /* blocks passed over stay as they are */
+  if (!b) {
     size_t cap = bytes > ctx->block_size ? bytes : ctx->block_size;
-    nn_block *nb = aligned_alloc(64, (sizeof(nn_block) + cap + 63) & ~(size_t)63);
-    if (!nb) {
+    b = aligned_alloc(64, (sizeof(nn_block) + cap + 63) & ~(size_t)63);
+    if (!b) {
       ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for activations (%zu bytes)", bytes);
       return NULL;
     }
-    nb->cap = cap, nb->used = 0, nb->next = b;
-    ctx->blocks = b = nb;
+    b->cap = cap, b->used = 0, b->next = NULL;
+    if (ctx->last) ctx->last->next = b;
+    else ctx->blocks = b;
+    ctx->last = b;
   }
+  ctx->cur = b;
   void *p = b->data + b->used;
   b->used += bytes;
   return p;
@@ -82,20 +74,19 @@ float *nn_floats(nn_ctx *ctx, int64_t n, int zero) {
 nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w) {
   nn_t *t = nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
-  *t = (nn_t){NULL, NULL, n, c, h, w};
+  *t = (nn_t){NULL, NULL, n, c, h, w, ctx->record};
   t->d = nn_floats(ctx, nn_numel(t), 0);
-  if (ctx->record) t->g = nn_floats(ctx, nn_numel(t), 1);
   return ctx->rc ? NULL : t;
 }
 
 nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w) {
   nn_t *t = nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
-  *t = (nn_t){data, NULL, n, c, h, w}; /* an input: no gradient wanted, ops skip its dx */
+  *t = (nn_t){data, NULL, n, c, h, w, 0}; /* an input: no gradient wanted, ops skip its dx */
   return t;
 }
 
-void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node) {
+void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1) {
   if (!ctx->record || ctx->rc) return;
   if (ctx->ntape == ctx->captape) {
     int cap = ctx->captape ? 2 * ctx->captape : 256;
@@ -108,9 +99,55 @@ void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node) {
     ctx->captape = cap;
   }
   ctx->tape[ctx->ntape].fn = fn;
-  ctx->tape[ctx->ntape++].node = node;
+  ctx->tape[ctx->ntape].node = node;
+  ctx->tape[ctx->ntape].y = y;
+  ctx->tape[ctx->ntape].in[0] = in0;
+  ctx->tape[ctx->ntape++].in[1] = in1;
+}
+
+/* Best fit among the free buffers, else a new one (kept for the next steps). */
+static float *pool_get(nn_ctx *ctx, size_t n) {
+  int best = -1;
+  for (int i = 0; i < ctx->npool; i++)
+    if (!ctx->pool[i].used && ctx->pool[i].cap >= n && (best < 0 || ctx->pool[i].cap < ctx->pool[best].cap)) best = i;
+  if (best < 0) {
+    if (ctx->npool == ctx->cappool) {
+      int cap = ctx->cappool ? 2 * ctx->cappool : 64;
+      void *p = realloc(ctx->pool, sizeof(*ctx->pool) * (size_t)cap);
+      if (!p) return NULL;
+      ctx->pool = p;
+      ctx->cappool = cap;
+    }
+    float *p = aligned_alloc(64, (sizeof(float) * n + 63) & ~(size_t)63);
+    if (!p) return NULL;
+    best = ctx->npool++;
+    ctx->pool[best].p = p;
+    ctx->pool[best].cap = n;
+  }
+  ctx->pool[best].used = 1;
+  memset(ctx->pool[best].p, 0, sizeof(float) * n);
+  return ctx->pool[best].p;
+}
+
+static void pool_put(nn_ctx *ctx, float *p) {
+  for (int i = 0; i < ctx->npool; i++)
+    if (ctx->pool[i].p == p) ctx->pool[i].used = 0;
+}
+
+float *nn_grad(nn_ctx *ctx, nn_t *t) {
+  if (!t || !t->need_g) return NULL;
+  if (!t->g && !(t->g = pool_get(ctx, (size_t)nn_numel(t))))
+    ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for gradients");
+  return t->g;
 }
 
 void nn_backward(nn_ctx *ctx) {
-  for (int i = ctx->ntape - 1; i >= 0; i--) ctx->tape[i].fn(ctx, ctx->tape[i].node);
+  for (int i = ctx->ntape - 1; i >= 0 && !ctx->rc; i--) {
+    if (!ctx->tape[i].y->g) continue; /* nothing reached this op's output */
+    for (int k = 0; k < 2; k++) nn_grad(ctx, ctx->tape[i].in[k]);
+    if (ctx->rc) break;
+    ctx->tape[i].fn(ctx, ctx->tape[i].node);
+    pool_put(ctx, ctx->tape[i].y->g);
+    ctx->tape[i].y->g = NULL;
+  }
 }

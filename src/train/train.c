@@ -100,6 +100,7 @@ static double train_step(run *r, const float *x, const int32_t *labels, int n, i
     *rc = r->ctx.rc ? r->ctx.rc : embr_error(EMBR_ENOMEM, "out of memory");
     return 0;
   }
+  nn_grad(&r->ctx, logits);
   double loss = nn_softmax_xent(logits, labels, correct);
   nn_backward(&r->ctx);
   if (r->ctx.rc) {
