@@ -269,7 +269,7 @@ static void test_margin_values(void) {
 static void test_softmax_xent_values(void) {
   float z[6] = {1, 2, 3, 1000, 0, -1000};
   int32_t lab[2] = {2, 0};
-  nn_t t = {z, NULL, 2, 3, 1, 1, 0};
+  nn_t t = {z, NULL, 2, 3, 1, 1, 0, NULL, 0};
   int64_t hits;
   double l = nn_softmax_xent(&t, lab, &hits);
   double want = (log(exp(1) + exp(2) + exp(3)) - 3 + 0) / 2; /* second row: log(1 + e^-1000 + e^-2000) - 0 */

@@ -105,8 +105,15 @@ static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   nn_t *y = cbp_forward(ctx, &m->conv2_dw, cbp_forward(ctx, &m->conv1, x));
   for (int i = 0; i < m->nb; i++) {
     const dwblock *b = &m->blocks[i];
+    if (b->residual) nn_pin(y); /* read again by the residual add */
     nn_t *z = cbp_forward(ctx, &b->project, cbp_forward(ctx, &b->dw, cbp_forward(ctx, &b->expand, y)));
-    y = b->residual ? nn_add(ctx, y, z) : z;
+    if (b->residual) {
+      nn_t *in = y;
+      y = nn_add(ctx, in, z);
+      nn_unpin(ctx, in);
+    } else {
+      y = z;
+    }
   }
   y = nn_flatten(ctx, cbp_forward(ctx, &m->gdc, cbp_forward(ctx, &m->sep, y)));
   return nn_batchnorm(ctx, nn_linear_f(ctx, y, &m->linear), &m->bn);

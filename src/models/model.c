@@ -109,9 +109,7 @@ int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float 
   omp_set_num_threads(threads);
   const embr_image_spec *s = &m->p.input;
   int64_t per = (int64_t)s->channels * s->height * s->width;
-  /* Inference keeps no tape, but the arena keeps every activation of a pass: passes of a few
-   * images bound the memory, and cost no speed (convolutions work image by image anyway). */
-  int step = batch < 2 * threads ? batch : 2 * threads;
+  int step = batch;
   for (int64_t i = 0; i < n; i += step) {
     int nb = (int)(n - i < step ? n - i : step);
     nn_ctx_reset(&m->infer);

@@ -75,10 +75,13 @@ static int build34(nn_params *P, const embr_model_params *p, void **out) {
 }
 
 static nn_t *block_forward(nn_ctx *ctx, const block *b, nn_t *x) {
+  nn_pin(x); /* read twice: by the first convolution and by the shortcut */
   nn_t *y = nn_relu(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->c1), &b->b1));
   y = nn_batchnorm(ctx, nn_conv2d(ctx, y, &b->c2), &b->b2);
   nn_t *sc = b->has_down ? nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->down), &b->bd) : x;
-  return nn_relu(ctx, nn_add(ctx, y, sc));
+  nn_t *out = nn_relu(ctx, nn_add(ctx, y, sc));
+  nn_unpin(ctx, x);
+  return out;
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {

@@ -51,9 +51,10 @@ static void tap_range(int j, int s, int p, int in, int out, int *lo, int *hi) {
   *hi = h < out ? h : out;
 }
 
-/* col[(c*k + i)*k + j][oy*ow + ox] = x[c][oy*s - p + i][ox*s - p + j] (0 outside), one image. */
-static void im2col(const float *x, const geom *g, float *col) {
-  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w;
+/* col[(c*k + i)*k + j][oy*ow + ox] = x[c][oy*s - p + i][ox*s - p + j] (0 outside), one image;
+ * rows `ld` floats apart (images of a chunk sit side by side). */
+static void im2col(const float *x, const geom *g, float *col, int64_t ld) {
+  int64_t P = ld, hw = (int64_t)g->h * g->w;
   for (int c = 0; c < g->c; c++)
     for (int i = 0; i < g->k; i++)
       for (int j = 0; j < g->k; j++) {
@@ -80,8 +81,8 @@ static void im2col(const float *x, const geom *g, float *col) {
 }
 
 /* The adjoint of im2col: dx[c][...] += the column entries that were read from it. */
-static void col2im(const float *col, const geom *g, float *dx) {
-  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w;
+static void col2im(const float *col, const geom *g, float *dx, int64_t ld) {
+  int64_t P = ld, hw = (int64_t)g->h * g->w;
   for (int c = 0; c < g->c; c++)
     for (int i = 0; i < g->k; i++)
       for (int j = 0; j < g->k; j++) {
@@ -97,59 +98,99 @@ static void col2im(const float *col, const geom *g, float *dx) {
       }
 }
 
-/* Per-thread scratch: a column matrix for one image (and, in backward, a weight-gradient copy). */
-static int64_t col_floats(const geom *g) { return is_pointwise(g) ? 0 : (int64_t)g->c * g->k * g->k * g->oh * g->ow; }
+/* Images per GEMM: one when an image's output plane is large; for small planes (deep layers)
+ * several images side by side, or the GEMM is too skinny to run at speed. */
+static int chunk_of(const geom *g) {
+  int64_t P = (int64_t)g->oh * g->ow;
+  int nb = P >= 512 ? 1 : (int)((512 + P - 1) / P), nt = omp_get_max_threads();
+  int fair = (g->n + nt - 1) / nt; /* at least one chunk per thread */
+  if (nb > fair) nb = fair;
+  return nb < 1 ? 1 : nb;
+}
 
-/* Images are spread over the threads, each running single-threaded GEMMs: one image's GEMM is
- * too small to split well, and the columns of one image stay in cache. */
+/* Per-thread scratch: columns of one chunk (and, in backward, their gradient and the chunk's
+ * output gradient; a pointwise single-image chunk reads its input directly). */
+static int64_t col_floats(const geom *g) {
+  int nb = chunk_of(g);
+  return nb == 1 && is_pointwise(g) ? 0 : (int64_t)g->c * g->k * g->k * g->oh * g->ow * nb;
+}
+static int64_t out_floats(const geom *g) { return chunk_of(g) > 1 ? (int64_t)g->oc * g->oh * g->ow * chunk_of(g) : 0; }
+
+/* Columns of images [img0, img0 + nb) side by side (row length nb * P). */
+static const float *gather_cols(const float *x, const geom *g, int img0, int nb, float *col) {
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w;
+  if (nb == 1 && is_pointwise(g)) return x + (int64_t)img0 * g->c * hw;
+  for (int b = 0; b < nb; b++) im2col(x + (int64_t)(img0 + b) * g->c * hw, g, col + b * P, nb * P);
+  return col;
+}
+
+/* Chunks of images are spread over the threads, each running single-threaded GEMMs: the GEMMs
+ * are too small to split well, and a chunk's columns stay in cache. */
 static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, const float *x, float *y, float *scratch) {
-  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g);
-  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k;
+  int64_t P = (int64_t)g->oh * g->ow, cf = col_floats(g), of = out_floats(g);
+  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g);
+  int nchunks = (g->n + nb - 1) / nb;
   const float *W = nn_pd(ctx, L->w), *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
 #pragma omp parallel
   {
-    float *col = scratch + cf * omp_get_thread_num();
+    float *col = scratch + (cf + of) * omp_get_thread_num(), *yb = col + cf;
 #pragma omp for schedule(dynamic, 1)
-    for (int img = 0; img < g->n; img++) {
-      const float *xi = x + (int64_t)img * g->c * hw, *B = xi;
-      float *yi = y + (int64_t)img * g->oc * P;
-      if (cf) im2col(xi, g, col), B = col;
+    for (int ch = 0; ch < nchunks; ch++) {
+      int img0 = ch * nb, cnt = g->n - img0 < nb ? g->n - img0 : nb;
+      int64_t ld = cnt * P;
+      const float *B = gather_cols(x, g, img0, cnt, col);
+      float *out = nb == 1 ? y + (int64_t)img0 * g->oc * P : yb;
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)P, K, 1.0f, W + (int64_t)gr * og * K, K,
-                    B + (int64_t)gr * K * P, (int)P, 0.0f, yi + (int64_t)gr * og * P, (int)P);
-      for (int o = 0; bias && o < g->oc; o++)
-        for (int64_t i = 0; i < P; i++) yi[o * P + i] += bias[o];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)ld, K, 1.0f, W + (int64_t)gr * og * K, K,
+                    B + (int64_t)gr * K * ld, (int)ld, 0.0f, out + (int64_t)gr * og * ld, (int)ld);
+      for (int b = 0; b < cnt; b++)
+        for (int o = 0; o < g->oc; o++) {
+          float *dst = y + ((int64_t)(img0 + b) * g->oc + o) * P, bv = bias ? bias[o] : 0.0f;
+          const float *src = out + o * ld + b * P;
+          if (nb == 1)
+            for (int64_t i = 0; bias && i < P; i++) dst[i] += bv;
+          else
+            for (int64_t i = 0; i < P; i++) dst[i] = src[i] + bv;
+        }
     }
   }
 }
 
 static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn_t *x, const nn_t *y, float *scratch,
                           float *dws, int nthreads) {
-  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g);
-  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k;
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g), of = out_floats(g);
+  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g);
+  int nchunks = (g->n + nb - 1) / nb;
   int64_t wn = (int64_t)g->oc * K;
   const float *W = nn_pd(ctx, L->w);
   float *dW = nn_pg(ctx, L->w), *db = L->b >= 0 ? nn_pg(ctx, L->b) : NULL;
 #pragma omp parallel
   {
     int t = omp_get_thread_num();
-    float *col = scratch + 2 * cf * t, *dcol = col + cf, *dw = t ? dws + wn * (t - 1) : dW;
+    float *col = scratch + (2 * cf + of) * t, *dcol = col + cf, *dyb = dcol + cf, *dw = t ? dws + wn * (t - 1) : dW;
     if (t) memset(dw, 0, sizeof(float) * (size_t)wn);
 #pragma omp for schedule(dynamic, 1)
-    for (int img = 0; img < g->n; img++) {
-      const float *xi = x->d + (int64_t)img * g->c * hw, *B = xi, *dy = y->g + (int64_t)img * g->oc * P;
-      float *dxi = x->g ? x->g + (int64_t)img * g->c * hw : NULL;
-      if (cf) im2col(xi, g, col), B = col;
+    for (int ch = 0; ch < nchunks; ch++) {
+      int img0 = ch * nb, cnt = g->n - img0 < nb ? g->n - img0 : nb;
+      int64_t ld = cnt * P;
+      const float *B = gather_cols(x->d, g, img0, cnt, col), *dy = y->g + (int64_t)img0 * g->oc * P;
+      if (nb > 1) { /* the chunk's output gradient side by side, as the columns */
+        for (int b = 0; b < cnt; b++)
+          for (int o = 0; o < g->oc; o++)
+            memcpy(dyb + o * ld + b * P, y->g + ((int64_t)(img0 + b) * g->oc + o) * P, sizeof(float) * (size_t)P);
+        dy = dyb;
+      }
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)P, 1.0f, dy + (int64_t)gr * og * P, (int)P,
-                    B + (int64_t)gr * K * P, (int)P, 1.0f, dw + (int64_t)gr * og * K, K);
-      if (!dxi) continue;
-      /* Pointwise: the input gradient is the GEMM's output directly (accumulated). */
-      float *D = cf ? dcol : dxi;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, dy + (int64_t)gr * og * ld, (int)ld,
+                    B + (int64_t)gr * K * ld, (int)ld, 1.0f, dw + (int64_t)gr * og * K, K);
+      if (!x->g) continue;
+      /* A pointwise single image: the input gradient is the GEMM's output directly (accumulated). */
+      int direct = B != col;
+      float *D = direct ? x->g + (int64_t)img0 * g->c * hw : dcol;
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)P, og, 1.0f, W + (int64_t)gr * og * K, K,
-                    dy + (int64_t)gr * og * P, (int)P, cf ? 0.0f : 1.0f, D + (int64_t)gr * K * P, (int)P);
-      if (cf) col2im(dcol, g, dxi);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, og, 1.0f, W + (int64_t)gr * og * K, K,
+                    dy + (int64_t)gr * og * ld, (int)ld, direct ? 1.0f : 0.0f, D + (int64_t)gr * K * ld, (int)ld);
+      for (int b = 0; !direct && b < cnt; b++) col2im(dcol + b * P, g, x->g + (int64_t)(img0 + b) * g->c * hw, ld);
     }
   }
   for (int t = 1; t < nthreads; t++)
@@ -159,8 +200,8 @@ static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn
     for (int o = 0; o < g->oc; o++) {
       double s = 0;
       for (int img = 0; img < g->n; img++) {
-        const float *dy = y->g + ((int64_t)img * g->oc + o) * P;
-        for (int64_t i = 0; i < P; i++) s += dy[i];
+        const float *dyo = y->g + ((int64_t)img * g->oc + o) * P;
+        for (int64_t i = 0; i < P; i++) s += dyo[i];
       }
       db[o] += (float)s;
     }
@@ -258,7 +299,8 @@ static void conv_backward(nn_ctx *ctx, void *node) {
   int nt = omp_get_max_threads();
   int64_t wn = (int64_t)cn->g.oc * (cn->g.c / cn->g.groups) * cn->g.k * cn->g.k;
   /* From the arena: a malloc of this size per call maps and zeroes fresh pages every time. */
-  float *scratch = nn_floats(ctx, 2 * col_floats(&cn->g) * nt + 1, 0), *dws = nn_floats(ctx, wn * (nt - 1) + 1, 0);
+  float *scratch = nn_floats(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1, 0),
+        *dws = nn_floats(ctx, wn * (nt - 1) + 1, 0);
   if (!scratch || !dws) return;
   blas_single(1);
   gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt);
@@ -281,7 +323,7 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (is_depthwise(&g)) {
     depthwise_forward(ctx, L, &g, x->d, y->d);
   } else {
-    float *scratch = nn_floats(ctx, col_floats(&g) * omp_get_max_threads() + 1, 0);
+    float *scratch = nn_floats(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1, 0);
     if (!scratch) return NULL;
     blas_single(1);
     gemm_forward(ctx, L, &g, x->d, y->d, scratch);
@@ -293,7 +335,7 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
     *cn = (conv_node){x, y, L, g};
     nn_record(ctx, conv_backward, cn, y, x, NULL);
   }
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 int nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, int k, int stride, int pad,

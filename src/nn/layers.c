@@ -113,7 +113,7 @@ nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
   }
   unary *u = record_unary(ctx, bn_backward, x, y, L);
   if (u) u->aux = aux, u->f = (float)ctx->training;
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 int nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch) {
@@ -153,7 +153,7 @@ nn_t *nn_relu(nn_ctx *ctx, nn_t *x) {
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = xd[i] > 0 ? xd[i] : 0.0f;
   record_unary(ctx, relu_backward, x, y, NULL);
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 static void prelu_backward(nn_ctx *ctx, void *node) {
@@ -201,7 +201,7 @@ nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
     for (int64_t i = 0; i < hw; i++) ys[i] = xs[i] > 0 ? xs[i] : s * xs[i];
   }
   record_unary(ctx, prelu_backward, x, y, L);
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 int nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch) {
@@ -231,7 +231,7 @@ nn_t *nn_gelu(nn_ctx *ctx, nn_t *x) {
   int64_t n = nn_numel(x);
   for (int64_t i = 0; i < n; i++) y->d[i] = (float)(0.5 * x->d[i] * (1 + erf(x->d[i] / sqrt(2.0))));
   record_unary(ctx, gelu_backward, x, y, NULL);
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 /* ---- pooling -------------------------------------------------------------------------------- */
@@ -274,7 +274,7 @@ nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
       }
   unary *u = record_unary(ctx, maxpool_backward, x, y, NULL);
   if (u) u->idx = idx;
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 static void avgpool_backward(nn_ctx *ctx, void *node) {
@@ -320,7 +320,7 @@ nn_t *nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
       }
   unary *u = record_unary(ctx, avgpool_backward, x, y, NULL);
   if (u) u->k = k, u->s = s, u->p = p;
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 static void gap_backward(nn_ctx *ctx, void *node) {
@@ -344,7 +344,7 @@ nn_t *nn_global_avgpool(nn_ctx *ctx, nn_t *x) {
     y->d[nc] = (float)(s / hw);
   }
   record_unary(ctx, gap_backward, x, y, NULL);
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 /* ---- residual add, flatten ------------------------------------------------------------------- */
@@ -384,7 +384,8 @@ nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
     *an = (add_node){a, b, y};
     nn_record(ctx, add_backward, an, y, a, b);
   }
-  return y;
+  nn_done(ctx, a, y);
+  return nn_done(ctx, b, y);
 }
 
 static void flatten_backward(nn_ctx *ctx, void *node) {
@@ -398,7 +399,9 @@ nn_t *nn_flatten(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
   nn_t *y = nn_alloc(ctx, sizeof(nn_t));
   if (!y) return NULL;
-  *y = (nn_t){x->d, NULL, x->n, x->c * x->h * x->w, 1, 1, x->need_g}; /* the values are shared, not copied */
+  /* The values are shared, not copied; in inference the view takes over the buffer. */
+  *y = (nn_t){x->d, NULL, x->n, x->c * x->h * x->w, 1, 1, x->need_g, x->pinned ? NULL : x->own, 0};
+  if (!x->pinned) x->own = NULL;
   record_unary(ctx, flatten_backward, x, y, NULL);
   return y;
 }
@@ -434,7 +437,7 @@ nn_t *nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->n, L->out, L->in, 1.0f, x->d, L->in, nn_pd(ctx, L->w), L->in,
               L->b >= 0 ? 1.0f : 0.0f, y->d, L->out);
   record_unary(ctx, linear_backward, x, y, L);
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 int nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias) {
@@ -473,7 +476,7 @@ nn_t *nn_dropout(nn_ctx *ctx, nn_t *x, float p) {
   }
   unary *u = record_unary(ctx, dropout_backward, x, y, NULL);
   if (u) u->aux = mask;
-  return y;
+  return nn_done(ctx, x, y);
 }
 
 static void l2norm_backward(nn_ctx *ctx, void *node) {
@@ -505,5 +508,5 @@ nn_t *nn_l2norm(nn_ctx *ctx, nn_t *x) {
   }
   unary *u = record_unary(ctx, l2norm_backward, x, y, NULL);
   if (u) u->aux = inv;
-  return y;
+  return nn_done(ctx, x, y);
 }

@@ -55,6 +55,8 @@ typedef struct nn_t {
   float *d, *g; /* values; gradient (allocated during backward, NULL until then and after) */
   int n, c, h, w;
   int need_g;   /* an op's output while recording: backward gives it a gradient */
+  float *own;   /* inference: the pooled buffer behind d, released after the tensor's last use */
+  int pinned;   /* inference: more uses follow (a residual input); nn_unpin releases it */
 } nn_t;
 static inline int64_t nn_numel(const nn_t *t) { return (int64_t)t->n * t->c * t->h * t->w; }
 
@@ -95,6 +97,12 @@ nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w); /* an input
  * buffers allocated (zeroed) if they want one; y's buffer is recycled afterwards, so gradients
  * take memory only while they are live (activations alone stay for the whole step). */
 void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1);
+/* Inference (not recording) frees activations as it goes: an op releases its inputs' buffers
+ * once it has its output, unless pinned. A model pins a tensor it will read again (a residual
+ * block's input) and unpins it after the last read. */
+nn_t *nn_done(nn_ctx *ctx, nn_t *x, nn_t *y); /* releases x (when allowed); returns y */
+void nn_pin(nn_t *t);
+void nn_unpin(nn_ctx *ctx, nn_t *t);
 /* The gradient buffer of t (allocated zeroed if absent): callers seed the loss gradient with it. */
 float *nn_grad(nn_ctx *ctx, nn_t *t);
 void nn_backward(nn_ctx *ctx); /* walks the tape in reverse */

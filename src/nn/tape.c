@@ -71,18 +71,51 @@ float *nn_floats(nn_ctx *ctx, int64_t n, int zero) {
   return p;
 }
 
+/* Best fit among the free buffers, else a new one (kept for the next steps). */
+static float *pool_get(nn_ctx *ctx, size_t n, int zero) {
+  int best = -1;
+  for (int i = 0; i < ctx->npool; i++)
+    if (!ctx->pool[i].used && ctx->pool[i].cap >= n && (best < 0 || ctx->pool[i].cap < ctx->pool[best].cap)) best = i;
+  if (best < 0) {
+    if (ctx->npool == ctx->cappool) {
+      int cap = ctx->cappool ? 2 * ctx->cappool : 64;
+      void *p = realloc(ctx->pool, sizeof(*ctx->pool) * (size_t)cap);
+      if (!p) return NULL;
+      ctx->pool = p;
+      ctx->cappool = cap;
+    }
+    float *p = aligned_alloc(64, (sizeof(float) * n + 63) & ~(size_t)63);
+    if (!p) return NULL;
+    best = ctx->npool++;
+    ctx->pool[best].p = p;
+    ctx->pool[best].cap = n;
+  }
+  ctx->pool[best].used = 1;
+  if (zero) memset(ctx->pool[best].p, 0, sizeof(float) * n);
+  return ctx->pool[best].p;
+}
+
+static void pool_put(nn_ctx *ctx, float *p) {
+  for (int i = 0; i < ctx->npool; i++)
+    if (ctx->pool[i].p == p) ctx->pool[i].used = 0;
+}
+
 nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w) {
   nn_t *t = nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
-  *t = (nn_t){NULL, NULL, n, c, h, w, ctx->record};
-  t->d = nn_floats(ctx, nn_numel(t), 0);
+  *t = (nn_t){NULL, NULL, n, c, h, w, ctx->record, NULL, 0};
+  if (ctx->record) {
+    t->d = nn_floats(ctx, nn_numel(t), 0); /* kept for backward: the arena */
+  } else if (!(t->d = t->own = pool_get(ctx, (size_t)nn_numel(t), 0))) {
+    ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for activations");
+  }
   return ctx->rc ? NULL : t;
 }
 
 nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w) {
   nn_t *t = nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
-  *t = (nn_t){data, NULL, n, c, h, w, 0}; /* an input: no gradient wanted, ops skip its dx */
+  *t = (nn_t){data, NULL, n, c, h, w, 0, NULL, 0}; /* an input: no gradient wanted, ops skip its dx */
   return t;
 }
 
@@ -105,40 +138,33 @@ void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, n
   ctx->tape[ctx->ntape++].in[1] = in1;
 }
 
-/* Best fit among the free buffers, else a new one (kept for the next steps). */
-static float *pool_get(nn_ctx *ctx, size_t n) {
-  int best = -1;
-  for (int i = 0; i < ctx->npool; i++)
-    if (!ctx->pool[i].used && ctx->pool[i].cap >= n && (best < 0 || ctx->pool[i].cap < ctx->pool[best].cap)) best = i;
-  if (best < 0) {
-    if (ctx->npool == ctx->cappool) {
-      int cap = ctx->cappool ? 2 * ctx->cappool : 64;
-      void *p = realloc(ctx->pool, sizeof(*ctx->pool) * (size_t)cap);
-      if (!p) return NULL;
-      ctx->pool = p;
-      ctx->cappool = cap;
-    }
-    float *p = aligned_alloc(64, (sizeof(float) * n + 63) & ~(size_t)63);
-    if (!p) return NULL;
-    best = ctx->npool++;
-    ctx->pool[best].p = p;
-    ctx->pool[best].cap = n;
-  }
-  ctx->pool[best].used = 1;
-  memset(ctx->pool[best].p, 0, sizeof(float) * n);
-  return ctx->pool[best].p;
-}
-
-static void pool_put(nn_ctx *ctx, float *p) {
-  for (int i = 0; i < ctx->npool; i++)
-    if (ctx->pool[i].p == p) ctx->pool[i].used = 0;
-}
-
 float *nn_grad(nn_ctx *ctx, nn_t *t) {
   if (!t || !t->need_g) return NULL;
-  if (!t->g && !(t->g = pool_get(ctx, (size_t)nn_numel(t))))
+  if (!t->g && !(t->g = pool_get(ctx, (size_t)nn_numel(t), 1)))
     ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for gradients");
   return t->g;
+}
+
+nn_t *nn_done(nn_ctx *ctx, nn_t *x, nn_t *y) {
+  if (y && x && x != y && x->own && !x->pinned) {
+    pool_put(ctx, x->own);
+    x->own = NULL;
+    x->d = NULL;
+  }
+  return y;
+}
+
+void nn_pin(nn_t *t) {
+  if (t) t->pinned++;
+}
+
+void nn_unpin(nn_ctx *ctx, nn_t *t) {
+  if (!t || t->pinned <= 0) return;
+  if (--t->pinned == 0 && t->own) {
+    pool_put(ctx, t->own);
+    t->own = NULL;
+    t->d = NULL;
+  }
 }
 
 void nn_backward(nn_ctx *ctx) {
