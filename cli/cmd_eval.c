@@ -158,13 +158,15 @@ static int eval_identify(int argc, char **argv) {
 int cmd_eval(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "verify")) return eval_verify(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "identify")) return eval_identify(argc - 1, argv + 1);
-  FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
+  if (argc >= 2 && strcmp(argv[1], "--help") && strcmp(argv[1], "-h")) {
+    fprintf(stderr, "embr eval: unknown subcommand '%s' (verify or identify)\nTry 'embr eval --help'.\n", argv[1]);
+    return EXIT_USAGE;
+  }
+  FILE *f = argc >= 2 ? stdout : stderr;
   fprintf(f, "usage: embr eval verify --model M --data DIR [options]\n"
              "       embr eval identify --model M --data DIR [options]\n"
              "  verify    pair accuracy (10-fold, LFW protocol), ROC AUC, TAR at FAR\n"
              "  identify  rank-1 and recall@k with a gallery/probe split\n"
              "`embr eval SUBCOMMAND --help` lists the options.\n");
-  if (f == stdout) return EXIT_OK;
-  if (argc >= 2) fprintf(stderr, "embr eval: unknown subcommand '%s'\n", argv[1]);
-  return EXIT_USAGE;
+  return f == stdout ? EXIT_OK : EXIT_USAGE;
 }

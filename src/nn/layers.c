@@ -139,7 +139,7 @@ static void relu_backward(nn_ctx *ctx, void *node) {
   int64_t n = nn_numel(u->x);
   float *gx = u->x->g;
   const float *y = u->y->d, *gy = u->y->g;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) gx[i] += y[i] > 0 ? gy[i] : 0.0f;
 }
 
@@ -150,7 +150,7 @@ nn_t *nn_relu(nn_ctx *ctx, nn_t *x) {
   int64_t n = nn_numel(x);
   const float *xd = x->d;
   float *yd = y->d;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = xd[i] > 0 ? xd[i] : 0.0f;
   record_unary(ctx, relu_backward, x, y, NULL);
   return nn_done(ctx, x, y);
@@ -358,7 +358,7 @@ static void add_backward(nn_ctx *ctx, void *node) {
   int64_t n = nn_numel(an->y);
   const float *gy = an->y->g;
   float *ga = an->a->g, *gb = an->b->g;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
     if (ga) ga[i] += gy[i];
     if (gb) gb[i] += gy[i];
@@ -376,7 +376,7 @@ nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
   int64_t n = nn_numel(y);
   const float *ad = a->d, *bd = b->d;
   float *yd = y->d;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   if (ctx->record) {
     add_node *an = nn_alloc(ctx, sizeof(add_node));

@@ -9,6 +9,14 @@
 
 #define MAX_HEADER ((uint64_t)100 << 20)
 
+/* A name from the file, fit for a one-line message: at most 60 bytes, control bytes as '?'. */
+static const char *safe(const char *s, char *buf) {
+  size_t i = 0;
+  for (; s && s[i] && i < 60; i++) buf[i] = (unsigned char)s[i] < 32 || s[i] == 127 ? '?' : s[i];
+  buf[i] = 0;
+  return buf;
+}
+
 static const char *dtype_names[3] = {"F32", "F16", "BF16"};
 static const int dtype_size[3] = {4, 2, 2};
 
@@ -26,12 +34,14 @@ void nn_st_close(nn_st *st) {
 }
 
 static int parse_meta(nn_st *st, const cJSON *m, const char *name) {
+  char nb[64];
+  if (st->meta_key) return embr_error(EMBR_EFORMAT, "%s: __metadata__ appears twice", name);
   int n = cJSON_GetArraySize(m);
   st->meta_key = calloc((size_t)n + 1, sizeof(char *));
   st->meta_val = calloc((size_t)n + 1, sizeof(char *));
   if (!st->meta_key || !st->meta_val) return embr_error(EMBR_ENOMEM, "out of memory");
   for (const cJSON *e = m->child; e; e = e->next) {
-    if (!cJSON_IsString(e)) return embr_error(EMBR_EFORMAT, "%s: metadata value of '%s' is not a string", name, e->string);
+    if (!cJSON_IsString(e)) return embr_error(EMBR_EFORMAT, "%s: metadata value of '%s' is not a string", name, safe(e->string, nb));
     st->meta_key[st->nmeta] = strdup(e->string);
     st->meta_val[st->nmeta] = strdup(e->valuestring);
     if (!st->meta_key[st->nmeta] || !st->meta_val[st->nmeta]) return embr_error(EMBR_ENOMEM, "out of memory");
@@ -41,33 +51,34 @@ static int parse_meta(nn_st *st, const cJSON *m, const char *name) {
 }
 
 static int parse_tensor(nn_st_tensor *t, const cJSON *e, const unsigned char *data, uint64_t dlen, const char *name) {
+  char nb[64], nb2[64];
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(e, "shape"),
               *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
   if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-    return embr_error(EMBR_EFORMAT, "%s: tensor '%s' lacks dtype, shape or data_offsets", name, e->string);
+    return embr_error(EMBR_EFORMAT, "%s: tensor '%s' lacks dtype, shape or data_offsets", name, safe(e->string, nb));
   t->dtype = -1;
   for (int i = 0; i < 3; i++)
     if (!strcmp(dt->valuestring, dtype_names[i])) t->dtype = i;
   if (t->dtype < 0)
-    return embr_error(EMBR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16 and BF16 are read)", name, e->string,
-                      dt->valuestring);
+    return embr_error(EMBR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16 and BF16 are read)", name, safe(e->string, nb),
+                      safe(dt->valuestring, nb2));
   t->ndim = cJSON_GetArraySize(sh);
-  if (t->ndim > 8) return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has %d dimensions", name, e->string, t->ndim);
+  if (t->ndim > 8) return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has %d dimensions", name, safe(e->string, nb), t->ndim);
   uint64_t numel = 1;
   int i = 0;
   for (const cJSON *d = sh->child; d; d = d->next, i++) {
     if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e15 || d->valuedouble != (double)(int64_t)d->valuedouble)
-      return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has a bad shape", name, e->string);
+      return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has a bad shape", name, safe(e->string, nb));
     t->shape[i] = (int64_t)d->valuedouble;
     if (t->shape[i] && numel > UINT64_MAX / 8 / (uint64_t)t->shape[i])
-      return embr_error(EMBR_EFORMAT, "%s: tensor '%s' is too large", name, e->string);
+      return embr_error(EMBR_EFORMAT, "%s: tensor '%s' is too large", name, safe(e->string, nb));
     numel *= (uint64_t)t->shape[i];
   }
   double b = cJSON_GetArrayItem(off, 0)->valuedouble, en = cJSON_GetArrayItem(off, 1)->valuedouble;
   if (!cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(off, 1)) || b < 0 || en < b ||
       en > (double)dlen || (uint64_t)en - (uint64_t)b != numel * (uint64_t)dtype_size[t->dtype])
     return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has data offsets outside the file or not matching its shape", name,
-                      e->string);
+                      safe(e->string, nb));
   t->numel = (int64_t)numel;
   t->data = data + (uint64_t)b;
   t->name = strdup(e->string);
@@ -75,6 +86,7 @@ static int parse_tensor(nn_st_tensor *t, const cJSON *e, const unsigned char *da
 }
 
 int nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *name) {
+  char nb[64];
   memset(st, 0, sizeof(*st));
   if (!name) name = "safetensors";
   if (len < 8) return embr_error(EMBR_EFORMAT, "%s: too short for a safetensors file", name);
@@ -97,7 +109,7 @@ int nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *nam
       continue;
     }
     if (!cJSON_IsObject(e)) {
-      rc = embr_error(EMBR_EFORMAT, "%s: entry '%s' is not an object", name, e->string);
+      rc = embr_error(EMBR_EFORMAT, "%s: entry '%s' is not an object", name, safe(e->string, nb));
       continue;
     }
     rc = parse_tensor(&st->t[st->n], e, buf + 8 + hl, len - 8 - hl, name);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Command-line behaviour of `embr train`, `embr embed` and `embr eval` on a small generated
+# image folder (grey PGM patterns, 4 classes): training end to end, embeddings and their names,
+# verification and identification figures in range and better than chance, embeddings usable
+# by `embr search`; bad inputs (a truncated image, one class, a model with a missing or
+# mis-shaped tensor, a non-model file, bad flags) exit 1 or 2 with one line and leave no output.
+# Usage: test_cli_nn.sh path/to/embr
+set -u
+EMBR=${1:?usage: test_cli_nn.sh path/to/embr}
+. "$(dirname "$0")/cli_lib.sh"
+
+# A PGM (P2) of class $1, variant $2: stripes whose direction and period depend on the class.
+pgm() {
+  awk -v c="$1" -v v="$2" 'BEGIN {
+    srand(c * 100 + v); n = 20; print "P2"; print n, n; print 255
+    for (y = 0; y < n; y++) { line = ""
+      for (x = 0; x < n; x++) {
+        t = (c % 2 ? x : y) + (c >= 2 ? (c % 2 ? y : x) : 0) + v % 3
+        p = int(128 + 90 * sin(t * (1 + c) * 0.6) + 30 * (rand() - 0.5)); if (p < 0) p = 0; if (p > 255) p = 255
+        line = line p " " }
+      print line } }'
+}
+D=$T/data
+for c in 0 1 2 3; do
+  mkdir -p "$D/c$c"
+  for v in 0 1 2 3 4 5 6 7 8 9; do pgm $c $v >"$D/c$c/$v.pgm"; done
+done
+
+# ---- help ----------------------------------------------------------------------------------------
+for sub in "train" "embed" "eval verify" "eval identify"; do
+  # shellcheck disable=SC2086
+  "$EMBR" $sub --help >"$T/help" 2>&1 || fail "$sub --help exits non-zero"
+  grep -q -- "--model\|--data\|--images" "$T/help" || fail "$sub --help lists no inputs"
+done
+grep -q -- "--objective" <("$EMBR" train --help) || fail "train --help lacks --objective"
+"$EMBR" eval --help >/dev/null || fail "eval --help exits non-zero"
+
+# ---- end to end ------------------------------------------------------------------------------------
+TRAIN=(train --arch resnet18 --width 4 --input 16 --channels 1 --embedding-dim 16 --batch 8
+  --scale 16 --margin 0.2 --lr 0.05 --pad 1 --no-flip --threads 2 --seed 3)
+expect 0 "wrote" -- "$EMBR" "${TRAIN[@]}" --data "$D" --epochs 12 -o "$T/m.safetensors"
+[ -s "$T/m.safetensors" ] || fail "train wrote no model"
+expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$D" -o "$T/e.npy" --ids "$T/ids.txt" --labels "$T/lab.txt" -q
+[ "$(wc -l <"$T/ids.txt")" = 40 ] || fail "embed --ids: $(wc -l <"$T/ids.txt") lines, expected 40"
+[ "$(head -n 1 "$T/ids.txt")" = "c0/0.pgm" ] || fail "embed --ids: first name $(head -n 1 "$T/ids.txt")"
+[ "$(sort -u "$T/lab.txt" | tr '\n' ' ')" = "c0 c1 c2 c3 " ] || fail "embed --labels: $(sort -u "$T/lab.txt" | tr '\n' ' ')"
+"$EMBR" info "$T/e.npy" | grep -q "40 rows x 16 dims" || fail "embed output is not 40 x 16: $("$EMBR" info "$T/e.npy")"
+# Verification: accuracy well above chance (the pairs are 27 % positive: always "different" scores 0.73).
+"$EMBR" eval verify --model "$T/m.safetensors" --data "$D" --json -q >"$T/v.json" || fail "eval verify failed"
+acc=$(sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p' "$T/v.json")
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.9 && a <= 1) }' || fail "verification accuracy $acc (want >= 0.9): $(cat "$T/v.json")"
+grep -q '"pairs":780' "$T/v.json" || fail "all pairs of 40 images are 780: $(cat "$T/v.json")"
+"$EMBR" eval identify --model "$T/m.safetensors" --data "$D" --gallery-per-class 2 -k 1,3 --json -q >"$T/i.json" ||
+  fail "eval identify failed"
+r1=$(sed -n 's/.*"rank1":\([0-9.]*\).*/\1/p' "$T/i.json")
+awk -v a="$r1" 'BEGIN { exit !(a >= 0.8) }' || fail "rank-1 $r1 (want >= 0.8): $(cat "$T/i.json")"
+grep -q '"probes":32' "$T/i.json" || fail "4 classes x 8 probes: $(cat "$T/i.json")"
+# Selections: classes 2..3, images 5.. of each.
+"$EMBR" eval verify --model "$T/m.safetensors" --data "$D" --classes 2:4 --per-class 5: --folds 5 --json -q >"$T/s.json" ||
+  fail "eval verify with a selection failed"
+grep -q '"images":10,"pairs":45' "$T/s.json" || fail "selection 2:4 x 5: gives 10 images: $(cat "$T/s.json")"
+# The embeddings feed exact search: each image's nearest neighbour (itself excluded) is of its class.
+expect 0 "" -- "$EMBR" search --base "$T/e.npy" --query "$T/e.npy" -k 2 --metric cosine --out-ids "$T/nn.ivecs" --quiet
+# A checkpoint resumes.
+expect 0 "wrote" -- "$EMBR" "${TRAIN[@]}" --data "$D" --epochs 2 -o "$T/c.safetensors" --checkpoint "$T/ck.safetensors"
+expect 0 "wrote" -- "$EMBR" "${TRAIN[@]}" --data "$D" --epochs 3 -o "$T/c2.safetensors" --resume "$T/ck.safetensors"
+
+# ---- bad input ---------------------------------------------------------------------------------------
+mkdir -p "$T/bad/a" "$T/bad/b" "$T/one/a"
+cp "$D"/c0/*.pgm "$T/bad/a/"
+cp "$D"/c1/*.pgm "$T/bad/b/"
+head -c 100 "$D/c1/3.pgm" >"$T/bad/b/3.pgm"
+expect 1 "b/3.pgm" -- "$EMBR" "${TRAIN[@]}" --data "$T/bad" --epochs 1 -o "$T/x.safetensors" -q
+[ -e "$T/x.safetensors" ] && fail "a failed training left its output"
+cp "$D"/c0/*.pgm "$T/one/a/"
+expect 1 "2 classes" -- "$EMBR" "${TRAIN[@]}" --data "$T/one" --epochs 1 -o "$T/x.safetensors" -q
+expect 1 "" -- "$EMBR" "${TRAIN[@]}" --data "$T/nowhere" --epochs 1 -o "$T/x.safetensors" -q
+expect 1 "not an embr model|safetensors" -- "$EMBR" embed --model "$D/c0/0.pgm" --images "$D" -o "$T/x.npy"
+# A model with a tensor renamed (missing) and one with a shape changed in its header.
+sed 's/"layer1.0.conv1.weight"/"layer1.0.conv1.weighX"/' "$T/m.safetensors" >"$T/missing.safetensors"
+expect 1 "layer1.0.conv1.weight.*missing" -- "$EMBR" embed --model "$T/missing.safetensors" --images "$D" -o "$T/x.npy"
+sed 's/"embr.embedding_dim":"16"/"embr.embedding_dim":"17"/' "$T/m.safetensors" >"$T/dim.safetensors"
+expect 1 "shape" -- "$EMBR" embed --model "$T/dim.safetensors" --images "$D" -o "$T/x.npy"
+head -c 2000 "$T/m.safetensors" >"$T/trunc.safetensors"
+expect 1 "" -- "$EMBR" eval verify --model "$T/trunc.safetensors" --data "$D"
+[ -e "$T/x.npy" ] && fail "a failed embed left its output"
+# Flags.
+expect 2 "objective" -- "$EMBR" train --data "$D" -o "$T/x.safetensors" --objective nope
+expect 2 "" -- "$EMBR" train --data "$D" -o "$T/x.safetensors" --batch 1
+expect 2 "" -- "$EMBR" eval verify --model "$T/m.safetensors" --data "$D" --classes 3:1
+expect 2 "" -- "$EMBR" eval identify --model "$T/m.safetensors" --data "$D" -k 0
+expect 2 "subcommand" -- "$EMBR" eval nope
+finish

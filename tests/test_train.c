@@ -1,0 +1,191 @@
+/* Training end to end on a small synthetic problem: labelled 16x16 images (a smooth random
+ * template per class, shifted and noisy per image) written to a folder; a small ResNet trained
+ * with ArcFace must lower its loss and separate the classes (verification accuracy over all
+ * pairs, against the untrained network's); checkpoints resume; bad inputs are refused. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "embr/embr.h"
+#include "harness.h"
+
+enum { CLASSES = 4, PER = 12, SIDE = 16 };
+
+static char dir[256];
+
+static void make_dataset(void) {
+  snprintf(dir, sizeof(dir), "/tmp/embr_test_train_%d", (int)getpid());
+  mkdir(dir, 0755);
+  embr_rng r;
+  embr_rng_seed(&r, 5);
+  for (int c = 0; c < CLASSES; c++) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/class%d", dir, c);
+    mkdir(path, 0755);
+    double fx = 1 + embr_rng_double(&r) * 3, fy = 1 + embr_rng_double(&r) * 3, ph = embr_rng_double(&r) * 6.28;
+    for (int i = 0; i < PER; i++) {
+      uint8_t px[SIDE * SIDE];
+      int dx = (int)embr_rng_below(&r, 3) - 1, dy = (int)embr_rng_below(&r, 3) - 1;
+      for (int y = 0; y < SIDE; y++)
+        for (int x = 0; x < SIDE; x++) {
+          double v = 128 + 80 * sin(fx * (x + dx) / SIDE * 6.28 + ph) * cos(fy * (y + dy) / SIDE * 6.28) + 20 * embr_rng_normal(&r);
+          px[y * SIDE + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+      embr_image im = {SIDE, SIDE, 1, px};
+      snprintf(path, sizeof(path), "%s/class%d/%02d.png", dir, c, i);
+      CHECK(embr_image_write(path, &im) == 0);
+    }
+  }
+}
+
+static void remove_dataset(void) {
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  CHECK(system(cmd) == 0);
+}
+
+static embr_model *tiny_model(uint64_t seed, int dim) {
+  embr_model_params p = embr_model_params_default();
+  p.arch = "resnet18";
+  p.width = 4;
+  p.embedding_dim = dim;
+  p.input.channels = 1;
+  p.input.height = p.input.width = SIDE;
+  embr_model *m = NULL;
+  CHECK(embr_model_create(&p, seed, &m) == 0);
+  return m;
+}
+
+/* Verification accuracy of the model's embeddings over all pairs of the dataset. */
+static double pair_accuracy(embr_model *m, const embr_dataset *ds) {
+  int64_t n = embr_dataset_size(ds);
+  embr_image_spec s = embr_model_input(m);
+  int64_t per = (int64_t)s.channels * s.height * s.width;
+  float *x = malloc(sizeof(float) * (size_t)(n * per)), *emb = malloc(sizeof(float) * (size_t)n * embr_model_dim(m));
+  int32_t *lab = malloc(sizeof(int32_t) * (size_t)n);
+  for (int64_t i = 0; i < n; i++) {
+    embr_image im;
+    CHECK(embr_dataset_image(ds, i, &im) == 0);
+    CHECK(embr_image_to_tensor(&im, &s, x + i * per) == 0);
+    embr_image_free(&im);
+    lab[i] = embr_dataset_label(ds, i);
+  }
+  CHECK(embr_model_embed(m, x, n, 16, emb) == 0);
+  embr_pairs pairs;
+  embr_verify_result r = {0};
+  CHECK(embr_pairs_all(lab, n, &pairs) == 0);
+  CHECK(embr_eval_verify(emb, n, embr_model_dim(m), embr_model_dim(m), &pairs, 4, 1e-2, 1, &r) == 0);
+  embr_pairs_free(&pairs);
+  free(x), free(emb), free(lab);
+  return r.accuracy;
+}
+
+static embr_train_params quick_params(void) {
+  embr_train_params p = embr_train_params_default(EMBR_OBJ_ARCFACE);
+  p.scale = 16, p.m2 = 0.2f;
+  p.epochs = 15, p.batch = 8, p.lr = 0.05f, p.pad = 1, p.flip = 0;
+  p.n_threads = 2;
+  return p;
+}
+
+static void test_arcface_separates_classes(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  embr_model *m = tiny_model(1, 16);
+  double before = pair_accuracy(m, ds);
+  embr_train_params p = quick_params();
+  p.epochs = 1;
+  embr_train_stats first, last;
+  CHECK(embr_model_train(m, ds, NULL, 0, &p, &first) == 0);
+  p.epochs = 15;
+  embr_model_free(m);
+  m = tiny_model(1, 16);
+  CHECK(embr_model_train(m, ds, NULL, 0, &p, &last) == 0);
+  double after = pair_accuracy(m, ds);
+  fprintf(stderr, "  loss after 1 epoch %.3f, after 15 %.3f; pair accuracy untrained %.3f, trained %.3f\n", first.last_loss,
+          last.last_loss, before, after);
+  CHECK_EQ_INT(last.epochs_done, 15);
+  CHECK_MSG(last.last_loss < 0.5 * first.last_loss, "loss %.3f -> %.3f", first.last_loss, last.last_loss);
+  CHECK_MSG(after >= 0.95 && after > before, "pair accuracy %.3f (untrained %.3f)", after, before);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+}
+
+static void test_softmax_objective_trains(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  embr_model *m = tiny_model(2, 16);
+  embr_train_params p = quick_params();
+  p.objective = EMBR_OBJ_SOFTMAX;
+  embr_train_stats st;
+  CHECK(embr_model_train(m, ds, NULL, 0, &p, &st) == 0);
+  CHECK_MSG(st.last_accuracy > 0.8, "softmax training accuracy %.3f (chance: 0.25)", st.last_accuracy);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+}
+
+/* A model file round trip gives the same embeddings; a checkpoint resumes; mismatches are refused. */
+static void test_save_load_resume(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  char model[512], ckpt[512];
+  snprintf(model, sizeof(model), "%s/model.safetensors", dir);
+  snprintf(ckpt, sizeof(ckpt), "%s/ckpt.safetensors", dir);
+  embr_model *m = tiny_model(3, 16);
+  embr_train_params p = quick_params();
+  p.epochs = 3;
+  p.checkpoint = ckpt;
+  embr_train_stats st;
+  CHECK(embr_model_train(m, ds, NULL, 0, &p, &st) == 0);
+  CHECK(embr_model_save(m, model) == 0);
+  embr_model *l = NULL;
+  REQUIRE(embr_model_load(model, &l) == 0);
+  CHECK(embr_model_dim(l) == 16 && !strcmp(embr_model_arch(l), "resnet18") && embr_model_input(l).channels == 1);
+  float x[2 * SIDE * SIDE], a[32], b[32];
+  for (int i = 0; i < 2 * SIDE * SIDE; i++) x[i] = (float)sin(i * 0.1);
+  CHECK(embr_model_embed(m, x, 2, 2, a) == 0 && embr_model_embed(l, x, 2, 2, b) == 0);
+  CHECK(!memcmp(a, b, sizeof(a)));
+  /* Resume from the checkpoint for two more epochs. */
+  p.checkpoint = NULL, p.resume = ckpt, p.epochs = 5;
+  CHECK(embr_model_train(l, ds, NULL, 0, &p, &st) == 0);
+  CHECK_EQ_INT(st.epochs_done, 5);
+  /* A checkpoint of a network with another embedding size does not fit. */
+  embr_model *other = tiny_model(3, 8);
+  CHECK(embr_model_train(other, ds, NULL, 0, &p, &st) == EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "shape") != NULL);
+  /* A file that is not an embr model. */
+  FILE *f = fopen(model, "wb");
+  fputs("not a model", f);
+  fclose(f);
+  embr_model *bad = NULL;
+  CHECK(embr_model_load(model, &bad) == EMBR_EFORMAT && bad == NULL);
+  embr_model_free(m), embr_model_free(l), embr_model_free(other);
+  embr_dataset_free(ds);
+}
+
+static void test_one_class_refused(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  int64_t first_class[PER];
+  for (int i = 0; i < PER; i++) first_class[i] = i; /* items are sorted by class */
+  embr_model *m = tiny_model(4, 16);
+  embr_train_params p = quick_params();
+  embr_train_stats st;
+  CHECK(embr_model_train(m, ds, first_class, PER, &p, &st) == EMBR_EINVAL);
+  CHECK(strstr(embr_last_error(), "2 classes") != NULL);
+  p.batch = 1000;
+  CHECK(embr_model_train(m, ds, NULL, 0, &p, &st) == EMBR_EINVAL);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+}
+
+int main(int argc, char **argv) {
+  make_dataset();
+  int rc = RUN_TESTS(argc, argv, test_arcface_separates_classes, test_softmax_objective_trains, test_save_load_resume,
+                     test_one_class_refused);
+  remove_dataset();
+  return rc;
+}
