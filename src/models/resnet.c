@@ -76,17 +76,17 @@ static int build34(nn_params *P, const embr_model_params *p, void **out) {
 
 static nn_t *block_forward(nn_ctx *ctx, const block *b, nn_t *x) {
   nn_pin(x); /* read twice: by the first convolution and by the shortcut */
-  nn_t *y = nn_relu(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->c1), &b->b1));
+  nn_t *y = nn_relu_(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->c1), &b->b1));
   y = nn_batchnorm(ctx, nn_conv2d(ctx, y, &b->c2), &b->b2);
   nn_t *sc = b->has_down ? nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->down), &b->bd) : x;
-  nn_t *out = nn_relu(ctx, nn_add(ctx, y, sc));
+  nn_t *out = nn_relu_(ctx, nn_add(ctx, y, sc));
   nn_unpin(ctx, x);
   return out;
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   const resnet *r = netp;
-  nn_t *y = nn_relu(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &r->stem), &r->stem_bn));
+  nn_t *y = nn_relu_(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &r->stem), &r->stem_bn));
   if (r->big_stem) y = nn_maxpool(ctx, y, 3, 2, 1);
   for (int k = 0; k < r->nblocks; k++) y = block_forward(ctx, &r->blocks[k], y);
   y = nn_flatten(ctx, nn_global_avgpool(ctx, y));

@@ -298,13 +298,16 @@ static void conv_backward(nn_ctx *ctx, void *node) {
   }
   int nt = omp_get_max_threads();
   int64_t wn = (int64_t)cn->g.oc * (cn->g.c / cn->g.groups) * cn->g.k * cn->g.k;
-  /* From the arena: a malloc of this size per call maps and zeroes fresh pages every time. */
-  float *scratch = nn_floats(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1, 0),
-        *dws = nn_floats(ctx, wn * (nt - 1) + 1, 0);
-  if (!scratch || !dws) return;
-  blas_single(1);
-  gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt);
-  blas_single(0);
+  /* Pooled: a malloc of this size per call maps and zeroes fresh pages every time. */
+  float *scratch = nn_scratch(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1),
+        *dws = nn_scratch(ctx, wn * (nt - 1) + 1);
+  if (scratch && dws) {
+    blas_single(1);
+    gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt);
+    blas_single(0);
+  }
+  nn_scratch_put(ctx, scratch);
+  nn_scratch_put(ctx, dws);
 }
 
 nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
@@ -323,11 +326,12 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (is_depthwise(&g)) {
     depthwise_forward(ctx, L, &g, x->d, y->d);
   } else {
-    float *scratch = nn_floats(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1, 0);
+    float *scratch = nn_scratch(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1);
     if (!scratch) return NULL;
     blas_single(1);
     gemm_forward(ctx, L, &g, x->d, y->d, scratch);
     blas_single(0);
+    nn_scratch_put(ctx, scratch);
   }
   if (ctx->record) {
     conv_node *cn = nn_alloc(ctx, sizeof(conv_node));

@@ -143,18 +143,27 @@ static void relu_backward(nn_ctx *ctx, void *node) {
   for (int64_t i = 0; i < n; i++) gx[i] += y[i] > 0 ? gy[i] : 0.0f;
 }
 
-nn_t *nn_relu(nn_ctx *ctx, nn_t *x) {
+static nn_t *relu_impl(nn_ctx *ctx, nn_t *x, int inplace) {
   if (!x) return NULL;
-  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
-  if (!y) return NULL;
+  nn_t *y;
+  if (inplace) { /* the output takes over x's values: no new activation kept for backward */
+    if (!(y = nn_alloc(ctx, sizeof(nn_t)))) return NULL;
+    *y = (nn_t){x->d, NULL, x->n, x->c, x->h, x->w, x->need_g, x->own, 0};
+    x->own = NULL;
+  } else if (!(y = nn_tensor(ctx, x->n, x->c, x->h, x->w))) {
+    return NULL;
+  }
   int64_t n = nn_numel(x);
   const float *xd = x->d;
   float *yd = y->d;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = xd[i] > 0 ? xd[i] : 0.0f;
   record_unary(ctx, relu_backward, x, y, NULL);
-  return nn_done(ctx, x, y);
+  return inplace ? y : nn_done(ctx, x, y);
 }
+
+nn_t *nn_relu(nn_ctx *ctx, nn_t *x) { return relu_impl(ctx, x, 0); }
+nn_t *nn_relu_(nn_ctx *ctx, nn_t *x) { return relu_impl(ctx, x, 1); }
 
 static void prelu_backward(nn_ctx *ctx, void *node) {
   unary *u = node;

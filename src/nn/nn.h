@@ -103,6 +103,10 @@ void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, n
 nn_t *nn_done(nn_ctx *ctx, nn_t *x, nn_t *y); /* releases x (when allowed); returns y */
 void nn_pin(nn_t *t);
 void nn_unpin(nn_ctx *ctx, nn_t *t);
+/* Scratch memory for one op (not zeroed), returned with nn_scratch_put when the op is done:
+ * recycled, where the arena would keep every op's scratch until the step ends. */
+float *nn_scratch(nn_ctx *ctx, int64_t n);
+void nn_scratch_put(nn_ctx *ctx, float *p);
 /* The gradient buffer of t (allocated zeroed if absent): callers seed the loss gradient with it. */
 float *nn_grad(nn_ctx *ctx, nn_t *t);
 void nn_backward(nn_ctx *ctx); /* walks the tape in reverse */
@@ -139,6 +143,9 @@ int nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int o
 nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L);
 nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L); /* 2-D (C,H,W) or 1-D (h = w = 1) */
 nn_t *nn_relu(nn_ctx *ctx, nn_t *x);
+/* In place: x's values are overwritten (x must have no other reader, and its producer's
+ * backward must not need its own output: true after batch norm and residual add). */
+nn_t *nn_relu_(nn_ctx *ctx, nn_t *x);
 nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L);
 nn_t *nn_gelu(nn_ctx *ctx, nn_t *x);
 nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad);

@@ -138,6 +138,16 @@ void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, n
   ctx->tape[ctx->ntape++].in[1] = in1;
 }
 
+float *nn_scratch(nn_ctx *ctx, int64_t n) {
+  float *p = ctx->rc ? NULL : pool_get(ctx, (size_t)(n > 0 ? n : 1), 0);
+  if (!p && !ctx->rc) ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for scratch space");
+  return p;
+}
+
+void nn_scratch_put(nn_ctx *ctx, float *p) {
+  if (p) pool_put(ctx, p);
+}
+
 float *nn_grad(nn_ctx *ctx, nn_t *t) {
   if (!t || !t->need_g) return NULL;
   if (!t->g && !(t->g = pool_get(ctx, (size_t)nn_numel(t), 1)))
