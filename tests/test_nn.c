@@ -183,6 +183,44 @@ static void test_conv_forward_reference(void) {
   nn_params_free(&P);
 }
 
+/* The Winograd path (3x3, stride 1, >= 16 channels) against the im2col path on odd sizes, and
+ * its forward against the im2col backward by finite differences. */
+static void test_winograd_matches_im2col(void) {
+  static const struct { int c, o, h, w, bias; } cs[] = {{16, 16, 7, 5, 1}, {16, 24, 1, 1, 0}, {32, 16, 9, 12, 0}, {24, 32, 2, 3, 1}};
+  for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+    nn_params P = {0};
+    nn_conv L;
+    CHECK(nn_conv_make(&P, &L, "w", cs[i].c, cs[i].o, 3, 1, 1, 1, cs[i].bias) == 0);
+    CHECK(nn_params_init(&P, 8) == 0);
+    randomise(&P, 8 + i);
+    int n = 3;
+    int64_t nx = (int64_t)n * cs[i].c * cs[i].h * cs[i].w, ny = (int64_t)n * cs[i].o * cs[i].h * cs[i].w;
+    float *x = malloc(sizeof(float) * (size_t)nx), *ref = malloc(sizeof(float) * (size_t)ny);
+    embr_rng r;
+    embr_rng_seed(&r, 3);
+    for (int64_t j = 0; j < nx; j++) x[j] = (float)embr_rng_normal(&r);
+    double worst = 0, scale = 0;
+    for (int pass = 0; pass < 2; pass++) {
+      setenv("EMBR_WINOGRAD", pass ? "1" : "0", 1);
+      nn_ctx ctx;
+      nn_ctx_init(&ctx, &P, 0, 0, 1);
+      nn_t *y = nn_conv2d(&ctx, nn_wrap(&ctx, x, n, cs[i].c, cs[i].h, cs[i].w), &L);
+      REQUIRE(y);
+      for (int64_t j = 0; j < ny; j++) {
+        if (!pass) ref[j] = y->d[j], scale = fmax(scale, fabs(y->d[j]));
+        else worst = fmax(worst, fabs(y->d[j] - ref[j]));
+      }
+      nn_ctx_free(&ctx);
+    }
+    CHECK_MSG(worst <= 1e-5 * scale, "Winograd case %zu differs from im2col by %.2e (scale %.2e)", i, worst, scale);
+    gcase g = {"winograd conv", op_conv, &L, 2, cs[i].c, cs[i].h, cs[i].w, 1};
+    if (i == 0) gradcheck(&P, &g);
+    unsetenv("EMBR_WINOGRAD");
+    free(x), free(ref);
+    nn_params_free(&P);
+  }
+}
+
 static void test_bn_prelu_linear_grads(void) {
   nn_params P = {0};
   nn_bn bn;
@@ -507,7 +545,7 @@ static void test_golden_resnet18(void) { golden("nn_resnet18.safetensors"); }
 static void test_golden_mobilefacenet(void) { golden("nn_mobilefacenet.safetensors"); }
 
 int main(int argc, char **argv) {
-  return RUN_TESTS(argc, argv, test_conv_forward_reference, test_conv_grads, test_bn_prelu_linear_grads,
+  return RUN_TESTS(argc, argv, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_half_precision);
 }

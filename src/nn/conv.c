@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/winograd.h"
 
 /* OpenBLAS runs single-threaded inside our parallel loops (on: 1), restored afterwards (on: 0). */
 static void blas_single(int on) {
@@ -40,6 +41,12 @@ static geom geom_of(const nn_t *x, const nn_conv *L) {
 
 /* A 1x1, stride-1, unpadded convolution reads its input as the column matrix itself. */
 static int is_pointwise(const geom *g) { return g->k == 1 && g->s == 1 && g->p == 0; }
+/* EMBR_WINOGRAD=0 turns the Winograd path off (tests compare the two paths). */
+static int winograd_enabled(void) {
+  const char *e = getenv("EMBR_WINOGRAD");
+  return !e || strcmp(e, "0");
+}
+
 static int is_depthwise(const geom *g) { return g->groups > 1 && g->groups == g->c && g->oc == g->c; }
 
 /* The valid output range [lo, hi) of one kernel tap j along an axis: positions o whose input
@@ -325,6 +332,11 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (!y) return NULL;
   if (is_depthwise(&g)) {
     depthwise_forward(ctx, L, &g, x->d, y->d);
+  } else if (winograd_enabled() && embr__winograd_applies(L->k, L->stride, L->pad, L->groups, L->in, L->out)) {
+    blas_single(1);
+    int rc = embr__winograd_conv(ctx, L, x, y);
+    blas_single(0);
+    if (rc) return NULL;
   } else {
     float *scratch = nn_scratch(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1);
     if (!scratch) return NULL;
