@@ -358,12 +358,13 @@ int nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, 
                  int groups, int bias) {
   char name[160];
   if (groups < 1 || in % groups || out % groups) return embr_error(EMBR_EINVAL, "%s: channels not divisible by groups", prefix);
-  *L = (nn_conv){in, out, k, stride, pad, groups, -1, -1};
+  *L = (nn_conv){in, out, k, stride, pad, groups, -1, -1, -1};
   int64_t shape[4] = {out, in / groups, k, k};
   snprintf(name, sizeof(name), "%s.weight", prefix);
   /* He initialisation with fan-out (torchvision's ResNet choice). */
   if ((L->w = nn_param_add(P, name, 4, shape, NN_WEIGHT, NN_INIT_KAIMING, (float)(out / groups * k * k))) < 0)
     return EMBR_ENOMEM;
+  L->widx = P->n - 1;
   if (bias) {
     int64_t bs[1] = {out};
     snprintf(name, sizeof(name), "%s.bias", prefix);

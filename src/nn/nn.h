@@ -38,6 +38,9 @@ typedef struct nn_params {
   int n, cap;
   int64_t total;
   float *data, *grad; /* total floats each, one block: optimizer and checkpoints are single loops */
+  uint64_t version;   /* bumped by every writer of data (init, load, optimizer step) */
+  float **derived;    /* per parameter: a transform of it cached for inference (Winograd), or NULL */
+  uint64_t *derived_version;
 } nn_params;
 
 /* Registers a parameter; returns its offset into data/grad (or -1 on failure: ENOMEM, too long
@@ -118,6 +121,7 @@ static inline float *nn_pg(const nn_ctx *ctx, int64_t off) { return ctx->P->grad
 typedef struct nn_conv {
   int in, out, k, stride, pad, groups;
   int64_t w, b; /* weight (out, in/groups, k, k); bias or -1 */
+  int widx;     /* the weight's index in the parameter table */
 } nn_conv;
 typedef struct nn_bn {
   int ch;

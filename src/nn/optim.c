@@ -50,6 +50,7 @@ static void adamw_update(nn_optim *o, const nn_param *q, float *p, const float *
 
 void nn_optim_step(nn_optim *o, nn_params *P, float lr) {
   o->step++;
+  P->version++;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int k = 0; k < P->n; k++) {
     const nn_param *q = &P->p[k];

@@ -43,6 +43,7 @@ int nn_params_init(nn_params *P, uint64_t seed) {
   memset(P->grad, 0, bytes);
   embr_rng r;
   embr_rng_seed(&r, seed);
+  P->version++;
   for (int i = 0; i < P->n; i++) {
     nn_param *q = &P->p[i];
     float *d = P->data + q->off;
@@ -60,6 +61,9 @@ int nn_params_init(nn_params *P, uint64_t seed) {
 }
 
 void nn_params_free(nn_params *P) {
+  for (int i = 0; P->derived && i < P->n; i++) free(P->derived[i]);
+  free(P->derived);
+  free(P->derived_version);
   free(P->p);
   embr_free(P->data);
   embr_free(P->grad);

@@ -204,6 +204,7 @@ int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char
     }
     nn_st_read_f32(t, P->data + q->off);
   }
+  P->version++;
   return 0;
 }
 

@@ -7,6 +7,7 @@
  * takes the im2col path (the same convolution, so the gradients are unchanged). */
 #include <cblas.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -33,62 +34,100 @@ static void transform_weights(const float *w, int O, int C, float *U) {
 }
 
 /* V[xi][c][t] for the tiles of images [img0, img0 + nb): B^T d B of each 4x4 input patch
- * (zero outside the image: the padding of 1). */
-static void transform_input(const float *x, int C, int H, int W, int th, int tw, int img0, int nb, float *V, int64_t T) {
-  int64_t hw = (int64_t)H * W;
+ * (zero outside the image: the padding of 1). Four input rows are copied into zero-padded rows
+ * first, so the loop over a row of tiles has no bounds checks and vectorises; `pad` holds
+ * 4 * (2 * tw + 2) floats. */
+static void transform_input(const float *x, int C, int H, int W, int th, int tw, int img0, int nb, float *V, int64_t T,
+                            float *pad) {
+  int64_t hw = (int64_t)H * W, stride = (int64_t)C * T;
+  int pw = 2 * tw + 2;
   for (int b = 0; b < nb; b++)
     for (int c = 0; c < C; c++) {
       const float *src = x + ((int64_t)(img0 + b) * C + c) * hw;
-      for (int ty = 0; ty < th; ty++)
+      for (int ty = 0; ty < th; ty++) {
+        float *r[4];
+        for (int i = 0; i < 4; i++) {
+          r[i] = pad + i * pw;
+          int yy = 2 * ty - 1 + i;
+          memset(r[i], 0, sizeof(float) * (size_t)pw);
+          if (yy >= 0 && yy < H) memcpy(r[i] + 1, src + (int64_t)yy * W, sizeof(float) * (size_t)(W < pw - 1 ? W : pw - 1));
+        }
+        float *out = V + (int64_t)c * T + ((int64_t)b * th + ty) * tw;
         for (int tx = 0; tx < tw; tx++) {
-          float d[4][4];
-          int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-          for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
-              int yy = y0 + i, xx = x0 + j;
-              d[i][j] = yy >= 0 && yy < H && xx >= 0 && xx < W ? src[(int64_t)yy * W + xx] : 0.0f;
-            }
+          int x0 = 2 * tx;
           float t[4][4]; /* B^T d: rows (1,0,-1,0) (0,1,1,0) (0,-1,1,0) (0,1,0,-1) */
           for (int j = 0; j < 4; j++) {
-            t[0][j] = d[0][j] - d[2][j];
-            t[1][j] = d[1][j] + d[2][j];
-            t[2][j] = d[2][j] - d[1][j];
-            t[3][j] = d[1][j] - d[3][j];
+            float d0 = r[0][x0 + j], d1 = r[1][x0 + j], d2 = r[2][x0 + j], d3 = r[3][x0 + j];
+            t[0][j] = d0 - d2;
+            t[1][j] = d1 + d2;
+            t[2][j] = d2 - d1;
+            t[3][j] = d1 - d3;
           }
-          int64_t col = ((int64_t)b * th + ty) * tw + tx, base = (int64_t)c * T + col, stride = (int64_t)C * T;
           for (int i = 0; i < 4; i++) {
-            float v[4] = {t[i][0] - t[i][2], t[i][1] + t[i][2], t[i][2] - t[i][1], t[i][1] - t[i][3]};
-            for (int j = 0; j < 4; j++) V[(i * 4 + j) * stride + base] = v[j];
+            out[(i * 4 + 0) * stride + tx] = t[i][0] - t[i][2];
+            out[(i * 4 + 1) * stride + tx] = t[i][1] + t[i][2];
+            out[(i * 4 + 2) * stride + tx] = t[i][2] - t[i][1];
+            out[(i * 4 + 3) * stride + tx] = t[i][1] - t[i][3];
           }
         }
+      }
     }
 }
 
-/* y tiles from M[xi][o][t]: A^T m A, rows of A^T (1,1,1,0) (0,1,-1,-1); plus the bias. */
+/* y tiles from M[xi][o][t]: A^T m A, rows of A^T (1,1,1,0) (0,1,-1,-1); plus the bias. A row of
+ * tiles is written into two padded rows first (an odd width's last tile has one column). */
 static void transform_output(const float *M, int O, int OH, int OW, int th, int tw, int img0, int nb, int64_t T,
-                             const float *bias, float *y) {
+                             const float *bias, float *y, float *pad) {
   int64_t P = (int64_t)OH * OW, stride = (int64_t)O * T;
   for (int b = 0; b < nb; b++)
     for (int o = 0; o < O; o++) {
       float *dst = y + ((int64_t)(img0 + b) * O + o) * P, bv = bias ? bias[o] : 0.0f;
-      for (int ty = 0; ty < th; ty++)
+      for (int ty = 0; ty < th; ty++) {
+        const float *m = M + (int64_t)o * T + ((int64_t)b * th + ty) * tw;
+        float *r0 = pad, *r1 = pad + 2 * tw;
         for (int tx = 0; tx < tw; tx++) {
-          int64_t base = (int64_t)o * T + ((int64_t)b * th + ty) * tw + tx;
-          float m[4][4], t[2][4];
-          for (int xi = 0; xi < 16; xi++) m[xi / 4][xi % 4] = M[xi * stride + base];
+          float t0[4], t1[4];
           for (int j = 0; j < 4; j++) {
-            t[0][j] = m[0][j] + m[1][j] + m[2][j];
-            t[1][j] = m[1][j] - m[2][j] - m[3][j];
+            float m0 = m[(0 * 4 + j) * stride + tx], m1 = m[(1 * 4 + j) * stride + tx], m2 = m[(2 * 4 + j) * stride + tx],
+                  m3 = m[(3 * 4 + j) * stride + tx];
+            t0[j] = m0 + m1 + m2;
+            t1[j] = m1 - m2 - m3;
           }
-          for (int i = 0; i < 2; i++) {
-            int oy = 2 * ty + i;
-            if (oy >= OH) break;
-            float r0 = t[i][0] + t[i][1] + t[i][2], r1 = t[i][1] - t[i][2] - t[i][3];
-            dst[(int64_t)oy * OW + 2 * tx] = r0 + bv;
-            if (2 * tx + 1 < OW) dst[(int64_t)oy * OW + 2 * tx + 1] = r1 + bv;
-          }
+          r0[2 * tx] = t0[0] + t0[1] + t0[2] + bv;
+          r0[2 * tx + 1] = t0[1] - t0[2] - t0[3] + bv;
+          r1[2 * tx] = t1[0] + t1[1] + t1[2] + bv;
+          r1[2 * tx + 1] = t1[1] - t1[2] - t1[3] + bv;
         }
+        memcpy(dst + (int64_t)(2 * ty) * OW, r0, sizeof(float) * (size_t)OW);
+        if (2 * ty + 1 < OH) memcpy(dst + (int64_t)(2 * ty + 1) * OW, r1, sizeof(float) * (size_t)OW);
+      }
     }
+}
+
+/* The transformed weights, kept beside the parameter table: recomputed when the weights changed
+ * (P->version) or, in training, every step (tests and training write weights between passes). */
+static float *cached_weights(nn_ctx *ctx, const nn_conv *L) {
+  nn_params *P = ctx->P;
+  if (!P->derived) {
+    P->derived = calloc((size_t)P->n, sizeof(float *));
+    P->derived_version = calloc((size_t)P->n, sizeof(uint64_t));
+    if (!P->derived || !P->derived_version) {
+      free(P->derived), free(P->derived_version);
+      P->derived = NULL, P->derived_version = NULL;
+      ctx->rc = embr_error(EMBR_ENOMEM, "out of memory");
+      return NULL;
+    }
+  }
+  int i = L->widx;
+  if (!P->derived[i] && !(P->derived[i] = malloc(sizeof(float) * 16 * (size_t)L->out * (size_t)L->in))) {
+    ctx->rc = embr_error(EMBR_ENOMEM, "out of memory");
+    return NULL;
+  }
+  if (ctx->training || P->derived_version[i] != P->version + 1) {
+    transform_weights(nn_pd(ctx, L->w), L->out, L->in, P->derived[i]);
+    P->derived_version[i] = P->version + 1; /* + 1: version 0 never matches a fresh table */
+  }
+  return P->derived[i];
 }
 
 int embr__winograd_applies(int k, int stride, int pad, int groups, int in, int out) {
@@ -105,31 +144,28 @@ static int images_per_chunk(int n, int64_t tiles, int nt) {
 int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y) {
   int C = x->c, O = L->out, H = x->h, W = x->w, th = (y->h + 1) / 2, tw = (y->w + 1) / 2;
   int nt = omp_get_max_threads(), nb = images_per_chunk(x->n, (int64_t)th * tw, nt);
-  int64_t Tmax = (int64_t)nb * th * tw, per = 16 * ((int64_t)C + O) * Tmax;
-  float *U = nn_scratch(ctx, 16 * (int64_t)O * C), *work = nn_scratch(ctx, per * nt);
+  int64_t Tmax = (int64_t)nb * th * tw, per = 16 * ((int64_t)C + O) * Tmax + 4 * (2 * (int64_t)tw + 2);
+  float *U = cached_weights(ctx, L), *work = nn_scratch(ctx, per * nt);
   const float *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
   if (!U || !work) {
-    nn_scratch_put(ctx, U);
     nn_scratch_put(ctx, work);
     return ctx->rc;
   }
-  transform_weights(nn_pd(ctx, L->w), O, C, U);
   int nchunks = (x->n + nb - 1) / nb;
 #pragma omp parallel
   {
-    float *V = work + per * omp_get_thread_num(), *M = V + 16 * (int64_t)C * Tmax;
+    float *V = work + per * omp_get_thread_num(), *M = V + 16 * (int64_t)C * Tmax, *pad = M + 16 * (int64_t)O * Tmax;
 #pragma omp for schedule(dynamic, 1)
     for (int ch = 0; ch < nchunks; ch++) {
       int img0 = ch * nb, cnt = x->n - img0 < nb ? x->n - img0 : nb;
       int64_t T = (int64_t)cnt * th * tw;
-      transform_input(x->d, C, H, W, th, tw, img0, cnt, V, T);
+      transform_input(x->d, C, H, W, th, tw, img0, cnt, V, T, pad);
       for (int xi = 0; xi < 16; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, (int)T, C, 1.0f, U + (int64_t)xi * O * C, C,
                     V + (int64_t)xi * C * T, (int)T, 0.0f, M + (int64_t)xi * O * T, (int)T);
-      transform_output(M, O, y->h, y->w, th, tw, img0, cnt, T, bias, y->d);
+      transform_output(M, O, y->h, y->w, th, tw, img0, cnt, T, bias, y->d, pad);
     }
   }
-  nn_scratch_put(ctx, U);
   nn_scratch_put(ctx, work);
   return 0;
 }
