@@ -60,7 +60,7 @@ int embr__model_build(const embr_model_params *p, int head_kind, int classes, em
   rc = m->ops->build(&m->P, &m->p, &m->net);
   if (!rc) rc = make_head(m, head_kind, classes);
   nn_ctx_init(&m->infer, &m->P, 0, 0, 0);
-  m->infer.block_size = (size_t)16 << 20;
+  m->infer.block_size = (size_t)4 << 20;
   if (rc) {
     embr_model_free(m);
     return rc;

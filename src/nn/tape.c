@@ -16,7 +16,7 @@ void nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t s
   ctx->P = P;
   ctx->training = training;
   ctx->record = record;
-  ctx->block_size = (size_t)64 << 20;
+  ctx->block_size = (size_t)8 << 20; /* larger tensors get blocks of their own size */
   embr_rng_seed(&ctx->rng, seed);
 }
 
