@@ -23,19 +23,4 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "embr  $("$BENCH" "$a" 112 64 32 "$STEPS" 2)"
     echo "torch $($PY "$HERE/torch_nn.py" "$a" 112 64 32 "$STEPS" 2)"
   done
-done | tee /dev/stderr | $PY -c '
-import json, sys, statistics as st
-runs = {}
-for line in sys.stdin:
-    who, js = line.split(" ", 1)
-    d = json.loads(js)
-    runs.setdefault((d["arch"], who), []).append(d)
-print("| network | embr train img/s | torch train img/s | ratio | embr infer img/s | torch infer img/s | ratio | embr peak MiB | torch peak MiB |")
-print("|---|---|---|---|---|---|---|---|---|")
-for arch in sorted({a for a, _ in runs}):
-    e, t = runs[(arch, "embr")], runs[(arch, "torch")]
-    med = lambda rs, k: st.median(r[k] for r in rs)
-    print(f"| {arch} | {med(e, \"train_img_s\"):.1f} | {med(t, \"train_img_s\"):.1f} | {med(e, \"train_img_s\") / med(t, \"train_img_s\"):.2f}x "
-          f"| {med(e, \"infer_img_s\"):.1f} | {med(t, \"infer_img_s\"):.1f} | {med(e, \"infer_img_s\") / med(t, \"infer_img_s\"):.2f}x "
-          f"| {max(r[\"peak_mib\"] for r in e):.0f} | {max(r[\"peak_mib\"] for r in t):.0f} |")
-'
+done | tee "${RAW:-/dev/stderr}" | $PY "$HERE/nn_report.py"

@@ -164,7 +164,7 @@ static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, con
 }
 
 static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn_t *x, const nn_t *y, float *scratch,
-                          float *dws, int nthreads) {
+                          float *dws, int nthreads, int want_dx) {
   int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g), of = out_floats(g);
   int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g);
   int nchunks = (g->n + nb - 1) / nb;
@@ -190,7 +190,7 @@ static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn
       for (int gr = 0; gr < g->groups; gr++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, dy + (int64_t)gr * og * ld, (int)ld,
                     B + (int64_t)gr * K * ld, (int)ld, 1.0f, dw + (int64_t)gr * og * K, K);
-      if (!x->g) continue;
+      if (!want_dx) continue;
       /* A pointwise single image: the input gradient is the GEMM's output directly (accumulated). */
       int direct = B != col;
       float *D = direct ? x->g + (int64_t)img0 * g->c * hw : dcol;
@@ -308,9 +308,13 @@ static void conv_backward(nn_ctx *ctx, void *node) {
   /* Pooled: a malloc of this size per call maps and zeroes fresh pages every time. */
   float *scratch = nn_scratch(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1),
         *dws = nn_scratch(ctx, wn * (nt - 1) + 1);
+  /* The input gradient of a Winograd-shaped convolution is itself such a convolution. */
+  int wino = cn->x->g && winograd_enabled() &&
+             embr__winograd_applies(cn->L->k, cn->L->stride, cn->L->pad, cn->L->groups, cn->L->in, cn->L->out);
   if (scratch && dws) {
     blas_single(1);
-    gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt);
+    gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt, cn->x->g && !wino);
+    if (wino) embr__winograd_backward_data(ctx, cn->L, cn->y, cn->x);
     blas_single(0);
   }
   nn_scratch_put(ctx, scratch);

@@ -33,6 +33,30 @@ static void transform_weights(const float *w, int O, int C, float *U) {
   }
 }
 
+/* The weights of the convolution that maps an output gradient back to the input gradient: the
+ * kernel turned by 180 degrees, input and output channels swapped; U[xi][c][o]. */
+static void transform_weights_flipped(const float *w, int O, int C, float *U) {
+  int64_t CO = (int64_t)C * O;
+#pragma omp parallel for schedule(static)
+  for (int64_t co = 0; co < CO; co++) {
+    int c = (int)(co / O), o = (int)(co % O);
+    const float *src = w + ((int64_t)o * C + c) * 9;
+    float g[9];
+    for (int k = 0; k < 9; k++) g[k] = src[8 - k];
+    float t[4][3];
+    for (int j = 0; j < 3; j++) {
+      t[0][j] = g[j];
+      t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+      t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+      t[3][j] = g[6 + j];
+    }
+    for (int i = 0; i < 4; i++) {
+      float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+      for (int j = 0; j < 4; j++) U[(int64_t)(i * 4 + j) * CO + co] = u[j];
+    }
+  }
+}
+
 /* V[xi][c][t] for the tiles of images [img0, img0 + nb): B^T d B of each 4x4 input patch
  * (zero outside the image: the padding of 1). Four input rows are copied into zero-padded rows
  * first, so the loop over a row of tiles has no bounds checks and vectorises; `pad` holds
@@ -77,7 +101,7 @@ static void transform_input(const float *x, int C, int H, int W, int th, int tw,
 /* y tiles from M[xi][o][t]: A^T m A, rows of A^T (1,1,1,0) (0,1,-1,-1); plus the bias. A row of
  * tiles is written into two padded rows first (an odd width's last tile has one column). */
 static void transform_output(const float *M, int O, int OH, int OW, int th, int tw, int img0, int nb, int64_t T,
-                             const float *bias, float *y, float *pad) {
+                             const float *bias, float *y, float *pad, int accumulate) {
   int64_t P = (int64_t)OH * OW, stride = (int64_t)O * T;
   for (int b = 0; b < nb; b++)
     for (int o = 0; o < O; o++) {
@@ -98,8 +122,14 @@ static void transform_output(const float *M, int O, int OH, int OW, int th, int 
           r1[2 * tx] = t1[0] + t1[1] + t1[2] + bv;
           r1[2 * tx + 1] = t1[1] - t1[2] - t1[3] + bv;
         }
-        memcpy(dst + (int64_t)(2 * ty) * OW, r0, sizeof(float) * (size_t)OW);
-        if (2 * ty + 1 < OH) memcpy(dst + (int64_t)(2 * ty + 1) * OW, r1, sizeof(float) * (size_t)OW);
+        float *d0 = dst + (int64_t)(2 * ty) * OW, *d1 = d0 + OW;
+        if (accumulate) {
+          for (int i = 0; i < OW; i++) d0[i] += r0[i];
+          for (int i = 0; 2 * ty + 1 < OH && i < OW; i++) d1[i] += r1[i];
+        } else {
+          memcpy(d0, r0, sizeof(float) * (size_t)OW);
+          if (2 * ty + 1 < OH) memcpy(d1, r1, sizeof(float) * (size_t)OW);
+        }
       }
     }
 }
@@ -141,31 +171,44 @@ static int images_per_chunk(int n, int64_t tiles, int nt) {
   return nb < 1 ? 1 : nb;
 }
 
-int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y) {
-  int C = x->c, O = L->out, H = x->h, W = x->w, th = (y->h + 1) / 2, tw = (y->w + 1) / 2;
-  int nt = omp_get_max_threads(), nb = images_per_chunk(x->n, (int64_t)th * tw, nt);
+/* y (n x O x H x W) = or += the convolution of x (n x C x H x W) with transformed weights U. */
+static int run(nn_ctx *ctx, const float *x, int n, int C, int H, int W, int O, const float *U, const float *bias, float *y,
+               int accumulate) {
+  int th = (H + 1) / 2, tw = (W + 1) / 2;
+  int nt = omp_get_max_threads(), nb = images_per_chunk(n, (int64_t)th * tw, nt);
   int64_t Tmax = (int64_t)nb * th * tw, per = 16 * ((int64_t)C + O) * Tmax + 4 * (2 * (int64_t)tw + 2);
-  float *U = cached_weights(ctx, L), *work = nn_scratch(ctx, per * nt);
-  const float *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
-  if (!U || !work) {
-    nn_scratch_put(ctx, work);
-    return ctx->rc;
-  }
-  int nchunks = (x->n + nb - 1) / nb;
+  float *work = nn_scratch(ctx, per * nt);
+  if (!work) return ctx->rc;
+  int nchunks = (n + nb - 1) / nb;
 #pragma omp parallel
   {
     float *V = work + per * omp_get_thread_num(), *M = V + 16 * (int64_t)C * Tmax, *pad = M + 16 * (int64_t)O * Tmax;
 #pragma omp for schedule(dynamic, 1)
     for (int ch = 0; ch < nchunks; ch++) {
-      int img0 = ch * nb, cnt = x->n - img0 < nb ? x->n - img0 : nb;
+      int img0 = ch * nb, cnt = n - img0 < nb ? n - img0 : nb;
       int64_t T = (int64_t)cnt * th * tw;
-      transform_input(x->d, C, H, W, th, tw, img0, cnt, V, T, pad);
+      transform_input(x, C, H, W, th, tw, img0, cnt, V, T, pad);
       for (int xi = 0; xi < 16; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, (int)T, C, 1.0f, U + (int64_t)xi * O * C, C,
                     V + (int64_t)xi * C * T, (int)T, 0.0f, M + (int64_t)xi * O * T, (int)T);
-      transform_output(M, O, y->h, y->w, th, tw, img0, cnt, T, bias, y->d, pad);
+      transform_output(M, O, H, W, th, tw, img0, cnt, T, bias, y, pad, accumulate);
     }
   }
   nn_scratch_put(ctx, work);
   return 0;
+}
+
+int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y) {
+  float *U = cached_weights(ctx, L);
+  if (!U) return ctx->rc;
+  return run(ctx, x->d, x->n, x->c, x->h, x->w, L->out, U, L->b >= 0 ? nn_pd(ctx, L->b) : NULL, y->d, 0);
+}
+
+int embr__winograd_backward_data(nn_ctx *ctx, const nn_conv *L, const nn_t *y, nn_t *x) {
+  float *U = nn_scratch(ctx, 16 * (int64_t)L->out * L->in);
+  if (!U) return ctx->rc;
+  transform_weights_flipped(nn_pd(ctx, L->w), L->out, L->in, U);
+  int rc = run(ctx, y->g, y->n, L->out, y->h, y->w, L->in, U, NULL, x->g, 1);
+  nn_scratch_put(ctx, U);
+  return rc;
 }

@@ -10,4 +10,8 @@ int embr__winograd_applies(int k, int stride, int pad, int groups, int in, int o
 /* y = conv(x) (y allocated with the output shape). OpenBLAS must be single-threaded. */
 int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y);
 
+/* x->g += the input gradient of that convolution given y->g (a 3x3 convolution of y->g with
+ * the kernel turned and the channels swapped). OpenBLAS must be single-threaded. */
+int embr__winograd_backward_data(nn_ctx *ctx, const nn_conv *L, const nn_t *y, nn_t *x);
+
 #endif
