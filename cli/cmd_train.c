@@ -63,9 +63,17 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
   tp->progress = &pr;
   embr_train_stats stats;
   if (!st) {
+    int classes = 0;
+    char *seen = calloc((size_t)embr_dataset_classes(ds) + 1, 1);
+    for (int64_t i = 0; seen && i < n; i++) {
+      int c = embr_dataset_label(ds, subset[i]);
+      classes += !seen[c];
+      seen[c] = 1;
+    }
+    free(seen);
     if (!o->quiet)
       fprintf(stderr, "embr train: %s (%lld parameters), %s, %lld images of %d classes, %dx%dx%d input\n", o->arch,
-              (long long)embr_model_parameters(m), o->objective, (long long)n, embr_dataset_classes(ds), mp.input.channels,
+              (long long)embr_model_parameters(m), o->objective, (long long)n, classes, mp.input.channels,
               mp.input.height, mp.input.width);
     st = embr_model_train(m, ds, subset, n, tp, &stats);
   }
