@@ -40,6 +40,9 @@ TRAIN=(train --arch resnet18 --width 4 --input 16 --channels 1 --embedding-dim 1
   --scale 16 --margin 0.2 --lr 0.05 --pad 1 --no-flip --threads 2 --seed 3)
 expect 0 "wrote" -- "$EMBR" "${TRAIN[@]}" --data "$D" --epochs 12 -o "$T/m.safetensors"
 [ -s "$T/m.safetensors" ] || fail "train wrote no model"
+# The same seed and thread count give the same bytes.
+expect 0 "wrote" -- "$EMBR" "${TRAIN[@]}" --data "$D" --epochs 12 -o "$T/m_again.safetensors"
+cmp -s "$T/m.safetensors" "$T/m_again.safetensors" || fail "two trainings with one seed differ"
 expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$D" -o "$T/e.npy" --ids "$T/ids.txt" --labels "$T/lab.txt" -q
 [ "$(wc -l <"$T/ids.txt")" = 40 ] || fail "embed --ids: $(wc -l <"$T/ids.txt") lines, expected 40"
 [ "$(head -n 1 "$T/ids.txt")" = "c0/0.pgm" ] || fail "embed --ids: first name $(head -n 1 "$T/ids.txt")"

@@ -176,7 +176,7 @@ static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn
     int t = omp_get_thread_num();
     float *col = scratch + (2 * cf + of) * t, *dcol = col + cf, *dyb = dcol + cf, *dw = t ? dws + wn * (t - 1) : dW;
     if (t) memset(dw, 0, sizeof(float) * (size_t)wn);
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static) /* fixed chunks per thread: the weight-gradient sums come out the same every run */
     for (int ch = 0; ch < nchunks; ch++) {
       int img0 = ch * nb, cnt = g->n - img0 < nb ? g->n - img0 : nb;
       int64_t ld = cnt * P;
