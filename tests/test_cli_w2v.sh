@@ -6,31 +6,7 @@
 # Usage: test_cli_w2v.sh path/to/embr
 set -u
 EMBR=${1:?usage: test_cli_w2v.sh path/to/embr}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-export LC_ALL=C
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-# Behaviour asked for by the test plan that the implementation does not (yet) have; reported,
-# not counted unless EMBR_TEST_STRICT is set.
-
-# expect CODE PATTERN -- command...: exit code must be CODE and stderr must match PATTERN; an
-# error message must be one line (plus, for usage errors, the "Try ... --help" hint).
-expect() {
-  local code=$1 pat=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$code" ]; then
-    fail "$* : exit $got, expected $code; stderr: $(head -c 300 "$T/err")"
-  elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/err"; then
-    fail "$* : stderr does not match /$pat/: $(head -c 300 "$T/err")"
-  elif [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" -gt 2 ]; then
-    fail "$* : error message longer than one line (+hint): $(cat "$T/err")"
-  elif [ "$code" = 1 ] && [ "$(wc -l <"$T/err")" -ne 1 ]; then
-    fail "$* : expected a one-line message: $(cat "$T/err")"
-  fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- help ------------------------------------------------------------------------------------------
 expect 0 "" -- "$EMBR" w2v --help

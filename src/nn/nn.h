@@ -236,6 +236,8 @@ void nn_st_read_f32(const nn_st_tensor *t, float *dst);
  * tensor or a shape mismatch is an error naming it; tensors of the file not in P are ignored.
  * `prefix` is prepended to P's names when looking up (NULL: none). */
 int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path);
+/* The same into another buffer laid out like P->data (optimizer state, for example). */
+int nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base);
 
 /* A tensor to write: name, shape, data (float32). */
 typedef struct nn_st_out {

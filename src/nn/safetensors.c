@@ -188,7 +188,7 @@ static void shape_str(const int64_t *shape, int ndim, char *out, size_t cap) {
   for (int i = 0; i < ndim && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, i ? "x%lld" : "%lld", (long long)shape[i]);
 }
 
-int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path) {
+int nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base) {
   char name[256], a[96], b[96];
   for (int k = 0; k < P->n; k++) {
     const nn_param *q = &P->p[k];
@@ -202,10 +202,15 @@ int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char
       shape_str(t->shape, t->ndim, b, sizeof(b));
       return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has shape %s, the model expects %s", path, name, b, a);
     }
-    nn_st_read_f32(t, P->data + q->off);
+    nn_st_read_f32(t, base + q->off);
   }
-  P->version++;
   return 0;
+}
+
+int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path) {
+  int rc = nn_params_load_into(P, st, prefix, path, P->data);
+  P->version++;
+  return rc;
 }
 
 static int write_header(embr__wfile *w, const nn_st_out *t, int n, char *const *mk, char *const *mv, int nmeta) {

@@ -13,47 +13,36 @@
 #include "nn/nn.h"
 #include "nn/winograd.h"
 
-/* U[xi][o][c] for every output and input channel: G g G^T of the 3x3 kernel. */
-static void transform_weights(const float *w, int O, int C, float *U) {
-  int64_t OC = (int64_t)O * C;
-#pragma omp parallel for schedule(static)
-  for (int64_t oc = 0; oc < OC; oc++) {
-    const float *g = w + oc * 9;
-    float t[4][3]; /* G g: rows of G are (1,0,0) (.5,.5,.5) (.5,-.5,.5) (0,0,1) */
-    for (int j = 0; j < 3; j++) {
-      t[0][j] = g[j];
-      t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-      t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-      t[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; i++) { /* (G g) G^T */
-      float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-      for (int j = 0; j < 4; j++) U[(int64_t)(i * 4 + j) * OC + oc] = u[j];
-    }
+/* u = G g G^T of one 3x3 kernel g (row-major); rows of G: (1,0,0) (.5,.5,.5) (.5,-.5,.5) (0,0,1). */
+static void kernel_transform(const float g[9], float u[16]) {
+  float t[4][3];
+  for (int j = 0; j < 3; j++) {
+    t[0][j] = g[j];
+    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+    t[3][j] = g[6 + j];
+  }
+  for (int i = 0; i < 4; i++) {
+    u[i * 4 + 0] = t[i][0];
+    u[i * 4 + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+    u[i * 4 + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+    u[i * 4 + 3] = t[i][2];
   }
 }
 
-/* The weights of the convolution that maps an output gradient back to the input gradient: the
- * kernel turned by 180 degrees, input and output channels swapped; U[xi][c][o]. */
-static void transform_weights_flipped(const float *w, int O, int C, float *U) {
-  int64_t CO = (int64_t)C * O;
+/* U[xi][o][c] for every output and input channel; with `flipped`, the weights of the convolution
+ * that maps an output gradient back to the input gradient: each kernel turned by 180 degrees and
+ * the channels swapped, U[xi][c][o]. */
+static void transform_weights(const float *w, int O, int C, int flipped, float *U) {
+  int64_t OC = (int64_t)O * C;
 #pragma omp parallel for schedule(static)
-  for (int64_t co = 0; co < CO; co++) {
-    int c = (int)(co / O), o = (int)(co % O);
-    const float *src = w + ((int64_t)o * C + c) * 9;
-    float g[9];
-    for (int k = 0; k < 9; k++) g[k] = src[8 - k];
-    float t[4][3];
-    for (int j = 0; j < 3; j++) {
-      t[0][j] = g[j];
-      t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-      t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-      t[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; i++) {
-      float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-      for (int j = 0; j < 4; j++) U[(int64_t)(i * 4 + j) * CO + co] = u[j];
-    }
+  for (int64_t k = 0; k < OC; k++) {
+    /* k indexes U's (row, column) pair: (o, c), or (c, o) when flipped. */
+    int64_t src = flipped ? (k % O) * C + k / O : k;
+    float g[9], u[16];
+    for (int i = 0; i < 9; i++) g[i] = w[src * 9 + (flipped ? 8 - i : i)];
+    kernel_transform(g, u);
+    for (int xi = 0; xi < 16; xi++) U[xi * OC + k] = u[xi];
   }
 }
 
@@ -154,7 +143,7 @@ static float *cached_weights(nn_ctx *ctx, const nn_conv *L) {
     return NULL;
   }
   if (ctx->training || P->derived_version[i] != P->version + 1) {
-    transform_weights(nn_pd(ctx, L->w), L->out, L->in, P->derived[i]);
+    transform_weights(nn_pd(ctx, L->w), L->out, L->in, 0, P->derived[i]);
     P->derived_version[i] = P->version + 1; /* + 1: version 0 never matches a fresh table */
   }
   return P->derived[i];
@@ -207,7 +196,7 @@ int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y) {
 int embr__winograd_backward_data(nn_ctx *ctx, const nn_conv *L, const nn_t *y, nn_t *x) {
   float *U = nn_scratch(ctx, 16 * (int64_t)L->out * L->in);
   if (!U) return ctx->rc;
-  transform_weights_flipped(nn_pd(ctx, L->w), L->out, L->in, U);
+  transform_weights(nn_pd(ctx, L->w), L->out, L->in, 1, U);
   int rc = run(ctx, y->g, y->n, L->out, y->h, y->w, L->in, U, NULL, x->g, 1);
   nn_scratch_put(ctx, U);
   return rc;

@@ -155,14 +155,8 @@ static int resume_from(run *r, const char *path) {
   int rc = nn_st_open(&st, path);
   if (rc) return rc;
   rc = nn_params_load(&r->m->P, &st, NULL, path);
-  if (!rc) rc = nn_params_load(&r->m->P, &st, "optim.m.", path);
-  /* nn_params_load fills P->data: move the moments into the optimizer, then reload the weights. */
-  if (!rc) memcpy(r->opt.m, r->m->P.data, sizeof(float) * (size_t)r->m->P.total);
-  if (!rc && r->opt.v) {
-    rc = nn_params_load(&r->m->P, &st, "optim.v.", path);
-    if (!rc) memcpy(r->opt.v, r->m->P.data, sizeof(float) * (size_t)r->m->P.total);
-  }
-  if (!rc) rc = nn_params_load(&r->m->P, &st, NULL, path);
+  if (!rc) rc = nn_params_load_into(&r->m->P, &st, "optim.m.", path, r->opt.m);
+  if (!rc && r->opt.v) rc = nn_params_load_into(&r->m->P, &st, "optim.v.", path, r->opt.v);
   const char *s = nn_st_meta(&st, "embr.optim_step"), *e = nn_st_meta(&st, "embr.epoch");
   if (!rc && (!s || !e)) rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step)", path);
   if (!rc) {
