@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
   p.input.height = p.input.width = atoi(argv[2]);
   int tb = atoi(argv[3]), ib = atoi(argv[4]), steps = atoi(argv[5]), threads = atoi(argv[6]);
   embr_model *m;
-  if (embr__model_build(&p, 2, 1000, &m) || nn_params_init(&m->P, 1)) {
+  if (embr__model_build(&p, 2, 1000, &m) || embr__nn_params_init(&m->P, 1)) {
     fprintf(stderr, "bench_nn: %s\n", embr_last_error());
     return 1;
   }
@@ -49,26 +49,26 @@ int main(int argc, char **argv) {
   double infer = (double)ib * steps / (embr_now() - t0);
   /* Training steps. */
   nn_ctx ctx;
-  nn_ctx_init(&ctx, &m->P, 1, 1, 1);
+  embr__nn_ctx_init(&ctx, &m->P, 1, 1, 1);
   nn_optim opt;
-  nn_optim_init(&opt, &m->P, NN_SGD);
+  embr__nn_optim_init(&opt, &m->P, NN_SGD);
   for (int s = 0; s <= steps; s++) {
     if (s == 1) t0 = embr_now();
-    nn_ctx_reset(&ctx);
-    nn_params_zero_grad(&m->P);
-    nn_t *emb = embr__model_forward(m, &ctx, nn_wrap(&ctx, x, tb, 3, p.input.height, p.input.width));
-    nn_t *z = nn_margin_logits(&ctx, emb, &m->hd.mar, labels);
+    embr__nn_ctx_reset(&ctx);
+    embr__nn_params_zero_grad(&m->P);
+    nn_t *emb = embr__model_forward(m, &ctx, embr__nn_wrap(&ctx, x, tb, 3, p.input.height, p.input.width));
+    nn_t *z = embr__nn_margin_logits(&ctx, emb, &m->hd.mar, labels);
     if (!z) return fprintf(stderr, "bench_nn: %s\n", embr_last_error()), 1;
-    nn_grad(&ctx, z);
-    nn_softmax_xent(z, labels, NULL);
-    nn_backward(&ctx);
-    nn_optim_step(&opt, &m->P, 0.01f);
+    embr__nn_grad(&ctx, z);
+    embr__nn_softmax_xent(z, labels, NULL);
+    embr__nn_backward(&ctx);
+    embr__nn_optim_step(&opt, &m->P, 0.01f);
   }
   double train = (double)tb * steps / (embr_now() - t0);
   printf("{\"arch\":\"%s\",\"side\":%d,\"threads\":%d,\"train_img_s\":%.2f,\"infer_img_s\":%.2f,\"peak_mib\":%.0f}\n", p.arch,
          p.input.height, threads, train, infer, peak_mib());
-  nn_optim_free(&opt);
-  nn_ctx_free(&ctx);
+  embr__nn_optim_free(&opt);
+  embr__nn_ctx_free(&ctx);
   embr_model_free(m);
   free(x), free(out), free(labels);
   return 0;

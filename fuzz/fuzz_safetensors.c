@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   nn_st st;
-  if (nn_st_parse(&st, data, size, "fuzz.safetensors") != 0) {
+  if (embr__nn_st_parse(&st, data, size, "fuzz.safetensors") != 0) {
     if (strchr(embr_last_error(), '\n')) abort();
     return 0;
   }
@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (t->numel > 0 && t->numel <= (1 << 20)) {
       float *buf = malloc(sizeof(float) * (size_t)t->numel);
       if (!buf) abort();
-      nn_st_read_f32(t, buf); /* ASan sees any read past the input */
+      embr__nn_st_read_f32(t, buf); /* ASan sees any read past the input */
       free(buf);
     }
   }
-  nn_st_close(&st);
+  embr__nn_st_close(&st);
   return 0;
 }

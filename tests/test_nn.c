@@ -29,8 +29,8 @@ typedef struct gcase {
 /* Forward with a fresh context (same dropout masks every time) and sum(y * r). */
 static double probe(nn_params *P, const gcase *g, const float *x, const float *r, int record, float **dx) {
   nn_ctx ctx;
-  nn_ctx_init(&ctx, P, g->training, record, 7);
-  nn_t *in = record ? nn_tensor(&ctx, g->n, g->c, g->h, g->w) : nn_wrap(&ctx, (float *)x, g->n, g->c, g->h, g->w);
+  embr__nn_ctx_init(&ctx, P, g->training, record, 7);
+  nn_t *in = record ? embr__nn_tensor(&ctx, g->n, g->c, g->h, g->w) : embr__nn_wrap(&ctx, (float *)x, g->n, g->c, g->h, g->w);
   if (record) memcpy(in->d, x, sizeof(float) * (size_t)nn_numel(in));
   extra_loss = 0;
   nn_t *y = g->op(&ctx, in, g->arg);
@@ -38,15 +38,15 @@ static double probe(nn_params *P, const gcase *g, const float *x, const float *r
   if (y) {
     for (int64_t i = 0; i < nn_numel(y); i++) s += (double)y->d[i] * r[i];
     if (record) {
-      float *gy = nn_grad(&ctx, y);
+      float *gy = embr__nn_grad(&ctx, y);
       for (int64_t i = 0; i < nn_numel(y); i++) gy[i] += r[i];
-      nn_backward(&ctx);
+      embr__nn_backward(&ctx);
       CHECK_MSG(in->g != NULL, "%s: no input gradient", g->name);
       if (in->g) memcpy(*dx, in->g, sizeof(float) * (size_t)nn_numel(in));
     }
   }
   CHECK_MSG(y != NULL, "%s: forward failed: %s", g->name, embr_last_error());
-  nn_ctx_free(&ctx);
+  embr__nn_ctx_free(&ctx);
   return s;
 }
 
@@ -62,7 +62,7 @@ static void gradcheck(nn_params *P, const gcase *g) {
   embr_rng_seed(&rng, 11);
   for (int64_t i = 0; i < nx; i++) x[i] = (float)embr_rng_normal(&rng);
   for (int i = 0; i < 1000000; i++) r[i] = (float)embr_rng_normal(&rng);
-  nn_params_zero_grad(P);
+  embr__nn_params_zero_grad(P);
   probe(P, g, x, r, 1, &dx);
   float *pg = malloc(sizeof(float) * (size_t)(P->total ? P->total : 1));
   memcpy(pg, P->grad, sizeof(float) * (size_t)P->total);
@@ -112,18 +112,18 @@ static void randomise(nn_params *P, uint64_t seed) {
     }
 }
 
-static nn_t *op_conv(nn_ctx *c, nn_t *x, const void *a) { return nn_conv2d(c, x, a); }
-static nn_t *op_bn(nn_ctx *c, nn_t *x, const void *a) { return nn_batchnorm(c, x, a); }
-static nn_t *op_prelu(nn_ctx *c, nn_t *x, const void *a) { return nn_prelu_f(c, x, a); }
-static nn_t *op_linear(nn_ctx *c, nn_t *x, const void *a) { return nn_linear_f(c, nn_flatten(c, x), a); }
-static nn_t *op_relu(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_relu(c, x); }
-static nn_t *op_gelu(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_gelu(c, x); }
-static nn_t *op_maxpool(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_maxpool(c, x, 3, 2, 1); }
-static nn_t *op_avgpool(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_avgpool(c, x, 3, 2, 1); }
-static nn_t *op_gap(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_global_avgpool(c, x); }
-static nn_t *op_dropout(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_dropout(c, x, 0.3f); }
-static nn_t *op_l2(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_l2norm(c, nn_flatten(c, x)); }
-static nn_t *op_add(nn_ctx *c, nn_t *x, const void *a) { (void)a; return nn_add(c, nn_relu(c, x), nn_gelu(c, x)); }
+static nn_t *op_conv(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_conv2d(c, x, a); }
+static nn_t *op_bn(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_batchnorm(c, x, a); }
+static nn_t *op_prelu(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_prelu_f(c, x, a); }
+static nn_t *op_linear(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_linear_f(c, embr__nn_flatten(c, x), a); }
+static nn_t *op_relu(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_relu(c, x); }
+static nn_t *op_gelu(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_gelu(c, x); }
+static nn_t *op_maxpool(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_maxpool(c, x, 3, 2, 1); }
+static nn_t *op_avgpool(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_avgpool(c, x, 3, 2, 1); }
+static nn_t *op_gap(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_global_avgpool(c, x); }
+static nn_t *op_dropout(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_dropout(c, x, 0.3f); }
+static nn_t *op_l2(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_l2norm(c, embr__nn_flatten(c, x)); }
+static nn_t *op_add(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_add(c, embr__nn_relu(c, x), embr__nn_gelu(c, x)); }
 
 static void test_conv_grads(void) {
   static const struct { int in, out, k, s, p, groups, bias, h, w; } cs[] = {
@@ -132,14 +132,14 @@ static void test_conv_grads(void) {
   for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
     nn_params P = {0};
     nn_conv L;
-    CHECK(nn_conv_make(&P, &L, "conv", cs[i].in, cs[i].out, cs[i].k, cs[i].s, cs[i].p, cs[i].groups, cs[i].bias) == 0);
-    CHECK(nn_params_init(&P, 1) == 0);
+    CHECK(embr__nn_conv_make(&P, &L, "conv", cs[i].in, cs[i].out, cs[i].k, cs[i].s, cs[i].p, cs[i].groups, cs[i].bias) == 0);
+    CHECK(embr__nn_params_init(&P, 1) == 0);
     randomise(&P, 3 + i);
     char name[64];
     snprintf(name, sizeof(name), "conv case %zu", i);
     gcase g = {name, op_conv, &L, 2, cs[i].in, cs[i].h, cs[i].w, 1};
     gradcheck(&P, &g);
-    nn_params_free(&P);
+    embr__nn_params_free(&P);
   }
 }
 
@@ -148,16 +148,16 @@ static void test_conv_forward_reference(void) {
   nn_params P = {0};
   nn_conv L;
   int N = 2, C = 6, H = 9, W = 7, O = 4, K = 3, S = 2, pad = 1, G = 2;
-  CHECK(nn_conv_make(&P, &L, "c", C, O, K, S, pad, G, 1) == 0);
-  CHECK(nn_params_init(&P, 5) == 0);
+  CHECK(embr__nn_conv_make(&P, &L, "c", C, O, K, S, pad, G, 1) == 0);
+  CHECK(embr__nn_params_init(&P, 5) == 0);
   randomise(&P, 5);
   nn_ctx ctx;
-  nn_ctx_init(&ctx, &P, 0, 0, 1);
+  embr__nn_ctx_init(&ctx, &P, 0, 0, 1);
   float x[2 * 6 * 9 * 7];
   embr_rng r;
   embr_rng_seed(&r, 9);
   for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++) x[i] = (float)embr_rng_normal(&r);
-  nn_t *y = nn_conv2d(&ctx, nn_wrap(&ctx, x, N, C, H, W), &L);
+  nn_t *y = embr__nn_conv2d(&ctx, embr__nn_wrap(&ctx, x, N, C, H, W), &L);
   REQUIRE(y);
   double worst = 0;
   const float *w = P.data + L.w, *b = P.data + L.b;
@@ -179,8 +179,8 @@ static void test_conv_forward_reference(void) {
   CHECK_MSG(worst < 1e-5, "grouped conv differs from the direct sum by %g", worst);
   CHECK_EQ_INT(y->h, 5);
   CHECK_EQ_INT(y->w, 4);
-  nn_ctx_free(&ctx);
-  nn_params_free(&P);
+  embr__nn_ctx_free(&ctx);
+  embr__nn_params_free(&P);
 }
 
 /* The Winograd path (3x3, stride 1, >= 16 channels) against the im2col path on odd sizes, and
@@ -190,8 +190,8 @@ static void test_winograd_matches_im2col(void) {
   for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
     nn_params P = {0};
     nn_conv L;
-    CHECK(nn_conv_make(&P, &L, "w", cs[i].c, cs[i].o, 3, 1, 1, 1, cs[i].bias) == 0);
-    CHECK(nn_params_init(&P, 8) == 0);
+    CHECK(embr__nn_conv_make(&P, &L, "w", cs[i].c, cs[i].o, 3, 1, 1, 1, cs[i].bias) == 0);
+    CHECK(embr__nn_params_init(&P, 8) == 0);
     randomise(&P, 8 + i);
     int n = 3;
     int64_t nx = (int64_t)n * cs[i].c * cs[i].h * cs[i].w, ny = (int64_t)n * cs[i].o * cs[i].h * cs[i].w;
@@ -203,21 +203,21 @@ static void test_winograd_matches_im2col(void) {
     for (int pass = 0; pass < 2; pass++) {
       setenv("EMBR_WINOGRAD", pass ? "1" : "0", 1);
       nn_ctx ctx;
-      nn_ctx_init(&ctx, &P, 0, 0, 1);
-      nn_t *y = nn_conv2d(&ctx, nn_wrap(&ctx, x, n, cs[i].c, cs[i].h, cs[i].w), &L);
+      embr__nn_ctx_init(&ctx, &P, 0, 0, 1);
+      nn_t *y = embr__nn_conv2d(&ctx, embr__nn_wrap(&ctx, x, n, cs[i].c, cs[i].h, cs[i].w), &L);
       REQUIRE(y);
       for (int64_t j = 0; j < ny; j++) {
         if (!pass) ref[j] = y->d[j], scale = fmax(scale, fabs(y->d[j]));
         else worst = fmax(worst, fabs(y->d[j] - ref[j]));
       }
-      nn_ctx_free(&ctx);
+      embr__nn_ctx_free(&ctx);
     }
     CHECK_MSG(worst <= 1e-5 * scale, "Winograd case %zu differs from im2col by %.2e (scale %.2e)", i, worst, scale);
     gcase g = {"winograd conv", op_conv, &L, 2, cs[i].c, cs[i].h, cs[i].w, 1};
     if (i == 0) gradcheck(&P, &g);
     unsetenv("EMBR_WINOGRAD");
     free(x), free(ref);
-    nn_params_free(&P);
+    embr__nn_params_free(&P);
   }
 }
 
@@ -226,27 +226,27 @@ static void test_bn_prelu_linear_grads(void) {
   nn_bn bn;
   nn_prelu pr;
   nn_linear lin;
-  CHECK(nn_bn_make(&P, &bn, "bn", 3) == 0);
-  CHECK(nn_prelu_make(&P, &pr, "pr", 3) == 0);
-  CHECK(nn_linear_make(&P, &lin, "fc", 3 * 4 * 5, 7, 1) == 0);
-  CHECK(nn_params_init(&P, 2) == 0);
+  CHECK(embr__nn_bn_make(&P, &bn, "bn", 3) == 0);
+  CHECK(embr__nn_prelu_make(&P, &pr, "pr", 3) == 0);
+  CHECK(embr__nn_linear_make(&P, &lin, "fc", 3 * 4 * 5, 7, 1) == 0);
+  CHECK(embr__nn_params_init(&P, 2) == 0);
   randomise(&P, 2);
   gcase cases[] = {{"batchnorm (train)", op_bn, &bn, 4, 3, 4, 5, 1}, {"batchnorm (eval)", op_bn, &bn, 4, 3, 4, 5, 0},
                    {"batchnorm 1-D", op_bn, &bn, 6, 3, 1, 1, 1},      {"prelu", op_prelu, &pr, 2, 3, 4, 5, 1},
                    {"linear", op_linear, &lin, 3, 3, 4, 5, 1}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) gradcheck(&P, &cases[i]);
-  nn_params_free(&P);
+  embr__nn_params_free(&P);
 }
 
 static void test_parameterless_grads(void) {
   nn_params P = {0};
-  CHECK(nn_params_init(&P, 1) == 0);
+  CHECK(embr__nn_params_init(&P, 1) == 0);
   gcase cases[] = {{"relu", op_relu, NULL, 2, 3, 5, 4, 1},       {"gelu", op_gelu, NULL, 2, 3, 5, 4, 1},
                    {"maxpool", op_maxpool, NULL, 2, 2, 7, 6, 1}, {"avgpool", op_avgpool, NULL, 2, 2, 7, 6, 1},
                    {"global avgpool", op_gap, NULL, 2, 3, 5, 4, 1}, {"dropout", op_dropout, NULL, 2, 3, 5, 4, 1},
                    {"l2norm", op_l2, NULL, 3, 4, 2, 2, 1},       {"residual add", op_add, NULL, 2, 3, 4, 4, 1}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) gradcheck(&P, &cases[i]);
-  nn_params_free(&P);
+  embr__nn_params_free(&P);
 }
 
 /* ---- losses ------------------------------------------------------------------------------------ */
@@ -254,23 +254,23 @@ static void test_parameterless_grads(void) {
 static int32_t loss_labels[6] = {0, 2, 1, 4, 2, 3};
 
 static nn_t *op_margin(nn_ctx *c, nn_t *x, const void *a) {
-  nn_t *z = nn_margin_logits(c, nn_flatten(c, x), a, loss_labels);
+  nn_t *z = embr__nn_margin_logits(c, embr__nn_flatten(c, x), a, loss_labels);
   if (!z) return NULL;
-  nn_grad(c, z); /* when recording: the cross-entropy writes its gradient here */
+  embr__nn_grad(c, z); /* when recording: the cross-entropy writes its gradient here */
   /* Let the cross-entropy write its gradient; the probe adds r on top, which checks the sum of both. */
-  extra_loss = nn_softmax_xent(z, loss_labels, NULL);
+  extra_loss = embr__nn_softmax_xent(z, loss_labels, NULL);
   return z;
 }
 
 static void check_margin(const char *name, float m1, float m2, float m3, float s, float spread) {
   nn_params P = {0};
   nn_margin L;
-  CHECK(nn_margin_make(&P, &L, "head", 5, 8, m1, m2, m3, s) == 0);
-  CHECK(nn_params_init(&P, 4) == 0);
+  CHECK(embr__nn_margin_make(&P, &L, "head", 5, 8, m1, m2, m3, s) == 0);
+  CHECK(embr__nn_params_init(&P, 4) == 0);
   (void)spread;
   gcase g = {name, op_margin, &L, 6, 8, 1, 1, 1};
   gradcheck(&P, &g);
-  nn_params_free(&P);
+  embr__nn_params_free(&P);
 }
 
 static void test_margin_grads(void) {
@@ -285,23 +285,23 @@ static void test_margin_grads(void) {
 static void test_margin_values(void) {
   nn_params P = {0};
   nn_margin L;
-  CHECK(nn_margin_make(&P, &L, "head", 2, 2, 1, 0.5f, 0.1f, 10) == 0);
-  CHECK(nn_params_init(&P, 1) == 0);
+  CHECK(embr__nn_margin_make(&P, &L, "head", 2, 2, 1, 0.5f, 0.1f, 10) == 0);
+  CHECK(embr__nn_params_init(&P, 1) == 0);
   float *w = P.data + L.w;
   w[0] = 2, w[1] = 0, w[2] = 0, w[3] = 3; /* class 0 along x, class 1 along y */
   nn_ctx ctx;
-  nn_ctx_init(&ctx, &P, 1, 0, 1);
+  embr__nn_ctx_init(&ctx, &P, 1, 0, 1);
   float e[4] = {3, 4, -1, -1e-3f}; /* angle atan(4/3) to class 0; second row near 180 degrees from class 1 */
   int32_t lab[2] = {0, 1};
-  nn_t *z = nn_margin_logits(&ctx, nn_wrap(&ctx, e, 2, 2, 1, 1), &L, lab);
+  nn_t *z = embr__nn_margin_logits(&ctx, embr__nn_wrap(&ctx, e, 2, 2, 1, 1), &L, lab);
   REQUIRE(z);
   double th = acos(0.6);
   CHECK_NEAR(z->d[0], 10 * (cos(th + 0.5) - 0.1), 1e-4);
   CHECK_NEAR(z->d[1], 10 * 0.8, 1e-4);
   double c1 = -1e-3 / sqrt(1 + 1e-6); /* theta ~ 90 degrees: no fallback */
   CHECK_NEAR(z->d[3], 10 * (cos(acos(c1) + 0.5) - 0.1), 1e-4);
-  nn_ctx_free(&ctx);
-  nn_params_free(&P);
+  embr__nn_ctx_free(&ctx);
+  embr__nn_params_free(&P);
 }
 
 static void test_softmax_xent_values(void) {
@@ -309,7 +309,7 @@ static void test_softmax_xent_values(void) {
   int32_t lab[2] = {2, 0};
   nn_t t = {z, NULL, 2, 3, 1, 1, 0, NULL, 0};
   int64_t hits;
-  double l = nn_softmax_xent(&t, lab, &hits);
+  double l = embr__nn_softmax_xent(&t, lab, &hits);
   double want = (log(exp(1) + exp(2) + exp(3)) - 3 + 0) / 2; /* second row: log(1 + e^-1000 + e^-2000) - 0 */
   CHECK_NEAR(l, want, 1e-9);
   CHECK_EQ_INT(hits, 2);
@@ -320,40 +320,40 @@ static void test_softmax_xent_values(void) {
 static void test_optimizers(void) {
   nn_params P = {0};
   int64_t s2[1] = {2};
-  nn_param_add(&P, "w", 1, s2, NN_WEIGHT, NN_INIT_CONST, 1.0f);
-  nn_param_add(&P, "b", 1, s2, NN_NODECAY, NN_INIT_CONST, 1.0f);
-  nn_param_add(&P, "rm", 1, s2, NN_BUFFER, NN_INIT_CONST, 1.0f);
-  CHECK(nn_params_init(&P, 1) == 0);
+  embr__nn_param_add(&P, "w", 1, s2, NN_WEIGHT, NN_INIT_CONST, 1.0f);
+  embr__nn_param_add(&P, "b", 1, s2, NN_NODECAY, NN_INIT_CONST, 1.0f);
+  embr__nn_param_add(&P, "rm", 1, s2, NN_BUFFER, NN_INIT_CONST, 1.0f);
+  CHECK(embr__nn_params_init(&P, 1) == 0);
   nn_optim o;
-  CHECK(nn_optim_init(&o, &P, NN_SGD) == 0);
+  CHECK(embr__nn_optim_init(&o, &P, NN_SGD) == 0);
   o.weight_decay = 0.1f;
   for (int64_t i = 0; i < P.total; i++) P.grad[i] = 0.5f;
-  nn_optim_step(&o, &P, 0.1f);
-  nn_optim_step(&o, &P, 0.1f);
+  embr__nn_optim_step(&o, &P, 0.1f);
+  embr__nn_optim_step(&o, &P, 0.1f);
   /* w: d = 0.5 + 0.1 w; buf1 = d1; p1 = 1 - 0.1 * 0.6 = 0.94; d2 = 0.594; buf2 = 0.9*0.6 + 0.594 */
   double w1 = 1 - 0.1 * 0.6, buf2 = 0.9 * 0.6 + (0.5 + 0.1 * w1);
   CHECK_NEAR(P.data[P.p[0].off], w1 - 0.1 * buf2, 1e-6);
   CHECK_NEAR(P.data[P.p[1].off], 1 - 0.1 * 0.5 - 0.1 * (0.9 * 0.5 + 0.5), 1e-6); /* no decay */
   CHECK_NEAR(P.data[P.p[2].off], 1.0, 0);                                          /* a buffer never moves */
-  nn_optim_free(&o);
-  CHECK(nn_optim_init(&o, &P, NN_ADAMW) == 0);
+  embr__nn_optim_free(&o);
+  CHECK(embr__nn_optim_init(&o, &P, NN_ADAMW) == 0);
   o.weight_decay = 0.1f;
   for (int p = 0; p < 3; p++) P.data[P.p[p].off] = 1;
-  nn_optim_step(&o, &P, 0.01f);
+  embr__nn_optim_step(&o, &P, 0.01f);
   /* First AdamW step: decay, then m/(1-b1) = g and v/(1-b2) = g^2: a step of lr * g/|g|. */
   CHECK_NEAR(P.data[P.p[0].off], 1 * (1 - 0.01 * 0.1) - 0.01 * 0.5 / (0.5 + 1e-8), 1e-6);
   CHECK_NEAR(P.data[P.p[1].off], 1 - 0.01, 1e-6);
-  nn_optim_free(&o);
+  embr__nn_optim_free(&o);
   /* Clipping to norm 1 of a gradient with norm sqrt(4 * 0.25) = 1 * ... (the buffer excluded). */
   for (int64_t i = 0; i < P.total; i++) P.grad[i] = 3.0f;
-  double norm = nn_clip_grad(&P, 1.0);
+  double norm = embr__nn_clip_grad(&P, 1.0);
   CHECK_NEAR(norm, sqrt(4 * 9.0), 1e-5);
   CHECK_NEAR(P.grad[P.p[0].off], 3.0 / 6.0, 1e-5);
-  nn_params_free(&P);
-  CHECK_NEAR(nn_lr_at(1.0, 0, 10, 110), 0.1, 1e-12);
-  CHECK_NEAR(nn_lr_at(1.0, 9, 10, 110), 1.0, 1e-12);
-  CHECK_NEAR(nn_lr_at(1.0, 60, 10, 110), 0.5, 1e-12);
-  CHECK_NEAR(nn_lr_at(1.0, 110, 10, 110), 0.0, 1e-12);
+  embr__nn_params_free(&P);
+  CHECK_NEAR(embr__nn_lr_at(1.0, 0, 10, 110), 0.1, 1e-12);
+  CHECK_NEAR(embr__nn_lr_at(1.0, 9, 10, 110), 1.0, 1e-12);
+  CHECK_NEAR(embr__nn_lr_at(1.0, 60, 10, 110), 0.5, 1e-12);
+  CHECK_NEAR(embr__nn_lr_at(1.0, 110, 10, 110), 0.0, 1e-12);
 }
 
 /* ---- safetensors -------------------------------------------------------------------------------- */
@@ -368,28 +368,28 @@ static void test_safetensors_round_trip(void) {
   float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1, 0.5f, 1e-20f};
   nn_st_out t[2] = {{"layer.weight", 2, {2, 3}, a}, {"layer.bias", 1, {3}, b}};
   char *k[1] = {"embr.arch"}, *v[1] = {"tiny"};
-  CHECK(nn_st_write(path, t, 2, k, v, 1) == 0);
+  CHECK(embr__nn_st_write(path, t, 2, k, v, 1) == 0);
   nn_params P = {0};
   int64_t s23[2] = {2, 3}, s3[1] = {3}, s32[2] = {3, 2};
-  nn_param_add(&P, "layer.weight", 2, s23, NN_WEIGHT, NN_INIT_ZERO, 0);
-  nn_param_add(&P, "layer.bias", 1, s3, NN_NODECAY, NN_INIT_ZERO, 0);
-  CHECK(nn_params_init(&P, 1) == 0);
+  embr__nn_param_add(&P, "layer.weight", 2, s23, NN_WEIGHT, NN_INIT_ZERO, 0);
+  embr__nn_param_add(&P, "layer.bias", 1, s3, NN_NODECAY, NN_INIT_ZERO, 0);
+  CHECK(embr__nn_params_init(&P, 1) == 0);
   nn_st st;
-  REQUIRE(nn_st_open(&st, path) == 0);
-  CHECK(nn_st_meta(&st, "embr.arch") && !strcmp(nn_st_meta(&st, "embr.arch"), "tiny"));
-  CHECK(nn_params_load(&P, &st, NULL, path) == 0);
+  REQUIRE(embr__nn_st_open(&st, path) == 0);
+  CHECK(embr__nn_st_meta(&st, "embr.arch") && !strcmp(embr__nn_st_meta(&st, "embr.arch"), "tiny"));
+  CHECK(embr__nn_params_load(&P, &st, NULL, path) == 0);
   CHECK(!memcmp(P.data + P.p[0].off, a, sizeof(a)) && !memcmp(P.data + P.p[1].off, b, sizeof(b)));
   /* A missing tensor and a mis-shaped one are errors that name them. */
   nn_params Q = {0};
-  nn_param_add(&Q, "layer.weight", 2, s32, NN_WEIGHT, NN_INIT_ZERO, 0);
-  CHECK(nn_params_init(&Q, 1) == 0);
-  CHECK(nn_params_load(&Q, &st, NULL, path) == EMBR_EFORMAT);
+  embr__nn_param_add(&Q, "layer.weight", 2, s32, NN_WEIGHT, NN_INIT_ZERO, 0);
+  CHECK(embr__nn_params_init(&Q, 1) == 0);
+  CHECK(embr__nn_params_load(&Q, &st, NULL, path) == EMBR_EFORMAT);
   CHECK(strstr(embr_last_error(), "layer.weight") && strstr(embr_last_error(), "3x2"));
-  CHECK(nn_params_load(&Q, &st, "x.", path) == EMBR_EFORMAT);
+  CHECK(embr__nn_params_load(&Q, &st, "x.", path) == EMBR_EFORMAT);
   CHECK(strstr(embr_last_error(), "missing"));
-  nn_st_close(&st);
-  nn_params_free(&P);
-  nn_params_free(&Q);
+  embr__nn_st_close(&st);
+  embr__nn_params_free(&P);
+  embr__nn_params_free(&Q);
   unlink(path);
 }
 
@@ -399,7 +399,7 @@ static void test_safetensors_hostile(void) {
   char path[256];
   tmp_path(path, sizeof(path), "h.safetensors");
   nn_st_out t[1] = {{"w", 2, {2, 2}, a}};
-  CHECK(nn_st_write(path, t, 1, NULL, NULL, 0) == 0);
+  CHECK(embr__nn_st_write(path, t, 1, NULL, NULL, 0) == 0);
   FILE *f = fopen(path, "rb");
   REQUIRE(f);
   unsigned char buf[512];
@@ -407,10 +407,10 @@ static void test_safetensors_hostile(void) {
   fclose(f);
   unlink(path);
   nn_st st;
-  REQUIRE(nn_st_parse(&st, buf, len, "ok") == 0);
+  REQUIRE(embr__nn_st_parse(&st, buf, len, "ok") == 0);
   CHECK(st.n == 1 && st.t[0].numel == 4);
-  nn_st_close(&st);
-  for (size_t cut = 0; cut < len; cut++) CHECK(nn_st_parse(&st, buf, cut, "cut") != 0);
+  embr__nn_st_close(&st);
+  for (size_t cut = 0; cut < len; cut++) CHECK(embr__nn_st_parse(&st, buf, cut, "cut") != 0);
   static const char *bad[] = {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,17]}}",
                               "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,16]}}",
                               "{\"w\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
@@ -426,7 +426,7 @@ static void test_safetensors_hostile(void) {
     for (int k = 0; k < 8; k++) b[k] = (unsigned char)(hl >> (8 * k));
     memcpy(b + 8, bad[i], hl);
     memset(b + 8 + hl, 0, 16);
-    CHECK_MSG(nn_st_parse(&st, b, 8 + hl + 16, "bad") != 0, "corrupt header %zu accepted", i);
+    CHECK_MSG(embr__nn_st_parse(&st, b, 8 + hl + 16, "bad") != 0, "corrupt header %zu accepted", i);
   }
 }
 
@@ -435,10 +435,10 @@ static void test_half_precision(void) {
   unsigned char f16[6] = {0x00, 0x3c, 0x00, 0xc1, 0x01, 0x00}, bf[2] = {0x40, 0x40};
   nn_st_tensor t = {NULL, 1, 1, {3}, 3, f16};
   float out[3];
-  nn_st_read_f32(&t, out);
+  embr__nn_st_read_f32(&t, out);
   CHECK(out[0] == 1.0f && out[1] == -2.5f && out[2] == ldexpf(1, -24));
   nn_st_tensor tb = {NULL, 2, 1, {1}, 1, bf};
-  nn_st_read_f32(&tb, out);
+  embr__nn_st_read_f32(&tb, out);
   CHECK(out[0] == 3.0f);
 }
 
@@ -448,7 +448,7 @@ static void test_half_precision(void) {
  * whose exact value is zero (a bias before a batch norm has gradient 0, and both sides hold only
  * rounding noise there). */
 static double rel_err(const float *a, const nn_st_tensor *ref, float *tmp, double floor) {
-  nn_st_read_f32(ref, tmp);
+  embr__nn_st_read_f32(ref, tmp);
   double num = 0, den = 0;
   for (int64_t i = 0; i < ref->numel; i++) {
     num = fmax(num, fabs((double)a[i] - tmp[i]));
@@ -458,7 +458,7 @@ static double rel_err(const float *a, const nn_st_tensor *ref, float *tmp, doubl
 }
 
 static const nn_st_tensor *need(const nn_st *st, const char *name) {
-  const nn_st_tensor *t = nn_st_find(st, name);
+  const nn_st_tensor *t = embr__nn_st_find(st, name);
   CHECK_MSG(t != NULL, "reference lacks %s", name);
   return t;
 }
@@ -467,41 +467,41 @@ static void golden(const char *file) {
   char path[512];
   snprintf(path, sizeof(path), "%s/tests/ref/%s", EMBR_SOURCE_DIR, file);
   nn_st st;
-  REQUIRE(nn_st_open(&st, path) == 0);
+  REQUIRE(embr__nn_st_open(&st, path) == 0);
   embr_model_params p = embr_model_params_default();
-  p.arch = nn_st_meta(&st, "embr.arch");
-  p.width = atoi(nn_st_meta(&st, "embr.width"));
-  p.embedding_dim = atoi(nn_st_meta(&st, "embr.embedding_dim"));
-  REQUIRE(sscanf(nn_st_meta(&st, "embr.input"), "%dx%dx%d", &p.input.channels, &p.input.height, &p.input.width) == 3);
-  int classes = atoi(nn_st_meta(&st, "embr.classes"));
+  p.arch = embr__nn_st_meta(&st, "embr.arch");
+  p.width = atoi(embr__nn_st_meta(&st, "embr.width"));
+  p.embedding_dim = atoi(embr__nn_st_meta(&st, "embr.embedding_dim"));
+  REQUIRE(sscanf(embr__nn_st_meta(&st, "embr.input"), "%dx%dx%d", &p.input.channels, &p.input.height, &p.input.width) == 3);
+  int classes = atoi(embr__nn_st_meta(&st, "embr.classes"));
   embr_model *m;
   REQUIRE(embr__model_build(&p, 2, classes, &m) == 0);
-  REQUIRE(nn_params_init(&m->P, 1) == 0);
-  CHECK(nn_params_load(&m->P, &st, NULL, path) == 0);
+  REQUIRE(embr__nn_params_init(&m->P, 1) == 0);
+  CHECK(embr__nn_params_load(&m->P, &st, NULL, path) == 0);
   const nn_st_tensor *tx = need(&st, "input"), *tl = need(&st, "labels");
   REQUIRE(tx && tl);
   int n = (int)tx->shape[0];
   float *x = malloc(sizeof(float) * (size_t)tx->numel), *tmp = malloc(sizeof(float) * 1000000), lab[64];
   int32_t labels[64];
-  nn_st_read_f32(tx, x);
-  nn_st_read_f32(tl, lab);
+  embr__nn_st_read_f32(tx, x);
+  embr__nn_st_read_f32(tl, lab);
   for (int i = 0; i < n; i++) labels[i] = (int32_t)lab[i];
   float *saved = malloc(sizeof(float) * (size_t)m->P.total);
   memcpy(saved, m->P.data, sizeof(float) * (size_t)m->P.total);
   /* Training pass: embeddings, loss, every gradient, the updated running statistics. */
   nn_ctx ctx;
-  nn_ctx_init(&ctx, &m->P, 1, 1, 1);
-  nn_params_zero_grad(&m->P);
-  nn_t *emb = embr__model_forward(m, &ctx, nn_wrap(&ctx, x, n, p.input.channels, p.input.height, p.input.width));
-  nn_t *z = nn_margin_logits(&ctx, emb, &m->hd.mar, labels);
+  embr__nn_ctx_init(&ctx, &m->P, 1, 1, 1);
+  embr__nn_params_zero_grad(&m->P);
+  nn_t *emb = embr__model_forward(m, &ctx, embr__nn_wrap(&ctx, x, n, p.input.channels, p.input.height, p.input.width));
+  nn_t *z = embr__nn_margin_logits(&ctx, emb, &m->hd.mar, labels);
   REQUIRE(z);
-  nn_grad(&ctx, z);
-  double loss = nn_softmax_xent(z, labels, NULL);
-  nn_backward(&ctx);
+  embr__nn_grad(&ctx, z);
+  double loss = embr__nn_softmax_xent(z, labels, NULL);
+  embr__nn_backward(&ctx);
   double e = rel_err(emb->d, need(&st, "emb_train"), tmp, 1e-30);
   CHECK_MSG(e < 1e-4, "%s: training-mode embeddings differ from PyTorch by %.2e (relative)", file, e);
   const nn_st_tensor *tloss = need(&st, "loss");
-  nn_st_read_f32(tloss, tmp);
+  embr__nn_st_read_f32(tloss, tmp);
   CHECK_MSG(fabs(loss - tmp[0]) < 1e-4 * fabs(tmp[0]), "%s: loss %.6f, PyTorch %.6f", file, loss, tmp[0]);
   double worst = 0, gscale = 0; /* gscale: the largest gradient of the model */
   const char *worst_name = "";
@@ -535,8 +535,8 @@ static void golden(const char *file) {
   CHECK(embr_model_embed(m, x, n, 1, out) == 0);
   e = rel_err(out, need(&st, "emb_eval"), tmp, 1e-30);
   CHECK_MSG(e < 1e-4, "%s: inference embeddings differ from PyTorch by %.2e (relative)", file, e);
-  nn_ctx_free(&ctx);
-  nn_st_close(&st);
+  embr__nn_ctx_free(&ctx);
+  embr__nn_st_close(&st);
   embr_model_free(m);
   free(x), free(tmp), free(saved), free(out);
 }

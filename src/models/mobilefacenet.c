@@ -38,11 +38,11 @@ static const char *join(char *n, const char *prefix, const char *suffix) {
 static int make_cbp(nn_params *P, cbp *c, const char *prefix, int in, int out, int k, int s, int pad, int groups, int act) {
   char n[160];
   int rc;
-  if ((rc = nn_conv_make(P, &c->conv, join(n, prefix, ".conv"), in, out, k, s, pad, groups, 0))) return rc;
-  if ((rc = nn_bn_make(P, &c->bn, join(n, prefix, ".bn"), out))) return rc;
+  if ((rc = embr__nn_conv_make(P, &c->conv, join(n, prefix, ".conv"), in, out, k, s, pad, groups, 0))) return rc;
+  if ((rc = embr__nn_bn_make(P, &c->bn, join(n, prefix, ".bn"), out))) return rc;
   c->act = act;
   if (!act) return 0;
-  return nn_prelu_make(P, &c->pr, join(n, prefix, ".prelu"), out);
+  return embr__nn_prelu_make(P, &c->pr, join(n, prefix, ".prelu"), out);
 }
 
 /* Depth_Wise: 1x1 expand to `mid` (PReLU), 3x3 depthwise with the stride (PReLU), 1x1 project. */
@@ -89,15 +89,15 @@ static int build(nn_params *P, const embr_model_params *p, void **out) {
   int k = side_after(p->input.height);
   if (!rc) rc = make_cbp(P, &m->sep, "conv_6_sep", c128, c512, 1, 1, 0, 1, 1);
   if (!rc) rc = make_cbp(P, &m->gdc, "conv_6_dw", c512, c512, k, 1, 0, c512, 0);
-  if (!rc) rc = nn_linear_make(P, &m->linear, "linear", c512, p->embedding_dim, 0);
-  if (!rc) rc = nn_bn_make(P, &m->bn, "bn", p->embedding_dim);
+  if (!rc) rc = embr__nn_linear_make(P, &m->linear, "linear", c512, p->embedding_dim, 0);
+  if (!rc) rc = embr__nn_bn_make(P, &m->bn, "bn", p->embedding_dim);
   (void)c256;
   return rc;
 }
 
 static nn_t *cbp_forward(nn_ctx *ctx, const cbp *c, nn_t *x) {
-  nn_t *y = nn_batchnorm(ctx, nn_conv2d(ctx, x, &c->conv), &c->bn);
-  return c->act ? nn_prelu_f(ctx, y, &c->pr) : y;
+  nn_t *y = embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &c->conv), &c->bn);
+  return c->act ? embr__nn_prelu_f(ctx, y, &c->pr) : y;
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
@@ -105,18 +105,18 @@ static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   nn_t *y = cbp_forward(ctx, &m->conv2_dw, cbp_forward(ctx, &m->conv1, x));
   for (int i = 0; i < m->nb; i++) {
     const dwblock *b = &m->blocks[i];
-    if (b->residual) nn_pin(y); /* read again by the residual add */
+    if (b->residual) embr__nn_pin(y); /* read again by the residual add */
     nn_t *z = cbp_forward(ctx, &b->project, cbp_forward(ctx, &b->dw, cbp_forward(ctx, &b->expand, y)));
     if (b->residual) {
       nn_t *in = y;
-      y = nn_add(ctx, in, z);
-      nn_unpin(ctx, in);
+      y = embr__nn_add(ctx, in, z);
+      embr__nn_unpin(ctx, in);
     } else {
       y = z;
     }
   }
-  y = nn_flatten(ctx, cbp_forward(ctx, &m->gdc, cbp_forward(ctx, &m->sep, y)));
-  return nn_batchnorm(ctx, nn_linear_f(ctx, y, &m->linear), &m->bn);
+  y = embr__nn_flatten(ctx, cbp_forward(ctx, &m->gdc, cbp_forward(ctx, &m->sep, y)));
+  return embr__nn_batchnorm(ctx, embr__nn_linear_f(ctx, y, &m->linear), &m->bn);
 }
 
 static void destroy(void *netp) { free(netp); }

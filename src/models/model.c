@@ -42,8 +42,8 @@ static int check_params(const embr_model_params *p) {
 static int make_head(embr_model *m, int kind, int classes) {
   m->hd.kind = kind;
   m->hd.classes = classes;
-  if (kind == 1) return nn_linear_make(&m->P, &m->hd.lin, "head", m->p.embedding_dim, classes, 1);
-  if (kind == 2) return nn_margin_make(&m->P, &m->hd.mar, "head", classes, m->p.embedding_dim, 1, 0.5f, 0, 64);
+  if (kind == 1) return embr__nn_linear_make(&m->P, &m->hd.lin, "head", m->p.embedding_dim, classes, 1);
+  if (kind == 2) return embr__nn_margin_make(&m->P, &m->hd.mar, "head", classes, m->p.embedding_dim, 1, 0.5f, 0, 64);
   return 0;
 }
 
@@ -59,7 +59,7 @@ int embr__model_build(const embr_model_params *p, int head_kind, int classes, em
   m->ops = embr__net_find(p->arch);
   rc = m->ops->build(&m->P, &m->p, &m->net);
   if (!rc) rc = make_head(m, head_kind, classes);
-  nn_ctx_init(&m->infer, &m->P, 0, 0, 0);
+  embr__nn_ctx_init(&m->infer, &m->P, 0, 0, 0);
   m->infer.block_size = (size_t)4 << 20;
   if (rc) {
     embr_model_free(m);
@@ -71,7 +71,7 @@ int embr__model_build(const embr_model_params *p, int head_kind, int classes, em
 
 int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out) {
   int rc = embr__model_build(p, 0, 0, out);
-  if (!rc && (rc = nn_params_init(&(*out)->P, seed))) {
+  if (!rc && (rc = embr__nn_params_init(&(*out)->P, seed))) {
     embr_model_free(*out);
     *out = NULL;
   }
@@ -81,8 +81,8 @@ int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **ou
 void embr_model_free(embr_model *m) {
   if (!m) return;
   if (m->ops && m->net) m->ops->destroy(m->net);
-  nn_params_free(&m->P);
-  nn_ctx_free(&m->infer);
+  embr__nn_params_free(&m->P);
+  embr__nn_ctx_free(&m->infer);
   for (int i = 0; i < m->nclass_names; i++) free(m->class_names[i]);
   free(m->class_names);
   free(m);
@@ -112,13 +112,13 @@ int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float 
   int step = batch;
   for (int64_t i = 0; i < n; i += step) {
     int nb = (int)(n - i < step ? n - i : step);
-    nn_ctx_reset(&m->infer);
-    nn_t *in = nn_wrap(&m->infer, (float *)(x + i * per), nb, s->channels, s->height, s->width);
+    embr__nn_ctx_reset(&m->infer);
+    nn_t *in = embr__nn_wrap(&m->infer, (float *)(x + i * per), nb, s->channels, s->height, s->width);
     nn_t *y = embr__model_forward(m, &m->infer, in);
     if (!y) return m->infer.rc ? m->infer.rc : embr_error(EMBR_ENOMEM, "out of memory");
     memcpy(out + i * m->p.embedding_dim, y->d, sizeof(float) * (size_t)nb * (size_t)m->p.embedding_dim);
   }
-  nn_ctx_reset(&m->infer);
+  embr__nn_ctx_reset(&m->infer);
   return 0;
 }
 
@@ -164,14 +164,14 @@ int embr_model_save(const embr_model *m, const char *path) {
     names = join_names(m->class_names, m->nclass_names);
     key[nm] = "embr.class_names", val[nm++] = names ? names : "";
   }
-  int rc = nn_st_write(path, t, m->P.n, key, val, nm);
+  int rc = embr__nn_st_write(path, t, m->P.n, key, val, nm);
   free(names);
   free(t);
   return rc;
 }
 
 static int meta_int(const nn_st *st, const char *key, const char *path, int *out) {
-  const char *v = nn_st_meta(st, key);
+  const char *v = embr__nn_st_meta(st, key);
   char *end;
   long x = v ? strtol(v, &end, 10) : 0;
   if (!v || end == v || *end || x < 0 || x > 1 << 30)
@@ -181,7 +181,7 @@ static int meta_int(const nn_st *st, const char *key, const char *path, int *out
 }
 
 static int meta_floats(const nn_st *st, const char *key, const char *path, float *out) {
-  const char *v = nn_st_meta(st, key);
+  const char *v = embr__nn_st_meta(st, key);
   if (!v || sscanf(v, "%f,%f,%f", &out[0], &out[1], &out[2]) != 3)
     return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or malformed", path, key);
   for (int i = 0; i < 3; i++)
@@ -192,12 +192,12 @@ static int meta_floats(const nn_st *st, const char *key, const char *path, float
 
 static int params_from_meta(const nn_st *st, const char *path, embr_model_params *p, int *head, int *classes) {
   *p = embr_model_params_default();
-  p->arch = nn_st_meta(st, "embr.arch");
+  p->arch = embr__nn_st_meta(st, "embr.arch");
   if (!p->arch) return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file", path);
   int rc = meta_int(st, "embr.width", path, &p->width);
   if (!rc) rc = meta_int(st, "embr.embedding_dim", path, &p->embedding_dim);
   if (!rc) rc = meta_int(st, "embr.classes", path, classes);
-  const char *in = nn_st_meta(st, "embr.input"), *hd = nn_st_meta(st, "embr.head"), *rs = nn_st_meta(st, "embr.resize");
+  const char *in = embr__nn_st_meta(st, "embr.input"), *hd = embr__nn_st_meta(st, "embr.head"), *rs = embr__nn_st_meta(st, "embr.resize");
   if (!rc && (!in || sscanf(in, "%dx%dx%d", &p->input.channels, &p->input.height, &p->input.width) != 3))
     rc = embr_error(EMBR_EFORMAT, "%s: metadata 'embr.input' is missing or malformed", path);
   if (!rc) rc = meta_floats(st, "embr.mean", path, p->input.mean);
@@ -210,7 +210,7 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
 }
 
 static int read_class_names(embr_model *m, const nn_st *st) {
-  const char *v = nn_st_meta(st, "embr.class_names");
+  const char *v = embr__nn_st_meta(st, "embr.class_names");
   if (!v || !m->hd.classes) return 0;
   m->class_names = calloc((size_t)m->hd.classes, sizeof(char *));
   if (!m->class_names) return embr_error(EMBR_ENOMEM, "out of memory");
@@ -227,15 +227,15 @@ static int read_class_names(embr_model *m, const nn_st *st) {
 int embr_model_load(const char *path, embr_model **out) {
   nn_st st;
   *out = NULL;
-  int rc = nn_st_open(&st, path), head = 0, classes = 0;
+  int rc = embr__nn_st_open(&st, path), head = 0, classes = 0;
   if (rc) return rc;
   embr_model_params p;
   rc = params_from_meta(&st, path, &p, &head, &classes);
   if (!rc) rc = embr__model_build(&p, head, classes, out);
-  if (!rc) rc = nn_params_init(&(*out)->P, 0);
-  if (!rc) rc = nn_params_load(&(*out)->P, &st, NULL, path);
+  if (!rc) rc = embr__nn_params_init(&(*out)->P, 0);
+  if (!rc) rc = embr__nn_params_load(&(*out)->P, &st, NULL, path);
   if (!rc) rc = read_class_names(*out, &st);
-  nn_st_close(&st);
+  embr__nn_st_close(&st);
   if (rc) {
     embr_model_free(*out);
     *out = NULL;

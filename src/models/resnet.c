@@ -27,14 +27,14 @@ typedef struct resnet {
 static int make_block(nn_params *P, block *b, const char *prefix, int in, int out, int stride) {
   char n[160];
   int rc = 0;
-  snprintf(n, sizeof(n), "%s.conv1", prefix), rc |= nn_conv_make(P, &b->c1, n, in, out, 3, stride, 1, 1, 0);
-  snprintf(n, sizeof(n), "%s.bn1", prefix), rc |= nn_bn_make(P, &b->b1, n, out);
-  snprintf(n, sizeof(n), "%s.conv2", prefix), rc |= nn_conv_make(P, &b->c2, n, out, out, 3, 1, 1, 1, 0);
-  snprintf(n, sizeof(n), "%s.bn2", prefix), rc |= nn_bn_make(P, &b->b2, n, out);
+  snprintf(n, sizeof(n), "%s.conv1", prefix), rc |= embr__nn_conv_make(P, &b->c1, n, in, out, 3, stride, 1, 1, 0);
+  snprintf(n, sizeof(n), "%s.bn1", prefix), rc |= embr__nn_bn_make(P, &b->b1, n, out);
+  snprintf(n, sizeof(n), "%s.conv2", prefix), rc |= embr__nn_conv_make(P, &b->c2, n, out, out, 3, 1, 1, 1, 0);
+  snprintf(n, sizeof(n), "%s.bn2", prefix), rc |= embr__nn_bn_make(P, &b->b2, n, out);
   b->has_down = stride != 1 || in != out;
   if (b->has_down) {
-    snprintf(n, sizeof(n), "%s.downsample.0", prefix), rc |= nn_conv_make(P, &b->down, n, in, out, 1, stride, 0, 1, 0);
-    snprintf(n, sizeof(n), "%s.downsample.1", prefix), rc |= nn_bn_make(P, &b->bd, n, out);
+    snprintf(n, sizeof(n), "%s.downsample.0", prefix), rc |= embr__nn_conv_make(P, &b->down, n, in, out, 1, stride, 0, 1, 0);
+    snprintf(n, sizeof(n), "%s.downsample.1", prefix), rc |= embr__nn_bn_make(P, &b->bd, n, out);
   }
   return rc ? embr_error(EMBR_ENOMEM, "out of memory building ResNet") : 0;
 }
@@ -45,9 +45,9 @@ static int build(nn_params *P, const embr_model_params *p, void **out, const int
   *out = r;
   int w = p->width, rc = 0;
   r->big_stem = p->input.height >= 64 && p->input.width >= 64;
-  rc |= nn_conv_make(P, &r->stem, "conv1", p->input.channels, w, r->big_stem ? 7 : 3, r->big_stem ? 2 : 1,
+  rc |= embr__nn_conv_make(P, &r->stem, "conv1", p->input.channels, w, r->big_stem ? 7 : 3, r->big_stem ? 2 : 1,
                      r->big_stem ? 3 : 1, 1, 0);
-  rc |= nn_bn_make(P, &r->stem_bn, "bn1", w);
+  rc |= embr__nn_bn_make(P, &r->stem_bn, "bn1", w);
   for (int s = 0; s < 4; s++) r->nblocks += depth[s];
   r->blocks = calloc((size_t)r->nblocks, sizeof(block));
   if (!r->blocks) return embr_error(EMBR_ENOMEM, "out of memory");
@@ -60,8 +60,8 @@ static int build(nn_params *P, const embr_model_params *p, void **out, const int
       rc = make_block(P, &r->blocks[k], prefix, in, out_ch, s > 0 && i == 0 ? 2 : 1);
       in = out_ch;
     }
-  rc |= nn_linear_make(P, &r->fc, "fc", in, p->embedding_dim, 1);
-  rc |= nn_bn_make(P, &r->feat, "features", p->embedding_dim);
+  rc |= embr__nn_linear_make(P, &r->fc, "fc", in, p->embedding_dim, 1);
+  rc |= embr__nn_bn_make(P, &r->feat, "features", p->embedding_dim);
   return rc ? (rc < 0 ? rc : EMBR_ENOMEM) : 0;
 }
 
@@ -75,22 +75,22 @@ static int build34(nn_params *P, const embr_model_params *p, void **out) {
 }
 
 static nn_t *block_forward(nn_ctx *ctx, const block *b, nn_t *x) {
-  nn_pin(x); /* read twice: by the first convolution and by the shortcut */
-  nn_t *y = nn_relu_(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->c1), &b->b1));
-  y = nn_batchnorm(ctx, nn_conv2d(ctx, y, &b->c2), &b->b2);
-  nn_t *sc = b->has_down ? nn_batchnorm(ctx, nn_conv2d(ctx, x, &b->down), &b->bd) : x;
-  nn_t *out = nn_relu_(ctx, nn_add(ctx, y, sc));
-  nn_unpin(ctx, x);
+  embr__nn_pin(x); /* read twice: by the first convolution and by the shortcut */
+  nn_t *y = embr__nn_relu_(ctx, embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &b->c1), &b->b1));
+  y = embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, y, &b->c2), &b->b2);
+  nn_t *sc = b->has_down ? embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &b->down), &b->bd) : x;
+  nn_t *out = embr__nn_relu_(ctx, embr__nn_add(ctx, y, sc));
+  embr__nn_unpin(ctx, x);
   return out;
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   const resnet *r = netp;
-  nn_t *y = nn_relu_(ctx, nn_batchnorm(ctx, nn_conv2d(ctx, x, &r->stem), &r->stem_bn));
-  if (r->big_stem) y = nn_maxpool(ctx, y, 3, 2, 1);
+  nn_t *y = embr__nn_relu_(ctx, embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &r->stem), &r->stem_bn));
+  if (r->big_stem) y = embr__nn_maxpool(ctx, y, 3, 2, 1);
   for (int k = 0; k < r->nblocks; k++) y = block_forward(ctx, &r->blocks[k], y);
-  y = nn_flatten(ctx, nn_global_avgpool(ctx, y));
-  return nn_batchnorm(ctx, nn_linear_f(ctx, y, &r->fc), &r->feat);
+  y = embr__nn_flatten(ctx, embr__nn_global_avgpool(ctx, y));
+  return embr__nn_batchnorm(ctx, embr__nn_linear_f(ctx, y, &r->fc), &r->feat);
 }
 
 static void destroy(void *netp) {

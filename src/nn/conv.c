@@ -280,7 +280,7 @@ static void depthwise_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, con
   float *dW = nn_pg(ctx, L->w), *db = L->b >= 0 ? nn_pg(ctx, L->b) : NULL;
   int64_t hw = (int64_t)g->h * g->w, P = (int64_t)g->oh * g->ow;
   int kk = g->k * g->k;
-  double *acc = (double *)nn_alloc(ctx, sizeof(double) * (size_t)kk * (size_t)g->c);
+  double *acc = (double *)embr__nn_alloc(ctx, sizeof(double) * (size_t)kk * (size_t)g->c);
   if (!acc) return;
   memset(acc, 0, sizeof(double) * (size_t)kk * (size_t)g->c);
 #pragma omp parallel for schedule(static)
@@ -306,8 +306,8 @@ static void conv_backward(nn_ctx *ctx, void *node) {
   int nt = omp_get_max_threads();
   int64_t wn = (int64_t)cn->g.oc * (cn->g.c / cn->g.groups) * cn->g.k * cn->g.k;
   /* Pooled: a malloc of this size per call maps and zeroes fresh pages every time. */
-  float *scratch = nn_scratch(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1),
-        *dws = nn_scratch(ctx, wn * (nt - 1) + 1);
+  float *scratch = embr__nn_scratch(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1),
+        *dws = embr__nn_scratch(ctx, wn * (nt - 1) + 1);
   /* The input gradient of a Winograd-shaped convolution is itself such a convolution. */
   int wino = cn->x->g && winograd_enabled() &&
              embr__winograd_applies(cn->L->k, cn->L->stride, cn->L->pad, cn->L->groups, cn->L->in, cn->L->out);
@@ -317,11 +317,11 @@ static void conv_backward(nn_ctx *ctx, void *node) {
     if (wino) embr__winograd_backward_data(ctx, cn->L, cn->y, cn->x);
     blas_single(0);
   }
-  nn_scratch_put(ctx, scratch);
-  nn_scratch_put(ctx, dws);
+  embr__nn_scratch_put(ctx, scratch);
+  embr__nn_scratch_put(ctx, dws);
 }
 
-nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
+nn_t *embr__nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (!x) return NULL;
   if (x->c != L->in) {
     ctx->rc = embr_error(EMBR_EINVAL, "convolution expects %d input channels, got %d", L->in, x->c);
@@ -332,7 +332,7 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
     ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for a %dx%d convolution", x->h, x->w, L->k, L->k);
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, g.n, g.oc, g.oh, g.ow);
+  nn_t *y = embr__nn_tensor(ctx, g.n, g.oc, g.oh, g.ow);
   if (!y) return NULL;
   if (is_depthwise(&g)) {
     depthwise_forward(ctx, L, &g, x->d, y->d);
@@ -342,23 +342,23 @@ nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
     blas_single(0);
     if (rc) return NULL;
   } else {
-    float *scratch = nn_scratch(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1);
+    float *scratch = embr__nn_scratch(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1);
     if (!scratch) return NULL;
     blas_single(1);
     gemm_forward(ctx, L, &g, x->d, y->d, scratch);
     blas_single(0);
-    nn_scratch_put(ctx, scratch);
+    embr__nn_scratch_put(ctx, scratch);
   }
   if (ctx->record) {
-    conv_node *cn = nn_alloc(ctx, sizeof(conv_node));
+    conv_node *cn = embr__nn_alloc(ctx, sizeof(conv_node));
     if (!cn) return NULL;
     *cn = (conv_node){x, y, L, g};
-    nn_record(ctx, conv_backward, cn, y, x, NULL);
+    embr__nn_record(ctx, conv_backward, cn, y, x, NULL);
   }
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
-int nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, int k, int stride, int pad,
+int embr__nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, int k, int stride, int pad,
                  int groups, int bias) {
   char name[160];
   if (groups < 1 || in % groups || out % groups) return embr_error(EMBR_EINVAL, "%s: channels not divisible by groups", prefix);
@@ -366,13 +366,13 @@ int nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, 
   int64_t shape[4] = {out, in / groups, k, k};
   snprintf(name, sizeof(name), "%s.weight", prefix);
   /* He initialisation with fan-out (torchvision's ResNet choice). */
-  if ((L->w = nn_param_add(P, name, 4, shape, NN_WEIGHT, NN_INIT_KAIMING, (float)(out / groups * k * k))) < 0)
+  if ((L->w = embr__nn_param_add(P, name, 4, shape, NN_WEIGHT, NN_INIT_KAIMING, (float)(out / groups * k * k))) < 0)
     return EMBR_ENOMEM;
   L->widx = P->n - 1;
   if (bias) {
     int64_t bs[1] = {out};
     snprintf(name, sizeof(name), "%s.bias", prefix);
-    if ((L->b = nn_param_add(P, name, 1, bs, NN_NODECAY, NN_INIT_ZERO, 0)) < 0) return EMBR_ENOMEM;
+    if ((L->b = embr__nn_param_add(P, name, 1, bs, NN_NODECAY, NN_INIT_ZERO, 0)) < 0) return EMBR_ENOMEM;
   }
   return 0;
 }

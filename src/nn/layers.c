@@ -19,11 +19,11 @@ typedef struct unary {
 
 static unary *record_unary(nn_ctx *ctx, nn_backward_fn fn, nn_t *x, nn_t *y, const void *L) {
   if (!ctx->record) return NULL;
-  unary *u = nn_alloc(ctx, sizeof(unary));
+  unary *u = embr__nn_alloc(ctx, sizeof(unary));
   if (!u) return NULL;
   memset(u, 0, sizeof(*u));
   u->x = x, u->y = y, u->L = L;
-  nn_record(ctx, fn, u, y, x, NULL);
+  embr__nn_record(ctx, fn, u, y, x, NULL);
   return u;
 }
 
@@ -132,7 +132,7 @@ static void bn_stats(nn_ctx *ctx, const nn_t *x, const nn_bn *L, float *aux) {
   }
 }
 
-nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
+nn_t *embr__nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
   if (!x) return NULL;
   if (x->c != L->ch) {
     ctx->rc = embr_error(EMBR_EINVAL, "batch norm expects %d channels, got %d", L->ch, x->c);
@@ -142,8 +142,8 @@ nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
     ctx->rc = embr_error(EMBR_EINVAL, "batch norm in training needs more than one value per channel (batch of 1?)");
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
-  float *aux = nn_floats(ctx, 2 * (int64_t)x->c, 0);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  float *aux = embr__nn_floats(ctx, 2 * (int64_t)x->c, 0);
   if (!y || !aux) return NULL;
   bn_stats(ctx, x, L, aux);
   int64_t hw = (int64_t)x->h * x->w;
@@ -158,10 +158,10 @@ nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
   }
   unary *u = record_unary(ctx, bn_backward, x, y, L);
   if (u) u->aux = aux, u->f = (float)ctx->training;
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
-int nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch) {
+int embr__nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch) {
   char name[160];
   int64_t shape[1] = {ch};
   *L = (nn_bn){ch, -1, -1, -1, -1, 1e-5f, 0.1f};
@@ -171,7 +171,7 @@ int nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch) {
   int64_t *slot[4] = {&L->gamma, &L->beta, &L->mean, &L->var};
   for (int i = 0; i < 4; i++) {
     snprintf(name, sizeof(name), "%s.%s", prefix, suffix[i]);
-    if ((*slot[i] = nn_param_add(P, name, 1, shape, kind[i], init[i], 0)) < 0) return EMBR_ENOMEM;
+    if ((*slot[i] = embr__nn_param_add(P, name, 1, shape, kind[i], init[i], 0)) < 0) return EMBR_ENOMEM;
   }
   return 0;
 }
@@ -192,10 +192,10 @@ static nn_t *relu_impl(nn_ctx *ctx, nn_t *x, int inplace) {
   if (!x) return NULL;
   nn_t *y;
   if (inplace) { /* the output takes over x's values: no new activation kept for backward */
-    if (!(y = nn_alloc(ctx, sizeof(nn_t)))) return NULL;
+    if (!(y = embr__nn_alloc(ctx, sizeof(nn_t)))) return NULL;
     *y = (nn_t){x->d, NULL, x->n, x->c, x->h, x->w, x->need_g, x->own, 0};
     x->own = NULL;
-  } else if (!(y = nn_tensor(ctx, x->n, x->c, x->h, x->w))) {
+  } else if (!(y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w))) {
     return NULL;
   }
   int64_t n = nn_numel(x);
@@ -204,11 +204,11 @@ static nn_t *relu_impl(nn_ctx *ctx, nn_t *x, int inplace) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = fmaxf(xd[i], 0.0f);
   record_unary(ctx, relu_backward, x, y, NULL);
-  return inplace ? y : nn_done(ctx, x, y);
+  return inplace ? y : embr__nn_done(ctx, x, y);
 }
 
-nn_t *nn_relu(nn_ctx *ctx, nn_t *x) { return relu_impl(ctx, x, 0); }
-nn_t *nn_relu_(nn_ctx *ctx, nn_t *x) { return relu_impl(ctx, x, 1); }
+nn_t *embr__nn_relu(nn_ctx *ctx, nn_t *x) { return relu_impl(ctx, x, 0); }
+nn_t *embr__nn_relu_(nn_ctx *ctx, nn_t *x) { return relu_impl(ctx, x, 1); }
 
 static void prelu_backward(nn_ctx *ctx, void *node) {
   unary *u = node;
@@ -238,13 +238,13 @@ static void prelu_backward(nn_ctx *ctx, void *node) {
   }
 }
 
-nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
+nn_t *embr__nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
   if (!x) return NULL;
   if (L->ch != 1 && L->ch != x->c) {
     ctx->rc = embr_error(EMBR_EINVAL, "PReLU expects %d channels, got %d", L->ch, x->c);
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
   if (!y) return NULL;
   int64_t hw = (int64_t)x->h * x->w;
   const float *a = nn_pd(ctx, L->a);
@@ -256,15 +256,15 @@ nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
     for (int64_t i = 0; i < hw; i++) ys[i] = fmaxf(xs[i], 0.0f) + s * fminf(xs[i], 0.0f); /* branch-free */
   }
   record_unary(ctx, prelu_backward, x, y, L);
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
-int nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch) {
+int embr__nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch) {
   char name[160];
   int64_t shape[1] = {ch};
   snprintf(name, sizeof(name), "%s.weight", prefix);
   L->ch = ch;
-  return (L->a = nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_CONST, 0.25f)) < 0 ? EMBR_ENOMEM : 0;
+  return (L->a = embr__nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_CONST, 0.25f)) < 0 ? EMBR_ENOMEM : 0;
 }
 
 /* GELU, the exact form: x * Phi(x). */
@@ -279,14 +279,14 @@ static void gelu_backward(nn_ctx *ctx, void *node) {
   }
 }
 
-nn_t *nn_gelu(nn_ctx *ctx, nn_t *x) {
+nn_t *embr__nn_gelu(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
-  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
   if (!y) return NULL;
   int64_t n = nn_numel(x);
   for (int64_t i = 0; i < n; i++) y->d[i] = (float)(0.5 * x->d[i] * (1 + erf(x->d[i] / sqrt(2.0))));
   record_unary(ctx, gelu_backward, x, y, NULL);
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
 /* ---- pooling -------------------------------------------------------------------------------- */
@@ -300,15 +300,15 @@ static void maxpool_backward(nn_ctx *ctx, void *node) {
   for (int64_t i = 0; i < n; i++) u->x->g[i / ohw * hw + u->idx[i]] += u->y->g[i];
 }
 
-nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
+nn_t *embr__nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   if (!x) return NULL;
   int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);
   if (oh < 1 || ow < 1) {
     ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for %dx%d pooling", x->h, x->w, k, k);
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, x->n, x->c, oh, ow);
-  int32_t *idx = nn_alloc(ctx, sizeof(int32_t) * (size_t)nn_numel(y));
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, oh, ow);
+  int32_t *idx = embr__nn_alloc(ctx, sizeof(int32_t) * (size_t)nn_numel(y));
   if (!y || !idx) return NULL;
   int64_t hw = (int64_t)x->h * x->w, ohw = (int64_t)oh * ow;
 #pragma omp parallel for schedule(static)
@@ -329,7 +329,7 @@ nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
       }
   unary *u = record_unary(ctx, maxpool_backward, x, y, NULL);
   if (u) u->idx = idx;
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
 static void avgpool_backward(nn_ctx *ctx, void *node) {
@@ -351,14 +351,14 @@ static void avgpool_backward(nn_ctx *ctx, void *node) {
       }
 }
 
-nn_t *nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
+nn_t *embr__nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   if (!x) return NULL;
   int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);
   if (oh < 1 || ow < 1) {
     ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for %dx%d pooling", x->h, x->w, k, k);
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, x->n, x->c, oh, ow);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, oh, ow);
   if (!y) return NULL;
   int64_t hw = (int64_t)x->h * x->w, ohw = (int64_t)oh * ow;
   float inv = 1.0f / (float)(k * k);
@@ -375,7 +375,7 @@ nn_t *nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
       }
   unary *u = record_unary(ctx, avgpool_backward, x, y, NULL);
   if (u) u->k = k, u->s = s, u->p = p;
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
 static void gap_backward(nn_ctx *ctx, void *node) {
@@ -388,9 +388,9 @@ static void gap_backward(nn_ctx *ctx, void *node) {
   }
 }
 
-nn_t *nn_global_avgpool(nn_ctx *ctx, nn_t *x) {
+nn_t *embr__nn_global_avgpool(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
-  nn_t *y = nn_tensor(ctx, x->n, x->c, 1, 1);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, 1, 1);
   if (!y) return NULL;
   int64_t hw = (int64_t)x->h * x->w;
   for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
@@ -399,7 +399,7 @@ nn_t *nn_global_avgpool(nn_ctx *ctx, nn_t *x) {
     y->d[nc] = (float)(s / hw);
   }
   record_unary(ctx, gap_backward, x, y, NULL);
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
 /* ---- residual add, flatten ------------------------------------------------------------------- */
@@ -420,13 +420,13 @@ static void add_backward(nn_ctx *ctx, void *node) {
   }
 }
 
-nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
+nn_t *embr__nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
   if (!a || !b) return NULL;
   if (nn_numel(a) != nn_numel(b) || a->c != b->c) {
     ctx->rc = embr_error(EMBR_EINVAL, "residual add of different shapes");
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, a->n, a->c, a->h, a->w);
+  nn_t *y = embr__nn_tensor(ctx, a->n, a->c, a->h, a->w);
   if (!y) return NULL;
   int64_t n = nn_numel(y);
   const float *ad = a->d, *bd = b->d;
@@ -434,13 +434,13 @@ nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   if (ctx->record) {
-    add_node *an = nn_alloc(ctx, sizeof(add_node));
+    add_node *an = embr__nn_alloc(ctx, sizeof(add_node));
     if (!an) return NULL;
     *an = (add_node){a, b, y};
-    nn_record(ctx, add_backward, an, y, a, b);
+    embr__nn_record(ctx, add_backward, an, y, a, b);
   }
-  nn_done(ctx, a, y);
-  return nn_done(ctx, b, y);
+  embr__nn_done(ctx, a, y);
+  return embr__nn_done(ctx, b, y);
 }
 
 static void flatten_backward(nn_ctx *ctx, void *node) {
@@ -450,9 +450,9 @@ static void flatten_backward(nn_ctx *ctx, void *node) {
   for (int64_t i = 0; i < n; i++) u->x->g[i] += u->y->g[i];
 }
 
-nn_t *nn_flatten(nn_ctx *ctx, nn_t *x) {
+nn_t *embr__nn_flatten(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
-  nn_t *y = nn_alloc(ctx, sizeof(nn_t));
+  nn_t *y = embr__nn_alloc(ctx, sizeof(nn_t));
   if (!y) return NULL;
   /* The values are shared, not copied; in inference the view takes over the buffer. */
   *y = (nn_t){x->d, NULL, x->n, x->c * x->h * x->w, 1, 1, x->need_g, x->pinned ? NULL : x->own, 0};
@@ -479,32 +479,32 @@ static void linear_backward(nn_ctx *ctx, void *node) {
                 L->in, 1.0f, u->x->g, L->in);
 }
 
-nn_t *nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
+nn_t *embr__nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
   if (!x) return NULL;
   if (x->c * x->h * x->w != L->in) {
     ctx->rc = embr_error(EMBR_EINVAL, "linear layer expects %d inputs, got %d", L->in, x->c * x->h * x->w);
     return NULL;
   }
-  nn_t *y = nn_tensor(ctx, x->n, L->out, 1, 1);
+  nn_t *y = embr__nn_tensor(ctx, x->n, L->out, 1, 1);
   if (!y) return NULL;
   if (L->b >= 0)
     for (int i = 0; i < x->n; i++) memcpy(y->d + (int64_t)i * L->out, nn_pd(ctx, L->b), sizeof(float) * (size_t)L->out);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->n, L->out, L->in, 1.0f, x->d, L->in, nn_pd(ctx, L->w), L->in,
               L->b >= 0 ? 1.0f : 0.0f, y->d, L->out);
   record_unary(ctx, linear_backward, x, y, L);
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
-int nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias) {
+int embr__nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias) {
   char name[160];
   *L = (nn_linear){in, out, -1, -1};
   int64_t shape[2] = {out, in};
   snprintf(name, sizeof(name), "%s.weight", prefix);
   /* PyTorch's default: uniform in +-1/sqrt(fan_in). */
-  if ((L->w = nn_param_add(P, name, 2, shape, NN_WEIGHT, NN_INIT_UNIFORM, 1.0f / sqrtf((float)in))) < 0) return EMBR_ENOMEM;
+  if ((L->w = embr__nn_param_add(P, name, 2, shape, NN_WEIGHT, NN_INIT_UNIFORM, 1.0f / sqrtf((float)in))) < 0) return EMBR_ENOMEM;
   if (bias) {
     snprintf(name, sizeof(name), "%s.bias", prefix);
-    if ((L->b = nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_UNIFORM, 1.0f / sqrtf((float)in))) < 0)
+    if ((L->b = embr__nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_UNIFORM, 1.0f / sqrtf((float)in))) < 0)
       return EMBR_ENOMEM;
   }
   return 0;
@@ -519,10 +519,10 @@ static void dropout_backward(nn_ctx *ctx, void *node) {
   for (int64_t i = 0; i < n; i++) u->x->g[i] += u->y->g[i] * u->aux[i];
 }
 
-nn_t *nn_dropout(nn_ctx *ctx, nn_t *x, float p) {
+nn_t *embr__nn_dropout(nn_ctx *ctx, nn_t *x, float p) {
   if (!x || !ctx->training || p <= 0) return x;
-  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
-  float *mask = nn_floats(ctx, nn_numel(x), 0);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  float *mask = embr__nn_floats(ctx, nn_numel(x), 0);
   if (!y || !mask) return NULL;
   int64_t n = nn_numel(x);
   for (int64_t i = 0; i < n; i++) {
@@ -531,7 +531,7 @@ nn_t *nn_dropout(nn_ctx *ctx, nn_t *x, float p) {
   }
   unary *u = record_unary(ctx, dropout_backward, x, y, NULL);
   if (u) u->aux = mask;
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }
 
 static void l2norm_backward(nn_ctx *ctx, void *node) {
@@ -548,10 +548,10 @@ static void l2norm_backward(nn_ctx *ctx, void *node) {
   }
 }
 
-nn_t *nn_l2norm(nn_ctx *ctx, nn_t *x) {
+nn_t *embr__nn_l2norm(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
-  nn_t *y = nn_tensor(ctx, x->n, x->c, x->h, x->w);
-  float *inv = nn_floats(ctx, x->n, 0);
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  float *inv = embr__nn_floats(ctx, x->n, 0);
   if (!y || !inv) return NULL;
   int64_t d = x->c * (int64_t)x->h * x->w;
   for (int i = 0; i < x->n; i++) {
@@ -563,5 +563,5 @@ nn_t *nn_l2norm(nn_ctx *ctx, nn_t *x) {
   }
   unary *u = record_unary(ctx, l2norm_backward, x, y, NULL);
   if (u) u->aux = inv;
-  return nn_done(ctx, x, y);
+  return embr__nn_done(ctx, x, y);
 }

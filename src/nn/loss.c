@@ -6,7 +6,7 @@
 
 #include "nn/nn.h"
 
-double nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct) {
+double embr__nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct) {
   int n = logits->n, k = logits->c * logits->h * logits->w;
   double loss = 0;
   int64_t hits = 0;
@@ -28,7 +28,7 @@ double nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct) {
   return loss / n;
 }
 
-int nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int classes, int dim, float m1, float m2, float m3,
+int embr__nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int classes, int dim, float m1, float m2, float m3,
                    float s) {
   char name[160];
   int64_t shape[2] = {classes, dim};
@@ -36,7 +36,7 @@ int nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int classes, 
   *L = (nn_margin){classes, dim, -1, m1, m2, m3, s};
   /* Xavier-uniform as the reference implementations initialise the class centres; the head
    * normalises rows, so only directions matter. */
-  L->w = nn_param_add(P, name, 2, shape, NN_WEIGHT, NN_INIT_UNIFORM, sqrtf(6.0f / (float)(classes + dim)));
+  L->w = embr__nn_param_add(P, name, 2, shape, NN_WEIGHT, NN_INIT_UNIFORM, sqrtf(6.0f / (float)(classes + dim)));
   return L->w < 0 ? EMBR_ENOMEM : 0;
 }
 
@@ -73,8 +73,8 @@ static void margin_backward(nn_ctx *ctx, void *node) {
   margin_node *m = node;
   const nn_margin *L = m->L;
   int n = m->emb->n, C = L->classes, d = L->dim;
-  float *dcos = nn_floats(ctx, (int64_t)n * C, 0), *de = nn_floats(ctx, (int64_t)n * d, 0),
-        *dw = nn_floats(ctx, (int64_t)C * d, 0);
+  float *dcos = embr__nn_floats(ctx, (int64_t)n * C, 0), *de = embr__nn_floats(ctx, (int64_t)n * d, 0),
+        *dw = embr__nn_floats(ctx, (int64_t)C * d, 0);
   if (!dcos || !de || !dw) return;
   for (int64_t i = 0; i < (int64_t)n * C; i++) dcos[i] = m->y->g[i] * L->s;
   for (int i = 0; i < n; i++) dcos[(int64_t)i * C + m->labels[i]] *= m->dtdc[i];
@@ -97,7 +97,7 @@ static void margin_target(const nn_margin *L, float c, float *t, float *dtdc) {
   }
 }
 
-nn_t *nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t *labels) {
+nn_t *embr__nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t *labels) {
   if (!emb) return NULL;
   int n = emb->n, C = L->classes, d = L->dim;
   if (emb->c * emb->h * emb->w != d) {
@@ -109,10 +109,10 @@ nn_t *nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t
       ctx->rc = embr_error(EMBR_EINVAL, "label %d outside the head's %d classes", labels[i], C);
       return NULL;
     }
-  margin_node *m = nn_alloc(ctx, sizeof(margin_node));
-  nn_t *y = nn_tensor(ctx, n, C, 1, 1);
-  float *e = nn_floats(ctx, (int64_t)n * d, 0), *w = nn_floats(ctx, (int64_t)C * d, 0);
-  float *einv = nn_floats(ctx, n, 0), *winv = nn_floats(ctx, C, 0), *dtdc = nn_floats(ctx, n, 0);
+  margin_node *m = embr__nn_alloc(ctx, sizeof(margin_node));
+  nn_t *y = embr__nn_tensor(ctx, n, C, 1, 1);
+  float *e = embr__nn_floats(ctx, (int64_t)n * d, 0), *w = embr__nn_floats(ctx, (int64_t)C * d, 0);
+  float *einv = embr__nn_floats(ctx, n, 0), *winv = embr__nn_floats(ctx, C, 0), *dtdc = embr__nn_floats(ctx, n, 0);
   if (!m || !y || !e || !w || !einv || !winv || !dtdc) return NULL;
   normalise_rows(emb->d, n, d, e, einv);
   normalise_rows(nn_pd(ctx, L->w), C, d, w, winv);
@@ -124,6 +124,6 @@ nn_t *nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t
     for (int j = 0; j < C; j++) row[j] *= L->s;
   }
   *m = (margin_node){emb, y, L, e, w, einv, winv, dtdc, labels};
-  nn_record(ctx, margin_backward, m, y, emb, NULL);
+  embr__nn_record(ctx, margin_backward, m, y, emb, NULL);
   return y;
 }

@@ -2,9 +2,9 @@
  * parameter buffer with a name/shape table, explicit layers (one forward and one backward kernel
  * each) recorded on a tape during a training forward pass and replayed in reverse by backward.
  *
- * Use: a model registers its parameters (nn_param_add), nn_params_init allocates and initialises
- * them; each step: nn_ctx_reset, forward through nn_* ops (NULL in, NULL out: after an allocation
- * failure the ops fall through and ctx->rc holds the error), set the loss gradient, nn_backward. */
+ * Use: a model registers its parameters (embr__nn_param_add), embr__nn_params_init allocates and initialises
+ * them; each step: embr__nn_ctx_reset, forward through nn_* ops (NULL in, NULL out: after an allocation
+ * failure the ops fall through and ctx->rc holds the error), set the loss gradient, embr__nn_backward. */
 #ifndef EMBR_NN_NN_H
 #define EMBR_NN_NN_H
 
@@ -45,12 +45,12 @@ typedef struct nn_params {
 
 /* Registers a parameter; returns its offset into data/grad (or -1 on failure: ENOMEM, too long
  * a name). */
-int64_t nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
+int64_t embr__nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
                      float init_arg);
-int nn_params_init(nn_params *P, uint64_t seed); /* allocates data and grad, initialises data */
-void nn_params_free(nn_params *P);
-int nn_param_find(const nn_params *P, const char *name); /* index or -1 */
-void nn_params_zero_grad(nn_params *P);
+int embr__nn_params_init(nn_params *P, uint64_t seed); /* allocates data and grad, initialises data */
+void embr__nn_params_free(nn_params *P);
+int embr__nn_param_find(const nn_params *P, const char *name); /* index or -1 */
+void embr__nn_params_zero_grad(nn_params *P);
 
 /* ---- tensors, arena, tape -------------------------------------------------------------------- */
 
@@ -59,7 +59,7 @@ typedef struct nn_t {
   int n, c, h, w;
   int need_g;   /* an op's output while recording: backward gives it a gradient */
   float *own;   /* inference: the pooled buffer behind d, released after the tensor's last use */
-  int pinned;   /* inference: more uses follow (a residual input); nn_unpin releases it */
+  int pinned;   /* inference: more uses follow (a residual input); embr__nn_unpin releases it */
 } nn_t;
 static inline int64_t nn_numel(const nn_t *t) { return (int64_t)t->n * t->c * t->h * t->w; }
 
@@ -89,30 +89,30 @@ typedef struct nn_ctx {
   int rc; /* first error (sticky until reset) */
 } nn_ctx;
 
-void nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed);
-void nn_ctx_reset(nn_ctx *ctx); /* drops the tape and every tensor of the last step */
-void nn_ctx_free(nn_ctx *ctx);
-void *nn_alloc(nn_ctx *ctx, size_t bytes); /* 64-byte aligned, from the arena; NULL sets ctx->rc */
-float *nn_floats(nn_ctx *ctx, int64_t n, int zero);
-nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w); /* wants a gradient when recording */
-nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w); /* an input: no copy, no gradient */
+void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed);
+void embr__nn_ctx_reset(nn_ctx *ctx); /* drops the tape and every tensor of the last step */
+void embr__nn_ctx_free(nn_ctx *ctx);
+void *embr__nn_alloc(nn_ctx *ctx, size_t bytes); /* 64-byte aligned, from the arena; NULL sets ctx->rc */
+float *embr__nn_floats(nn_ctx *ctx, int64_t n, int zero);
+nn_t *embr__nn_tensor(nn_ctx *ctx, int n, int c, int h, int w); /* wants a gradient when recording */
+nn_t *embr__nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w); /* an input: no copy, no gradient */
 /* Records an op: backward calls fn(node) once y's gradient is complete, with the inputs' gradient
  * buffers allocated (zeroed) if they want one; y's buffer is recycled afterwards, so gradients
  * take memory only while they are live (activations alone stay for the whole step). */
-void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1);
+void embr__nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1);
 /* Inference (not recording) frees activations as it goes: an op releases its inputs' buffers
  * once it has its output, unless pinned. A model pins a tensor it will read again (a residual
  * block's input) and unpins it after the last read. */
-nn_t *nn_done(nn_ctx *ctx, nn_t *x, nn_t *y); /* releases x (when allowed); returns y */
-void nn_pin(nn_t *t);
-void nn_unpin(nn_ctx *ctx, nn_t *t);
-/* Scratch memory for one op (not zeroed), returned with nn_scratch_put when the op is done:
+nn_t *embr__nn_done(nn_ctx *ctx, nn_t *x, nn_t *y); /* releases x (when allowed); returns y */
+void embr__nn_pin(nn_t *t);
+void embr__nn_unpin(nn_ctx *ctx, nn_t *t);
+/* Scratch memory for one op (not zeroed), returned with embr__nn_scratch_put when the op is done:
  * recycled, where the arena would keep every op's scratch until the step ends. */
-float *nn_scratch(nn_ctx *ctx, int64_t n);
-void nn_scratch_put(nn_ctx *ctx, float *p);
+float *embr__nn_scratch(nn_ctx *ctx, int64_t n);
+void embr__nn_scratch_put(nn_ctx *ctx, float *p);
 /* The gradient buffer of t (allocated zeroed if absent): callers seed the loss gradient with it. */
-float *nn_grad(nn_ctx *ctx, nn_t *t);
-void nn_backward(nn_ctx *ctx); /* walks the tape in reverse */
+float *embr__nn_grad(nn_ctx *ctx, nn_t *t);
+void embr__nn_backward(nn_ctx *ctx); /* walks the tape in reverse */
 static inline float *nn_pd(const nn_ctx *ctx, int64_t off) { return ctx->P->data + off; }
 static inline float *nn_pg(const nn_ctx *ctx, int64_t off) { return ctx->P->grad + off; }
 
@@ -138,34 +138,34 @@ typedef struct nn_linear {
 } nn_linear;
 
 /* Registration helpers: names are prefix + ".weight" etc., as PyTorch modules name them. */
-int nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, int k, int stride, int pad,
+int embr__nn_conv_make(nn_params *P, nn_conv *L, const char *prefix, int in, int out, int k, int stride, int pad,
                  int groups, int bias);
-int nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch);
-int nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch);
-int nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias);
+int embr__nn_bn_make(nn_params *P, nn_bn *L, const char *prefix, int ch);
+int embr__nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch);
+int embr__nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias);
 
-nn_t *nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L);
-nn_t *nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L); /* 2-D (C,H,W) or 1-D (h = w = 1) */
-nn_t *nn_relu(nn_ctx *ctx, nn_t *x);
+nn_t *embr__nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L);
+nn_t *embr__nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L); /* 2-D (C,H,W) or 1-D (h = w = 1) */
+nn_t *embr__nn_relu(nn_ctx *ctx, nn_t *x);
 /* In place: x's values are overwritten (x must have no other reader, and its producer's
  * backward must not need its own output: true after batch norm and residual add). */
-nn_t *nn_relu_(nn_ctx *ctx, nn_t *x);
-nn_t *nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L);
-nn_t *nn_gelu(nn_ctx *ctx, nn_t *x);
-nn_t *nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad);
-nn_t *nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad); /* counts padding, as PyTorch's default */
-nn_t *nn_global_avgpool(nn_ctx *ctx, nn_t *x);
-nn_t *nn_add(nn_ctx *ctx, nn_t *a, nn_t *b);
-nn_t *nn_flatten(nn_ctx *ctx, nn_t *x); /* (n, c*h*w, 1, 1), sharing storage */
-nn_t *nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L);
-nn_t *nn_dropout(nn_ctx *ctx, nn_t *x, float p);
-nn_t *nn_l2norm(nn_ctx *ctx, nn_t *x); /* each row of (n, c*h*w) to unit length */
+nn_t *embr__nn_relu_(nn_ctx *ctx, nn_t *x);
+nn_t *embr__nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L);
+nn_t *embr__nn_gelu(nn_ctx *ctx, nn_t *x);
+nn_t *embr__nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad);
+nn_t *embr__nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int stride, int pad); /* counts padding, as PyTorch's default */
+nn_t *embr__nn_global_avgpool(nn_ctx *ctx, nn_t *x);
+nn_t *embr__nn_add(nn_ctx *ctx, nn_t *a, nn_t *b);
+nn_t *embr__nn_flatten(nn_ctx *ctx, nn_t *x); /* (n, c*h*w, 1, 1), sharing storage */
+nn_t *embr__nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L);
+nn_t *embr__nn_dropout(nn_ctx *ctx, nn_t *x, float p);
+nn_t *embr__nn_l2norm(nn_ctx *ctx, nn_t *x); /* each row of (n, c*h*w) to unit length */
 
 /* ---- losses ------------------------------------------------------------------------------------ */
 
 /* Mean softmax cross-entropy of logits (n, classes); writes the gradient into logits->g when
  * recording; *correct counts argmax hits (may be NULL). Returns the loss. */
-double nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct);
+double embr__nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct);
 
 /* The combined-margin head (ArcFace m2, CosFace m3, SphereFace m1): logits_ij = s * cos(theta_ij)
  * for j != y_i and s * (cos(m1 theta + m2) - m3) for the true class, theta the angle between the
@@ -176,9 +176,9 @@ typedef struct nn_margin {
   int64_t w;
   float m1, m2, m3, s;
 } nn_margin;
-int nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int classes, int dim, float m1, float m2, float m3,
+int embr__nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int classes, int dim, float m1, float m2, float m3,
                    float s);
-nn_t *nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t *labels);
+nn_t *embr__nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t *labels);
 
 
 /* ---- optimizers -------------------------------------------------------------------------------- */
@@ -193,16 +193,16 @@ typedef struct nn_optim {
 } nn_optim;
 
 /* SGD: momentum 0.9, decay 5e-4; AdamW: betas 0.9/0.999, eps 1e-8, decay 0.05. */
-int nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind);
-void nn_optim_free(nn_optim *o);
+int embr__nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind);
+void embr__nn_optim_free(nn_optim *o);
 /* One update with learning rate lr (PyTorch's SGD and AdamW rules); decay applies to NN_WEIGHT
  * parameters only, buffers are never touched. */
-void nn_optim_step(nn_optim *o, nn_params *P, float lr);
+void embr__nn_optim_step(nn_optim *o, nn_params *P, float lr);
 /* Scales the gradients so that their global L2 norm is at most max_norm (<= 0: no clipping);
  * returns the norm before clipping. */
-double nn_clip_grad(nn_params *P, double max_norm);
+double embr__nn_clip_grad(nn_params *P, double max_norm);
 /* Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`. */
-double nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total);
+double embr__nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total);
 
 /* ---- safetensors ------------------------------------------------------------------------------
  * The format PyTorch users share weights in: an 8-byte little-endian header length, a JSON header
@@ -225,19 +225,19 @@ typedef struct nn_st {
   void *file; /* the mapped file */
 } nn_st;
 
-int nn_st_open(nn_st *st, const char *path);
-int nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *name); /* buf must outlive st */
-void nn_st_close(nn_st *st);
-const nn_st_tensor *nn_st_find(const nn_st *st, const char *name);
-const char *nn_st_meta(const nn_st *st, const char *key); /* NULL if absent */
+int embr__nn_st_open(nn_st *st, const char *path);
+int embr__nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *name); /* buf must outlive st */
+void embr__nn_st_close(nn_st *st);
+const nn_st_tensor *embr__nn_st_find(const nn_st *st, const char *name);
+const char *embr__nn_st_meta(const nn_st *st, const char *key); /* NULL if absent */
 /* Copies tensor `t` into dst (numel floats), converting F16/BF16. */
-void nn_st_read_f32(const nn_st_tensor *t, float *dst);
+void embr__nn_st_read_f32(const nn_st_tensor *t, float *dst);
 /* Loads every parameter of P (or only those of `kind_mask` bit (1 << kind)) by name: a missing
  * tensor or a shape mismatch is an error naming it; tensors of the file not in P are ignored.
  * `prefix` is prepended to P's names when looking up (NULL: none). */
-int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path);
+int embr__nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path);
 /* The same into another buffer laid out like P->data (optimizer state, for example). */
-int nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base);
+int embr__nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base);
 
 /* A tensor to write: name, shape, data (float32). */
 typedef struct nn_st_out {
@@ -247,6 +247,6 @@ typedef struct nn_st_out {
   const float *data;
 } nn_st_out;
 /* Writes atomically (temporary file, fsync, rename). meta: nmeta key/value pairs. */
-int nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta);
+int embr__nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta);
 
 #endif

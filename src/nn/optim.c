@@ -5,7 +5,7 @@
 
 #include "nn/nn.h"
 
-int nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind) {
+int embr__nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind) {
   memset(o, 0, sizeof(*o));
   o->kind = kind;
   o->momentum = 0.9f, o->beta1 = 0.9f, o->beta2 = 0.999f, o->eps = 1e-8f;
@@ -14,7 +14,7 @@ int nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind) {
   o->m = embr_alloc(bytes);
   o->v = kind == NN_ADAMW ? embr_alloc(bytes) : NULL;
   if (!o->m || (kind == NN_ADAMW && !o->v)) {
-    nn_optim_free(o);
+    embr__nn_optim_free(o);
     return embr_error(EMBR_ENOMEM, "out of memory for optimizer state");
   }
   memset(o->m, 0, bytes);
@@ -22,7 +22,7 @@ int nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind) {
   return 0;
 }
 
-void nn_optim_free(nn_optim *o) {
+void embr__nn_optim_free(nn_optim *o) {
   embr_free(o->m);
   embr_free(o->v);
   o->m = o->v = NULL;
@@ -48,7 +48,7 @@ static void adamw_update(nn_optim *o, const nn_param *q, float *p, const float *
   }
 }
 
-void nn_optim_step(nn_optim *o, nn_params *P, float lr) {
+void embr__nn_optim_step(nn_optim *o, nn_params *P, float lr) {
   o->step++;
   P->version++;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -63,7 +63,7 @@ void nn_optim_step(nn_optim *o, nn_params *P, float lr) {
   }
 }
 
-double nn_clip_grad(nn_params *P, double max_norm) {
+double embr__nn_clip_grad(nn_params *P, double max_norm) {
   double ss = 0;
   for (int k = 0; k < P->n; k++) {
     if (P->p[k].kind == NN_BUFFER) continue;
@@ -78,7 +78,7 @@ double nn_clip_grad(nn_params *P, double max_norm) {
   return norm;
 }
 
-double nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total) {
+double embr__nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total) {
   if (warmup > 0 && step < warmup) return base * (double)(step + 1) / (double)warmup;
   if (total <= warmup) return base;
   double t = (double)(step - warmup) / (double)(total - warmup);

@@ -6,7 +6,7 @@
 
 #include "nn/nn.h"
 
-int64_t nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
+int64_t embr__nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
                      float init_arg) {
   if (strlen(name) >= sizeof(P->p[0].name) || ndim < 1 || ndim > 4) {
     embr_error(EMBR_EINVAL, "parameter name too long or bad rank: %s", name);
@@ -34,7 +34,7 @@ int64_t nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *sh
   return q->off;
 }
 
-int nn_params_init(nn_params *P, uint64_t seed) {
+int embr__nn_params_init(nn_params *P, uint64_t seed) {
   size_t bytes = sizeof(float) * (size_t)(P->total ? P->total : 1);
   P->data = embr_alloc(bytes);
   P->grad = embr_alloc(bytes);
@@ -60,7 +60,7 @@ int nn_params_init(nn_params *P, uint64_t seed) {
   return 0;
 }
 
-void nn_params_free(nn_params *P) {
+void embr__nn_params_free(nn_params *P) {
   for (int i = 0; P->derived && i < P->n; i++) free(P->derived[i]);
   free(P->derived);
   free(P->derived_version);
@@ -70,10 +70,10 @@ void nn_params_free(nn_params *P) {
   memset(P, 0, sizeof(*P));
 }
 
-int nn_param_find(const nn_params *P, const char *name) {
+int embr__nn_param_find(const nn_params *P, const char *name) {
   for (int i = 0; i < P->n; i++)
     if (!strcmp(P->p[i].name, name)) return i;
   return -1;
 }
 
-void nn_params_zero_grad(nn_params *P) { memset(P->grad, 0, sizeof(float) * (size_t)P->total); }
+void embr__nn_params_zero_grad(nn_params *P) { memset(P->grad, 0, sizeof(float) * (size_t)P->total); }

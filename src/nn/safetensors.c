@@ -20,7 +20,7 @@ static const char *safe(const char *s, char *buf) {
 static const char *dtype_names[3] = {"F32", "F16", "BF16"};
 static const int dtype_size[3] = {4, 2, 2};
 
-void nn_st_close(nn_st *st) {
+void embr__nn_st_close(nn_st *st) {
   for (int i = 0; i < st->n; i++) free(st->t[i].name);
   for (int i = 0; i < st->nmeta; i++) free(st->meta_key[i]), free(st->meta_val[i]);
   free(st->t);
@@ -85,7 +85,7 @@ static int parse_tensor(nn_st_tensor *t, const cJSON *e, const unsigned char *da
   return t->name ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
 }
 
-int nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *name) {
+int embr__nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *name) {
   char nb[64];
   memset(st, 0, sizeof(*st));
   if (!name) name = "safetensors";
@@ -116,11 +116,11 @@ int nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const char *nam
     if (!rc) st->n++;
   }
   cJSON_Delete(root);
-  if (rc) nn_st_close(st);
+  if (rc) embr__nn_st_close(st);
   return rc;
 }
 
-int nn_st_open(nn_st *st, const char *path) {
+int embr__nn_st_open(nn_st *st, const char *path) {
   embr__filemap *fm = malloc(sizeof(*fm));
   if (!fm) return embr_error(EMBR_ENOMEM, "out of memory");
   int rc = embr__filemap_open(fm, path);
@@ -129,7 +129,7 @@ int nn_st_open(nn_st *st, const char *path) {
     memset(st, 0, sizeof(*st));
     return rc;
   }
-  rc = nn_st_parse(st, fm->data, fm->len, path);
+  rc = embr__nn_st_parse(st, fm->data, fm->len, path);
   if (rc) {
     embr__filemap_close(fm);
     free(fm);
@@ -139,13 +139,13 @@ int nn_st_open(nn_st *st, const char *path) {
   return 0;
 }
 
-const nn_st_tensor *nn_st_find(const nn_st *st, const char *name) {
+const nn_st_tensor *embr__nn_st_find(const nn_st *st, const char *name) {
   for (int i = 0; i < st->n; i++)
     if (!strcmp(st->t[i].name, name)) return &st->t[i];
   return NULL;
 }
 
-const char *nn_st_meta(const nn_st *st, const char *key) {
+const char *embr__nn_st_meta(const nn_st *st, const char *key) {
   for (int i = 0; i < st->nmeta; i++)
     if (!strcmp(st->meta_key[i], key)) return st->meta_val[i];
   return NULL;
@@ -164,7 +164,7 @@ static float half_to_float(uint16_t h) {
   return f;
 }
 
-void nn_st_read_f32(const nn_st_tensor *t, float *dst) {
+void embr__nn_st_read_f32(const nn_st_tensor *t, float *dst) {
   const unsigned char *p = t->data;
   for (int64_t i = 0; i < t->numel; i++) {
     if (t->dtype == 0) {
@@ -188,12 +188,12 @@ static void shape_str(const int64_t *shape, int ndim, char *out, size_t cap) {
   for (int i = 0; i < ndim && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, i ? "x%lld" : "%lld", (long long)shape[i]);
 }
 
-int nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base) {
+int embr__nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base) {
   char name[256], a[96], b[96];
   for (int k = 0; k < P->n; k++) {
     const nn_param *q = &P->p[k];
     snprintf(name, sizeof(name), "%s%s", prefix ? prefix : "", q->name);
-    const nn_st_tensor *t = nn_st_find(st, name);
+    const nn_st_tensor *t = embr__nn_st_find(st, name);
     if (!t) return embr_error(EMBR_EFORMAT, "%s: tensor '%s' is missing", path, name);
     int same = t->ndim == q->ndim;
     for (int i = 0; i < q->ndim && same; i++) same = t->shape[i] == q->shape[i];
@@ -202,13 +202,13 @@ int nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix,
       shape_str(t->shape, t->ndim, b, sizeof(b));
       return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has shape %s, the model expects %s", path, name, b, a);
     }
-    nn_st_read_f32(t, base + q->off);
+    embr__nn_st_read_f32(t, base + q->off);
   }
   return 0;
 }
 
-int nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path) {
-  int rc = nn_params_load_into(P, st, prefix, path, P->data);
+int embr__nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path) {
+  int rc = embr__nn_params_load_into(P, st, prefix, path, P->data);
   P->version++;
   return rc;
 }
@@ -246,7 +246,7 @@ static int write_header(embr__wfile *w, const nn_st_out *t, int n, char *const *
   return 0;
 }
 
-int nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta) {
+int embr__nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta) {
   embr__wfile w;
   int rc = embr__wfile_open(&w, path);
   if (rc) return rc;

@@ -11,7 +11,7 @@ struct nn_block {
   _Alignas(64) unsigned char data[];
 };
 
-void nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed) {
+void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed) {
   memset(ctx, 0, sizeof(*ctx));
   ctx->P = P;
   ctx->training = training;
@@ -23,7 +23,7 @@ void nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t s
 /* Keeps every block: a step allocates the same sizes in the same order as the last one, so it
  * walks the same blocks again and touches no fresh pages (fresh pages cost a fault and a clear
  * each, more than the step's arithmetic for large activations). */
-void nn_ctx_reset(nn_ctx *ctx) {
+void embr__nn_ctx_reset(nn_ctx *ctx) {
   for (nn_block *b = ctx->blocks; b; b = b->next) b->used = 0;
   ctx->cur = ctx->blocks;
   ctx->ntape = 0;
@@ -31,7 +31,7 @@ void nn_ctx_reset(nn_ctx *ctx) {
   for (int i = 0; i < ctx->npool; i++) ctx->pool[i].used = 0;
 }
 
-void nn_ctx_free(nn_ctx *ctx) {
+void embr__nn_ctx_free(nn_ctx *ctx) {
   for (nn_block *b = ctx->blocks, *nx; b; b = nx) {
     nx = b->next;
     free(b);
@@ -42,7 +42,7 @@ void nn_ctx_free(nn_ctx *ctx) {
   memset(ctx, 0, sizeof(*ctx));
 }
 
-void *nn_alloc(nn_ctx *ctx, size_t bytes) {
+void *embr__nn_alloc(nn_ctx *ctx, size_t bytes) {
   if (ctx->rc) return NULL;
   bytes = (bytes + 63) & ~(size_t)63;
   nn_block *b = ctx->cur;
@@ -65,8 +65,8 @@ void *nn_alloc(nn_ctx *ctx, size_t bytes) {
   return p;
 }
 
-float *nn_floats(nn_ctx *ctx, int64_t n, int zero) {
-  float *p = nn_alloc(ctx, sizeof(float) * (size_t)(n ? n : 1));
+float *embr__nn_floats(nn_ctx *ctx, int64_t n, int zero) {
+  float *p = embr__nn_alloc(ctx, sizeof(float) * (size_t)(n ? n : 1));
   if (p && zero) memset(p, 0, sizeof(float) * (size_t)n);
   return p;
 }
@@ -100,26 +100,26 @@ static void pool_put(nn_ctx *ctx, float *p) {
     if (ctx->pool[i].p == p) ctx->pool[i].used = 0;
 }
 
-nn_t *nn_tensor(nn_ctx *ctx, int n, int c, int h, int w) {
-  nn_t *t = nn_alloc(ctx, sizeof(nn_t));
+nn_t *embr__nn_tensor(nn_ctx *ctx, int n, int c, int h, int w) {
+  nn_t *t = embr__nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
   *t = (nn_t){NULL, NULL, n, c, h, w, ctx->record, NULL, 0};
   if (ctx->record) {
-    t->d = nn_floats(ctx, nn_numel(t), 0); /* kept for backward: the arena */
+    t->d = embr__nn_floats(ctx, nn_numel(t), 0); /* kept for backward: the arena */
   } else if (!(t->d = t->own = pool_get(ctx, (size_t)nn_numel(t), 0))) {
     ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for activations");
   }
   return ctx->rc ? NULL : t;
 }
 
-nn_t *nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w) {
-  nn_t *t = nn_alloc(ctx, sizeof(nn_t));
+nn_t *embr__nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w) {
+  nn_t *t = embr__nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
   *t = (nn_t){data, NULL, n, c, h, w, 0, NULL, 0}; /* an input: no gradient wanted, ops skip its dx */
   return t;
 }
 
-void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1) {
+void embr__nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, nn_t *in1) {
   if (!ctx->record || ctx->rc) return;
   if (ctx->ntape == ctx->captape) {
     int cap = ctx->captape ? 2 * ctx->captape : 256;
@@ -138,24 +138,24 @@ void nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *in0, n
   ctx->tape[ctx->ntape++].in[1] = in1;
 }
 
-float *nn_scratch(nn_ctx *ctx, int64_t n) {
+float *embr__nn_scratch(nn_ctx *ctx, int64_t n) {
   float *p = ctx->rc ? NULL : pool_get(ctx, (size_t)(n > 0 ? n : 1), 0);
   if (!p && !ctx->rc) ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for scratch space");
   return p;
 }
 
-void nn_scratch_put(nn_ctx *ctx, float *p) {
+void embr__nn_scratch_put(nn_ctx *ctx, float *p) {
   if (p) pool_put(ctx, p);
 }
 
-float *nn_grad(nn_ctx *ctx, nn_t *t) {
+float *embr__nn_grad(nn_ctx *ctx, nn_t *t) {
   if (!t || !t->need_g) return NULL;
   if (!t->g && !(t->g = pool_get(ctx, (size_t)nn_numel(t), 1)))
     ctx->rc = embr_error(EMBR_ENOMEM, "out of memory for gradients");
   return t->g;
 }
 
-nn_t *nn_done(nn_ctx *ctx, nn_t *x, nn_t *y) {
+nn_t *embr__nn_done(nn_ctx *ctx, nn_t *x, nn_t *y) {
   if (y && x && x != y && x->own && !x->pinned) {
     pool_put(ctx, x->own);
     x->own = NULL;
@@ -164,11 +164,11 @@ nn_t *nn_done(nn_ctx *ctx, nn_t *x, nn_t *y) {
   return y;
 }
 
-void nn_pin(nn_t *t) {
+void embr__nn_pin(nn_t *t) {
   if (t) t->pinned++;
 }
 
-void nn_unpin(nn_ctx *ctx, nn_t *t) {
+void embr__nn_unpin(nn_ctx *ctx, nn_t *t) {
   if (!t || t->pinned <= 0) return;
   if (--t->pinned == 0 && t->own) {
     pool_put(ctx, t->own);
@@ -177,10 +177,10 @@ void nn_unpin(nn_ctx *ctx, nn_t *t) {
   }
 }
 
-void nn_backward(nn_ctx *ctx) {
+void embr__nn_backward(nn_ctx *ctx) {
   for (int i = ctx->ntape - 1; i >= 0 && !ctx->rc; i--) {
     if (!ctx->tape[i].y->g) continue; /* nothing reached this op's output */
-    for (int k = 0; k < 2; k++) nn_grad(ctx, ctx->tape[i].in[k]);
+    for (int k = 0; k < 2; k++) embr__nn_grad(ctx, ctx->tape[i].in[k]);
     if (ctx->rc) break;
     ctx->tape[i].fn(ctx, ctx->tape[i].node);
     pool_put(ctx, ctx->tape[i].y->g);

@@ -166,7 +166,7 @@ static int run(nn_ctx *ctx, const float *x, int n, int C, int H, int W, int O, c
   int th = (H + 1) / 2, tw = (W + 1) / 2;
   int nt = omp_get_max_threads(), nb = images_per_chunk(n, (int64_t)th * tw, nt);
   int64_t Tmax = (int64_t)nb * th * tw, per = 16 * ((int64_t)C + O) * Tmax + 4 * (2 * (int64_t)tw + 2);
-  float *work = nn_scratch(ctx, per * nt);
+  float *work = embr__nn_scratch(ctx, per * nt);
   if (!work) return ctx->rc;
   int nchunks = (n + nb - 1) / nb;
 #pragma omp parallel
@@ -183,7 +183,7 @@ static int run(nn_ctx *ctx, const float *x, int n, int C, int H, int W, int O, c
       transform_output(M, O, H, W, th, tw, img0, cnt, T, bias, y, pad, accumulate);
     }
   }
-  nn_scratch_put(ctx, work);
+  embr__nn_scratch_put(ctx, work);
   return 0;
 }
 
@@ -194,10 +194,10 @@ int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y) {
 }
 
 int embr__winograd_backward_data(nn_ctx *ctx, const nn_conv *L, const nn_t *y, nn_t *x) {
-  float *U = nn_scratch(ctx, 16 * (int64_t)L->out * L->in);
+  float *U = embr__nn_scratch(ctx, 16 * (int64_t)L->out * L->in);
   if (!U) return ctx->rc;
   transform_weights(nn_pd(ctx, L->w), L->out, L->in, 1, U);
   int rc = run(ctx, y->g, y->n, L->out, y->h, y->w, L->in, U, NULL, x->g, 1);
-  nn_scratch_put(ctx, U);
+  embr__nn_scratch_put(ctx, U);
   return rc;
 }

@@ -33,9 +33,9 @@ static int set_head(embr_model *m, int kind, int classes, uint64_t seed) {
   if (m->hd.kind == kind && m->hd.classes == classes) return 0;
   embr_model *t;
   int rc = embr__model_build(&m->p, kind, classes, &t);
-  if (!rc) rc = nn_params_init(&t->P, seed ^ 0x5eed);
+  if (!rc) rc = embr__nn_params_init(&t->P, seed ^ 0x5eed);
   for (int i = 0; i < t->P.n && !rc; i++) {
-    int j = nn_param_find(&m->P, t->P.p[i].name);
+    int j = embr__nn_param_find(&m->P, t->P.p[i].name);
     if (j >= 0 && m->P.p[j].numel == t->P.p[i].numel)
       memcpy(t->P.data + t->P.p[i].off, m->P.data + m->P.p[j].off, sizeof(float) * (size_t)t->P.p[i].numel);
   }
@@ -91,24 +91,24 @@ typedef struct run {
 static double train_step(run *r, const float *x, const int32_t *labels, int n, int64_t *correct, int *rc) {
   embr_model *m = r->m;
   const embr_image_spec *s = &m->p.input;
-  nn_ctx_reset(&r->ctx);
-  nn_params_zero_grad(&m->P);
-  nn_t *in = nn_wrap(&r->ctx, (float *)x, n, s->channels, s->height, s->width);
+  embr__nn_ctx_reset(&r->ctx);
+  embr__nn_params_zero_grad(&m->P);
+  nn_t *in = embr__nn_wrap(&r->ctx, (float *)x, n, s->channels, s->height, s->width);
   nn_t *emb = embr__model_forward(m, &r->ctx, in);
-  nn_t *logits = m->hd.kind == 1 ? nn_linear_f(&r->ctx, emb, &m->hd.lin) : nn_margin_logits(&r->ctx, emb, &m->hd.mar, labels);
+  nn_t *logits = m->hd.kind == 1 ? embr__nn_linear_f(&r->ctx, emb, &m->hd.lin) : embr__nn_margin_logits(&r->ctx, emb, &m->hd.mar, labels);
   if (!logits) {
     *rc = r->ctx.rc ? r->ctx.rc : embr_error(EMBR_ENOMEM, "out of memory");
     return 0;
   }
-  nn_grad(&r->ctx, logits);
-  double loss = nn_softmax_xent(logits, labels, correct);
-  nn_backward(&r->ctx);
+  embr__nn_grad(&r->ctx, logits);
+  double loss = embr__nn_softmax_xent(logits, labels, correct);
+  embr__nn_backward(&r->ctx);
   if (r->ctx.rc) {
     *rc = r->ctx.rc;
     return 0;
   }
-  nn_clip_grad(&m->P, r->p->clip);
-  nn_optim_step(&r->opt, &m->P, (float)nn_lr_at(r->p->lr, r->step, r->warmup, r->total));
+  embr__nn_clip_grad(&m->P, r->p->clip);
+  embr__nn_optim_step(&r->opt, &m->P, (float)embr__nn_lr_at(r->p->lr, r->step, r->warmup, r->total));
   r->step++;
   return loss;
 }
@@ -143,7 +143,7 @@ static int save_checkpoint(run *r, const char *path, int epoch) {
   snprintf(ep, sizeof(ep), "%d", epoch);
   snprintf(obj, sizeof(obj), "%d", (int)r->p->objective);
   char *key[3] = {"embr.optim_step", "embr.epoch", "embr.objective"}, *val[3] = {step, ep, obj};
-  if (!rc) rc = nn_st_write(path, t, k, key, val, 3);
+  if (!rc) rc = embr__nn_st_write(path, t, k, key, val, 3);
   for (int i = 0; names && i < 2 * n; i++) free(names[i]);
   free(names);
   free(t);
@@ -152,19 +152,19 @@ static int save_checkpoint(run *r, const char *path, int epoch) {
 
 static int resume_from(run *r, const char *path) {
   nn_st st;
-  int rc = nn_st_open(&st, path);
+  int rc = embr__nn_st_open(&st, path);
   if (rc) return rc;
-  rc = nn_params_load(&r->m->P, &st, NULL, path);
-  if (!rc) rc = nn_params_load_into(&r->m->P, &st, "optim.m.", path, r->opt.m);
-  if (!rc && r->opt.v) rc = nn_params_load_into(&r->m->P, &st, "optim.v.", path, r->opt.v);
-  const char *s = nn_st_meta(&st, "embr.optim_step"), *e = nn_st_meta(&st, "embr.epoch");
+  rc = embr__nn_params_load(&r->m->P, &st, NULL, path);
+  if (!rc) rc = embr__nn_params_load_into(&r->m->P, &st, "optim.m.", path, r->opt.m);
+  if (!rc && r->opt.v) rc = embr__nn_params_load_into(&r->m->P, &st, "optim.v.", path, r->opt.v);
+  const char *s = embr__nn_st_meta(&st, "embr.optim_step"), *e = embr__nn_st_meta(&st, "embr.epoch");
   if (!rc && (!s || !e)) rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step)", path);
   if (!rc) {
     r->opt.step = atoll(s);
     r->epoch0 = atoi(e);
     r->step = r->opt.step;
   }
-  nn_st_close(&st);
+  embr__nn_st_close(&st);
   return rc;
 }
 
@@ -245,9 +245,9 @@ int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subse
   lp.pad = p->pad, lp.flip = p->flip, lp.seed = p->seed, lp.subset = subset, lp.n_subset = n_subset;
   embr_loader *ld = NULL;
   run r = {.m = m, .p = p};
-  nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);
+  embr__nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);
   rc = embr_loader_create(ds, &lp, &ld);
-  if (!rc) rc = nn_optim_init(&r.opt, &m->P, p->adamw ? NN_ADAMW : NN_SGD);
+  if (!rc) rc = embr__nn_optim_init(&r.opt, &m->P, p->adamw ? NN_ADAMW : NN_SGD);
   if (!rc) {
     r.opt.weight_decay = p->weight_decay;
     int64_t per = embr_loader_batches_per_epoch(ld);
@@ -257,8 +257,8 @@ int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subse
   }
   if (!rc) rc = run_epochs(&r, ld, map, &st);
   embr_loader_free(ld);
-  nn_optim_free(&r.opt);
-  nn_ctx_free(&r.ctx);
+  embr__nn_optim_free(&r.opt);
+  embr__nn_ctx_free(&r.ctx);
   free(map);
   if (stats) *stats = st;
   return rc;
