@@ -713,8 +713,9 @@ static void test_folder_dataset(void) {
   CHECK(embr_dataset_size(ds) == 4 && embr_dataset_classes(ds) == 2);
   CHECK(strcmp(embr_dataset_class_name(ds, 0), "a") == 0 && strcmp(embr_dataset_class_name(ds, 1), "b") == 0);
   CHECK(embr_dataset_class_name(ds, 2) == NULL && embr_dataset_label(ds, 4) == -1 && embr_dataset_item_name(ds, -1) == NULL);
-  static const char *names[] = {"a/x.ppm", "b/1.png", "b/10.PNG", "b/2.pgm"};
-  static const int labels[] = {0, 1, 1, 1}, seeds[] = {4, 2, 3, 1}, ws[] = {3, 5, 2, 4};
+  /* Files in natural order: 2 before 10. */
+  static const char *names[] = {"a/x.ppm", "b/1.png", "b/2.pgm", "b/10.PNG"};
+  static const int labels[] = {0, 1, 1, 1}, seeds[] = {4, 2, 1, 3}, ws[] = {3, 5, 4, 2};
   for (int i = 0; i < 4; i++) {
     CHECK(strcmp(embr_dataset_item_name(ds, i), names[i]) == 0);
     CHECK(embr_dataset_label(ds, i) == labels[i]);
@@ -738,6 +739,53 @@ static void test_folder_dataset(void) {
   CHECK(embr_dataset_open_folder(tpath("nowhere"), &ds) == EMBR_ENOTFOUND);
   snprintf(p, sizeof p, "%s/a", root);
   CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EFORMAT);
+}
+
+/* Class folders named as ORL names them (s1..s40) sort naturally, so that without the extra
+ * folders below --classes 30:40 would be people s31..s40; names equal but for leading zeros keep a fixed (byte) order, other text sorts bytewise. */
+static void test_folder_natural_order(void) {
+  const char *root = tpath("orl");
+  char p[600];
+  make_dir(root);
+  /* Created in a scrambled order so the directory's own order cannot pass the test. */
+  for (int k = 0; k < 40; k++) {
+    int person = (k * 17) % 40 + 1;
+    snprintf(p, sizeof p, "%s/s%d", root, person), make_dir(p);
+    snprintf(p, sizeof p, "%s/s%d/%d.pgm", root, person, 10 - k % 10), write_image_file(p, 2, 2, 1, (uint64_t)k);
+  }
+  static const char *extra[] = {"t10x", "s05", "t9y", "t09y", "u"};
+  for (int k = 0; k < 5; k++) {
+    snprintf(p, sizeof p, "%s/%s", root, extra[k]), make_dir(p);
+    snprintf(p, sizeof p, "%s/%s/1.pgm", root, extra[k]), write_image_file(p, 2, 2, 1, 7);
+  }
+  embr_dataset *ds;
+  REQUIRE(embr_dataset_open_folder(root, &ds) == 0);
+  REQUIRE(embr_dataset_classes(ds) == 45);
+  /* s05 and s5 are both "5": the tie goes to byte order, so s05 comes first. */
+  const char *want[45];
+  char names[45][8];
+  int w = 0;
+  for (int person = 1; person <= 40; person++) {
+    if (person == 5) want[w++] = "s05";
+    snprintf(names[w], sizeof names[w], "s%d", person);
+    want[w] = names[w];
+    w++;
+  }
+  want[w++] = "t09y", want[w++] = "t9y", want[w++] = "t10x", want[w++] = "u";
+  REQUIRE(w == 45);
+  for (int c = 0; c < 45; c++) {
+    CHECK(strcmp(embr_dataset_class_name(ds, c), want[c]) == 0);
+    if (strcmp(embr_dataset_class_name(ds, c), want[c]) != 0)
+      fprintf(stderr, "class %d: got %s, want %s\n", c, embr_dataset_class_name(ds, c), want[c]);
+  }
+  /* One image per class, so item i is class i's image (s31 holds the image written at k = 30). */
+  for (int i = 0; i < 45; i++) {
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%s/", want[i]);
+    CHECK(embr_dataset_label(ds, i) == i && starts_with(embr_dataset_item_name(ds, i), prefix));
+  }
+  CHECK(strcmp(embr_dataset_item_name(ds, 31), "s31/10.pgm") == 0);
+  embr_dataset_free(ds);
 }
 
 /* idx files: images with pixel value f(i, k) and labels i % classes. */
@@ -1082,5 +1130,6 @@ int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_png_roundtrip, test_pnm_roundtrip, test_pnm_variants, test_png_variants,
                    test_jpeg_decode, test_corrupt_png, test_corrupt_jpeg, test_corrupt_pnm, test_resize_reference,
                    test_resize_hand, test_resize_identity, test_to_tensor, test_augment, test_folder_dataset,
-                   test_mnist_small, test_mnist_real, test_loader_epochs, test_loader_bad_file, test_loader_cache);
+                   test_folder_natural_order, test_mnist_small, test_mnist_real, test_loader_epochs,
+                   test_loader_bad_file, test_loader_cache);
 }

@@ -76,9 +76,11 @@ EMBR_API void embr_image_augment(float *chw, int channels, int height, int width
 
 typedef struct embr_dataset embr_dataset;
 
-/* A folder with one sub-folder per class (class names = sub-folder names, sorted bytewise; the
- * files directly inside each, sorted by name, with extensions png, jpg, jpeg, pgm, ppm, pnm, any
- * case; hidden entries and other files ignored). Images are decoded when asked for.
+/* A folder with one sub-folder per class (class names = sub-folder names in natural order: runs of
+ * digits compare as numbers, so s2 comes before s10 and class 30 of ORL's s1..s40 is s31; names
+ * equal but for leading zeros go in byte order). The files directly inside each, in the same
+ * order, with extensions png, jpg, jpeg, pgm, ppm, pnm, any case; hidden entries and other files
+ * ignored. Images are decoded when asked for.
  * Errors: EMBR_ENOTFOUND missing, EMBR_EINVAL not a folder, EMBR_EFORMAT no class folders or a
  * class folder with no images (the message names it). */
 EMBR_API int embr_dataset_open_folder(const char *dir, embr_dataset **out);

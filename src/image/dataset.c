@@ -1,6 +1,7 @@
 /* Image datasets: a folder of class sub-folders (files decoded on demand) or MNIST idx files
  * (all pixels held in memory). A dataset is read-only after it is opened, so any number of
  * threads may read items at once. */
+#include "core/natural.h"
 #include "image/image_internal.h"
 
 #include <dirent.h>
@@ -67,7 +68,13 @@ static void strlist_free(strlist *l) {
   memset(l, 0, sizeof *l);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+/* Natural order (s2 before s10), as people number their folders and photos and as plot legends
+ * order labels; names equal but for leading zeros fall back to byte order, so the order is total. */
+static int cmp_name(const void *pa, const void *pb) {
+  const char *a = *(char *const *)pa, *b = *(char *const *)pb;
+  int c = embr__natural_cmp(a, b);
+  return c ? c : strcmp(a, b);
+}
 
 void embr_dataset_free(embr_dataset *ds) {
   if (!ds) return;
@@ -92,7 +99,7 @@ static int is_image_name(const char *name) {
   return 0;
 }
 
-/* Sorted names of the non-hidden entries of `dir` that are folders (want_dirs) or image files. */
+/* Naturally sorted names of the non-hidden entries of `dir` that are folders (want_dirs) or image files. */
 static int list_dir(const char *dir, int want_dirs, strlist *out) {
   DIR *d = opendir(dir);
   if (!d) return embr_error(EMBR_EIO, "%s: cannot list: %s", dir, strerror(errno));
@@ -110,7 +117,7 @@ static int list_dir(const char *dir, int want_dirs, strlist *out) {
     free(p);
   }
   closedir(d);
-  if (!rc && out->n) qsort(out->s, out->n, sizeof *out->s, cmp_str);
+  if (!rc && out->n) qsort(out->s, out->n, sizeof *out->s, cmp_name);
   return rc;
 }
 

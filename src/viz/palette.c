@@ -1,6 +1,7 @@
 /* Colours and labels of plots: the palette, the natural label order, grouping points by label,
  * the data-dependent marker defaults and UTF-8 cleaning (cairo refuses invalid UTF-8 and a
  * browser would show it inconsistently, so both writers get clean strings). */
+#include "core/natural.h"
 #include "formats/formats_internal.h"
 #include "viz/plot_internal.h"
 
@@ -72,42 +73,12 @@ static int label_number(const char *s, double *v) {
   return 1;
 }
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* Compares the digit runs at *a and *b by value (leading zeros aside) and moves past them. */
-static int digit_run_cmp(const char **a, const char **b) {
-  while (**a == '0') (*a)++;
-  while (**b == '0') (*b)++;
-  size_t la = 0, lb = 0;
-  while (is_digit((*a)[la])) la++;
-  while (is_digit((*b)[lb])) lb++;
-  int c = la != lb ? (la < lb ? -1 : 1) : memcmp(*a, *b, la);
-  *a += la;
-  *b += lb;
-  return c;
-}
-
-/* Byte order, except that runs of digits compare as numbers: "class 2" < "class 10". */
-static int natural_cmp(const char *a, const char *b) {
-  while (*a && *b) {
-    if (is_digit(*a) && is_digit(*b)) {
-      int c = digit_run_cmp(&a, &b);
-      if (c) return c;
-    } else if (*a != *b) {
-      return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
-    } else {
-      a++, b++;
-    }
-  }
-  return *a ? 1 : *b ? -1 : 0;
-}
-
 int embr__label_cmp(const char *a, const char *b) {
   double va, vb;
   int na = label_number(a, &va), nb = label_number(b, &vb);
   if (na != nb) return na ? -1 : 1;
   if (na && va != vb) return va < vb ? -1 : 1;
-  int c = na ? 0 : natural_cmp(a, b);
+  int c = na ? 0 : embr__natural_cmp(a, b);
   return c ? c : strcmp(a, b);
 }
 
