@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages embr needs to build, test and run its demo and benchmarks' own
-# side. Run as root (or through sudo). Safe to re-run.
+# side. Run it as root (a container, a minimal Debian without sudo) or as a user who may sudo: it
+# calls apt-get directly as root and through sudo otherwise. Safe to re-run.
 set -euo pipefail
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "$0: not root and no sudo: run it as root (su -c $0)" >&2
+    exit 1
+  fi
+  SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
