@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_usage_error(const cli_command *cmd, const char *fmt, ...) {
+int cli_usage_error(const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "embr %s: ", cmd->name);
+  fprintf(stderr, "embr %s: ", cli_name());
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\nTry 'embr %s --help'.\n", cmd->name);
+  fprintf(stderr, "\nTry 'embr %s --help'.\n", cli_name());
   return CLI_USAGE;
 }
 
@@ -37,21 +37,21 @@ static cli_opt *find_opt(cli_command *cmd, const char *name, size_t len) {
   return NULL;
 }
 
-static int set_value(cli_command *cmd, cli_opt *o, const char *val) {
+static int set_value(cli_opt *o, const char *val) {
   char *end = NULL;
   errno = 0;
   switch (o->type) {
     case CLI_FLAG: *(int *)o->dest = 1; return CLI_OK;
     case CLI_STRING:
-      if (!*val) return cli_usage_error(cmd, "%s needs a non-empty value", o->name);
+      if (!*val) return cli_usage_error("%s needs a non-empty value", o->name);
       *(const char **)o->dest = val;
       return CLI_OK;
     case CLI_INT: {
       long long v = strtoll(val, &end, 10);
       if (!*val || *end || errno)
-        return cli_usage_error(cmd, "%s expects an integer, got '%s'", o->name, val);
+        return cli_usage_error("%s expects an integer, got '%s'", o->name, val);
       if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max))
-        return cli_usage_error(cmd, "%s must be between %.0f and %.0f, got %lld", o->name, o->min,
+        return cli_usage_error("%s must be between %.0f and %.0f, got %lld", o->name, o->min,
                                o->max, v);
       *(int64_t *)o->dest = v;
       return CLI_OK;
@@ -59,9 +59,9 @@ static int set_value(cli_command *cmd, cli_opt *o, const char *val) {
     case CLI_DOUBLE: {
       double v = strtod(val, &end);
       if (!*val || *end || errno || !isfinite(v))
-        return cli_usage_error(cmd, "%s expects a number, got '%s'", o->name, val);
+        return cli_usage_error("%s expects a number, got '%s'", o->name, val);
       if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max))
-        return cli_usage_error(cmd, "%s must be between %g and %g, got %g", o->name, o->min,
+        return cli_usage_error("%s must be between %g and %g, got %g", o->name, o->min,
                                o->max, v);
       *(double *)o->dest = v;
       return CLI_OK;
@@ -86,42 +86,42 @@ int cli_parse(cli_command *cmd, int argc, char **argv) {
     /* "-" alone is a positional (stdin); "-5" is a value, not a flag, only after a flag. */
     if (only_pos || a[0] != '-' || a[1] == '\0') {
       if (cmd->npos >= cmd->max_pos)
-        return cli_usage_error(cmd, "unexpected argument '%s'", a);
+        return cli_usage_error("unexpected argument '%s'", a);
       cmd->pos[cmd->npos++] = a;
       continue;
     }
     const char *eq = strchr(a, '=');
     size_t len = eq ? (size_t)(eq - a) : strlen(a);
     cli_opt *o = find_opt(cmd, a, len);
-    if (!o) return cli_usage_error(cmd, "unknown option '%.*s'", (int)len, a);
+    if (!o) return cli_usage_error("unknown option '%.*s'", (int)len, a);
     if (o->type == CLI_FLAG && o->alias_value && (strlen(o->name) != len || strncmp(o->name, a, len) != 0)) {
       /* word2vec-style "-hs 1": the alias carries the switch's value. */
       const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
       if (!v || (strcmp(v, "0") != 0 && strcmp(v, "1") != 0))
-        return cli_usage_error(cmd, "%.*s expects 0 or 1", (int)len, a);
+        return cli_usage_error("%.*s expects 0 or 1", (int)len, a);
       *(int *)o->dest = v[0] == '1';
       o->seen = 1;
       continue;
     }
     if (o->seen && o->type != CLI_FLAG)
-      return cli_usage_error(cmd, "%s given more than once", o->name);
+      return cli_usage_error("%s given more than once", o->name);
     o->seen = 1;
     const char *val = NULL;
     if (o->type == CLI_FLAG) {
-      if (eq) return cli_usage_error(cmd, "%s takes no value", o->name);
+      if (eq) return cli_usage_error("%s takes no value", o->name);
     } else if (eq) {
       val = eq + 1;
     } else {
-      if (i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", o->name);
+      if (i + 1 >= argc) return cli_usage_error("%s needs a value", o->name);
       val = argv[++i];
     }
-    int rc = set_value(cmd, o, val);
+    int rc = set_value(o, val);
     if (rc) return rc;
   }
   for (int i = 0; i < cmd->nopts; i++)
     if (cmd->opts[i].required && !cmd->opts[i].seen)
-      return cli_usage_error(cmd, "missing required option %s", cmd->opts[i].name);
-  if (cmd->npos < cmd->min_pos) return cli_usage_error(cmd, "missing arguments");
+      return cli_usage_error("missing required option %s", cmd->opts[i].name);
+  if (cmd->npos < cmd->min_pos) return cli_usage_error("missing arguments");
   return CLI_OK;
 }
 

@@ -1,5 +1,7 @@
 /* Table-driven flag parsing for `embr <command>`: every command declares its flags once, with
- * type, default and help text; parsing, validation and --help all come from that table. */
+ * type, default and help text; parsing, validation and --help all come from that table. The
+ * options many commands share (--threads, --quiet, --json, --format, --seed) are defined here,
+ * once, and so is the meaning of every short flag. */
 #ifndef EMBR_CLI_ARGS_H
 #define EMBR_CLI_ARGS_H
 
@@ -14,7 +16,7 @@ typedef enum cli_type {
 
 typedef struct cli_opt {
   const char *name;    /* "--base" */
-  const char *alias;   /* "-b", or NULL */
+  const char *alias;   /* "-b", or NULL; several as "-o|--output" */
   cli_type type;
   void *dest;
   const char *metavar; /* "FILE" */
@@ -26,9 +28,9 @@ typedef struct cli_opt {
   int alias_value;     /* CLI_FLAG: the alias takes a 0/1 value (word2vec's "-hs 1") */
 } cli_opt;
 
+/* What one command parses. Its name is the registry's (cli_name()), not repeated here. */
 typedef struct cli_command {
-  const char *name;     /* "search" */
-  const char *summary;  /* one line for `embr --help` */
+  const char *summary;  /* the first line of --help */
   const char *usage;    /* "embr search --base FILE --query FILE [options]" */
   const char *details;  /* paragraph after the flags, or NULL */
   cli_opt *opts;
@@ -45,9 +47,37 @@ enum { CLI_OK = 0, CLI_HELP = 1, CLI_USAGE = 2 };
 int cli_parse(cli_command *cmd, int argc, char **argv);
 void cli_print_help(const cli_command *cmd);
 /* Prints "embr CMD: message" and a hint to stderr; returns CLI_USAGE (exit code 2). */
-int cli_usage_error(const cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Convenience constructors for the option tables. */
+/* Parses, or returns from the calling command: exit 0 after --help, 2 after a usage error. */
+#define CLI_PARSE_OR_RETURN(cmd, argc, argv)                  \
+  do {                                                        \
+    int prc_ = cli_parse(&(cmd), (argc), (argv));             \
+    if (prc_) return prc_ == CLI_HELP ? 0 : CLI_USAGE;        \
+  } while (0)
+#define CLI_NOPTS(opts) ((int)(sizeof(opts) / sizeof((opts)[0])))
+
+/* ---- the command registry ------------------------------------------------------------------------
+ * One table: each command has a name, a one-line summary, a run function (argv[0] is its name),
+ * and sub-commands. cli_main finds the command, and for a group without a run function of its
+ * own prints the group's help and the unknown/missing sub-command messages. A command with both
+ * (tsne) runs itself unless its first argument names a sub-command. */
+typedef struct cli_entry {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+  const struct cli_entry *children;
+  int nchildren;
+  const char *about; /* a group's help: paragraph under its usage line, or NULL */
+} cli_entry;
+#define CLI_CHILDREN(a) (a), ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Runs `embr argv[1] ...` from the top-level commands; returns the exit code. */
+int cli_main(const cli_entry *const *commands, int n, int argc, char **argv);
+/* The full name of the command being run ("index build"), for messages. */
+const char *cli_name(void);
+
+/* ---- convenience constructors for the option tables ---- */
 #define OPT_FLAG(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0, 0}
 /* A switch whose alias takes a value: "--hs" or "-hs 1" / "-hs 0". */
 #define OPT_FLAG_V(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0, 1}
@@ -55,5 +85,27 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...) __attribute__(
 #define OPT_STR_REQ(n, a, d, mv, h) {n, a, CLI_STRING, d, mv, h, NULL, 1, 0, 0, 0, 0}
 #define OPT_INT(n, a, d, mv, h, def, lo, hi) {n, a, CLI_INT, d, mv, h, def, 0, lo, hi, 0, 0}
 #define OPT_DBL(n, a, d, mv, h, def, lo, hi) {n, a, CLI_DOUBLE, d, mv, h, def, 0, lo, hi, 0, 0}
+
+/* ---- short flags: one meaning across the whole tool -----------------------------------------------
+ * tests/test_cli_docs.sh runs every command's --help and fails when a short flag stands for two
+ * long names. word2vec.c's single-dash long spellings (-train, -output, -size, -cbow, -hs, -iter,
+ * -binary, ...) are long aliases, not short flags.
+ *   -b --batch        -c --clusters     -d --dim          -e --epochs       -f --filter
+ *   -H --height       -i --input        -k --k            -l --labels       -m --metric
+ *   -n --rows         -o --output       -p --perplexity   -q --quiet        -s --spec
+ *   -t --threads      -W --width        -h --help
+ * A command whose long name differs for the same thing keeps it and takes the table's as a long
+ * alias (train's --out also answers to --output, embed's --images to --input, collection
+ * create's --index to --spec). */
+
+/* ---- options shared by many commands: defined here only ---- */
+#define CLI_THREADS_(d, a) OPT_INT("--threads", a, d, "N", "threads (0 = all cores)", "0", 0, 4096)
+#define OPT_THREADS(d) CLI_THREADS_(d, "-t")
+#define OPT_QUIET(d) OPT_FLAG("--quiet", "-q", d, "no progress or timing on stderr")
+#define OPT_JSON(d) OPT_FLAG("--json", NULL, d, "print JSON on stdout")
+#define OPT_METRIC(d) OPT_STR("--metric", "-m", d, "M", "l2 | ip | cosine | l1", "l2")
+#define OPT_FORMAT(d) OPT_STR("--format", NULL, d, "FMT", "input file format (npy, fvecs, csv, w2v-bin, ...)", "by extension")
+/* `what` is a string literal saying what the seed fixes, e.g. " (the fold split)". */
+#define OPT_SEED(d, what) OPT_INT("--seed", NULL, d, "S", "random seed" what, "1", 0, 9e18)
 
 #endif

@@ -6,27 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-static int parse(cli_command *cmd, int argc, char **argv) {
-  int prc = cli_parse(cmd, argc, argv);
-  return prc == CLI_HELP ? -1 : prc ? EXIT_USAGE : EXIT_OK;
-}
-/* cli_parse's result as an exit code: help printed -> 0. */
-#define PARSE_OR_RETURN(cmd, argc, argv)      \
-  do {                                        \
-    int prc_ = parse(&(cmd), (argc), (argv)); \
-    if (prc_) return prc_ < 0 ? EXIT_OK : prc_; \
-  } while (0)
-
-static int open_collection(const char *name, const char *dir, int flags, embr_collection **c) {
+static int open_collection(const char *dir, int flags, embr_collection **c) {
   int rc = embr_collection_open(c, dir, flags);
-  return rc ? cli_fail(name, rc) : EXIT_OK;
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
-static int close_collection(const char *name, embr_collection *c, int rc) {
+static int close_collection(embr_collection *c, int rc) {
   int s = embr_collection_close(c);
-  if (s && !rc) return cli_fail(name, s);
+  if (s && !rc) return cli_fail(s);
   return rc;
 }
 
@@ -45,10 +32,10 @@ static void lines_free(lines *l) {
 }
 
 /* Splits a file into lines (a final newline does not start another; "\r\n" ends count as "\n"). */
-static int read_lines(const char *name, const char *path, lines *l) {
+static int read_lines(const char *path, lines *l) {
   memset(l, 0, sizeof *l);
   FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f) return cli_fail(name, embr_error(EMBR_EIO, "%s: cannot open", path));
+  if (!f) return cli_fail(embr_error(EMBR_EIO, "%s: cannot open", path));
   size_t cap = 1 << 16, len = 0, got;
   l->buf = malloc(cap + 1);
   while (l->buf && (got = fread(l->buf + len, 1, cap - len, f)) > 0) {
@@ -63,7 +50,7 @@ static int read_lines(const char *name, const char *path, lines *l) {
   if (f != stdin) fclose(f);
   if (!l->buf || bad) {
     lines_free(l);
-    return cli_fail(name, bad ? embr_error(EMBR_EIO, "%s: read failed", path) : embr_error(EMBR_ENOMEM, "out of memory"));
+    return cli_fail(bad ? embr_error(EMBR_EIO, "%s: read failed", path) : embr_error(EMBR_ENOMEM, "out of memory"));
   }
   l->buf[len] = '\0';
   int64_t n = 0;
@@ -72,7 +59,7 @@ static int read_lines(const char *name, const char *path, lines *l) {
   l->line = malloc(sizeof(char *) * (size_t)(n ? n : 1));
   if (!l->line) {
     lines_free(l);
-    return cli_fail(name, embr_error(EMBR_ENOMEM, "out of memory"));
+    return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   }
   char *p = l->buf;
   for (int64_t i = 0; i < n; i++) {
@@ -97,13 +84,13 @@ static int coll_create(int argc, char **argv) {
       OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
       OPT_STR("--index", "-s", &spec, "SPEC", "flat | hnsw:M=16,efc=200,ef=64 | ivfflat:nlist=1024 | ivfpq:nlist=1024,m=16", "hnsw"),
   };
-  cli_command cmd = {"collection create", "Create an empty collection in DIR (created if missing; its parent must exist).",
-                     "embr collection create DIR --dim D [--metric M] [--index SPEC]", NULL, opts, NOPTS(opts), 1, 1, pos, 0};
-  PARSE_OR_RETURN(cmd, argc, argv);
+  cli_command cmd = {"Create an empty collection in DIR (created if missing; its parent must exist).",
+                     "embr collection create DIR --dim D [--metric M] [--index SPEC]", NULL, opts, CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_metric m;
-  if (embr_metric_parse(metric_name, &m)) return cli_usage_error(&cmd, "%s", embr_last_error());
+  if (embr_metric_parse(metric_name, &m)) return cli_usage_error("%s", embr_last_error());
   int rc = embr_collection_create(NULL, pos[0], dim, m, spec);
-  if (rc) return cli_fail(cmd.name, rc);
+  if (rc) return cli_fail(rc);
   return EXIT_OK;
 }
 
@@ -126,13 +113,13 @@ static void add_input_free(add_input *in) {
 
 /* Default ids continue from the largest internal id ever assigned, so they never collide with
  * ids generated earlier, deleted or not. */
-static int generate_ids(const char *name, embr_collection *c, add_input *in) {
+static int generate_ids(embr_collection *c, add_input *in) {
   embr_collection_stats st;
   int rc = embr_collection_info(c, &st);
-  if (rc) return cli_fail(name, rc);
+  if (rc) return cli_fail(rc);
   in->gen_ids = malloc(sizeof(char *) * (size_t)in->x.n);
   in->gen_buf = malloc((size_t)in->x.n * 32);
-  if (!in->gen_ids || !in->gen_buf) return cli_fail(name, embr_error(EMBR_ENOMEM, "out of memory"));
+  if (!in->gen_ids || !in->gen_buf) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   for (int64_t i = 0; i < in->x.n; i++) {
     in->gen_ids[i] = in->gen_buf + i * 32;
     snprintf(in->gen_ids[i], 32, "row-%lld", (long long)(st.max_internal_id + i));
@@ -149,22 +136,22 @@ static void metadata_nulls(lines *meta) {
   }
 }
 
-static int load_add_input(const char *name, const char *in, const char *format, const char *ids_path,
+static int load_add_input(const char *in, const char *format, const char *ids_path,
                           const char *meta_path, add_input *a) {
-  int rc = cli_read_matrix(name, in, format, &a->x);
-  if (!rc && ids_path) rc = read_lines(name, ids_path, &a->ids);
-  if (!rc && meta_path) rc = read_lines(name, meta_path, &a->meta);
+  int rc = cli_read_matrix(in, format, &a->x);
+  if (!rc && ids_path) rc = read_lines(ids_path, &a->ids);
+  if (!rc && meta_path) rc = read_lines(meta_path, &a->meta);
   if (rc) return rc;
   if (ids_path && a->ids.n != a->x.n)
-    return cli_fail(name, embr_error(EMBR_EINVAL, "%s: %lld ids for %lld vectors", ids_path, (long long)a->ids.n, (long long)a->x.n));
+    return cli_fail(embr_error(EMBR_EINVAL, "%s: %lld ids for %lld vectors", ids_path, (long long)a->ids.n, (long long)a->x.n));
   if (meta_path && a->meta.n != a->x.n)
-    return cli_fail(name, embr_error(EMBR_EINVAL, "%s: %lld metadata lines for %lld vectors", meta_path,
+    return cli_fail(embr_error(EMBR_EINVAL, "%s: %lld metadata lines for %lld vectors", meta_path,
                                      (long long)a->meta.n, (long long)a->x.n));
   metadata_nulls(&a->meta);
   return EXIT_OK;
 }
 
-static int add_batches(const char *name, embr_collection *c, add_input *a, int64_t batch, int quiet) {
+static int add_batches(embr_collection *c, add_input *a, int64_t batch, int quiet) {
   const char *const *ids = (const char *const *)(a->ids.line ? a->ids.line : a->gen_ids);
   const char *const *meta = (const char *const *)a->meta.line;
   int64_t step = batch > 0 ? batch : a->x.n, done = 0;
@@ -173,9 +160,9 @@ static int add_batches(const char *name, embr_collection *c, add_input *a, int64
     int64_t n = a->x.n - done < step ? a->x.n - done : step;
     int rc = embr_collection_add(c, n, a->x.data + done * a->x.ld, a->x.dim, a->x.ld, ids + done, meta ? meta + done : NULL);
     if (rc) {
-      if (done) fprintf(stderr, "embr %s: %lld items were added before the batch starting at item %lld failed\n", name,
+      if (done) fprintf(stderr, "embr %s: %lld items were added before the batch starting at item %lld failed\n", cli_name(),
                         (long long)done, (long long)done);
-      return cli_fail(name, rc);
+      return cli_fail(rc);
     }
     done += n;
   }
@@ -195,21 +182,21 @@ static int coll_add(int argc, char **argv) {
       OPT_INT("--batch", "-b", &batch, "N", "items per transaction (0 = the whole input at once)", "0", 0, 1e12),
       OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
   };
-  cli_command cmd = {"collection add", "Add vectors (with ids and JSON metadata) to a collection.",
+  cli_command cmd = {"Add vectors (with ids and JSON metadata) to a collection.",
                      "embr collection add DIR -i vectors.npy [--ids ids.txt] [--metadata meta.jsonl] [--batch N]",
                      "Each batch is one transaction: all of it is stored, or (on any error: wrong dimension,\n"
                      "NaN, an id given twice or already present, metadata that is not a JSON object)\n"
                      "none of it. The command returns once the data is durable on disk.",
-                     opts, NOPTS(opts), 1, 1, pos, 0};
-  PARSE_OR_RETURN(cmd, argc, argv);
+                     opts, CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   add_input a;
   memset(&a, 0, sizeof a);
   embr_collection *c = NULL;
-  int rc = load_add_input(cmd.name, in, format, ids_path, meta_path, &a);
-  if (!rc) rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDWR, &c);
-  if (!rc && !ids_path) rc = generate_ids(cmd.name, c, &a);
-  if (!rc) rc = add_batches(cmd.name, c, &a, batch, quiet);
-  rc = c ? close_collection(cmd.name, c, rc) : rc;
+  int rc = load_add_input(in, format, ids_path, meta_path, &a);
+  if (!rc) rc = open_collection(pos[0], EMBR_COLLECTION_RDWR, &c);
+  if (!rc && !ids_path) rc = generate_ids(c, &a);
+  if (!rc) rc = add_batches(c, &a, batch, quiet);
+  rc = c ? close_collection(c, rc) : rc;
   add_input_free(&a);
   return rc;
 }
@@ -220,27 +207,27 @@ static int coll_delete(int argc, char **argv) {
   const char *ids_path = NULL;
   const char **pos = malloc(sizeof(char *) * (size_t)(argc > 1 ? argc : 1));
   cli_opt opts[] = {OPT_STR("--ids", NULL, &ids_path, "FILE", "ids to delete, one per line", "the ID arguments")};
-  cli_command cmd = {"collection delete", "Delete items by id (ids not present are skipped).",
-                     "embr collection delete DIR ID... | embr collection delete DIR --ids FILE", NULL, opts, NOPTS(opts),
+  cli_command cmd = {"Delete items by id (ids not present are skipped).",
+                     "embr collection delete DIR ID... | embr collection delete DIR --ids FILE", NULL, opts, CLI_NOPTS(opts),
                      1, argc > 1 ? argc : 1, pos, 0};
-  if (!pos) return cli_fail("collection delete", embr_error(EMBR_ENOMEM, "out of memory"));
-  int prc = parse(&cmd, argc, argv);
-  if (!prc && cmd.npos < 2 && !ids_path) prc = cli_usage_error(&cmd, "no ids to delete (give IDs or --ids FILE)");
+  if (!pos) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
+  int prc = cli_parse(&cmd, argc, argv);
+  if (!prc && cmd.npos < 2 && !ids_path) prc = cli_usage_error("no ids to delete (give IDs or --ids FILE)");
   if (prc) {
     free(pos);
-    return prc < 0 ? EXIT_OK : EXIT_USAGE;
+    return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
   }
   lines l = {0};
   embr_collection *c = NULL;
-  int rc = ids_path ? read_lines(cmd.name, ids_path, &l) : EXIT_OK;
-  if (!rc) rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDWR, &c);
+  int rc = ids_path ? read_lines(ids_path, &l) : EXIT_OK;
+  if (!rc) rc = open_collection(pos[0], EMBR_COLLECTION_RDWR, &c);
   int64_t a = 0, b = 0;
   int s = 0;
   if (!rc && cmd.npos > 1) s = embr_collection_delete(c, pos + 1, cmd.npos - 1, &a);
   if (!rc && !s && l.n) s = embr_collection_delete(c, (const char *const *)l.line, l.n, &b);
-  if (s) rc = cli_fail(cmd.name, s);
+  if (s) rc = cli_fail(s);
   if (!rc) printf("deleted %lld of %lld\n", (long long)(a + b), (long long)(cmd.npos - 1 + l.n));
-  rc = c ? close_collection(cmd.name, c, rc) : rc;
+  rc = c ? close_collection(c, rc) : rc;
   lines_free(&l);
   free(pos);
   return rc;
@@ -269,11 +256,11 @@ static int coll_get(int argc, char **argv) {
   const char *pos[2];
   int json = 0;
   cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
-  cli_command cmd = {"collection get", "Print an item: its vector (exactly as stored) and its metadata.",
-                     "embr collection get DIR ID [--json]", NULL, opts, NOPTS(opts), 2, 2, pos, 0};
-  PARSE_OR_RETURN(cmd, argc, argv);
+  cli_command cmd = {"Print an item: its vector (exactly as stored) and its metadata.",
+                     "embr collection get DIR ID [--json]", NULL, opts, CLI_NOPTS(opts), 2, 2, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_collection *c;
-  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDONLY, &c);
+  int rc = open_collection(pos[0], EMBR_COLLECTION_RDONLY, &c);
   if (rc) return rc;
   embr_collection_stats st;
   float *v = NULL;
@@ -281,11 +268,11 @@ static int coll_get(int argc, char **argv) {
   int s = embr_collection_info(c, &st);
   if (!s) s = (v = malloc(sizeof(float) * (size_t)st.dim)) ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
   if (!s) s = embr_collection_get(c, pos[1], v, &meta);
-  if (s) rc = cli_fail(cmd.name, s);
+  if (s) rc = cli_fail(s);
   else print_item(pos[1], v, st.dim, meta, json);
   free(v);
   embr_free(meta);
-  return close_collection(cmd.name, c, rc);
+  return close_collection(c, rc);
 }
 
 /* ---- search ------------------------------------------------------------------------------------ */
@@ -328,14 +315,14 @@ static void print_hits_json(const embr_collection_hits *h, embr_metric m) {
 }
 
 /* The queries: a matrix file, or the stored vector of an item (--query-id). */
-static int load_queries(const char *name, embr_collection *c, const char *qpath, const char *qid, const char *format,
+static int load_queries(embr_collection *c, const char *qpath, const char *qid, const char *format,
                         embr_matrix *q) {
-  if (qpath) return cli_read_matrix(name, qpath, format, q);
+  if (qpath) return cli_read_matrix(qpath, format, q);
   embr_collection_stats st;
   int rc = embr_collection_info(c, &st);
   if (!rc) rc = embr_matrix_alloc(q, 1, st.dim);
   if (!rc) rc = embr_collection_get(c, qid, q->data, NULL);
-  return rc ? cli_fail(name, rc) : EXIT_OK;
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
 static int coll_search(int argc, char **argv) {
@@ -355,18 +342,18 @@ static int coll_search(int argc, char **argv) {
       OPT_FLAG("--json", NULL, &json, "print results as JSON"),
       OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
   };
-  cli_command cmd = {"collection search", "Search a collection: k nearest items per query among those the filter admits.",
+  cli_command cmd = {"Search a collection: k nearest items per query among those the filter admits.",
                      "embr collection search DIR (-q FILE | --query-id ID) [-k K] [--filter EXPR] [options]",
                      "Prints one line per hit: QUERY<TAB>RANK<TAB>ID<TAB>DISTANCE[<TAB>METADATA].\n"
                      "Filters: field = value, !=, <, <=, >, >=, field in [v1, v2], field not in [...],\n"
                      "joined with and / or / not and parentheses; values are \"strings\", numbers, true,\n"
                      "false; fields are names or dotted paths (a.b). See docs/collections.md.",
-                     opts, NOPTS(opts), 1, 1, pos, 0};
-  PARSE_OR_RETURN(cmd, argc, argv);
-  if (!qpath == !qid) return cli_usage_error(&cmd, "give exactly one of --query and --query-id");
-  if (filter && embr_collection_filter_check(filter)) return cli_usage_error(&cmd, "%s", embr_last_error());
+                     opts, CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  if (!qpath == !qid) return cli_usage_error("give exactly one of --query and --query-id");
+  if (filter && embr_collection_filter_check(filter)) return cli_usage_error("%s", embr_last_error());
   embr_collection *c;
-  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDONLY, &c);
+  int rc = open_collection(pos[0], EMBR_COLLECTION_RDONLY, &c);
   if (rc) return rc;
   embr_matrix q = EMBR_MATRIX_INIT;
   embr_collection_hits h = {0};
@@ -375,20 +362,20 @@ static int coll_search(int argc, char **argv) {
   p.nprobe = (int)nprobe;
   p.n_threads = (int)threads;
   p.with_metadata = with_meta;
-  rc = load_queries(cmd.name, c, qpath, qid, format, &q);
+  rc = load_queries(c, qpath, qid, format, &q);
   double t0 = embr_now();
   if (!rc) {
     int s = embr_collection_search(c, q.data, q.n, q.dim, q.ld, (int)k, filter, &p, &h);
-    if (s) rc = cli_fail(cmd.name, s);
+    if (s) rc = cli_fail(s);
   }
   if (!rc && !quiet) fprintf(stderr, "searched %lld queries in %.3f s\n", (long long)q.n, embr_now() - t0);
   embr_collection_stats st;
-  if (!rc && json && embr_collection_info(c, &st)) rc = cli_fail(cmd.name, EMBR_EIO);
+  if (!rc && json && embr_collection_info(c, &st)) rc = cli_fail(EMBR_EIO);
   if (!rc && json) print_hits_json(&h, st.metric);
   else if (!rc) print_hits_text(&h);
   embr_collection_hits_free(&h);
   embr_matrix_free(&q);
-  return close_collection(cmd.name, c, rc);
+  return close_collection(c, rc);
 }
 
 /* ---- info and compact -------------------------------------------------------------------------- */
@@ -427,66 +414,52 @@ static int coll_info(int argc, char **argv) {
   const char *pos[1];
   int json = 0;
   cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
-  cli_command cmd = {"collection info", "Describe a collection: parameters, counts, index state, file sizes.",
-                     "embr collection info DIR [--json]", NULL, opts, NOPTS(opts), 1, 1, pos, 0};
-  PARSE_OR_RETURN(cmd, argc, argv);
+  cli_command cmd = {"Describe a collection: parameters, counts, index state, file sizes.",
+                     "embr collection info DIR [--json]", NULL, opts, CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_collection *c;
-  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDONLY, &c);
+  int rc = open_collection(pos[0], EMBR_COLLECTION_RDONLY, &c);
   if (rc) return rc;
   embr_collection_stats s;
   int st = embr_collection_info(c, &s);
-  if (st) rc = cli_fail(cmd.name, st);
+  if (st) rc = cli_fail(st);
   else print_info(pos[0], &s, json);
-  return close_collection(cmd.name, c, rc);
+  return close_collection(c, rc);
 }
 
 static int coll_compact(int argc, char **argv) {
   const char *pos[1];
-  cli_command cmd = {"collection compact", "Rebuild the index from the database (dropping deleted slots) and VACUUM it.",
+  cli_command cmd = {"Rebuild the index from the database (dropping deleted slots) and VACUUM it.",
                      "embr collection compact DIR", NULL, NULL, 0, 1, 1, pos, 0};
-  PARSE_OR_RETURN(cmd, argc, argv);
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_collection *c;
-  int rc = open_collection(cmd.name, pos[0], EMBR_COLLECTION_RDWR, &c);
+  int rc = open_collection(pos[0], EMBR_COLLECTION_RDWR, &c);
   if (rc) return rc;
   embr_collection_stats before, after;
   int s = embr_collection_info(c, &before);
   if (!s) s = embr_collection_compact(c);
   if (!s) s = embr_collection_info(c, &after);
-  if (s) rc = cli_fail(cmd.name, s);
+  if (s) rc = cli_fail(s);
   else
     printf("compacted: database %lld -> %lld bytes, index %lld -> %lld bytes in memory, %lld items\n",
            (long long)before.db_bytes, (long long)after.db_bytes, (long long)before.index_memory,
            (long long)after.index_memory, (long long)after.count);
-  return close_collection(cmd.name, c, rc);
+  return close_collection(c, rc);
 }
 
-/* ---- dispatch ---------------------------------------------------------------------------------- */
+/* ---- the command group ----------------------------------------------------------------------------- */
 
-int cmd_collection(int argc, char **argv) {
-  static const struct {
-    const char *name;
-    int (*run)(int, char **);
-    const char *summary;
-  } subs[] = {
-      {"create", coll_create, "create an empty collection (dimension, metric, index spec)"},
-      {"add", coll_add, "add vectors with ids and JSON metadata (atomic, durable batches)"},
-      {"delete", coll_delete, "delete items by id"},
-      {"get", coll_get, "print an item's vector and metadata"},
-      {"search", coll_search, "k nearest items, optionally filtered on metadata"},
-      {"info", coll_info, "describe a collection"},
-      {"compact", coll_compact, "rebuild the index and vacuum the database"},
-  };
-  for (size_t i = 0; argc >= 2 && i < sizeof subs / sizeof subs[0]; i++)
-    if (!strcmp(argv[1], subs[i].name)) return subs[i].run(argc - 1, argv + 1);
-  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-    printf("usage: embr collection <subcommand> DIR [options]\n\n"
-           "A durable vector store in a directory: SQLite holds the vectors, ids and metadata;\n"
-           "an ANN index (flat, hnsw, ivf...) is kept in step and checkpointed beside it.\n\n");
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) printf("  %-8s %s\n", subs[i].name, subs[i].summary);
-    printf("\n'embr collection <subcommand> --help' lists its flags and defaults.\n");
-    return EXIT_OK;
-  }
-  fprintf(stderr, "embr collection: %s\nTry 'embr collection --help'.\n",
-          argc >= 2 ? "unknown subcommand" : "missing subcommand (create, add, delete, get, search, info, compact)");
-  return EXIT_USAGE;
-}
+static const cli_entry collection_commands[] = {
+    {"create", "create an empty collection (dimension, metric, index spec)", coll_create, NULL, 0, NULL},
+    {"add", "add vectors with ids and JSON metadata (atomic, durable batches)", coll_add, NULL, 0, NULL},
+    {"delete", "delete items by id", coll_delete, NULL, 0, NULL},
+    {"get", "print an item's vector and metadata", coll_get, NULL, 0, NULL},
+    {"search", "k nearest items, optionally filtered on metadata", coll_search, NULL, 0, NULL},
+    {"info", "describe a collection", coll_info, NULL, 0, NULL},
+    {"compact", "rebuild the index and vacuum the database", coll_compact, NULL, 0, NULL},
+};
+const cli_entry cli_collection = {
+    "collection", "durable vector store: vectors + ids + JSON metadata, filtered search", NULL,
+    CLI_CHILDREN(collection_commands),
+    "A durable vector store in a directory: SQLite holds the vectors, ids and metadata;\n"
+    "an ANN index (flat, hnsw, ivf...) is kept in step and checkpointed beside it."};

@@ -30,7 +30,7 @@ static int write_names(const char *path, const void *ctx) {
   return 0;
 }
 
-int cmd_embed(int argc, char **argv) {
+static int cmd_embed(int argc, char **argv) {
   const char *model = NULL, *images = NULL, *out = NULL, *ids = NULL, *labels = NULL, *classes = NULL, *per_class = NULL;
   int64_t batch = 32, threads = 0;
   int raw = 0, quiet = 0;
@@ -47,27 +47,26 @@ int cmd_embed(int argc, char **argv) {
       OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
       OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
   };
-  cli_command cmd = {"embed", "Embed images with a trained model.",
+  cli_command cmd = {"Embed images with a trained model.",
                      "embr embed --model M.safetensors --images DIR -o emb.npy [--ids ids.txt] [--labels labels.txt]",
                      "Rows are unit length unless --raw, so l2, ip and cosine searches rank alike.\n"
                      "Images are resized to the model's input; grey and colour images both work.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
-    return cli_usage_error(&cmd, "cannot tell the format of '%s' from its extension", out);
-  if (cli_check_output("embed", out) || (ids && cli_check_output("embed", ids)) || (labels && cli_check_output("embed", labels)))
+    return cli_usage_error("cannot tell the format of '%s' from its extension", out);
+  if (cli_check_output(out) || (ids && cli_check_output(ids)) || (labels && cli_check_output(labels)))
     return EXIT_ERR;
   embr_model *m = NULL;
   int rc = embr_model_load(model, &m);
-  if (rc) return cli_fail("embed", rc);
+  if (rc) return cli_fail(rc);
   embr_model_set_threads(m, (int)threads);
   embr_dataset *ds = NULL;
   int64_t *subset = NULL, n = 0;
   float *emb = NULL;
-  rc = cli_open_dataset("embed", images, &ds);
-  if (!rc) rc = cli_select("embed", ds, classes, per_class, &subset, &n);
-  if (!rc) rc = cli_embed_items("embed", m, ds, subset, n, (int)batch, raw, quiet, &emb, NULL);
+  rc = cli_open_dataset(images, &ds);
+  if (!rc) rc = cli_select(ds, classes, per_class, &subset, &n);
+  if (!rc) rc = cli_embed_items(m, ds, subset, n, (int)batch, raw, quiet, &emb, NULL);
   if (!rc) {
     embed_out mo = {{n, embr_model_dim(m), embr_model_dim(m), emb, NULL}, ds, subset, 0}, io = mo, lo = mo;
     lo.labels = 1;
@@ -75,8 +74,8 @@ int cmd_embed(int argc, char **argv) {
     int no = 1;
     if (ids) outs[no++] = (cli_output){ids, write_names, &io};
     if (labels) outs[no++] = (cli_output){labels, write_names, &lo};
-    rc = cli_write_outputs("embed", outs, no);
-    if (!rc && !quiet) fprintf(stderr, "embr embed: %lld images -> %s (%d dimensions)\n", (long long)n, out, embr_model_dim(m));
+    rc = cli_write_outputs(outs, no);
+    if (!rc && !quiet) fprintf(stderr, "embr %s: %lld images -> %s (%d dimensions)\n", cli_name(), (long long)n, out, embr_model_dim(m));
   }
   free(emb);
   free(subset);
@@ -84,3 +83,5 @@ int cmd_embed(int argc, char **argv) {
   embr_model_free(m);
   return rc;
 }
+
+const cli_entry cli_embed = {"embed", "images to embedding vectors with a trained model", cmd_embed, NULL, 0, NULL};

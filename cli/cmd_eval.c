@@ -24,17 +24,17 @@ static void eval_data_free(eval_data *e) {
   free(e->labels);
 }
 
-static int load_and_embed(const char *cmd, const char *model, const char *data, const char *classes, const char *per_class,
+static int load_and_embed(const char *model, const char *data, const char *classes, const char *per_class,
                           int64_t threads, int quiet, eval_data *e) {
   memset(e, 0, sizeof(*e));
   int rc = embr_model_load(model, &e->m);
-  if (rc) return cli_fail(cmd, rc);
+  if (rc) return cli_fail(rc);
   embr_model_set_threads(e->m, (int)threads);
-  if ((rc = cli_open_dataset(cmd, data, &e->ds))) return rc;
-  if ((rc = cli_select(cmd, e->ds, classes, per_class, &e->subset, &e->n))) return rc;
+  if ((rc = cli_open_dataset(data, &e->ds))) return rc;
+  if ((rc = cli_select(e->ds, classes, per_class, &e->subset, &e->n))) return rc;
   e->labels = malloc(sizeof(int32_t) * (size_t)e->n);
-  if (!e->labels) return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
-  return cli_embed_items(cmd, e->m, e->ds, e->subset, e->n, 32, 0, quiet, &e->emb, e->labels);
+  if (!e->labels) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
+  return cli_embed_items(e->m, e->ds, e->subset, e->n, 32, 0, quiet, &e->emb, e->labels);
 }
 
 static int eval_verify(int argc, char **argv) {
@@ -55,15 +55,14 @@ static int eval_verify(int argc, char **argv) {
       OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
       OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
   };
-  cli_command cmd = {"eval verify", "Face-verification accuracy of a model's embeddings.",
+  cli_command cmd = {"Face-verification accuracy of a model's embeddings.",
                      "embr eval verify --model M --data DIR [--pairs F] [--classes A:B] [--json]",
                      "Scores are cosine similarities. Without --pairs every pair of the selected images is\n"
                      "scored. Accuracy: K folds, each judged with the threshold best on the other folds.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   eval_data e;
-  int rc = load_and_embed("eval", model, data, classes, per_class, threads, quiet, &e);
+  int rc = load_and_embed(model, data, classes, per_class, threads, quiet, &e);
   embr_pairs pairs = {0};
   if (!rc) {
     int st;
@@ -78,7 +77,7 @@ static int eval_verify(int argc, char **argv) {
     embr_verify_result r;
     if (!st) st = embr_eval_verify(e.emb, e.n, embr_model_dim(e.m), embr_model_dim(e.m), &pairs, (int)folds, far, (uint64_t)seed, &r);
     if (st) {
-      rc = cli_fail("eval", st);
+      rc = cli_fail(st);
     } else if (json) {
       printf("{\"images\":%lld,\"pairs\":%lld,\"positives\":%lld,\"folds\":%lld,\"accuracy\":%.6f,\"accuracy_std\":%.6f,"
              "\"threshold\":%.6f,\"auc\":%.6f,\"far\":%g,\"tar\":%.6f}\n",
@@ -125,22 +124,21 @@ static int eval_identify(int argc, char **argv) {
       OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
       OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
   };
-  cli_command cmd = {"eval identify", "Identification (rank-1, recall@k) with a gallery/probe split.",
+  cli_command cmd = {"Identification (rank-1, recall@k) with a gallery/probe split.",
                      "embr eval identify --model M --data DIR [--gallery-per-class G] [-k 1,5,10] [--json]",
                      "Each probe (an image past the first G of its class) is matched against all gallery\n"
                      "images by cosine similarity; recall@k: its class is among the k best matches.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   int ks[EMBR_EVAL_MAX_K], nk;
-  if (parse_ks(kspec, ks, &nk)) return cli_usage_error(&cmd, "-k wants up to 8 positive integers like 1,5,10, got '%s'", kspec);
+  if (parse_ks(kspec, ks, &nk)) return cli_usage_error("-k wants up to 8 positive integers like 1,5,10, got '%s'", kspec);
   eval_data e;
-  int rc = load_and_embed("eval", model, data, classes, per_class, threads, quiet, &e);
+  int rc = load_and_embed(model, data, classes, per_class, threads, quiet, &e);
   if (!rc) {
     embr_identify_result r;
     int st = embr_eval_identify(e.emb, e.n, embr_model_dim(e.m), embr_model_dim(e.m), e.labels, (int)gallery, ks, nk, &r);
     if (st) {
-      rc = cli_fail("eval", st);
+      rc = cli_fail(st);
     } else if (json) {
       printf("{\"gallery\":%lld,\"probes\":%lld,\"rank1\":%.6f,\"recall\":{", (long long)r.gallery, (long long)r.probes, r.rank1);
       for (int i = 0; i < r.nk; i++) printf("%s\"%d\":%.6f", i ? "," : "", r.k[i], r.recall[i]);
@@ -155,18 +153,9 @@ static int eval_identify(int argc, char **argv) {
   return rc;
 }
 
-int cmd_eval(int argc, char **argv) {
-  if (argc >= 2 && !strcmp(argv[1], "verify")) return eval_verify(argc - 1, argv + 1);
-  if (argc >= 2 && !strcmp(argv[1], "identify")) return eval_identify(argc - 1, argv + 1);
-  if (argc >= 2 && strcmp(argv[1], "--help") && strcmp(argv[1], "-h")) {
-    fprintf(stderr, "embr eval: unknown subcommand '%s' (verify or identify)\nTry 'embr eval --help'.\n", argv[1]);
-    return EXIT_USAGE;
-  }
-  FILE *f = argc >= 2 ? stdout : stderr;
-  fprintf(f, "usage: embr eval verify --model M --data DIR [options]\n"
-             "       embr eval identify --model M --data DIR [options]\n"
-             "  verify    pair accuracy (10-fold, LFW protocol), ROC AUC, TAR at FAR\n"
-             "  identify  rank-1 and recall@k with a gallery/probe split\n"
-             "`embr eval SUBCOMMAND --help` lists the options.\n");
-  return f == stdout ? EXIT_OK : EXIT_USAGE;
-}
+static const cli_entry eval_commands[] = {
+    {"verify", "pair accuracy (10-fold, LFW protocol), ROC AUC, TAR at FAR", eval_verify, NULL, 0, NULL},
+    {"identify", "rank-1 and recall@k with a gallery/probe split", eval_identify, NULL, 0, NULL},
+};
+const cli_entry cli_eval = {"eval", "verification and identification accuracy of a model", NULL,
+                            CLI_CHILDREN(eval_commands), NULL};

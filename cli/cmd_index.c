@@ -26,16 +26,15 @@ static int index_build(int argc, char **argv) {
       OPT_STR("--format", NULL, &format, "FMT", "input format", "by extension"),
       OPT_FLAG("--quiet", NULL, &quiet, "no progress or timing"),
   };
-  cli_command cmd = {"index build", "Build an index file from vectors.",
+  cli_command cmd = {"Build an index file from vectors.",
                      "embr index build --spec S --metric M -i base.fvecs -o my.idx", NULL, opts,
-                     (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_metric m;
-  if (embr_metric_parse(metric_name, &m)) return cli_usage_error(&cmd, "%s", embr_last_error());
-  if (cli_check_output("index build", out)) return EXIT_ERR;
+  if (embr_metric_parse(metric_name, &m)) return cli_usage_error("%s", embr_last_error());
+  if (cli_check_output(out)) return EXIT_ERR;
   embr_matrix x = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("index build", in, format, &x);
+  int rc = cli_read_matrix(in, format, &x);
   if (rc) return rc;
   int64_t *ids = NULL;
   if (ids_path) {
@@ -49,11 +48,11 @@ static int index_build(int argc, char **argv) {
     }
     if (f) fclose(f);
     if (!f || !ids || got != x.n) {
-      fprintf(stderr, "embr index build: %s: %s (%lld ids for %lld vectors)\n", ids_path, f ? "wrong number of ids" : "cannot open",
-              (long long)got, (long long)x.n);
+      rc = cli_error("%s: %s (%lld ids for %lld vectors)", ids_path, f ? "wrong number of ids" : "cannot open",
+                     (long long)got, (long long)x.n);
       free(ids);
       embr_matrix_free(&x);
-      return EXIT_ERR;
+      return rc;
     }
   }
   embr_index *ix = NULL;
@@ -61,7 +60,7 @@ static int index_build(int argc, char **argv) {
   if (s) {
     free(ids);
     embr_matrix_free(&x);
-    return cli_fail("index build", s);
+    return cli_fail(s);
   }
   embr_index_set_threads(ix, (int)threads);
   cli_bar bar;
@@ -73,14 +72,14 @@ static int index_build(int argc, char **argv) {
   double secs = embr_now() - t0;
   cli_bar_done(&bar);
   if (s) {
-    rc = cli_fail("index build", s);
+    rc = cli_fail(s);
   } else {
     if (!quiet)
       fprintf(stderr, "built %s over %lld vectors (dim %lld, %s) in %.2f s; %.1f MB in memory\n", embr_index_spec(ix),
               (long long)embr_index_size(ix), (long long)x.dim, embr_metric_name(m), secs, (double)embr_index_memory(ix) / 1e6);
     index_file f = {ix};
     cli_output o = {out, write_index, &f};
-    rc = cli_write_outputs("index build", &o, 1);
+    rc = cli_write_outputs(&o, 1);
   }
   embr_index_free(ix);
   free(ids);
@@ -158,36 +157,33 @@ static int index_search(int argc, char **argv) {
       OPT_FLAG("--json", NULL, &json, "print results (or the sweep) as JSON"),
       OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
   };
-  cli_command cmd = {"index search", "Search an index file; with --ef/--nprobe lists, sweep and report recall and queries/s.",
+  cli_command cmd = {"Search an index file; with --ef/--nprobe lists, sweep and report recall and queries/s.",
                      "embr index search my.idx -q Q.fvecs -k 10 [--ef 16,32,64,128 --truth gt.ivecs]", NULL, opts,
-                     (int)(sizeof opts / sizeof opts[0]), 1, 1, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   int ef[64], np[64], nef = efs ? parse_list(efs, ef, 64) : 0, nnp = nprobes ? parse_list(nprobes, np, 64) : 0;
-  if (nef < 0) return cli_usage_error(&cmd, "--ef takes positive integers separated by commas");
-  if (nnp < 0) return cli_usage_error(&cmd, "--nprobe takes positive integers separated by commas");
-  if (nef > 1 && nnp > 1) return cli_usage_error(&cmd, "sweep one of --ef and --nprobe at a time");
+  if (nef < 0) return cli_usage_error("--ef takes positive integers separated by commas");
+  if (nnp < 0) return cli_usage_error("--nprobe takes positive integers separated by commas");
+  if (nef > 1 && nnp > 1) return cli_usage_error("sweep one of --ef and --nprobe at a time");
   int settings = nef > 1 ? nef : nnp > 1 ? nnp : 1;
-  if (settings > 1 && (out_ids || out_dist)) return cli_usage_error(&cmd, "--out-ids/--out-dist need a single setting");
-  if ((out_ids && cli_check_output("index search", out_ids)) || (out_dist && cli_check_output("index search", out_dist))) return EXIT_ERR;
+  if (settings > 1 && (out_ids || out_dist)) return cli_usage_error("--out-ids/--out-dist need a single setting");
+  if ((out_ids && cli_check_output(out_ids)) || (out_dist && cli_check_output(out_dist))) return EXIT_ERR;
   embr_index *ix = NULL;
   int s = embr_index_load(&ix, pos[0], use_mmap ? EMBR_LOAD_MMAP : 0);
-  if (s) return cli_fail("index search", s);
+  if (s) return cli_fail(s);
   embr_matrix q = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("index search", qpath, format, &q);
+  int rc = cli_read_matrix(qpath, format, &q);
   int32_t *truth = NULL;
   int64_t tn = 0, td = 0;
   if (!rc && q.dim != embr_index_dim(ix)) {
-    fprintf(stderr, "embr index search: %s: dimension %lld does not match the index's %lld\n", qpath, (long long)q.dim,
+    rc = cli_error("%s: dimension %lld does not match the index's %lld", qpath, (long long)q.dim,
             (long long)embr_index_dim(ix));
-    rc = EXIT_ERR;
   }
   if (!rc && truth_path) {
-    if ((s = embr_ivecs_read(truth_path, &truth, &tn, &td))) rc = cli_fail("index search", s);
+    if ((s = embr_ivecs_read(truth_path, &truth, &tn, &td))) rc = cli_fail(s);
     else if (tn != q.n || td < k) {
-      fprintf(stderr, "embr index search: %s: %lld x %lld, need %lld rows of at least %lld ids\n", truth_path, (long long)tn,
+      rc = cli_error("%s: %lld x %lld, need %lld rows of at least %lld ids", truth_path, (long long)tn,
               (long long)td, (long long)q.n, (long long)k);
-      rc = EXIT_ERR;
     }
   }
   float *dist = NULL;
@@ -195,7 +191,7 @@ static int index_search(int argc, char **argv) {
   if (!rc) {
     dist = malloc(sizeof(float) * (size_t)(q.n * k));
     ids = malloc(sizeof(int64_t) * (size_t)(q.n * k));
-    if (!dist || !ids) rc = cli_fail("index search", embr_error(EMBR_ENOMEM, "out of memory"));
+    if (!dist || !ids) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   }
   if (json && settings > 1 && !rc) printf("[");
   for (int st = 0; st < settings && !rc; st++) {
@@ -207,7 +203,7 @@ static int index_search(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < repeat && !rc; r++) {
       double t0 = embr_now();
-      if ((s = embr_index_search(ix, q.data, q.n, q.ld, (int)k, dist, ids, &p))) rc = cli_fail("index search", s);
+      if ((s = embr_index_search(ix, q.data, q.n, q.ld, (int)k, dist, ids, &p))) rc = cli_fail(s);
       double t = embr_now() - t0;
       if (t < best) best = t;
     }
@@ -233,7 +229,7 @@ static int index_search(int argc, char **argv) {
     int nout = 0;
     if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
     if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
-    if (nout) rc = cli_write_outputs("index search", outs, nout);
+    if (nout) rc = cli_write_outputs(outs, nout);
     else
       for (int64_t i = 0; i < q.n; i++) {
         printf("%lld", (long long)i);
@@ -253,12 +249,11 @@ static int index_info(int argc, char **argv) {
   const char *pos[1];
   int json = 0;
   cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
-  cli_command cmd = {"index info", "Describe an index file.", "embr index info my.idx [--json]", NULL, opts, 1, 1, 1, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  cli_command cmd = {"Describe an index file.", "embr index info my.idx [--json]", NULL, opts, 1, 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_index *ix = NULL;
   int s = embr_index_load(&ix, pos[0], EMBR_LOAD_MMAP);
-  if (s) return cli_fail("index info", s);
+  if (s) return cli_fail(s);
   if (json) {
     printf("{\"file\":");
     cli_json_string(stdout, pos[0]);
@@ -275,17 +270,10 @@ static int index_info(int argc, char **argv) {
   return EXIT_OK;
 }
 
-int cmd_index(int argc, char **argv) {
-  if (argc >= 2 && !strcmp(argv[1], "build")) return index_build(argc - 1, argv + 1);
-  if (argc >= 2 && !strcmp(argv[1], "search")) return index_search(argc - 1, argv + 1);
-  if (argc >= 2 && !strcmp(argv[1], "info")) return index_info(argc - 1, argv + 1);
-  if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-    printf("usage: embr index <build|search|info> [options]\n\n"
-           "  build    build an index file from vectors (flat, hnsw, ivfflat, ivfpq)\n"
-           "  search   search it; --ef/--nprobe lists sweep recall and queries/s\n"
-           "  info     describe an index file\n\n'embr index <subcommand> --help' lists its flags and defaults.\n");
-    return EXIT_OK;
-  }
-  fprintf(stderr, "embr index: %s\nTry 'embr index --help'.\n", argc >= 2 ? "unknown subcommand" : "missing subcommand (build, search, info)");
-  return EXIT_USAGE;
-}
+static const cli_entry index_commands[] = {
+    {"build", "build an index file from vectors (flat, hnsw, ivfflat, ivfpq)", index_build, NULL, 0, NULL},
+    {"search", "search it; --ef/--nprobe lists sweep recall and queries/s", index_search, NULL, 0, NULL},
+    {"info", "describe an index file", index_info, NULL, 0, NULL},
+};
+const cli_entry cli_index = {"index", "build, search and describe approximate (HNSW, IVF) and exact indexes", NULL,
+                             CLI_CHILDREN(index_commands), NULL};

@@ -3,20 +3,19 @@
 
 #include <math.h>
 
-int cmd_info(int argc, char **argv) {
+static int cmd_info(int argc, char **argv) {
   const char *format = NULL, *pos[1];
   int json = 0;
   cli_opt opts[] = {
       OPT_STR("--format", NULL, &format, "FMT", "input format", "by extension"),
       OPT_FLAG("--json", NULL, &json, "print as JSON"),
   };
-  cli_command cmd = {"info", "Describe a matrix file: rows, dimension, words, norms.",
+  cli_command cmd = {"Describe a matrix file: rows, dimension, words, norms.",
                      "embr info FILE [--format FMT] [--json]", NULL, opts,
-                     (int)(sizeof opts / sizeof opts[0]), 1, 1, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_matrix m = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("info", pos[0], format, &m);
+  int rc = cli_read_matrix(pos[0], format, &m);
   if (rc) return rc;
   double nmin = INFINITY, nmax = 0, nsum = 0;
   for (int64_t i = 0; i < m.n; i++) {
@@ -43,3 +42,5 @@ int cmd_info(int argc, char **argv) {
   embr_matrix_free(&m);
   return EXIT_OK;
 }
+
+const cli_entry cli_info = {"info", "describe a matrix file", cmd_info, NULL, 0, NULL};

@@ -41,13 +41,11 @@ static int all_distinct(char *const *labels, int64_t n) {
 
 static int load_inputs(plot_inputs *in, const char *coords, const char *in_format,
                        const char *labels_path, const char *texts_path) {
-  int rc = cli_read_map("plot", coords, in_format, &in->m, &in->labels);
+  int rc = cli_read_map(coords, in_format, &in->m, &in->labels);
   if (rc) return rc;
-  if (in->m.dim < 2) {
-    fprintf(stderr, "embr plot: %s: %lld column%s; a plot needs at least 2 (x, y)\n", coords,
-            (long long)in->m.dim, in->m.dim == 1 ? "" : "s");
-    return EXIT_ERR;
-  }
+  if (in->m.dim < 2)
+    return cli_error("%s: %lld column%s; a plot needs at least 2 (x, y)", coords, (long long)in->m.dim,
+                     in->m.dim == 1 ? "" : "s");
   /* A TSV column of all-different labels holds words (`embr tsne` of word vectors writes them
    * there): they become the texts, since one colour per point would mean nothing. */
   if (in->labels && !texts_path && in->m.n > 1 && all_distinct(in->labels, in->m.n)) {
@@ -56,9 +54,9 @@ static int load_inputs(plot_inputs *in, const char *coords, const char *in_forma
   }
   if (labels_path) { /* an explicit --labels wins over a TSV label column */
     cli_lines_free(in->labels, in->m.n);
-    rc = cli_read_lines("plot", labels_path, "labels", in->m.n, &in->labels);
+    rc = cli_read_lines(labels_path, "labels", in->m.n, &in->labels);
   }
-  if (!rc && texts_path) rc = cli_read_lines("plot", texts_path, "texts", in->m.n, &in->texts);
+  if (!rc && texts_path) rc = cli_read_lines(texts_path, "texts", in->m.n, &in->texts);
   return rc;
 }
 
@@ -71,13 +69,13 @@ int cli_plot_write(const char *path, const float *xy, int64_t n, int ld, char *c
   return rc;
 }
 
-int cli_plot_map(const char *cmd, const char *path, const float *xy, int64_t n, int ld,
+int cli_plot_map(const char *path, const float *xy, int64_t n, int ld,
                  char *const *labels, char *const *texts, const char *title) {
   int rc = cli_plot_write(path, xy, n, ld, labels, texts, title);
-  return rc ? cli_fail(cmd, rc) : EXIT_OK;
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
-int cmd_plot(int argc, char **argv) {
+static int cmd_plot(int argc, char **argv) {
   const char *in_path = NULL, *out_path = NULL, *labels_path = NULL, *texts_path = NULL;
   const char *title = NULL, *format = NULL, *in_format = NULL;
   int64_t width = 1600, height = 1200, max_legend = 30, seed = 1;
@@ -101,7 +99,7 @@ int cmd_plot(int argc, char **argv) {
       OPT_INT("--seed", NULL, &seed, "N", "seed of the shuffled drawing order", "1", 0, 4294967295.0),
       OPT_FLAG("--quiet", "-q", &quiet, "print nothing on success"),
   };
-  cli_command cmd = {"plot", "Draw 2-D coordinates as a PNG/SVG/PDF picture or an interactive HTML page.",
+  cli_command cmd = {"Draw 2-D coordinates as a PNG/SVG/PDF picture or an interactive HTML page.",
                      "embr plot -i COORDS -o OUT.(png|svg|pdf|html) [--labels FILE] [--texts FILE] [options]",
                      "COORDS: .npy, .fvecs, .csv, .tsv, ... with at least 2 columns (x, y; further\n"
                      "columns are ignored), or the TSV map `embr tsne` writes: numbers then a label per\n"
@@ -109,16 +107,15 @@ int cmd_plot(int argc, char **argv) {
                      "semi-transparent in a shuffled order. The HTML page works offline: wheel to zoom,\n"
                      "drag to pan, hover for a point's label/text/row, a search box, and a legend whose\n"
                      "entries toggle their points. Guide: docs/plots.md.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_plot_params p = embr_plot_params_default();
   if (format && embr_plot_format_parse(format, &p.format) != 0)
-    return cli_usage_error(&cmd, "%s", embr_last_error());
+    return cli_usage_error("%s", embr_last_error());
   if (!format && embr_plot_format_from_path(out_path) == EMBR_PLOT_AUTO)
-    return cli_usage_error(&cmd, "%s: cannot tell the format from the extension (.png .svg .pdf .html); use --format",
+    return cli_usage_error("%s: cannot tell the format from the extension (.png .svg .pdf .html); use --format",
                            out_path);
-  if (cli_check_output("plot", out_path)) return EXIT_ERR;
+  if (cli_check_output(out_path)) return EXIT_ERR;
   p.width = (int)width;
   p.height = (int)height;
   p.title = title;
@@ -138,7 +135,7 @@ int cmd_plot(int argc, char **argv) {
   if (!rc) {
     int s = embr_plot_write(out_path, in.m.data, in.m.n, in.m.ld, (const char *const *)in.labels,
                             (const char *const *)texts, &p);
-    if (s) rc = cli_fail("plot", s);
+    if (s) rc = cli_fail(s);
     embr_plot_cleanup(); /* the command is done with cairo: leave no caches for leak checkers */
   }
   if (!rc && !quiet)
@@ -146,3 +143,5 @@ int cmd_plot(int argc, char **argv) {
   inputs_free(&in);
   return rc;
 }
+
+const cli_entry cli_plot = {"plot", "draw 2-D coordinates: PNG, SVG, PDF or interactive HTML", cmd_plot, NULL, 0, NULL};

@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 
-int cmd_recall(int argc, char **argv) {
+static int cmd_recall(int argc, char **argv) {
   const char *truth_path = NULL, *ids_path = NULL;
   int64_t k = 10;
   int json = 0;
@@ -15,27 +15,26 @@ int cmd_recall(int argc, char **argv) {
       OPT_INT("-k", "--k", &k, "K", "cut-off", "10", 1, 100000),
       OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
   };
-  cli_command cmd = {"recall", "Recall@k of search results against ground truth.",
+  cli_command cmd = {"Recall@k of search results against ground truth.",
                      "embr recall --truth T.ivecs --ids R.ivecs [-k K] [--json]",
                      "recall@k = mean over queries of |first k results ∩ first k true neighbours| / k.\n"
                      "Also prints 1-recall@1 (fraction of queries whose first result is the true nearest).",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   int32_t *truth = NULL, *ids = NULL;
   int64_t tn = 0, td = 0, rn = 0, rd = 0;
   int rc = embr_ivecs_read(truth_path, &truth, &tn, &td);
-  if (rc) return cli_fail("recall", rc);
+  if (rc) return cli_fail(rc);
   rc = embr_ivecs_read(ids_path, &ids, &rn, &rd);
   if (rc) {
     embr_free(truth);
-    return cli_fail("recall", rc);
+    return cli_fail(rc);
   }
   if (tn != rn) {
-    rc = cli_fail("recall", embr_error(EMBR_EDIM, "%s has %lld queries but %s has %lld", ids_path,
+    rc = cli_fail(embr_error(EMBR_EDIM, "%s has %lld queries but %s has %lld", ids_path,
                                        (long long)rn, truth_path, (long long)tn));
   } else if (td < k || rd < k) {
-    rc = cli_fail("recall", embr_error(EMBR_EDIM, "k=%lld but %s has %lld columns and %s has %lld",
+    rc = cli_fail(embr_error(EMBR_EDIM, "k=%lld but %s has %lld columns and %s has %lld",
                                        (long long)k, truth_path, (long long)td, ids_path, (long long)rd));
   }
   if (!rc) {
@@ -66,3 +65,5 @@ int cmd_recall(int argc, char **argv) {
   embr_free(ids);
   return rc;
 }
+
+const cli_entry cli_recall = {"recall", "recall@k of result ids against ground truth", cmd_recall, NULL, 0, NULL};

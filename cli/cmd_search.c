@@ -77,7 +77,7 @@ static void print_json(const search_result *r, const embr_matrix *base, embr_met
   printf("]}\n");
 }
 
-int cmd_search(int argc, char **argv) {
+static int cmd_search(int argc, char **argv) {
   const char *base_path = NULL, *query_path = NULL, *metric_name = "l2", *format = NULL;
   const char *out_ids = NULL, *out_dist = NULL;
   int64_t k = 10, threads = 0;
@@ -94,28 +94,26 @@ int cmd_search(int argc, char **argv) {
       OPT_FLAG("--json", NULL, &json, "print results as JSON on stdout"),
       OPT_FLAG("--quiet", NULL, &quiet, "no progress or timing on stderr"),
   };
-  cli_command cmd = {"search", "Exact k-nearest-neighbour search (brute force, all four metrics).",
+  cli_command cmd = {"Exact k-nearest-neighbour search (brute force, all four metrics).",
                      "embr search --base FILE --query FILE [-k K] [--metric M] [options]",
                      "Results are (distance, id) pairs, best first, ties by lower id. L2 is the squared\n"
                      "Euclidean distance and L1 the Manhattan distance (smaller is better); ip is the\n"
                      "inner product and cosine the cosine similarity (larger is better). Without\n"
                      "--out-ids/--out-dist the results are printed, one line per query:\n"
                      "  QUERY<TAB>ID:DIST<TAB>ID:DIST ...  (words instead of ids for word2vec/GloVe bases).",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_metric metric;
-  if (embr_metric_parse(metric_name, &metric) != 0) return cli_usage_error(&cmd, "%s", embr_last_error());
+  if (embr_metric_parse(metric_name, &metric) != 0) return cli_usage_error("%s", embr_last_error());
 
-  if ((out_ids && cli_check_output("search", out_ids)) || (out_dist && cli_check_output("search", out_dist)))
+  if ((out_ids && cli_check_output(out_ids)) || (out_dist && cli_check_output(out_dist)))
     return EXIT_ERR;
   embr_matrix base = EMBR_MATRIX_INIT, query = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("search", base_path, format, &base);
-  if (!rc) rc = cli_read_matrix("search", query_path, format, &query);
+  int rc = cli_read_matrix(base_path, format, &base);
+  if (!rc) rc = cli_read_matrix(query_path, format, &query);
   if (!rc && query.dim != base.dim) {
-    fprintf(stderr, "embr search: %s: dimension %lld does not match %s dimension %lld\n", query_path,
+    rc = cli_error("%s: dimension %lld does not match %s dimension %lld", query_path,
             (long long)query.dim, base_path, (long long)base.dim);
-    rc = EXIT_ERR;
   }
   float *dist = NULL;
   int64_t *ids = NULL;
@@ -123,7 +121,7 @@ int cmd_search(int argc, char **argv) {
     size_t n = (size_t)query.n * (size_t)k;
     dist = malloc(sizeof(float) * (n ? n : 1));
     ids = malloc(sizeof(int64_t) * (n ? n : 1));
-    if (!dist || !ids) rc = cli_fail("search", embr_error(EMBR_ENOMEM, "out of memory for %lld x %lld results", (long long)query.n, (long long)k));
+    if (!dist || !ids) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory for %lld x %lld results", (long long)query.n, (long long)k));
   }
   if (!rc) {
     cli_bar bar;
@@ -136,7 +134,7 @@ int cmd_search(int argc, char **argv) {
                      (int)k, dist, ids, &p);
     double secs = embr_now() - t0;
     cli_bar_done(&bar);
-    if (s) rc = cli_fail("search", s);
+    if (s) rc = cli_fail(s);
     else if (!quiet)
       fprintf(stderr, "searched %lld queries in %lld base vectors (dim %lld, %s) in %.3f s: %.1f queries/s\n",
               (long long)query.n, (long long)base.n, (long long)base.dim, embr_metric_name(metric),
@@ -149,7 +147,7 @@ int cmd_search(int argc, char **argv) {
     if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
     if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
     if (nout)
-      rc = cli_write_outputs("search", outs, nout);
+      rc = cli_write_outputs(outs, nout);
     else if (json)
       print_json(&r, &base, metric);
     else
@@ -161,3 +159,5 @@ int cmd_search(int argc, char **argv) {
   embr_matrix_free(&query);
   return rc;
 }
+
+const cli_entry cli_search = {"search", "exact k-nearest-neighbour search (l2, ip, cosine, l1)", cmd_search, NULL, 0, NULL};

@@ -28,7 +28,7 @@ static int write_labels(const char *path, const void *ctx) {
   return 0;
 }
 
-int cmd_synth(int argc, char **argv) {
+static int cmd_synth(int argc, char **argv) {
   const char *out = NULL, *qout = NULL, *lout = NULL;
   int64_t n = 10000, dim = 128, clusters = 100, nq = 0, seed = 1, threads = 0;
   double spread_min = 0.05, spread_max = 0.4, center_std = 1.0;
@@ -48,21 +48,20 @@ int cmd_synth(int argc, char **argv) {
       OPT_INT("--seed", NULL, &seed, "S", "random seed (fixes the mixture and the rows)", "1", 0, 9e18),
       OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores); output does not depend on it", "0", 0, 4096),
   };
-  cli_command cmd = {"synth", "Generate clustered vectors: a seeded mixture of anisotropic Gaussians.",
+  cli_command cmd = {"Generate clustered vectors: a seeded mixture of anisotropic Gaussians.",
                      "embr synth -o base.fvecs [-n N] [--dim D] [--queries NQ --query-out q.fvecs] [options]",
                      "Base rows and queries come from the same mixture but different random streams, so\n"
                      "no query is a copy of a base row. The same seed gives the same bytes on any machine.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
-  if ((nq > 0) != (qout != NULL)) return cli_usage_error(&cmd, "--queries and --query-out go together");
-  if (spread_min > spread_max) return cli_usage_error(&cmd, "--spread-min must not exceed --spread-max");
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  if ((nq > 0) != (qout != NULL)) return cli_usage_error("--queries and --query-out go together");
+  if (spread_min > spread_max) return cli_usage_error("--spread-min must not exceed --spread-max");
   if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
-    return cli_usage_error(&cmd, "%s: cannot tell the output format from the extension", out);
+    return cli_usage_error("%s: cannot tell the output format from the extension", out);
   if (qout && embr_format_from_extension(qout) == EMBR_FORMAT_AUTO)
-    return cli_usage_error(&cmd, "%s: cannot tell the output format from the extension", qout);
+    return cli_usage_error("%s: cannot tell the output format from the extension", qout);
 
-  if (cli_check_output("synth", out) || (qout && cli_check_output("synth", qout)) || (lout && cli_check_output("synth", lout)))
+  if (cli_check_output(out) || (qout && cli_check_output(qout)) || (lout && cli_check_output(lout)))
     return EXIT_ERR;
   embr_synth_params p = embr_synth_params_default();
   p.clusters = clusters;
@@ -74,13 +73,13 @@ int cmd_synth(int argc, char **argv) {
   p.n_threads = (int)threads;
   embr_matrix base = EMBR_MATRIX_INIT, q = EMBR_MATRIX_INIT;
   int32_t *labels = lout ? malloc(sizeof(int32_t) * (size_t)n) : NULL;
-  if (lout && !labels) return cli_fail("synth", embr_error(EMBR_ENOMEM, "out of memory"));
+  if (lout && !labels) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   int rc = embr_synth_clusters(&p, n, dim, 0, &base, labels);
   if (!rc && nq) rc = embr_synth_clusters(&p, nq, dim, 1, &q, NULL);
   if (rc) {
     embr_matrix_free(&base);
     free(labels);
-    return cli_fail("synth", rc);
+    return cli_fail(rc);
   }
   synth_out so = {&base}, sq = {&q};
   synth_labels sl = {labels, n};
@@ -88,9 +87,11 @@ int cmd_synth(int argc, char **argv) {
   int nout = 1;
   if (nq) outs[nout++] = (cli_output){qout, write_rows, &sq};
   if (lout) outs[nout++] = (cli_output){lout, write_labels, &sl};
-  rc = cli_write_outputs("synth", outs, nout);
+  rc = cli_write_outputs(outs, nout);
   free(labels);
   embr_matrix_free(&base);
   embr_matrix_free(&q);
   return rc;
 }
+
+const cli_entry cli_synth = {"synth", "generate clustered vectors (seeded Gaussian mixture)", cmd_synth, NULL, 0, NULL};

@@ -46,8 +46,8 @@ static void apply_margins(const train_opts *o, cli_opt *opts, int nopts, embr_tr
 static int run_training(const train_opts *o, embr_train_params *tp) {
   embr_dataset *ds = NULL;
   int64_t *subset = NULL, n = 0;
-  int rc = cli_open_dataset("train", o->data, &ds);
-  if (!rc) rc = cli_select("train", ds, o->classes, o->per_class, &subset, &n);
+  int rc = cli_open_dataset(o->data, &ds);
+  if (!rc) rc = cli_select(ds, o->classes, o->per_class, &subset, &n);
   if (rc) {
     embr_dataset_free(ds);
     return rc;
@@ -72,7 +72,7 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
     }
     free(seen);
     if (!o->quiet)
-      fprintf(stderr, "embr train: %s (%lld parameters), %s, %lld images of %d classes, %dx%dx%d input\n", o->arch,
+      fprintf(stderr, "embr %s: %s (%lld parameters), %s, %lld images of %d classes, %dx%dx%d input\n", cli_name(), o->arch,
               (long long)embr_model_parameters(m), o->objective, (long long)n, classes, mp.input.channels,
               mp.input.height, mp.input.width);
     st = embr_model_train(m, ds, subset, n, tp, &stats);
@@ -80,15 +80,15 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
   cli_bar_done(&bar);
   if (!st) st = embr_model_save(m, o->out);
   if (!st && !o->quiet)
-    fprintf(stderr, "embr train: %d epochs in %.1f s (%.0f images/s), last epoch loss %.4f, accuracy %.3f; wrote %s\n",
+    fprintf(stderr, "embr %s: %d epochs in %.1f s (%.0f images/s), last epoch loss %.4f, accuracy %.3f; wrote %s\n", cli_name(),
             stats.epochs_done, stats.seconds, stats.images_per_s, stats.last_loss, stats.last_accuracy, o->out);
   embr_model_free(m);
   embr_dataset_free(ds);
   free(subset);
-  return st ? cli_fail("train", st) : EXIT_OK;
+  return st ? cli_fail(st) : EXIT_OK;
 }
 
-int cmd_train(int argc, char **argv) {
+static int cmd_train(int argc, char **argv) {
   train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL,
                   64, 128, 112, 3, 20, 64, 4, 1, 0,
                   0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0};
@@ -124,21 +124,20 @@ int cmd_train(int argc, char **argv) {
       OPT_INT("--threads", "-t", &o.threads, "N", "threads (0 = all cores)", "0", 0, 4096),
       OPT_FLAG("--quiet", "-q", &o.quiet, "no progress output"),
   };
-  int nopts = (int)(sizeof opts / sizeof opts[0]);
-  cli_command cmd = {"train", "Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images.",
+  int nopts = CLI_NOPTS(opts);
+  cli_command cmd = {"Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images.",
                      "embr train --data DIR|mnist:PATH -o model.safetensors [--objective arcface] [--arch mobilefacenet] [options]",
                      "Images of any size and channel count are resized to the input size; grey is replicated to 3\n"
                      "channels. The model file keeps the input size and normalisation, so `embr embed` and\n"
                      "`embr eval` need only it. Progress shows loss, accuracy (under the margin) and images/s.\n"
                      "Split example (ORL, unseen identities): --classes 0:30 here, --classes 30:40 in eval.",
                      opts, nopts, 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_objective obj;
-  if (objective_of(o.objective, &obj)) return cli_usage_error(&cmd, "unknown --objective '%s'", o.objective);
+  if (objective_of(o.objective, &obj)) return cli_usage_error("unknown --objective '%s'", o.objective);
   if (strcmp(o.optimizer, "sgd") && strcmp(o.optimizer, "adamw"))
-    return cli_usage_error(&cmd, "unknown --optimizer '%s' (sgd or adamw)", o.optimizer);
-  if (o.channels == 2) return cli_usage_error(&cmd, "--channels must be 1 or 3");
+    return cli_usage_error("unknown --optimizer '%s' (sgd or adamw)", o.optimizer);
+  if (o.channels == 2) return cli_usage_error("--channels must be 1 or 3");
   embr_train_params tp = embr_train_params_default(obj);
   tp.adamw = !strcmp(o.optimizer, "adamw");
   if (tp.adamw) tp.weight_decay = 0.05f;
@@ -146,6 +145,8 @@ int cmd_train(int argc, char **argv) {
   tp.epochs = (int)o.epochs, tp.batch = (int)o.batch, tp.lr = (float)o.lr, tp.warmup_epochs = (float)o.warmup;
   tp.clip = (float)o.clip, tp.pad = (int)o.pad, tp.flip = !o.no_flip, tp.seed = (uint64_t)o.seed;
   tp.n_threads = (int)o.threads, tp.checkpoint = o.checkpoint, tp.resume = o.resume;
-  if (cli_check_output("train", o.out) || (o.checkpoint && cli_check_output("train", o.checkpoint))) return EXIT_ERR;
+  if (cli_check_output(o.out) || (o.checkpoint && cli_check_output(o.checkpoint))) return EXIT_ERR;
   return run_training(&o, &tp);
 }
+
+const cli_entry cli_train = {"train", "train an image embedding network (ArcFace, CosFace, SphereFace, softmax)", cmd_train, NULL, 0, NULL};

@@ -103,7 +103,7 @@ static void tsne_opts_default(tsne_opts *o) {
   OPT_STR("--format", NULL, &(o).format, "FMT", "input format", "by extension"),                               \
   OPT_FLAG("--quiet", NULL, &(o).quiet, "no progress")
 
-static int to_params(const cli_command *cmd, const tsne_opts *o, embr_tsne_params *p, cli_bar *bar) {
+static int to_params(const tsne_opts *o, embr_tsne_params *p, cli_bar *bar) {
   *p = embr_tsne_params_default();
   p->out_dim = (int)o->dims;
   p->perplexity = o->perplexity;
@@ -115,12 +115,12 @@ static int to_params(const cli_command *cmd, const tsne_opts *o, embr_tsne_param
   p->pca_dims = (int)o->pca;
   p->seed = (uint64_t)o->seed;
   p->n_threads = (int)o->threads;
-  if (parse_method(o->method, &p->method)) return cli_usage_error(cmd, "unknown --method '%s'", o->method);
+  if (parse_method(o->method, &p->method)) return cli_usage_error("unknown --method '%s'", o->method);
   if (!strcmp(o->init, "pca")) p->init = EMBR_TSNE_INIT_PCA;
   else if (!strcmp(o->init, "random")) p->init = EMBR_TSNE_INIT_RANDOM;
-  else return cli_usage_error(cmd, "unknown --init '%s' (pca or random)", o->init);
-  if (embr_metric_parse(o->metric, &p->metric)) return cli_usage_error(cmd, "%s", embr_last_error());
-  if (p->method == EMBR_TSNE_FFT && p->out_dim == 3) return cli_usage_error(cmd, "--method fft is 2-D only (use bh for --dims 3)");
+  else return cli_usage_error("unknown --init '%s' (pca or random)", o->init);
+  if (embr_metric_parse(o->metric, &p->metric)) return cli_usage_error("%s", embr_last_error());
+  if (p->method == EMBR_TSNE_FFT && p->out_dim == 3) return cli_usage_error("--method fft is 2-D only (use bh for --dims 3)");
   cli_bar_init(bar, "tsne", o->quiet);
   p->progress = cli_bar_progress(bar);
   return 0;
@@ -184,24 +184,24 @@ static int tsne_run(int argc, char **argv) {
       OPT_STR("--precomputed", NULL, &precomputed, "KIND", "input is distances: dense (n x n) or sparse (i j d rows)", "none"),
       TSNE_COMMON_OPTS(o),
   };
-  cli_command cmd = {"tsne", "t-SNE map of vectors in 2-D or 3-D.",
+  cli_command cmd = {"t-SNE map of vectors in 2-D or 3-D.",
                      "embr tsne -i X -o map.tsv [--labels L] [--plot map.png] [options]",
                      "Subcommands: 'embr tsne transform' places new points into a map, 'embr tsne eval'\n"
                      "scores a map (exact KL, neighbour preservation, label accuracy).\n"
                      "Word vectors keep their words: the TSV gets them as labels.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_tsne_params p;
   cli_bar bar;
-  if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
+  int prc = to_params(&o, &p, &bar);
+  if (prc) return prc;
   if (precomputed && strcmp(precomputed, "dense") && strcmp(precomputed, "sparse"))
-    return cli_usage_error(&cmd, "--precomputed takes dense or sparse");
+    return cli_usage_error("--precomputed takes dense or sparse");
   if (plot && embr_plot_format_from_path(plot) == EMBR_PLOT_AUTO)
-    return cli_usage_error(&cmd, "--plot %s: use a .png, .svg, .pdf or .html name", plot);
-  if (cli_check_output("tsne", out) || (plot && cli_check_output("tsne", plot))) return EXIT_ERR;
+    return cli_usage_error("--plot %s: use a .png, .svg, .pdf or .html name", plot);
+  if (cli_check_output(out) || (plot && cli_check_output(plot))) return EXIT_ERR;
   embr_matrix x = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("tsne", in, o.format, &x);
+  int rc = cli_read_matrix(in, o.format, &x);
   if (rc) return rc;
   char **labels = NULL;
   int64_t npts = x.n;
@@ -210,20 +210,20 @@ static int tsne_run(int argc, char **argv) {
     int s = affinities_precomputed(precomputed, &x, &p, &P);
     if (s) {
       embr_matrix_free(&x);
-      return cli_fail("tsne", s);
+      return cli_fail(s);
     }
     npts = P.n;
   }
-  if (labels_path) rc = cli_read_lines("tsne", labels_path, "labels", npts, &labels);
+  if (labels_path) rc = cli_read_lines(labels_path, "labels", npts, &labels);
   float *y = rc ? NULL : malloc(sizeof(float) * (size_t)npts * (size_t)o.dims);
-  if (!rc && !y) rc = cli_fail("tsne", embr_error(EMBR_ENOMEM, "out of memory"));
+  if (!rc && !y) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   embr_tsne_stats st;
   memset(&st, 0, sizeof st);
   if (!rc) {
     double t0 = embr_now();
     int s = precomputed ? embr_tsne_optimize(&P, &p, y, 0, &st) : embr_tsne(x.data, x.n, x.ld, x.dim, &p, y, &st);
     cli_bar_done(&bar);
-    if (s) rc = cli_fail("tsne", s);
+    if (s) rc = cli_fail(s);
     else if (!o.quiet)
       fprintf(stderr, "t-SNE of %lld points (%s gradient): KL %.4f, %.2f s (affinities %.2f s, optimisation %.2f s)\n",
               (long long)npts, method_name(st.method), st.kl, embr_now() - t0, st.seconds_affinities, st.seconds_optimize);
@@ -233,7 +233,7 @@ static int tsne_run(int argc, char **argv) {
     map_out mo = {y, npts, (int)o.dims, precomputed ? labels : lab};
     plot_out po = {&mo, labels, labels ? NULL : x.labels, title ? title : in};
     cli_output outs[2] = {{out, write_map, &mo}, {plot, write_plot, &po}};
-    rc = cli_write_outputs("tsne", outs, plot ? 2 : 1);
+    rc = cli_write_outputs(outs, plot ? 2 : 1);
   }
   free(y);
   cli_lines_free(labels, npts);
@@ -255,50 +255,47 @@ static int tsne_transform(int argc, char **argv) {
       OPT_STR_REQ("--output", "-o", &out, "FILE", "their map coordinates (.tsv or .npy)"),
       TSNE_COMMON_OPTS(o),
   };
-  cli_command cmd = {"tsne transform", "Place new points into an existing t-SNE map.",
+  cli_command cmd = {"Place new points into an existing t-SNE map.",
                      "embr tsne transform --ref X --ref-map map.npy -i new.npy -o new_map.tsv [options]",
                      "Each new point starts at the median map position of its nearest reference points (in\n"
                      "input space) and is then optimised against the fixed map (Barnes-Hut repulsion).",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_tsne_params p;
   cli_bar bar;
-  if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
-  if (cli_check_output("tsne transform", out)) return EXIT_ERR;
+  int prc = to_params(&o, &p, &bar);
+  if (prc) return prc;
+  if (cli_check_output(out)) return EXIT_ERR;
   embr_matrix rx = EMBR_MATRIX_INIT, ry = EMBR_MATRIX_INIT, nx = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("tsne transform", ref, o.format, &rx);
+  int rc = cli_read_matrix(ref, o.format, &rx);
   char **map_labels = NULL;
-  if (!rc) rc = cli_read_map("tsne transform", ref_map, NULL, &ry, &map_labels);
-  if (!rc) rc = cli_read_matrix("tsne transform", in, o.format, &nx);
+  if (!rc) rc = cli_read_map(ref_map, NULL, &ry, &map_labels);
+  if (!rc) rc = cli_read_matrix(in, o.format, &nx);
   if (!rc && ry.n != rx.n) {
-    fprintf(stderr, "embr tsne transform: %s has %lld rows but %s has %lld\n", ref_map, (long long)ry.n, ref, (long long)rx.n);
-    rc = EXIT_ERR;
+    rc = cli_error("%s has %lld rows but %s has %lld", ref_map, (long long)ry.n, ref, (long long)rx.n);
   }
   if (!rc && ry.dim != o.dims) {
-    fprintf(stderr, "embr tsne transform: %s has %lld columns, expected %lld (--dims)\n", ref_map, (long long)ry.dim, (long long)o.dims);
-    rc = EXIT_ERR;
+    rc = cli_error("%s has %lld columns, expected %lld (--dims)", ref_map, (long long)ry.dim, (long long)o.dims);
   }
   if (!rc && nx.dim != rx.dim) {
-    fprintf(stderr, "embr tsne transform: %s: dimension %lld does not match %s dimension %lld\n", in, (long long)nx.dim, ref,
+    rc = cli_error("%s: dimension %lld does not match %s dimension %lld", in, (long long)nx.dim, ref,
             (long long)rx.dim);
-    rc = EXIT_ERR;
   }
   float *y = NULL, *refy = NULL;
   if (!rc) {
     y = malloc(sizeof(float) * (size_t)nx.n * (size_t)o.dims);
     refy = malloc(sizeof(float) * (size_t)ry.n * (size_t)o.dims);
-    if (!y || !refy) rc = cli_fail("tsne transform", embr_error(EMBR_ENOMEM, "out of memory"));
+    if (!y || !refy) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   }
   if (!rc) {
     for (int64_t i = 0; i < ry.n; i++) memcpy(refy + i * o.dims, ry.data + i * ry.ld, sizeof(float) * (size_t)o.dims);
     int s = embr_tsne_transform(rx.data, rx.n, rx.ld, refy, nx.data, nx.n, nx.ld, rx.dim, &p, y);
-    if (s) rc = cli_fail("tsne transform", s);
+    if (s) rc = cli_fail(s);
   }
   if (!rc) {
     map_out mo = {y, nx.n, (int)o.dims, nx.labels};
     cli_output outs[1] = {{out, write_map, &mo}};
-    rc = cli_write_outputs("tsne transform", outs, 1);
+    rc = cli_write_outputs(outs, 1);
   }
   free(y);
   free(refy);
@@ -376,29 +373,28 @@ static int tsne_eval(int argc, char **argv) {
       OPT_FLAG("--json", NULL, &json, "print JSON"),
       TSNE_COMMON_OPTS(o),
   };
-  cli_command cmd = {"tsne eval", "Score a map: exact KL(P||Q), k-NN preservation, k-NN label accuracy.",
+  cli_command cmd = {"Score a map: exact KL(P||Q), k-NN preservation, k-NN label accuracy.",
                      "embr tsne eval -i X --map map.npy [--labels L] [--perplexity 30] [--json]",
                      "P is built from X as 'embr tsne' builds it (same --perplexity, --metric, --pca); Q over\n"
                      "all pairs of the map, exactly (O(N^2)). Preservation: the fraction of each point's k\n"
                      "nearest input neighbours (Euclidean, on X as given) among its k nearest in the map.\n"
                      "Accuracy: leave-one-out majority vote of the k nearest map neighbours' labels.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_tsne_params p;
   cli_bar bar;
-  if ((prc = to_params(&cmd, &o, &p, &bar))) return prc;
+  int prc = to_params(&o, &p, &bar);
+  if (prc) return prc;
   embr_matrix x = EMBR_MATRIX_INIT, y = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("tsne eval", in, o.format, &x);
+  int rc = cli_read_matrix(in, o.format, &x);
   char **map_labels = NULL;
-  if (!rc) rc = cli_read_map("tsne eval", map, NULL, &y, &map_labels);
+  if (!rc) rc = cli_read_map(map, NULL, &y, &map_labels);
   if (!rc && (y.n != x.n || (y.dim != 2 && y.dim != 3))) {
-    fprintf(stderr, "embr tsne eval: %s: %lld x %lld, expected %lld rows of 2 or 3 columns\n", map, (long long)y.n,
+    rc = cli_error("%s: %lld x %lld, expected %lld rows of 2 or 3 columns", map, (long long)y.n,
             (long long)y.dim, (long long)x.n);
-    rc = EXIT_ERR;
   }
   char **labels = NULL;
-  if (!rc && labels_path) rc = cli_read_lines("tsne eval", labels_path, "labels", x.n, &labels);
+  if (!rc && labels_path) rc = cli_read_lines(labels_path, "labels", x.n, &labels);
   float *yc = NULL;
   double kl = NAN, pres = NAN, acc = NAN;
   if (!rc) {
@@ -412,7 +408,7 @@ static int tsne_eval(int argc, char **argv) {
       embr_affinities_free(&P);
     }
     if (!s) s = map_scores(&x, yc, (int)y.dim, labels, (int)k, p.n_threads, &pres, &acc);
-    if (s) rc = cli_fail("tsne eval", s);
+    if (s) rc = cli_fail(s);
   }
   if (!rc) {
     char accs[32];
@@ -435,8 +431,9 @@ static int tsne_eval(int argc, char **argv) {
   return rc;
 }
 
-int cmd_tsne(int argc, char **argv) {
-  if (argc >= 2 && !strcmp(argv[1], "transform")) return tsne_transform(argc - 1, argv + 1);
-  if (argc >= 2 && !strcmp(argv[1], "eval")) return tsne_eval(argc - 1, argv + 1);
-  return tsne_run(argc, argv);
-}
+static const cli_entry tsne_commands[] = {
+    {"transform", "place new points into an existing map", tsne_transform, NULL, 0, NULL},
+    {"eval", "score a map: exact KL, neighbour preservation, label accuracy", tsne_eval, NULL, 0, NULL},
+};
+const cli_entry cli_tsne = {"tsne", "t-SNE maps of vectors (2-D/3-D); transform new points; score a map", tsne_run,
+                            CLI_CHILDREN(tsne_commands), NULL};

@@ -44,18 +44,17 @@ static int w2v_train(int argc, char **argv) {
       OPT_FLAG("--classic", NULL, &classic, "word2vec.c's one-pair-at-a-time update (reference, slower)"),
       OPT_FLAG("--quiet", NULL, &quiet, "no progress"),
   };
-  cli_command cmd = {"w2v train", "Train word2vec vectors (skip-gram or CBOW; negative sampling and/or hierarchical softmax).",
+  cli_command cmd = {"Train word2vec vectors (skip-gram or CBOW; negative sampling and/or hierarchical softmax).",
                      "embr w2v train -i corpus.txt -o vectors.bin [options]",
                      "word2vec.c's flag spellings are accepted (-train -output -size -window -sample\n"
                      "-negative -hs -cbow -threads -iter -min-count -alpha -binary -save-vocab -read-vocab);\n"
                      "unlike word2vec.c the default model is skip-gram. Output format: --binary/--text, else\n"
                      "by extension (.txt/.vec text, anything else binary).",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 0, 0, NULL, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
-  if (text && binary == 1) return cli_usage_error(&cmd, "--text and --binary exclude each other");
-  if (negative == 0 && !hs) return cli_usage_error(&cmd, "--negative 0 needs --hs (nothing to train otherwise)");
-  if (cli_check_output("w2v train", output) || (save_vocab && cli_check_output("w2v train", save_vocab)))
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  if (text && binary == 1) return cli_usage_error("--text and --binary exclude each other");
+  if (negative == 0 && !hs) return cli_usage_error("--negative 0 needs --hs (nothing to train otherwise)");
+  if (cli_check_output(output) || (save_vocab && cli_check_output(save_vocab)))
     return EXIT_ERR;
   embr_format fmt = EMBR_FORMAT_W2V_BIN;
   if (text || binary == 0) fmt = EMBR_FORMAT_W2V_TEXT;
@@ -84,10 +83,10 @@ static int w2v_train(int argc, char **argv) {
   if (read_vocab) rc = embr_vocab_read(&vocab, read_vocab, min_count, max_vocab);
   else rc = embr_vocab_build(&vocab, input, min_count, max_vocab, &p.progress);
   cli_bar_done(&bar);
-  if (rc) return cli_fail("w2v train", rc);
+  if (rc) return cli_fail(rc);
   if (save_vocab && (rc = embr_vocab_save(vocab, save_vocab))) {
     embr_vocab_free(vocab);
-    return cli_fail("w2v train", rc);
+    return cli_fail(rc);
   }
   if (!quiet)
     fprintf(stderr, "vocabulary: %lld words, %lld corpus words\n", (long long)embr_vocab_size(vocab),
@@ -97,31 +96,28 @@ static int w2v_train(int argc, char **argv) {
   rc = embr_w2v_train(input, vocab, &p, &vec, &st);
   cli_bar_done(&bar);
   embr_vocab_free(vocab);
-  if (rc) return cli_fail("w2v train", rc);
+  if (rc) return cli_fail(rc);
   if (!quiet)
     fprintf(stderr, "trained %s%s, dim %d, %d epochs: %lld words in %.1f s, %.0f words/s\n",
             cbow ? "CBOW" : "skip-gram", classic ? " (classic)" : "", (int)dim, (int)epochs,
             (long long)st.words_done, st.seconds, st.words_per_sec);
   const void *ctx[2] = {&vec, &fmt};
   cli_output out = {output, write_vectors, ctx};
-  rc = cli_write_outputs("w2v train", &out, 1);
+  rc = cli_write_outputs(&out, 1);
   embr_matrix_free(&vec);
   return rc;
 }
 
 /* ---- queries ----------------------------------------------------------------------------------- */
 
-static int load_wordvecs(const char *cmd, const char *path, const char *format, int64_t restrict_rows,
+static int load_wordvecs(const char *path, const char *format, int64_t restrict_rows,
                          int fold, embr_wordvecs **w) {
   embr_matrix m = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix(cmd, path, format, &m);
+  int rc = cli_read_matrix(path, format, &m);
   if (rc) return rc;
   rc = embr_wordvecs_create(w, &m, restrict_rows, fold);
   embr_matrix_free(&m);
-  if (rc) {
-    fprintf(stderr, "embr %s: %s: %s\n", cmd, path, embr_last_error());
-    return EXIT_ERR;
-  }
+  if (rc) return cli_error("%s: %s", path, embr_last_error());
   return EXIT_OK;
 }
 
@@ -152,20 +148,18 @@ static int w2v_similar(int argc, char **argv) {
       OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
       OPT_FLAG("--json", NULL, &json, "print JSON"),
   };
-  cli_command cmd = {"w2v similar", "The words nearest to WORD by cosine similarity.",
+  cli_command cmd = {"The words nearest to WORD by cosine similarity.",
                      "embr w2v similar VECTORS WORD [-k K] [--json]", NULL, opts,
-                     (int)(sizeof opts / sizeof opts[0]), 2, 2, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     CLI_NOPTS(opts), 2, 2, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_wordvecs *w;
-  int rc = load_wordvecs("w2v similar", pos[0], format, 0, 0, &w);
+  int rc = load_wordvecs(pos[0], format, 0, 0, &w);
   if (rc) return rc;
   int64_t *rows = malloc(sizeof(int64_t) * (size_t)k);
   float *s = malloc(sizeof(float) * (size_t)k);
   rc = rows && s ? embr_w2v_similar(w, pos[1], (int)k, rows, s) : embr_error(EMBR_ENOMEM, "out of memory");
   if (rc) {
-    fprintf(stderr, "embr w2v similar: %s: %s\n", pos[0], embr_last_error());
-    rc = EXIT_ERR;
+    rc = cli_error("%s: %s", pos[0], embr_last_error());
   } else if (json) {
     printf("{\"word\":");
     cli_json_string(stdout, pos[1]);
@@ -198,25 +192,23 @@ static int w2v_analogy(int argc, char **argv) {
       OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
       OPT_FLAG("--json", NULL, &json, "print JSON"),
   };
-  cli_command cmd = {"w2v analogy", "A is to B as C is to ?  (e.g. man king woman -> queen)",
+  cli_command cmd = {"A is to B as C is to ?  (e.g. man king woman -> queen)",
                      "embr w2v analogy VECTORS A B C [-k K] [--method 3cosadd|3cosmul] [--json]",
                      "Answers exclude A, B and C. 3cosadd ranks by cos(x, B - A + C); 3cosmul by\n"
                      "cos'(x,B) cos'(x,C) / (cos'(x,A) + 0.001) with cos' = (cos + 1) / 2.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 4, 4, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 4, 4, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_analogy_method method;
-  if (parse_method(method_name, &method)) return cli_usage_error(&cmd, "unknown --method '%s'", method_name);
+  if (parse_method(method_name, &method)) return cli_usage_error("unknown --method '%s'", method_name);
   embr_wordvecs *w;
-  int rc = load_wordvecs("w2v analogy", pos[0], format, 0, 0, &w);
+  int rc = load_wordvecs(pos[0], format, 0, 0, &w);
   if (rc) return rc;
   int64_t *rows = malloc(sizeof(int64_t) * (size_t)k);
   float *s = malloc(sizeof(float) * (size_t)k);
   rc = rows && s ? embr_w2v_analogy(w, pos[1], pos[2], pos[3], method, (int)k, rows, s)
                  : embr_error(EMBR_ENOMEM, "out of memory");
   if (rc) {
-    fprintf(stderr, "embr w2v analogy: %s: %s\n", pos[0], embr_last_error());
-    rc = EXIT_ERR;
+    rc = cli_error("%s: %s", pos[0], embr_last_error());
   } else if (json) {
     printf("{\"a\":");
     cli_json_string(stdout, pos[1]);
@@ -251,23 +243,22 @@ static int w2v_eval(int argc, char **argv) {
       OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
       OPT_FLAG("--json", NULL, &json, "print JSON"),
   };
-  cli_command cmd = {"w2v eval", "Analogy accuracy on a questions-words.txt style file, counted as word2vec's compute-accuracy.",
+  cli_command cmd = {"Analogy accuracy on a questions-words.txt style file, counted as word2vec's compute-accuracy.",
                      "embr w2v eval VECTORS QUESTIONS [--restrict 30000] [--json]",
                      "A question counts as seen when its four words are among the restricted vocabulary;\n"
                      "accuracy is over seen questions. The first five sections are semantic, the rest\n"
                      "syntactic; coverage is seen / total.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 2, 2, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_analogy_method method;
-  if (parse_method(method_name, &method)) return cli_usage_error(&cmd, "unknown --method '%s'", method_name);
+  if (parse_method(method_name, &method)) return cli_usage_error("unknown --method '%s'", method_name);
   embr_wordvecs *w;
-  int rc = load_wordvecs("w2v eval", pos[0], format, restrict_rows, !case_sensitive, &w);
+  int rc = load_wordvecs(pos[0], format, restrict_rows, !case_sensitive, &w);
   if (rc) return rc;
   embr_analogy_eval e;
   rc = embr_w2v_eval_analogies(w, pos[1], method, (int)threads, &e);
   embr_wordvecs_free(w);
-  if (rc) return cli_fail("w2v eval", rc);
+  if (rc) return cli_fail(rc);
   if (json) {
     printf("{\"sections\":[");
     for (int i = 0; i < e.nsections; i++) {
@@ -303,20 +294,19 @@ static int w2v_similarity(int argc, char **argv) {
       OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
       OPT_FLAG("--json", NULL, &json, "print JSON"),
   };
-  cli_command cmd = {"w2v similarity", "Spearman correlation with human similarity scores (WordSim-353, SimLex-999, MEN files).",
+  cli_command cmd = {"Spearman correlation with human similarity scores (WordSim-353, SimLex-999, MEN files).",
                      "embr w2v similarity VECTORS PAIRS [--json]",
                      "Each line: two words, then (anywhere after them) the first number is the human score;\n"
                      "lines without one are skipped as headers. Pairs with an unknown word are counted as oov.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 2, 2, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
+                     opts, CLI_NOPTS(opts), 2, 2, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_wordvecs *w;
-  int rc = load_wordvecs("w2v similarity", pos[0], format, 0, !case_sensitive, &w);
+  int rc = load_wordvecs(pos[0], format, 0, !case_sensitive, &w);
   if (rc) return rc;
   embr_similarity_eval e;
   rc = embr_w2v_eval_similarity(w, pos[1], &e);
   embr_wordvecs_free(w);
-  if (rc) return cli_fail("w2v similarity", rc);
+  if (rc) return cli_fail(rc);
   if (json)
     printf("{\"spearman\":%.4f,\"pairs\":%lld,\"oov\":%lld}\n", e.spearman, (long long)e.pairs, (long long)e.oov);
   else
@@ -342,26 +332,24 @@ static int w2v_map(int argc, char **argv) {
       OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
       OPT_FLAG("--quiet", NULL, &quiet, "no progress"),
   };
-  cli_command cmd = {"w2v map", "A t-SNE map of the most frequent words, each drawn as its word.",
+  cli_command cmd = {"A t-SNE map of the most frequent words, each drawn as its word.",
                      "embr w2v map VECTORS -o words.svg [--top 1000] [--perplexity 15]",
                      "Vectors are normalised first, so distances in the map follow cosine similarity.\n"
                      "Overlapping words are skipped in the static picture; the HTML map shows every\n"
                      "word on hover and has a search box.",
-                     opts, (int)(sizeof opts / sizeof opts[0]), 1, 1, pos, 0};
-  int prc = cli_parse(&cmd, argc, argv);
-  if (prc) return prc == CLI_HELP ? EXIT_OK : EXIT_USAGE;
-  if (cli_check_output("w2v map", out) || (coords && cli_check_output("w2v map", coords))) return EXIT_ERR;
+                     opts, CLI_NOPTS(opts), 1, 1, pos, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  if (cli_check_output(out) || (coords && cli_check_output(coords))) return EXIT_ERR;
   embr_matrix m = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix("w2v map", pos[0], format, &m);
+  int rc = cli_read_matrix(pos[0], format, &m);
   if (rc) return rc;
   if (!m.labels) {
     embr_matrix_free(&m);
-    fprintf(stderr, "embr w2v map: %s: no words in this file (a word2vec or GloVe file is needed)\n", pos[0]);
-    return EXIT_ERR;
+    return cli_error("%s: no words in this file (a word2vec or GloVe file is needed)", pos[0]);
   }
   int64_t n = top < m.n ? top : m.n;
   float *x = malloc(sizeof(float) * (size_t)(n * m.dim)), *y = malloc(sizeof(float) * 2 * (size_t)n);
-  if (!x || !y) rc = cli_fail("w2v map", embr_error(EMBR_ENOMEM, "out of memory"));
+  if (!x || !y) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   for (int64_t i = 0; i < n && !rc; i++) {
     const float *r = m.data + i * m.ld;
     float nn = embr_norm_sq(r, m.dim), inv = nn > 0 ? 1.0f / sqrtf(nn) : 0.0f;
@@ -377,49 +365,28 @@ static int w2v_map(int argc, char **argv) {
     p.progress = cli_bar_progress(&bar);
     int s = embr_tsne(x, n, m.dim, m.dim, &p, y, NULL);
     cli_bar_done(&bar);
-    if (s) rc = cli_fail("w2v map", s);
+    if (s) rc = cli_fail(s);
   }
   if (!rc && coords) {
     FILE *f = fopen(coords, "wb");
-    if (!f) rc = cli_fail("w2v map", embr_error(EMBR_EIO, "%s: cannot create", coords));
+    if (!f) rc = cli_fail(embr_error(EMBR_EIO, "%s: cannot create", coords));
     for (int64_t i = 0; f && i < n; i++) fprintf(f, "%.6g\t%.6g\t%s\n", (double)y[2 * i], (double)y[2 * i + 1], m.labels[i]);
-    if (f && fclose(f) != 0) rc = cli_fail("w2v map", embr_error(EMBR_EIO, "%s: write failed", coords));
+    if (f && fclose(f) != 0) rc = cli_fail(embr_error(EMBR_EIO, "%s: write failed", coords));
   }
-  if (!rc) rc = cli_plot_map("w2v map", out, y, n, 2, NULL, m.labels, title ? title : pos[0]);
+  if (!rc) rc = cli_plot_map(out, y, n, 2, NULL, m.labels, title ? title : pos[0]);
   free(x);
   free(y);
   embr_matrix_free(&m);
   return rc;
 }
 
-int cmd_w2v(int argc, char **argv) {
-  static const struct {
-    const char *name;
-    int (*run)(int, char **);
-    const char *summary;
-  } subs[] = {
-      {"train", w2v_train, "train word vectors from a text corpus"},
-      {"similar", w2v_similar, "nearest words by cosine similarity"},
-      {"analogy", w2v_analogy, "a is to b as c is to ?"},
-      {"eval", w2v_eval, "analogy benchmark accuracy (questions-words.txt)"},
-      {"similarity", w2v_similarity, "Spearman correlation with human word-similarity scores"},
-      {"map", w2v_map, "t-SNE picture of the most frequent words (SVG/PNG/PDF/HTML)"},
-  };
-  int n = (int)(sizeof subs / sizeof subs[0]);
-  if (argc >= 2)
-    for (int i = 0; i < n; i++)
-      if (strcmp(argv[1], subs[i].name) == 0) return subs[i].run(argc - 1, argv + 1);
-  int help = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-  if (!help) {
-    if (argc >= 2)
-      fprintf(stderr, "embr w2v: unknown subcommand '%s'\n", argv[1]);
-    else
-      fprintf(stderr, "embr w2v: missing subcommand (train, similar, analogy, eval, similarity, map)\n");
-    fprintf(stderr, "Try 'embr w2v --help'.\n");
-    return EXIT_USAGE;
-  }
-  printf("usage: embr w2v <subcommand> [options]\n\n");
-  for (int i = 0; i < n; i++) printf("  %-11s %s\n", subs[i].name, subs[i].summary);
-  printf("\n'embr w2v <subcommand> --help' lists its flags and defaults.\n");
-  return EXIT_OK;
-}
+static const cli_entry w2v_commands[] = {
+    {"train", "train word vectors from a text corpus", w2v_train, NULL, 0, NULL},
+    {"similar", "nearest words by cosine similarity", w2v_similar, NULL, 0, NULL},
+    {"analogy", "a is to b as c is to ?", w2v_analogy, NULL, 0, NULL},
+    {"eval", "analogy benchmark accuracy (questions-words.txt)", w2v_eval, NULL, 0, NULL},
+    {"similarity", "Spearman correlation with human word-similarity scores", w2v_similarity, NULL, 0, NULL},
+    {"map", "t-SNE picture of the most frequent words (SVG/PNG/PDF/HTML)", w2v_map, NULL, 0, NULL},
+};
+const cli_entry cli_w2v = {"w2v", "word2vec: train word vectors; similar words, analogies, evaluation", NULL,
+                           CLI_CHILDREN(w2v_commands), NULL};

@@ -10,8 +10,11 @@
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
+/* Messages name the running command (cli_name()): "embr index build: ...". */
 /* Prints "embr CMD: <embr_last_error() or strerror(status)>" and returns EXIT_ERR. */
-int cli_fail(const char *cmd, int status);
+int cli_fail(int status);
+/* Prints "embr CMD: <message>" and returns EXIT_ERR (bad input found by the command itself). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Progress display: a bar on a TTY, a plain line every few seconds otherwise, nothing when quiet. */
 typedef struct cli_bar {
@@ -32,11 +35,11 @@ void cli_bar_done(cli_bar *b);
 
 /* Resolves a --format value (NULL = by extension) and reads the matrix; on failure prints the
  * message and returns EXIT_ERR (EXIT_USAGE for an unknown format name). */
-int cli_read_matrix(const char *cmd, const char *path, const char *format, embr_matrix *m);
+int cli_read_matrix(const char *path, const char *format, embr_matrix *m);
 
 /* Checks, before any long work, that `path` can be created: its directory exists and is
  * writable and the path is not a directory. Prints the problem and returns EXIT_ERR. */
-int cli_check_output(const char *cmd, const char *path);
+int cli_check_output(const char *path);
 
 /* Writes several outputs all-or-nothing: each to a temporary name first, renamed into place only
  * when every one was written. */
@@ -45,7 +48,7 @@ typedef struct cli_output {
   int (*write)(const char *path, const void *ctx);
   const void *ctx;
 } cli_output;
-int cli_write_outputs(const char *cmd, cli_output *outs, int n);
+int cli_write_outputs(cli_output *outs, int n);
 
 /* JSON string literal with escapes. */
 void cli_json_string(FILE *f, const char *s);

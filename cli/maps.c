@@ -40,13 +40,10 @@ static size_t chomp(char *line, size_t len) {
 
 /* Reads `path` as one string per line ('\n' or "\r\n"; the last line needs no newline) and
  * checks there is one per point. `what` names them in messages ("labels"). */
-int cli_read_lines(const char *cmd, const char *path, const char *what, int64_t npoints, char ***out) {
+int cli_read_lines(const char *path, const char *what, int64_t npoints, char ***out) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "embr %s: %s: cannot open: %s\n", cmd, path, strerror(errno));
-    return EXIT_ERR;
-  }
+  if (!f) return cli_error("%s: cannot open: %s", path, strerror(errno));
   char **v = NULL, *line = NULL;
   int64_t n = 0, cap = 0;
   size_t lcap = 0;
@@ -59,14 +56,13 @@ int cli_read_lines(const char *cmd, const char *path, const char *what, int64_t 
   fclose(f);
   if (rc || read_err) {
     cli_lines_free(v, n);
-    return cli_fail("plot", rc ? embr_error(rc, "%s: out of memory", path)
+    return cli_fail(rc ? embr_error(rc, "%s: out of memory", path)
                                : embr_error(EMBR_EIO, "%s: read failed", path));
   }
   if (n != npoints) {
-    fprintf(stderr, "embr %s: %s: %lld %s for %lld points (one per line expected)\n", cmd, path,
-            (long long)n, what, (long long)npoints);
     cli_lines_free(v, n);
-    return EXIT_ERR;
+    return cli_error("%s: %lld %s for %lld points (one per line expected)", path, (long long)n, what,
+                     (long long)npoints);
   }
   *out = v;
   return EXIT_OK;
@@ -227,12 +223,12 @@ static int tsv_read(const char *path, tsv_map *m) {
 
 /* Reads the coordinates: a labelled TSV map through tsv_read, anything else through the matrix
  * readers. *labels is set only for a labelled TSV. An explicit --in-format reads strictly. */
-int cli_read_map(const char *cmd, const char *path, const char *in_format, embr_matrix *m, char ***labels) {
+int cli_read_map(const char *path, const char *in_format, embr_matrix *m, char ***labels) {
   *labels = NULL;
   int tsv = !in_format && embr_format_from_extension(path) == EMBR_FORMAT_TSV;
   int has_label = 0;
   if (tsv) tsv_label_column(path, &has_label);
-  if (!has_label) return cli_read_matrix(cmd, path, in_format, m);
+  if (!has_label) return cli_read_matrix(path, in_format, m);
   tsv_map t;
   memset(&t, 0, sizeof t);
   int rc = tsv_read(path, &t);
@@ -241,7 +237,7 @@ int cli_read_map(const char *cmd, const char *path, const char *in_format, embr_
   free(t.xy);
   if (rc) {
     cli_lines_free(t.labels, t.nlabels);
-    return cli_fail(cmd, rc);
+    return cli_fail(rc);
   }
   *labels = t.labels;
   return EXIT_OK;

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_open_dataset(const char *cmd, const char *spec, embr_dataset **out) {
+int cli_open_dataset(const char *spec, embr_dataset **out) {
   int rc = !strncmp(spec, "mnist:", 6) ? embr_dataset_open_mnist(spec + 6, out) : embr_dataset_open_folder(spec, out);
-  return rc ? cli_fail(cmd, rc) : EXIT_OK;
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
 /* "A:B", ":B", "A:", or "A" (just A); -1 marks an open end. */
@@ -27,15 +27,15 @@ static int parse_range(const char *s, int64_t *a, int64_t *b) {
   return *b >= 0 && *b <= *a ? -1 : 0;
 }
 
-int cli_select(const char *cmd, const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
+int cli_select(const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
                int64_t *n) {
   int64_t c0 = 0, c1 = -1, i0 = 0, i1 = -1, total = embr_dataset_size(ds);
   if (classes && parse_range(classes, &c0, &c1)) {
-    fprintf(stderr, "embr %s: --classes wants A:B (class indices, end excluded), got '%s'\n", cmd, classes);
+    fprintf(stderr, "embr %s: --classes wants A:B (class indices, end excluded), got '%s'\n", cli_name(), classes);
     return EXIT_USAGE;
   }
   if (per_class && parse_range(per_class, &i0, &i1)) {
-    fprintf(stderr, "embr %s: --per-class wants A:B (image indices within a class), got '%s'\n", cmd, per_class);
+    fprintf(stderr, "embr %s: --per-class wants A:B (image indices within a class), got '%s'\n", cli_name(), per_class);
     return EXIT_USAGE;
   }
   int nc = embr_dataset_classes(ds);
@@ -43,7 +43,7 @@ int cli_select(const char *cmd, const embr_dataset *ds, const char *classes, con
   *subset = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
   if (!seen || !*subset) {
     free(seen);
-    return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+    return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   }
   *n = 0;
   for (int64_t i = 0; i < total; i++) {
@@ -56,7 +56,7 @@ int cli_select(const char *cmd, const embr_dataset *ds, const char *classes, con
   if (*n == 0) {
     free(*subset);
     *subset = NULL;
-    return cli_fail(cmd, embr_error(EMBR_EINVAL, "the selection (--classes %s, --per-class %s) holds no images of the %d classes",
+    return cli_fail(embr_error(EMBR_EINVAL, "the selection (--classes %s, --per-class %s) holds no images of the %d classes",
                                     classes ? classes : "all", per_class ? per_class : "all", nc));
   }
   return EXIT_OK;
@@ -71,11 +71,11 @@ static void normalise_rows(float *x, int64_t n, int dim) {
   }
 }
 
-int cli_embed_items(const char *cmd, embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
+int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
                     int batch, int raw, int quiet, float **out, int32_t *labels) {
   int dim = embr_model_dim(m);
   *out = malloc(sizeof(float) * (size_t)n * (size_t)dim);
-  if (!*out) return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory for %lld embeddings", (long long)n));
+  if (!*out) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory for %lld embeddings", (long long)n));
   embr_loader_params lp = embr_loader_params_default();
   lp.spec = embr_model_input(m), lp.batch = batch, lp.shuffle = 0, lp.drop_last = 0;
   lp.subset = subset, lp.n_subset = n;
@@ -106,7 +106,7 @@ int cli_embed_items(const char *cmd, embr_model *m, const embr_dataset *ds, cons
   if (rc) {
     free(*out);
     *out = NULL;
-    return cli_fail(cmd, rc);
+    return cli_fail(rc);
   }
   return EXIT_OK;
 }

@@ -6,18 +6,18 @@
 #include "common.h"
 
 /* "mnist:PATH" or a folder of class sub-folders. Prints the problem and returns EXIT_ERR. */
-int cli_open_dataset(const char *cmd, const char *spec, embr_dataset **out);
+int cli_open_dataset(const char *spec, embr_dataset **out);
 
 /* Items of classes [c0, c1) (in sorted class order) whose index within their class is in
  * [i0, i1). Ranges are "A:B" with either end optional ("30:", ":6"); NULL means all. Prints a
  * usage problem and returns EXIT_USAGE, or EXIT_ERR when nothing is selected. *subset is
  * malloc'd. */
-int cli_select(const char *cmd, const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
+int cli_select(const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
                int64_t *n);
 
 /* Embeds the selected items with the model (inference, no augmentation), rows L2-normalised
  * unless raw. *out (n x dim) is malloc'd; labels (may be NULL) receives each row's class. */
-int cli_embed_items(const char *cmd, embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
+int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
                     int batch, int raw, int quiet, float **out, int32_t *labels);
 
 #endif

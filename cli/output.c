@@ -4,52 +4,60 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cli_fail(const char *cmd, int status) {
+int cli_fail(int status) {
   const char *msg = embr_last_error();
-  fprintf(stderr, "embr %s: %s\n", cmd, *msg ? msg : embr_strerror(status));
+  fprintf(stderr, "embr %s: %s\n", cli_name(), *msg ? msg : embr_strerror(status));
   return EXIT_ERR;
 }
 
-int cli_read_matrix(const char *cmd, const char *path, const char *format, embr_matrix *m) {
+int cli_error(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "embr %s: ", cli_name());
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return EXIT_ERR;
+}
+
+int cli_read_matrix(const char *path, const char *format, embr_matrix *m) {
   embr_format f = EMBR_FORMAT_AUTO;
   if (format && embr_format_parse(format, &f) != 0) {
-    fprintf(stderr, "embr %s: %s\n", cmd, embr_last_error());
+    fprintf(stderr, "embr %s: %s\n", cli_name(), embr_last_error());
     return EXIT_USAGE;
   }
   int rc = embr_matrix_read(path, f, m);
-  return rc ? cli_fail(cmd, rc) : EXIT_OK;
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
-int cli_check_output(const char *cmd, const char *path) {
+int cli_check_output(const char *path) {
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "embr %s: %s: is a directory, expected a file name\n", cmd, path);
-    return EXIT_ERR;
+    return cli_error("%s: is a directory, expected a file name", path);
   }
   char *copy = strdup(path);
-  if (!copy) return cli_fail(cmd, embr_error(EMBR_ENOMEM, "out of memory"));
+  if (!copy) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   const char *dir = dirname(copy);
   int rc = EXIT_OK;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "embr %s: %s: directory '%s' does not exist\n", cmd, path, dir);
-    rc = EXIT_ERR;
+    rc = cli_error("%s: directory '%s' does not exist", path, dir);
   } else if (access(dir, W_OK) != 0) {
-    fprintf(stderr, "embr %s: %s: cannot write in '%s': %s\n", cmd, path, dir, strerror(errno));
-    rc = EXIT_ERR;
+    rc = cli_error("%s: cannot write in '%s': %s", path, dir, strerror(errno));
   }
   free(copy);
   return rc;
 }
 
-int cli_write_outputs(const char *cmd, cli_output *outs, int n) {
+int cli_write_outputs(cli_output *outs, int n) {
   if (n < 1) return EXIT_OK;
   for (int i = 0; i < n; i++)
-    if (cli_check_output(cmd, outs[i].path)) return EXIT_ERR;
+    if (cli_check_output(outs[i].path)) return EXIT_ERR;
   char **tmp = calloc((size_t)n, sizeof *tmp);
   int rc = tmp ? 0 : EMBR_ENOMEM, i;
   for (i = 0; i < n && !rc; i++) {
@@ -75,7 +83,7 @@ int cli_write_outputs(const char *cmd, cli_output *outs, int n) {
     }
     free(tmp);
   }
-  return rc ? cli_fail(cmd, rc) : EXIT_OK;
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
 void cli_json_string(FILE *f, const char *s) {
