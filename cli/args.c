@@ -143,4 +143,5 @@ void cli_print_help(const cli_command *cmd) {
   }
   printf("  %-32s %s\n", "-h, --help", "show this help and exit");
   if (cmd->details) printf("\n%s\n", cmd->details);
+  cli_print_subcommands();
 }

@@ -76,6 +76,8 @@ typedef struct cli_entry {
 int cli_main(const cli_entry *const *commands, int n, int argc, char **argv);
 /* The full name of the command being run ("index build"), for messages. */
 const char *cli_name(void);
+/* Lists the running command's sub-commands, if it has any (the end of its --help). */
+void cli_print_subcommands(void);
 
 /* ---- convenience constructors for the option tables ---- */
 #define OPT_FLAG(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0, 0}

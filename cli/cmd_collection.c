@@ -81,8 +81,8 @@ static int coll_create(int argc, char **argv) {
   int64_t dim = 0;
   cli_opt opts[] = {
       {"--dim", "-d", CLI_INT, &dim, "D", "dimension of the vectors", NULL, 1, 1, 1 << 20, 0, 0},
-      OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
-      OPT_STR("--index", "-s", &spec, "SPEC", "flat | hnsw:M=16,efc=200,ef=64 | ivfflat:nlist=1024 | ivfpq:nlist=1024,m=16", "hnsw"),
+      OPT_METRIC(&metric_name),
+      OPT_STR("--index", "-s|--spec", &spec, "SPEC", "flat | hnsw:M=16,efc=200,ef=64 | ivfflat:nlist=1024 | ivfpq:nlist=1024,m=16", "hnsw"),
   };
   cli_command cmd = {"Create an empty collection in DIR (created if missing; its parent must exist).",
                      "embr collection create DIR --dim D [--metric M] [--index SPEC]", NULL, opts, CLI_NOPTS(opts), 1, 1, pos, 0};
@@ -176,11 +176,11 @@ static int coll_add(int argc, char **argv) {
   int quiet = 0;
   cli_opt opts[] = {
       OPT_STR_REQ("--input", "-i", &in, "FILE", "vectors: npy, fvecs, csv, tsv, word2vec... or - for stdin (with --format)"),
-      OPT_STR("--format", NULL, &format, "FMT", "input format (npy, fvecs, csv, ...)", "by extension"),
+      OPT_FORMAT(&format),
       OPT_STR("--ids", NULL, &ids_path, "FILE", "one id per line, in the order of the vectors", "row-<n>, continuing"),
       OPT_STR("--metadata", NULL, &meta_path, "FILE", "one JSON object per line (empty or null: none)", "none"),
       OPT_INT("--batch", "-b", &batch, "N", "items per transaction (0 = the whole input at once)", "0", 0, 1e12),
-      OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Add vectors (with ids and JSON metadata) to a collection.",
                      "embr collection add DIR -i vectors.npy [--ids ids.txt] [--metadata meta.jsonl] [--batch N]",
@@ -255,7 +255,7 @@ static void print_item(const char *id, const float *v, int64_t dim, const char *
 static int coll_get(int argc, char **argv) {
   const char *pos[2];
   int json = 0;
-  cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
+  cli_opt opts[] = {OPT_JSON(&json)};
   cli_command cmd = {"Print an item: its vector (exactly as stored) and its metadata.",
                      "embr collection get DIR ID [--json]", NULL, opts, CLI_NOPTS(opts), 2, 2, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
@@ -330,17 +330,17 @@ static int coll_search(int argc, char **argv) {
   int64_t k = 10, ef = 0, nprobe = 0, threads = 0;
   int json = 0, with_meta = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR("--query", "-q", &qpath, "FILE", "query vectors (any matrix format)", NULL),
+      OPT_STR("--query", NULL, &qpath, "FILE", "query vectors (any matrix format)", NULL),
       OPT_STR("--query-id", NULL, &qid, "ID", "use the stored vector of this item as the query", NULL),
       OPT_INT("-k", "--k", &k, "K", "results per query", "10", 1, 100000),
       OPT_STR("--filter", "-f", &filter, "EXPR", "metadata filter, e.g. 'genre = \"jazz\" and year >= 1990'", "none"),
       OPT_INT("--ef", NULL, &ef, "N", "HNSW candidate list size (0 = the index's own)", "0", 0, 1000000),
       OPT_INT("--nprobe", NULL, &nprobe, "N", "IVF cells to visit (0 = the index's own)", "0", 0, 1000000),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_STR("--format", NULL, &format, "FMT", "query file format", "by extension"),
+      OPT_THREADS(&threads),
+      OPT_FORMAT(&format),
       OPT_FLAG("--with-metadata", NULL, &with_meta, "print each hit's metadata"),
-      OPT_FLAG("--json", NULL, &json, "print results as JSON"),
-      OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
+      OPT_JSON(&json),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Search a collection: k nearest items per query among those the filter admits.",
                      "embr collection search DIR (-q FILE | --query-id ID) [-k K] [--filter EXPR] [options]",
@@ -413,7 +413,7 @@ static void print_info(const char *dir, const embr_collection_stats *s, int json
 static int coll_info(int argc, char **argv) {
   const char *pos[1];
   int json = 0;
-  cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
+  cli_opt opts[] = {OPT_JSON(&json)};
   cli_command cmd = {"Describe a collection: parameters, counts, index state, file sizes.",
                      "embr collection info DIR [--json]", NULL, opts, CLI_NOPTS(opts), 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);

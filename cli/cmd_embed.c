@@ -35,17 +35,17 @@ static int cmd_embed(int argc, char **argv) {
   int64_t batch = 32, threads = 0;
   int raw = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--model", "-m", &model, "FILE", "a model from `embr train` (.safetensors)"),
-      OPT_STR_REQ("--images", "-i", &images, "DIR|mnist:PATH", "a folder of class sub-folders of images, or MNIST idx files"),
-      OPT_STR_REQ("--out", "-o", &out, "FILE", "embeddings, one row per image (.npy, .fvecs, .csv, ...)"),
+      OPT_STR_REQ("--model", NULL, &model, "FILE", "a model from `embr train` (.safetensors)"),
+      OPT_STR_REQ("--images", "-i|--input", &images, "DIR|mnist:PATH", "a folder of class sub-folders of images, or MNIST idx files"),
+      OPT_STR_REQ("--out", "-o|--output", &out, "FILE", "embeddings, one row per image (.npy, .fvecs, .csv, ...)"),
       OPT_STR("--ids", NULL, &ids, "FILE", "each row's image name (folder/file), one per line", "none"),
       OPT_STR("--labels", NULL, &labels, "FILE", "each row's class name, one per line (for plots and eval)", "none"),
       OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (sorted order)", "all"),
       OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
       OPT_INT("--batch", "-b", &batch, "B", "images per forward pass", "32", 1, 100000),
       OPT_FLAG("--raw", NULL, &raw, "keep the network's output as is (default: rows scaled to unit length)"),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
+      OPT_THREADS(&threads),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Embed images with a trained model.",
                      "embr embed --model M.safetensors --images DIR -o emb.npy [--ids ids.txt] [--labels labels.txt]",

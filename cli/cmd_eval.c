@@ -43,17 +43,17 @@ static int eval_verify(int argc, char **argv) {
   double far = 1e-3;
   int json = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--model", "-m", &model, "FILE", "a model from `embr train`"),
-      OPT_STR_REQ("--data", "-d", &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
+      OPT_STR_REQ("--model", NULL, &model, "FILE", "a model from `embr train`"),
+      OPT_STR_REQ("--data", NULL, &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
       OPT_STR("--pairs", NULL, &pairs_path, "FILE", "pairs to score, \"NAME_A NAME_B SAME\" per line (names as `embed --ids`)", "all pairs"),
       OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (e.g. identities unseen in training)", "all"),
       OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
       OPT_INT("--folds", NULL, &folds, "K", "cross-validation folds for the threshold", "10", 2, 1000000),
       OPT_DBL("--far", NULL, &far, "F", "false-accept rate for the TAR figure", "1e-3", 0, 1),
-      OPT_INT("--seed", NULL, &seed, "S", "seed of the fold split", "1", 0, 9e18),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
-      OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
+      OPT_SEED(&seed, " (the fold split)"),
+      OPT_THREADS(&threads),
+      OPT_JSON(&json),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Face-verification accuracy of a model's embeddings.",
                      "embr eval verify --model M --data DIR [--pairs F] [--classes A:B] [--json]",
@@ -114,15 +114,15 @@ static int eval_identify(int argc, char **argv) {
   int64_t gallery = 1, threads = 0;
   int json = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--model", "-m", &model, "FILE", "a model from `embr train`"),
-      OPT_STR_REQ("--data", "-d", &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
+      OPT_STR_REQ("--model", NULL, &model, "FILE", "a model from `embr train`"),
+      OPT_STR_REQ("--data", NULL, &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
       OPT_INT("--gallery-per-class", NULL, &gallery, "G", "the first G images of each class form the gallery", "1", 1, 1000000),
       OPT_STR("-k", NULL, &kspec, "K,K,...", "recall@k cut-offs (at most 8)", "1,5,10"),
       OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1", "all"),
       OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
-      OPT_FLAG("--quiet", "-q", &quiet, "no progress output"),
+      OPT_THREADS(&threads),
+      OPT_JSON(&json),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Identification (rank-1, recall@k) with a gallery/probe split.",
                      "embr eval identify --model M --data DIR [--gallery-per-class G] [-k 1,5,10] [--json]",

@@ -18,13 +18,13 @@ static int index_build(int argc, char **argv) {
   int quiet = 0;
   cli_opt opts[] = {
       OPT_STR("--spec", "-s", &spec, "SPEC", "flat | hnsw:M=16,efc=200,ef=64 | ivfflat:nlist=1024 | ivfpq:nlist=1024,m=16", "hnsw"),
-      OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
+      OPT_METRIC(&metric_name),
       OPT_STR_REQ("--input", "-i", &in, "FILE", "vectors (npy, fvecs, CSV, word2vec, ...)"),
       OPT_STR_REQ("--output", "-o", &out, "FILE", "the index file"),
       OPT_STR("--ids", NULL, &ids_path, "FILE", "one integer id per line (default 0, 1, 2, ...)", "row numbers"),
-      OPT_INT("--threads", "-t", &threads, "N", "threads for building (0 = all cores)", "0", 0, 4096),
-      OPT_STR("--format", NULL, &format, "FMT", "input format", "by extension"),
-      OPT_FLAG("--quiet", NULL, &quiet, "no progress or timing"),
+      OPT_THREADS(&threads),
+      OPT_FORMAT(&format),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Build an index file from vectors.",
                      "embr index build --spec S --metric M -i base.fvecs -o my.idx", NULL, opts,
@@ -142,20 +142,20 @@ static int index_search(int argc, char **argv) {
   int64_t k = 10, threads = 0, refine = -1, repeat = 1;
   int json = 0, use_mmap = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--query", "-q", &qpath, "FILE", "query vectors"),
+      OPT_STR_REQ("--query", NULL, &qpath, "FILE", "query vectors"),
       OPT_INT("-k", "--k", &k, "K", "neighbours per query", "10", 1, 100000),
       OPT_STR("--ef", NULL, &efs, "EF[,EF...]", "HNSW candidate list size; a list sweeps", "the index's"),
       OPT_STR("--nprobe", NULL, &nprobes, "N[,N...]", "IVF cells to visit; a list sweeps", "the index's"),
       OPT_INT("--refine", NULL, &refine, "R", "IVF-PQ: re-rank R*k candidates exactly (-1 = the index's)", "-1", -1, 10000),
       OPT_STR("--truth", NULL, &truth_path, "FILE", "ground-truth ids (.ivecs): print recall@k", "none"),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
+      OPT_THREADS(&threads),
       OPT_INT("--repeat", NULL, &repeat, "R", "time each setting R times, report the best", "1", 1, 1000),
       OPT_STR("--out-ids", NULL, &out_ids, "FILE", "write ids as .ivecs (single setting only)", "none"),
       OPT_STR("--out-dist", NULL, &out_dist, "FILE", "write distances as .fvecs (single setting only)", "none"),
       OPT_FLAG("--mmap", NULL, &use_mmap, "map the index file read-only instead of loading it"),
-      OPT_STR("--format", NULL, &format, "FMT", "query file format", "by extension"),
-      OPT_FLAG("--json", NULL, &json, "print results (or the sweep) as JSON"),
-      OPT_FLAG("--quiet", NULL, &quiet, "no timing on stderr"),
+      OPT_FORMAT(&format),
+      OPT_JSON(&json),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Search an index file; with --ef/--nprobe lists, sweep and report recall and queries/s.",
                      "embr index search my.idx -q Q.fvecs -k 10 [--ef 16,32,64,128 --truth gt.ivecs]", NULL, opts,
@@ -248,7 +248,7 @@ static int index_search(int argc, char **argv) {
 static int index_info(int argc, char **argv) {
   const char *pos[1];
   int json = 0;
-  cli_opt opts[] = {OPT_FLAG("--json", NULL, &json, "print as JSON")};
+  cli_opt opts[] = {OPT_JSON(&json)};
   cli_command cmd = {"Describe an index file.", "embr index info my.idx [--json]", NULL, opts, 1, 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_index *ix = NULL;

@@ -7,8 +7,8 @@ static int cmd_info(int argc, char **argv) {
   const char *format = NULL, *pos[1];
   int json = 0;
   cli_opt opts[] = {
-      OPT_STR("--format", NULL, &format, "FMT", "input format", "by extension"),
-      OPT_FLAG("--json", NULL, &json, "print as JSON"),
+      OPT_FORMAT(&format),
+      OPT_JSON(&json),
   };
   cli_command cmd = {"Describe a matrix file: rows, dimension, words, norms.",
                      "embr info FILE [--format FMT] [--json]", NULL, opts,

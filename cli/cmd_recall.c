@@ -10,10 +10,10 @@ static int cmd_recall(int argc, char **argv) {
   int64_t k = 10;
   int json = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--truth", "-t", &truth_path, "FILE", "ground-truth ids (.ivecs), best first"),
-      OPT_STR_REQ("--ids", "-i", &ids_path, "FILE", "result ids (.ivecs), best first"),
+      OPT_STR_REQ("--truth", NULL, &truth_path, "FILE", "ground-truth ids (.ivecs), best first"),
+      OPT_STR_REQ("--ids", NULL, &ids_path, "FILE", "result ids (.ivecs), best first"),
       OPT_INT("-k", "--k", &k, "K", "cut-off", "10", 1, 100000),
-      OPT_FLAG("--json", NULL, &json, "print the result as JSON"),
+      OPT_JSON(&json),
   };
   cli_command cmd = {"Recall@k of search results against ground truth.",
                      "embr recall --truth T.ivecs --ids R.ivecs [-k K] [--json]",

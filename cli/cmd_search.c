@@ -83,16 +83,16 @@ static int cmd_search(int argc, char **argv) {
   int64_t k = 10, threads = 0;
   int json = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--base", "-b", &base_path, "FILE", "base vectors (any matrix format)"),
-      OPT_STR_REQ("--query", "-q", &query_path, "FILE", "query vectors, same dimension as the base"),
+      OPT_STR_REQ("--base", NULL, &base_path, "FILE", "base vectors (any matrix format)"),
+      OPT_STR_REQ("--query", NULL, &query_path, "FILE", "query vectors, same dimension as the base"),
       OPT_INT("-k", "--k", &k, "K", "neighbours per query", "10", 1, 100000),
-      OPT_STR("--metric", "-m", &metric_name, "M", "l2 | ip | cosine | l1", "l2"),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_STR("--format", NULL, &format, "FMT", "input format of both files (npy, fvecs, ...)", "by extension"),
+      OPT_METRIC(&metric_name),
+      OPT_THREADS(&threads),
+      OPT_FORMAT(&format),
       OPT_STR("--out-ids", NULL, &out_ids, "FILE", "write ids as .ivecs (-1 pads when k > base size)", "none"),
       OPT_STR("--out-dist", NULL, &out_dist, "FILE", "write distances as .fvecs", "none"),
-      OPT_FLAG("--json", NULL, &json, "print results as JSON on stdout"),
-      OPT_FLAG("--quiet", NULL, &quiet, "no progress or timing on stderr"),
+      OPT_JSON(&json),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Exact k-nearest-neighbour search (brute force, all four metrics).",
                      "embr search --base FILE --query FILE [-k K] [--metric M] [options]",

@@ -34,7 +34,7 @@ static int cmd_synth(int argc, char **argv) {
   double spread_min = 0.05, spread_max = 0.4, center_std = 1.0;
   int normalize = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--out", "-o", &out, "FILE", "base vectors to write (.fvecs, .npy, .csv, ...)"),
+      OPT_STR_REQ("--out", "-o|--output", &out, "FILE", "base vectors to write (.fvecs, .npy, .csv, ...)"),
       OPT_INT("-n", "--rows", &n, "N", "rows", "10000", 1, 1e10),
       OPT_INT("--dim", "-d", &dim, "D", "dimension", "128", 1, 1e6),
       OPT_INT("--clusters", "-c", &clusters, "C", "Gaussian clusters in the mixture", "100", 1, 1e7),
@@ -45,8 +45,8 @@ static int cmd_synth(int argc, char **argv) {
       OPT_DBL("--spread-min", NULL, &spread_min, "S", "smallest per-axis cluster std", "0.05", 1e-9, 1e6),
       OPT_DBL("--spread-max", NULL, &spread_max, "S", "largest per-axis cluster std", "0.4", 1e-9, 1e6),
       OPT_FLAG("--normalize", NULL, &normalize, "scale rows to unit length (cosine data)"),
-      OPT_INT("--seed", NULL, &seed, "S", "random seed (fixes the mixture and the rows)", "1", 0, 9e18),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores); output does not depend on it", "0", 0, 4096),
+      OPT_SEED(&seed, " (fixes the mixture and the rows)"),
+      OPT_THREADS(&threads),
   };
   cli_command cmd = {"Generate clustered vectors: a seeded mixture of anisotropic Gaussians.",
                      "embr synth -o base.fvecs [-n N] [--dim D] [--queries NQ --query-out q.fvecs] [options]",

@@ -94,8 +94,8 @@ static int cmd_train(int argc, char **argv) {
                   0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0};
   cli_opt opts[] = {
       OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined or softmax", "arcface"),
-      OPT_STR_REQ("--data", "-d", &o.data, "DIR|mnist:PATH", "a folder with one sub-folder of images per class, or MNIST idx files"),
-      OPT_STR_REQ("--out", "-o", &o.out, "FILE", "the trained model (.safetensors)"),
+      OPT_STR_REQ("--data", NULL, &o.data, "DIR|mnist:PATH", "a folder with one sub-folder of images per class, or MNIST idx files"),
+      OPT_STR_REQ("--out", "-o|--output", &o.out, "FILE", "the trained model (.safetensors)"),
       OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34", "mobilefacenet"),
       OPT_INT("--width", NULL, &o.width, "W", "base channel width (64: the published networks)", "64", 1, 4096),
       OPT_INT("--embedding-dim", NULL, &o.dim, "D", "embedding size", "128", 1, 65536),
@@ -120,9 +120,9 @@ static int cmd_train(int argc, char **argv) {
       OPT_STR("--per-class", NULL, &o.per_class, "A:B", "train on images A..B-1 of each class only", "all"),
       OPT_STR("--checkpoint", NULL, &o.checkpoint, "FILE", "write weights and optimizer state after every epoch", "none"),
       OPT_STR("--resume", NULL, &o.resume, "FILE", "continue from a --checkpoint file", "none"),
-      OPT_INT("--seed", NULL, &o.seed, "S", "random seed (weights, order, augmentation)", "1", 0, 9e18),
-      OPT_INT("--threads", "-t", &o.threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_FLAG("--quiet", "-q", &o.quiet, "no progress output"),
+      OPT_SEED(&o.seed, " (weights, order, augmentation)"),
+      OPT_THREADS(&o.threads),
+      OPT_QUIET(&o.quiet),
   };
   int nopts = CLI_NOPTS(opts);
   cli_command cmd = {"Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images.",

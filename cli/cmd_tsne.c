@@ -87,9 +87,9 @@ static void tsne_opts_default(tsne_opts *o) {
 }
 
 #define TSNE_COMMON_OPTS(o)                                                                                   \
-  OPT_INT("--dims", "-d", &(o).dims, "D", "output dimensions (2 or 3)", "2", 2, 3),                          \
+  OPT_INT("--dims", NULL, &(o).dims, "D", "output dimensions (2 or 3)", "2", 2, 3),                          \
   OPT_DBL("--perplexity", "-p", &(o).perplexity, "P", "effective number of neighbours", "30", 1, 10000),       \
-  OPT_INT("--iters", "-n", &(o).iters, "N", "iterations (including early exaggeration)", "1000", 1, 1000000), \
+  OPT_INT("--iters", NULL, &(o).iters, "N", "iterations (including early exaggeration)", "1000", 1, 1000000), \
   OPT_DBL("--exaggeration", NULL, &(o).exaggeration, "E", "early exaggeration factor", "12", 1, 1000),         \
   OPT_INT("--exaggeration-iters", NULL, &(o).exag_iters, "N", "iterations of early exaggeration", "250", 0, 1000000), \
   OPT_DBL("--learning-rate", NULL, &(o).lr, "R", "learning rate (0 = auto: max(N/12, 50))", "auto", 0, 1e9),           \
@@ -97,11 +97,11 @@ static void tsne_opts_default(tsne_opts *o) {
   OPT_DBL("--theta", NULL, &(o).theta, "T", "Barnes-Hut opening angle", "0.5", 0, 10),                         \
   OPT_STR("--init", NULL, &(o).init, "I", "pca | random", "pca"),                                              \
   OPT_INT("--pca", NULL, &(o).pca, "K", "reduce input to K dims by PCA first (0 = off, -1 = 50 when dim > 100)", "-1", -1, 100000), \
-  OPT_STR("--metric", "-m", &(o).metric, "M", "input distance: l2 | cosine | ip | l1", "l2"),                 \
-  OPT_INT("--seed", NULL, &(o).seed, "S", "random seed (with --threads 1: identical output)", "1", 0, 9e18),  \
-  OPT_INT("--threads", "-t", &(o).threads, "N", "threads (0 = all cores)", "0", 0, 4096),                      \
-  OPT_STR("--format", NULL, &(o).format, "FMT", "input format", "by extension"),                               \
-  OPT_FLAG("--quiet", NULL, &(o).quiet, "no progress")
+  OPT_METRIC(&(o).metric),                 \
+  OPT_SEED(&(o).seed, " (with --threads 1: identical output)"),  \
+  OPT_THREADS(&(o).threads),                      \
+  OPT_FORMAT(&(o).format),                               \
+  OPT_QUIET(&(o).quiet)
 
 static int to_params(const tsne_opts *o, embr_tsne_params *p, cli_bar *bar) {
   *p = embr_tsne_params_default();
@@ -186,8 +186,6 @@ static int tsne_run(int argc, char **argv) {
   };
   cli_command cmd = {"t-SNE map of vectors in 2-D or 3-D.",
                      "embr tsne -i X -o map.tsv [--labels L] [--plot map.png] [options]",
-                     "Subcommands: 'embr tsne transform' places new points into a map, 'embr tsne eval'\n"
-                     "scores a map (exact KL, neighbour preservation, label accuracy).\n"
                      "Word vectors keep their words: the TSV gets them as labels.",
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
@@ -370,7 +368,7 @@ static int tsne_eval(int argc, char **argv) {
       OPT_STR_REQ("--map", NULL, &map, "FILE", "the map (.npy or .tsv as written by embr tsne, same row order)"),
       OPT_STR("--labels", "-l", &labels_path, "FILE", "one label per line, for the k-NN label accuracy", "none"),
       OPT_INT("-k", "--k", &k, "K", "neighbours for preservation and accuracy", "10", 1, 1000),
-      OPT_FLAG("--json", NULL, &json, "print JSON"),
+      OPT_JSON(&json),
       TSNE_COMMON_OPTS(o),
   };
   cli_command cmd = {"Score a map: exact KL(P||Q), k-NN preservation, k-NN label accuracy.",

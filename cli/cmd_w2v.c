@@ -34,15 +34,15 @@ static int w2v_train(int argc, char **argv) {
       OPT_INT("--max-vocab", NULL, &max_vocab, "N", "keep only the N most frequent words (0 = all)", "0", 0, 1e12),
       OPT_DBL("--alpha", "-alpha", &alpha, "A", "starting learning rate", "0.025 skip-gram, 0.05 CBOW", 0, 10),
       OPT_INT("--epochs", "-iter", &epochs, "N", "passes over the corpus", "5", 1, 100000),
-      OPT_INT("--threads", "-threads", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_INT("--seed", NULL, &seed, "S", "random seed (with --threads 1: identical output)", "1", 0, 9e18),
+      CLI_THREADS_(&threads, "-t|-threads"),
+      OPT_SEED(&seed, " (with --threads 1: identical output)"),
       {"--binary", "-binary", CLI_FLAG, &binary, NULL, "write the binary format (with -binary 0|1)",
        "by extension: .txt/.vec text, else binary", 0, 0, 0, 0, 1},
       OPT_FLAG("--text", NULL, &text, "write the text format"),
       OPT_STR("--save-vocab", "-save-vocab", &save_vocab, "FILE", "also write the vocabulary (word count per line)", "none"),
       OPT_STR("--read-vocab", "-read-vocab", &read_vocab, "FILE", "take the vocabulary from this file instead of counting", "none"),
       OPT_FLAG("--classic", NULL, &classic, "word2vec.c's one-pair-at-a-time update (reference, slower)"),
-      OPT_FLAG("--quiet", NULL, &quiet, "no progress"),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Train word2vec vectors (skip-gram or CBOW; negative sampling and/or hierarchical softmax).",
                      "embr w2v train -i corpus.txt -o vectors.bin [options]",
@@ -145,8 +145,8 @@ static int w2v_similar(int argc, char **argv) {
   int json = 0;
   cli_opt opts[] = {
       OPT_INT("-k", "--k", &k, "K", "how many words", "10", 1, 100000),
-      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
-      OPT_FLAG("--json", NULL, &json, "print JSON"),
+      OPT_FORMAT(&format),
+      OPT_JSON(&json),
   };
   cli_command cmd = {"The words nearest to WORD by cosine similarity.",
                      "embr w2v similar VECTORS WORD [-k K] [--json]", NULL, opts,
@@ -189,8 +189,8 @@ static int w2v_analogy(int argc, char **argv) {
   cli_opt opts[] = {
       OPT_INT("-k", "--k", &k, "K", "how many answers", "5", 1, 100000),
       OPT_STR("--method", NULL, &method_name, "M", "3cosadd | 3cosmul", "3cosadd"),
-      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
-      OPT_FLAG("--json", NULL, &json, "print JSON"),
+      OPT_FORMAT(&format),
+      OPT_JSON(&json),
   };
   cli_command cmd = {"A is to B as C is to ?  (e.g. man king woman -> queen)",
                      "embr w2v analogy VECTORS A B C [-k K] [--method 3cosadd|3cosmul] [--json]",
@@ -239,9 +239,9 @@ static int w2v_eval(int argc, char **argv) {
       OPT_INT("--restrict", NULL, &restrict_rows, "N", "use only the N first (most frequent) words; 0 = all", "30000", 0, 1e12),
       OPT_STR("--method", NULL, &method_name, "M", "3cosadd | 3cosmul", "3cosadd"),
       OPT_FLAG("--case-sensitive", NULL, &case_sensitive, "match words exactly (compute-accuracy folds case)"),
-      OPT_INT("--threads", NULL, &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
-      OPT_FLAG("--json", NULL, &json, "print JSON"),
+      OPT_THREADS(&threads),
+      OPT_FORMAT(&format),
+      OPT_JSON(&json),
   };
   cli_command cmd = {"Analogy accuracy on a questions-words.txt style file, counted as word2vec's compute-accuracy.",
                      "embr w2v eval VECTORS QUESTIONS [--restrict 30000] [--json]",
@@ -291,8 +291,8 @@ static int w2v_similarity(int argc, char **argv) {
   int json = 0, case_sensitive = 0;
   cli_opt opts[] = {
       OPT_FLAG("--case-sensitive", NULL, &case_sensitive, "match words exactly (default folds ASCII case)"),
-      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
-      OPT_FLAG("--json", NULL, &json, "print JSON"),
+      OPT_FORMAT(&format),
+      OPT_JSON(&json),
   };
   cli_command cmd = {"Spearman correlation with human similarity scores (WordSim-353, SimLex-999, MEN files).",
                      "embr w2v similarity VECTORS PAIRS [--json]",
@@ -327,10 +327,10 @@ static int w2v_map(int argc, char **argv) {
       OPT_DBL("--perplexity", "-p", &perplexity, "P", "t-SNE perplexity", "15", 1, 1000),
       OPT_STR("--coords", NULL, &coords, "FILE", "also write the map as TSV (x, y, word)", "none"),
       OPT_STR("--title", NULL, &title, "T", "title", "the vectors file name"),
-      OPT_INT("--seed", NULL, &seed, "S", "random seed", "1", 0, 9e18),
-      OPT_INT("--threads", "-t", &threads, "N", "threads (0 = all cores)", "0", 0, 4096),
-      OPT_STR("--format", NULL, &format, "FMT", "vectors format", "by extension"),
-      OPT_FLAG("--quiet", NULL, &quiet, "no progress"),
+      OPT_SEED(&seed, ""),
+      OPT_THREADS(&threads),
+      OPT_FORMAT(&format),
+      OPT_QUIET(&quiet),
   };
   cli_command cmd = {"A t-SNE map of the most frequent words, each drawn as its word.",
                      "embr w2v map VECTORS -o words.svg [--top 1000] [--perplexity 15]",

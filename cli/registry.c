@@ -8,6 +8,7 @@
 #include <string.h>
 
 static char current[64];
+static const cli_entry *running; /* the entry `current` names */
 
 const char *cli_name(void) { return current; }
 
@@ -19,18 +20,30 @@ static const cli_entry *find_child(const cli_entry *e, const char *name) {
   return NULL;
 }
 
-static void group_help(const cli_entry *e) {
+static void list_children(const cli_entry *e) {
   int w = 0;
   for (int i = 0; i < e->nchildren; i++)
     if ((int)strlen(e->children[i].name) > w) w = (int)strlen(e->children[i].name);
-  printf("usage: embr %s <subcommand> [options]\n\n", current);
-  if (e->about) printf("%s\n\n", e->about);
+  printf("subcommands:\n");
   for (int i = 0; i < e->nchildren; i++) printf("  %-*s  %s\n", w, e->children[i].name, e->children[i].summary);
   printf("\n'embr %s <subcommand> --help' lists its flags and defaults.\n", current);
 }
 
+void cli_print_subcommands(void) {
+  if (!running || !running->nchildren) return;
+  printf("\n");
+  list_children(running);
+}
+
+static void group_help(const cli_entry *e) {
+  printf("usage: embr %s <subcommand> [options]\n\n", current);
+  if (e->about) printf("%s\n\n", e->about);
+  list_children(e);
+}
+
 /* argv[0] is e's name, already in `current`. */
 static int dispatch(const cli_entry *e, int argc, char **argv) {
+  running = e;
   const cli_entry *c = argc >= 2 ? find_child(e, argv[1]) : NULL;
   if (c) {
     size_t len = strlen(current);
