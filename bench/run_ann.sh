@@ -34,7 +34,7 @@ dataset() { # name nb dim metric extra-synth-flags
   shift 4
   if [ ! -s "$DATA/$name.base.fvecs" ]; then
     "$EMBR" synth -n "$nb" --dim "$dim" --clusters 1000 --seed 7 "$@" -o "$DATA/$name.base.fvecs" --queries "$NQ" --query-out "$DATA/$name.query.fvecs"
-    "$EMBR" search -b "$DATA/$name.base.fvecs" -q "$DATA/$name.query.fvecs" -k 100 --metric "$metric" --out-ids "$DATA/$name.truth.ivecs" --quiet
+    "$EMBR" search --base "$DATA/$name.base.fvecs" --query "$DATA/$name.query.fvecs" -k 100 --metric "$metric" --out-ids "$DATA/$name.truth.ivecs" --quiet
   fi
 }
 peak() { awk '/Maximum resident set size/ {printf "%.0f", $NF/1024}' "$1"; }
@@ -45,7 +45,7 @@ embr_run() { # name metric kind spec knob sweep
   /usr/bin/time -v "$EMBR" index build --spec "$spec" --metric "$metric" -i "$DATA/$name.base.fvecs" -o "$idx" --threads 2 --quiet 2>"$R/time"
   echo "{\"data\":\"$name\",\"tool\":\"embr\",\"kind\":\"$kind\",\"build_s\":$(wall "$R/time"),\"peak_mb\":$(peak "$R/time")}" >>"$R/results.jsonl"
   for th in 1 2; do
-    "$EMBR" index search "$idx" -q "$DATA/$name.query.fvecs" -k 10 --$knob "$sweep" --truth "$DATA/$name.truth.ivecs" --threads $th --repeat 3 --json |
+    "$EMBR" index search "$idx" --query "$DATA/$name.query.fvecs" -k 10 --$knob "$sweep" --truth "$DATA/$name.truth.ivecs" --threads $th --repeat 3 --json |
       $PY -c 'import json,sys; [print(json.dumps(dict(r, data=sys.argv[1], tool="embr", kind=sys.argv[2], threads=int(sys.argv[3]), param=sys.argv[4], value=r[sys.argv[4]]))) for r in json.load(sys.stdin)]' "$name" "$kind" $th "$knob" >>"$R/results.jsonl"
   done
 }

@@ -89,7 +89,11 @@ static int coll_create(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_metric m;
   if (embr_metric_parse(metric_name, &m)) return cli_usage_error("%s", embr_last_error());
-  int rc = embr_collection_create(NULL, pos[0], dim, m, spec);
+  embr_index *probe = NULL; /* a bad --index is a usage error (exit 2) */
+  int rc = embr_index_create(&probe, spec, dim, m);
+  embr_index_free(probe);
+  if (rc) return rc == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(rc);
+  rc = embr_collection_create(NULL, pos[0], dim, m, spec);
   if (rc) return cli_fail(rc);
   return EXIT_OK;
 }

@@ -60,7 +60,7 @@ static int index_build(int argc, char **argv) {
   if (s) {
     free(ids);
     embr_matrix_free(&x);
-    return cli_fail(s);
+    return s == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(s); /* a bad --spec */
   }
   embr_index_set_threads(ix, (int)threads);
   cli_bar bar;

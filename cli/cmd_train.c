@@ -44,19 +44,22 @@ static void apply_margins(const train_opts *o, cli_opt *opts, int nopts, embr_tr
 }
 
 static int run_training(const train_opts *o, embr_train_params *tp) {
-  embr_dataset *ds = NULL;
-  int64_t *subset = NULL, n = 0;
-  int rc = cli_open_dataset(o->data, &ds);
-  if (!rc) rc = cli_select(ds, o->classes, o->per_class, &subset, &n);
-  if (rc) {
-    embr_dataset_free(ds);
-    return rc;
-  }
+  /* The model first: it is made from flags alone, so a bad --arch is a usage error (exit 2). */
   embr_model_params mp = embr_model_params_default();
   mp.arch = o->arch, mp.width = (int)o->width, mp.embedding_dim = (int)o->dim;
   mp.input.channels = (int)o->channels, mp.input.height = mp.input.width = (int)o->side;
   embr_model *m = NULL;
   int st = embr_model_create(&mp, (uint64_t)o->seed, &m);
+  if (st) return st == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(st);
+  embr_dataset *ds = NULL;
+  int64_t *subset = NULL, n = 0;
+  int rc = cli_open_dataset(o->data, &ds);
+  if (!rc) rc = cli_select(ds, o->classes, o->per_class, &subset, &n);
+  if (rc) {
+    embr_model_free(m);
+    embr_dataset_free(ds);
+    return rc;
+  }
   cli_bar bar;
   cli_bar_init(&bar, "train", o->quiet);
   embr_progress pr = cli_bar_progress(&bar);

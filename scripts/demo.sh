@@ -63,7 +63,7 @@ done
 step "An HNSW index over the same vectors: recall and speed against the exact answer"
 run index build --spec hnsw:M=16,efc=100 --metric l2 -i "$OUT/base.fvecs" -o "$OUT/base.idx" --quiet
 run index info "$OUT/base.idx"
-run index search "$OUT/base.idx" -q "$OUT/queries.fvecs" -k 10 --ef 10,20,40,80 --truth "$OUT/l2.ivecs"
+run index search "$OUT/base.idx" --query "$OUT/queries.fvecs" -k 10 --ef 10,20,40,80 --truth "$OUT/l2.ivecs"
 
 step "A map (t-SNE) of 5,000 vectors from 12 clusters, coloured by cluster"
 run synth -n 5000 --dim 96 --clusters 12 --seed 3 -o "$OUT/five.csv" --labels-out "$OUT/five.labels"
@@ -76,7 +76,7 @@ run collection create "$OUT/shop" --dim 96 --metric cosine --index hnsw:M=16,efc
 awk -v n=5000 'BEGIN { for (i = 0; i < n; i++) printf "item-%04d\n", i }' >"$OUT/five.ids"
 awk -v n=5000 'BEGIN { split("red green blue", c, " "); for (i = 0; i < n; i++) printf "{\"colour\": \"%s\", \"price\": %d}\n", c[i % 3 + 1], (i * 37) % 100 }' >"$OUT/five.jsonl"
 run collection add "$OUT/shop" -i "$OUT/five.csv" --ids "$OUT/five.ids" --metadata "$OUT/five.jsonl"
-run collection search "$OUT/shop" -q "$OUT/three.csv" -k 3 --filter 'colour = "blue" and price < 50' --with-metadata
+run collection search "$OUT/shop" --query "$OUT/three.csv" -k 3 --filter 'colour = "blue" and price < 50' --with-metadata
 run collection get "$OUT/shop" item-0042
 run collection info "$OUT/shop"
 
@@ -117,7 +117,7 @@ awk -v id="$LAST" '$0 == id { print NR }' "$OUT/faces.ids" >"$OUT/row"
 echo "who looks like $LAST? (its own photo comes first)"
 "$EMBR" convert "$OUT/faces.npy" "$OUT/faces.csv"
 sed -n "$(cat "$OUT/row")p" "$OUT/faces.csv" >"$OUT/query.csv"
-run collection search "$OUT/people" -q "$OUT/query.csv" -k 5
+run collection search "$OUT/people" --query "$OUT/query.csv" -k 5
 
 step "Formats: the same vectors as NumPy .npy; JSON output for programs"
 run convert "$OUT/base.fvecs" "$OUT/base.npy"

@@ -4,26 +4,7 @@
 # Usage: test_cli.sh path/to/embr
 set -u
 EMBR=${1:?usage: test_cli.sh path/to/embr}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-pass() { :; }
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# expect CODE PATTERN -- command...: exit code must be CODE and stderr must match PATTERN
-expect() {
-  local code=$1 pat=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$code" ]; then
-    fail "$* : exit $got, expected $code; stderr: $(head -c 300 "$T/err")"
-  elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/err"; then
-    fail "$* : stderr does not match /$pat/: $(head -c 300 "$T/err")"
-  elif [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" -gt 2 ]; then
-    fail "$* : error message longer than one line (+hint): $(cat "$T/err")"
-  fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- help -----------------------------------------------------------------------------------
 expect 0 "" -- "$EMBR" --help
@@ -70,8 +51,48 @@ expect 0 "" -- "$EMBR" info "$T/base.npy"
 grep -q "4 rows x 2 dims" "$T/out" || fail "info: $(cat "$T/out")"
 expect 2 "output format" -- "$EMBR" convert "$T/base.csv" "$T/base.unknownext"
 
+# ---- groups of sub-commands (one registry: same help and messages for every group) -------------------
+for g in index collection w2v eval; do
+  expect 0 "" -- "$EMBR" "$g" --help
+  grep -q "^subcommands:" "$T/out" || fail "embr $g --help lists no subcommands: $(head -3 "$T/out")"
+  expect 2 "^embr $g: unknown subcommand 'frob'" -- "$EMBR" "$g" frob
+  grep -q "^Try 'embr $g --help'" "$T/err" || fail "embr $g frob: no hint: $(cat "$T/err")"
+  expect 2 "^embr $g: missing subcommand \(" -- "$EMBR" "$g"
+  [ -s "$T/out" ] && fail "embr $g without a subcommand printed on stdout"
+done
+expect 0 "" -- "$EMBR" help index
+grep -q "^  build " "$T/out" || fail "embr help index: $(cat "$T/out")"
+# tsne runs itself and has sub-commands: its help ends with their list
+expect 0 "" -- "$EMBR" tsne --help
+grep -qE "^  transform +" "$T/out" && grep -qE "^  eval +" "$T/out" || fail "tsne --help does not list transform and eval"
+
+# ---- index: build, describe, search; bad enum-like values are usage errors (exit 2) ----------------
+expect 0 "" -- "$EMBR" index build --spec flat --metric l2 -i "$T/base.csv" -o "$T/flat.idx" -q
+[ -s "$T/err" ] && fail "index build -q printed: $(cat "$T/err")"
+expect 0 "" -- "$EMBR" index info "$T/flat.idx" --json
+grep -q '"dim":2,"size":4' "$T/out" || fail "index info: $(cat "$T/out")"
+expect 0 "" -- "$EMBR" index search "$T/flat.idx" --query "$T/q.csv" -k 3 -q
+[ "$(head -1 "$T/out")" = "$(printf '0\t0:1\t3:1\t1:4')" ] || fail "index search flat: $(head -1 "$T/out")"
+expect 2 "unknown index kind 'nope'" -- "$EMBR" index build --spec nope -i "$T/base.csv" -o "$T/x.idx"
+expect 2 "no parameter" -- "$EMBR" index build --spec hnsw:Q=3 -i "$T/base.csv" -o "$T/x.idx"
+expect 2 "m=3" -- "$EMBR" index build -s ivfpq:m=3 -i "$T/base.csv" -o "$T/x.idx"
+expect 2 "unknown metric" -- "$EMBR" index build --metric l3 -i "$T/base.csv" -o "$T/x.idx"
+expect 2 "unknown metric" -- "$EMBR" tsne --metric l3 -i "$T/base.csv" -o "$T/x.tsv"
+[ -e "$T/x.idx" ] && fail "a refused index build left a file"
+expect 1 "nope.csv" -- "$EMBR" index build --spec flat -i "$T/nope.csv" -o "$T/x.idx"
+
+# ---- short flags: one meaning each (the table in cli/args.h) -----------------------------------------
+# -q is --quiet everywhere (no longer --query), -t --threads (no longer recall's --truth), -b --batch.
+expect 2 "unexpected argument" -- "$EMBR" search --base "$T/base.csv" -q "$T/q.csv"
+expect 2 "unknown option '-t'" -- "$EMBR" recall -t "$T/ids.ivecs" --ids "$T/ids.ivecs"
+expect 0 "" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k 1 -t 1 -q
+[ -s "$T/err" ] && fail "search -q printed on stderr: $(cat "$T/err")"
+[ "$(head -1 "$T/out")" = "$(printf '0\t0:1')" ] || fail "search -t 1 -q: $(head -1 "$T/out")"
+expect 0 "" -- "$EMBR" synth -n 10 --dim 3 --output "$T/syn.csv"
+[ "$(wc -l <"$T/syn.csv")" = 10 ] || fail "synth --output (alias of --out) wrote $(wc -l <"$T/syn.csv") rows"
+
 # ---- outputs, recall ---------------------------------------------------------------------------
-expect 0 "" -- "$EMBR" search -b "$T/base.fvecs" -q "$T/q.csv" -k 2 --out-ids "$T/ids.ivecs" --out-dist "$T/d.fvecs" --quiet
+expect 0 "" -- "$EMBR" search --base "$T/base.fvecs" --query "$T/q.csv" -k 2 --out-ids "$T/ids.ivecs" --out-dist "$T/d.fvecs" --quiet
 [ -s "$T/ids.ivecs" ] && [ -s "$T/d.fvecs" ] || fail "outputs not written"
 expect 0 "" -- "$EMBR" recall --truth "$T/ids.ivecs" --ids "$T/ids.ivecs" -k 2
 grep -q "recall@2 = 1.0000" "$T/out" || fail "self recall: $(cat "$T/out")"
@@ -85,39 +106,35 @@ cmp -s "$T/s1.csv" "$T/s2.csv" || fail "synth: same seed, different threads gave
 grep -qv '^cluster [0-2]$' "$T/s1.labels" && fail "synth --labels-out: unexpected line $(grep -v '^cluster [0-2]$' "$T/s1.labels" | head -1)"
 
 # ---- malformed input: message names the file, exit 1, no output file ------------------------------
-expect 1 "nope.fvecs" -- "$EMBR" search -b "$T/nope.fvecs" -q "$T/q.csv" --out-ids "$T/x.ivecs"
-expect 1 "directory" -- "$EMBR" search -b "$T" -q "$T/q.csv" --format fvecs
+expect 1 "nope.fvecs" -- "$EMBR" search --base "$T/nope.fvecs" --query "$T/q.csv" --out-ids "$T/x.ivecs"
+expect 1 "directory" -- "$EMBR" search --base "$T" --query "$T/q.csv" --format fvecs
 : >"$T/empty.fvecs"
-expect 1 "empty.fvecs" -- "$EMBR" search -b "$T/empty.fvecs" -q "$T/q.csv"
+expect 1 "empty.fvecs" -- "$EMBR" search --base "$T/empty.fvecs" --query "$T/q.csv"
 head -c 13 "$T/base.fvecs" >"$T/trunc.fvecs"
-expect 1 "trunc.fvecs" -- "$EMBR" search -b "$T/trunc.fvecs" -q "$T/q.csv" --out-ids "$T/x.ivecs"
+expect 1 "trunc.fvecs" -- "$EMBR" search --base "$T/trunc.fvecs" --query "$T/q.csv" --out-ids "$T/x.ivecs"
 printf 'NOTNUMPY' >"$T/bad.npy"
-expect 1 "bad.npy" -- "$EMBR" search -b "$T/bad.npy" -q "$T/q.csv"
+expect 1 "bad.npy" -- "$EMBR" search --base "$T/bad.npy" --query "$T/q.csv"
 printf '1,2,3\n' >"$T/q3.csv"
-expect 1 "dimension" -- "$EMBR" search -b "$T/base.csv" -q "$T/q3.csv" --out-ids "$T/x.ivecs"
+expect 1 "dimension" -- "$EMBR" search --base "$T/base.csv" --query "$T/q3.csv" --out-ids "$T/x.ivecs"
 printf '1,nan\n' >"$T/nan.csv"
-expect 1 "nan.csv" -- "$EMBR" search -b "$T/base.csv" -q "$T/nan.csv"
+expect 1 "nan.csv" -- "$EMBR" search --base "$T/base.csv" --query "$T/nan.csv"
 printf '1,inf\n' >"$T/inf.csv"
-expect 1 "inf.csv" -- "$EMBR" search -b "$T/base.csv" -q "$T/inf.csv"
+expect 1 "inf.csv" -- "$EMBR" search --base "$T/base.csv" --query "$T/inf.csv"
 [ -e "$T/x.ivecs" ] && fail "an output file was created by a failed search"
 # an existing output survives a failed run unchanged
 cp "$T/ids.ivecs" "$T/keep.ivecs"
-expect 1 "" -- "$EMBR" search -b "$T/base.csv" -q "$T/q3.csv" --out-ids "$T/keep.ivecs"
+expect 1 "" -- "$EMBR" search --base "$T/base.csv" --query "$T/q3.csv" --out-ids "$T/keep.ivecs"
 cmp -s "$T/ids.ivecs" "$T/keep.ivecs" || fail "a failed search changed an existing output"
 
 # ---- bad flags: exit 2 ----------------------------------------------------------------------------
-expect 2 "-k" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" -k 0
-expect 2 "-k" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" -k -3
-expect 2 "integer" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" -k ten
-expect 2 "metric" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --metric l3
-expect 2 "unknown option" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --frob
-expect 2 "required" -- "$EMBR" search -b "$T/base.csv"
-expect 2 "format" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --format xyz
-expect 2 "needs a value" -- "$EMBR" search -b "$T/base.csv" -q
+expect 2 "-k" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k 0
+expect 2 "-k" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k -3
+expect 2 "integer" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k ten
+expect 2 "metric" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" --metric l3
+expect 2 "unknown option" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" --frob
+expect 2 "required" -- "$EMBR" search --base "$T/base.csv"
+expect 2 "format" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" --format xyz
+expect 2 "needs a value" -- "$EMBR" search --base "$T/base.csv" --query
 expect 1 "columns" -- "$EMBR" recall --truth "$T/ids.ivecs" --ids "$T/ids.ivecs" -k 5
 
-if [ "$fails" -ne 0 ]; then
-  echo "$fails CLI check(s) failed" >&2
-  exit 1
-fi
-echo "all CLI checks passed"
+finish

@@ -4,25 +4,7 @@
 # Usage: test_cli_collection.sh path/to/embr
 set -u
 EMBR=${1:?usage: test_cli_collection.sh path/to/embr}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# expect CODE PATTERN -- command...: exit code must be CODE and stderr must match PATTERN
-expect() {
-  local code=$1 pat=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$code" ]; then
-    fail "$* : exit $got, expected $code; stderr: $(head -c 300 "$T/err")"
-  elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/err"; then
-    fail "$* : stderr does not match /$pat/: $(head -c 300 "$T/err")"
-  elif [ "$code" != 0 ] && [ "$(wc -l <"$T/err")" -gt 2 ]; then
-    fail "$* : error message longer than one line (+hint): $(cat "$T/err")"
-  fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 C="$T/coll"
 # ---- help ---------------------------------------------------------------------------------------
@@ -40,6 +22,10 @@ expect 2 "unknown subcommand" -- "$EMBR" collection frobnicate
 expect 2 "missing required option --dim" -- "$EMBR" collection create "$C"
 
 # ---- create, add (stdin, generated ids), get ------------------------------------------------------
+expect 2 "unknown index kind 'nope'" -- "$EMBR" collection create "$C" --dim 2 --index nope
+expect 2 "no parameter" -- "$EMBR" collection create "$C" -d 2 -s hnsw:Q=3
+expect 2 "unknown metric" -- "$EMBR" collection create "$C" --dim 2 --metric l3
+[ -e "$C" ] && fail "a refused collection create left $C"
 expect 0 "" -- "$EMBR" collection create "$C" --dim 2 --index flat
 expect 1 "already holds a collection" -- "$EMBR" collection create "$C" --dim 2
 printf '1,0\n0,2\n3,4\n' | "$EMBR" collection add "$C" -i - --format csv --quiet || fail "add from stdin"
@@ -71,13 +57,13 @@ grep -q '"count":7' "$T/out" || fail "count after refused adds: $(cat "$T/out")"
 
 # ---- search -----------------------------------------------------------------------------------------
 printf '0,0\n' >"$T/q.csv"
-expect 0 "" -- "$EMBR" collection search "$C" -q "$T/q.csv" -k 3 --quiet
+expect 0 "" -- "$EMBR" collection search "$C" --query "$T/q.csv" -k 3 --quiet
 [ "$(head -1 "$T/out")" = "$(printf '0\t1\tc\t0')" ] || fail "search first hit: $(head -1 "$T/out")"
-expect 0 "" -- "$EMBR" collection search "$C" -q "$T/q.csv" -k 5 --filter 'genre = "jazz" or year > 2000' --with-metadata --quiet
+expect 0 "" -- "$EMBR" collection search "$C" --query "$T/q.csv" -k 5 --filter 'genre = "jazz" or year > 2000' --with-metadata --quiet
 [ "$(wc -l <"$T/out")" = 2 ] || fail "filtered search: $(cat "$T/out")"
 expect 0 "" -- "$EMBR" collection search "$C" --query-id a -k 1 --json --quiet
 grep -q '"ids":\["a"\],"distances":\[0\]' "$T/out" || fail "search --query-id --json: $(cat "$T/out")"
-expect 2 "column 7: expected a value" -- "$EMBR" collection search "$C" -q "$T/q.csv" --filter 'year >'
+expect 2 "column 7: expected a value" -- "$EMBR" collection search "$C" --query "$T/q.csv" --filter 'year >'
 expect 2 "exactly one of" -- "$EMBR" collection search "$C" -k 1
 
 # ---- delete, compact, errors on non-collections ------------------------------------------------------
@@ -90,8 +76,4 @@ grep -q "deletes logged: *0" "$T/out" || fail "compact kept the delete log: $(ca
 expect 1 "not an embr collection" -- "$EMBR" collection info "$T"
 expect 1 "No such file" -- "$EMBR" collection info "$T/nope"
 
-if [ "$fails" -ne 0 ]; then
-  echo "$fails failure(s)" >&2
-  exit 1
-fi
-echo "collection CLI: all checks passed"
+finish

@@ -88,6 +88,8 @@ head -c 2000 "$T/m.safetensors" >"$T/trunc.safetensors"
 expect 1 "" -- "$EMBR" eval verify --model "$T/trunc.safetensors" --data "$D"
 [ -e "$T/x.npy" ] && fail "a failed embed left its output"
 # Flags.
+expect 2 "unknown architecture 'nope'" -- "$EMBR" train --data "$T/nowhere" -o "$T/x.safetensors" --arch nope
+expect 2 "optimizer" -- "$EMBR" train --data "$D" -o "$T/x.safetensors" --optimizer nope
 expect 2 "objective" -- "$EMBR" train --data "$D" -o "$T/x.safetensors" --objective nope
 expect 2 "" -- "$EMBR" train --data "$D" -o "$T/x.safetensors" --batch 1
 expect 2 "" -- "$EMBR" eval verify --model "$T/m.safetensors" --data "$D" --classes 3:1

@@ -8,23 +8,7 @@
 set -u
 EMBR=${1:?usage: test_plot_html.sh path/to/embr path/to/test_plot}
 CHECK=${2:?usage: test_plot_html.sh path/to/embr path/to/test_plot}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# expect CODE PATTERN -- command...: exit code must be CODE and stderr must match PATTERN
-expect() {
-  local code=$1 pat=$2
-  shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$code" ]; then
-    fail "$* : exit $got, expected $code; stderr: $(head -c 300 "$T/err")"
-  elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/err"; then
-    fail "$* : stderr does not match /$pat/: $(head -c 300 "$T/err")"
-  fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # Two clusters as a t-SNE style TSV map: x, y, label. "left" at x ~ -10, "right" at x ~ +10; the
 # labels sort as left < right, so left gets the first palette colour.
@@ -102,5 +86,4 @@ else
   "$CHECK" --check-screenshot "$T/shot.png" 0 1359 || fail "screenshot check"
 fi
 
-[ "$fails" -eq 0 ] || { echo "$fails failure(s)" >&2; exit 1; }
-echo "plot_html: all checks passed"
+finish

@@ -12,10 +12,7 @@ if ! "$PY" -c 'import gensim, numpy' >/dev/null 2>&1; then
   echo "skipped: $PY cannot import gensim" >&2
   exit 77
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$(dirname "$0")/cli_lib.sh"
 run() { # a command that must succeed
   "$@" >"$T/out" 2>"$T/err" || fail "$*: exit $?: $(head -c 300 "$T/err")"
 }
@@ -159,8 +156,4 @@ for b in bad:
 sys.exit(1 if bad else 0)
 EOF
 
-if [ "$fails" -ne 0 ]; then
-  echo "$fails gensim check(s) failed" >&2
-  exit 1
-fi
-echo "all gensim interoperability checks passed"
+finish
