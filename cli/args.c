@@ -8,14 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void report(const char *fmt, va_list ap) {
+  fprintf(stderr, "embr %s: ", cli_name());
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
 int cli_usage_error(const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "embr %s: ", cli_name());
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  report(fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\nTry 'embr %s --help'.\n", cli_name());
+  fprintf(stderr, "Try 'embr %s --help'.\n", cli_name());
   return CLI_USAGE;
+}
+
+int cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  report(fmt, ap);
+  va_end(ap);
+  return 1; /* EXIT_ERR */
 }
 
 static cli_opt *find_opt(cli_command *cmd, const char *name, size_t len) {

@@ -46,8 +46,10 @@ enum { CLI_OK = 0, CLI_HELP = 1, CLI_USAGE = 2 };
  * or CLI_USAGE (message printed to stderr). */
 int cli_parse(cli_command *cmd, int argc, char **argv);
 void cli_print_help(const cli_command *cmd);
-/* Prints "embr CMD: message" and a hint to stderr; returns CLI_USAGE (exit code 2). */
+/* Print "embr CMD: message" (CMD: cli_name()) to stderr. cli_usage_error adds a hint and returns
+ * CLI_USAGE (exit code 2); cli_error returns 1 (bad input found by the command itself). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parses, or returns from the calling command: exit 0 after --help, 2 after a usage error. */
 #define CLI_PARSE_OR_RETURN(cmd, argc, argv)                  \

@@ -191,8 +191,7 @@ static int tsne_run(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_tsne_params p;
   cli_bar bar;
-  int prc = to_params(&o, &p, &bar);
-  if (prc) return prc;
+  if (to_params(&o, &p, &bar)) return EXIT_USAGE;
   if (precomputed && strcmp(precomputed, "dense") && strcmp(precomputed, "sparse"))
     return cli_usage_error("--precomputed takes dense or sparse");
   if (plot && embr_plot_format_from_path(plot) == EMBR_PLOT_AUTO)
@@ -261,8 +260,7 @@ static int tsne_transform(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_tsne_params p;
   cli_bar bar;
-  int prc = to_params(&o, &p, &bar);
-  if (prc) return prc;
+  if (to_params(&o, &p, &bar)) return EXIT_USAGE;
   if (cli_check_output(out)) return EXIT_ERR;
   embr_matrix rx = EMBR_MATRIX_INIT, ry = EMBR_MATRIX_INIT, nx = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(ref, o.format, &rx);
@@ -381,8 +379,7 @@ static int tsne_eval(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_tsne_params p;
   cli_bar bar;
-  int prc = to_params(&o, &p, &bar);
-  if (prc) return prc;
+  if (to_params(&o, &p, &bar)) return EXIT_USAGE;
   embr_matrix x = EMBR_MATRIX_INIT, y = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(in, o.format, &x);
   char **map_labels = NULL;

@@ -10,11 +10,8 @@
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
-/* Messages name the running command (cli_name()): "embr index build: ...". */
 /* Prints "embr CMD: <embr_last_error() or strerror(status)>" and returns EXIT_ERR. */
 int cli_fail(int status);
-/* Prints "embr CMD: <message>" and returns EXIT_ERR (bad input found by the command itself). */
-int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Progress display: a bar on a TTY, a plain line every few seconds otherwise, nothing when quiet. */
 typedef struct cli_bar {

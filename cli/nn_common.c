@@ -30,14 +30,10 @@ static int parse_range(const char *s, int64_t *a, int64_t *b) {
 int cli_select(const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
                int64_t *n) {
   int64_t c0 = 0, c1 = -1, i0 = 0, i1 = -1, total = embr_dataset_size(ds);
-  if (classes && parse_range(classes, &c0, &c1)) {
-    fprintf(stderr, "embr %s: --classes wants A:B (class indices, end excluded), got '%s'\n", cli_name(), classes);
-    return EXIT_USAGE;
-  }
-  if (per_class && parse_range(per_class, &i0, &i1)) {
-    fprintf(stderr, "embr %s: --per-class wants A:B (image indices within a class), got '%s'\n", cli_name(), per_class);
-    return EXIT_USAGE;
-  }
+  if (classes && parse_range(classes, &c0, &c1))
+    return cli_usage_error("--classes wants A:B (class indices, end excluded), got '%s'", classes);
+  if (per_class && parse_range(per_class, &i0, &i1))
+    return cli_usage_error("--per-class wants A:B (image indices within a class), got '%s'", per_class);
   int nc = embr_dataset_classes(ds);
   int64_t *seen = calloc((size_t)nc + 1, sizeof(int64_t));
   *subset = malloc(sizeof(int64_t) * (size_t)(total ? total : 1));

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,44 +11,27 @@
 
 int cli_fail(int status) {
   const char *msg = embr_last_error();
-  fprintf(stderr, "embr %s: %s\n", cli_name(), *msg ? msg : embr_strerror(status));
-  return EXIT_ERR;
-}
-
-int cli_error(const char *fmt, ...) {
-  va_list ap;
-  fprintf(stderr, "embr %s: ", cli_name());
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  return EXIT_ERR;
+  return cli_error("%s", *msg ? msg : embr_strerror(status));
 }
 
 int cli_read_matrix(const char *path, const char *format, embr_matrix *m) {
   embr_format f = EMBR_FORMAT_AUTO;
-  if (format && embr_format_parse(format, &f) != 0) {
-    fprintf(stderr, "embr %s: %s\n", cli_name(), embr_last_error());
-    return EXIT_USAGE;
-  }
+  if (format && embr_format_parse(format, &f) != 0) return cli_usage_error("%s", embr_last_error());
   int rc = embr_matrix_read(path, f, m);
   return rc ? cli_fail(rc) : EXIT_OK;
 }
 
 int cli_check_output(const char *path) {
   struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    return cli_error("%s: is a directory, expected a file name", path);
-  }
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return cli_error("%s: is a directory, expected a file name", path);
   char *copy = strdup(path);
   if (!copy) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   const char *dir = dirname(copy);
   int rc = EXIT_OK;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
     rc = cli_error("%s: directory '%s' does not exist", path, dir);
-  } else if (access(dir, W_OK) != 0) {
+  else if (access(dir, W_OK) != 0)
     rc = cli_error("%s: cannot write in '%s': %s", path, dir, strerror(errno));
-  }
   free(copy);
   return rc;
 }
