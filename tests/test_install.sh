@@ -11,11 +11,7 @@ build=$2
 for tool in pkg-config make cmake; do
   command -v "$tool" >/dev/null || { echo "skipped: $tool not installed"; exit 77; }
 done
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-export LC_ALL=C
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+. "$(dirname "$0")/cli_lib.sh"
 
 # The build's own compiler and sanitizer flags: an ASan build's library needs the runtime linked.
 cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
@@ -134,8 +130,4 @@ else
   fail "make install DESTDIR= failed: $(tail -n 5 "$T/log")"
 fi
 
-if [ "$fails" -gt 0 ]; then
-  echo "$fails check(s) failed" >&2
-  exit 1
-fi
-echo "all checks passed"
+finish
