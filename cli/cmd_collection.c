@@ -11,8 +11,17 @@ static int open_collection(const char *dir, int flags, embr_collection **c) {
   return rc ? cli_fail(rc) : EXIT_OK;
 }
 
+/* EMBR_ECHECKPOINT: the change is committed and durable, only the index checkpoint is missing.
+ * Reporting that as a failure would make the user retry an add that succeeded (and be told its
+ * ids exist): it is a warning, and the command succeeds (docs/collections.md, "Exit status"). */
+static int checkpoint_warning(void) {
+  fprintf(stderr, "embr %s: warning: %s\n", cli_name(), embr_last_error());
+  return EXIT_OK;
+}
+
 static int close_collection(embr_collection *c, int rc) {
   int s = embr_collection_close(c);
+  if (s == EMBR_ECHECKPOINT && !rc) return checkpoint_warning();
   if (s && !rc) return cli_fail(s);
   return rc;
 }
@@ -155,7 +164,26 @@ static int load_add_input(const char *in, const char *format, const char *ids_pa
   return EXIT_OK;
 }
 
-static int add_batches(embr_collection *c, add_input *a, int64_t batch, int quiet) {
+/* The files a batch came from, for messages: the library names items by their place in the call,
+ * which the user can only find again knowing the files and the batch's first row. */
+typedef struct add_files {
+  const char *in, *ids, *meta;
+} add_files;
+
+static int add_failed(int rc, const add_files *f, int64_t from, int64_t n) {
+  char where[160] = "";
+  if (f->ids || f->meta)
+    snprintf(where, sizeof where, " (ids %s, metadata %s)", f->ids ? f->ids : "generated", f->meta ? f->meta : "none");
+  const char *msg = embr_last_error();
+  if (from)
+    return embr_error(rc, "%s%s: the batch of rows %lld..%lld failed, item 0 = row %lld: %s (the %lld rows before it, in "
+                          "earlier batches, were committed; none from row %lld on)",
+                      f->in, where, (long long)from, (long long)(from + n - 1), (long long)from, msg, (long long)from,
+                      (long long)from);
+  return embr_error(rc, "%s%s: %s (nothing was added)", f->in, where, msg);
+}
+
+static int add_batches(embr_collection *c, add_input *a, const add_files *f, int64_t batch, int quiet) {
   const char *const *ids = (const char *const *)(a->ids.line ? a->ids.line : a->gen_ids);
   const char *const *meta = (const char *const *)a->meta.line;
   int64_t step = batch > 0 ? batch : a->x.n, done = 0;
@@ -163,11 +191,7 @@ static int add_batches(embr_collection *c, add_input *a, int64_t batch, int quie
   while (done < a->x.n) {
     int64_t n = a->x.n - done < step ? a->x.n - done : step;
     int rc = embr_collection_add(c, n, a->x.data + done * a->x.ld, a->x.dim, a->x.ld, ids + done, meta ? meta + done : NULL);
-    if (rc) {
-      if (done) fprintf(stderr, "embr %s: %lld items were added before the batch starting at item %lld failed\n", cli_name(),
-                        (long long)done, (long long)done);
-      return cli_fail(rc);
-    }
+    if (rc) return cli_fail(add_failed(rc, f, done, n)); /* one line, with what was committed */
     done += n;
   }
   if (!quiet) fprintf(stderr, "added %lld items in %.3f s\n", (long long)done, embr_now() - t0);
@@ -190,7 +214,9 @@ static int coll_add(int argc, char **argv) {
                      "embr collection add DIR -i vectors.npy [--ids ids.txt] [--metadata meta.jsonl] [--batch N]",
                      "Each batch is one transaction: all of it is stored, or (on any error: wrong dimension,\n"
                      "NaN, an id given twice or already present, metadata that is not a JSON object)\n"
-                     "none of it. The command returns once the data is durable on disk.",
+                     "none of it. The command returns once the data is durable on disk. Should only the\n"
+                     "index checkpoint fail to save (full disk), the data is still committed: a warning\n"
+                     "says so and the exit status is 0 (the index is rebuilt at the next open).",
                      opts, CLI_NOPTS(opts), 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   add_input a;
@@ -199,7 +225,8 @@ static int coll_add(int argc, char **argv) {
   int rc = load_add_input(in, format, ids_path, meta_path, &a);
   if (!rc) rc = open_collection(pos[0], EMBR_COLLECTION_RDWR, &c);
   if (!rc && !ids_path) rc = generate_ids(c, &a);
-  if (!rc) rc = add_batches(c, &a, batch, quiet);
+  add_files files = {in, ids_path, meta_path};
+  if (!rc) rc = add_batches(c, &a, &files, batch, quiet);
   rc = c ? close_collection(c, rc) : rc;
   add_input_free(&a);
   return rc;
@@ -212,7 +239,9 @@ static int coll_delete(int argc, char **argv) {
   const char **pos = malloc(sizeof(char *) * (size_t)(argc > 1 ? argc : 1));
   cli_opt opts[] = {OPT_STR("--ids", NULL, &ids_path, "FILE", "ids to delete, one per line", "the ID arguments")};
   cli_command cmd = {"Delete items by id (ids not present are skipped).",
-                     "embr collection delete DIR ID... | embr collection delete DIR --ids FILE", NULL, opts, CLI_NOPTS(opts),
+                     "embr collection delete DIR ID... | embr collection delete DIR --ids FILE",
+                     "Should only the index checkpoint fail to save (full disk), the deletes are still\n"
+                     "committed: a warning says so and the exit status is 0.", opts, CLI_NOPTS(opts),
                      1, argc > 1 ? argc : 1, pos, 0};
   if (!pos) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   int prc = cli_parse(&cmd, argc, argv);
@@ -434,7 +463,10 @@ static int coll_info(int argc, char **argv) {
 static int coll_compact(int argc, char **argv) {
   const char *pos[1];
   cli_command cmd = {"Rebuild the index from the database (dropping deleted slots) and VACUUM it.",
-                     "embr collection compact DIR", NULL, NULL, 0, 1, 1, pos, 0};
+                     "embr collection compact DIR",
+                     "Should the new index checkpoint fail to save (full disk), nothing is lost: a warning\n"
+                     "says so, the delete log is kept, the exit status is 0; run compact again later.",
+                     NULL, 0, 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_collection *c;
   int rc = open_collection(pos[0], EMBR_COLLECTION_RDWR, &c);
@@ -442,6 +474,11 @@ static int coll_compact(int argc, char **argv) {
   embr_collection_stats before, after;
   int s = embr_collection_info(c, &before);
   if (!s) s = embr_collection_compact(c);
+  if (s == EMBR_ECHECKPOINT) {
+    checkpoint_warning();
+    embr_collection_close(c); /* would only fail the same way again */
+    return EXIT_OK;
+  }
   if (!s) s = embr_collection_info(c, &after);
   if (s) rc = cli_fail(s);
   else

@@ -30,8 +30,11 @@ static int cmd_convert(int argc, char **argv) {
   if (out_fmt == EMBR_FORMAT_AUTO) out_fmt = embr_format_from_extension(pos[1]);
   if (out_fmt == EMBR_FORMAT_AUTO)
     return cli_usage_error("%s: cannot tell the output format from the extension; use --to", pos[1]);
+  cli_file files[] = {{"OUT", pos[1], 1}, {"IN", pos[0], 0}};
+  int rc = cli_check_files(files, 2);
+  if (rc) return rc;
   embr_matrix m = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix(pos[0], from, &m);
+  rc = cli_read_matrix_any(pos[0], from, &m);
   if (!rc) {
     convert_out ctx = {&m, out_fmt};
     cli_output out = {pos[1], write_matrix, &ctx};

@@ -55,8 +55,9 @@ static int cmd_embed(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
     return cli_usage_error("cannot tell the format of '%s' from its extension", out);
-  if (cli_check_output(out) || (ids && cli_check_output(ids)) || (labels && cli_check_output(labels)))
-    return EXIT_ERR;
+  cli_file files[] = {{"--out", out, 1}, {"--ids", ids, 1}, {"--labels", labels, 1}, {"--model", model, 0}};
+  int frc = cli_check_files(files, 4);
+  if (frc) return frc;
   embr_model *m = NULL;
   int rc = embr_model_load(model, &m);
   if (rc) return cli_fail(rc);

@@ -32,7 +32,9 @@ static int index_build(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_metric m;
   if (embr_metric_parse(metric_name, &m)) return cli_usage_error("%s", embr_last_error());
-  if (cli_check_output(out)) return EXIT_ERR;
+  cli_file files[] = {{"--output", out, 1}, {"--input", in, 0}, {"--ids", ids_path, 0}};
+  int frc = cli_check_files(files, 3);
+  if (frc) return frc;
   embr_matrix x = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(in, format, &x);
   if (rc) return rc;
@@ -167,7 +169,9 @@ static int index_search(int argc, char **argv) {
   if (nef > 1 && nnp > 1) return cli_usage_error("sweep one of --ef and --nprobe at a time");
   int settings = nef > 1 ? nef : nnp > 1 ? nnp : 1;
   if (settings > 1 && (out_ids || out_dist)) return cli_usage_error("--out-ids/--out-dist need a single setting");
-  if ((out_ids && cli_check_output(out_ids)) || (out_dist && cli_check_output(out_dist))) return EXIT_ERR;
+  cli_file files[] = {{"--out-ids", out_ids, 1}, {"--out-dist", out_dist, 1}, {"INDEX", pos[0], 0}, {"--query", qpath, 0}, {"--truth", truth_path, 0}};
+  int frc = cli_check_files(files, 5);
+  if (frc) return frc;
   embr_index *ix = NULL;
   int s = embr_index_load(&ix, pos[0], use_mmap ? EMBR_LOAD_MMAP : 0);
   if (s) return cli_fail(s);

@@ -69,12 +69,6 @@ int cli_plot_write(const char *path, const float *xy, int64_t n, int ld, char *c
   return rc;
 }
 
-int cli_plot_map(const char *path, const float *xy, int64_t n, int ld,
-                 char *const *labels, char *const *texts, const char *title) {
-  int rc = cli_plot_write(path, xy, n, ld, labels, texts, title);
-  return rc ? cli_fail(rc) : EXIT_OK;
-}
-
 static int cmd_plot(int argc, char **argv) {
   const char *in_path = NULL, *out_path = NULL, *labels_path = NULL, *texts_path = NULL;
   const char *title = NULL, *format = NULL, *in_format = NULL;
@@ -115,7 +109,9 @@ static int cmd_plot(int argc, char **argv) {
   if (!format && embr_plot_format_from_path(out_path) == EMBR_PLOT_AUTO)
     return cli_usage_error("%s: cannot tell the format from the extension (.png .svg .pdf .html); use --format",
                            out_path);
-  if (cli_check_output(out_path)) return EXIT_ERR;
+  cli_file files[] = {{"--output", out_path, 1}, {"--input", in_path, 0}, {"--labels", labels_path, 0}, {"--texts", texts_path, 0}};
+  int frc = cli_check_files(files, 4);
+  if (frc) return frc;
   p.width = (int)width;
   p.height = (int)height;
   p.title = title;

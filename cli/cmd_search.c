@@ -106,8 +106,9 @@ static int cmd_search(int argc, char **argv) {
   embr_metric metric;
   if (embr_metric_parse(metric_name, &metric) != 0) return cli_usage_error("%s", embr_last_error());
 
-  if ((out_ids && cli_check_output(out_ids)) || (out_dist && cli_check_output(out_dist)))
-    return EXIT_ERR;
+  cli_file files[] = {{"--out-ids", out_ids, 1}, {"--out-dist", out_dist, 1}, {"--base", base_path, 0}, {"--query", query_path, 0}};
+  int frc = cli_check_files(files, 4);
+  if (frc) return frc;
   embr_matrix base = EMBR_MATRIX_INIT, query = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(base_path, format, &base);
   if (!rc) rc = cli_read_matrix(query_path, format, &query);

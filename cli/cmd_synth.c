@@ -61,8 +61,9 @@ static int cmd_synth(int argc, char **argv) {
   if (qout && embr_format_from_extension(qout) == EMBR_FORMAT_AUTO)
     return cli_usage_error("%s: cannot tell the output format from the extension", qout);
 
-  if (cli_check_output(out) || (qout && cli_check_output(qout)) || (lout && cli_check_output(lout)))
-    return EXIT_ERR;
+  cli_file files[] = {{"--out", out, 1}, {"--query-out", qout, 1}, {"--labels-out", lout, 1}};
+  int frc = cli_check_files(files, 3);
+  if (frc) return frc;
   embr_synth_params p = embr_synth_params_default();
   p.clusters = clusters;
   p.center_std = center_std;

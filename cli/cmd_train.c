@@ -148,7 +148,11 @@ static int cmd_train(int argc, char **argv) {
   tp.epochs = (int)o.epochs, tp.batch = (int)o.batch, tp.lr = (float)o.lr, tp.warmup_epochs = (float)o.warmup;
   tp.clip = (float)o.clip, tp.pad = (int)o.pad, tp.flip = !o.no_flip, tp.seed = (uint64_t)o.seed;
   tp.n_threads = (int)o.threads, tp.checkpoint = o.checkpoint, tp.resume = o.resume;
-  if (cli_check_output(o.out) || (o.checkpoint && cli_check_output(o.checkpoint))) return EXIT_ERR;
+  /* --checkpoint may name the --resume file (continuing in place); --out may not. */
+  cli_file files[] = {{"--out", o.out, 1}, {"--checkpoint", o.checkpoint, 1}, {"--resume", o.resume, 0}};
+  int frc = cli_check_files(files, 2);
+  if (!frc) frc = cli_check_files((cli_file[]){files[0], files[2]}, 2);
+  if (frc) return frc;
   return run_training(&o, &tp);
 }
 

@@ -196,7 +196,9 @@ static int tsne_run(int argc, char **argv) {
     return cli_usage_error("--precomputed takes dense or sparse");
   if (plot && embr_plot_format_from_path(plot) == EMBR_PLOT_AUTO)
     return cli_usage_error("--plot %s: use a .png, .svg, .pdf or .html name", plot);
-  if (cli_check_output(out) || (plot && cli_check_output(plot))) return EXIT_ERR;
+  cli_file files[] = {{"--output", out, 1}, {"--plot", plot, 1}, {"--input", in, 0}, {"--labels", labels_path, 0}};
+  int frc = cli_check_files(files, 4);
+  if (frc) return frc;
   embr_matrix x = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(in, o.format, &x);
   if (rc) return rc;
@@ -261,7 +263,9 @@ static int tsne_transform(int argc, char **argv) {
   embr_tsne_params p;
   cli_bar bar;
   if (to_params(&o, &p, &bar)) return EXIT_USAGE;
-  if (cli_check_output(out)) return EXIT_ERR;
+  cli_file files[] = {{"--output", out, 1}, {"--ref", ref, 0}, {"--ref-map", ref_map, 0}, {"--input", in, 0}};
+  int frc = cli_check_files(files, 4);
+  if (frc) return frc;
   embr_matrix rx = EMBR_MATRIX_INIT, ry = EMBR_MATRIX_INIT, nx = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(ref, o.format, &rx);
   char **map_labels = NULL;

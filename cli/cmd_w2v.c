@@ -54,8 +54,9 @@ static int w2v_train(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   if (text && binary == 1) return cli_usage_error("--text and --binary exclude each other");
   if (negative == 0 && !hs) return cli_usage_error("--negative 0 needs --hs (nothing to train otherwise)");
-  if (cli_check_output(output) || (save_vocab && cli_check_output(save_vocab)))
-    return EXIT_ERR;
+  cli_file files[] = {{"--output", output, 1}, {"--save-vocab", save_vocab, 1}, {"--input", input, 0}, {"--read-vocab", read_vocab, 0}};
+  int frc = cli_check_files(files, 4);
+  if (frc) return frc;
   embr_format fmt = EMBR_FORMAT_W2V_BIN;
   if (text || binary == 0) fmt = EMBR_FORMAT_W2V_TEXT;
   else if (binary < 0 && embr_format_from_extension(output) == EMBR_FORMAT_W2V_TEXT) fmt = EMBR_FORMAT_W2V_TEXT;
@@ -316,6 +317,29 @@ static int w2v_similarity(int argc, char **argv) {
 
 /* ---- map ---------------------------------------------------------------------------------- */
 
+/* `w2v map` outputs, written through cli_write_outputs. */
+typedef struct word_map {
+  const float *y;
+  int64_t n;
+  char *const *words;
+  const char *title;
+} word_map;
+
+static int write_word_plot(const char *path, const void *ctx) {
+  const word_map *w = ctx;
+  return cli_plot_write(path, w->y, w->n, 2, NULL, w->words, w->title);
+}
+
+static int write_word_coords(const char *path, const void *ctx) {
+  const word_map *w = ctx;
+  FILE *f = fopen(path, "wb");
+  if (!f) return embr_error(EMBR_EIO, "%s: cannot create", path);
+  for (int64_t i = 0; i < w->n; i++) fprintf(f, "%.6g\t%.6g\t%s\n", (double)w->y[2 * i], (double)w->y[2 * i + 1], w->words[i]);
+  int bad = ferror(f);
+  if (fclose(f) != 0 || bad) return embr_error(EMBR_EIO, "%s: write failed", path);
+  return 0;
+}
+
 static int w2v_map(int argc, char **argv) {
   const char *format = NULL, *out = NULL, *coords = NULL, *title = NULL, *pos[1];
   int64_t top = 1000, seed = 1, threads = 0;
@@ -339,7 +363,9 @@ static int w2v_map(int argc, char **argv) {
                      "word on hover and has a search box.",
                      opts, CLI_NOPTS(opts), 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
-  if (cli_check_output(out) || (coords && cli_check_output(coords))) return EXIT_ERR;
+  cli_file files[] = {{"--output", out, 1}, {"--coords", coords, 1}, {"VECTORS", pos[0], 0}};
+  int frc = cli_check_files(files, 3);
+  if (frc) return frc;
   embr_matrix m = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(pos[0], format, &m);
   if (rc) return rc;
@@ -367,13 +393,11 @@ static int w2v_map(int argc, char **argv) {
     cli_bar_done(&bar);
     if (s) rc = cli_fail(s);
   }
-  if (!rc && coords) {
-    FILE *f = fopen(coords, "wb");
-    if (!f) rc = cli_fail(embr_error(EMBR_EIO, "%s: cannot create", coords));
-    for (int64_t i = 0; f && i < n; i++) fprintf(f, "%.6g\t%.6g\t%s\n", (double)y[2 * i], (double)y[2 * i + 1], m.labels[i]);
-    if (f && fclose(f) != 0) rc = cli_fail(embr_error(EMBR_EIO, "%s: write failed", coords));
+  if (!rc) { /* the picture and the coordinates: both or neither */
+    word_map wm = {y, n, m.labels, title ? title : pos[0]};
+    cli_output outs[2] = {{out, write_word_plot, &wm}, {coords, write_word_coords, &wm}};
+    rc = cli_write_outputs(outs, coords ? 2 : 1);
   }
-  if (!rc) rc = cli_plot_map(out, y, n, 2, NULL, m.labels, title ? title : pos[0]);
   free(x);
   free(y);
   embr_matrix_free(&m);

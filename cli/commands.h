@@ -8,13 +8,10 @@
 extern const cli_entry cli_search, cli_convert, cli_recall, cli_info, cli_synth, cli_w2v, cli_tsne, cli_index,
     cli_collection, cli_plot, cli_train, cli_embed, cli_eval;
 
-/* Draws a map with the default plot settings (cmd_plot.c; used by `embr tsne --plot`). labels and
- * texts: NULL or n strings. Returns an embr status (for cli_write_outputs). */
+/* Draws a map with the default plot settings (cmd_plot.c; for `embr tsne --plot` and `w2v map`,
+ * through cli_write_outputs). labels and texts: NULL or n strings. Returns an embr status. */
 int cli_plot_write(const char *path, const float *xy, int64_t n, int ld, char *const *labels, char *const *texts,
                    const char *title);
-/* The same, returning an exit code (the message printed as "embr CMD: ..."). */
-int cli_plot_map(const char *path, const float *xy, int64_t n, int ld,
-                 char *const *labels, char *const *texts, const char *title);
 
 /* One string per line, exactly npoints of them (message names the file and both counts);
  * free with cli_lines_free. Returns an exit code. */

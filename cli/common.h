@@ -33,13 +33,32 @@ void cli_bar_done(cli_bar *b);
 /* Resolves a --format value (NULL = by extension) and reads the matrix; on failure prints the
  * message and returns EXIT_ERR (EXIT_USAGE for an unknown format name). */
 int cli_read_matrix(const char *path, const char *format, embr_matrix *m);
+/* The same, also accepting a matrix of 0 rows (a .npy of shape (0, d)): for info and convert.
+ * cli_read_matrix refuses one with a message saying the command needs rows. */
+int cli_read_matrix_any(const char *path, const char *format, embr_matrix *m);
 
 /* Checks, before any long work, that `path` can be created: its directory exists and is
  * writable and the path is not a directory. Prints the problem and returns EXIT_ERR. */
 int cli_check_output(const char *path);
 
+/* 1 when the two names denote one file: the same device and inode when both exist, the same
+ * resolved directory and name when neither does yet. "-" (a stream) is never the same file. */
+int cli_same_file(const char *a, const char *b);
+
+/* The files a command names: its flag (for messages), the path (NULL = not given) and whether it
+ * is written. */
+typedef struct cli_file {
+  const char *flag;
+  const char *path;
+  int output;
+} cli_file;
+/* Before any long work: refuses (EXIT_USAGE, naming both flags) an output that is one of the
+ * inputs or another output, then checks each output can be created (cli_check_output). */
+int cli_check_files(const cli_file *files, int n);
+
 /* Writes several outputs all-or-nothing: each to a temporary name first, renamed into place only
- * when every one was written. */
+ * when every one was written. Messages name the real outputs, never the temporary names; two
+ * outputs naming one file are refused (EXIT_USAGE). */
 typedef struct cli_output {
   const char *path;
   int (*write)(const char *path, const void *ctx);

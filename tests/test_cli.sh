@@ -126,6 +126,53 @@ cp "$T/ids.ivecs" "$T/keep.ivecs"
 expect 1 "" -- "$EMBR" search --base "$T/base.csv" --query "$T/q3.csv" --out-ids "$T/keep.ivecs"
 cmp -s "$T/ids.ivecs" "$T/keep.ivecs" || fail "a failed search changed an existing output"
 
+# ---- outputs that clash: with each other or with an input, exit 2 before any work --------------------
+expect 2 "--out-ids and --out-dist name the same file" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --out-ids "$T/same.out" --out-dist "$T/same.out"
+mkdir -p "$T/sub"
+expect 2 "name the same file" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --out-ids "$T/sub/../same.out" --out-dist "$T/same.out"
+[ -e "$T/same.out" ] && fail "a refused run left $T/same.out"
+cp "$T/base.fvecs" "$T/orig.fvecs"
+expect 2 "output --out-ids .* is the input --base" -- "$EMBR" search -b "$T/base.fvecs" -q "$T/q.csv" --out-ids "$T/base.fvecs"
+expect 2 "is the input --input" -- "$EMBR" index build -i "$T/base.fvecs" -o "$T/base.fvecs" --spec flat --quiet
+ln -s base.fvecs "$T/link.fvecs"
+expect 2 "is the input IN" -- "$EMBR" convert "$T/base.fvecs" "$T/link.fvecs"
+printf 'a b c a b\n' >"$T/corpus.txt"
+expect 2 "is the input --input" -- "$EMBR" w2v train -i "$T/corpus.txt" -o "$T/corpus.txt" --min-count 1 --quiet
+cmp -s "$T/base.fvecs" "$T/orig.fvecs" || fail "an input was overwritten by an output"
+ls "$T" | grep -q partial && fail "temporary files left behind: $(ls "$T")"
+# a writer's refusal names the output asked for, not its temporary name
+expect 1 "out\.txt: .*labels" -- "$EMBR" convert "$T/base.csv" "$T/out.txt"
+grep -q partial "$T/err" && fail "message names the temporary file: $(cat "$T/err")"
+
+# ---- other tools' files and hostile bytes --------------------------------------------------------
+cp "$T/base.npy" "$T/disguised.fvecs" # the magic beats the extension
+expect 0 "" -- "$EMBR" info "$T/disguised.fvecs"
+grep -q "npy, 4 rows x 2 dims" "$T/out" || fail "npy named .fvecs: $(cat "$T/out")"
+printf 'PK\003\004\024\000\000\000' >"$T/arrays.npz"
+expect 1 "arrays.npz: .*NumPy .npz.*np.save" -- "$EMBR" info "$T/arrays.npz"
+# np.save(p, np.zeros((0, 3), np.float32)): header padded so the data starts at byte 128
+dict="{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }"
+{ printf '\223NUMPY\001\000\166\000%s' "$dict"; printf '%*s\n' $((117 - ${#dict})) ''; } >"$T/zero.npy"
+expect 0 "" -- "$EMBR" info "$T/zero.npy"
+grep -q "0 rows x 3 dims" "$T/out" || fail "0-row npy info: $(cat "$T/out")"
+expect 0 "" -- "$EMBR" convert "$T/zero.npy" "$T/zero2.npy"
+cmp -s "$T/zero.npy" "$T/zero2.npy" || fail "0-row npy did not round-trip"
+expect 1 "only .npy can hold an empty matrix" -- "$EMBR" convert "$T/zero.npy" "$T/zero.fvecs"
+expect 1 "zero.npy: no rows" -- "$EMBR" search -b "$T/zero.npy" -q "$T/q3.csv"
+printf 'a,b\r1,2\r3,4\r' >"$T/cr.csv" # classic Mac line ends
+expect 0 "" -- "$EMBR" info "$T/cr.csv"
+grep -q "2 rows x 2 dims" "$T/out" || fail "CR-only csv: $(cat "$T/out")"
+printf ',a,b\n0,1,2\n1,3,4\n' >"$T/pandas.csv" # DataFrame.to_csv(): the index column is dropped
+expect 0 "" -- "$EMBR" info "$T/pandas.csv"
+grep -q "2 rows x 2 dims" "$T/out" || fail "pandas index column: $(cat "$T/out")"
+grep -q "note: .*pandas.csv: the first column is a row index" "$T/err" || fail "no note on the dropped index column: $(cat "$T/err")"
+expect 0 "" -- "$EMBR" info "$T/cr.csv"
+grep -q note "$T/err" && fail "a note for a file without an index column: $(cat "$T/err")"
+printf '1,2\n3,\033[2J\377\n' >"$T/esc.csv"
+expect 1 'esc.csv: line 2, column 2' -- "$EMBR" info "$T/esc.csv"
+grep -q $'\033' "$T/err" && fail "a control byte reached the terminal: $(od -c "$T/err" | head -3)"
+grep -qF '\x1b' "$T/err" || grep -qF '?' "$T/err" || fail "control byte not escaped: $(cat "$T/err")"
+
 # ---- bad flags: exit 2 ----------------------------------------------------------------------------
 expect 2 "-k" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k 0
 expect 2 "-k" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k -3

@@ -76,4 +76,32 @@ grep -q "deletes logged: *0" "$T/out" || fail "compact kept the delete log: $(ca
 expect 1 "not an embr collection" -- "$EMBR" collection info "$T"
 expect 1 "No such file" -- "$EMBR" collection info "$T/nope"
 
+# ---- bytes of the input reach the terminal escaped -------------------------------------------------
+printf 'ok1\nbad\033[2J\377\nok3\n' >"$T/esc.txt"
+expect 1 'control character' -- "$EMBR" collection add "$C" -i "$T/more.csv" --ids "$T/esc.txt" --quiet
+grep -q $'\033' "$T/err" && fail "an escape sequence reached the terminal: $(od -c "$T/err" | head -3)"
+grep -qF "'bad\x1b[2J\xff'" "$T/err" || fail "id not shown escaped: $(cat "$T/err")"
+
+# ---- the index checkpoint cannot be saved: the change is committed, so exit 0 with a warning -------
+K="$T/ck"
+expect 0 "" -- "$EMBR" collection create "$K" --dim 2 --index flat
+rm -f "$K/index.embr" && mkdir "$K/index.embr" # a write that fails like a full disk
+printf '1,2\n3,4\n' >"$T/v2.csv"
+printf 'k1\nk2\n' >"$T/k.txt"
+expect 0 "warning: .*index checkpoint was not saved.*data is committed" -- "$EMBR" collection add "$K" -i "$T/v2.csv" --ids "$T/k.txt" --quiet
+[ "$(wc -l <"$T/err")" = 1 ] || fail "checkpoint warning is not one line: $(cat "$T/err")"
+expect 1 "already in the collection" -- "$EMBR" collection add "$K" -i "$T/v2.csv" --ids "$T/k.txt" --quiet
+expect 0 "warning: .*checkpoint" -- "$EMBR" collection delete "$K" k1
+expect 0 "warning: .*compact stopped" -- "$EMBR" collection compact "$K"
+rmdir "$K/index.embr"
+expect 0 "" -- "$EMBR" collection info "$K" --json
+grep -q '"count":1' "$T/out" || fail "count after adds with no checkpoint: $(cat "$T/out")"
+
+# ---- a later batch failing: one line naming the input and what was committed ----------------------
+printf '1,2\n3,4\n5,6\n' >"$T/v3.csv"
+printf 'n1\nn2\nk2\n' >"$T/k3.txt"
+expect 1 "v3.csv .*rows 2..2 failed.*'k2' is already in the collection.*2 rows before it.*committed" -- \
+  "$EMBR" collection add "$K" -i "$T/v3.csv" --ids "$T/k3.txt" --batch 2 --quiet
+[ "$(wc -l <"$T/err")" = 1 ] || fail "failed batch message is not one line: $(cat "$T/err")"
+
 finish

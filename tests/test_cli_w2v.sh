@@ -209,6 +209,13 @@ expect 2 "unexpected argument" -- "$EMBR" w2v similar "$T/h.txt" king queen
 expect 2 "--restrict" -- "$EMBR" w2v eval "$T/h.txt" "$T/q.txt" --restrict -1
 [ -e "$T/x.bin" ] && fail "a run with bad flags left an output file"
 
+# ---- w2v map: the picture and the coordinates together, never over each other or the input ----------
+expect 0 "" -- "$EMBR" w2v map "$T/b.txt" -o "$T/words.svg" --coords "$T/words.tsv" --top 10 --perplexity 2 --quiet
+[ -s "$T/words.svg" ] && [ "$(wc -l <"$T/words.tsv")" = 10 ] || fail "w2v map outputs: $(ls "$T")"
+expect 2 "name the same file" -- "$EMBR" w2v map "$T/b.txt" -o "$T/w2.svg" --coords "$T/w2.svg" --top 10 --perplexity 2
+expect 2 "is the input VECTORS" -- "$EMBR" w2v map "$T/b.txt" -o "$T/w3.svg" --coords "$T/b.txt" --top 10 --perplexity 2
+[ -e "$T/w2.svg" ] || [ -e "$T/w3.svg" ] && fail "a refused w2v map wrote a file"
+
 if [ "$fails" -ne 0 ]; then
   echo "$fails w2v CLI check(s) failed" >&2
   exit 1

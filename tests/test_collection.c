@@ -793,6 +793,41 @@ static void test_checkpoint_before_compact(void) {
   free(q);
 }
 
+/* The checkpoint cannot be written (here index.embr is a directory; a full disk behaves alike):
+ * add and delete are committed and succeed, save/compact/close say EMBR_ECHECKPOINT -- not a
+ * failed change -- and the next open has every item. */
+static void test_checkpoint_unwritable(void) {
+  const int64_t n = 60, dim = 4;
+  float *x = random_rows(n, dim, 21);
+  const char *d = path_in(scratch(), "c");
+  embr_collection *c = make_collection(d, "flat", EMBR_METRIC_L2, x, 50, dim, 50, NULL);
+  REQUIRE(c != NULL);
+  CHECK_EQ_INT(embr_collection_close(c), 0);
+  REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDWR) == 0);
+  REQUIRE(unlink(path_in(d, "index.embr")) == 0);
+  REQUIRE(mkdir(path_in(d, "index.embr"), 0755) == 0);
+  char **ids = make_ids(50, 10);
+  CHECK_EQ_INT(embr_collection_add(c, 10, x + 50 * dim, dim, dim, (const char *const *)ids, NULL), 0);
+  CHECK_EQ_INT(embr_collection_save(c), EMBR_ECHECKPOINT);
+  CHECK_MSG(strstr(embr_last_error(), "index checkpoint was not saved") && strstr(embr_last_error(), "committed"),
+            "%s", embr_last_error());
+  CHECK_EQ_INT(embr_collection_delete(c, (const char *[]){"id-0"}, 1, NULL), 0);
+  CHECK_EQ_INT(embr_collection_compact(c), EMBR_ECHECKPOINT);
+  CHECK_MSG(strstr(embr_last_error(), "compact stopped"), "%s", embr_last_error());
+  CHECK_EQ_INT(embr_collection_close(c), EMBR_ECHECKPOINT);
+  REQUIRE(rmdir(path_in(d, "index.embr")) == 0);
+  REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDONLY) == 0);
+  CHECK(origin_of(c, NULL, 0) != EMBR_INDEX_LOADED);
+  CHECK_EQ_INT(count_of(c), 59);
+  float v[4];
+  CHECK_EQ_INT(embr_collection_get(c, "id-57", v, NULL), 0);
+  CHECK(memcmp(v, x + 57 * dim, sizeof v) == 0);
+  CHECK_EQ_INT(embr_collection_get(c, "id-0", NULL, NULL), EMBR_ENOTFOUND);
+  embr_collection_close(c);
+  free_strs(ids, 10);
+  free(x);
+}
+
 /* ---- readers, refresh, the writer lock, autosave --------------------------------------------- */
 
 static void test_readers_and_writer(void) {
@@ -846,7 +881,8 @@ static void test_readers_and_writer(void) {
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_create_open_errors, test_flat_matches_knn, test_hnsw_recall, test_get_roundtrip,
                      test_batch_all_or_nothing, test_filters, test_filter_errors, test_reopen_and_damage,
-                     test_stale_checkpoint, test_delete_compact, test_checkpoint_before_compact, test_readers_and_writer);
+                     test_stale_checkpoint, test_delete_compact, test_checkpoint_before_compact, test_checkpoint_unwritable,
+                     test_readers_and_writer);
   if (tmp_root[0]) rm_tree(tmp_root);
   return rc;
 }

@@ -250,6 +250,13 @@ static void test_format_names(void) {
   CHECK_EQ_INT(embr_format_from_extension("dir.npy/file"), EMBR_FORMAT_AUTO);
   CHECK_EQ_INT(embr_format_from_extension(".csv"), EMBR_FORMAT_AUTO);
   CHECK_EQ_INT(embr_format_from_extension("noext"), EMBR_FORMAT_AUTO);
+  /* Detection: content first, then the name. */
+  CHECK_EQ_INT(embr_format_detect("\x93NUMPY\x01\x00", 8, "v.fvecs"), EMBR_FORMAT_NPY);
+  CHECK_EQ_INT(embr_format_detect("1,2\n", 4, "v.fvecs"), EMBR_FORMAT_FVECS);
+  CHECK_EQ_INT(embr_format_detect("3 2\na 1 2\n", 10, "v.txt"), EMBR_FORMAT_W2V_TEXT);
+  CHECK_EQ_INT(embr_format_detect("a 1 2\n", 6, "v.txt"), EMBR_FORMAT_GLOVE);
+  CHECK_EQ_INT(embr_format_detect("PK\x03\x04", 4, "a.npy"), EMBR_FORMAT_AUTO);
+  CHECK_EQ_INT(embr_format_detect("1,2\n", 4, "noext"), EMBR_FORMAT_AUTO);
 }
 
 static int pf(const char *s, float *v) { return embr__parse_float(s, strlen(s), v); }
@@ -497,14 +504,157 @@ static void test_npy_header_variants(void) {
   }
 }
 
+/* What other tools' np.save writes, laid out by hand: np.save(p, A.T) is Fortran order (columns
+ * one after the other), '>f4'/'>f8'/'>f2' big-endian, np.zeros((0, 3)) has no data block. */
+static void put_be(bytes *b, uint64_t u, int size) {
+  for (int k = size - 1; k >= 0; k--) put(b, &(unsigned char){(unsigned char)(u >> (8 * k))}, 1);
+}
+
+static const float npy_a[2][3] = {{1, 2, 3}, {-4.5f, 5e-3f, 6e20f}};
+
+/* b must read as npy_a; frees b. */
+static void check_reads_as_a(bytes *b, const char *name) {
+  embr_matrix m = EMBR_MATRIX_INIT;
+  CHECK_MSG(read_buf(b, name, EMBR_FORMAT_AUTO, &m) == 0, "%s: %s", name, embr_last_error());
+  CHECK(m.n == 2 && m.dim == 3 && m.data && memcmp(m.data, npy_a, sizeof npy_a) == 0);
+  embr_matrix_free(&m);
+  free(b->p);
+}
+
+static void test_npy_other_layouts(void) {
+  const float (*a)[3] = npy_a;
+  embr_matrix m = EMBR_MATRIX_INIT;
+  /* Fortran order, little-endian float32: a stored column by column. */
+  bytes b = {0};
+  put_npy_header(&b, 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 64);
+  for (int j = 0; j < 3; j++)
+    for (int i = 0; i < 2; i++) put_f32(&b, a[i][j]);
+  check_reads_as_a(&b, "f.npy");
+  /* Big-endian float32, C order. */
+  b = (bytes){0};
+  put_npy_header(&b, 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", 64);
+  for (int i = 0; i < 6; i++) put_be(&b, embr__f32_bits(a[i / 3][i % 3]), 4);
+  check_reads_as_a(&b, "be.npy");
+  /* Big-endian float64 in Fortran order (both at once), shape (3, 2) = a transposed. */
+  b = (bytes){0};
+  put_npy_header(&b, 2, "{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }", 64);
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++) { /* column i of a.T is row i of a */
+      double v = a[i][j];
+      uint64_t u;
+      memcpy(&u, &v, 8);
+      put_be(&b, u, 8);
+    }
+  CHECK_EQ_INT(read_buf(&b, "bef.npy", EMBR_FORMAT_AUTO, &m), 0);
+  REQUIRE(m.n == 3 && m.dim == 2);
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 2; c++) CHECK(m.data[r * 2 + c] == a[c][r]);
+  embr_matrix_free(&m);
+  free(b.p);
+  /* Big-endian float16: 1.0 is 0x3c00, -2.0 is 0xc000. */
+  b = (bytes){0};
+  put_npy_header(&b, 1, "{'descr': '>f2', 'fortran_order': False, 'shape': (2,), }", 64);
+  put_be(&b, 0x3c00, 2);
+  put_be(&b, 0xc000, 2);
+  CHECK_EQ_INT(read_buf(&b, "h.npy", EMBR_FORMAT_AUTO, &m), 0);
+  REQUIRE(m.n == 1 && m.dim == 2);
+  CHECK(m.data[0] == 1.0f && m.data[1] == -2.0f);
+  embr_matrix_free(&m);
+  free(b.p);
+  /* Zero rows: an empty matrix that keeps its width, written back only as .npy. */
+  b = (bytes){0};
+  put_npy_header(&b, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 64);
+  CHECK_EQ_INT(read_buf(&b, "zero.npy", EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 0 && m.dim == 3);
+  const char *zp = tpath("zero.npy");
+  CHECK_EQ_INT(embr_matrix_write(zp, EMBR_FORMAT_AUTO, &m), 0);
+  embr_matrix back = EMBR_MATRIX_INIT;
+  CHECK_EQ_INT(embr_matrix_read(zp, EMBR_FORMAT_AUTO, &back), 0);
+  CHECK(back.n == 0 && back.dim == 3);
+  const char *zf = tpath("zero.fvecs");
+  CHECK_ERR(embr_matrix_write(zf, EMBR_FORMAT_AUTO, &m), EMBR_EINVAL, zf, "only .npy");
+  CHECK(access(zf, F_OK) != 0);
+  embr_matrix_free(&back);
+  embr_matrix_free(&m);
+  /* The magic beats the extension: an .npy named .fvecs is an .npy. */
+  CHECK_EQ_INT(read_buf(&b, "zero.fvecs", EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 0 && m.dim == 3);
+  embr_matrix_free(&m);
+  free(b.p);
+  /* np.savez writes a zip archive; an empty one is just the end record. */
+  CHECK_ERR(embr_matrix_read_mem("PK\x03\x04\x14\x00\x00\x00", 8, "arrays.npz", EMBR_FORMAT_AUTO, &m),
+            EMBR_EUNSUPPORTED, "arrays.npz", "np.save(");
+  CHECK_ERR(embr_matrix_read_mem("PK\x05\x06\x00\x00\x00\x00", 8, "e.bin", EMBR_FORMAT_AUTO, &m),
+            EMBR_EUNSUPPORTED, "e.bin", "zip archive");
+  /* Model weights given where vectors are expected. */
+  CHECK_ERR(embr_matrix_read_mem("\x04\x00\x00\x00\x00\x00\x00\x00{\"a\"}", 12, "w.safetensors", EMBR_FORMAT_AUTO, &m),
+            EMBR_EUNSUPPORTED, "w.safetensors", "safetensors");
+}
+
+/* Text files with CR-only line ends (old Mac, some spreadsheet exports) read like LF files,
+ * with the same line numbers in messages. */
+static void test_cr_line_ends(void) {
+  embr_matrix m = EMBR_MATRIX_INIT;
+  static const char csv[] = "a,b\r1,2\r3,4.5\r";
+  CHECK_EQ_INT(embr_matrix_read_mem(csv, strlen(csv), "cr.csv", EMBR_FORMAT_AUTO, &m), 0);
+  REQUIRE(m.n == 2 && m.dim == 2);
+  CHECK(m.data[0] == 1 && m.data[1] == 2 && m.data[2] == 3 && m.data[3] == 4.5f);
+  embr_matrix_free(&m);
+  static const char mixed[] = "1\t2\r\n3\t4\r5\t6";
+  CHECK_EQ_INT(embr_matrix_read_mem(mixed, strlen(mixed), "mix.tsv", EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 3 && m.dim == 2 && m.data[5] == 6);
+  embr_matrix_free(&m);
+  static const char bad[] = "1,2\r3,x\r";
+  CHECK_ERR(embr_matrix_read_mem(bad, strlen(bad), "bad.csv", EMBR_FORMAT_AUTO, &m), EMBR_EFORMAT, "bad.csv",
+            "line 2, column 2");
+  static const char w2v[] = "2 2\rcat 1 2\rdog 3 4\r";
+  CHECK_EQ_INT(embr_matrix_read_mem(w2v, strlen(w2v), "cr.txt", EMBR_FORMAT_AUTO, &m), 0);
+  REQUIRE(m.n == 2 && m.labels);
+  CHECK(!strcmp(m.labels[1], "dog") && m.data[3] == 4);
+  embr_matrix_free(&m);
+  static const char glove[] = "cat 1 2\rdog 3 4";
+  CHECK_EQ_INT(embr_matrix_read_mem(glove, strlen(glove), "cr.glove", EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 2 && m.labels && !strcmp(m.labels[0], "cat"));
+  embr_matrix_free(&m);
+}
+
+/* The same layouts as numpy and pandas themselves write them (scripts/make_formats_ref.py). */
+static const char *numpy_ref(const char *name) {
+  static char buf[4][1024];
+  static int slot;
+  char *p = buf[slot++ % 4];
+  snprintf(p, sizeof buf[0], "%s/tests/ref/numpy/%s", EMBR_SOURCE_DIR, name);
+  return p;
+}
+
+static void test_numpy_written_files(void) {
+  static const char *as_a[] = {"fortran.npy", "big_endian_f4.npy", "big_endian_f8_fortran.npy", "pandas.csv",
+                               "pandas_named.tsv"};
+  embr_matrix m = EMBR_MATRIX_INIT;
+  for (size_t k = 0; k < sizeof as_a / sizeof as_a[0]; k++) {
+    int rc = embr_matrix_read(numpy_ref(as_a[k]), EMBR_FORMAT_AUTO, &m);
+    CHECK_MSG(rc == 0, "%s: %s", as_a[k], embr_last_error());
+    CHECK_MSG(rc || (m.n == 2 && m.dim == 3 && memcmp(m.data, npy_a, sizeof npy_a) == 0), "%s read differently", as_a[k]);
+    embr_matrix_free(&m);
+  }
+  const float h[6] = {1, -2, 0.5f, 65504, 0, -0.25f};
+  CHECK_EQ_INT(embr_matrix_read(numpy_ref("big_endian_f2.npy"), EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 2 && m.dim == 3 && m.data && memcmp(m.data, h, sizeof h) == 0);
+  embr_matrix_free(&m);
+  CHECK_EQ_INT(embr_matrix_read(numpy_ref("zero_rows.npy"), EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 0 && m.dim == 3 && m.data == NULL);
+  const char *npz = numpy_ref("arrays.npz");
+  CHECK_ERR(embr_matrix_read(npz, EMBR_FORMAT_AUTO, &m), EMBR_EUNSUPPORTED, npz, "np.save(");
+}
+
 static void test_npy_refusals(void) {
   static const struct {
     const char *dict;
     int status;
     const char *needle;
   } bad[] = {
-      {"{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", EMBR_EUNSUPPORTED, "big-endian"},
-      {"{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", EMBR_EUNSUPPORTED, "Fortran"},
+      {"{'descr': '>i4', 'fortran_order': False, 'shape': (2, 3), }", EMBR_EUNSUPPORTED, "'>i4'"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 0), }", EMBR_EFORMAT, "0 columns"},
       {"{'descr': '|O', 'fortran_order': False, 'shape': (2, 3), }", EMBR_EUNSUPPORTED, "object"},
       {"{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }", EMBR_EUNSUPPORTED, "'<i4'"},
       /* found by fuzzing: header text in a message must not break it into lines */
@@ -523,7 +673,6 @@ static void test_npy_refusals(void) {
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", EMBR_EFORMAT, "shape"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } junk", EMBR_EFORMAT, "after"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)", EMBR_EFORMAT, "header"},
-      {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", EMBR_EFORMAT, "no rows"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 4), }", EMBR_EFORMAT, "truncated"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", EMBR_EFORMAT, "unexpected bytes"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999, 3), }",
@@ -761,7 +910,10 @@ static void test_text_word_fixtures(void) {
       {EMBR_FORMAT_W2V_TEXT, "1 1\na 1e39\n", EMBR_EVALUE, "'1e39'"},
       {EMBR_FORMAT_W2V_TEXT, "a 1 2\n", EMBR_EFORMAT, "not a word2vec header"},
       {EMBR_FORMAT_W2V_TEXT, "1000000000 1000000\na 1\n", EMBR_EFORMAT, "truncated"},
-      {EMBR_FORMAT_W2V_TEXT, "1 99999999999\na 1\n", EMBR_EFORMAT, "header"},
+      {EMBR_FORMAT_W2V_TEXT, "1 99999999999\na 1\n", EMBR_EFORMAT, "dimension 99999999999 is too large"},
+      {EMBR_FORMAT_W2V_TEXT, "-3 2\na 1 2\n", EMBR_EFORMAT, "row count '-3'"},
+      {EMBR_FORMAT_W2V_TEXT, "3 2.5\na 1 2\n", EMBR_EFORMAT, "dimension '2.5'"},
+      {EMBR_FORMAT_W2V_BIN, "3 2 1\n", EMBR_EFORMAT, "line 1 '3 2 1' is not a word2vec header"},
       {EMBR_FORMAT_W2V_TEXT, "0 5\n", EMBR_EFORMAT, "no rows"},
       {EMBR_FORMAT_W2V_TEXT, "1 1\na\0b 1\n", EMBR_EFORMAT, "NUL"},
       {EMBR_FORMAT_GLOVE, "a 1 2\nb 3\n", EMBR_EFORMAT, "line 2 has 1 values, expected 2"},
@@ -796,6 +948,21 @@ static void test_delimited_fixtures(void) {
     CHECK_MSG(rc == 0, "csv %zu: %s", k, embr_last_error());
     CHECK(m.n == 2 && m.dim == 3 && m.labels == NULL);
     for (int i = 0; rc == 0 && i < 6; i++) CHECK(m.data[i] == want[i]);
+    embr_matrix_free(&m);
+  }
+  /* pandas to_csv(): an unnamed index column 0, 1, ... is dropped (also in TSV, sep='\t')... */
+  const char *pandas[] = {",a,b,c\n0,1,-2.5,3e-3\n1,4,0,6.25\n", "\tx\ty\tz\n0\t1\t-2.5\t0.003\n1\t4\t0\t6.25\n"};
+  for (int k = 0; k < 2; k++) {
+    CHECK_EQ_INT(embr_matrix_read_mem(pandas[k], strlen(pandas[k]), k ? "p.tsv" : "p.csv", EMBR_FORMAT_AUTO, &m), 0);
+    CHECK(m.n == 2 && m.dim == 3 && m.ld == 3);
+    for (int i = 0; m.n == 2 && m.dim == 3 && i < 6; i++) CHECK(m.data[i] == want[i]);
+    embr_matrix_free(&m);
+  }
+  /* ... but not a first column that does not count rows, nor one under a named header cell. */
+  const char *keep[] = {",a,b\n0,1,2\n2,3,4\n", "i,a,b\n0,1,2\n1,3,4\n"};
+  for (int k = 0; k < 2; k++) {
+    CHECK_EQ_INT(embr_matrix_read_mem(keep[k], strlen(keep[k]), "k.csv", EMBR_FORMAT_AUTO, &m), 0);
+    CHECK(m.n == 2 && m.dim == 3 && m.data[3] == (k ? 1 : 2));
     embr_matrix_free(&m);
   }
   const char *tsv = "c1\tc2\tc3\n1\t-2.5\t3e-3\n4 \t 0\t6.25\n";
@@ -1045,7 +1212,7 @@ static void test_mutations(void) {
 }
 
 int main(int argc, char **argv) {
-  int rc = RUN_TESTS(argc, argv, test_format_names, test_parse_float, test_roundtrip_float_formats,
+  int rc = RUN_TESTS(argc, argv, test_npy_other_layouts, test_numpy_written_files, test_cr_line_ends, test_format_names, test_parse_float, test_roundtrip_float_formats,
                      test_roundtrip_int_formats, test_npy_writer_layout, test_npy_float64,
                      test_npy_float16, test_npy_header_variants, test_npy_refusals,
                      test_vecs_refusals, test_w2v_binary_fixtures, test_text_word_fixtures,

@@ -362,6 +362,23 @@ static void tmp_path(char *buf, size_t cap, const char *name) {
   snprintf(buf, cap, "/tmp/embr_test_nn_%d_%s", (int)getpid(), name);
 }
 
+/* Model metadata that builds no network (width 0): the message names the file like every other
+ * load error, not just "width 0 out of range". */
+static void test_model_load_names_file(void) {
+  char path[256];
+  tmp_path(path, sizeof(path), "w0.safetensors");
+  float a[1] = {0};
+  nn_st_out t[1] = {{"unused", 1, {1}, a}};
+  char *k[] = {"embr.format", "embr.arch", "embr.width", "embr.embedding_dim", "embr.classes", "embr.input", "embr.mean",
+               "embr.std", "embr.head"};
+  char *v[] = {"model 1", "resnet18", "0", "16", "0", "1x32x32", "0,0,0", "1,1,1", "none"};
+  REQUIRE(embr__nn_st_write(path, t, 1, k, v, 9) == 0);
+  embr_model *m = NULL;
+  CHECK(embr_model_load(path, &m) != 0 && m == NULL);
+  CHECK_MSG(!strncmp(embr_last_error(), path, strlen(path)), "%s", embr_last_error());
+  unlink(path);
+}
+
 static void test_safetensors_round_trip(void) {
   char path[256];
   tmp_path(path, sizeof(path), "rt.safetensors");
@@ -545,7 +562,7 @@ static void test_golden_resnet18(void) { golden("nn_resnet18.safetensors"); }
 static void test_golden_mobilefacenet(void) { golden("nn_mobilefacenet.safetensors"); }
 
 int main(int argc, char **argv) {
-  return RUN_TESTS(argc, argv, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
+  return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_half_precision);
 }

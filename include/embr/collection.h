@@ -50,7 +50,9 @@ EMBR_API int embr_collection_open(embr_collection **out, const char *dir, int fl
 
 /* Saves the index checkpoint when it changed (read-write handles) and frees the handle.
  * Returns the status of that save; the handle is freed whatever it says, and no acknowledged
- * data depends on it. NULL is a no-op. */
+ * data depends on it: a checkpoint that cannot be written (full disk, read-only file) is
+ * EMBR_ECHECKPOINT -- everything is committed, the next open rebuilds or catches up the index.
+ * NULL is a no-op. */
 EMBR_API int embr_collection_close(embr_collection *c);
 
 /* Adds n items in one transaction. vectors: n rows of `dim` floats (must equal the collection's
@@ -139,7 +141,8 @@ typedef struct embr_collection_stats {
 
 EMBR_API int embr_collection_info(embr_collection *c, embr_collection_stats *out);
 
-/* Writes the index checkpoint (index.embr, then index.state) now. Read-write handles only. */
+/* Writes the index checkpoint (index.embr, then index.state) now. Read-write handles only.
+ * EMBR_ECHECKPOINT when the files cannot be written (the data stays committed). */
 EMBR_API int embr_collection_save(embr_collection *c);
 
 /* The handle saves its index by itself once the changes since the last save reach
@@ -152,7 +155,9 @@ EMBR_API void embr_collection_set_autosave(embr_collection *c, int64_t min_chang
 EMBR_API int embr_collection_refresh(embr_collection *c);
 
 /* Rebuilds the index from the database (dropping the slots deleted items still hold in HNSW),
- * saves it, forgets the delete log and VACUUMs the database. Read-write handles only. */
+ * saves it, forgets the delete log and VACUUMs the database. Read-write handles only.
+ * EMBR_ECHECKPOINT when the checkpoint cannot be written: the data is intact, the delete log
+ * kept and the database not vacuumed (run it again when there is room). */
 EMBR_API int embr_collection_compact(embr_collection *c);
 
 #ifdef __cplusplus

@@ -30,7 +30,9 @@ typedef enum embr_status {
   EMBR_ECANCELED = -6,   /* a progress callback asked to stop */
   EMBR_ENOTFOUND = -7,   /* a named item (file, word, id) does not exist */
   EMBR_EDIM = -8,        /* dimensions of two inputs do not agree */
-  EMBR_EVALUE = -9       /* a value is not allowed (NaN, Inf) */
+  EMBR_EVALUE = -9,      /* a value is not allowed (NaN, Inf) */
+  EMBR_ECHECKPOINT = -10 /* the change is committed and durable; only a derived file (a
+                            collection's index checkpoint) could not be written */
 } embr_status;
 
 /* A short constant description of a status code ("invalid argument"). Never NULL. */
@@ -42,7 +44,9 @@ EMBR_API const char *embr_strerror(int status);
 EMBR_API const char *embr_last_error(void);
 
 /* Records a message as this thread's last error and returns `status`, so a failing path can be
- * written `return embr_error(EMBR_EFORMAT, "%s: bad magic", path);`. */
+ * written `return embr_error(EMBR_EFORMAT, "%s: bad magic", path);`. The message is kept on one
+ * printable line: control bytes (< 0x20, 0x7f) and bytes that are not valid UTF-8 -- typically
+ * echoed from a hostile input -- are recorded as \xNN. */
 EMBR_API int embr_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears this thread's last error. */

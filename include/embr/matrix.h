@@ -60,13 +60,21 @@ EMBR_API int embr_format_parse(const char *name, embr_format *out);
 /* The format for a path by its extension: .npy .fvecs .ivecs .bvecs .bin (w2v binary) .txt/.vec
  * (word2vec text) .glove .csv .tsv. EMBR_FORMAT_AUTO when the extension says nothing. */
 EMBR_API embr_format embr_format_from_extension(const char *path);
+/* The format EMBR_FORMAT_AUTO reads a file as, from its first bytes (head[0..len): 256 are plenty)
+ * and its name: the .npy magic first, then the extension, .txt/.vec split into word2vec text and
+ * GloVe by the first line. EMBR_FORMAT_AUTO when it cannot tell (or the file is a zip/.npz or
+ * safetensors file, which readers refuse). */
+EMBR_API embr_format embr_format_detect(const void *head, size_t len, const char *name);
 
 /* Reads a matrix into *out, which is overwritten (not freed first) and left empty on failure; free
- * it with embr_matrix_free. With EMBR_FORMAT_AUTO the format comes from the extension (a file
- * starting with the .npy magic is .npy whatever its name); for .txt/.vec a first line of two
- * integers means word2vec text, anything else GloVe. NaN and Inf are refused (EMBR_EVALUE naming
- * row and column). An empty file or a file with no rows is EMBR_EFORMAT; a gzip-compressed text or
- * .npy file is EMBR_EUNSUPPORTED. Word formats fill out->labels; the others leave it NULL.
+ * it with embr_matrix_free. With EMBR_FORMAT_AUTO the content decides first (the .npy magic makes
+ * a file .npy whatever its name; a zip/.npz or safetensors file is EMBR_EUNSUPPORTED with advice),
+ * then the extension; for .txt/.vec a first line of two integers means word2vec text, anything
+ * else GloVe. NaN and Inf are refused (EMBR_EVALUE naming row and column). An empty file or a file
+ * with no rows is EMBR_EFORMAT, except a .npy of shape (0, d): n = 0, dim = d, data = NULL. A
+ * gzip-compressed text or .npy file is EMBR_EUNSUPPORTED. .npy in Fortran order or big-endian is
+ * converted; a CSV/TSV index column as pandas' to_csv() writes it (empty first header cell, values
+ * 0..n-1) is dropped. Word formats fill out->labels; the others leave it NULL.
  * In messages, rows and columns count from 0 (as in NumPy), lines of text files from 1. */
 EMBR_API int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out);
 
@@ -77,7 +85,7 @@ EMBR_API int embr_matrix_read_mem(const void *buf, size_t len, const char *name,
 
 /* Writes a matrix atomically (temporary file, fsync, rename). With EMBR_FORMAT_AUTO the format
  * comes from the extension (.txt/.vec: word2vec text). Everything that can be refused is checked
- * before the file is created: at least one row, finite values (readers refuse NaN/Inf), a label
+ * before the file is created: at least one row (.npy alone may hold 0), finite values (readers refuse NaN/Inf), a label
  * per row without whitespace for the word formats (other formats ignore labels), integers in
  * 0..255 for bvecs and integers representable as int32 for ivecs. Text formats write values with
  * "%.9g", which reads back to the identical float32. */

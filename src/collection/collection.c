@@ -518,6 +518,9 @@ int embr_collection_compact(embr_collection *c) {
   if (rc) embr__db_rollback(c);
   else rc = embr__db_commit(c);
   if (!rc) rc = embr__save_index(c);
+  /* Without a new checkpoint the old one may still need the delete log: stop here. */
+  if (rc == EMBR_ECHECKPOINT)
+    return embr_error(rc, "%s; compact stopped before dropping the delete log and vacuuming", embr_last_error());
   if (!rc) rc = forget_deletes(c);
   /* VACUUM rewrites the file without the free pages; the checkpoint then empties the log. */
   if (!rc) rc = embr__db_exec(c, "VACUUM");

@@ -327,6 +327,16 @@ static int write_state(embr_collection *c, const ckpt *s) {
   return embr__wfile_commit(&w);
 }
 
+/* Every change is committed to the database before the checkpoint is attempted, so a failure
+ * here (full disk, a read-only file) loses nothing: it gets its own status, which front ends
+ * report as a warning, not as a failed change (a retry of an add would then find its ids taken). */
+static int checkpoint_failed(embr_collection *c) {
+  return embr_error(EMBR_ECHECKPOINT,
+                    "%s: the index checkpoint was not saved (%s); the data is committed, and the index "
+                    "will be rebuilt from it at the next open",
+                    c->dir, embr_last_error());
+}
+
 int embr__save_index(embr_collection *c) {
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   if (!c->ix || c->need_rebuild) return embr_error(EMBR_EINVAL, "%s: the index is not in step with the database", c->dir);
@@ -334,12 +344,13 @@ int embr__save_index(embr_collection *c) {
   int rc = embr_index_save(c->ix, c->index_path);
   embr__filemap fm;
   if (!rc) rc = embr__filemap_open(&fm, c->index_path);
-  if (rc) return rc;
+  if (rc) return checkpoint_failed(c);
   ckpt s = {c->epoch, c->max_id, c->del_seq, fm.len, crc_of(fm.data, fm.len)};
   embr__filemap_close(&fm);
   rc = write_state(c, &s);
-  if (!rc) c->unsaved = 0;
-  return rc;
+  if (rc) return checkpoint_failed(c);
+  c->unsaved = 0;
+  return 0;
 }
 
 void embr__maybe_autosave(embr_collection *c) {

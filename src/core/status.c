@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifndef EMBR_VERSION_STRING
 #define EMBR_VERSION_STRING "0.1.0"
@@ -22,6 +23,7 @@ const char *embr_strerror(int status) {
     case EMBR_ENOTFOUND: return "not found";
     case EMBR_EDIM: return "dimension mismatch";
     case EMBR_EVALUE: return "invalid value";
+    case EMBR_ECHECKPOINT: return "committed, but the checkpoint was not saved";
     default: return "unknown error";
   }
 }
@@ -30,11 +32,47 @@ const char *embr_last_error(void) { return last_error; }
 
 void embr_clear_error(void) { last_error[0] = '\0'; }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and code points above U+10FFFF count as invalid). */
+static int utf8_len(const unsigned char *s) {
+  unsigned c = s[0];
+  int n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+  if (c >= 0xf5) n = 0;
+  for (int i = 1; i < n; i++)
+    if ((s[i] & 0xc0) != 0x80) return 0;
+  if (n == 3 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] >= 0xa0))) return 0;
+  if (n == 4 && ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] >= 0x90))) return 0;
+  return n;
+}
+
+/* Messages quote file contents (a bad token, an id, a header); printing those raw would let an
+ * input move the cursor, clear the terminal or split one message into several lines. Escaping
+ * here, where every message is recorded, covers every reader and every front end at once. */
+static void escape_message(const char *in, char *out, size_t cap) {
+  const unsigned char *s = (const unsigned char *)in;
+  size_t o = 0;
+  while (*s && o + 5 <= cap) {
+    int n = *s >= 0x80 ? utf8_len(s) : (*s >= 0x20 && *s != 0x7f);
+    if (n > 0) {
+      if (o + (size_t)n + 1 > cap) break;
+      memcpy(out + o, s, (size_t)n);
+      o += (size_t)n;
+      s += n;
+    } else {
+      snprintf(out + o, cap - o, "\\x%02x", *s++);
+      o += 4;
+    }
+  }
+  out[o] = '\0';
+}
+
 int embr_error(int status, const char *fmt, ...) {
+  char raw[sizeof last_error];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  escape_message(raw, last_error, sizeof last_error);
   return status;
 }
 

@@ -65,6 +65,26 @@ static int parse_line(const char *name, int64_t lineno, int64_t row, const char 
   return 0;
 }
 
+/* pandas' DataFrame.to_csv() writes the row index as a first column with an empty header cell:
+ * ",a,b\n0,1.5,2\n1,...". Read as data it would silently become a feature (and dominate every
+ * distance), so a file whose header starts with an empty cell and whose first column counts
+ * 0, 1, 2, ... has that column dropped. Both signs together do not happen by accident. */
+static int header_first_cell_empty(const char *s, const char *e, char sep) {
+  const char *p = s, *fs;
+  size_t fn;
+  take_field(&p, e, sep, &fs, &fn);
+  return fn == 0 && count_fields(s, e, sep) >= 2;
+}
+
+static void drop_index_column(embr_matrix *m) {
+  for (int64_t i = 0; i < m->n; i++) {
+    if (m->data[i * m->ld] != (float)i) return;
+  }
+  int64_t d = m->dim - 1;
+  for (int64_t i = 0; i < m->n; i++) memmove(m->data + i * d, m->data + i * m->ld + 1, sizeof(float) * (size_t)d);
+  m->dim = m->ld = d;
+}
+
 int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, char sep,
                           embr_matrix *out) {
   embr__lines L;
@@ -74,6 +94,7 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
   embr__lines_next(&L, &s, &e);
   /* Only the first line may be a header; it is whatever does not parse as numbers. */
   int header = !line_is_numeric(s, e, sep);
+  int maybe_index = header && header_first_cell_empty(s, e, sep);
   const char *data = header ? L.cur : (const char *)p;
   int64_t first_line = header ? 2 : 1;
   size_t left = (size_t)(L.end - data);
@@ -107,6 +128,7 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
     i++;
   }
   out->n = i;
+  if (maybe_index) drop_index_column(out);
   return 0;
 }
 

@@ -102,19 +102,52 @@ static int has_npy_magic(const unsigned char *p, size_t len) {
   return len >= sizeof npy_magic && memcmp(p, npy_magic, sizeof npy_magic) == 0;
 }
 
-/* Picks the concrete format for reading: AUTO goes by the name's extension, then content. */
+/* A zip archive (local file header or an empty archive's end record): what np.savez writes. */
+static int is_zip(const unsigned char *p, size_t len) {
+  return len >= 4 && p[0] == 'P' && p[1] == 'K' && ((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6));
+}
+
+/* safetensors: an 8-byte little-endian header length, then a JSON object that fits the file. */
+static int is_safetensors(const unsigned char *p, size_t len) {
+  return len >= 10 && p[8] == '{' && embr__le64(p) >= 2 && embr__le64(p) <= len - 8 && p[9] == '"';
+}
+
+/* Files that are certainly not matrices get a message saying what they are and what to do. */
+static int refuse_known_other(const unsigned char *p, size_t len, const char *name) {
+  if (is_zip(p, len))
+    return embr_error(EMBR_EUNSUPPORTED,
+                      "%s: a zip archive (a NumPy .npz from np.savez?) is not supported; save each array "
+                      "with np.save('name.npy', arr) and read the .npy",
+                      name);
+  if (is_safetensors(p, len))
+    return embr_error(EMBR_EUNSUPPORTED,
+                      "%s: a safetensors file (model weights), not a matrix file; use it with --model", name);
+  return 0;
+}
+
+/* With AUTO the content decides first -- a magic number says more than a name, which users and
+ * other tools pick freely (an .npy saved as data.bin) -- then the extension. */
+embr_format embr_format_detect(const void *head, size_t len, const char *name) {
+  const unsigned char *p = head;
+  if (!p || is_zip(p, len) || is_safetensors(p, len)) return EMBR_FORMAT_AUTO;
+  embr_format f = has_npy_magic(p, len) ? EMBR_FORMAT_NPY : embr_format_from_extension(name);
+  /* .txt and .vec hold either: a header line of two integers is word2vec's. */
+  if (f == EMBR_FORMAT_W2V_TEXT && !embr__w2v_has_header(p, len)) f = EMBR_FORMAT_GLOVE;
+  return f;
+}
+
+/* Picks the concrete format for reading (embr_format_detect for AUTO). */
 static int resolve_read_format(const unsigned char *p, size_t len, const char *name,
                                embr_format *fmt) {
   if (*fmt == EMBR_FORMAT_AUTO) {
-    *fmt = embr_format_from_extension(name);
-    if (*fmt == EMBR_FORMAT_AUTO && has_npy_magic(p, len)) *fmt = EMBR_FORMAT_NPY;
+    int rc = refuse_known_other(p, len, name);
+    if (rc) return rc;
+    *fmt = embr_format_detect(p, len, name);
     if (*fmt == EMBR_FORMAT_AUTO)
       return embr_error(EMBR_EINVAL,
                         "%s: cannot tell the format from the file name; name it explicitly "
                         "(npy, fvecs, ivecs, bvecs, w2v-text, w2v-bin, glove, csv, tsv)",
                         name);
-    /* .txt and .vec hold either: a header line of two integers is word2vec's. */
-    if (*fmt == EMBR_FORMAT_W2V_TEXT && !embr__w2v_has_header(p, len)) *fmt = EMBR_FORMAT_GLOVE;
   }
   if ((int)*fmt < (int)EMBR_FORMAT_NPY || (int)*fmt > (int)EMBR_FORMAT_TSV)
     return embr_error(EMBR_EINVAL, "%s: unknown format code %d", name, (int)*fmt);
@@ -179,9 +212,14 @@ int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out) {
 
 /* ---- writing ------------------------------------------------------------------------------------ */
 
-static int check_matrix_for_write(const char *path, const embr_matrix *m) {
+static int check_matrix_for_write(const char *path, embr_format fmt, const embr_matrix *m) {
   if (!m) return embr_error(EMBR_EINVAL, "%s: matrix is NULL", path);
-  if (m->n < 1) return embr_error(EMBR_EINVAL, "%s: matrix has no rows; nothing to write", path);
+  /* Only .npy records a shape without rows; the other formats would be an empty file, which no
+   * reader can tell from a truncated one. */
+  if (m->n == 0 && fmt == EMBR_FORMAT_NPY && m->dim >= 1) return 0;
+  if (m->n < 1)
+    return embr_error(EMBR_EINVAL, "%s: the matrix has no rows; only .npy can hold an empty matrix (%s would be an empty file)",
+                      path, embr_format_name(fmt));
   if (m->dim < 1 || m->ld < m->dim || !m->data)
     return embr_error(EMBR_EINVAL, "%s: matrix of %lld x %lld (ld %lld) is not valid", path,
                       (long long)m->n, (long long)m->dim, (long long)m->ld);
@@ -218,7 +256,7 @@ int embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m) {
   }
   if ((int)fmt < (int)EMBR_FORMAT_NPY || (int)fmt > (int)EMBR_FORMAT_TSV)
     return embr_error(EMBR_EINVAL, "%s: unknown format code %d", path, (int)fmt);
-  int rc = check_matrix_for_write(path, m);
+  int rc = check_matrix_for_write(path, fmt, m);
   if (rc) return rc;
   /* Everything that can be refused is refused before the temporary file exists. */
   if (fmt == EMBR_FORMAT_W2V_TEXT || fmt == EMBR_FORMAT_W2V_BIN || fmt == EMBR_FORMAT_GLOVE)

@@ -132,27 +132,43 @@ static inline int embr__is_space(unsigned char c) {
 }
 
 /* ---- lines of a text buffer -------------------------------------------------------------------
- * Yields each line without its '\n' (and without a '\r' before it), with its 1-based number. */
+ * Yields each line without its line end, with its 1-based number. Lines end in "\n", "\r\n" or a
+ * lone "\r" (classic Mac files, and what some spreadsheet exports still write): a CR inside a line
+ * is never data in these formats, so treating it as a line end reads those files as their author
+ * meant instead of as one huge line. */
 typedef struct embr__lines {
   const char *cur, *end;
+  const char *lf; /* the next '\n' at or after cur (end when none); NULL until searched */
   int64_t lineno; /* number of the line last returned */
 } embr__lines;
 
 static inline void embr__lines_init(embr__lines *L, const unsigned char *p, size_t len) {
   L->cur = (const char *)p;
   L->end = (const char *)p + len;
+  L->lf = NULL;
   L->lineno = 0;
 }
 
 /* 1 and the line in [*s, *e), or 0 at the end of the buffer. */
 static inline int embr__lines_next(embr__lines *L, const char **s, const char **e) {
   if (L->cur >= L->end) return 0;
-  const char *nl = memchr(L->cur, '\n', (size_t)(L->end - L->cur));
-  const char *stop = nl ? nl : L->end;
+  /* The LF position is kept across calls: a CR-only file has none, and searching the rest of the
+   * file again for every line would take quadratic time. */
+  if (!L->lf || L->lf < L->cur) {
+    const char *nl = memchr(L->cur, '\n', (size_t)(L->end - L->cur));
+    L->lf = nl ? nl : L->end;
+  }
+  const char *stop = L->lf;
+  const char *cr = memchr(L->cur, '\r', (size_t)(stop - L->cur));
   *s = L->cur;
-  *e = stop > L->cur && stop[-1] == '\r' ? stop - 1 : stop;
-  L->cur = nl ? nl + 1 : L->end;
   L->lineno++;
+  if (cr && cr + 1 < stop) { /* a lone CR ends this line */
+    *e = cr;
+    L->cur = cr + 1;
+    return 1;
+  }
+  *e = cr ? cr : stop; /* "\r\n", or a final "\r" */
+  L->cur = stop < L->end ? stop + 1 : L->end;
   return 1;
 }
 
@@ -163,14 +179,17 @@ static inline int embr__all_space(const char *s, size_t n) {
   return 1;
 }
 
-/* Number of '\n' in the buffer (an upper bound on rows is this + 1). */
+/* Number of line ends in the buffer as embr__lines_next counts them: each '\n', and each '\r' not
+ * followed by '\n' (an upper bound on rows is this + 1). */
 static inline size_t embr__count_newlines(const unsigned char *p, size_t len) {
   size_t n = 0;
-  const unsigned char *end = p + len;
-  while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+  const unsigned char *end = p + len, *q = p;
+  while (q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
     n++;
-    p++;
+    q++;
   }
+  for (q = p; q < end && (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++)
+    if (q + 1 < end && q[1] != '\n') n++;
   return n;
 }
 

@@ -1,5 +1,7 @@
-/* NumPy .npy: versions 1.0, 2.0 and 3.0 read (float32, float64 and float16, little-endian, C
- * order, 1-D or 2-D); version 1.0 float32 written. Layout in docs/formats.md. */
+/* NumPy .npy: versions 1.0, 2.0 and 3.0 read (float32, float64 and float16, either byte order,
+ * C or Fortran order, 1-D or 2-D, zero rows allowed); version 1.0 float32 written. Layout in
+ * docs/formats.md. Other tools write what numpy gives them -- np.save(path, A.T) is Fortran order,
+ * arrays from network protocols or old Macs are big-endian -- so those are converted on read. */
 #include "formats/formats_internal.h"
 
 #include <float.h>
@@ -165,17 +167,14 @@ static int parse_dict(const char *s, size_t n, const char *name, npy_header *h) 
   return 0;
 }
 
-/* Item size for the dtypes we convert, or an error explaining the refusal. */
-static int dtype_size(const char *name, const char *descr, size_t *size) {
+/* Item size and byte order (*big = 1 for '>') of the dtypes we convert, or an error explaining
+ * the refusal. */
+static int dtype_size(const char *name, const char *descr, size_t *size, int *big) {
   char qb[40];
   const char *q = embr__quote(qb, descr, strlen(descr)); /* the header is untrusted text */
-  if (strcmp(descr, "<f4") == 0) *size = 4;
-  else if (strcmp(descr, "<f8") == 0) *size = 8;
-  else if (strcmp(descr, "<f2") == 0) *size = 2;
-  else if (descr[0] == '>' && descr[1] == 'f')
-    return embr_error(EMBR_EUNSUPPORTED,
-                      "%s: big-endian dtype '%s' is not supported; save with arr.astype('<f4')",
-                      name, q);
+  *big = descr[0] == '>';
+  if ((descr[0] == '<' || descr[0] == '>') && descr[1] == 'f' && strchr("248", descr[2]) && descr[2] && !descr[3])
+    *size = (size_t)(descr[2] - '0');
   else if (strchr(descr, 'O'))
     return embr_error(EMBR_EUNSUPPORTED, "%s: object arrays (pickled data) are not supported",
                       name);
@@ -197,15 +196,10 @@ static int shape_to_matrix(const char *name, const npy_header *h, int64_t *n, in
                       h->ndim);
   *n = h->ndim == 1 ? 1 : h->shape[0];
   *dim = h->shape[h->ndim - 1];
-  if (h->ndim == 2 && *n == 0) return embr_error(EMBR_EFORMAT, "%s: no rows (shape is (0, %lld))",
-                                                 name, (long long)*dim);
-  if (*dim == 0) return embr_error(EMBR_EFORMAT, "%s: no rows (array has no elements)", name);
-  /* 2-D Fortran order is column-major; with one row or one column the bytes are the same. */
-  if (h->fortran && h->ndim == 2 && *n > 1 && *dim > 1)
-    return embr_error(EMBR_EUNSUPPORTED,
-                      "%s: Fortran-ordered array is not supported; save "
-                      "np.ascontiguousarray(arr)",
-                      name);
+  /* (0, d) is a valid empty matrix (a filter that matched nothing); a row needs columns. */
+  if (*dim == 0)
+    return embr_error(EMBR_EFORMAT, "%s: rows of 0 columns (shape (%lld, 0)); need at least one column",
+                      name, (long long)*n);
   return 0;
 }
 
@@ -239,16 +233,37 @@ static int nonfinite_error(const char *name, int64_t i, int64_t j, double v) {
                     (long long)i, (long long)j, isnan(v) ? "NaN" : "Inf");
 }
 
+/* The isz-byte item at p as an unsigned integer, in the file's byte order. */
+static uint64_t item_bits(const unsigned char *p, size_t isz, int big) {
+  uint64_t u = 0;
+  for (size_t b = 0; b < isz; b++) u |= (uint64_t)p[big ? isz - 1 - b : b] << (8 * b);
+  return u;
+}
+
+/* The file's order of items: C order is row-major; Fortran order stores (n, dim) column by column,
+ * so element (i, j) is item j * n + i. */
+static size_t item_index(size_t k, int fortran, const embr_matrix *out) {
+  if (!fortran) return k;
+  size_t i = k / (size_t)out->dim, j = k % (size_t)out->dim;
+  return j * (size_t)out->n + i;
+}
+
 /* Converts the data block into out, checking finiteness. */
-static int convert(const unsigned char *d, size_t isz, const char *name, embr_matrix *out) {
+static int convert(const unsigned char *d, size_t isz, int big, int fortran, const char *name, embr_matrix *out) {
   size_t count = (size_t)out->n * (size_t)out->dim;
-  if (isz == 4) {
+  if (isz == 4 && !big && !fortran) {
     embr__copy_le_f32(out->data, d, count);
+  } else if (isz == 4) {
+    for (size_t k = 0; k < count; k++) {
+      uint32_t u = (uint32_t)item_bits(d + 4 * item_index(k, fortran, out), 4, big);
+      memcpy(&out->data[k], &u, sizeof u);
+    }
   } else if (isz == 2) {
-    for (size_t k = 0; k < count; k++) out->data[k] = half_to_float(embr__le16(d + 2 * k));
+    for (size_t k = 0; k < count; k++)
+      out->data[k] = half_to_float((uint16_t)item_bits(d + 2 * item_index(k, fortran, out), 2, big));
   } else {
     for (size_t k = 0; k < count; k++) {
-      uint64_t u = embr__le64(d + 8 * k);
+      uint64_t u = item_bits(d + 8 * item_index(k, fortran, out), 8, big);
       double v;
       memcpy(&v, &u, sizeof v);
       if (!isfinite(v)) return nonfinite_error(name, (int64_t)(k / (size_t)out->dim),
@@ -292,7 +307,8 @@ int embr__npy_parse(const unsigned char *p, size_t len, const char *name, embr_m
   if (rc) return rc;
   size_t isz = 0;
   int64_t n = 0, dim = 0;
-  if ((rc = dtype_size(name, h.descr, &isz))) return rc;
+  int big = 0;
+  if ((rc = dtype_size(name, h.descr, &isz, &big))) return rc;
   if ((rc = shape_to_matrix(name, &h, &n, &dim))) return rc;
 
   size_t off = hstart + hlen, have = len - off, need = 0;
@@ -309,8 +325,13 @@ int embr__npy_parse(const unsigned char *p, size_t len, const char *name, embr_m
   if (need < have)
     return embr_error(EMBR_EFORMAT, "%s: %zu unexpected bytes after the %lld x %lld %s data", name,
                       have - need, (long long)n, (long long)dim, dtype_label(isz));
+  if (n == 0) { /* an empty matrix: no data block, nothing to allocate */
+    out->n = 0;
+    out->dim = out->ld = dim;
+    return 0;
+  }
   if ((rc = embr__matrix_alloc_named(out, n, dim, name))) return rc;
-  return convert(p + off, isz, name, out);
+  return convert(p + off, isz, big, h.fortran && h.ndim == 2, name, out);
 }
 
 /* ---- writing ---------------------------------------------------------------------------------- */

@@ -79,17 +79,29 @@ static int parse_word_line(const char *name, int64_t lineno, int64_t row, const 
   return 0;
 }
 
-/* "n dim": two positive integers separated by blanks. */
-static int parse_header(const char *name, const char *s, const char *e, int64_t *n,
+/* "n dim": two positive integers separated by blanks. The message says which part is wrong and
+ * shows the line, since a header is where a file of another kind is usually noticed. `text`: a
+ * text file, where a missing header most likely means GloVe. */
+static int parse_header(const char *name, const char *s, const char *e, int text, int64_t *n,
                         int64_t *dim) {
   const char *p = s, *a, *b, *c;
   size_t an, bn, cn;
-  if (!next_token(&p, e, &a, &an) || !next_token(&p, e, &b, &bn) || next_token(&p, e, &c, &cn) ||
-      embr__parse_count(a, an, INT64_MAX, n) || embr__parse_count(b, bn, INT32_MAX, dim))
+  char qb[40], qc[40];
+  int have_a = next_token(&p, e, &a, &an), have_b = have_a && next_token(&p, e, &b, &bn);
+  if (!have_b || next_token(&p, e, &c, &cn))
     return embr_error(EMBR_EFORMAT,
-                      "%s: line 1 is not a word2vec header '<rows> <dimension>' (a GloVe file "
-                      "has no header: read it as glove)",
-                      name);
+                      "%s: line 1 '%s' is not a word2vec header '<rows> <dimension>' (two integers)%s",
+                      name, embr__quote(qb, s, (size_t)(e - s)),
+                      text ? "; a GloVe file has no header: read it with --format glove" : "");
+  if (embr__parse_count(a, an, INT64_MAX, n))
+    return embr_error(EMBR_EFORMAT, "%s: word2vec header: the row count '%s' is not a non-negative integer",
+                      name, embr__quote(qb, a, an));
+  if (embr__parse_count(b, bn, INT64_MAX, dim))
+    return embr_error(EMBR_EFORMAT, "%s: word2vec header: the dimension '%s' is not a non-negative integer",
+                      name, embr__quote(qc, b, bn));
+  if (*dim > INT32_MAX)
+    return embr_error(EMBR_EFORMAT, "%s: word2vec header: dimension %lld is too large (at most %d)", name,
+                      (long long)*dim, INT32_MAX);
   if (*n == 0 || *dim == 0)
     return embr_error(EMBR_EFORMAT, "%s: no rows (header says %lld x %lld)", name, (long long)*n,
                       (long long)*dim);
@@ -145,7 +157,7 @@ int embr__w2v_text_parse(const unsigned char *p, size_t len, const char *name, e
   int64_t n, dim;
   embr__lines_init(&L, p, len);
   embr__lines_next(&L, &s, &e);
-  int rc = parse_header(name, s, e, &n, &dim);
+  int rc = parse_header(name, s, e, 1, &n, &dim);
   if (rc) return rc;
   /* A row is at least "w" + dim x " 0" + "\n". */
   if ((rc = check_fits(name, n, dim, 2, 2, 1, (size_t)(L.end - L.cur)))) return rc;
@@ -264,7 +276,7 @@ int embr__w2v_bin_parse(const unsigned char *p, size_t len, const char *name, em
   const char *s = (const char *)p, *e = (const char *)nl;
   if (e > s && e[-1] == '\r') e--;
   int64_t n, dim;
-  int rc = parse_header(name, s, e, &n, &dim);
+  int rc = parse_header(name, s, e, 0, &n, &dim);
   if (rc) return rc;
   size_t pos = (size_t)(nl - p) + 1;
   /* A row is at least a 1-byte word, the space and dim float32. */

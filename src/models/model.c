@@ -239,6 +239,11 @@ int embr_model_load(const char *path, embr_model **out) {
   if (rc) {
     embr_model_free(*out);
     *out = NULL;
+    /* Building from the file's values reports them without the file ("width 0 out of range"):
+     * every message of a load names the file. */
+    size_t pl = strlen(path);
+    const char *msg = embr_last_error();
+    if (strncmp(msg, path, pl) != 0 || msg[pl] != ':') rc = embr_error(rc, "%s: %s", path, msg);
   }
   return rc;
 }
