@@ -127,12 +127,12 @@ expect 1 "" -- "$EMBR" search --base "$T/base.csv" --query "$T/q3.csv" --out-ids
 cmp -s "$T/ids.ivecs" "$T/keep.ivecs" || fail "a failed search changed an existing output"
 
 # ---- outputs that clash: with each other or with an input, exit 2 before any work --------------------
-expect 2 "--out-ids and --out-dist name the same file" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --out-ids "$T/same.out" --out-dist "$T/same.out"
+expect 2 "--out-ids and --out-dist name the same file" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" --out-ids "$T/same.out" --out-dist "$T/same.out"
 mkdir -p "$T/sub"
-expect 2 "name the same file" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" --out-ids "$T/sub/../same.out" --out-dist "$T/same.out"
+expect 2 "name the same file" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" --out-ids "$T/sub/../same.out" --out-dist "$T/same.out"
 [ -e "$T/same.out" ] && fail "a refused run left $T/same.out"
 cp "$T/base.fvecs" "$T/orig.fvecs"
-expect 2 "output --out-ids .* is the input --base" -- "$EMBR" search -b "$T/base.fvecs" -q "$T/q.csv" --out-ids "$T/base.fvecs"
+expect 2 "output --out-ids .* is the input --base" -- "$EMBR" search --base "$T/base.fvecs" --query "$T/q.csv" --out-ids "$T/base.fvecs"
 expect 2 "is the input --input" -- "$EMBR" index build -i "$T/base.fvecs" -o "$T/base.fvecs" --spec flat --quiet
 ln -s base.fvecs "$T/link.fvecs"
 expect 2 "is the input IN" -- "$EMBR" convert "$T/base.fvecs" "$T/link.fvecs"
@@ -158,7 +158,7 @@ grep -q "0 rows x 3 dims" "$T/out" || fail "0-row npy info: $(cat "$T/out")"
 expect 0 "" -- "$EMBR" convert "$T/zero.npy" "$T/zero2.npy"
 cmp -s "$T/zero.npy" "$T/zero2.npy" || fail "0-row npy did not round-trip"
 expect 1 "only .npy can hold an empty matrix" -- "$EMBR" convert "$T/zero.npy" "$T/zero.fvecs"
-expect 1 "zero.npy: no rows" -- "$EMBR" search -b "$T/zero.npy" -q "$T/q3.csv"
+expect 1 "zero.npy: no rows" -- "$EMBR" search --base "$T/zero.npy" --query "$T/q3.csv"
 printf 'a,b\r1,2\r3,4\r' >"$T/cr.csv" # classic Mac line ends
 expect 0 "" -- "$EMBR" info "$T/cr.csv"
 grep -q "2 rows x 2 dims" "$T/out" || fail "CR-only csv: $(cat "$T/out")"

@@ -959,12 +959,17 @@ static void test_delimited_fixtures(void) {
     embr_matrix_free(&m);
   }
   /* ... but not a first column that does not count rows, nor one under a named header cell. */
-  const char *keep[] = {",a,b\n0,1,2\n2,3,4\n", "i,a,b\n0,1,2\n1,3,4\n"};
-  for (int k = 0; k < 2; k++) {
+  const char *keep[] = {",a,b\n0,1,2\n2,3,4\n", "i,a,b\n0,1,2\n1,3,4\n", ",a,b,c\n0,1,2\n1,3,4\n"};
+  for (int k = 0; k < 3; k++) {
     CHECK_EQ_INT(embr_matrix_read_mem(keep[k], strlen(keep[k]), "k.csv", EMBR_FORMAT_AUTO, &m), 0);
     CHECK(m.n == 2 && m.dim == 3 && m.data[3] == (k ? 1 : 2));
     embr_matrix_free(&m);
   }
+  /* Found by fuzzing: a single column is never dropped (nothing would remain). */
+  static const char one[] = ",0,-4.5,0.005,6e0\n0\n";
+  CHECK_EQ_INT(embr_matrix_read_mem(one, strlen(one), "one.csv", EMBR_FORMAT_AUTO, &m), 0);
+  CHECK(m.n == 1 && m.dim == 1);
+  embr_matrix_free(&m);
   const char *tsv = "c1\tc2\tc3\n1\t-2.5\t3e-3\n4 \t 0\t6.25\n";
   CHECK_EQ_INT(embr_matrix_read_mem(tsv, strlen(tsv), "d.tsv", EMBR_FORMAT_TSV, &m), 0);
   CHECK(m.n == 2 && m.dim == 3);

@@ -73,10 +73,12 @@ static int header_first_cell_empty(const char *s, const char *e, char sep) {
   const char *p = s, *fs;
   size_t fn;
   take_field(&p, e, sep, &fs, &fn);
-  return fn == 0 && count_fields(s, e, sep) >= 2;
+  return fn == 0;
 }
 
-static void drop_index_column(embr_matrix *m) {
+/* The header must name every column of the rows, and a column must remain. */
+static void drop_index_column(embr_matrix *m, int64_t header_fields) {
+  if (m->dim < 2 || header_fields != m->dim) return;
   for (int64_t i = 0; i < m->n; i++) {
     if (m->data[i * m->ld] != (float)i) return;
   }
@@ -95,6 +97,7 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
   /* Only the first line may be a header; it is whatever does not parse as numbers. */
   int header = !line_is_numeric(s, e, sep);
   int maybe_index = header && header_first_cell_empty(s, e, sep);
+  int64_t header_fields = count_fields(s, e, sep);
   const char *data = header ? L.cur : (const char *)p;
   int64_t first_line = header ? 2 : 1;
   size_t left = (size_t)(L.end - data);
@@ -128,7 +131,7 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
     i++;
   }
   out->n = i;
-  if (maybe_index) drop_index_column(out);
+  if (maybe_index) drop_index_column(out, header_fields);
   return 0;
 }
 
