@@ -144,8 +144,10 @@ static int parse_mem(const unsigned char *p, size_t len, const char *name, embr_
     case EMBR_FORMAT_W2V_TEXT: rc = embr__w2v_text_parse(p, len, name, out); break;
     case EMBR_FORMAT_W2V_BIN: rc = embr__w2v_bin_parse(p, len, name, out); break;
     case EMBR_FORMAT_GLOVE: rc = embr__glove_parse(p, len, name, out); break;
-    case EMBR_FORMAT_CSV: rc = embr__delimited_parse(p, len, name, ',', out); break;
-    case EMBR_FORMAT_TSV: rc = embr__delimited_parse(p, len, name, '\t', out); break;
+    case EMBR_FORMAT_CSV: rc = embr__delimited_parse(p, len, name, ',', 0, out); break;
+    case EMBR_FORMAT_TSV: /* a map with words, as `embr tsne` writes it, reads too */
+      rc = embr__delimited_parse(p, len, name, '\t', embr__map_label_column(p, len, 0), out);
+      break;
     default: rc = embr_error(EMBR_EINVAL, "%s: unknown format", name); break;
   }
   c_numeric_leave(&loc);
