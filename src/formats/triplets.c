@@ -95,8 +95,9 @@ embr_status embr_triplets_read_mem(const void *buf, size_t len, const char *name
   if (!buf && len) return embr_error(EMBR_EINVAL, "%s: buffer is NULL", name);
   embr_format f = fmt != EMBR_FORMAT_AUTO ? fmt : embr_format_from_extension(name);
   int rc;
-  if (is_matrix_format(f) || (len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0)) {
-    rc = embr_matrix_read_mem(buf, len, name, fmt, out);
+  if (fmt == EMBR_FORMAT_AUTO && len >= 6 && memcmp(buf, "\x93NUMPY", 6) == 0) f = EMBR_FORMAT_NPY; /* whatever its name */
+  if (is_matrix_format(f)) {
+    rc = embr_matrix_read_mem(buf, len, name, f, out);
     if (!rc && out->dim != 3)
       rc = embr_error(EMBR_EDIM, "%s: %lld columns, expected 3 (i, j, distance)", name, (long long)out->dim);
   } else {
