@@ -72,8 +72,8 @@ EMBR_API int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *ou
 
 /* Reads from a memory buffer (fuzzing, tests); `name` is used in messages and, with
  * EMBR_FORMAT_AUTO, for its extension. The buffer need not be NUL-terminated. */
-EMBR_API int embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
-                                  embr_matrix *out);
+EMBR_API embr_status embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
+                                          embr_matrix *out);
 
 /* Writes a matrix atomically (temporary file, fsync, rename). With EMBR_FORMAT_AUTO the format
  * comes from the extension (.txt/.vec: word2vec text). Everything that can be refused is checked

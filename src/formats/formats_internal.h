@@ -53,6 +53,12 @@ int embr__delimited_write(embr__wfile *w, char sep, const embr_matrix *m);
 
 /* ---- shared helpers (format.c) --------------------------------------------------------------- */
 
+/* Reads a file through a from-memory reader (embr_matrix_read_mem and its kin): maps or reads
+ * the file, calls read_mem with the path as the name, releases the bytes. */
+typedef embr_status (*embr__mem_reader)(const void *buf, size_t len, const char *name, embr_format fmt,
+                                        embr_matrix *out);
+int embr__read_path(const char *path, embr_format fmt, embr_matrix *out, embr__mem_reader read_mem);
+
 /* Result of embr__parse_float. */
 enum {
   EMBR__NUM_OK = 0,

@@ -75,13 +75,5 @@ embr_status embr_map_read_mem(const void *buf, size_t len, const char *name, emb
 }
 
 embr_status embr_map_read(const char *path, embr_format fmt, embr_matrix *out) {
-  if (!out) return embr_error(EMBR_EINVAL, "embr_map_read: output matrix is NULL");
-  memset(out, 0, sizeof *out);
-  embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
-  if (rc) return rc;
-  /* An empty file gets embr_matrix_read_mem's "empty file" message. */
-  rc = embr_map_read_mem(fm.data ? (const void *)fm.data : (const void *)"", fm.len, path, fmt, out);
-  embr__filemap_close(&fm);
-  return rc;
+  return embr__read_path(path, fmt, out, embr_map_read_mem);
 }

@@ -108,12 +108,5 @@ embr_status embr_triplets_read_mem(const void *buf, size_t len, const char *name
 }
 
 embr_status embr_triplets_read(const char *path, embr_format fmt, embr_matrix *out) {
-  if (!out) return embr_error(EMBR_EINVAL, "embr_triplets_read: output matrix is NULL");
-  memset(out, 0, sizeof *out);
-  embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
-  if (rc) return rc;
-  rc = embr_triplets_read_mem(fm.data ? (const void *)fm.data : (const void *)"", fm.len, path, fmt, out);
-  embr__filemap_close(&fm);
-  return rc;
+  return embr__read_path(path, fmt, out, embr_triplets_read_mem);
 }
