@@ -15,32 +15,32 @@ printf '0.1,0.2\n5.2,5.1\n' >"$T/q.csv"
 # ---- ids above 2^31-1 ----------------------------------------------------------------------------
 printf '3000000000\n1\n2\n3\n4\n5\n' >"$T/big.txt"
 expect 0 "" -- "$EMBR" index build --spec flat -i "$T/base.csv" -o "$T/big.idx" --ids "$T/big.txt" --quiet
-expect 1 "big.ivecs.*: row 0: id 3000000000 does not fit" -- "$EMBR" index search "$T/big.idx" -q "$T/q.csv" -k 3 --out-ids "$T/big.ivecs" --quiet
+expect 1 "big.ivecs.*: row 0: id 3000000000 does not fit" -- "$EMBR" index search "$T/big.idx" --query "$T/q.csv" -k 3 --out-ids "$T/big.ivecs" --quiet
 [ -e "$T/big.ivecs" ] && fail "a refused --out-ids left big.ivecs"
-expect 0 "" -- "$EMBR" index search "$T/big.idx" -q "$T/q.csv" -k 1 --quiet
+expect 0 "" -- "$EMBR" index search "$T/big.idx" --query "$T/q.csv" -k 1 --quiet
 grep -q "^0	3000000000:" "$T/out" || fail "text results lost the 64-bit id: $(cat "$T/out")"
-expect 0 "" -- "$EMBR" index search "$T/big.idx" -q "$T/q.csv" -k 2 --json --quiet
+expect 0 "" -- "$EMBR" index search "$T/big.idx" --query "$T/q.csv" -k 2 --json --quiet
 grep -q '^{"metric":"l2","k":2,"results":\[{"query":0,"ids":\[3000000000,2\],"distances":\[' "$T/out" ||
   fail "index search --json (one setting) printed no JSON results: $(head -c 300 "$T/out")"
 
 # ---- --truth with --out-ids, one setting ---------------------------------------------------------
-expect 0 "" -- "$EMBR" search -b "$T/base.csv" -q "$T/q.csv" -k 3 --out-ids "$T/truth.ivecs" --quiet
+expect 0 "" -- "$EMBR" search --base "$T/base.csv" --query "$T/q.csv" -k 3 --out-ids "$T/truth.ivecs" --quiet
 expect 0 "" -- "$EMBR" index build --spec flat -i "$T/base.csv" -o "$T/flat.idx" --quiet
-expect 0 "" -- "$EMBR" index search "$T/flat.idx" -q "$T/q.csv" -k 3 --truth "$T/truth.ivecs" --out-ids "$T/r.ivecs" --out-dist "$T/r.fvecs" --quiet
+expect 0 "" -- "$EMBR" index search "$T/flat.idx" --query "$T/q.csv" -k 3 --truth "$T/truth.ivecs" --out-ids "$T/r.ivecs" --out-dist "$T/r.fvecs" --quiet
 cmp -s "$T/r.ivecs" "$T/truth.ivecs" || fail "--truth with --out-ids did not write the exact ids"
 [ -s "$T/r.fvecs" ] || fail "--truth with --out-dist wrote nothing"
 grep -q "ef 0" "$T/out" && fail "a search without --ef reported 'ef 0': $(cat "$T/out")"
 grep -q "^recall@3 1.0000 " "$T/out" || fail "recall line: $(cat "$T/out")"
-expect 0 "" -- "$EMBR" index search "$T/flat.idx" -q "$T/q.csv" -k 3 --truth "$T/truth.ivecs" --json --quiet
+expect 0 "" -- "$EMBR" index search "$T/flat.idx" --query "$T/q.csv" -k 3 --truth "$T/truth.ivecs" --json --quiet
 grep -qE '^\{"recall":1\.000000,"qps":[0-9.]+\}$' "$T/out" || fail "--truth --json (one setting): $(cat "$T/out")"
 expect 0 "" -- "$EMBR" index build --spec hnsw:M=4 -i "$T/base.csv" -o "$T/h.idx" --quiet
-expect 0 "" -- "$EMBR" index search "$T/h.idx" -q "$T/q.csv" -k 3 --ef 8,16 --truth "$T/truth.ivecs" --json --quiet
+expect 0 "" -- "$EMBR" index search "$T/h.idx" --query "$T/q.csv" -k 3 --ef 8,16 --truth "$T/truth.ivecs" --json --quiet
 grep -qE '^\[\{"ef":8,"recall":1\.000000,"qps":[0-9.]+\},\{"ef":16,"recall":1\.000000,"qps":[0-9.]+\}\]$' "$T/out" ||
   fail "sweep JSON: $(cat "$T/out")"
-expect 0 "" -- "$EMBR" index search "$T/h.idx" -q "$T/q.csv" -k 3 --ef 16 --truth "$T/truth.ivecs" --quiet
+expect 0 "" -- "$EMBR" index search "$T/h.idx" --query "$T/q.csv" -k 3 --ef 16 --truth "$T/truth.ivecs" --quiet
 grep -q "^ef 16 " "$T/out" || fail "--ef 16 not reported: $(cat "$T/out")"
-expect 2 "--ef takes positive integers" -- "$EMBR" index search "$T/h.idx" -q "$T/q.csv" --ef 8,,16
-expect 2 "--nprobe takes positive integers" -- "$EMBR" index search "$T/h.idx" -q "$T/q.csv" --nprobe 0
+expect 2 "--ef takes positive integers" -- "$EMBR" index search "$T/h.idx" --query "$T/q.csv" --ef 8,,16
+expect 2 "--nprobe takes positive integers" -- "$EMBR" index search "$T/h.idx" --query "$T/q.csv" --nprobe 0
 
 # ---- recall@k: a repeated id counts once --------------------------------------------------------------
 printf '0,1,2\n3,4,5\n' >"$T/t.csv"
