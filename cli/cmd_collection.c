@@ -28,59 +28,14 @@ static int close_collection(embr_collection *c, int rc) {
 
 /* ---- line files (ids, JSON lines) ---------------------------------------------------------------- */
 
-typedef struct lines {
-  char *buf;
-  char **line;
-  int64_t n;
-} lines;
+typedef embr_lines lines;
 
-static void lines_free(lines *l) {
-  free(l->buf);
-  free(l->line);
-  memset(l, 0, sizeof *l);
-}
+static void lines_free(lines *l) { embr_lines_free(l); }
 
-/* Splits a file into lines (a final newline does not start another; "\r\n" ends count as "\n"). */
+/* Reads a line file through the library (size cap, NUL bytes refused with the line named). */
 static int read_lines(const char *path, lines *l) {
-  memset(l, 0, sizeof *l);
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f) return cli_fail(embr_error(EMBR_EIO, "%s: cannot open", path));
-  size_t cap = 1 << 16, len = 0, got;
-  l->buf = malloc(cap + 1);
-  while (l->buf && (got = fread(l->buf + len, 1, cap - len, f)) > 0) {
-    len += got;
-    if (len == cap) {
-      char *nb = realloc(l->buf, (cap *= 2) + 1);
-      if (!nb) free(l->buf);
-      l->buf = nb;
-    }
-  }
-  int bad = ferror(f);
-  if (f != stdin) fclose(f);
-  if (!l->buf || bad) {
-    lines_free(l);
-    return cli_fail(bad ? embr_error(EMBR_EIO, "%s: read failed", path) : embr_error(EMBR_ENOMEM, "out of memory"));
-  }
-  l->buf[len] = '\0';
-  int64_t n = 0;
-  for (size_t i = 0; i < len; i++) n += l->buf[i] == '\n';
-  if (len && l->buf[len - 1] != '\n') n++;
-  l->line = malloc(sizeof(char *) * (size_t)(n ? n : 1));
-  if (!l->line) {
-    lines_free(l);
-    return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
-  }
-  char *p = l->buf;
-  for (int64_t i = 0; i < n; i++) {
-    char *nl = strchr(p, '\n');
-    if (nl) *nl = '\0';
-    size_t ll = strlen(p);
-    if (ll && p[ll - 1] == '\r') p[ll - 1] = '\0';
-    l->line[i] = p;
-    p = nl ? nl + 1 : p + ll;
-  }
-  l->n = n;
-  return EXIT_OK;
+  int rc = embr_lines_read(path, -1, NULL, NULL, l);
+  return rc ? cli_fail(rc) : EXIT_OK;
 }
 
 /* ---- create ------------------------------------------------------------------------------------ */

@@ -96,19 +96,6 @@ static int eval_verify(int argc, char **argv) {
   return rc;
 }
 
-/* "1,5,10" into ks. */
-static int parse_ks(const char *s, int *ks, int *nk) {
-  *nk = 0;
-  while (*s) {
-    char *end;
-    long k = strtol(s, &end, 10);
-    if (end == s || k < 1 || k > 1000000 || *nk == EMBR_EVAL_MAX_K || (*end && *end != ',')) return -1;
-    ks[(*nk)++] = (int)k;
-    s = *end ? end + 1 : end;
-  }
-  return *nk ? 0 : -1;
-}
-
 static int eval_identify(int argc, char **argv) {
   const char *model = NULL, *data = NULL, *classes = NULL, *per_class = NULL, *kspec = "1,5,10";
   int64_t gallery = 1, threads = 0;
@@ -130,8 +117,11 @@ static int eval_identify(int argc, char **argv) {
                      "images by cosine similarity; recall@k: its class is among the k best matches.",
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  int64_t k64[EMBR_EVAL_MAX_K];
   int ks[EMBR_EVAL_MAX_K], nk;
-  if (parse_ks(kspec, ks, &nk)) return cli_usage_error("-k wants up to 8 positive integers like 1,5,10, got '%s'", kspec);
+  if (embr_int_list_parse(kspec, 1, 1000000, k64, EMBR_EVAL_MAX_K, &nk))
+    return cli_usage_error("-k wants up to 8 positive integers like 1,5,10: %s", embr_last_error());
+  for (int i = 0; i < nk; i++) ks[i] = (int)k64[i];
   eval_data e;
   int rc = load_and_embed(model, data, classes, per_class, threads, quiet, &e);
   if (!rc) {

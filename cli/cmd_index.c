@@ -40,21 +40,16 @@ static int index_build(int argc, char **argv) {
   if (rc) return rc;
   int64_t *ids = NULL;
   if (ids_path) {
-    FILE *f = fopen(ids_path, "r");
-    ids = malloc(sizeof(int64_t) * (size_t)x.n);
-    int64_t got = 0;
-    long long v;
-    while (f && ids && got < x.n + 1 && fscanf(f, "%lld", &v) == 1) {
-      if (got < x.n) ids[got] = v;
-      got++;
-    }
-    if (f) fclose(f);
-    if (!f || !ids || got != x.n) {
-      rc = cli_error("%s: %s (%lld ids for %lld vectors)", ids_path, f ? "wrong number of ids" : "cannot open",
-                     (long long)got, (long long)x.n);
+    embr_lines l;
+    int s = embr_lines_read(ids_path, x.n, "ids", "vectors", &l);
+    ids = s ? NULL : malloc(sizeof(int64_t) * (size_t)(x.n + 1));
+    if (!s && !ids) s = embr_error(EMBR_ENOMEM, "out of memory for %lld ids", (long long)x.n);
+    if (!s) s = embr_lines_parse_ids(&l, ids_path, ids);
+    embr_lines_free(&l);
+    if (s) {
       free(ids);
       embr_matrix_free(&x);
-      return rc;
+      return cli_fail(s);
     }
   }
   embr_index *ix = NULL;
@@ -89,32 +84,6 @@ static int index_build(int argc, char **argv) {
   return rc;
 }
 
-/* Parses "16,32,64" into up to max positive integers. */
-static int parse_list(const char *s, int *out, int max) {
-  int n = 0;
-  while (s && *s && n < max) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || v < 1 || v > 1000000 || (*end && *end != ',')) return -1;
-    out[n++] = (int)v;
-    s = *end ? end + 1 : end;
-  }
-  return s && *s ? -1 : n;
-}
-
-/* recall@k of ids against ground truth (first k columns of each). */
-static double recall_of(const int64_t *ids, int64_t nq, int k, const int32_t *truth, int64_t tdim) {
-  double hits = 0;
-  for (int64_t q = 0; q < nq; q++)
-    for (int i = 0; i < k; i++)
-      for (int j = 0; j < k; j++)
-        if (ids[q * k + i] >= 0 && ids[q * k + i] == truth[q * tdim + j]) {
-          hits++;
-          break;
-        }
-  return hits / ((double)nq * k);
-}
-
 typedef struct search_out {
   int64_t nq;
   int k;
@@ -124,13 +93,7 @@ typedef struct search_out {
 
 static int write_ids(const char *path, const void *ctx) {
   const search_out *r = ctx;
-  size_t n = (size_t)r->nq * (size_t)r->k;
-  int32_t *v = malloc(sizeof(int32_t) * (n ? n : 1));
-  if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
-  for (size_t i = 0; i < n; i++) v[i] = r->ids[i] > INT32_MAX ? -1 : (int32_t)r->ids[i];
-  int rc = embr_ivecs_write(path, v, r->nq, r->k);
-  free(v);
-  return rc;
+  return embr_ids_write_ivecs(path, r->ids, r->nq, r->k);
 }
 
 static int write_dist(const char *path, const void *ctx) {
@@ -163,9 +126,12 @@ static int index_search(int argc, char **argv) {
                      "embr index search my.idx -q Q.fvecs -k 10 [--ef 16,32,64,128 --truth gt.ivecs]", NULL, opts,
                      CLI_NOPTS(opts), 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
-  int ef[64], np[64], nef = efs ? parse_list(efs, ef, 64) : 0, nnp = nprobes ? parse_list(nprobes, np, 64) : 0;
-  if (nef < 0) return cli_usage_error("--ef takes positive integers separated by commas");
-  if (nnp < 0) return cli_usage_error("--nprobe takes positive integers separated by commas");
+  int64_t ef[64], np[64];
+  int nef = 0, nnp = 0;
+  if (efs && embr_int_list_parse(efs, 1, 1000000, ef, 64, &nef))
+    return cli_usage_error("--ef takes positive integers separated by commas: %s", embr_last_error());
+  if (nprobes && embr_int_list_parse(nprobes, 1, 1000000, np, 64, &nnp))
+    return cli_usage_error("--nprobe takes positive integers separated by commas: %s", embr_last_error());
   if (nef > 1 && nnp > 1) return cli_usage_error("sweep one of --ef and --nprobe at a time");
   int settings = nef > 1 ? nef : nnp > 1 ? nnp : 1;
   if (settings > 1 && (out_ids || out_dist)) return cli_usage_error("--out-ids/--out-dist need a single setting");
@@ -197,44 +163,56 @@ static int index_search(int argc, char **argv) {
     ids = malloc(sizeof(int64_t) * (size_t)(q.n * k));
     if (!dist || !ids) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   }
+  /* The knob a line reports: the swept one, else the one given (none when neither is). */
+  const char *knob = nnp > 1 || (nnp && !nef) ? "nprobe" : nef ? "ef" : NULL;
   if (json && settings > 1 && !rc) printf("[");
   for (int st = 0; st < settings && !rc; st++) {
     embr_search_params p = embr_search_params_default();
-    p.ef = nef ? ef[nef > 1 ? st : 0] : 0;
-    p.nprobe = nnp ? np[nnp > 1 ? st : 0] : 0;
+    p.ef = nef ? (int)ef[nef > 1 ? st : 0] : 0;
+    p.nprobe = nnp ? (int)np[nnp > 1 ? st : 0] : 0;
     p.refine = (int)refine;
     p.n_threads = (int)threads;
-    double best = 1e30;
+    double best = 1e30, rec = -1;
     for (int r = 0; r < repeat && !rc; r++) {
       double t0 = embr_now();
       if ((s = embr_index_search(ix, q.data, q.n, q.ld, (int)k, dist, ids, &p))) rc = cli_fail(s);
       double t = embr_now() - t0;
       if (t < best) best = t;
     }
+    if (!rc && truth && (s = embr_recall_at_k(ids, k, truth, td, q.n, (int)k, &rec))) rc = cli_fail(s);
     if (rc) break;
-    double qps = (double)q.n / best, rec = truth ? recall_of(ids, q.n, (int)k, truth, td) : -1;
-    const char *knob = nnp > 1 || (nnp && !nef) ? "nprobe" : "ef";
-    int val = nnp > 1 || (nnp && !nef) ? p.nprobe : p.ef;
+    double qps = (double)q.n / best;
+    int val = knob && !strcmp(knob, "nprobe") ? p.nprobe : p.ef;
     if (settings > 1 || truth) {
-      if (json)
-        printf("%s{\"%s\":%d,\"recall\":%.6f,\"qps\":%.1f}", st ? "," : "", knob, val, rec, qps);
-      else if (rec >= 0)
-        printf("%s %-6d recall@%lld %.4f  %.0f queries/s\n", knob, val, (long long)k, rec, qps);
-      else
-        printf("%s %-6d %.0f queries/s\n", knob, val, qps);
+      if (json) {
+        printf("%s{", st ? "," : "");
+        if (knob) printf("\"%s\":%d,", knob, val);
+        if (rec >= 0) printf("\"recall\":%.6f,", rec);
+        else printf("\"recall\":null,");
+        printf("\"qps\":%.1f}%s", qps, settings > 1 ? "" : "\n");
+      } else {
+        if (knob) printf("%s %-6d ", knob, val);
+        if (rec >= 0) printf("recall@%lld %.4f  ", (long long)k, rec);
+        printf("%.0f queries/s\n", qps);
+      }
     } else if (!quiet) {
       fprintf(stderr, "searched %lld queries in %.3f s: %.1f queries/s\n", (long long)q.n, best, qps);
     }
   }
   if (json && settings > 1 && !rc) printf("]\n");
-  if (!rc && settings == 1 && !truth) {
+  /* A single setting writes its results (with or without --truth); without --truth and without
+   * output files they are printed. */
+  if (!rc && settings == 1) {
     search_out r = {q.n, (int)k, dist, ids};
     cli_output outs[2];
     int nout = 0;
     if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
     if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
-    if (nout) rc = cli_write_outputs(outs, nout);
-    else
+    if (nout)
+      rc = cli_write_outputs(outs, nout);
+    else if (json && !truth)
+      cli_print_results_json(q.n, (int)k, dist, ids, NULL, embr_index_metric(ix));
+    else if (!truth)
       for (int64_t i = 0; i < q.n; i++) {
         printf("%lld", (long long)i);
         for (int j = 0; j < k && ids[i * k + j] >= 0; j++) printf("\t%lld:%.6g", (long long)ids[i * k + j], (double)dist[i * k + j]);

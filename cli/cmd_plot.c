@@ -13,13 +13,14 @@
 /* ---- the command --------------------------------------------------------------------------------- */
 
 typedef struct plot_inputs {
-  embr_matrix m;
-  char **labels, **texts; /* from --labels / the TSV label column, and --texts */
+  embr_matrix m;                    /* m.labels: words of a word file, or a TSV map's label column */
+  embr_lines labels_file, texts_file; /* --labels, --texts */
+  char *const *labels, *const *texts; /* what is drawn: colours and texts */
 } plot_inputs;
 
 static void inputs_free(plot_inputs *in) {
-  cli_lines_free(in->labels, in->m.n);
-  cli_lines_free(in->texts, in->m.n);
+  embr_lines_free(&in->labels_file);
+  embr_lines_free(&in->texts_file);
   embr_matrix_free(&in->m);
 }
 
@@ -41,22 +42,27 @@ static int all_distinct(char *const *labels, int64_t n) {
 
 static int load_inputs(plot_inputs *in, const char *coords, const char *in_format,
                        const char *labels_path, const char *texts_path) {
-  int rc = cli_read_map(coords, in_format, &in->m, &in->labels);
+  int rc = cli_read_map(coords, in_format, &in->m);
   if (rc) return rc;
   if (in->m.dim < 2)
     return cli_error("%s: %lld column%s; a plot needs at least 2 (x, y)", coords, (long long)in->m.dim,
                      in->m.dim == 1 ? "" : "s");
-  /* A TSV column of all-different labels holds words (`embr tsne` of word vectors writes them
-   * there): they become the texts, since one colour per point would mean nothing. */
-  if (in->labels && !texts_path && in->m.n > 1 && all_distinct(in->labels, in->m.n)) {
-    in->texts = in->labels;
-    in->labels = NULL;
-  }
+  /* Words of a word2vec/GloVe file are the natural texts of a word map. A TSV map's label
+   * column holds classes (colours), unless its labels are all different: then they are words
+   * (`embr tsne` of word vectors writes them there), since one colour per point means nothing. */
+  int tsv_column = in->m.labels && embr_format_from_extension(coords) == EMBR_FORMAT_TSV;
+  if (tsv_column && (texts_path || in->m.n < 2 || !all_distinct(in->m.labels, in->m.n)))
+    in->labels = in->m.labels;
+  else
+    in->texts = in->m.labels;
   if (labels_path) { /* an explicit --labels wins over a TSV label column */
-    cli_lines_free(in->labels, in->m.n);
-    rc = cli_read_lines(labels_path, "labels", in->m.n, &in->labels);
+    rc = cli_read_lines(labels_path, "labels", in->m.n, &in->labels_file);
+    in->labels = in->labels_file.line;
   }
-  if (!rc && texts_path) rc = cli_read_lines(texts_path, "texts", in->m.n, &in->texts);
+  if (!rc && texts_path) {
+    rc = cli_read_lines(texts_path, "texts", in->m.n, &in->texts_file);
+    in->texts = in->texts_file.line;
+  }
   return rc;
 }
 
@@ -125,8 +131,7 @@ static int cmd_plot(int argc, char **argv) {
   plot_inputs in;
   memset(&in, 0, sizeof in);
   int rc = load_inputs(&in, in_path, in_format, labels_path, texts_path);
-  /* Words of a word2vec/GloVe file are the natural texts of a word map. */
-  char *const *texts = in.texts ? in.texts : in.m.labels;
+  char *const *texts = in.texts;
   double t0 = embr_now();
   if (!rc) {
     int s = embr_plot_write(out_path, in.m.data, in.m.n, in.m.ld, (const char *const *)in.labels,

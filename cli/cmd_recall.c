@@ -1,6 +1,5 @@
-/* embr recall: recall@k of result ids against ground-truth ids, as ann-benchmarks and faiss
- * report it: the fraction of each query's true k nearest that appear among its first k results,
- * averaged over queries. */
+/* embr recall: recall@k of result ids against ground-truth ids (embr_recall_at_k: the
+ * ann-benchmarks and faiss definition, see embr/index.h). */
 #include "commands.h"
 
 #include <stdlib.h>
@@ -17,7 +16,7 @@ static int cmd_recall(int argc, char **argv) {
   };
   cli_command cmd = {"Recall@k of search results against ground truth.",
                      "embr recall --truth T.ivecs --ids R.ivecs [-k K] [--json]",
-                     "recall@k = mean over queries of |first k results ∩ first k true neighbours| / k.\n"
+                     "recall@k = mean over queries of |distinct ids of the first k results ∩ first k true neighbours| / k.\n"
                      "Also prints 1-recall@1 (fraction of queries whose first result is the true nearest).",
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
@@ -37,23 +36,16 @@ static int cmd_recall(int argc, char **argv) {
     rc = cli_fail(embr_error(EMBR_EDIM, "k=%lld but %s has %lld columns and %s has %lld",
                                        (long long)k, truth_path, (long long)td, ids_path, (long long)rd));
   }
+  /* The library's recall takes int64 result ids (what searches return). */
+  int64_t *ids64 = rc ? NULL : malloc(sizeof(int64_t) * (size_t)(rn * rd + 1));
+  if (!rc && !ids64) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
+  for (int64_t i = 0; !rc && i < rn * rd; i++) ids64[i] = ids[i];
+  double recall = 0, r1 = 0;
+  int s = rc ? 0 : embr_recall_at_k(ids64, rd, truth, td, tn, (int)k, &recall);
+  if (!rc && !s) s = embr_recall_at_k(ids64, rd, truth, td, tn, 1, &r1);
+  if (s) rc = cli_fail(s);
+  free(ids64);
   if (!rc) {
-    double hits = 0, top1 = 0;
-    for (int64_t q = 0; q < tn; q++) {
-      const int32_t *t = truth + q * td, *r = ids + q * rd;
-      for (int64_t i = 0; i < k; i++) {
-        if (r[i] < 0) continue;
-        int dup = 0;
-        for (int64_t j = 0; j < i && !dup; j++) dup = r[j] == r[i];
-        for (int64_t j = 0; j < k && !dup; j++)
-          if (t[j] == r[i]) {
-            hits++;
-            break;
-          }
-      }
-      top1 += r[0] >= 0 && r[0] == t[0];
-    }
-    double recall = tn ? hits / ((double)tn * (double)k) : 0.0, r1 = tn ? top1 / (double)tn : 0.0;
     if (json)
       printf("{\"k\":%lld,\"queries\":%lld,\"recall\":%.6f,\"recall_at_1\":%.6f}\n", (long long)k,
              (long long)tn, recall, r1);

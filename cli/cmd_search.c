@@ -13,20 +13,7 @@ typedef struct search_result {
 
 static int write_ids(const char *path, const void *ctx) {
   const search_result *r = ctx;
-  size_t n = (size_t)r->nq * (size_t)r->k;
-  int32_t *ids32 = malloc(sizeof(int32_t) * (n ? n : 1));
-  if (!ids32) return embr_error(EMBR_ENOMEM, "out of memory");
-  for (size_t i = 0; i < n; i++) {
-    if (r->ids[i] > INT32_MAX) {
-      free(ids32);
-      return embr_error(EMBR_EUNSUPPORTED, "%s: id %lld does not fit in .ivecs (int32)", path,
-                        (long long)r->ids[i]);
-    }
-    ids32[i] = (int32_t)r->ids[i];
-  }
-  int rc = embr_ivecs_write(path, ids32, r->nq, r->k);
-  free(ids32);
-  return rc;
+  return embr_ids_write_ivecs(path, r->ids, r->nq, r->k);
 }
 
 static int write_dist(const char *path, const void *ctx) {
@@ -50,24 +37,25 @@ static void print_text(const search_result *r, const embr_matrix *base) {
   }
 }
 
-static void print_json(const search_result *r, const embr_matrix *base, embr_metric m) {
-  printf("{\"metric\":\"%s\",\"k\":%d,\"results\":[", embr_metric_name(m), r->k);
-  for (int64_t qi = 0; qi < r->nq; qi++) {
+void cli_print_results_json(int64_t nq, int k, const float *dist, const int64_t *ids, char *const *labels,
+                            embr_metric metric) {
+  printf("{\"metric\":\"%s\",\"k\":%d,\"results\":[", embr_metric_name(metric), k);
+  for (int64_t qi = 0; qi < nq; qi++) {
     int n = 0;
-    while (n < r->k && r->ids[qi * r->k + n] >= 0) n++;
+    while (n < k && ids[qi * k + n] >= 0) n++;
     printf("%s{\"query\":%lld,\"ids\":[", qi ? "," : "", (long long)qi);
-    for (int j = 0; j < n; j++) printf("%s%lld", j ? "," : "", (long long)r->ids[qi * r->k + j]);
+    for (int j = 0; j < n; j++) printf("%s%lld", j ? "," : "", (long long)ids[qi * k + j]);
     printf("],\"distances\":[");
     for (int j = 0; j < n; j++) {
       if (j) putchar(',');
-      cli_json_float(stdout, r->dist[qi * r->k + j]);
+      cli_json_float(stdout, dist[qi * k + j]);
     }
     printf("]");
-    if (base->labels) {
+    if (labels) {
       printf(",\"labels\":[");
       for (int j = 0; j < n; j++) {
         if (j) putchar(',');
-        const char *l = base->labels[r->ids[qi * r->k + j]];
+        const char *l = labels[ids[qi * k + j]];
         cli_json_string(stdout, l ? l : "");
       }
       printf("]");
@@ -150,7 +138,7 @@ static int cmd_search(int argc, char **argv) {
     if (nout)
       rc = cli_write_outputs(outs, nout);
     else if (json)
-      print_json(&r, &base, metric);
+      cli_print_results_json(r.nq, r.k, r.dist, r.ids, base.labels, metric);
     else
       print_text(&r, &base);
   }

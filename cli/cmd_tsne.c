@@ -126,49 +126,26 @@ static int to_params(const tsne_opts *o, embr_tsne_params *p, cli_bar *bar) {
   return 0;
 }
 
-/* Reads a precomputed input: dense (n x n distances) or sparse (rows "i j distance"). */
-static int affinities_precomputed(const char *mode, const embr_matrix *m, const embr_tsne_params *p,
+/* Reads a precomputed input and makes P: dense (an n x n distance matrix) or sparse ("i j
+ * distance" rows, read by embr_triplets_read). Prints the problem and returns an exit code. */
+static int affinities_precomputed(const char *mode, const char *path, const char *format, const embr_tsne_params *p,
                                   embr_affinities *P) {
+  embr_matrix m = EMBR_MATRIX_INIT;
+  int s;
   if (!strcmp(mode, "dense")) {
-    if (m->n != m->dim) return embr_error(EMBR_EDIM, "precomputed dense input must be square, got %lld x %lld", (long long)m->n, (long long)m->dim);
-    return embr_tsne_affinities_dense(m->data, m->n, m->ld, p, P);
+    int rc = cli_read_matrix(path, format, &m);
+    if (rc) return rc;
+    s = m.n != m.dim ? embr_error(EMBR_EDIM, "%s: precomputed dense input must be square, got %lld x %lld", path,
+                                  (long long)m.n, (long long)m.dim)
+                     : embr_tsne_affinities_dense(m.data, m.n, m.ld, p, P);
+  } else {
+    embr_format f = EMBR_FORMAT_AUTO;
+    if (format && embr_format_parse(format, &f)) return cli_usage_error("%s", embr_last_error());
+    s = embr_triplets_read(path, f, &m);
+    if (!s) s = embr_tsne_affinities_sparse(m.data, m.n, m.ld, p, P);
   }
-  if (m->dim != 3) return embr_error(EMBR_EDIM, "precomputed sparse input needs 3 columns (i, j, distance), got %lld", (long long)m->dim);
-  int64_t n = 0;
-  for (int64_t r = 0; r < m->n; r++)
-    for (int c = 0; c < 2; c++) {
-      float v = m->data[r * m->ld + c];
-      if (v < 0 || v != floorf(v) || v > 1e9) return embr_error(EMBR_EVALUE, "precomputed sparse input: row %lld: index %g is not a valid point number", (long long)r, (double)v);
-      if ((int64_t)v + 1 > n) n = (int64_t)v + 1;
-    }
-  int64_t *deg = calloc((size_t)n, sizeof(int64_t));
-  if (!deg) return embr_error(EMBR_ENOMEM, "out of memory");
-  int kk = 0;
-  for (int64_t r = 0; r < m->n; r++) {
-    int64_t i = (int64_t)m->data[r * m->ld];
-    if (++deg[i] > kk) kk = (int)deg[i];
-  }
-  int64_t *nbr = malloc(sizeof(int64_t) * (size_t)(n * kk));
-  float *d = malloc(sizeof(float) * (size_t)(n * kk));
-  int rc = nbr && d ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
-  if (!rc) {
-    for (int64_t i = 0; i < n * kk; i++) {
-      nbr[i] = -1;
-      d[i] = INFINITY;
-    }
-    memset(deg, 0, sizeof(int64_t) * (size_t)n);
-    for (int64_t r = 0; r < m->n; r++) {
-      int64_t i = (int64_t)m->data[r * m->ld], j = (int64_t)m->data[r * m->ld + 1];
-      if (i == j) continue;
-      nbr[i * kk + deg[i]] = j;
-      d[i * kk + deg[i]++] = m->data[r * m->ld + 2];
-    }
-    rc = embr_tsne_affinities_knn(nbr, d, n, kk, p, P);
-  }
-  free(deg);
-  free(nbr);
-  free(d);
-  return rc;
+  embr_matrix_free(&m);
+  return s ? cli_fail(s) : EXIT_OK;
 }
 
 static int tsne_run(int argc, char **argv) {
@@ -200,20 +177,13 @@ static int tsne_run(int argc, char **argv) {
   int frc = cli_check_files(files, 4);
   if (frc) return frc;
   embr_matrix x = EMBR_MATRIX_INIT;
-  int rc = cli_read_matrix(in, o.format, &x);
-  if (rc) return rc;
-  char **labels = NULL;
-  int64_t npts = x.n;
   embr_affinities P = {0, NULL, NULL, NULL};
-  if (precomputed) {
-    int s = affinities_precomputed(precomputed, &x, &p, &P);
-    if (s) {
-      embr_matrix_free(&x);
-      return cli_fail(s);
-    }
-    npts = P.n;
-  }
-  if (labels_path) rc = cli_read_lines(labels_path, "labels", npts, &labels);
+  int rc = precomputed ? affinities_precomputed(precomputed, in, o.format, &p, &P) : cli_read_matrix(in, o.format, &x);
+  if (rc) return rc;
+  embr_lines lf = {0, NULL, NULL};
+  char **labels = NULL;
+  int64_t npts = precomputed ? P.n : x.n;
+  if (labels_path && !(rc = cli_read_lines(labels_path, "labels", npts, &lf))) labels = lf.line;
   float *y = rc ? NULL : malloc(sizeof(float) * (size_t)npts * (size_t)o.dims);
   if (!rc && !y) rc = cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
   embr_tsne_stats st;
@@ -235,7 +205,7 @@ static int tsne_run(int argc, char **argv) {
     rc = cli_write_outputs(outs, plot ? 2 : 1);
   }
   free(y);
-  cli_lines_free(labels, npts);
+  embr_lines_free(&lf);
   embr_affinities_free(&P);
   embr_matrix_free(&x);
   return rc;
@@ -268,8 +238,7 @@ static int tsne_transform(int argc, char **argv) {
   if (frc) return frc;
   embr_matrix rx = EMBR_MATRIX_INIT, ry = EMBR_MATRIX_INIT, nx = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(ref, o.format, &rx);
-  char **map_labels = NULL;
-  if (!rc) rc = cli_read_map(ref_map, NULL, &ry, &map_labels);
+  if (!rc) rc = cli_read_map(ref_map, NULL, &ry);
   if (!rc) rc = cli_read_matrix(in, o.format, &nx);
   if (!rc && ry.n != rx.n) {
     rc = cli_error("%s has %lld rows but %s has %lld", ref_map, (long long)ry.n, ref, (long long)rx.n);
@@ -299,7 +268,6 @@ static int tsne_transform(int argc, char **argv) {
   }
   free(y);
   free(refy);
-  cli_lines_free(map_labels, ry.n);
   embr_matrix_free(&rx);
   embr_matrix_free(&ry);
   embr_matrix_free(&nx);
@@ -386,14 +354,14 @@ static int tsne_eval(int argc, char **argv) {
   if (to_params(&o, &p, &bar)) return EXIT_USAGE;
   embr_matrix x = EMBR_MATRIX_INIT, y = EMBR_MATRIX_INIT;
   int rc = cli_read_matrix(in, o.format, &x);
-  char **map_labels = NULL;
-  if (!rc) rc = cli_read_map(map, NULL, &y, &map_labels);
+  if (!rc) rc = cli_read_map(map, NULL, &y);
   if (!rc && (y.n != x.n || (y.dim != 2 && y.dim != 3))) {
     rc = cli_error("%s: %lld x %lld, expected %lld rows of 2 or 3 columns", map, (long long)y.n,
             (long long)y.dim, (long long)x.n);
   }
-  char **labels = NULL;
-  if (!rc && labels_path) rc = cli_read_lines(labels_path, "labels", x.n, &labels);
+  embr_lines lf = {0, NULL, NULL};
+  if (!rc && labels_path) rc = cli_read_lines(labels_path, "labels", x.n, &lf);
+  char **labels = lf.line;
   float *yc = NULL;
   double kl = NAN, pres = NAN, acc = NAN;
   if (!rc) {
@@ -423,8 +391,7 @@ static int tsne_eval(int argc, char **argv) {
              (long long)k, pres, (long long)k, accs);
   }
   free(yc);
-  cli_lines_free(labels, x.n);
-  cli_lines_free(map_labels, y.n);
+  embr_lines_free(&lf);
   embr_matrix_free(&x);
   embr_matrix_free(&y);
   return rc;

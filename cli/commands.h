@@ -14,10 +14,14 @@ int cli_plot_write(const char *path, const float *xy, int64_t n, int ld, char *c
                    const char *title);
 
 /* One string per line, exactly npoints of them (message names the file and both counts);
- * free with cli_lines_free. Returns an exit code. */
-int cli_read_lines(const char *path, const char *what, int64_t npoints, char ***out);
-void cli_lines_free(char **v, int64_t n);
-/* Coordinates: any matrix file, or a TSV map whose last column holds labels (*labels set then). */
-int cli_read_map(const char *path, const char *in_format, embr_matrix *m, char ***labels);
+ * free with embr_lines_free. Returns an exit code. */
+int cli_read_lines(const char *path, const char *what, int64_t npoints, embr_lines *out);
+/* Coordinates: any matrix file, or a TSV map whose last column holds labels (then in m->labels).
+ * Returns an exit code. */
+int cli_read_map(const char *path, const char *in_format, embr_matrix *m);
+/* Search results as JSON on stdout (cmd_search.c; also `index search --json`); labels: NULL or the
+ * base's row labels. */
+void cli_print_results_json(int64_t nq, int k, const float *dist, const int64_t *ids, char *const *labels,
+                            embr_metric metric);
 
 #endif

@@ -1,7 +1,6 @@
 /* Dataset specs, selections and batched embedding for the neural-network commands. */
 #include "nn_common.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,47 +57,15 @@ int cli_select(const embr_dataset *ds, const char *classes, const char *per_clas
   return EXIT_OK;
 }
 
-static void normalise_rows(float *x, int64_t n, int dim) {
-  for (int64_t i = 0; i < n; i++) {
-    double s = 0;
-    for (int j = 0; j < dim; j++) s += (double)x[i * dim + j] * x[i * dim + j];
-    float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-    for (int j = 0; j < dim; j++) x[i * dim + j] *= inv;
-  }
-}
-
 int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
                     int batch, int raw, int quiet, float **out, int32_t *labels) {
-  int dim = embr_model_dim(m);
-  *out = malloc(sizeof(float) * (size_t)n * (size_t)dim);
+  *out = malloc(sizeof(float) * (size_t)n * (size_t)embr_model_dim(m) + 1);
   if (!*out) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory for %lld embeddings", (long long)n));
-  embr_loader_params lp = embr_loader_params_default();
-  lp.spec = embr_model_input(m), lp.batch = batch, lp.shuffle = 0, lp.drop_last = 0;
-  lp.subset = subset, lp.n_subset = n;
-  embr_loader *ld = NULL;
-  int rc = embr_loader_create(ds, &lp, &ld);
   cli_bar bar;
   cli_bar_init(&bar, "embed", quiet);
   embr_progress pr = cli_bar_progress(&bar);
-  embr_progress_state ps;
-  embr_progress_begin(&ps, &pr, (uint64_t)n);
-  int64_t done = 0;
-  while (!rc) {
-    const float *x;
-    const int32_t *lab;
-    const int64_t *items;
-    int count;
-    if ((rc = embr_loader_next(ld, &x, &lab, &items, &count)) || count == 0) break;
-    rc = embr_model_embed(m, x, count, batch, *out + done * dim);
-    for (int i = 0; i < count && labels; i++) labels[done + i] = lab[i];
-    done += count;
-    if (!rc && embr_progress_update(&ps, (uint64_t)done, NULL, 0)) rc = embr_error(EMBR_ECANCELED, "canceled");
-  }
-  if (!rc) embr_progress_update(&ps, (uint64_t)done, NULL, 1);
+  int rc = embr_model_embed_dataset(m, ds, subset, n, batch, !raw, &pr, *out, labels);
   cli_bar_done(&bar);
-  embr_loader_free(ld);
-  if (!rc && done != n) rc = embr_error(EMBR_EIO, "the loader gave %lld of %lld images", (long long)done, (long long)n);
-  if (!rc && !raw) normalise_rows(*out, n, dim);
   if (rc) {
     free(*out);
     *out = NULL;

@@ -158,11 +158,32 @@ expect 0 "" -- "$EMBR" tsne -i "$T/sparse.csv" --precomputed sparse --perplexity
 expect 0 "" -- "$EMBR" tsne eval -i "$T/x.csv" --map "$T/sp.npy" --labels "$T/labels.txt"
 acc=$(sed -nE 's/.*label accuracy ([0-9.]+).*/\1/p' "$T/out")
 awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.9) }' || fail "precomputed sparse map: accuracy '${acc}' < 0.9"
+# the same rows separated by spaces (as docs/tsne.md shows them) or tabs: the same map
+tr ',' ' ' <"$T/sparse.csv" >"$T/sparse.txt"
+tr ',' '\t' <"$T/sparse.csv" >"$T/sparse.tsv"
+for f in sparse.txt sparse.tsv; do
+  expect 0 "" -- "$EMBR" tsne -i "$T/$f" --precomputed sparse --perplexity 10 -o "$T/sp_$f.npy" --iters 500 --threads 1 --quiet
+  cmp -s "$T/sp.npy" "$T/sp_$f.npy" || fail "--precomputed sparse $f gave another map than the CSV rows"
+done
+{ head -n 2 "$T/sparse.txt"; echo "3 x 0.5"; } >"$T/sparse_bad.txt"
+expect 1 "sparse_bad\.txt: line 3, column 2" -- "$EMBR" tsne -i "$T/sparse_bad.txt" --precomputed sparse -o "$T/bad.tsv"
+printf '0 1 1\n0 90000 1\n' >"$T/sparse_far.txt"
+expect 1 "sparse input" -- "$EMBR" tsne -i "$T/sparse_far.txt" --precomputed sparse -o "$T/bad.tsv"
 # not square / negative distance
 expect 1 "square" -- "$EMBR" tsne -i "$T/x.csv" --precomputed dense -o "$T/bad.tsv"
 sed '7s/^[^,]*,/-1,/' "$T/dist.csv" >"$T/negdist.csv"
 expect 1 "negative" -- "$EMBR" tsne -i "$T/negdist.csv" --precomputed dense -o "$T/bad.tsv"
 expect 2 "precomputed" -- "$EMBR" tsne -i "$T/dist.csv" --precomputed triangle -o "$T/bad.tsv"
+
+# ---- the map TSV with word labels reads back through convert and info -----------------------------------------
+sed 's/^blob/word-/' "$T/labels.txt" >"$T/words.txt"
+expect 0 "" -- "$EMBR" tsne -i "$T/x.csv" -o "$T/wmap.tsv" --labels "$T/words.txt" --iters 100 --threads 1 --quiet
+expect 0 "" -- "$EMBR" info "$T/wmap.tsv"
+grep -q "150 rows x 2 dims" "$T/out" || fail "info of a map with word labels: $(cat "$T/out")"
+expect 0 "" -- "$EMBR" convert "$T/wmap.tsv" "$T/wmap.csv"
+ok=$(awk -F'[\t,]' 'NR == FNR { x[FNR] = $1; y[FNR] = $2; next }
+  { d = ($1 - x[FNR]) ^ 2 + ($2 - y[FNR]) ^ 2; if (d < 1e-10) ok++ } END { print ok + 0 }' "$T/wmap.tsv" "$T/wmap.csv")
+[ "$ok" = 150 ] || fail "convert of a map with word labels: $ok of 150 rows match"
 
 # ---- errors: exit 1 (bad input) and 2 (bad flags), nothing written ---------------------------------------------
 head -n 149 "$T/labels.txt" >"$T/labels149.txt"

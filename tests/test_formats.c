@@ -1,5 +1,6 @@
 /* Matrix file formats: round trips, hand-written fixtures, and hostile inputs (truncations, bad
  * headers, non-finite values, giant sizes, mutated bytes). */
+#include "embr/lines.h"
 #include "embr/matrix.h"
 #include "formats/formats_internal.h"
 #include "harness.h"
@@ -1216,13 +1217,205 @@ static void test_mutations(void) {
   mutate_all(EMBR_FORMAT_TSV, "mu.tsv", 0, 37);
 }
 
+/* ---- line files, integer lists, ids to .ivecs, maps, sparse triplets ---------------------------- */
+
+/* Reference split for line files: a plain loop over the bytes, written independently of lines.c. */
+static int64_t ref_split(const char *s, size_t len, char out[][16], int max) {
+  int64_t n = 0;
+  size_t i = 0;
+  while (i < len && n < max) {
+    size_t j = i;
+    while (j < len && s[j] != '\n') j++;
+    size_t e = j;
+    if (e > i && s[e - 1] == '\r') e--;
+    snprintf(out[n], 16, "%.*s", (int)(e - i), s + i);
+    n++;
+    i = j + 1;
+  }
+  return n;
+}
+
+static void test_lines(void) {
+  const char *cases[] = {"", "a", "a\n", "a\r\nb", "\n\n", "x\r\n\r\ny z\n", "one\ntwo\r\nthree", " \t\n"};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char want[8][16];
+    int64_t nw = ref_split(cases[c], strlen(cases[c]), want, 8);
+    embr_lines l;
+    int rc = embr_lines_read_mem(cases[c], strlen(cases[c]), "f.txt", -1, NULL, NULL, &l);
+    CHECK_MSG(rc == 0, "case %zu: %s", c, embr_last_error());
+    CHECK_MSG(l.n == nw, "case %zu: %lld lines, want %lld", c, (long long)l.n, (long long)nw);
+    for (int64_t i = 0; rc == 0 && i < l.n && i < nw; i++) CHECK_MSG(!strcmp(l.line[i], want[i]), "case %zu line %lld", c, (long long)i);
+    embr_lines_free(&l);
+    embr_lines_free(&l); /* twice: a no-op */
+  }
+  embr_lines_free(NULL);
+  embr_lines l;
+  /* the expected count, named in the message before anything is allocated */
+  CHECK_EQ_INT(embr_lines_read_mem("1\n2\n", 4, "ids.txt", 3, "ids", "vectors", &l), EMBR_EINVAL);
+  CHECK(strstr(embr_last_error(), "ids.txt: 2 ids for 3 vectors") != NULL);
+  CHECK(l.n == 0 && l.line == NULL);
+  CHECK_EQ_INT(embr_lines_read_mem("1\n2\n", 4, "ids.txt", 2, "ids", "vectors", &l), 0);
+  embr_lines_free(&l);
+  /* a NUL byte names the file and the line */
+  CHECK_EQ_INT(embr_lines_read_mem("a\nb\0c\n", 6, "meta.jsonl", -1, NULL, NULL, &l), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "meta.jsonl: line 2: NUL byte") != NULL);
+  /* from a file, and a missing file */
+  FILE *f = fopen(tpath("lines.txt"), "wb");
+  REQUIRE(f != NULL);
+  fputs("7\n 8 \r\n9\t\n", f);
+  fclose(f);
+  REQUIRE(embr_lines_read(tpath("lines.txt"), 3, "ids", "vectors", &l) == 0);
+  int64_t ids[3];
+  CHECK_EQ_INT(embr_lines_parse_ids(&l, "lines.txt", ids), 0);
+  CHECK(ids[0] == 7 && ids[1] == 8 && ids[2] == 9);
+  embr_lines_free(&l);
+  CHECK_EQ_INT(embr_lines_read(tpath("missing.txt"), -1, NULL, NULL, &l), EMBR_ENOTFOUND);
+  CHECK(strstr(embr_last_error(), "missing.txt") != NULL);
+  /* ids: non-negative integers up to INT64_MAX, one per line */
+  const char *bad_ids[] = {"1\n-2\n", "1\nx\n", "1\n\n", "1\n9223372036854775808\n", "1\n1 2\n", "1\n1.5\n"};
+  for (size_t c = 0; c < sizeof bad_ids / sizeof bad_ids[0]; c++) {
+    REQUIRE(embr_lines_read_mem(bad_ids[c], strlen(bad_ids[c]), "ids.txt", -1, NULL, NULL, &l) == 0);
+    int64_t v[2];
+    CHECK_EQ_INT(embr_lines_parse_ids(&l, "ids.txt", v), EMBR_EFORMAT);
+    CHECK_MSG(strstr(embr_last_error(), "ids.txt: line 2") != NULL, "%s", embr_last_error());
+    embr_lines_free(&l);
+  }
+  REQUIRE(embr_lines_read_mem("9223372036854775807", 19, "ids.txt", 1, NULL, NULL, &l) == 0);
+  CHECK(embr_lines_parse_ids(&l, "ids.txt", ids) == 0 && ids[0] == INT64_MAX);
+  embr_lines_free(&l);
+}
+
+static void test_int_list(void) {
+  int64_t v[4];
+  int n;
+  CHECK(embr_int_list_parse("16,32,64", 1, 1000, v, 4, &n) == 0 && n == 3 && v[0] == 16 && v[1] == 32 && v[2] == 64);
+  CHECK(embr_int_list_parse("5", 1, 1000, v, 4, &n) == 0 && n == 1 && v[0] == 5);
+  CHECK(embr_int_list_parse("-3,0,3", -3, 3, v, 4, &n) == 0 && n == 3 && v[0] == -3 && v[2] == 3);
+  const char *bad[] = {"", ",", "1,", ",1", "1,,2", "0", "1001", "1,2,3,4,5", "a", "1 ,2", "+1", "1.5", "-1"};
+  for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++)
+    CHECK_MSG(embr_int_list_parse(bad[c], 1, 1000, v, 4, &n) == EMBR_EINVAL, "'%s' accepted", bad[c]);
+  CHECK(strstr(embr_last_error(), "'-1'") != NULL);
+}
+
+static void test_ids_ivecs(void) {
+  const int64_t ids[6] = {3, 1, -1, 2147483647, 0, -1};
+  REQUIRE(embr_ids_write_ivecs(tpath("ids.ivecs"), ids, 2, 3) == 0);
+  int32_t *back = NULL;
+  int64_t n = 0, d = 0;
+  REQUIRE(embr_ivecs_read(tpath("ids.ivecs"), &back, &n, &d) == 0);
+  CHECK(n == 2 && d == 3);
+  for (int i = 0; i < 6; i++) CHECK(back[i] == ids[i]);
+  embr_free(back);
+  /* an id int32 cannot hold is refused naming the file, the row and the id; nothing is written */
+  const int64_t big[4] = {0, 1, 2, 2147483648LL};
+  CHECK_EQ_INT(embr_ids_write_ivecs(tpath("big.ivecs"), big, 2, 2), EMBR_EUNSUPPORTED);
+  CHECK_MSG(strstr(embr_last_error(), "big.ivecs: row 1: id 2147483648") != NULL, "%s", embr_last_error());
+  CHECK(access(tpath("big.ivecs"), F_OK) != 0);
+  CHECK_EQ_INT(count_files("big.ivecs"), 0);
+  const int64_t neg[1] = {-2};
+  CHECK_EQ_INT(embr_ids_write_ivecs(tpath("neg.ivecs"), neg, 1, 1), EMBR_EUNSUPPORTED);
+}
+
+static void test_map_read(void) {
+  /* words in the last column: labels, for both the map reader and the matrix reader (convert) */
+  const char *words = "1.5\t-2\tcat\n0.25\t4\tthe dog\n";
+  embr_matrix m = EMBR_MATRIX_INIT;
+  for (int which = 0; which < 2; which++) {
+    int rc = which ? embr_matrix_read_mem(words, strlen(words), "map.tsv", EMBR_FORMAT_AUTO, &m)
+                   : embr_map_read_mem(words, strlen(words), "map.tsv", EMBR_FORMAT_AUTO, &m);
+    CHECK_MSG(rc == 0, "%s", embr_last_error());
+    CHECK(m.n == 2 && m.dim == 2 && m.labels != NULL);
+    if (rc == 0 && m.labels) {
+      CHECK(m.data[0] == 1.5f && m.data[1] == -2.0f && m.data[2] == 0.25f && m.data[3] == 4.0f);
+      CHECK(!strcmp(m.labels[0], "cat") && !strcmp(m.labels[1], "the dog"));
+    }
+    embr_matrix_free(&m);
+  }
+  /* integer classes after decimal coordinates: labels for the map reader only */
+  const char *digits = "12.5\t-3.25\t7\n1.75\t2.5\t10\n";
+  REQUIRE(embr_map_read_mem(digits, strlen(digits), "d.tsv", EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.dim == 2 && m.labels && !strcmp(m.labels[1], "10"));
+  embr_matrix_free(&m);
+  REQUIRE(embr_matrix_read_mem(digits, strlen(digits), "d.tsv", EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.dim == 3 && m.labels == NULL && m.data[5] == 10.0f);
+  embr_matrix_free(&m);
+  /* a header naming the last column "label"; 3-D maps */
+  const char *hdr = "x\ty\tz\tlabel\n1\t2\t3\t0\n4\t5\t6\t1\n";
+  REQUIRE(embr_map_read_mem(hdr, strlen(hdr), "h.tsv", EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.n == 2 && m.dim == 3 && m.labels && !strcmp(m.labels[0], "0") && m.data[5] == 6.0f);
+  embr_matrix_free(&m);
+  /* plain numbers stay numbers; other formats go to the matrix readers */
+  const char *plain = "1\t2\t3\n4\t5\t6\n";
+  REQUIRE(embr_map_read_mem(plain, strlen(plain), "p.tsv", EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.dim == 3 && m.labels == NULL);
+  embr_matrix_free(&m);
+  REQUIRE(embr_map_read_mem("1,2\n3,4\n", 8, "p.csv", EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.n == 2 && m.dim == 2);
+  embr_matrix_free(&m);
+  /* errors name the file and the line */
+  const char *bad = "1\t2\tcat\n3\tx\tdog\n";
+  CHECK_EQ_INT(embr_map_read_mem(bad, strlen(bad), "bad.tsv", EMBR_FORMAT_AUTO, &m), EMBR_EFORMAT);
+  CHECK_MSG(strstr(embr_last_error(), "bad.tsv: line 2, column 2") != NULL, "%s", embr_last_error());
+  const char *ragged = "1\t2\tcat\n3\t4\t5\tdog\n";
+  CHECK_EQ_INT(embr_map_read_mem(ragged, strlen(ragged), "r.tsv", EMBR_FORMAT_AUTO, &m), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "r.tsv: line 2 has 4 fields, expected 3") != NULL);
+  CHECK(m.labels == NULL && m.data == NULL);
+  /* a map written by the library (labels) reads back through a file */
+  FILE *f = fopen(tpath("m.tsv"), "wb");
+  REQUIRE(f != NULL);
+  fputs(words, f);
+  fclose(f);
+  REQUIRE(embr_map_read(tpath("m.tsv"), EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.n == 2 && m.labels && !strcmp(m.labels[1], "the dog"));
+  embr_matrix_free(&m);
+}
+
+static void test_triplets(void) {
+  const float want[6] = {0, 1, 0.5f, 2, 0, 1.25f};
+  const char *good[] = {"0 1 0.5\n2 0 1.25\n", "0\t1\t0.5\n2\t0\t1.25", "i j d\n  0 \t 1   0.5\r\n\n2 0\t1.25\n\n"};
+  embr_matrix m = EMBR_MATRIX_INIT;
+  for (size_t c = 0; c < sizeof good / sizeof good[0]; c++) {
+    int rc = embr_triplets_read_mem(good[c], strlen(good[c]), "s.tsv", EMBR_FORMAT_AUTO, &m);
+    CHECK_MSG(rc == 0, "case %zu: %s", c, embr_last_error());
+    CHECK(m.n == 2 && m.dim == 3);
+    for (int i = 0; rc == 0 && i < 6; i++) CHECK(m.data[i] == want[i]);
+    embr_matrix_free(&m);
+  }
+  /* CSV and .npy go through the matrix readers and need 3 columns */
+  const char *csv = "0,1,0.5\n2,0,1.25\n";
+  REQUIRE(embr_triplets_read_mem(csv, strlen(csv), "s.csv", EMBR_FORMAT_AUTO, &m) == 0);
+  CHECK(m.n == 2 && m.data[5] == 1.25f);
+  embr_matrix_free(&m);
+  CHECK_EQ_INT(embr_triplets_read_mem("0,1\n", 4, "s.csv", EMBR_FORMAT_AUTO, &m), EMBR_EDIM);
+  static const struct {
+    const char *text, *needle;
+  } bad[] = {
+      {"0 1 0.5\n0 1\n", "line 2 has 2 fields"},
+      {"0 1 0.5 9\n", "line 1 has more than 3 fields"},
+      {"0 1 0.5\n-1 2 0.5\n", "line 2, column 1: '-1' is not a point number"},
+      {"0 1.5 0.5\n", "line 1, column 2"},
+      {"0 16777216 1\n", "line 1, column 2"},
+      {"0 1 x\n", "line 1, column 3: 'x' is not a number"},
+      {"0 1 nan\n", "line 1, column 3: 'nan' is not a finite"},
+      {"\n\n", "no rows"},
+      {"i j d\n", "no rows"},
+  };
+  for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+    CHECK_MSG(embr_triplets_read_mem(bad[c].text, strlen(bad[c].text), "s.txt", EMBR_FORMAT_AUTO, &m) != 0, "case %zu", c);
+    CHECK_MSG(strstr(embr_last_error(), bad[c].needle) != NULL && strstr(embr_last_error(), "s.txt") != NULL,
+              "case %zu: %s", c, embr_last_error());
+    CHECK(m.data == NULL);
+  }
+}
+
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_npy_other_layouts, test_numpy_written_files, test_cr_line_ends, test_format_names, test_parse_float, test_roundtrip_float_formats,
                      test_roundtrip_int_formats, test_npy_writer_layout, test_npy_float64,
                      test_npy_float16, test_npy_header_variants, test_npy_refusals,
                      test_vecs_refusals, test_w2v_binary_fixtures, test_text_word_fixtures,
                      test_delimited_fixtures, test_truncated_binary, test_paths,
-                     test_write_refusals, test_locale_independent, test_mutations);
+                     test_write_refusals, test_locale_independent, test_mutations, test_lines, test_int_list,
+                     test_ids_ivecs, test_map_read, test_triplets);
   remove_tmp_dir();
   return rc;
 }

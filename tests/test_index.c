@@ -933,10 +933,57 @@ static void test_nearest_centre(void) {
 
 static void test_cleanup(void) { remove_tmp_dir(); }
 
+/* recall@k against a plain reference: per query, distinct returned ids found in the first k truth ids. */
+static double ref_recall(const int64_t *ids, int64_t ild, const int32_t *truth, int64_t tld, int64_t nq, int k) {
+  double hits = 0;
+  for (int64_t q = 0; q < nq; q++)
+    for (int i = 0; i < k; i++) {
+      int64_t id = ids[q * ild + i];
+      int seen = id < 0;
+      for (int j = 0; j < i; j++) seen |= ids[q * ild + j] == id;
+      int in_truth = 0;
+      for (int j = 0; j < k; j++) in_truth |= truth[q * tld + j] == id;
+      hits += !seen && in_truth;
+    }
+  return hits / ((double)nq * k);
+}
+
+static void test_recall_at_k(void) {
+  /* by hand: query 0 finds 2 of 3 (one repeated true id counts once), query 1 all 3 with padding
+   * absent, query 2 none (only padding) */
+  const int64_t ids[3 * 4] = {5, 5, 7, 99, 1, 2, 3, 0, -1, -1, -1, -1};
+  const int32_t truth[3 * 3] = {5, 7, 8, 3, 2, 1, 4, 5, 6};
+  double r = -1;
+  CHECK(embr_recall_at_k(ids, 4, truth, 3, 3, 3, &r) == 0);
+  CHECK_NEAR(r, 5.0 / 9.0, 1e-12);
+  CHECK(embr_recall_at_k(ids, 4, truth, 3, 3, 1, &r) == 0); /* 1-recall@1 */
+  CHECK_NEAR(r, 1.0 / 3.0, 1e-12);
+  CHECK(embr_recall_at_k(ids, 4, truth, 3, 0, 3, &r) == 0 && r == 0);
+  CHECK(embr_recall_at_k(ids, 4, truth, 3, 3, 4, &r) == EMBR_EINVAL); /* truth rows shorter than k */
+  CHECK(embr_recall_at_k(ids, 4, truth, 3, 3, 0, &r) == EMBR_EINVAL);
+  CHECK(embr_recall_at_k(NULL, 4, truth, 3, 3, 3, &r) == EMBR_EINVAL);
+  /* random lists with repeats and padding, small and large k, against the reference */
+  embr_rng g;
+  embr_rng_seed(&g, 77);
+  const int ks[] = {1, 3, 10, 300};
+  for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++) {
+    int k = ks[c];
+    int64_t nq = 20, ild = k + 2, tld = k + 1;
+    int64_t *ri = malloc(sizeof(int64_t) * (size_t)(nq * ild));
+    int32_t *rt = malloc(sizeof(int32_t) * (size_t)(nq * tld));
+    for (int64_t i = 0; i < nq * ild; i++) ri[i] = (int64_t)embr_rng_below(&g, (uint64_t)(2 * k + 2)) - 1;
+    for (int64_t i = 0; i < nq * tld; i++) rt[i] = (int32_t)embr_rng_below(&g, (uint64_t)(2 * k + 1));
+    CHECK(embr_recall_at_k(ri, ild, rt, tld, nq, k, &r) == 0);
+    CHECK_NEAR(r, ref_recall(ri, ild, rt, tld, nq, k), 1e-12);
+    free(ri);
+    free(rt);
+  }
+}
+
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_nearest_centre, test_kmeans_recovers_blobs, test_kmeans_inertia_never_grows, test_kmeans_deterministic,
                    test_kmeans_errors_and_edges, test_factory, test_recall_every_kind_and_metric,
                    test_ivfflat_default_nprobe, test_ivfpq_table_paths_agree, test_ivfpq_memory, test_ids_and_adds,
                    test_remove, test_churn_keeps_items_reachable, test_every_item_reachable, test_filters, test_padding, test_ivf_training, test_save_load, test_damaged_files,
-                   test_hostile_ivf_header, test_cleanup);
+                   test_hostile_ivf_header, test_recall_at_k, test_cleanup);
 }

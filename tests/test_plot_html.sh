@@ -42,8 +42,12 @@ grep -q '"labels":\["3","10"\]' "$T/digits.html" || fail "integer label column n
 awk -F'\t' '{ print $1 "\t" $2 "\tw" NR }' "$T/map.tsv" >"$T/words.tsv"
 expect 0 "" -- "$EMBR" plot -i "$T/words.tsv" -o "$T/words.html" -q
 grep -q '"labels":\[\].*"texts":\["w1","w2",' "$T/words.html" || fail "word map words not used as texts"
-# --in-format reads strictly: a label column is then an error naming the line.
-expect 1 "map.tsv: line 2, column 3" -- "$EMBR" plot -i "$T/map.tsv" --in-format tsv -o "$T/x.png"
+# --in-format tsv reads as `embr convert` does: a column of words is still the labels, but an
+# integer column is a coordinate (no guessing of classes).
+expect 0 "" -- "$EMBR" plot -i "$T/map.tsv" --in-format tsv -o "$T/strict.html" -q
+grep -q '"labels":\["left","right"\]' "$T/strict.html" || fail "--in-format tsv lost the word label column"
+expect 0 "" -- "$EMBR" plot -i "$T/digits.tsv" --in-format tsv -o "$T/strict2.html" -q
+grep -q '"labels":\[\]' "$T/strict2.html" || fail "--in-format tsv took an integer column for labels"
 
 head -n 10 "$T/labels.txt" >"$T/short.txt"
 expect 1 "short.txt: 10 labels for 600 points" -- "$EMBR" plot -i "$T/xy.csv" --labels "$T/short.txt" -o "$T/x.png"

@@ -182,10 +182,59 @@ static void test_one_class_refused(void) {
   embr_dataset_free(ds);
 }
 
+static int cancel_cb(void *user, uint64_t done, uint64_t total, double rate, const char *detail) {
+  (void)user, (void)total, (void)rate, (void)detail;
+  return done > 0;
+}
+
+/* embr_model_embed_dataset against a reference built image by image (decode, tensor, embed):
+ * subset order, batching, normalisation, labels; cancel and bad arguments. */
+static void test_embed_dataset(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  embr_model *m = tiny_model(3, 8);
+  embr_image_spec sp = embr_model_input(m);
+  int64_t per = (int64_t)sp.channels * sp.height * sp.width;
+  const int64_t subset[] = {3, 0, 17, 40, 5, 9, 22};
+  enum { NS = 7, D = 8 };
+  float *x = malloc(sizeof(float) * (size_t)per), ref[D], got[NS * D], raw[NS * D];
+  int32_t lab[NS];
+  CHECK(embr_model_embed_dataset(m, ds, subset, NS, 3, 1, NULL, got, lab) == 0);
+  CHECK(embr_model_embed_dataset(m, ds, subset, NS, 4, 0, NULL, raw, NULL) == 0);
+  for (int i = 0; i < NS; i++) {
+    embr_image im;
+    REQUIRE(embr_dataset_image(ds, subset[i], &im) == 0);
+    REQUIRE(embr_image_to_tensor(&im, &sp, x) == 0);
+    embr_image_free(&im);
+    REQUIRE(embr_model_embed(m, x, 1, 1, ref) == 0);
+    double norm = 0;
+    for (int j = 0; j < D; j++) norm += (double)ref[j] * ref[j];
+    norm = sqrt(norm);
+    for (int j = 0; j < D; j++) {
+      CHECK_NEAR(raw[i * D + j], ref[j], 1e-4 * (1 + fabs(ref[j])));
+      CHECK_NEAR(got[i * D + j], ref[j] / norm, 1e-4);
+    }
+    CHECK_EQ_INT(lab[i], embr_dataset_label(ds, subset[i]));
+  }
+  /* all items when no subset: n must be the dataset's size */
+  int64_t n = embr_dataset_size(ds);
+  float *all = malloc(sizeof(float) * (size_t)(n * D));
+  CHECK(embr_model_embed_dataset(m, ds, NULL, n, 16, 1, NULL, all, NULL) == 0);
+  for (int j = 0; j < D; j++) CHECK_NEAR(all[3 * D + j], got[j], 1e-4);
+  CHECK(embr_model_embed_dataset(m, ds, NULL, n - 1, 16, 1, NULL, all, NULL) == EMBR_EINVAL);
+  CHECK(embr_model_embed_dataset(m, ds, subset, NS, 0, 1, NULL, all, NULL) == EMBR_EINVAL);
+  embr_progress pr = {cancel_cb, NULL, 1e-9};
+  CHECK(embr_model_embed_dataset(m, ds, NULL, n, 4, 1, &pr, all, NULL) == EMBR_ECANCELED);
+  free(all);
+  free(x);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+}
+
 int main(int argc, char **argv) {
   make_dataset();
   int rc = RUN_TESTS(argc, argv, test_arcface_separates_classes, test_softmax_objective_trains, test_save_load_resume,
-                     test_one_class_refused);
+                     test_one_class_refused, test_embed_dataset);
   remove_dataset();
   return rc;
 }

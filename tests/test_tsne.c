@@ -1283,9 +1283,74 @@ static void test_transform(void) {
   free(ln);
 }
 
+/* Precomputed sparse distances ("i j d" rows in any order, self rows ignored) give the P of the
+ * same neighbour lists, checked against the dense reference; hostile rows are refused. */
+static void test_affinities_sparse(void) {
+  enum { N = 150, K = 12 };
+  embr_rng r;
+  embr_rng_seed(&r, 404);
+  int64_t *nbr = malloc(sizeof(int64_t) * N * K);
+  float *dist = malloc(sizeof(float) * N * K);
+  float *rows = malloc(sizeof(float) * 3 * (N * K + N));
+  int64_t nr = 0;
+  for (int64_t i = 0; i < N; i++)
+    for (int t = 0; t < K; t++) {
+      int64_t j;
+      int dup;
+      do {
+        j = (int64_t)embr_rng_below(&r, N);
+        dup = j == i;
+        for (int s = 0; s < t; s++) dup |= nbr[i * K + s] == j;
+      } while (dup);
+      nbr[i * K + t] = (t >= K - 2 && i % 7 == 0) ? -1 : j; /* some shorter lists */
+      dist[i * K + t] = (float)(0.5 + 3 * embr_rng_double(&r));
+      if (nbr[i * K + t] < 0) continue;
+      rows[3 * nr] = (float)i, rows[3 * nr + 1] = (float)j, rows[3 * nr + 2] = dist[i * K + t];
+      nr++;
+    }
+  for (int64_t i = 0; i < N; i += 10, nr++) /* self rows carry nothing */
+    rows[3 * nr] = rows[3 * nr + 1] = (float)i, rows[3 * nr + 2] = 0;
+  for (int64_t a = nr - 1; a > 0; a--) { /* any order */
+    int64_t b = (int64_t)embr_rng_below(&r, (uint64_t)a + 1);
+    for (int c = 0; c < 3; c++) {
+      float t = rows[3 * a + c];
+      rows[3 * a + c] = rows[3 * b + c];
+      rows[3 * b + c] = t;
+    }
+  }
+  embr_tsne_params prm = embr_tsne_params_default();
+  prm.perplexity = 4;
+  embr_affinities P;
+  REQUIRE(embr_tsne_affinities_sparse(rows, nr, 3, &prm, &P) == 0);
+  CHECK(P.n == N);
+  double rel = check_affinities(&P, nbr, dist, N, K, 4);
+  CHECK_MSG(rel < 1e-6, "sparse P differs from the dense reference by %g", rel);
+  embr_affinities_free(&P);
+  /* refusals: a fractional or negative index, a negative distance, more points than rows can
+   * name, one hub point holding most rows (a huge padded table from a small input) */
+  static const float bad[][3] = {{0, 1.5f, 1}, {-1, 2, 1}, {0, 1, -0.5f}, {0, 1000, 1}};
+  for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+    float t[6] = {bad[c][0], bad[c][1], bad[c][2], 1, 0, 1};
+    CHECK_MSG(embr_tsne_affinities_sparse(t, 2, 3, &prm, &P) != 0, "case %zu accepted", c);
+    CHECK(strstr(embr_last_error(), "precomputed sparse input") != NULL);
+  }
+  enum { HUB = 3000 };
+  float *hub = malloc(sizeof(float) * 3 * 2 * HUB);
+  for (int64_t i = 0; i < HUB; i++) {
+    hub[6 * i] = 0, hub[6 * i + 1] = (float)(i + 1), hub[6 * i + 2] = 1; /* point 0: HUB neighbours */
+    hub[6 * i + 3] = (float)(i + 1), hub[6 * i + 4] = 0, hub[6 * i + 5] = 1;
+  }
+  CHECK(embr_tsne_affinities_sparse(hub, 2 * HUB, 3, &prm, &P) == EMBR_EINVAL);
+  CHECK(strstr(embr_last_error(), "neighbour rows") != NULL);
+  free(hub);
+  free(rows);
+  free(nbr);
+  free(dist);
+}
+
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_kl_exact_bad_dim, test_pca_reference, test_calibrate_row_entropy,
-                   test_affinities_from_lists, test_affinities_from_data, test_knn_approximate, test_rep_exact_hand,
+                   test_affinities_from_lists, test_affinities_sparse, test_affinities_from_data, test_knn_approximate, test_rep_exact_hand,
                    test_rep_exact_random, test_attract_reference, test_forces_approx_vs_exact, test_bh_duplicates,
                    test_optimize_methods,
                    test_optimize_deterministic, test_identical_rows, test_bad_inputs, test_transform);

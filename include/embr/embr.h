@@ -7,6 +7,7 @@
 #include "embr/evaluate.h"
 #include "embr/image.h"
 #include "embr/index.h"
+#include "embr/lines.h"
 #include "embr/matrix.h"
 #include "embr/model.h"
 #include "embr/plot.h"

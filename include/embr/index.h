@@ -121,6 +121,18 @@ EMBR_API int embr_kmeans(const float *x, int64_t n, int64_t ld, int64_t dim, int
                          const embr_kmeans_params *p, float *centroids, int64_t *assign,
                          double *inertia);
 
+/* ---- recall ---------------------------------------------------------------------------------------
+ * recall@k as ann-benchmarks and faiss report it: for each of nq queries, the number of distinct
+ * ids among its first k returned ids (row q of `ids`, leading dimension ids_ld >= k, best first)
+ * that occur among its true k nearest (the first k of row q of `truth`, leading dimension
+ * truth_ld >= k), summed and divided by k * nq. A repeated id counts once and -1 padding (fewer
+ * than k results) never counts, so a result list can score 1 only by holding all k true ids.
+ * recall@1 with k = 1 is "1-recall@1": the fraction of queries whose first result is the true
+ * nearest. Writes *recall in [0, 1] (0 when nq = 0). Pure function of its inputs, thread-safe.
+ * Errors: EMBR_EINVAL (k < 1, nq < 0, a leading dimension below k, NULL pointers), EMBR_ENOMEM. */
+EMBR_API embr_status embr_recall_at_k(const int64_t *ids, int64_t ids_ld, const int32_t *truth,
+                                      int64_t truth_ld, int64_t nq, int k, double *recall);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,8 +80,8 @@ EMBR_API int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *ou
 
 /* Reads from a memory buffer (fuzzing, tests); `name` is used in messages and, with
  * EMBR_FORMAT_AUTO, for its extension. The buffer need not be NUL-terminated. */
-EMBR_API int embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
-                                  embr_matrix *out);
+EMBR_API embr_status embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
+                                          embr_matrix *out);
 
 /* Writes a matrix atomically (temporary file, fsync, rename). With EMBR_FORMAT_AUTO the format
  * comes from the extension (.txt/.vec: word2vec text). Everything that can be refused is checked
@@ -91,10 +91,40 @@ EMBR_API int embr_matrix_read_mem(const void *buf, size_t len, const char *name,
  * "%.9g", which reads back to the identical float32. */
 EMBR_API int embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m);
 
+/* Reads a map (2-D/3-D coordinates, one row per point), as `embr tsne` writes them: with
+ * EMBR_FORMAT_AUTO and a .tsv name, a last column of labels is recognised and its strings go to
+ * out->labels (x <TAB> y [<TAB> z] <TAB> label; the header, if any, is a first line whose first
+ * field is not a number). The last column is a label column when the header names it "label",
+ * when the first data row's last field is not a number (words), or when it is an integer after a
+ * decimal first field (class ids after coordinates: "12.5<TAB>-3.25<TAB>7"); rows need at least 3
+ * fields. Anything else is read as embr_matrix_read reads it (labels NULL for numeric formats).
+ * Same ownership and errors as embr_matrix_read. (embr_matrix_read also reads word labels of a TSV,
+ * but never takes an integer column for labels.) */
+EMBR_API embr_status embr_map_read(const char *path, embr_format fmt, embr_matrix *out);
+/* The same from memory; `name` stands for the file (messages, extension). */
+EMBR_API embr_status embr_map_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
+                                       embr_matrix *out);
+
+/* Reads sparse "i j value" rows (t-SNE's precomputed sparse distances) into an n x 3 matrix. A
+ * .npy/.fvecs/.ivecs/.bvecs/.csv input (by fmt, or by extension with EMBR_FORMAT_AUTO) is read as
+ * a matrix and must have 3 columns. Anything else is text: one row per line, three fields
+ * separated by any run of spaces or tabs, i and j non-negative integers up to 2^24 - 1 (exact in
+ * float32), the value a finite number; blank lines are skipped and a first line whose first field
+ * is not a number is a header. Errors name the file, the line and the column (EMBR_EFORMAT,
+ * EMBR_EVALUE, EMBR_EDIM, EMBR_ENOMEM, EMBR_EIO); ownership as embr_matrix_read. */
+EMBR_API embr_status embr_triplets_read(const char *path, embr_format fmt, embr_matrix *out);
+EMBR_API embr_status embr_triplets_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
+                                            embr_matrix *out);
+
 /* int32 matrices (.ivecs ground truth and result ids). *data is allocated with embr_alloc and
  * freed with embr_free. */
 EMBR_API int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim);
 EMBR_API int embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim);
+/* Writes search results (n rows of k int64 ids, -1 padding) as .ivecs. An id that int32 cannot
+ * hold (above 2^31-1, or below -1) is refused with EMBR_EUNSUPPORTED naming the file, the row
+ * (from 0) and the id, before anything is written: ids are never wrapped or replaced. Other
+ * errors: EMBR_EINVAL (bad sizes), EMBR_ENOMEM, EMBR_EIO. Thread-safe. */
+EMBR_API embr_status embr_ids_write_ivecs(const char *path, const int64_t *ids, int64_t n, int64_t k);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,18 @@ EMBR_API void embr_model_set_threads(embr_model *m, int n_threads);
  * inference mode (batch-norm running statistics), in batches of at most `batch`. */
 EMBR_API int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out);
 
+/* Embeds the items `subset[0..n)` of a dataset (all n = embr_dataset_size items, in order, when
+ * subset is NULL) into out (n x embr_model_dim(m), row-major, caller-owned): each image is decoded
+ * in the model's input geometry without augmentation and run in inference mode, `batch` at a time.
+ * With normalize, rows are scaled to unit L2 norm (an all-zero row stays zero). labels (n entries,
+ * may be NULL) receives each row's class. progress (may be NULL) counts images and may cancel
+ * (EMBR_ECANCELED; out is then unspecified). Errors: EMBR_EINVAL (arguments), the loader's and
+ * the decoder's errors naming the image file, EMBR_ENOMEM. Uses the model's inference state:
+ * not concurrent with other calls on the same model. */
+EMBR_API embr_status embr_model_embed_dataset(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
+                                              int batch, int normalize, const embr_progress *progress, float *out,
+                                              int32_t *labels);
+
 /* ---- training ------------------------------------------------------------------------------ */
 
 typedef enum embr_objective {

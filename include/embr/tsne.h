@@ -110,6 +110,17 @@ EMBR_API int embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld
 EMBR_API int embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
                                       const embr_tsne_params *p, embr_affinities *out);
 
+/* P from precomputed sparse distances: nnz rows of (i, j, distance) (leading dimension ld >= 3,
+ * as embr_triplets_read returns them). i and j are point numbers (exact integers 0..2^24-1), the
+ * points are 0..max+1, and row (i, j, d) makes j a neighbour of i at distance d (give both
+ * directions, or rely on the symmetrisation of P); rows with i == j are ignored. Calibrated as
+ * embr_tsne_affinities_knn (at most deg(i) - 1 effective neighbours). Refused with a message:
+ * non-integer or negative indices, negative or non-finite distances, more points than the rows
+ * could name, and degrees so uneven (one point with most rows) that the padded lists would exceed
+ * 16 x nnz entries. out->n is the number of points. Thread-safe. */
+EMBR_API embr_status embr_tsne_affinities_sparse(const float *rows, int64_t nnz, int64_t ld,
+                                                 const embr_tsne_params *p, embr_affinities *out);
+
 /* Optimises a map for given affinities. y's contents are the start when init_given; otherwise the
  * start is random (N(0, 1e-4^2)) whatever params->init says, since a PCA start needs the data:
  * embr_tsne makes one. */

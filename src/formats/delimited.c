@@ -1,5 +1,6 @@
 /* CSV and TSV numeric matrices: one row per line, fields separated by ',' or '\t', an optional
- * non-numeric header line first. Layout and rules in docs/formats.md. */
+ * non-numeric header line first, and (for maps as `embr tsne` writes them) optionally a last
+ * column of labels. Layout and rules in docs/formats.md. */
 #include "formats/formats_internal.h"
 
 #include <stdlib.h>
@@ -39,12 +40,32 @@ static int line_is_numeric(const char *s, const char *e, char sep) {
   return 1;
 }
 
+/* 1 when the first field of the line is a number: with a label column, data rather than a header. */
+static int first_field_numeric(const char *s, const char *e, char sep) {
+  const char *p = s, *fs;
+  size_t fn;
+  float v;
+  take_field(&p, e, sep, &fs, &fn);
+  return embr__parse_float(fs, fn, &v) != EMBR__NUM_SYNTAX;
+}
+
+/* The rest of the line after the numbers, as an owned string (matrix labels are malloc'd). */
+static int take_label(const char *name, int64_t lineno, const char *p, const char *e, char **label) {
+  size_t n = (size_t)(e - p);
+  *label = malloc(n + 1);
+  if (!*label) return embr_error(EMBR_ENOMEM, "%s: out of memory at line %lld", name, (long long)lineno);
+  memcpy(*label, p, n);
+  (*label)[n] = '\0';
+  return 0;
+}
+
 static int parse_line(const char *name, int64_t lineno, int64_t row, const char *s, const char *e,
-                      char sep, int64_t dim, float *dst) {
+                      char sep, int64_t dim, int label_last, float *dst, char **label) {
   int64_t k = count_fields(s, e, sep);
-  if (k != dim)
-    return embr_error(EMBR_EFORMAT, "%s: line %lld has %lld fields, expected %lld", name,
-                      (long long)lineno, (long long)k, (long long)dim);
+  if (k != dim + label_last)
+    return embr_error(EMBR_EFORMAT, "%s: line %lld has %lld fields, expected %lld%s", name,
+                      (long long)lineno, (long long)k, (long long)(dim + label_last),
+                      label_last ? " (numbers and a label)" : "");
   const char *p = s, *fs;
   size_t fn;
   char qb[40];
@@ -62,7 +83,7 @@ static int parse_line(const char *name, int64_t lineno, int64_t row, const char 
                         name, (long long)lineno, (long long)row, (long long)(j + 1),
                         embr__quote(qb, fs, fn));
   }
-  return 0;
+  return label_last ? take_label(name, lineno, p, e, label) : 0;
 }
 
 /* pandas' DataFrame.to_csv() writes the row index as a first column with an empty header cell:
@@ -88,15 +109,16 @@ static void drop_index_column(embr_matrix *m, int64_t header_fields) {
 }
 
 int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, char sep,
-                          embr_matrix *out) {
+                          int label_last, embr_matrix *out) {
   embr__lines L;
   const char *s = NULL, *e = NULL;
   embr__lines_init(&L, p, len);
   if (embr__all_space((const char *)p, len)) return embr_error(EMBR_EFORMAT, "%s: no rows", name);
   embr__lines_next(&L, &s, &e);
   /* Only the first line may be a header; it is whatever does not parse as numbers. */
-  int header = !line_is_numeric(s, e, sep);
-  int maybe_index = header && header_first_cell_empty(s, e, sep);
+  int header = label_last ? !first_field_numeric(s, e, sep) : !line_is_numeric(s, e, sep);
+  /* label_last files are t-SNE maps, never pandas frames. */
+  int maybe_index = !label_last && header && header_first_cell_empty(s, e, sep);
   int64_t header_fields = count_fields(s, e, sep);
   const char *data = header ? L.cur : (const char *)p;
   int64_t first_line = header ? 2 : 1;
@@ -104,7 +126,9 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
   if (embr__all_space(data, left)) return embr_error(EMBR_EFORMAT, "%s: no rows after the header", name);
   embr__lines_init(&L, (const unsigned char *)data, left);
   embr__lines_next(&L, &s, &e);
-  int64_t dim = count_fields(s, e, sep);
+  int64_t dim = count_fields(s, e, sep) - label_last;
+  if (dim < 1)
+    return embr_error(EMBR_EFORMAT, "%s: line %lld has a label but no numbers", name, (long long)first_line);
   /* Rows are bounded by the lines and by the bytes: each is at least dim x "0," (the last '\n'
    * optional). */
   size_t cap = embr__count_newlines((const unsigned char *)data, left) + 1;
@@ -114,6 +138,8 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
   cap += 1;
   int rc = embr__matrix_alloc_named(out, (int64_t)cap, dim, name);
   if (rc) return rc;
+  if (label_last && embr_matrix_alloc_labels(out))
+    return embr_error(EMBR_ENOMEM, "%s: out of memory for %lld labels", name, (long long)cap);
   embr__lines_init(&L, (const unsigned char *)data, left);
   L.lineno = first_line - 1;
   int64_t i = 0;
@@ -126,7 +152,8 @@ int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, 
     if ((size_t)i == cap) /* cannot happen for well-formed rows; keeps the bound honest */
       return embr_error(EMBR_EFORMAT, "%s: line %lld: too many rows for the file size", name,
                         (long long)L.lineno);
-    rc = parse_line(name, L.lineno, i, s, e, sep, dim, out->data + i * out->ld);
+    rc = parse_line(name, L.lineno, i, s, e, sep, dim, label_last, out->data + i * out->ld,
+                    label_last ? &out->labels[i] : NULL);
     if (rc) return rc;
     i++;
   }

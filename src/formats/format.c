@@ -177,8 +177,10 @@ static int parse_mem(const unsigned char *p, size_t len, const char *name, embr_
     case EMBR_FORMAT_W2V_TEXT: rc = embr__w2v_text_parse(p, len, name, out); break;
     case EMBR_FORMAT_W2V_BIN: rc = embr__w2v_bin_parse(p, len, name, out); break;
     case EMBR_FORMAT_GLOVE: rc = embr__glove_parse(p, len, name, out); break;
-    case EMBR_FORMAT_CSV: rc = embr__delimited_parse(p, len, name, ',', out); break;
-    case EMBR_FORMAT_TSV: rc = embr__delimited_parse(p, len, name, '\t', out); break;
+    case EMBR_FORMAT_CSV: rc = embr__delimited_parse(p, len, name, ',', 0, out); break;
+    case EMBR_FORMAT_TSV: /* a map with words, as `embr tsne` writes it, reads too */
+      rc = embr__delimited_parse(p, len, name, '\t', embr__map_label_column(p, len, 0), out);
+      break;
     default: rc = embr_error(EMBR_EINVAL, "%s: unknown format", name); break;
   }
   c_numeric_leave(&loc);
@@ -186,8 +188,8 @@ static int parse_mem(const unsigned char *p, size_t len, const char *name, embr_
   return rc;
 }
 
-int embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
-                         embr_matrix *out) {
+embr_status embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
+                                 embr_matrix *out) {
   if (!out) return embr_error(EMBR_EINVAL, "embr_matrix_read_mem: output matrix is NULL");
   memset(out, 0, sizeof *out);
   if (!name) name = "<memory>";
@@ -196,18 +198,20 @@ int embr_matrix_read_mem(const void *buf, size_t len, const char *name, embr_for
   return parse_mem(buf, len, name, fmt, out);
 }
 
-int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out) {
-  if (!out) return embr_error(EMBR_EINVAL, "embr_matrix_read: output matrix is NULL");
+int embr__read_path(const char *path, embr_format fmt, embr_matrix *out, embr__mem_reader read_mem) {
+  if (!out) return embr_error(EMBR_EINVAL, "%s: output matrix is NULL", path ? path : "(null)");
   memset(out, 0, sizeof *out);
   embr__filemap fm;
   int rc = embr__filemap_open(&fm, path);
   if (rc) return rc;
-  if (fm.len == 0)
-    rc = embr_error(EMBR_EFORMAT, "%s: empty file", path);
-  else
-    rc = parse_mem(fm.data, fm.len, path, fmt, out);
+  /* An empty file maps to no data: the reader then reports "empty file". */
+  rc = read_mem(fm.data ? (const void *)fm.data : (const void *)"", fm.len, path, fmt, out);
   embr__filemap_close(&fm);
   return rc;
+}
+
+int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out) {
+  return embr__read_path(path, fmt, out, embr_matrix_read_mem);
 }
 
 /* ---- writing ------------------------------------------------------------------------------------ */

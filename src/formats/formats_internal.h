@@ -41,12 +41,23 @@ int embr__w2v_text_write(embr__wfile *w, const embr_matrix *m);
 int embr__w2v_bin_write(embr__wfile *w, const embr_matrix *m);
 int embr__glove_write(embr__wfile *w, const embr_matrix *m);
 
-/* sep is ',' (CSV) or '\t' (TSV). */
+/* sep is ',' (CSV) or '\t' (TSV). With label_last, the last field of each row is its label
+ * (out->labels) and a header is a first line whose first field is not a number. */
 int embr__delimited_parse(const unsigned char *p, size_t len, const char *name, char sep,
-                          embr_matrix *out);
+                          int label_last, embr_matrix *out);
+/* 1 when a TSV map's last column holds labels (map.c): the header names it "label", or the first
+ * data row's last field is not a number, or (guess_classes) it is an integer after a decimal
+ * first field, as digit classes after t-SNE coordinates. Rows need 3 or more fields. */
+int embr__map_label_column(const unsigned char *p, size_t len, int guess_classes);
 int embr__delimited_write(embr__wfile *w, char sep, const embr_matrix *m);
 
 /* ---- shared helpers (format.c) --------------------------------------------------------------- */
+
+/* Reads a file through a from-memory reader (embr_matrix_read_mem and its kin): maps or reads
+ * the file, calls read_mem with the path as the name, releases the bytes. */
+typedef embr_status (*embr__mem_reader)(const void *buf, size_t len, const char *name, embr_format fmt,
+                                        embr_matrix *out);
+int embr__read_path(const char *path, embr_format fmt, embr_matrix *out, embr__mem_reader read_mem);
 
 /* Result of embr__parse_float. */
 enum {

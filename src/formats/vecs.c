@@ -223,3 +223,22 @@ int embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t d
   }
   return embr__wfile_commit(&w);
 }
+
+/* Search results are int64 ids but .ivecs holds int32: an id that does not fit is refused, never
+ * wrapped or replaced (one policy for every front end that writes ids). */
+int embr_ids_write_ivecs(const char *path, const int64_t *ids, int64_t n, int64_t k) {
+  if (!path || !*path) return embr_error(EMBR_EINVAL, "empty output file name");
+  if (n < 1 || k < 1 || k > INT32_MAX || !ids || (uint64_t)n > SIZE_MAX / sizeof(int32_t) / (uint64_t)k)
+    return embr_error(EMBR_EINVAL, "%s: cannot write %lld x %lld ids", path, (long long)n, (long long)k);
+  for (int64_t i = 0; i < n * k; i++)
+    if (ids[i] > INT32_MAX || ids[i] < -1)
+      return embr_error(EMBR_EUNSUPPORTED,
+                        "%s: row %lld: id %lld does not fit in .ivecs (int32); print the results as text or JSON instead",
+                        path, (long long)(i / k), (long long)ids[i]);
+  int32_t *v = embr_alloc(sizeof(int32_t) * (size_t)(n * k));
+  if (!v) return embr_error(EMBR_ENOMEM, "%s: out of memory for %lld x %lld ids", path, (long long)n, (long long)k);
+  for (int64_t i = 0; i < n * k; i++) v[i] = (int32_t)ids[i];
+  int rc = embr_ivecs_write(path, v, n, k);
+  embr_free(v);
+  return rc;
+}

@@ -2,6 +2,7 @@
  * entropy, symmetrisation into a sparse P. */
 #include "viz/tsne_internal.h"
 
+#include "embr/index.h"
 #include "embr/matrix.h"
 
 #include <math.h>
@@ -55,9 +56,9 @@ static int knn_exact(const float *x, int64_t n, int64_t ld, int64_t dim, int k, 
   return rc;
 }
 
-/* Approximate neighbours for large n: k-means cells (sqrt(n) of them, a few Lloyd rounds on a
- * sample), then each cell's points are searched exactly among the points of the `probe` cells
- * whose centres are nearest to that cell's centre. Each cell is one batched exact search, so the
+/* Approximate neighbours for large n: k-means cells (sqrt(n) of them, a few Lloyd rounds of
+ * embr_kmeans on a sample), then each cell's points are searched exactly among the points of the
+ * `probe` cells whose centres are nearest to that cell's centre. Each cell is one batched exact search, so the
  * work runs at sgemm speed; points near a cell border still see the neighbouring cells. */
 static int knn_cells(const float *x, int64_t n, int64_t ld, int64_t dim, int k, embr_metric m,
                      uint64_t seed, int n_threads, int64_t *nbr, float *dist) {
@@ -66,36 +67,19 @@ static int knn_cells(const float *x, int64_t n, int64_t ld, int64_t dim, int k, 
   embr_matrix cent = EMBR_MATRIX_INIT;
   int rc = embr_matrix_alloc(&cent, nc, dim);
   int64_t *assign = embr_alloc(sizeof(int64_t) * (size_t)n);
-  float *ad = embr_alloc(sizeof(float) * (size_t)n);
   int64_t *start = embr_calloc((size_t)nc + 1, sizeof(int64_t));
   int64_t *members = embr_alloc(sizeof(int64_t) * (size_t)n);
   int64_t *near = embr_alloc(sizeof(int64_t) * (size_t)(nc * probe));
   float *neard = embr_alloc(sizeof(float) * (size_t)(nc * probe));
-  if (rc || !assign || !ad || !start || !members || !near || !neard) rc = EMBR_ENOMEM;
+  if (rc || !assign || !start || !members || !near || !neard) rc = EMBR_ENOMEM;
+  /* The cells need only be roughly balanced: a few Lloyd rounds of the index layer's k-means. */
+  embr_kmeans_params km = embr_kmeans_params_default();
+  km.iters = 6;
+  km.seed = seed ^ 0xC311u;
+  km.n_threads = n_threads;
+  if (!rc) rc = embr_kmeans(x, n, ld, dim, nc, &km, cent.data, assign, NULL);
   embr_knn_params kp = embr_knn_params_default();
   kp.n_threads = n_threads;
-  embr_rng r;
-  embr_rng_seed(&r, seed ^ 0xC311u);
-  /* Initial centres: distinct random rows. Lloyd rounds over all points (sgemm-speed). */
-  for (int64_t c = 0; c < nc && !rc; c++)
-    memcpy(cent.data + c * dim, x + (int64_t)embr_rng_below(&r, (uint64_t)n) * ld, sizeof(float) * (size_t)dim);
-  for (int round = 0; round < 6 && !rc; round++) {
-    rc = embr_knn(EMBR_METRIC_L2, cent.data, nc, dim, x, n, ld, dim, 1, ad, assign, &kp);
-    if (rc) break;
-    double *sum = calloc((size_t)(nc * dim), sizeof(double));
-    int64_t *cnt = calloc((size_t)nc, sizeof(int64_t));
-    if (!sum || !cnt) rc = EMBR_ENOMEM;
-    for (int64_t i = 0; i < n && !rc; i++) {
-      cnt[assign[i]]++;
-      for (int64_t j = 0; j < dim; j++) sum[assign[i] * dim + j] += x[i * ld + j];
-    }
-    for (int64_t c = 0; c < nc && !rc; c++)
-      if (cnt[c])
-        for (int64_t j = 0; j < dim; j++) cent.data[c * dim + j] = (float)(sum[c * dim + j] / (double)cnt[c]);
-    free(sum);
-    free(cnt);
-  }
-  if (!rc) rc = embr_knn(EMBR_METRIC_L2, cent.data, nc, dim, x, n, ld, dim, 1, ad, assign, &kp);
   if (!rc) rc = embr_knn(EMBR_METRIC_L2, cent.data, nc, dim, cent.data, nc, dim, dim, (int)probe, neard, near, &kp);
   if (!rc) {
     for (int64_t i = 0; i < n; i++) start[assign[i] + 1]++;
@@ -139,7 +123,6 @@ static int knn_cells(const float *x, int64_t n, int64_t ld, int64_t dim, int k, 
   }
   embr_matrix_free(&cent);
   embr_free(assign);
-  embr_free(ad);
   embr_free(start);
   embr_free(members);
   embr_free(near);
