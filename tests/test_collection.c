@@ -647,6 +647,11 @@ static void test_reopen_and_damage(void) {
   fputc('X', f);
   fclose(f);
   expect_origin(d, EMBR_INDEX_REBUILT, "index.state is damaged", x, n, q, dim);
+  /* a FIFO in its place (no writer): refused at once, not waited on */
+  unlink(st);
+  REQUIRE(mkfifo(st, 0600) == 0);
+  expect_origin(d, EMBR_INDEX_REBUILT, "index.state is damaged", x, n, q, dim);
+  unlink(st);
   /* a read-write open repairs it for good */
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDWR) == 0);
   CHECK_EQ_INT(embr_collection_close(c), 0);

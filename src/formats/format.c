@@ -167,7 +167,7 @@ int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out) {
   if (!out) return embr_error(EMBR_EINVAL, "embr_matrix_read: output matrix is NULL");
   memset(out, 0, sizeof *out);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   if (fm.len == 0)
     rc = embr_error(EMBR_EFORMAT, "%s: empty file", path);

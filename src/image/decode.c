@@ -389,7 +389,7 @@ int embr_image_decode(const unsigned char *buf, size_t len, const char *name, em
 int embr_image_read(const char *path, embr_image *out) {
   if (out) memset(out, 0, sizeof *out);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   rc = embr_image_decode(fm.data, fm.len, path, out);
   embr__filemap_close(&fm);

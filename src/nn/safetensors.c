@@ -123,7 +123,7 @@ int embr__nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const cha
 int embr__nn_st_open(nn_st *st, const char *path) {
   embr__filemap *fm = malloc(sizeof(*fm));
   if (!fm) return embr_error(EMBR_ENOMEM, "out of memory");
-  int rc = embr__filemap_open(fm, path);
+  int rc = embr__filemap_open(fm, path, EMBR__READ_ANY);
   if (rc) {
     free(fm);
     memset(st, 0, sizeof(*st));
