@@ -26,6 +26,11 @@
  * tools do) so a small file cannot take minutes. */
 #define JPEG_MAX_SCANS 1000
 
+/* The largest ancillary PNG chunk kept in memory (ICC profiles run to a few hundred KB) and the
+ * number of them cached. */
+#define PNG_CHUNK_MAX ((png_alloc_size_t)8 << 20)
+#define PNG_CHUNK_CACHE_MAX 128
+
 #define MSG_LEN 256
 
 int embr__image_alloc(embr_image *im, int w, int h, int c, const char *name) {
@@ -203,6 +208,18 @@ static void png_error_cb(png_structp png, png_const_charp msg) {
   png_longjmp(png, 1);
 }
 
+/* libpng's allocator: row buffers and zlib state are small, so anything above PNG_CHUNK_MAX can
+ * only come from a chunk's claimed length; refusing it makes libpng fail with "out of memory". */
+static png_voidp png_alloc_cb(png_structp png, png_alloc_size_t n) {
+  (void)png;
+  return n > PNG_CHUNK_MAX ? NULL : malloc(n);
+}
+
+static void png_free_cb(png_structp png, png_voidp p) {
+  (void)png;
+  free(p);
+}
+
 static void png_warning_cb(png_structp png, png_const_charp msg) {
   (void)png;
   (void)msg; /* warnings (bad ancillary chunks) do not stop decoding and must not be printed */
@@ -234,6 +251,16 @@ static int png_run(png_job *j) {
   if (setjmp(png_jmpbuf(j->png))) return j->status ? j->status : EMBR_EFORMAT;
   png_set_read_fn(j->png, j, png_read_cb);
   png_set_user_limits(j->png, EMBR_IMAGE_MAX_SIDE, EMBR_IMAGE_MAX_SIDE);
+  /* Ancillary chunks (text, sPLT, ICC profiles) are allocated whole at their declared (or
+   * decompressed) length before their bytes are read: without a cap a 45-byte file claiming a
+   * 2 GiB tEXt chunk makes libpng allocate and zero 2 GiB. Image data is streamed, not capped. */
+  png_set_chunk_malloc_max(j->png, PNG_CHUNK_MAX);
+  png_set_chunk_cache_max(j->png, PNG_CHUNK_CACHE_MAX);
+  /* libpng 1.6 does not apply the chunk limit to every ancillary chunk (a 2 GiB tEXt still gets its
+   * buffer), so chunks whose content is never used are skipped unread, and png_alloc_cb refuses
+   * any single allocation above PNG_CHUNK_MAX whatever asks for it. */
+  static const png_byte unused[] = "tEXt\0zTXt\0iTXt\0sPLT\0iCCP\0eXIf\0";
+  png_set_keep_unknown_chunks(j->png, PNG_HANDLE_CHUNK_NEVER, unused, (int)(sizeof unused - 1) / 5);
   png_read_info(j->png, j->info);
   png_uint_32 w = png_get_image_width(j->png, j->info), h = png_get_image_height(j->png, j->info);
   if (!plausible(h, png_get_rowbytes(j->png, j->info) + 1, 1, j->len, PNG_MAX_RATIO))
@@ -258,7 +285,8 @@ static int decode_png(const unsigned char *buf, size_t len, const char *name, em
   j.buf = buf;
   j.len = len;
   j.name = name;
-  j.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j, png_error_cb, png_warning_cb);
+  j.png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &j, png_error_cb, png_warning_cb, NULL, png_alloc_cb,
+                                   png_free_cb);
   if (j.png) j.info = png_create_info_struct(j.png);
   int rc = j.info ? png_run(&j) : EMBR_ENOMEM;
   png_destroy_read_struct(&j.png, &j.info, NULL);
