@@ -167,29 +167,34 @@ static int save_checkpoint(run *r, const char *path, int epoch) {
   return rc;
 }
 
-/* Restores weights, optimizer moments and the position in the schedule from a checkpoint. The
- * position is checked against this run before use: a negative or absurd epoch would train for
+/* The position is checked against the run before use: a negative or absurd epoch would train for
  * hours or not at all, a huge step would overflow the optimizer's step count. */
+int embr__checkpoint_read(embr_model *m, nn_optim *opt, const nn_st *st, const char *path, int max_epochs,
+                          int64_t max_step, int *epoch, int64_t *step) {
+  int64_t e = 0, s = 0;
+  int rc = 0;
+  if (!embr__nn_st_meta(st, "embr.optim_step") || !embr__nn_st_meta(st, "embr.epoch"))
+    rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step or embr.epoch)", path);
+  if (!rc) rc = embr__nn_st_meta_int(st, "embr.epoch", path, 0, max_epochs, &e);
+  if (!rc) rc = embr__nn_st_meta_int(st, "embr.optim_step", path, 0, max_step, &s);
+  if (!rc && (e == 0) != (s == 0))
+    rc = embr_error(EMBR_EFORMAT, "%s: metadata embr.epoch (%lld) and embr.optim_step (%lld) disagree", path,
+                    (long long)e, (long long)s);
+  if (!rc) rc = embr__nn_params_load(&m->P, st, NULL, path);
+  if (!rc) rc = embr__nn_params_load_into(&m->P, st, "optim.m.", path, opt->m);
+  if (!rc && opt->v) rc = embr__nn_params_load_into(&m->P, st, "optim.v.", path, opt->v);
+  if (!rc) *epoch = (int)e, *step = s;
+  return rc;
+}
+
+/* Restores weights, optimizer moments and the position in the schedule from a checkpoint file. */
 static int resume_from(run *r, const char *path) {
   nn_st st;
-  int rc = embr__nn_st_open(&st, path);
+  int rc = embr__nn_st_open(&st, path), epoch = 0;
+  int64_t step = 0;
   if (rc) return rc;
-  int64_t step = 0, epoch = 0;
-  if (!embr__nn_st_meta(&st, "embr.optim_step") || !embr__nn_st_meta(&st, "embr.epoch"))
-    rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step or embr.epoch)", path);
-  if (!rc) rc = embr__nn_st_meta_int(&st, "embr.epoch", path, 0, r->p->epochs, &epoch);
-  if (!rc) rc = embr__nn_st_meta_int(&st, "embr.optim_step", path, 0, r->total, &step);
-  if (!rc && (epoch == 0) != (step == 0))
-    rc = embr_error(EMBR_EFORMAT, "%s: metadata embr.epoch (%lld) and embr.optim_step (%lld) disagree", path,
-                    (long long)epoch, (long long)step);
-  if (!rc) rc = embr__nn_params_load(&r->m->P, &st, NULL, path);
-  if (!rc) rc = embr__nn_params_load_into(&r->m->P, &st, "optim.m.", path, r->opt.m);
-  if (!rc && r->opt.v) rc = embr__nn_params_load_into(&r->m->P, &st, "optim.v.", path, r->opt.v);
-  if (!rc) {
-    r->opt.step = step;
-    r->epoch0 = (int)epoch;
-    r->step = step;
-  }
+  rc = embr__checkpoint_read(r->m, &r->opt, &st, path, r->p->epochs, r->total, &epoch, &step);
+  if (!rc) r->opt.step = r->step = step, r->epoch0 = epoch;
   embr__nn_st_close(&st);
   return rc;
 }
