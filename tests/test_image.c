@@ -156,7 +156,19 @@ static membuf png_encode(int w, int h, int depth, int ctype, int interlace, cons
   return m;
 }
 
-static unsigned char *jpeg_encode(const embr_image *im, int quality, int progressive, size_t *len) {
+/* How to encode a JPEG beyond the pixels: the stored colour space (JCS_UNKNOWN: libjpeg's default
+ * for the input), 4:4:4 sampling, and a scan script (NULL: libjpeg's simple progression when
+ * `progressive`, else one sequential scan). */
+typedef struct jpeg_opts {
+  J_COLOR_SPACE store;
+  int full_chroma;
+  const jpeg_scan_info *scans;
+  int nscans;
+} jpeg_opts;
+
+/* Encodes w x h pixels of `comps` channels (1 grey, 3 RGB, 4 CMYK) with libjpeg. */
+static unsigned char *jpeg_encode_px(const unsigned char *px, int w, int h, int comps, int quality, int progressive,
+                                     const jpeg_opts *o, size_t *len) {
   struct jpeg_compress_struct ci;
   struct jpeg_error_mgr jerr;
   ci.err = jpeg_std_error(&jerr);
@@ -164,22 +176,30 @@ static unsigned char *jpeg_encode(const embr_image *im, int quality, int progres
   unsigned char *buf = NULL;
   unsigned long n = 0;
   jpeg_mem_dest(&ci, &buf, &n);
-  ci.image_width = (JDIMENSION)im->width;
-  ci.image_height = (JDIMENSION)im->height;
-  ci.input_components = im->channels;
-  ci.in_color_space = im->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  ci.image_width = (JDIMENSION)w;
+  ci.image_height = (JDIMENSION)h;
+  ci.input_components = comps;
+  ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : comps == 3 ? JCS_RGB : JCS_CMYK;
   jpeg_set_defaults(&ci);
+  if (o && o->store != JCS_UNKNOWN) jpeg_set_colorspace(&ci, o->store);
   jpeg_set_quality(&ci, quality, TRUE);
-  if (progressive) jpeg_simple_progression(&ci);
+  for (int c = 0; o && o->full_chroma && c < ci.num_components; c++)
+    ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
+  if (o && o->scans) ci.scan_info = o->scans, ci.num_scans = o->nscans;
+  else if (progressive) jpeg_simple_progression(&ci);
   jpeg_start_compress(&ci, TRUE);
   while (ci.next_scanline < ci.image_height) {
-    JSAMPROW row = im->px + (size_t)ci.next_scanline * im->width * im->channels;
+    JSAMPROW row = (JSAMPROW)px + (size_t)ci.next_scanline * w * comps;
     jpeg_write_scanlines(&ci, &row, 1);
   }
   jpeg_finish_compress(&ci);
   jpeg_destroy_compress(&ci);
   *len = n;
   return buf;
+}
+
+static unsigned char *jpeg_encode(const embr_image *im, int quality, int progressive, size_t *len) {
+  return jpeg_encode_px(im->px, im->width, im->height, im->channels, quality, progressive, NULL, len);
 }
 
 /* ---- round trips ---------------------------------------------------------------------------------- */
@@ -477,6 +497,8 @@ static void test_png_chunk_bomb(void) {
 
 /* A progressive JPEG with a scan per coefficient band and successive-approximation bit (a valid
  * script of 1 + 3 x 63 x 4 = 757 scans), written by libjpeg. */
+/* A progressive JPEG with a scan per coefficient band and successive-approximation bit (a valid
+ * script of 1 + 3 x 63 x 4 = 757 scans), written by libjpeg. */
 static unsigned char *jpeg_encode_many_scans(const embr_image *im, int *nscans, size_t *len) {
   static jpeg_scan_info scans[1 + 3 * 63 * 4];
   int n = 0;
@@ -485,28 +507,9 @@ static unsigned char *jpeg_encode_many_scans(const embr_image *im, int *nscans, 
     for (int k = 1; k < 64; k++)
       for (int al = 3; al >= 0; al--)
         scans[n++] = (jpeg_scan_info){1, {c}, k, k, al == 3 ? 0 : al + 1, al};
-  struct jpeg_compress_struct ci;
-  struct jpeg_error_mgr jerr;
-  ci.err = jpeg_std_error(&jerr);
-  jpeg_create_compress(&ci);
-  unsigned char *buf = NULL;
-  unsigned long sz = 0;
-  jpeg_mem_dest(&ci, &buf, &sz);
-  ci.image_width = (JDIMENSION)im->width, ci.image_height = (JDIMENSION)im->height;
-  ci.input_components = 3, ci.in_color_space = JCS_RGB;
-  jpeg_set_defaults(&ci);
-  jpeg_set_quality(&ci, 90, TRUE);
-  for (int c = 0; c < 3; c++) ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
-  ci.scan_info = scans, ci.num_scans = n;
-  jpeg_start_compress(&ci, TRUE);
-  while (ci.next_scanline < ci.image_height) {
-    JSAMPROW row = im->px + (size_t)ci.next_scanline * im->width * 3;
-    jpeg_write_scanlines(&ci, &row, 1);
-  }
-  jpeg_finish_compress(&ci);
-  jpeg_destroy_compress(&ci);
-  *nscans = n, *len = sz;
-  return buf;
+  jpeg_opts o = {JCS_UNKNOWN, 1, scans, n};
+  *nscans = n;
+  return jpeg_encode_px(im->px, im->width, im->height, 3, 90, 1, &o, len);
 }
 
 /* The decoder bounds its work (scans x blocks), not the scan count alone: 757 scans are fine on a
@@ -639,24 +642,9 @@ static void test_jpeg_cmyk(void) {
   for (int ycck = 0; ycck <= 1; ycck++) {
     unsigned char px[16 * 16 * 4];
     for (int i = 0; i < 16 * 16; i++) memcpy(px + 4 * i, cmyk, 4);
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    unsigned char *buf = NULL;
-    unsigned long n = 0;
-    jpeg_mem_dest(&ci, &buf, &n);
-    ci.image_width = ci.image_height = 16, ci.input_components = 4, ci.in_color_space = JCS_CMYK;
-    jpeg_set_defaults(&ci);
-    jpeg_set_colorspace(&ci, ycck ? JCS_YCCK : JCS_CMYK);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < 16) {
-      JSAMPROW row = px + ci.next_scanline * 16 * 4;
-      jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
+    jpeg_opts o = {ycck ? JCS_YCCK : JCS_CMYK, 0, NULL, 0};
+    size_t n;
+    unsigned char *buf = jpeg_encode_px(px, 16, 16, 4, 100, 0, &o, &n);
     embr_image im;
     REQUIRE(embr_image_decode(buf, n, "cmyk.jpg", &im) == 0);
     CHECK(im.width == 16 && im.height == 16 && im.channels == 3);
