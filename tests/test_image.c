@@ -614,7 +614,7 @@ static void test_jpeg_exif_orientation(void) {
   size_t len;
   unsigned char *buf = jpeg_with_exif(6, 1, &len);
   const size_t tiff = 2 + 10, entry = tiff + 10;
-  static const struct {
+  const struct {
     size_t at;
     unsigned char v;
   } pokes[] = {{tiff + 7, 0xf0}, {tiff + 4, 0xff}, {tiff + 9, 0}, {entry + 3, 4}, {entry + 7, 2}, {entry + 9, 9}, {tiff, 'X'}};
