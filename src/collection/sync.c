@@ -95,7 +95,10 @@ static int load_checkpoint(embr_collection *c, const embr__marks *m, char *why, 
     return reject(why, cap, "the index checkpoint is ahead of the database");
   if (s.del_seq < m->del_floor)
     return reject(why, cap, "the index checkpoint predates the last compact");
-  if (embr__filemap_open(&xf, c->index_path, EMBR__READ_ANY)) return reject(why, cap, "index.embr is missing");
+  int xrc = embr__filemap_open_regular(&xf, c->index_path, EMBR__READ_ANY);
+  if (xrc == EMBR_ENOMEM) return xrc;
+  if (xrc == EMBR_ENOTFOUND) return reject(why, cap, "index.embr is missing");
+  if (xrc) return reject(why, cap, "index.embr cannot be read (not a regular file, or unreadable)");
   if (xf.len != s.file_size || crc_of(xf.data, xf.len) != s.file_crc) {
     embr__filemap_close(&xf);
     return reject(why, cap, "index.embr does not match index.state (damaged, or replaced)");
@@ -335,7 +338,7 @@ int embr__save_index(embr_collection *c) {
   /* index.embr first, then the state naming it: see the comment at the top. */
   int rc = embr_index_save(c->ix, c->index_path);
   embr__filemap fm;
-  if (!rc) rc = embr__filemap_open(&fm, c->index_path, EMBR__READ_ANY);
+  if (!rc) rc = embr__filemap_open_regular(&fm, c->index_path, EMBR__READ_ANY);
   if (rc) return rc;
   ckpt s = {c->epoch, c->max_id, c->del_seq, fm.len, crc_of(fm.data, fm.len)};
   embr__filemap_close(&fm);

@@ -115,21 +115,33 @@ static int too_large(const char *path, uint64_t size, size_t max) {
                     (unsigned long long)size, max);
 }
 
-int embr__filemap_open(embr__filemap *fm, const char *path, size_t max_bytes) {
+/* regular_only: opened without blocking (a FIFO with no writer would wait forever) and refused
+ * unless it is a regular file. */
+static int read_input(embr__filemap *fm, const char *path, size_t max_bytes, int regular_only) {
   memset(fm, 0, sizeof *fm);
   int fd, rc;
   struct stat st;
-  if ((rc = open_input(path, 0, &fd, &st))) return rc;
+  if ((rc = open_input(path, regular_only ? O_NONBLOCK : 0, &fd, &st))) return rc;
   if (S_ISREG(st.st_mode)) {
     if ((uint64_t)st.st_size > max_bytes || (uint64_t)st.st_size > SIZE_MAX)
       rc = too_large(path, (uint64_t)st.st_size, max_bytes);
     else
       rc = read_regular(fd, path, (size_t)st.st_size, fm);
+  } else if (regular_only) {
+    rc = embr_error(EMBR_EFORMAT, "%s: not a regular file", path);
   } else {
     rc = read_stream(fd, path, max_bytes < EMBR__STREAM_MAX ? max_bytes : EMBR__STREAM_MAX, fm);
   }
   close(fd);
   return rc;
+}
+
+int embr__filemap_open(embr__filemap *fm, const char *path, size_t max_bytes) {
+  return read_input(fm, path, max_bytes, 0);
+}
+
+int embr__filemap_open_regular(embr__filemap *fm, const char *path, size_t max_bytes) {
+  return read_input(fm, path, max_bytes, 1);
 }
 
 int embr__filemap_map(embr__filemap *fm, const char *path) {
@@ -154,24 +166,13 @@ int embr__filemap_map(embr__filemap *fm, const char *path) {
 }
 
 int embr__file_read_small(const char *path, void *buf, size_t cap, size_t *len) {
-  int fd, rc;
-  struct stat st;
+  embr__filemap fm;
   *len = 0;
-  /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below. */
-  if ((rc = open_input(path, O_NONBLOCK, &fd, &st))) return rc;
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    return embr_error(EMBR_EFORMAT, "%s: not a regular file", path);
-  }
-  if ((uint64_t)st.st_size > cap) {
-    close(fd);
-    return too_large(path, (uint64_t)st.st_size, cap);
-  }
-  ssize_t got = read_full(fd, buf, cap);
-  int e = errno;
-  close(fd);
-  if (got < 0) return embr_error(EMBR_EIO, "%s: read failed: %s", path, strerror(e));
-  *len = (size_t)got;
+  int rc = embr__filemap_open_regular(&fm, path, cap);
+  if (rc) return rc;
+  if (fm.len) memcpy(buf, fm.data, fm.len);
+  *len = fm.len;
+  embr__filemap_close(&fm);
   return 0;
 }
 

@@ -30,6 +30,9 @@ typedef struct embr__filemap {
  * anything unreadable, a file of more than max_bytes (a pipe or device: more than
  * min(max_bytes, EMBR__STREAM_MAX)), and a regular file whose size changes while it is read. */
 int embr__filemap_open(embr__filemap *fm, const char *path, size_t max_bytes);
+/* The same for a file that must be a regular file (a collection's own files): opened without
+ * blocking, so a FIFO or device put in its place is refused at once instead of waited on. */
+int embr__filemap_open_regular(embr__filemap *fm, const char *path, size_t max_bytes);
 /* Maps a regular file read-only (other inputs are read as above). The caller accepts that a file
  * truncated by another process while mapped raises SIGBUS on access: only for EMBR_LOAD_MMAP. */
 int embr__filemap_map(embr__filemap *fm, const char *path);
