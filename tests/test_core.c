@@ -231,8 +231,14 @@ static void test_file_read_small(void) {
 }
 
 int main(int argc, char **argv) {
-  return RUN_TESTS(argc, argv, test_status_strings, test_last_error, test_alloc_alignment,
-                   test_size_arith, test_rng_reference, test_rng_determinism_and_streams,
-                   test_rng_distributions, test_progress, test_cpu,
-                   test_file_input_is_a_copy, test_file_input_caps, test_file_read_small);
+  int rc = RUN_TESTS(argc, argv, test_status_strings, test_last_error, test_alloc_alignment,
+                     test_size_arith, test_rng_reference, test_rng_determinism_and_streams,
+                     test_rng_distributions, test_progress, test_cpu,
+                     test_file_input_is_a_copy, test_file_input_caps, test_file_read_small);
+  if (tmp_dir[0]) {
+    const char *files[] = {"copy.bin", "cap.bin", "small.bin", "fifo"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
+    rmdir(tmp_dir);
+  }
+  return rc;
 }
