@@ -31,11 +31,12 @@ static int write_names(const char *path, const void *ctx) {
 }
 
 static int cmd_embed(int argc, char **argv) {
-  const char *model = NULL, *images = NULL, *out = NULL, *ids = NULL, *labels = NULL, *classes = NULL, *per_class = NULL;
+  cli_model_src model = {NULL, NULL, 112};
+  const char *images = NULL, *out = NULL, *ids = NULL, *labels = NULL, *classes = NULL, *per_class = NULL;
   int64_t batch = 32, threads = 0;
   int raw = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--model", NULL, &model, "FILE", "a model from `embr train` (.safetensors)"),
+      CLI_MODEL_OPTS(model, "a model from `embr train` (.safetensors)"),
       OPT_STR_REQ("--images", "-i|--input", &images, "DIR|mnist:PATH", "a folder of class sub-folders of images, or MNIST idx files"),
       OPT_STR_REQ("--out", "-o|--output", &out, "FILE", "embeddings, one row per image (.npy, .fvecs, .csv, ...)"),
       OPT_STR("--ids", NULL, &ids, "FILE", "each row's image name (folder/file), one per line", "none"),
@@ -59,8 +60,8 @@ static int cmd_embed(int argc, char **argv) {
   int frc = cli_check_files(files, 4);
   if (frc) return frc;
   embr_model *m = NULL;
-  int rc = embr_model_load(model, &m);
-  if (rc) return cli_fail(rc);
+  int rc = cli_load_model(&model, &m);
+  if (rc) return rc;
   embr_model_set_threads(m, (int)threads);
   embr_dataset *ds = NULL;
   int64_t *subset = NULL, n = 0;

@@ -24,11 +24,11 @@ static void eval_data_free(eval_data *e) {
   free(e->labels);
 }
 
-static int load_and_embed(const char *model, const char *data, const char *classes, const char *per_class,
+static int load_and_embed(const cli_model_src *model, const char *data, const char *classes, const char *per_class,
                           int64_t threads, int quiet, eval_data *e) {
   memset(e, 0, sizeof(*e));
-  int rc = embr_model_load(model, &e->m);
-  if (rc) return cli_fail(rc);
+  int rc = cli_load_model(model, &e->m);
+  if (rc) return rc;
   embr_model_set_threads(e->m, (int)threads);
   if ((rc = cli_open_dataset(data, &e->ds))) return rc;
   if ((rc = cli_select(e->ds, classes, per_class, &e->subset, &e->n))) return rc;
@@ -38,12 +38,13 @@ static int load_and_embed(const char *model, const char *data, const char *class
 }
 
 static int eval_verify(int argc, char **argv) {
-  const char *model = NULL, *data = NULL, *pairs_path = NULL, *classes = NULL, *per_class = NULL;
+  cli_model_src model = {NULL, NULL, 112};
+  const char *data = NULL, *pairs_path = NULL, *classes = NULL, *per_class = NULL;
   int64_t folds = 10, seed = 1, threads = 0;
   double far = 1e-3;
   int json = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--model", NULL, &model, "FILE", "a model from `embr train`"),
+      CLI_MODEL_OPTS(model, "a model from `embr train`"),
       OPT_STR_REQ("--data", NULL, &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
       OPT_STR("--pairs", NULL, &pairs_path, "FILE", "pairs to score, \"NAME_A NAME_B SAME\" per line (names as `embed --ids`)", "all pairs"),
       OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (e.g. identities unseen in training)", "all"),
@@ -62,7 +63,7 @@ static int eval_verify(int argc, char **argv) {
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   eval_data e;
-  int rc = load_and_embed(model, data, classes, per_class, threads, quiet, &e);
+  int rc = load_and_embed(&model, data, classes, per_class, threads, quiet, &e);
   embr_pairs pairs = {0};
   if (!rc) {
     int st;
@@ -97,11 +98,12 @@ static int eval_verify(int argc, char **argv) {
 }
 
 static int eval_identify(int argc, char **argv) {
-  const char *model = NULL, *data = NULL, *classes = NULL, *per_class = NULL, *kspec = "1,5,10";
+  cli_model_src model = {NULL, NULL, 112};
+  const char *data = NULL, *classes = NULL, *per_class = NULL, *kspec = "1,5,10";
   int64_t gallery = 1, threads = 0;
   int json = 0, quiet = 0;
   cli_opt opts[] = {
-      OPT_STR_REQ("--model", NULL, &model, "FILE", "a model from `embr train`"),
+      CLI_MODEL_OPTS(model, "a model from `embr train`"),
       OPT_STR_REQ("--data", NULL, &data, "DIR|mnist:PATH", "labelled images (a folder of class sub-folders)"),
       OPT_INT("--gallery-per-class", NULL, &gallery, "G", "the first G images of each class form the gallery", "1", 1, 1000000),
       OPT_STR("-k", NULL, &kspec, "K,K,...", "recall@k cut-offs (at most 8)", "1,5,10"),
@@ -123,7 +125,7 @@ static int eval_identify(int argc, char **argv) {
     return cli_usage_error("-k wants up to 8 positive integers like 1,5,10: %s", embr_last_error());
   for (int i = 0; i < nk; i++) ks[i] = (int)k64[i];
   eval_data e;
-  int rc = load_and_embed(model, data, classes, per_class, threads, quiet, &e);
+  int rc = load_and_embed(&model, data, classes, per_class, threads, quiet, &e);
   if (!rc) {
     embr_identify_result r;
     int st = embr_eval_identify(e.emb, e.n, embr_model_dim(e.m), embr_model_dim(e.m), e.labels, (int)gallery, ks, nk, &r);

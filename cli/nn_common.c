@@ -57,6 +57,18 @@ int cli_select(const embr_dataset *ds, const char *classes, const char *per_clas
   return EXIT_OK;
 }
 
+int cli_load_model(const cli_model_src *src, embr_model **out) {
+  *out = NULL;
+  int rc;
+  if (!src->arch) return (rc = embr_model_load(src->path, out)) ? cli_fail(rc) : EXIT_OK;
+  if (strcmp(src->arch, "resnet18") && strcmp(src->arch, "resnet34") && strcmp(src->arch, "mobilefacenet"))
+    return cli_usage_error("unknown --arch (resnet18, resnet34 or mobilefacenet)");
+  embr_model_params p = embr_model_params_default();
+  p.arch = src->arch, p.width = 0, p.embedding_dim = 0, p.input.channels = 0; /* read off the weights */
+  p.input.height = p.input.width = (int)src->side;
+  return (rc = embr_model_load_weights(src->path, &p, out)) ? cli_fail(rc) : EXIT_OK;
+}
+
 int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
                     int batch, int raw, int quiet, float **out, int32_t *labels) {
   *out = malloc(sizeof(float) * (size_t)n * (size_t)embr_model_dim(m) + 1);

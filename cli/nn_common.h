@@ -15,6 +15,21 @@ int cli_open_dataset(const char *spec, embr_dataset **out);
 int cli_select(const embr_dataset *ds, const char *classes, const char *per_class, int64_t **subset,
                int64_t *n);
 
+/* Where a model comes from: an embr model file, or (with arch) plain PyTorch weights of that
+ * network with `side` x `side` inputs. CLI_MODEL_OPTS(o, "what --model is") declares the flags. */
+typedef struct cli_model_src {
+  const char *path, *arch;
+  int64_t side;
+} cli_model_src;
+#define CLI_MODEL_OPTS(o, help)                                                                                     \
+  OPT_STR_REQ("--model", NULL, &(o).path, "FILE", help),                                                         \
+      OPT_STR("--arch", NULL, &(o).arch, "NAME",                                                                  \
+              "--model is plain PyTorch weights (no embr metadata) of resnet18, resnet34 or mobilefacenet",     \
+              "from the file"),                                                                                   \
+      OPT_INT("--input-size", NULL, &(o).side, "PX", "with --arch: the network's input side in pixels", "112", 8, 4096)
+/* Loads the model; prints the problem and returns EXIT_ERR (EXIT_USAGE for an unknown --arch). */
+int cli_load_model(const cli_model_src *src, embr_model **out);
+
 /* Embeds the selected items with the model (inference, no augmentation), rows L2-normalised
  * unless raw. *out (n x dim) is malloc'd; labels (may be NULL) receives each row's class. */
 int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,

@@ -87,6 +87,19 @@ expect 1 "shape" -- "$EMBR" embed --model "$T/dim.safetensors" --images "$D" -o 
 head -c 2000 "$T/m.safetensors" >"$T/trunc.safetensors"
 expect 1 "" -- "$EMBR" eval verify --model "$T/trunc.safetensors" --data "$D"
 [ -e "$T/x.npy" ] && fail "a failed embed left its output"
+# Model metadata is parsed strictly: a width of 4096 in a width-4 file is a shape error, not a 4096-wide network.
+sed 's/"embr.width":"4"/"embr.width":"4096"/' "$T/m.safetensors" >"$T/wide.safetensors"
+expect 1 "wide.safetensors.*shape" -- "$EMBR" embed --model "$T/wide.safetensors" --images "$D" -o "$T/x.npy"
+# Plain PyTorch weights: the same tensors without embr's metadata (blanked to JSON spaces) load with --arch.
+perl -0pe 's/"__metadata__":\{[^}]*\},?/" " x length($&)/e' "$T/m.safetensors" >"$T/plain.safetensors"
+expect 1 "no embr.arch.*--arch" -- "$EMBR" embed --model "$T/plain.safetensors" --images "$D" -o "$T/x.npy"
+expect 0 "" -- "$EMBR" embed --model "$T/plain.safetensors" --arch resnet18 --input-size 16 --images "$D" -o "$T/ep.npy" -q
+cmp -s "$T/e.npy" "$T/ep.npy" || fail "plain weights loaded with --arch embed differently"
+expect 2 "arch" -- "$EMBR" embed --model "$T/plain.safetensors" --arch vgg --images "$D" -o "$T/x.npy"
+# Training that diverges stops with the step, exit 1, and writes no model.
+expect 1 "diverged at step" -- "$EMBR" train --arch resnet18 --width 4 --input 16 --channels 1 --embedding-dim 16 \
+  --batch 8 --objective softmax --lr 100 --clip 0 --warmup 0 --data "$D" --epochs 3 -o "$T/div.safetensors" -q
+[ -e "$T/div.safetensors" ] && fail "a diverged training wrote a model"
 # Flags.
 expect 2 "unknown architecture 'nope'" -- "$EMBR" train --data "$T/nowhere" -o "$T/x.safetensors" --arch nope
 expect 2 "optimizer" -- "$EMBR" train --data "$D" -o "$T/x.safetensors" --optimizer nope

@@ -647,6 +647,18 @@ static void test_reopen_and_damage(void) {
   fputc('X', f);
   fclose(f);
   expect_origin(d, EMBR_INDEX_REBUILT, "index.state is damaged", x, n, q, dim);
+  /* a FIFO in its place (no writer): refused at once, not waited on */
+  unlink(st);
+  REQUIRE(mkfifo(st, 0600) == 0);
+  expect_origin(d, EMBR_INDEX_REBUILT, "index.state is damaged", x, n, q, dim);
+  unlink(st);
+  /* the same for index.embr, with the state back in place */
+  REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDWR) == 0);
+  CHECK_EQ_INT(embr_collection_close(c), 0);
+  unlink(ix);
+  REQUIRE(mkfifo(ix, 0600) == 0);
+  expect_origin(d, EMBR_INDEX_REBUILT, "index.embr cannot be read", x, n, q, dim);
+  unlink(ix);
   /* a read-write open repairs it for good */
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDWR) == 0);
   CHECK_EQ_INT(embr_collection_close(c), 0);

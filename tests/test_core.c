@@ -1,8 +1,13 @@
-/* Core: status strings, last error, aligned allocation, size arithmetic, RNG, progress. */
+/* Core: status strings, last error, aligned allocation, size arithmetic, RNG, progress, whole-file
+ * input (caps, non-regular files, files changing under the reader). */
+#include "core/fileio.h"
 #include "embr/core.h"
 #include "harness.h"
 
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void test_status_strings(void) {
   CHECK(strcmp(embr_strerror(EMBR_OK), "success") == 0);
@@ -160,8 +165,93 @@ static void test_cpu(void) {
   CHECK_EQ_INT(embr_threads_resolve(3), 3);
 }
 
+static char tmp_dir[64];
+
+static const char *tmp_path(const char *name) {
+  static char buf[4][128];
+  static int next;
+  if (!tmp_dir[0]) {
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr_core_XXXXXX");
+    if (!mkdtemp(tmp_dir)) {
+      perror("mkdtemp");
+      exit(1);
+    }
+  }
+  char *b = buf[next++ & 3];
+  snprintf(b, 128, "%s/%s", tmp_dir, name);
+  return b;
+}
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return;
+  fwrite(p, 1, n, f);
+  fclose(f);
+}
+
+/* Inputs are copies: truncating the file afterwards (what another process may do while embr reads)
+ * leaves the bytes intact, where a mapping would raise SIGBUS on the next access. */
+static void test_file_input_is_a_copy(void) {
+  const char *p = tmp_path("copy.bin");
+  unsigned char data[20000];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 + 3);
+  write_bytes(p, data, sizeof data);
+  embr__filemap fm;
+  REQUIRE(embr__filemap_open(&fm, p, EMBR__READ_ANY) == 0);
+  CHECK_EQ_INT(fm.len, sizeof data);
+  CHECK_EQ_INT(fm.mapped, 0);
+  REQUIRE(truncate(p, 0) == 0);
+  CHECK(memcmp(fm.data, data, sizeof data) == 0);
+  embr__filemap_close(&fm);
+  /* An empty file reads as no bytes. */
+  REQUIRE(embr__filemap_open(&fm, p, EMBR__READ_ANY) == 0);
+  CHECK(fm.data == NULL && fm.len == 0);
+  embr__filemap_close(&fm);
+}
+
+static void test_file_input_caps(void) {
+  const char *p = tmp_path("cap.bin");
+  unsigned char data[100] = {1};
+  write_bytes(p, data, sizeof data);
+  embr__filemap fm;
+  CHECK_EQ_INT(embr__filemap_open(&fm, p, 100), 0);
+  embr__filemap_close(&fm);
+  CHECK_EQ_INT(embr__filemap_open(&fm, p, 99), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), p) != NULL);
+  /* A device that never ends: refused at the cap, not read until memory runs out. */
+  CHECK_EQ_INT(embr__filemap_open(&fm, "/dev/zero", (size_t)1 << 20), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "/dev/zero: more than 1048576 bytes") != NULL);
+  CHECK(fm.data == NULL);
+  CHECK_EQ_INT(embr__filemap_open(&fm, tmp_dir, EMBR__READ_ANY), EMBR_EIO);
+  CHECK_EQ_INT(embr__filemap_open(&fm, tmp_path("missing"), EMBR__READ_ANY), EMBR_ENOTFOUND);
+}
+
+/* The small-file reader refuses a FIFO without waiting for a writer, and anything too large. */
+static void test_file_read_small(void) {
+  unsigned char buf[64];
+  size_t len = 99;
+  const char *p = tmp_path("small.bin");
+  write_bytes(p, "0123456789", 10);
+  CHECK_EQ_INT(embr__file_read_small(p, buf, sizeof buf, &len), 0);
+  CHECK(len == 10 && memcmp(buf, "0123456789", 10) == 0);
+  CHECK_EQ_INT(embr__file_read_small(p, buf, 9, &len), EMBR_EFORMAT);
+  const char *fifo = tmp_path("fifo");
+  REQUIRE(mkfifo(fifo, 0600) == 0);
+  CHECK_EQ_INT(embr__file_read_small(fifo, buf, sizeof buf, &len), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "not a regular file") != NULL);
+  CHECK_EQ_INT(embr__file_read_small("/dev/zero", buf, sizeof buf, &len), EMBR_EFORMAT);
+  unlink(fifo);
+}
+
 int main(int argc, char **argv) {
-  return RUN_TESTS(argc, argv, test_status_strings, test_last_error, test_alloc_alignment,
-                   test_size_arith, test_rng_reference, test_rng_determinism_and_streams,
-                   test_rng_distributions, test_progress, test_cpu);
+  int rc = RUN_TESTS(argc, argv, test_status_strings, test_last_error, test_alloc_alignment,
+                     test_size_arith, test_rng_reference, test_rng_determinism_and_streams,
+                     test_rng_distributions, test_progress, test_cpu,
+                     test_file_input_is_a_copy, test_file_input_caps, test_file_read_small);
+  if (tmp_dir[0]) {
+    const char *files[] = {"copy.bin", "cap.bin", "small.bin", "fifo"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
+    rmdir(tmp_dir);
+  }
+  return rc;
 }

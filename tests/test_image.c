@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <jpeglib.h>
+#include <sys/resource.h>
 #include <png.h>
 #include <zlib.h>
 
@@ -155,7 +156,19 @@ static membuf png_encode(int w, int h, int depth, int ctype, int interlace, cons
   return m;
 }
 
-static unsigned char *jpeg_encode(const embr_image *im, int quality, int progressive, size_t *len) {
+/* How to encode a JPEG beyond the pixels: the stored colour space (JCS_UNKNOWN: libjpeg's default
+ * for the input), 4:4:4 sampling, and a scan script (NULL: libjpeg's simple progression when
+ * `progressive`, else one sequential scan). */
+typedef struct jpeg_opts {
+  J_COLOR_SPACE store;
+  int full_chroma;
+  const jpeg_scan_info *scans;
+  int nscans;
+} jpeg_opts;
+
+/* Encodes w x h pixels of `comps` channels (1 grey, 3 RGB, 4 CMYK) with libjpeg. */
+static unsigned char *jpeg_encode_px(const unsigned char *px, int w, int h, int comps, int quality, int progressive,
+                                     const jpeg_opts *o, size_t *len) {
   struct jpeg_compress_struct ci;
   struct jpeg_error_mgr jerr;
   ci.err = jpeg_std_error(&jerr);
@@ -163,22 +176,30 @@ static unsigned char *jpeg_encode(const embr_image *im, int quality, int progres
   unsigned char *buf = NULL;
   unsigned long n = 0;
   jpeg_mem_dest(&ci, &buf, &n);
-  ci.image_width = (JDIMENSION)im->width;
-  ci.image_height = (JDIMENSION)im->height;
-  ci.input_components = im->channels;
-  ci.in_color_space = im->channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  ci.image_width = (JDIMENSION)w;
+  ci.image_height = (JDIMENSION)h;
+  ci.input_components = comps;
+  ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : comps == 3 ? JCS_RGB : JCS_CMYK;
   jpeg_set_defaults(&ci);
+  if (o && o->store != JCS_UNKNOWN) jpeg_set_colorspace(&ci, o->store);
   jpeg_set_quality(&ci, quality, TRUE);
-  if (progressive) jpeg_simple_progression(&ci);
+  for (int c = 0; o && o->full_chroma && c < ci.num_components; c++)
+    ci.comp_info[c].h_samp_factor = ci.comp_info[c].v_samp_factor = 1;
+  if (o && o->scans) ci.scan_info = o->scans, ci.num_scans = o->nscans;
+  else if (progressive) jpeg_simple_progression(&ci);
   jpeg_start_compress(&ci, TRUE);
   while (ci.next_scanline < ci.image_height) {
-    JSAMPROW row = im->px + (size_t)ci.next_scanline * im->width * im->channels;
+    JSAMPROW row = (JSAMPROW)px + (size_t)ci.next_scanline * w * comps;
     jpeg_write_scanlines(&ci, &row, 1);
   }
   jpeg_finish_compress(&ci);
   jpeg_destroy_compress(&ci);
   *len = n;
   return buf;
+}
+
+static unsigned char *jpeg_encode(const embr_image *im, int quality, int progressive, size_t *len) {
+  return jpeg_encode_px(im->px, im->width, im->height, im->channels, quality, progressive, NULL, len);
 }
 
 /* ---- round trips ---------------------------------------------------------------------------------- */
@@ -443,6 +464,196 @@ static void test_corrupt_jpeg(void) {
     expect_fail(buf, len, EMBR_EFORMAT, "jpeg claiming 16384^2");
     free(buf);
     free_test_image(&im);
+  }
+}
+
+/* ---- hostile PNG chunks, many-scan and corrupt JPEGs, EXIF orientation, CMYK ------------------- */
+
+/* A 45-byte PNG: signature, a 1x1 IHDR, then a chunk of `type` claiming 2 GiB. libpng used to
+ * allocate (and zero) the claimed length before reading it; the decoder must refuse the file
+ * without its peak memory growing by more than a few MB. */
+static void test_png_chunk_bomb(void) {
+  static const char *types[] = {"tEXt", "zTXt", "iTXt", "sPLT", "iCCP", "pCAL", "sCAL", "eXIf", "abCd"};
+  for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    unsigned char b[45] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    set_be32(b + 8, 13);
+    memcpy(b + 12, "IHDR", 4);
+    set_be32(b + 16, 1);
+    set_be32(b + 20, 1);
+    b[24] = 8; /* depth 8, grey, no interlace */
+    set_be32(b + 29, (uint32_t)crc32(0, b + 12, 17));
+    set_be32(b + 33, 0x7ffffff0u);
+    memcpy(b + 37, types[t], 4);
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    embr_image im;
+    int rc = embr_image_decode(b, sizeof b, "bomb.png", &im);
+    getrusage(RUSAGE_SELF, &r1);
+    CHECK_MSG(rc == EMBR_EFORMAT && starts_with(embr_last_error(), "bomb.png: "), "%s: rc %d", types[t], rc);
+    CHECK_MSG(r1.ru_maxrss - r0.ru_maxrss < 64 * 1024, "%s chunk: peak memory grew by %ld KB", types[t],
+              r1.ru_maxrss - r0.ru_maxrss);
+  }
+}
+
+/* A progressive JPEG with a scan per coefficient band and successive-approximation bit (a valid
+ * script of 1 + 3 x 63 x 4 = 757 scans), written by libjpeg. */
+/* A progressive JPEG with a scan per coefficient band and successive-approximation bit (a valid
+ * script of 1 + 3 x 63 x 4 = 757 scans), written by libjpeg. */
+static unsigned char *jpeg_encode_many_scans(const embr_image *im, int *nscans, size_t *len) {
+  static jpeg_scan_info scans[1 + 3 * 63 * 4];
+  int n = 0;
+  scans[n++] = (jpeg_scan_info){3, {0, 1, 2}, 0, 0, 0, 0};
+  for (int c = 0; c < 3; c++)
+    for (int k = 1; k < 64; k++)
+      for (int al = 3; al >= 0; al--)
+        scans[n++] = (jpeg_scan_info){1, {c}, k, k, al == 3 ? 0 : al + 1, al};
+  jpeg_opts o = {JCS_UNKNOWN, 1, scans, n};
+  *nscans = n;
+  return jpeg_encode_px(im->px, im->width, im->height, 3, 90, 1, &o, len);
+}
+
+/* The decoder bounds its work (scans x blocks), not the scan count alone: 757 scans are fine on a
+ * small image and refused on a 512 x 512 one, where libjpeg's ordinary 10-scan progression is fine. */
+static void test_jpeg_many_scans(void) {
+  int n;
+  size_t len;
+  embr_image small = make_smooth(16, 16, 3), big = make_smooth(512, 512, 3), dec;
+  unsigned char *buf = jpeg_encode_many_scans(&small, &n, &len);
+  CHECK_EQ_INT(n, 757);
+  CHECK_EQ_INT(embr_image_decode(buf, len, "small.jpg", &dec), 0);
+  if (dec.px) jpeg_compare(&small, &dec, 2.0, 12);
+  embr_image_free(&dec);
+  free(buf);
+  buf = jpeg_encode_many_scans(&big, &n, &len);
+  CHECK_EQ_INT(embr_image_decode(buf, len, "scans.jpg", &dec), EMBR_EFORMAT);
+  CHECK(starts_with(embr_last_error(), "scans.jpg: JPEG: too many progressive scans for the image size"));
+  CHECK(dec.px == NULL);
+  free(buf);
+  buf = jpeg_encode(&big, 90, 1, &len);
+  CHECK_EQ_INT(embr_image_decode(buf, len, "prog.jpg", &dec), 0);
+  embr_image_free(&dec);
+  free(buf);
+  free_test_image(&small);
+  free_test_image(&big);
+}
+
+/* Damaged entropy-coded data is an error naming the file, not a grey-filled image. */
+static void test_jpeg_corrupt_data(void) {
+  embr_image im = make_smooth(64, 64, 3), dec;
+  for (int prog = 0; prog <= 1; prog++) {
+    size_t len;
+    unsigned char *buf = jpeg_encode(&im, 90, prog, &len);
+    size_t sos = 0;
+    for (size_t i = 2; i + 1 < len && !sos; i++)
+      if (buf[i] == 0xff && buf[i + 1] == 0xda) sos = i;
+    REQUIRE(sos > 0);
+    size_t mid = sos + (len - sos) / 3;
+    buf[mid] = 0xff, buf[mid + 1] = 0xd9; /* an end-of-image marker in the middle of the data */
+    CHECK_EQ_INT(embr_image_decode(buf, len, "broken.jpg", &dec), EMBR_EFORMAT);
+    const char *msg = embr_last_error();
+    CHECK_MSG(starts_with(msg, "broken.jpg: JPEG: ") && !strchr(msg, '\n'), "%s", msg);
+    CHECK(dec.px == NULL);
+    free(buf);
+  }
+  free_test_image(&im);
+}
+
+/* 24 x 16 grey: six flat 8x8 blocks A B C / D E F, exact through a quality-100 JPEG. */
+static const uint8_t grid_vals[6] = {20, 60, 100, 140, 180, 220};
+
+/* A JPEG of the grid with an Exif APP1 (byte order `mm`) recording `orientation` after SOI. */
+static unsigned char *jpeg_with_exif(int orientation, int mm, size_t *len) {
+  embr_image g = {24, 16, 1, malloc(24 * 16)};
+  for (int y = 0; y < 16; y++)
+    for (int x = 0; x < 24; x++) g.px[y * 24 + x] = grid_vals[(y / 8) * 3 + x / 8];
+  size_t n;
+  unsigned char *j = jpeg_encode(&g, 100, 0, &n);
+  free(g.px);
+  unsigned char app1[4 + 6 + 8 + 2 + 12 + 4] = {0xff, 0xe1, 0, sizeof app1 - 2, 'E', 'x', 'i', 'f', 0, 0};
+  unsigned char *t = app1 + 10, *e = t + 10;
+  memcpy(t, mm ? "MM\0\x2a\0\0\0\x08" : "II\x2a\0\x08\0\0\0", 8);
+  t[mm ? 9 : 8] = 1; /* one entry */
+  e[mm ? 1 : 0] = 0x12, e[mm ? 0 : 1] = 0x01;  /* tag 0x0112 */
+  e[mm ? 3 : 2] = 3;                            /* SHORT */
+  e[mm ? 7 : 4] = 1;                            /* count 1 */
+  e[mm ? 9 : 8] = (unsigned char)orientation;   /* value */
+  unsigned char *out = malloc(n + sizeof app1);
+  memcpy(out, j, 2);
+  memcpy(out + 2, app1, sizeof app1);
+  memcpy(out + 2 + sizeof app1, j + 2, n - 2);
+  free(j);
+  *len = n + sizeof app1;
+  return out;
+}
+
+/* Each orientation gives the grid Pillow's exif_transpose gives, written out by hand. */
+static void test_jpeg_exif_orientation(void) {
+  static const struct {
+    int w, h;
+    const char *cells; /* row-major, in blocks */
+  } want[9] = {{0, 0, ""},        {3, 2, "ABCDEF"}, {3, 2, "CBAFED"}, {3, 2, "FEDCBA"}, {3, 2, "DEFABC"},
+               {2, 3, "ADBECF"}, {2, 3, "DAEBFC"}, {2, 3, "FCEBDA"}, {2, 3, "CFBEAD"}};
+  for (int o = 1; o <= 8; o++) {
+    size_t len;
+    unsigned char *buf = jpeg_with_exif(o, o % 2, &len);
+    embr_image im;
+    REQUIRE(embr_image_decode(buf, len, "exif.jpg", &im) == 0);
+    CHECK_MSG(im.width == want[o].w * 8 && im.height == want[o].h * 8, "orientation %d: %dx%d", o, im.width, im.height);
+    for (int by = 0; by < want[o].h && im.width == want[o].w * 8; by++)
+      for (int bx = 0; bx < want[o].w; bx++) {
+        int v = grid_vals[want[o].cells[by * want[o].w + bx] - 'A'];
+        for (int y = by * 8; y < by * 8 + 8; y++)
+          for (int x = bx * 8; x < bx * 8 + 8; x++)
+            CHECK_MSG(abs(im.px[y * im.width + x] - v) <= 2, "orientation %d pixel (%d,%d) = %d, want %d", o, x, y,
+                      im.px[y * im.width + x], v);
+      }
+    embr_image_free(&im);
+    free(buf);
+  }
+  /* Hostile Exif blocks mean "as stored", never an error or a read out of bounds. */
+  size_t len;
+  unsigned char *buf = jpeg_with_exif(6, 1, &len);
+  const size_t tiff = 2 + 10, entry = tiff + 10;
+  const struct {
+    size_t at;
+    unsigned char v;
+  } pokes[] = {{tiff + 7, 0xf0}, {tiff + 4, 0xff}, {tiff + 9, 0}, {entry + 3, 4}, {entry + 7, 2}, {entry + 9, 9}, {tiff, 'X'}};
+  for (size_t i = 0; i < sizeof pokes / sizeof pokes[0]; i++) {
+    unsigned char *m = malloc(len);
+    memcpy(m, buf, len);
+    m[pokes[i].at] = pokes[i].v;
+    embr_image im;
+    CHECK_EQ_INT(embr_image_decode(m, len, "exif.jpg", &im), 0);
+    CHECK_MSG(im.width == 24 && im.height == 16, "poke %zu: %dx%d", i, im.width, im.height);
+    embr_image_free(&im);
+    free(m);
+  }
+  free(buf);
+}
+
+/* CMYK and YCCK JPEGs (libjpeg writes Adobe's marker for both) decode to RGB as Pillow's
+ * Image.open(...).convert("RGB"): the stored values read as inverted CMYK, then
+ * R = (255 - K) * (1 - C / 255), each rounded. */
+static void test_jpeg_cmyk(void) {
+  static const uint8_t cmyk[4] = {30, 200, 90, 200}; /* the bytes given to the encoder */
+  double k = 255 - (255 - cmyk[3]);                  /* 255 - K after inversion */
+  int want[3];
+  for (int c = 0; c < 3; c++) want[c] = (int)lround(k - (255.0 - cmyk[c]) * k / 255.0);
+  for (int ycck = 0; ycck <= 1; ycck++) {
+    unsigned char px[16 * 16 * 4];
+    for (int i = 0; i < 16 * 16; i++) memcpy(px + 4 * i, cmyk, 4);
+    jpeg_opts o = {ycck ? JCS_YCCK : JCS_CMYK, 0, NULL, 0};
+    size_t n;
+    unsigned char *buf = jpeg_encode_px(px, 16, 16, 4, 100, 0, &o, &n);
+    embr_image im;
+    REQUIRE(embr_image_decode(buf, n, "cmyk.jpg", &im) == 0);
+    CHECK(im.width == 16 && im.height == 16 && im.channels == 3);
+    for (int i = 0; i < 16 * 16 && im.channels == 3; i++)
+      for (int c = 0; c < 3; c++)
+        CHECK_MSG(abs(im.px[3 * i + c] - want[c]) <= 3, "%s pixel %d channel %d: %d, want %d", ycck ? "YCCK" : "CMYK", i,
+                  c, im.px[3 * i + c], want[c]);
+    embr_image_free(&im);
+    free(buf);
   }
 }
 
@@ -1128,7 +1339,9 @@ static void cleanup(void) {
 int main(int argc, char **argv) {
   atexit(cleanup);
   return RUN_TESTS(argc, argv, test_png_roundtrip, test_pnm_roundtrip, test_pnm_variants, test_png_variants,
-                   test_jpeg_decode, test_corrupt_png, test_corrupt_jpeg, test_corrupt_pnm, test_resize_reference,
+                   test_jpeg_decode, test_corrupt_png, test_corrupt_jpeg, test_corrupt_pnm,
+                   test_png_chunk_bomb, test_jpeg_many_scans, test_jpeg_corrupt_data, test_jpeg_exif_orientation,
+                   test_jpeg_cmyk, test_resize_reference,
                    test_resize_hand, test_resize_identity, test_to_tensor, test_augment, test_folder_dataset,
                    test_folder_natural_order, test_mnist_small, test_mnist_real, test_loader_epochs,
                    test_loader_bad_file, test_loader_cache);

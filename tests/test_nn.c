@@ -383,7 +383,7 @@ static void test_safetensors_round_trip(void) {
   char path[256];
   tmp_path(path, sizeof(path), "rt.safetensors");
   float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1, 0.5f, 1e-20f};
-  nn_st_out t[2] = {{"layer.weight", 2, {2, 3}, a}, {"layer.bias", 1, {3}, b}};
+  nn_st_out t[2] = {{"layer.weight", 2, {2, 3}, a, NN_ST_F32}, {"layer.bias", 1, {3}, b, NN_ST_F32}};
   char *k[1] = {"embr.arch"}, *v[1] = {"tiny"};
   CHECK(embr__nn_st_write(path, t, 2, k, v, 1) == 0);
   nn_params P = {0};
@@ -415,7 +415,7 @@ static void test_safetensors_hostile(void) {
   float a[4] = {1, 2, 3, 4};
   char path[256];
   tmp_path(path, sizeof(path), "h.safetensors");
-  nn_st_out t[1] = {{"w", 2, {2, 2}, a}};
+  nn_st_out t[1] = {{"w", 2, {2, 2}, a, NN_ST_F32}};
   CHECK(embr__nn_st_write(path, t, 1, NULL, NULL, 0) == 0);
   FILE *f = fopen(path, "rb");
   REQUIRE(f);
@@ -430,7 +430,9 @@ static void test_safetensors_hostile(void) {
   for (size_t cut = 0; cut < len; cut++) CHECK(embr__nn_st_parse(&st, buf, cut, "cut") != 0);
   static const char *bad[] = {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,17]}}",
                               "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,16]}}",
-                              "{\"w\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
+                              "{\"w\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[0,16]}}",
+                              "{\"w\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[8,24]}}",
+                              "{\"w\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,1]}}",
                               "{\"w\":{\"dtype\":\"F32\",\"shape\":[-2,-2],\"data_offsets\":[0,16]}}",
                               "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[8,0]}}",
                               "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2]}}",
@@ -445,6 +447,52 @@ static void test_safetensors_hostile(void) {
     memset(b + 8 + hl, 0, 16);
     CHECK_MSG(embr__nn_st_parse(&st, b, 8 + hl + 16, "bad") != 0, "corrupt header %zu accepted", i);
   }
+}
+
+/* A PyTorch state dict holds integer buffers (num_batches_tracked, I64): the file is accepted, the
+ * integer tensor checked like any other and skipped when loading; asked for as a weight, or
+ * holding NaN/Inf in a weight, it is refused with a message naming the file and the tensor. */
+static void test_safetensors_integer_and_nonfinite(void) {
+  char path[256];
+  tmp_path(path, sizeof(path), "i64.safetensors");
+  float w[4] = {1, -2, 3, -4};
+  int64_t tracked[1] = {12345};
+  nn_st_out t[2] = {{"bn.weight", 1, {4}, w, NN_ST_F32}, {"bn.num_batches_tracked", 1, {1}, tracked, NN_ST_I64}};
+  REQUIRE(embr__nn_st_write(path, t, 2, NULL, NULL, 0) == 0);
+  nn_st st;
+  REQUIRE(embr__nn_st_open(&st, path) == 0);
+  const nn_st_tensor *it = embr__nn_st_find(&st, "bn.num_batches_tracked");
+  REQUIRE(it != NULL);
+  CHECK(it->dtype == NN_ST_I64 && it->numel == 1 && !strcmp(embr__nn_st_dtype_name(it->dtype), "I64"));
+  int64_t got;
+  memcpy(&got, it->data, 8); /* the writer put the integer's bytes where the header says */
+  CHECK_EQ_INT(got, 12345);
+  nn_params P = {0};
+  int64_t s4[1] = {4}, s1[1] = {1};
+  embr__nn_param_add(&P, "bn.weight", 1, s4, NN_NODECAY, NN_INIT_ZERO, 0);
+  REQUIRE(embr__nn_params_init(&P, 1) == 0);
+  CHECK_EQ_INT(embr__nn_params_load(&P, &st, NULL, path), 0);
+  CHECK(!memcmp(P.data, w, sizeof w));
+  nn_params Q = {0};
+  embr__nn_param_add(&Q, "bn.num_batches_tracked", 1, s1, NN_BUFFER, NN_INIT_ZERO, 0);
+  REQUIRE(embr__nn_params_init(&Q, 1) == 0);
+  CHECK_EQ_INT(embr__nn_params_load(&Q, &st, NULL, path), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "num_batches_tracked") && strstr(embr_last_error(), "I64"));
+  embr__nn_st_close(&st);
+  /* NaN and Inf weights */
+  float bad[2][4] = {{1, NAN, 3, 4}, {1, 2, 3, -INFINITY}};
+  for (int b = 0; b < 2; b++) {
+    t[0].data = bad[b];
+    REQUIRE(embr__nn_st_write(path, t, 2, NULL, NULL, 0) == 0);
+    REQUIRE(embr__nn_st_open(&st, path) == 0);
+    CHECK_EQ_INT(embr__nn_params_load(&P, &st, NULL, path), EMBR_EVALUE);
+    CHECK(strstr(embr_last_error(), path) && strstr(embr_last_error(), "'bn.weight'") &&
+          strstr(embr_last_error(), b ? "element 3" : "element 1"));
+    embr__nn_st_close(&st);
+  }
+  embr__nn_params_free(&P);
+  embr__nn_params_free(&Q);
+  unlink(path);
 }
 
 static void test_half_precision(void) {
@@ -564,5 +612,5 @@ static void test_golden_mobilefacenet(void) { golden("nn_mobilefacenet.safetenso
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
-                   test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_half_precision);
+                   test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision);
 }

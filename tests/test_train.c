@@ -11,6 +11,7 @@
 
 #include "embr/embr.h"
 #include "harness.h"
+#include "nn/nn.h" /* to rewrite model files' metadata and tensors in the tests below */
 
 enum { CLASSES = 4, PER = 12, SIDE = 16 };
 
@@ -231,10 +232,229 @@ static void test_embed_dataset(void) {
   embr_dataset_free(ds);
 }
 
+/* ---- hostile and foreign model files ------------------------------------------------------------ */
+
+typedef struct edit {
+  const char *key, *val;   /* metadata to set (val NULL: remove the key) */
+  const char *nan_tensor;  /* a tensor to poison with a NaN at element 1 */
+  int plain;               /* drop all metadata and add PyTorch's I64 num_batches_tracked buffers */
+} edit;
+
+/* Copies safetensors file `src` to `dst`, changing it as `e` says. */
+static int rewrite(const char *src, const char *dst, const edit *e) {
+  nn_st st;
+  if (embr__nn_st_open(&st, src)) return -1;
+  int n = st.n, k = 0, nm = 0;
+  nn_st_out *t = calloc((size_t)n * 2 + 1, sizeof(nn_st_out));
+  float **bufs = calloc((size_t)n + 1, sizeof(float *));
+  char **names = calloc((size_t)n + 1, sizeof(char *)), *mk[32], *mv[32];
+  static const int64_t tracked = 7;
+  for (int i = 0; i < n; i++) {
+    const nn_st_tensor *x = &st.t[i];
+    bufs[i] = malloc(sizeof(float) * (size_t)(x->numel ? x->numel : 1));
+    embr__nn_st_read_f32(x, bufs[i]);
+    if (e->nan_tensor && !strcmp(x->name, e->nan_tensor)) bufs[i][1] = NAN;
+    t[k] = (nn_st_out){x->name, x->ndim, {x->shape[0], x->shape[1], x->shape[2], x->shape[3]}, bufs[i], NN_ST_F32};
+    k++;
+    size_t len = strlen(x->name);
+    if (e->plain && len > 13 && !strcmp(x->name + len - 13, ".running_mean")) {
+      names[i] = malloc(len + 16);
+      snprintf(names[i], len + 16, "%.*s.num_batches_tracked", (int)(len - 13), x->name);
+      t[k++] = (nn_st_out){names[i], 1, {1}, &tracked, NN_ST_I64};
+    }
+  }
+  int replaced = 0;
+  for (int i = 0; i < st.nmeta && !e->plain; i++) {
+    if (e->key && !strcmp(st.meta_key[i], e->key)) {
+      replaced = 1;
+      if (!e->val) continue;
+      mk[nm] = st.meta_key[i], mv[nm++] = (char *)e->val;
+    } else {
+      mk[nm] = st.meta_key[i], mv[nm++] = st.meta_val[i];
+    }
+  }
+  if (e->key && e->val && !replaced) mk[nm] = (char *)e->key, mv[nm++] = (char *)e->val;
+  int rc = embr__nn_st_write(dst, t, k, mk, mv, nm);
+  for (int i = 0; i < n; i++) free(bufs[i]), free(names[i]);
+  free(bufs), free(names), free(t);
+  embr__nn_st_close(&st);
+  return rc;
+}
+
+/* Every metadata number is parsed strictly and checked against the file's own tensors before a
+ * buffer is sized from it: a width of 4096 in a file of a width-4 network is a shape error (not an
+ * attempt to allocate ~180 GB). NaN weights are refused naming file and tensor. */
+static void test_hostile_model_files(void) {
+  char model[512], bad[512];
+  snprintf(model, sizeof(model), "%s/h_model.safetensors", dir);
+  snprintf(bad, sizeof(bad), "%s/h_bad.safetensors", dir);
+  embr_model *m = tiny_model(6, 16), *l = NULL;
+  REQUIRE(embr_model_save(m, model) == 0);
+  static const edit shape_lies[] = {{"embr.width", "4096", NULL, 0}, {"embr.embedding_dim", "65536", NULL, 0},
+                                    {"embr.input", "3x16x16", NULL, 0}, {"embr.head", "margin", NULL, 0},
+                                    {"embr.arch", "mobilefacenet", NULL, 0}};
+  for (size_t i = 0; i < sizeof shape_lies / sizeof shape_lies[0]; i++) {
+    REQUIRE(rewrite(model, bad, &shape_lies[i]) == 0);
+    embr_model_free(l), l = NULL;
+    /* embr.head margin with embr.classes 0: refused as "a head with no classes" */
+    int rc = embr_model_load(bad, &l);
+    CHECK_MSG(rc == EMBR_EFORMAT && l == NULL && strstr(embr_last_error(), bad) &&
+                  (strstr(embr_last_error(), "shape") || strstr(embr_last_error(), "missing") ||
+                   strstr(embr_last_error(), "no classes") || strstr(embr_last_error(), "width")),
+              "%s=%s: rc %d, %s", shape_lies[i].key, shape_lies[i].val, rc, embr_last_error());
+  }
+  static const edit number_lies[] = {
+      {"embr.width", "4 ", NULL, 0},     {"embr.width", "+4", NULL, 0},   {"embr.width", " 4", NULL, 0},
+      {"embr.width", "4x", NULL, 0},     {"embr.width", "-4", NULL, 0},   {"embr.width", "99999999999999999999", NULL, 0},
+      {"embr.width", "4097", NULL, 0},   {"embr.width", NULL, NULL, 0},   {"embr.embedding_dim", "1e3", NULL, 0},
+      {"embr.classes", "-1", NULL, 0},   {"embr.input", "1x16", NULL, 0}, {"embr.input", "1x16x16x", NULL, 0},
+      {"embr.input", "1x-16x16", NULL, 0}, {"embr.input", "2x16x16", NULL, 0}, {"embr.input", "1x4x16", NULL, 0},
+      {"embr.mean", "0.5,0.5", NULL, 0}, {"embr.mean", "nan,0,0", NULL, 0}, {"embr.std", "0.5,0,0.5", NULL, 0},
+      {"embr.std", "0.5,0.5,inf", NULL, 0}, {"embr.head", "mystery", NULL, 0}, {"embr.resize", "lanczos", NULL, 0},
+      {"embr.arch", "resnet\x01", NULL, 0}};
+  for (size_t i = 0; i < sizeof number_lies / sizeof number_lies[0]; i++) {
+    REQUIRE(rewrite(model, bad, &number_lies[i]) == 0);
+    int rc = embr_model_load(bad, &l);
+    const char *msg = embr_last_error();
+    CHECK_MSG(rc == EMBR_EFORMAT && l == NULL && strstr(msg, bad) && !strchr(msg, '\n') && !strchr(msg, '\x01'),
+              "%s='%s' accepted or badly reported: rc %d, %s", number_lies[i].key,
+              number_lies[i].val ? number_lies[i].val : "(none)", rc, msg);
+  }
+  edit poison = {NULL, NULL, "layer2.0.conv1.weight", 0};
+  REQUIRE(rewrite(model, bad, &poison) == 0);
+  CHECK_EQ_INT(embr_model_load(bad, &l), EMBR_EVALUE);
+  CHECK(strstr(embr_last_error(), bad) && strstr(embr_last_error(), "'layer2.0.conv1.weight'"));
+  /* The untouched copy still loads. */
+  edit none = {NULL, NULL, NULL, 0};
+  REQUIRE(rewrite(model, bad, &none) == 0);
+  CHECK_EQ_INT(embr_model_load(bad, &l), 0);
+  embr_model_free(l);
+  embr_model_free(m);
+}
+
+/* A PyTorch state dict of the same network (torchvision names, I64 num_batches_tracked buffers,
+ * no embr metadata) loads with the architecture given, sizes read off its tensors, and embeds
+ * exactly as the network it came from. */
+static void test_plain_pytorch_weights(void) {
+  char model[512], plain[512];
+  snprintf(model, sizeof(model), "%s/p_model.safetensors", dir);
+  snprintf(plain, sizeof(plain), "%s/p_plain.safetensors", dir);
+  embr_model *m = tiny_model(7, 16), *l = NULL;
+  REQUIRE(embr_model_save(m, model) == 0);
+  edit e = {NULL, NULL, NULL, 1};
+  REQUIRE(rewrite(model, plain, &e) == 0);
+  CHECK_EQ_INT(embr_model_load(plain, &l), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "--arch") != NULL);
+  embr_model_params p = embr_model_params_default();
+  p.arch = "resnet18", p.width = 0, p.embedding_dim = 0, p.input.channels = 0;
+  p.input.height = p.input.width = SIDE;
+  REQUIRE(embr_model_load_weights(plain, &p, &l) == 0);
+  CHECK_EQ_INT(embr_model_dim(l), 16);
+  CHECK_EQ_INT(embr_model_input(l).channels, 1);
+  float x[3 * SIDE * SIDE], a[48], b[48];
+  for (int i = 0; i < 3 * SIDE * SIDE; i++) x[i] = (float)cos(i * 0.37);
+  CHECK(embr_model_embed(m, x, 3, 3, a) == 0 && embr_model_embed(l, x, 3, 3, b) == 0);
+  CHECK(!memcmp(a, b, sizeof a));
+  embr_model_free(l), l = NULL;
+  /* Another architecture, or a size that disagrees with the file: a message naming the tensor. */
+  p.arch = "mobilefacenet";
+  CHECK_EQ_INT(embr_model_load_weights(plain, &p, &l), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), plain) && strstr(embr_last_error(), "conv1.conv.weight"));
+  p.arch = "resnet18", p.embedding_dim = 8;
+  CHECK_EQ_INT(embr_model_load_weights(plain, &p, &l), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "fc.weight") && strstr(embr_last_error(), "shape"));
+  p.arch = "vgg16";
+  CHECK_EQ_INT(embr_model_load_weights(plain, &p, &l), EMBR_EINVAL);
+  CHECK(l == NULL);
+  embr_model_free(m);
+}
+
+/* Checkpoint positions are parsed strictly and checked against the run: a negative epoch, an epoch
+ * past the run's, a step that would overflow, or numbers that disagree are refused by name. */
+static void test_hostile_checkpoints(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  char ckpt[512], bad[512];
+  snprintf(ckpt, sizeof(ckpt), "%s/hc_ckpt.safetensors", dir);
+  snprintf(bad, sizeof(bad), "%s/hc_bad.safetensors", dir);
+  embr_model *m = tiny_model(8, 16);
+  embr_train_params p = quick_params();
+  p.epochs = 1, p.checkpoint = ckpt;
+  embr_train_stats st;
+  REQUIRE(embr_model_train(m, ds, NULL, 0, &p, &st) == 0);
+  p.checkpoint = NULL, p.resume = bad, p.epochs = 2;
+  static const edit lies[] = {{"embr.epoch", "-1", NULL, 0},
+                              {"embr.epoch", "3", NULL, 0},
+                              {"embr.epoch", "1x", NULL, 0},
+                              {"embr.epoch", "99999999999", NULL, 0},
+                              {"embr.optim_step", "9223372036854775807", NULL, 0},
+                              {"embr.optim_step", "-5", NULL, 0},
+                              {"embr.optim_step", "0", NULL, 0},
+                              {"embr.optim_step", "", NULL, 0},
+                              {"embr.optim_step", NULL, NULL, 0}};
+  for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+    REQUIRE(rewrite(ckpt, bad, &lies[i]) == 0);
+    int rc = embr_model_train(m, ds, NULL, 0, &p, &st);
+    CHECK_MSG(rc == EMBR_EFORMAT && strstr(embr_last_error(), bad) && strstr(embr_last_error(), "embr."),
+              "%s='%s': rc %d, %s", lies[i].key, lies[i].val ? lies[i].val : "(none)", rc, embr_last_error());
+  }
+  edit poison = {NULL, NULL, "optim.m.fc.weight", 0};
+  REQUIRE(rewrite(ckpt, bad, &poison) == 0);
+  CHECK_EQ_INT(embr_model_train(m, ds, NULL, 0, &p, &st), EMBR_EVALUE);
+  CHECK(strstr(embr_last_error(), "optim.m.fc.weight") != NULL);
+  edit none = {NULL, NULL, NULL, 0};
+  REQUIRE(rewrite(ckpt, bad, &none) == 0);
+  CHECK_EQ_INT(embr_model_train(m, ds, NULL, 0, &p, &st), 0);
+  CHECK_EQ_INT(st.epochs_done, 2);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+}
+
+static unsigned char *slurp(const char *path, long *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  *len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc((size_t)*len + 1);
+  if (b && fread(b, 1, (size_t)*len, f) != (size_t)*len) *len = -1;
+  fclose(f);
+  return b;
+}
+
+/* Training that diverges stops at the first non-finite loss with EMBR_EVALUE naming the step, and
+ * leaves the last good checkpoint as it was. */
+static void test_divergence_stops(void) {
+  embr_dataset *ds = NULL;
+  REQUIRE(embr_dataset_open_folder(dir, &ds) == 0);
+  char ckpt[512];
+  snprintf(ckpt, sizeof(ckpt), "%s/dv_ckpt.safetensors", dir);
+  embr_model *m = tiny_model(9, 16);
+  embr_train_params p = quick_params();
+  p.objective = EMBR_OBJ_SOFTMAX;
+  p.epochs = 1, p.checkpoint = ckpt;
+  embr_train_stats st;
+  REQUIRE(embr_model_train(m, ds, NULL, 0, &p, &st) == 0);
+  long len0 = 0, len1 = 0;
+  unsigned char *before = slurp(ckpt, &len0);
+  REQUIRE(before && len0 > 0);
+  p.resume = ckpt, p.epochs = 4, p.lr = 1e30f, p.clip = 0, p.warmup_epochs = 0;
+  int rc = embr_model_train(m, ds, NULL, 0, &p, &st);
+  CHECK_EQ_INT(rc, EMBR_EVALUE);
+  CHECK(strstr(embr_last_error(), "diverged at step") != NULL);
+  CHECK_EQ_INT(st.epochs_done, 1); /* only the checkpoint's epoch counts */
+  unsigned char *after = slurp(ckpt, &len1);
+  CHECK(after && len1 == len0 && !memcmp(before, after, (size_t)len0));
+  free(before), free(after);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+}
+
 int main(int argc, char **argv) {
   make_dataset();
   int rc = RUN_TESTS(argc, argv, test_arcface_separates_classes, test_softmax_objective_trains, test_save_load_resume,
-                     test_one_class_refused, test_embed_dataset);
+                     test_one_class_refused, test_embed_dataset, test_hostile_model_files, test_plain_pytorch_weights,
+                     test_hostile_checkpoints, test_divergence_stops);
   remove_dataset();
   return rc;
 }

@@ -30,8 +30,14 @@ typedef struct embr_image {
 
 /* Decodes a PNG, JPEG, PGM (P2/P5) or PPM (P3/P6) image, chosen by its first bytes.
  * `name` is used in messages only (NULL: "image"). Malformed or truncated data, and sizes the
- * data cannot hold, give EMBR_EFORMAT (a JPEG lacking only its end marker is accepted); CMYK
- * JPEG, PBM (P1/P4) and PAM (P7) give EMBR_EUNSUPPORTED. On failure *out is zeroed. */
+ * data cannot hold, give EMBR_EFORMAT (a JPEG lacking only its end marker is accepted); so do
+ * JPEGs with damaged entropy-coded data (libjpeg's "Corrupt JPEG data" warnings: the image would
+ * be partly grey) and progressive JPEGs whose scans would visit every block more than 64 times
+ * on average. JPEGs are turned upright by their EXIF orientation, as Pillow's
+ * ImageOps.exif_transpose does; CMYK and YCCK JPEGs become RGB as Pillow's convert("RGB") makes
+ * them (Adobe's inverted CMYK). PNG text, ICC and palette-suggestion chunks are skipped unread,
+ * and no allocation follows a chunk's claimed length. PBM (P1/P4) and PAM (P7) give
+ * EMBR_EUNSUPPORTED. On failure *out is zeroed. */
 EMBR_API int embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out);
 EMBR_API int embr_image_read(const char *path, embr_image *out);
 /* Writes 8-bit PNG (1 or 3 channels) or, when the path ends in .pgm/.ppm/.pnm (any case), binary

@@ -77,7 +77,12 @@ EMBR_API int embr_index_save(const embr_index *ix, const char *path);
 enum {
   EMBR_LOAD_MMAP = 1 /* map the file read-only and search in place (no copy); add/remove refused */
 };
-/* Loads an index; a damaged or truncated file is EMBR_EFORMAT with a message, never a crash. */
+/* Loads an index; a damaged or truncated file is EMBR_EFORMAT with a message, never a crash.
+ * Without flags the file is read into memory, so a file truncated or replaced by another process
+ * meanwhile is an error. With EMBR_LOAD_MMAP the index searches the mapped file itself: if
+ * another process truncates the file while the index lives, touching the lost pages raises
+ * SIGBUS and kills the process (the library installs no signal handler). Map only files nothing
+ * rewrites in place; embr's own writers never do (they write a new file and rename it). */
 EMBR_API int embr_index_load(embr_index **out, const char *path, int flags);
 /* The same from memory (fuzzing); the buffer must stay valid while the index lives when flags
  * has EMBR_LOAD_MMAP. */

@@ -9,6 +9,7 @@
 #ifndef EMBR_MODEL_H
 #define EMBR_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core.h"
@@ -29,8 +30,23 @@ EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64
 typedef struct embr_model embr_model;
 
 EMBR_API int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
-/* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors). */
+/* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors).
+ * The file is hostile until checked: every metadata number is parsed strictly and range-checked,
+ * the network it describes must match the file's own tensors (names and shapes) before any
+ * buffer is sized from it, and a NaN or Inf weight is EMBR_EVALUE naming the file and tensor.
+ * Tensors the network does not use (integer buffers such as PyTorch's num_batches_tracked) are
+ * checked for consistency and skipped. */
 EMBR_API int embr_model_load(const char *path, embr_model **out);
+/* The same from memory (fuzzing, embedded models); `name` is used in messages. */
+EMBR_API int embr_model_load_mem(const void *buf, size_t len, const char *name, embr_model **out);
+/* Loads a safetensors file that has no embr metadata — a PyTorch state dict saved with
+ * safetensors.torch.save_file, say — into the network p describes. p->arch is required;
+ * p->width, p->embedding_dim and p->input.channels, when 0, are read off the file's tensors;
+ * p->input's size, normalisation and resize filter are taken as given (the file cannot tell).
+ * Every tensor of the network must be present with its shape under its PyTorch name (ResNet:
+ * torchvision's, plus fc to the embedding and a BatchNorm1d "features"; see docs/faces.md);
+ * other tensors are ignored. The model has no training head. */
+EMBR_API int embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out);
 EMBR_API int embr_model_save(const embr_model *m, const char *path);
 EMBR_API void embr_model_free(embr_model *m);
 

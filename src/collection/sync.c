@@ -82,18 +82,23 @@ static int reject(char *why, size_t cap, const char *reason) {
 /* Loads index.embr if index.state vouches for it and both fit the database; otherwise leaves
  * c->ix NULL and writes the reason to `why`. Only ENOMEM is an error. */
 static int load_checkpoint(embr_collection *c, const embr__marks *m, char *why, size_t cap) {
-  embr__filemap sf, xf;
+  embr__filemap xf;
   ckpt s;
-  if (embr__filemap_open(&sf, c->state_path)) return reject(why, cap, "no index checkpoint");
-  int bad = state_decode(sf.data, sf.len, &s);
-  embr__filemap_close(&sf);
-  if (bad) return reject(why, cap, "index.state is damaged");
+  unsigned char sb[STATE_BYTES];
+  size_t slen = 0;
+  /* A tiny read that never blocks: a FIFO or device put in its place is refused, not waited on. */
+  int src = embr__file_read_small(c->state_path, sb, sizeof sb, &slen);
+  if (src == EMBR_ENOTFOUND) return reject(why, cap, "no index checkpoint");
+  if (src || state_decode(sb, slen, &s)) return reject(why, cap, "index.state is damaged");
   if (s.epoch != c->epoch) return reject(why, cap, "index.state belongs to another collection");
   if (s.max_id > m->seq_items || s.del_seq > m->seq_del)
     return reject(why, cap, "the index checkpoint is ahead of the database");
   if (s.del_seq < m->del_floor)
     return reject(why, cap, "the index checkpoint predates the last compact");
-  if (embr__filemap_open(&xf, c->index_path)) return reject(why, cap, "index.embr is missing");
+  int xrc = embr__filemap_open_regular(&xf, c->index_path, EMBR__READ_ANY);
+  if (xrc == EMBR_ENOMEM) return xrc;
+  if (xrc == EMBR_ENOTFOUND) return reject(why, cap, "index.embr is missing");
+  if (xrc) return reject(why, cap, "index.embr cannot be read (not a regular file, or unreadable)");
   if (xf.len != s.file_size || crc_of(xf.data, xf.len) != s.file_crc) {
     embr__filemap_close(&xf);
     return reject(why, cap, "index.embr does not match index.state (damaged, or replaced)");
@@ -343,7 +348,7 @@ int embr__save_index(embr_collection *c) {
   /* index.embr first, then the state naming it: see the comment at the top. */
   int rc = embr_index_save(c->ix, c->index_path);
   embr__filemap fm;
-  if (!rc) rc = embr__filemap_open(&fm, c->index_path);
+  if (!rc) rc = embr__filemap_open_regular(&fm, c->index_path, EMBR__READ_ANY);
   if (rc) return checkpoint_failed(c);
   ckpt s = {c->epoch, c->max_id, c->del_seq, fm.len, crc_of(fm.data, fm.len)};
   embr__filemap_close(&fm);

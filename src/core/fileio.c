@@ -13,19 +13,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int read_all_fd(int fd, const char *path, embr__filemap *fm) {
-  size_t cap = 1 << 16, len = 0;
-  unsigned char *buf = malloc(cap);
+/* Reads a pipe or device to its end, refusing more than `max` bytes (so /dev/zero or an endless
+ * producer ends in an error, not in all of memory). */
+static int read_stream(int fd, const char *path, size_t max, embr__filemap *fm) {
+  size_t limit = max < SIZE_MAX ? max + 1 : SIZE_MAX; /* one byte past max tells "more than max" */
+  size_t cap = limit < ((size_t)1 << 16) ? limit : (size_t)1 << 16, len = 0;
+  unsigned char *buf = malloc(cap ? cap : 1);
   if (!buf) return embr_error(EMBR_ENOMEM, "%s: out of memory", path);
   for (;;) {
     if (len == cap) {
-      unsigned char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+      if (cap >= limit) break;
+      size_t ncap = cap > limit / 2 ? limit : cap * 2;
+      unsigned char *nb = realloc(buf, ncap);
       if (!nb) {
         free(buf);
         return embr_error(EMBR_ENOMEM, "%s: out of memory reading the input", path);
       }
       buf = nb;
-      cap *= 2;
+      cap = ncap;
     }
     ssize_t r = read(fd, buf + len, cap - len);
     if (r < 0) {
@@ -37,51 +42,138 @@ static int read_all_fd(int fd, const char *path, embr__filemap *fm) {
     if (r == 0) break;
     len += (size_t)r;
   }
+  if (len > max) {
+    free(buf);
+    return embr_error(EMBR_EFORMAT, "%s: more than %zu bytes from a pipe or device (save it to a file first)", path, max);
+  }
   if (len == 0) {
     free(buf);
     buf = NULL;
   }
   fm->data = buf;
   fm->len = len;
-  fm->mapped = 0;
   return 0;
 }
 
-int embr__filemap_open(embr__filemap *fm, const char *path) {
-  memset(fm, 0, sizeof *fm);
-  if (!path || !*path) return embr_error(EMBR_EINVAL, "empty file name");
-  int fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    return embr_error(e == ENOENT ? EMBR_ENOTFOUND : EMBR_EIO, "%s: cannot open: %s", path,
-                      strerror(e));
+/* read(2) that retries on EINTR and returns the bytes read before end of file or an error. */
+static ssize_t read_full(int fd, unsigned char *p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    size_t ask = n - got < ((size_t)1 << 30) ? n - got : ((size_t)1 << 30);
+    ssize_t r = read(fd, p + got, ask);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
+  return (ssize_t)got;
+}
+
+/* Copies a regular file of `size` bytes into memory. A file that shrinks or grows meanwhile is an
+ * error: the caller never sees a mix of two versions, and no mapped page can vanish (SIGBUS). */
+static int read_regular(int fd, const char *path, size_t size, embr__filemap *fm) {
+  if (size == 0) return 0;
+  unsigned char *buf = malloc(size), extra;
+  if (!buf) return embr_error(EMBR_ENOMEM, "%s: out of memory for its %zu bytes", path, size);
+  ssize_t got = read_full(fd, buf, size);
+  if (got < 0) {
     int e = errno;
-    close(fd);
+    free(buf);
+    return embr_error(EMBR_EIO, "%s: read failed: %s", path, strerror(e));
+  }
+  if ((size_t)got != size || read_full(fd, &extra, 1) != 0) {
+    free(buf);
+    return embr_error(EMBR_EIO, "%s: the file changed size while it was read (%zu bytes expected)", path, size);
+  }
+  fm->data = buf;
+  fm->len = size;
+  return 0;
+}
+
+/* Opens `path` ("-": standard input) and checks it is not a directory; *fd and *st on success. */
+static int open_input(const char *path, int extra_flags, int *fd, struct stat *st) {
+  if (!path || !*path) return embr_error(EMBR_EINVAL, "empty file name");
+  *fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC | extra_flags);
+  if (*fd < 0) {
+    int e = errno;
+    return embr_error(e == ENOENT ? EMBR_ENOTFOUND : EMBR_EIO, "%s: cannot open: %s", path, strerror(e));
+  }
+  if (fstat(*fd, st) != 0) {
+    int e = errno;
+    close(*fd);
     return embr_error(EMBR_EIO, "%s: cannot stat: %s", path, strerror(e));
   }
-  if (S_ISDIR(st.st_mode)) {
-    close(fd);
+  if (S_ISDIR(st->st_mode)) {
+    close(*fd);
     return embr_error(EMBR_EIO, "%s: is a directory, expected a file", path);
   }
-  int rc = 0;
-  if (S_ISREG(st.st_mode) && st.st_size > 0) {
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  return 0;
+}
+
+static int too_large(const char *path, uint64_t size, size_t max) {
+  return embr_error(EMBR_EFORMAT, "%s: %llu bytes, more than the %zu this kind of file may hold", path,
+                    (unsigned long long)size, max);
+}
+
+/* regular_only: opened without blocking (a FIFO with no writer would wait forever) and refused
+ * unless it is a regular file. */
+static int read_input(embr__filemap *fm, const char *path, size_t max_bytes, int regular_only) {
+  memset(fm, 0, sizeof *fm);
+  int fd, rc;
+  struct stat st;
+  if ((rc = open_input(path, regular_only ? O_NONBLOCK : 0, &fd, &st))) return rc;
+  if (S_ISREG(st.st_mode)) {
+    if ((uint64_t)st.st_size > max_bytes || (uint64_t)st.st_size > SIZE_MAX)
+      rc = too_large(path, (uint64_t)st.st_size, max_bytes);
+    else
+      rc = read_regular(fd, path, (size_t)st.st_size, fm);
+  } else if (regular_only) {
+    rc = embr_error(EMBR_EFORMAT, "%s: not a regular file", path);
+  } else {
+    rc = read_stream(fd, path, max_bytes < EMBR__STREAM_MAX ? max_bytes : EMBR__STREAM_MAX, fm);
+  }
+  close(fd);
+  return rc;
+}
+
+int embr__filemap_open(embr__filemap *fm, const char *path, size_t max_bytes) {
+  return read_input(fm, path, max_bytes, 0);
+}
+
+int embr__filemap_open_regular(embr__filemap *fm, const char *path, size_t max_bytes) {
+  return read_input(fm, path, max_bytes, 1);
+}
+
+int embr__filemap_map(embr__filemap *fm, const char *path) {
+  memset(fm, 0, sizeof *fm);
+  int fd, rc = 0;
+  struct stat st;
+  if ((rc = open_input(path, 0, &fd, &st))) return rc;
+  if (!S_ISREG(st.st_mode)) {
+    rc = read_stream(fd, path, EMBR__STREAM_MAX, fm);
+  } else if (st.st_size > 0) {
+    void *p = (uint64_t)st.st_size > SIZE_MAX ? MAP_FAILED : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       rc = embr_error(EMBR_EIO, "%s: cannot map: %s", path, strerror(errno));
     } else {
-      madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
       fm->data = p;
       fm->len = (size_t)st.st_size;
       fm->mapped = 1;
     }
-  } else if (!S_ISREG(st.st_mode)) {
-    rc = read_all_fd(fd, path, fm);
   }
   close(fd);
   return rc;
+}
+
+int embr__file_read_small(const char *path, void *buf, size_t cap, size_t *len) {
+  embr__filemap fm;
+  *len = 0;
+  int rc = embr__filemap_open_regular(&fm, path, cap);
+  if (rc) return rc;
+  if (fm.len) memcpy(buf, fm.data, fm.len);
+  *len = fm.len;
+  embr__filemap_close(&fm);
+  return 0;
 }
 
 void embr__filemap_close(embr__filemap *fm) {

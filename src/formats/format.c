@@ -202,7 +202,7 @@ int embr__read_path(const char *path, embr_format fmt, embr_matrix *out, embr__m
   if (!out) return embr_error(EMBR_EINVAL, "%s: output matrix is NULL", path ? path : "(null)");
   memset(out, 0, sizeof *out);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   /* An empty file maps to no data: the reader then reports "empty file". */
   rc = read_mem(fm.data ? (const void *)fm.data : (const void *)"", fm.len, path, fmt, out);

@@ -66,7 +66,8 @@ embr_status embr_lines_read_mem(const void *buf, size_t len, const char *name, i
 embr_status embr_lines_read(const char *path, int64_t expect, const char *what, const char *per, embr_lines *out) {
   memset(out, 0, sizeof *out);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  /* The cap also bounds what is read from a pipe or device before the size check below. */
+  int rc = embr__filemap_open(&fm, path, (size_t)EMBR_LINES_MAX_BYTES);
   if (rc) return rc;
   rc = embr_lines_read_mem(fm.data, fm.len, path, expect, what, per, out);
   embr__filemap_close(&fm);

@@ -198,7 +198,7 @@ int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim) 
   *data = NULL;
   *n = *dim = 0;
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   if (fm.len == 0)
     rc = embr_error(EMBR_EFORMAT, "%s: empty file", path);

@@ -22,9 +22,18 @@
 #define PNG_MAX_RATIO 1032u
 #define JPEG_MAX_RATIO 2048u
 #define RATIO_SLACK 65536u
-/* A progressive JPEG may have many scans, each a pass over every block: cap them (as libjpeg-turbo's
- * tools do) so a small file cannot take minutes. */
+/* A progressive JPEG may have many scans, each a pass over the blocks of its components: the
+ * work is scans x blocks, so both are bounded. Every block may be visited JPEG_MAX_PASSES times
+ * on average (libjpeg's own progression visits each block at most ~10 times), or JPEG_WORK_FLOOR
+ * blocks in all for small images; and the scans are capped, as libjpeg-turbo's tools do. */
 #define JPEG_MAX_SCANS 1000
+#define JPEG_MAX_PASSES 64u
+#define JPEG_WORK_FLOOR ((uint64_t)1 << 20)
+
+/* The largest ancillary PNG chunk kept in memory (ICC profiles run to a few hundred KB) and the
+ * number of them cached. */
+#define PNG_CHUNK_MAX ((png_alloc_size_t)8 << 20)
+#define PNG_CHUNK_CACHE_MAX 128
 
 #define MSG_LEN 256
 
@@ -203,6 +212,18 @@ static void png_error_cb(png_structp png, png_const_charp msg) {
   png_longjmp(png, 1);
 }
 
+/* libpng's allocator: row buffers and zlib state are small, so anything above PNG_CHUNK_MAX can
+ * only come from a chunk's claimed length; refusing it makes libpng fail with "out of memory". */
+static png_voidp png_alloc_cb(png_structp png, png_alloc_size_t n) {
+  (void)png;
+  return n > PNG_CHUNK_MAX ? NULL : malloc(n);
+}
+
+static void png_free_cb(png_structp png, png_voidp p) {
+  (void)png;
+  free(p);
+}
+
 static void png_warning_cb(png_structp png, png_const_charp msg) {
   (void)png;
   (void)msg; /* warnings (bad ancillary chunks) do not stop decoding and must not be printed */
@@ -234,6 +255,16 @@ static int png_run(png_job *j) {
   if (setjmp(png_jmpbuf(j->png))) return j->status ? j->status : EMBR_EFORMAT;
   png_set_read_fn(j->png, j, png_read_cb);
   png_set_user_limits(j->png, EMBR_IMAGE_MAX_SIDE, EMBR_IMAGE_MAX_SIDE);
+  /* Ancillary chunks (text, sPLT, ICC profiles) are allocated whole at their declared (or
+   * decompressed) length before their bytes are read: without a cap a 45-byte file claiming a
+   * 2 GiB tEXt chunk makes libpng allocate and zero 2 GiB. Image data is streamed, not capped. */
+  png_set_chunk_malloc_max(j->png, PNG_CHUNK_MAX);
+  png_set_chunk_cache_max(j->png, PNG_CHUNK_CACHE_MAX);
+  /* libpng 1.6 does not apply the chunk limit to every ancillary chunk (a 2 GiB tEXt still gets its
+   * buffer), so chunks whose content is never used are skipped unread, and png_alloc_cb refuses
+   * any single allocation above PNG_CHUNK_MAX whatever asks for it. */
+  static const png_byte unused[] = "tEXt\0zTXt\0iTXt\0sPLT\0iCCP\0eXIf\0";
+  png_set_keep_unknown_chunks(j->png, PNG_HANDLE_CHUNK_NEVER, unused, (int)(sizeof unused - 1) / 5);
   png_read_info(j->png, j->info);
   png_uint_32 w = png_get_image_width(j->png, j->info), h = png_get_image_height(j->png, j->info);
   if (!plausible(h, png_get_rowbytes(j->png, j->info) + 1, 1, j->len, PNG_MAX_RATIO))
@@ -258,7 +289,8 @@ static int decode_png(const unsigned char *buf, size_t len, const char *name, em
   j.buf = buf;
   j.len = len;
   j.name = name;
-  j.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j, png_error_cb, png_warning_cb);
+  j.png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &j, png_error_cb, png_warning_cb, NULL, png_alloc_cb,
+                                   png_free_cb);
   if (j.png) j.info = png_create_info_struct(j.png);
   int rc = j.info ? png_run(&j) : EMBR_ENOMEM;
   png_destroy_read_struct(&j.png, &j.info, NULL);
@@ -282,7 +314,8 @@ typedef struct jpeg_job {
   size_t len;
   const char *name;
   embr_image im;
-  int status, eof;
+  int status, orientation, last_scan;
+  uint64_t work, work_max; /* blocks decoded so far over all scans; the bound */
   char msg[MSG_LEN > JMSG_LENGTH_MAX ? MSG_LEN : JMSG_LENGTH_MAX];
 } jpeg_job;
 
@@ -292,12 +325,24 @@ static void jpeg_error_cb(j_common_ptr ci) {
   longjmp(j->jb, 1);
 }
 
-/* Warnings are counted, not printed; running out of data is remembered: libjpeg would otherwise
- * pad a truncated file with grey and call it a success. */
+/* libjpeg reports damaged data as a warning and goes on, filling what it lost with grey (or
+ * keeping a truncated file's last rows): an image that is not what the file meant. Every warning
+ * is therefore an error, except those that leave the pixels intact. */
+static int harmless_warning(int code) {
+  return code == JWRN_EXTRANEOUS_DATA /* junk bytes between segments */ || code == JWRN_JFIF_MAJOR ||
+         code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC;
+}
+
 static void jpeg_emit_cb(j_common_ptr ci, int level) {
   if (level >= 0) return;
   ci->err->num_warnings++;
-  if (ci->err->msg_code == JWRN_JPEG_EOF) ((jpeg_job *)(void *)ci->err)->eof = 1;
+  if (harmless_warning(ci->err->msg_code)) return;
+  jpeg_job *j = (jpeg_job *)(void *)ci->err;
+  char m[JMSG_LENGTH_MAX];
+  ci->err->format_message(ci, m);
+  j->status = EMBR_EFORMAT;
+  snprintf(j->msg, sizeof j->msg, "%s", ci->err->msg_code == JWRN_JPEG_EOF ? "truncated file" : m);
+  longjmp(j->jb, 1);
 }
 
 static void jpeg_output_cb(j_common_ptr ci) { (void)ci; }
@@ -308,22 +353,60 @@ static void jpeg_fail(jpeg_job *j, int status, const char *msg) {
   longjmp(j->jb, 1);
 }
 
+static uint64_t blocks_of(jpeg_component_info *const *comp, int n) {
+  uint64_t b = 0;
+  for (int i = 0; i < n; i++) b += (uint64_t)comp[i]->width_in_blocks * comp[i]->height_in_blocks;
+  return b;
+}
+
+/* Called before each unit of input: on a new scan, counts the blocks it will decode. */
 static void jpeg_progress_cb(j_common_ptr ci) {
   j_decompress_ptr d = (j_decompress_ptr)ci;
-  if (d->input_scan_number > JPEG_MAX_SCANS)
-    jpeg_fail((jpeg_job *)(void *)ci->err, EMBR_EFORMAT, "too many progressive scans");
+  jpeg_job *j = (jpeg_job *)(void *)ci->err;
+  if (d->input_scan_number > JPEG_MAX_SCANS) jpeg_fail(j, EMBR_EFORMAT, "too many progressive scans");
+  if (d->input_scan_number == j->last_scan || d->comps_in_scan < 1) return;
+  j->last_scan = d->input_scan_number;
+  j->work += blocks_of(d->cur_comp_info, d->comps_in_scan);
+  if (j->work > j->work_max)
+    jpeg_fail(j, EMBR_EFORMAT, "too many progressive scans for the image size (decoding would take too long)");
+}
+
+/* The orientation recorded in an Exif APP1 segment (saved by jpeg_save_markers), or 1. */
+static int jpeg_orientation(j_decompress_ptr d) {
+  for (jpeg_saved_marker_ptr m = d->marker_list; m; m = m->next)
+    if (m->marker == JPEG_APP0 + 1) {
+      int o = embr__exif_orientation(m->data, m->data_length);
+      if (o != 1) return o;
+    }
+  return 1;
 }
 
 /* Header checks between jpeg_read_header and jpeg_start_decompress: colour space and size. */
 static void jpeg_check_header(jpeg_job *j) {
   j_decompress_ptr d = &j->cinfo;
-  if (d->jpeg_color_space == JCS_CMYK || d->jpeg_color_space == JCS_YCCK)
-    jpeg_fail(j, EMBR_EUNSUPPORTED, "CMYK images are not supported");
-  d->out_color_space = d->num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  int cmyk = d->jpeg_color_space == JCS_CMYK || d->jpeg_color_space == JCS_YCCK;
+  d->out_color_space = cmyk ? JCS_CMYK : d->num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   if (d->image_width > EMBR_IMAGE_MAX_SIDE || d->image_height > EMBR_IMAGE_MAX_SIDE)
     jpeg_fail(j, EMBR_EFORMAT, "image larger than EMBR_IMAGE_MAX_SIDE");
   if (!plausible(d->image_width, d->image_height, (uint64_t)d->num_components, j->len, JPEG_MAX_RATIO))
     jpeg_fail(j, EMBR_EFORMAT, "truncated: the image data cannot fit in the file");
+  uint64_t all = 0;
+  for (int i = 0; i < d->num_components; i++)
+    all += (uint64_t)d->comp_info[i].width_in_blocks * d->comp_info[i].height_in_blocks;
+  j->work_max = all * JPEG_MAX_PASSES > JPEG_WORK_FLOOR ? all * JPEG_MAX_PASSES : JPEG_WORK_FLOOR;
+}
+
+/* A CMYK row (libjpeg gives Adobe's inverted CMYK, as Photoshop writes it; YCCK arrives converted)
+ * to RGB the way Pillow does: it reads CMYK JPEGs as inverted ("CMYK;I"), then
+ * R = (255 - K) - (255 - K) * C / 255 rounded as its MULDIV255, likewise G from M and B from Y. */
+static void cmyk_row_to_rgb(const unsigned char *in, unsigned char *out, unsigned w) {
+  for (unsigned x = 0; x < w; x++, in += 4, out += 3) {
+    unsigned nk = in[3]; /* 255 - K, with K = 255 - in[3] */
+    for (int c = 0; c < 3; c++) {
+      unsigned t = (255u - in[c]) * nk + 128;
+      out[c] = (unsigned char)(nk - (((t >> 8) + t) >> 8));
+    }
+  }
 }
 
 static int jpeg_run(jpeg_job *j) {
@@ -331,20 +414,25 @@ static int jpeg_run(jpeg_job *j) {
   jpeg_create_decompress(&j->cinfo);
   j->cinfo.progress = &j->progress;
   jpeg_mem_src(&j->cinfo, j->buf, (unsigned long)j->len);
+  jpeg_save_markers(&j->cinfo, JPEG_APP0 + 1, 0xffff); /* Exif, for the orientation */
   jpeg_read_header(&j->cinfo, TRUE);
   jpeg_check_header(j);
+  j->orientation = jpeg_orientation(&j->cinfo);
   jpeg_start_decompress(&j->cinfo);
-  int c = j->cinfo.output_components;
-  if (c != 1 && c != 3) jpeg_fail(j, EMBR_EUNSUPPORTED, "unsupported colour layout");
-  if (embr__image_alloc(&j->im, (int)j->cinfo.output_width, (int)j->cinfo.output_height, c, j->name))
+  int c = j->cinfo.output_components, cmyk = c == 4;
+  if (c != 1 && c != 3 && !cmyk) jpeg_fail(j, EMBR_EUNSUPPORTED, "unsupported colour layout");
+  if (embr__image_alloc(&j->im, (int)j->cinfo.output_width, (int)j->cinfo.output_height, cmyk ? 3 : c, j->name))
     jpeg_fail(j, EMBR_ENOMEM, "out of memory");
+  /* CMYK rows go through a buffer from libjpeg's pool (freed with the decompressor, even after a jump). */
+  JSAMPARRAY tmp = cmyk ? j->cinfo.mem->alloc_sarray((j_common_ptr)&j->cinfo, JPOOL_IMAGE, j->cinfo.output_width * 4, 1)
+                        : NULL;
   while (j->cinfo.output_scanline < j->cinfo.output_height) {
-    JSAMPROW row = j->im.px + (size_t)j->cinfo.output_scanline * j->cinfo.output_width * (size_t)c;
-    jpeg_read_scanlines(&j->cinfo, &row, 1);
+    JSAMPROW row = j->im.px + (size_t)j->cinfo.output_scanline * j->cinfo.output_width * (size_t)j->im.channels;
+    jpeg_read_scanlines(&j->cinfo, cmyk ? tmp : &row, 1);
+    if (cmyk) cmyk_row_to_rgb(tmp[0], row, j->cinfo.output_width);
   }
-  /* The pixels are complete here; a missing end marker after them is harmless, so no
-   * jpeg_finish_decompress (which would read on looking for it). */
-  if (j->eof) jpeg_fail(j, EMBR_EFORMAT, "truncated file");
+  /* The pixels are complete here (a truncated file was an error above); a missing end marker
+   * after them is harmless, so no jpeg_finish_decompress (which would read on looking for it). */
   return 0;
 }
 
@@ -361,6 +449,11 @@ static int decode_jpeg(const unsigned char *buf, size_t len, const char *name, e
   j->progress.progress_monitor = jpeg_progress_cb;
   int rc = jpeg_run(j);
   jpeg_destroy_decompress(&j->cinfo); /* safe on a half-created struct: it checks cinfo->mem */
+  if (!rc && (rc = embr__image_orient(&j->im, j->orientation, name))) { /* out of memory, already reported */
+    embr_image_free(&j->im);
+    free(j);
+    return rc;
+  }
   if (rc) {
     embr_image_free(&j->im);
     rc = embr_error(rc, "%s: JPEG: %s", name, j->msg);
@@ -389,7 +482,7 @@ int embr_image_decode(const unsigned char *buf, size_t len, const char *name, em
 int embr_image_read(const char *path, embr_image *out) {
   if (out) memset(out, 0, sizeof *out);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   rc = embr_image_decode(fm.data, fm.len, path, out);
   embr__filemap_close(&fm);

@@ -463,7 +463,8 @@ int embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const ch
 int embr_index_load(embr_index **out, const char *path, int flags) {
   *out = NULL;
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  /* In-place search maps the file (see EMBR_LOAD_MMAP for the risk); everything else reads a copy. */
+  int rc = flags & EMBR_LOAD_MMAP ? embr__filemap_map(&fm, path) : embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   if (!fm.data) {
     embr__filemap_close(&fm);

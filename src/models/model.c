@@ -1,10 +1,12 @@
 /* Models: the architecture table, create / load / save (safetensors with embr metadata), and
  * batched inference. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parse.h"
 #include "models/models.h"
 
 void openblas_set_num_threads(int); /* OpenBLAS's own, not in cblas.h */
@@ -140,10 +142,7 @@ int embr_model_save(const embr_model *m, const char *path) {
   nn_st_out *t = calloc((size_t)m->P.n + 1, sizeof(nn_st_out));
   char buf[NMETA][96], *key[NMETA], *val[NMETA];
   if (!t) return embr_error(EMBR_ENOMEM, "out of memory");
-  for (int i = 0; i < m->P.n; i++) {
-    const nn_param *q = &m->P.p[i];
-    t[i] = (nn_st_out){q->name, q->ndim, {q->shape[0], q->shape[1], q->shape[2], q->shape[3]}, m->P.data + q->off};
-  }
+  for (int i = 0; i < m->P.n; i++) t[i] = embr__nn_st_out_of(&m->P, i, m->P.data);
   const embr_image_spec *s = &m->p.input;
   static const char *keys[] = {"embr.format", "embr.arch", "embr.width", "embr.embedding_dim", "embr.input",
                                "embr.mean", "embr.std", "embr.resize", "embr.head", "embr.classes"};
@@ -170,43 +169,76 @@ int embr_model_save(const embr_model *m, const char *path) {
   return rc;
 }
 
-static int meta_int(const nn_st *st, const char *key, const char *path, int *out) {
-  const char *v = embr__nn_st_meta(st, key);
-  char *end;
-  long x = v ? strtol(v, &end, 10) : 0;
-  if (!v || end == v || *end || x < 0 || x > 1 << 30)
-    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or not a number: not an embr model?", path, key);
-  *out = (int)x;
+/* The fields of an embr model file's metadata, every one parsed strictly: a value that is not
+ * exactly a number in range (trailing bytes, overflow, a sign where none belongs) is refused before
+ * anything is allocated from it. */
+static int meta_dims(const nn_st *st, const char *path, embr_image_spec *in) {
+  const char *v = embr__nn_st_meta(st, "embr.input");
+  int64_t d[3];
+  char *end = (char *)v;
+  for (int i = 0; v && i < 3; i++) {
+    const char *s = end + (i ? 1 : 0);
+    if ((i && *end != 'x') || embr__parse_int(s, &end, 1, 4096, &d[i])) v = NULL;
+  }
+  if (!v || *end)
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.input' is missing or not CxHxW (1..4096 each)", path);
+  in->channels = (int)d[0], in->height = (int)d[1], in->width = (int)d[2];
   return 0;
 }
 
 static int meta_floats(const nn_st *st, const char *key, const char *path, float *out) {
   const char *v = embr__nn_st_meta(st, key);
-  if (!v || sscanf(v, "%f,%f,%f", &out[0], &out[1], &out[2]) != 3)
-    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or malformed", path, key);
-  for (int i = 0; i < 3; i++)
-    if (!(out[i] == out[i]) || (!strcmp(key, "embr.std") && !(out[i] > 0)))
-      return embr_error(EMBR_EFORMAT, "%s: metadata '%s' has a bad value", path, key);
+  char *end = (char *)v;
+  for (int i = 0; v && i < 3; i++) {
+    const char *s = end + (i ? 1 : 0);
+    if ((i && *end != ',') || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '.')) {
+      v = NULL;
+      break;
+    }
+    out[i] = strtof(s, &end);
+    if (end == s || !isfinite(out[i]) || (!strcmp(key, "embr.std") && !(out[i] > 0))) v = NULL;
+  }
+  if (!v || *end)
+    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or not three finite numbers%s", path, key,
+                      strcmp(key, "embr.std") ? "" : " above 0");
+  return 0;
+}
+
+static int meta_choice(const nn_st *st, const char *key, const char *path, const char *const *names, int n, int dflt,
+                       int *out) {
+  const char *v = embr__nn_st_meta(st, key);
+  *out = dflt;
+  for (int i = 0; v && i < n; i++)
+    if (!strcmp(v, names[i])) *out = i;
+  if (v && *out == dflt && strcmp(v, names[dflt]))
+    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is not one of %s, %s%s%s", path, key, names[0], names[1],
+                      n > 2 ? ", " : "", n > 2 ? names[2] : "");
   return 0;
 }
 
 static int params_from_meta(const nn_st *st, const char *path, embr_model_params *p, int *head, int *classes) {
+  static const char *heads[] = {"none", "linear", "margin"}, *resizes[] = {"bilinear", "bicubic"};
+  int64_t width, dim, ncls;
   *p = embr_model_params_default();
   p->arch = embr__nn_st_meta(st, "embr.arch");
-  if (!p->arch) return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file", path);
-  int rc = meta_int(st, "embr.width", path, &p->width);
-  if (!rc) rc = meta_int(st, "embr.embedding_dim", path, &p->embedding_dim);
-  if (!rc) rc = meta_int(st, "embr.classes", path, classes);
-  const char *in = embr__nn_st_meta(st, "embr.input"), *hd = embr__nn_st_meta(st, "embr.head"), *rs = embr__nn_st_meta(st, "embr.resize");
-  if (!rc && (!in || sscanf(in, "%dx%dx%d", &p->input.channels, &p->input.height, &p->input.width) != 3))
-    rc = embr_error(EMBR_EFORMAT, "%s: metadata 'embr.input' is missing or malformed", path);
+  if (!p->arch)
+    return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file (plain PyTorch weights load "
+                      "with --arch, see docs/faces.md)", path);
+  if (!embr__net_find(p->arch))
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34 or mobilefacenet", path);
+  int rc = embr__nn_st_meta_int(st, "embr.width", path, 1, 4096, &width), resize = 0;
+  if (!rc) rc = embr__nn_st_meta_int(st, "embr.embedding_dim", path, 1, 65536, &dim);
+  if (!rc) rc = embr__nn_st_meta_int(st, "embr.classes", path, 0, 1 << 30, &ncls);
+  if (!rc) rc = meta_dims(st, path, &p->input);
   if (!rc) rc = meta_floats(st, "embr.mean", path, p->input.mean);
   if (!rc) rc = meta_floats(st, "embr.std", path, p->input.std);
-  p->input.resize = rs && !strcmp(rs, "bicubic") ? EMBR_RESIZE_BICUBIC : EMBR_RESIZE_BILINEAR;
-  *head = !hd || !strcmp(hd, "none") ? 0 : !strcmp(hd, "linear") ? 1 : 2;
-  if (!rc && *head && *classes < 1) rc = embr_error(EMBR_EFORMAT, "%s: a head with no classes", path);
-  if (!rc && !*head) *classes = 0;
-  return rc;
+  if (!rc) rc = meta_choice(st, "embr.resize", path, resizes, 2, 0, &resize);
+  if (!rc) rc = meta_choice(st, "embr.head", path, heads, 3, 0, head);
+  if (rc) return rc;
+  p->width = (int)width, p->embedding_dim = (int)dim, *classes = *head ? (int)ncls : 0;
+  p->input.resize = resize ? EMBR_RESIZE_BICUBIC : EMBR_RESIZE_BILINEAR;
+  if (*head && *classes < 1) return embr_error(EMBR_EFORMAT, "%s: a head with no classes", path);
+  return 0;
 }
 
 static int read_class_names(embr_model *m, const nn_st *st) {
@@ -224,18 +256,21 @@ static int read_class_names(embr_model *m, const nn_st *st) {
   return 0;
 }
 
-int embr_model_load(const char *path, embr_model **out) {
-  nn_st st;
-  *out = NULL;
-  int rc = embr__nn_st_open(&st, path), head = 0, classes = 0;
-  if (rc) return rc;
-  embr_model_params p;
-  rc = params_from_meta(&st, path, &p, &head, &classes);
-  if (!rc) rc = embr__model_build(&p, head, classes, out);
+/* Builds the network p describes (its parameter table only), checks that the file holds every
+ * tensor of it with the right shape — so no size from the metadata can ask for more memory than
+ * the file's own tensors justify — then allocates and loads. NaN/Inf weights are refused. */
+static int model_from_st(const nn_st *st, const char *path, const embr_model_params *p, int head, int classes,
+                         embr_model **out) {
+  int rc = embr__model_build(p, head, classes, out);
+  if (rc == EMBR_EINVAL) { /* the sizes the file gave are out of range: say which file */
+    char why[256];
+    snprintf(why, sizeof why, "%s", embr_last_error());
+    rc = embr_error(EMBR_EFORMAT, "%s: %s", path, why);
+  }
+  if (!rc) rc = embr__nn_params_match(&(*out)->P, st, NULL, path);
   if (!rc) rc = embr__nn_params_init(&(*out)->P, 0);
-  if (!rc) rc = embr__nn_params_load(&(*out)->P, &st, NULL, path);
-  if (!rc) rc = read_class_names(*out, &st);
-  embr__nn_st_close(&st);
+  if (!rc) rc = embr__nn_params_load(&(*out)->P, st, NULL, path);
+  if (!rc) rc = read_class_names(*out, st);
   if (rc) {
     embr_model_free(*out);
     *out = NULL;
@@ -245,5 +280,69 @@ int embr_model_load(const char *path, embr_model **out) {
     const char *msg = embr_last_error();
     if (strncmp(msg, path, pl) != 0 || msg[pl] != ':') rc = embr_error(rc, "%s: %s", path, msg);
   }
+  return rc;
+}
+
+static int model_from_embr_file(const nn_st *st, const char *path, embr_model **out) {
+  embr_model_params p;
+  int head = 0, classes = 0;
+  int rc = params_from_meta(st, path, &p, &head, &classes);
+  return rc ? rc : model_from_st(st, path, &p, head, classes, out);
+}
+
+int embr_model_load(const char *path, embr_model **out) {
+  nn_st st;
+  *out = NULL;
+  int rc = embr__nn_st_open(&st, path);
+  if (rc) return rc;
+  rc = model_from_embr_file(&st, path, out);
+  embr__nn_st_close(&st);
+  return rc;
+}
+
+int embr_model_load_mem(const void *buf, size_t len, const char *name, embr_model **out) {
+  nn_st st;
+  *out = NULL;
+  if (!name) name = "model";
+  int rc = embr__nn_st_parse(&st, buf, len, name);
+  if (rc) return rc;
+  rc = model_from_embr_file(&st, name, out);
+  embr__nn_st_close(&st);
+  return rc;
+}
+
+/* Width, input channels and embedding size of a plain state dict, read off the network's first
+ * tensor (the stem convolution, [width, channels, k, k]) and last (the final batch norm, [dim]):
+ * the names come from a probe build, so this holds for every architecture in the table. */
+static int infer_sizes(const nn_st *st, const char *path, embr_model_params *p) {
+  embr_model_params q = *p;
+  q.width = q.width ? q.width : 64, q.embedding_dim = q.embedding_dim ? q.embedding_dim : 128;
+  q.input.channels = q.input.channels ? q.input.channels : 3;
+  embr_model *probe;
+  int rc = embr__model_build(&q, 0, 0, &probe);
+  if (rc) return rc;
+  const nn_param *first = &probe->P.p[0], *last = &probe->P.p[probe->P.n - 1];
+  const nn_st_tensor *a = embr__nn_st_find(st, first->name), *b = embr__nn_st_find(st, last->name);
+  if (!a || !b || a->ndim != 4 || b->ndim != 1)
+    rc = embr_error(EMBR_EFORMAT, "%s: no tensors '%s' and '%s' of a %s (not its weights, or other names)", path,
+                    first->name, last->name, p->arch);
+  if (!rc && !p->width) p->width = a->shape[0] <= 4096 ? (int)a->shape[0] : -1;
+  if (!rc && !p->input.channels) p->input.channels = a->shape[1] <= 3 ? (int)a->shape[1] : -1;
+  if (!rc && !p->embedding_dim) p->embedding_dim = b->shape[0] <= 65536 ? (int)b->shape[0] : -1;
+  embr_model_free(probe);
+  return rc;
+}
+
+int embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out) {
+  nn_st st;
+  *out = NULL;
+  if (!p) return embr_error(EMBR_EINVAL, "%s: no model parameters", path);
+  int rc = embr__nn_st_open(&st, path);
+  if (rc) return rc;
+  embr_model_params q = *p;
+  if (!embr__net_find(q.arch)) rc = check_params(&q); /* names the unknown architecture */
+  if (!rc) rc = infer_sizes(&st, path, &q);
+  if (!rc) rc = model_from_st(&st, path, &q, 0, 0, out);
+  embr__nn_st_close(&st);
   return rc;
 }

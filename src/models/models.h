@@ -43,4 +43,11 @@ struct embr_model {
 int embr__model_build(const embr_model_params *p, int head_kind, int classes, embr_model **out);
 nn_t *embr__model_forward(embr_model *m, nn_ctx *ctx, nn_t *x);
 
+/* Reads a training checkpoint `st` (from `path`) into m's weights and the optimizer's moments,
+ * and its position: *epoch in 0..max_epochs, *step in 0..max_step (both 0 or both not). Every
+ * number is parsed strictly, every tensor matched and checked for NaN/Inf; an error names the
+ * file and the key or tensor. On error m and opt may hold part of the checkpoint. */
+int embr__checkpoint_read(embr_model *m, nn_optim *opt, const nn_st *st, const char *path, int max_epochs,
+                          int64_t max_step, int *epoch, int64_t *step);
+
 #endif

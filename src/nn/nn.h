@@ -208,9 +208,13 @@ double embr__nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total);
  * The format PyTorch users share weights in: an 8-byte little-endian header length, a JSON header
  * {name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}, then the raw data. */
 
+/* dtypes, indices into the reader's table: the float ones first (loadable), then the others
+ * (accepted in a file, checked, never loaded). */
+enum { NN_ST_F32 = 0, NN_ST_F16 = 1, NN_ST_BF16 = 2, NN_ST_FLOAT_DTYPES = 3, NN_ST_I64 = 4, NN_ST_NDTYPES = 13 };
+
 typedef struct nn_st_tensor {
   char *name;
-  int dtype; /* 0 F32, 1 F16, 2 BF16 */
+  int dtype; /* NN_ST_F32, NN_ST_F16, NN_ST_BF16, or an index >= NN_ST_FLOAT_DTYPES (not loadable) */
   int ndim;
   int64_t shape[8];
   int64_t numel;
@@ -230,22 +234,33 @@ int embr__nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const cha
 void embr__nn_st_close(nn_st *st);
 const nn_st_tensor *embr__nn_st_find(const nn_st *st, const char *name);
 const char *embr__nn_st_meta(const nn_st *st, const char *key); /* NULL if absent */
-/* Copies tensor `t` into dst (numel floats), converting F16/BF16. */
+/* Metadata `key` as an integer in [lo, hi], parsed strictly; missing or anything else is
+ * EMBR_EFORMAT naming the file and the key. */
+int embr__nn_st_meta_int(const nn_st *st, const char *key, const char *path, int64_t lo, int64_t hi, int64_t *out);
+/* Copies float tensor `t` (dtype < NN_ST_FLOAT_DTYPES) into dst (numel floats), converting F16/BF16. */
 void embr__nn_st_read_f32(const nn_st_tensor *t, float *dst);
-/* Loads every parameter of P (or only those of `kind_mask` bit (1 << kind)) by name: a missing
- * tensor or a shape mismatch is an error naming it; tensors of the file not in P are ignored.
- * `prefix` is prepended to P's names when looking up (NULL: none). */
+const char *embr__nn_st_dtype_name(int dtype);
+/* Checks, without reading data, that every parameter of P has a float tensor of its shape in st
+ * (`prefix` prepended to P's names when looking up, NULL: none). Run before P's buffers are
+ * allocated, it bounds them by the file's own size. An error names the file and the tensor. */
+int embr__nn_params_match(const nn_params *P, const nn_st *st, const char *prefix, const char *path);
+/* Loads every parameter of P by name: a missing tensor, a shape or dtype mismatch (as
+ * embr__nn_params_match) or a NaN/Inf value (EMBR_EVALUE) is an error naming it; tensors of the
+ * file not in P (integer buffers, a classifier the model lacks) are ignored. */
 int embr__nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path);
 /* The same into another buffer laid out like P->data (optimizer state, for example). */
 int embr__nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base);
 
-/* A tensor to write: name, shape, data (float32). */
+/* A tensor to write: name, shape, data (float32, or int64_t when dtype is NN_ST_I64). */
 typedef struct nn_st_out {
   const char *name;
   int ndim;
   int64_t shape[4];
-  const float *data;
+  const void *data;
+  int dtype; /* NN_ST_F32 (0, the default) or NN_ST_I64 */
 } nn_st_out;
+/* Parameter i of P as a tensor to write, its values taken from `base` (laid out like P->data). */
+nn_st_out embr__nn_st_out_of(const nn_params *P, int i, const float *base);
 /* Writes atomically (temporary file, fsync, rename). meta: nmeta key/value pairs. */
 int embr__nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta);
 

@@ -1,10 +1,12 @@
 /* safetensors read and write. The reader treats the file as hostile: the header length, every
  * shape and every data range are checked against the file before anything is used. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/parse.h"
 #include "nn/nn.h"
 
 #define MAX_HEADER ((uint64_t)100 << 20)
@@ -17,8 +19,12 @@ static const char *safe(const char *s, char *buf) {
   return buf;
 }
 
-static const char *dtype_names[3] = {"F32", "F16", "BF16"};
-static const int dtype_size[3] = {4, 2, 2};
+/* The first NN_ST_FLOAT_DTYPES are read as weights; the others (PyTorch keeps integer buffers such
+ * as batch norm's num_batches_tracked in every state dict) are parsed and checked like any tensor
+ * so the file is accepted, but never loaded into a model. */
+static const char *dtype_names[NN_ST_NDTYPES] = {"F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8",
+                                                 "U8",  "U16", "U32",  "U64", "BOOL"};
+static const int dtype_size[NN_ST_NDTYPES] = {4, 2, 2, 8, 8, 4, 2, 1, 1, 2, 4, 8, 1};
 
 void embr__nn_st_close(nn_st *st) {
   for (int i = 0; i < st->n; i++) free(st->t[i].name);
@@ -57,10 +63,10 @@ static int parse_tensor(nn_st_tensor *t, const cJSON *e, const unsigned char *da
   if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
     return embr_error(EMBR_EFORMAT, "%s: tensor '%s' lacks dtype, shape or data_offsets", name, safe(e->string, nb));
   t->dtype = -1;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < NN_ST_NDTYPES; i++)
     if (!strcmp(dt->valuestring, dtype_names[i])) t->dtype = i;
   if (t->dtype < 0)
-    return embr_error(EMBR_EUNSUPPORTED, "%s: tensor '%s' has dtype %s (F32, F16 and BF16 are read)", name, safe(e->string, nb),
+    return embr_error(EMBR_EUNSUPPORTED, "%s: tensor '%s' has unknown dtype %s", name, safe(e->string, nb),
                       safe(dt->valuestring, nb2));
   t->ndim = cJSON_GetArraySize(sh);
   if (t->ndim > 8) return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has %d dimensions", name, safe(e->string, nb), t->ndim);
@@ -123,7 +129,7 @@ int embr__nn_st_parse(nn_st *st, const unsigned char *buf, size_t len, const cha
 int embr__nn_st_open(nn_st *st, const char *path) {
   embr__filemap *fm = malloc(sizeof(*fm));
   if (!fm) return embr_error(EMBR_ENOMEM, "out of memory");
-  int rc = embr__filemap_open(fm, path);
+  int rc = embr__filemap_open(fm, path, EMBR__READ_ANY);
   if (rc) {
     free(fm);
     memset(st, 0, sizeof(*st));
@@ -149,6 +155,15 @@ const char *embr__nn_st_meta(const nn_st *st, const char *key) {
   for (int i = 0; i < st->nmeta; i++)
     if (!strcmp(st->meta_key[i], key)) return st->meta_val[i];
   return NULL;
+}
+
+int embr__nn_st_meta_int(const nn_st *st, const char *key, const char *path, int64_t lo, int64_t hi, int64_t *out) {
+  const char *v = embr__nn_st_meta(st, key);
+  if (!v) return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing", path, key);
+  if (embr__parse_int_full(v, lo, hi, out))
+    return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is not an integer in %lld..%lld", path, key, (long long)lo,
+                      (long long)hi);
+  return 0;
 }
 
 static float half_to_float(uint16_t h) {
@@ -188,13 +203,18 @@ static void shape_str(const int64_t *shape, int ndim, char *out, size_t cap) {
   for (int i = 0; i < ndim && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, i ? "x%lld" : "%lld", (long long)shape[i]);
 }
 
-int embr__nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base) {
+const char *embr__nn_st_dtype_name(int dtype) { return dtype >= 0 && dtype < NN_ST_NDTYPES ? dtype_names[dtype] : "?"; }
+
+int embr__nn_params_match(const nn_params *P, const nn_st *st, const char *prefix, const char *path) {
   char name[256], a[96], b[96];
   for (int k = 0; k < P->n; k++) {
     const nn_param *q = &P->p[k];
     snprintf(name, sizeof(name), "%s%s", prefix ? prefix : "", q->name);
     const nn_st_tensor *t = embr__nn_st_find(st, name);
     if (!t) return embr_error(EMBR_EFORMAT, "%s: tensor '%s' is missing", path, name);
+    if (t->dtype >= NN_ST_FLOAT_DTYPES)
+      return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has dtype %s, the model expects F32, F16 or BF16", path, name,
+                        dtype_names[t->dtype]);
     int same = t->ndim == q->ndim;
     for (int i = 0; i < q->ndim && same; i++) same = t->shape[i] == q->shape[i];
     if (!same) {
@@ -202,15 +222,38 @@ int embr__nn_params_load_into(const nn_params *P, const nn_st *st, const char *p
       shape_str(t->shape, t->ndim, b, sizeof(b));
       return embr_error(EMBR_EFORMAT, "%s: tensor '%s' has shape %s, the model expects %s", path, name, b, a);
     }
-    embr__nn_st_read_f32(t, base + q->off);
   }
   return 0;
+}
+
+int embr__nn_params_load_into(const nn_params *P, const nn_st *st, const char *prefix, const char *path, float *base) {
+  int rc = embr__nn_params_match(P, st, prefix, path);
+  char name[256];
+  for (int k = 0; k < P->n && !rc; k++) {
+    const nn_param *q = &P->p[k];
+    snprintf(name, sizeof(name), "%s%s", prefix ? prefix : "", q->name);
+    float *d = base + q->off;
+    embr__nn_st_read_f32(embr__nn_st_find(st, name), d);
+    /* A NaN or Inf weight would turn every embedding into NaN without a word: refuse it here. */
+    for (int64_t i = 0; i < q->numel; i++)
+      if (!isfinite(d[i]))
+        return embr_error(EMBR_EVALUE, "%s: tensor '%s' holds a non-finite value (%g) at element %lld", path, name,
+                          (double)d[i], (long long)i);
+  }
+  return rc;
 }
 
 int embr__nn_params_load(nn_params *P, const nn_st *st, const char *prefix, const char *path) {
   int rc = embr__nn_params_load_into(P, st, prefix, path, P->data);
   P->version++;
   return rc;
+}
+
+nn_st_out embr__nn_st_out_of(const nn_params *P, int i, const float *base) {
+  const nn_param *q = &P->p[i];
+  nn_st_out o = {.name = q->name, .ndim = q->ndim, .data = base + q->off, .dtype = NN_ST_F32};
+  memcpy(o.shape, q->shape, sizeof(o.shape));
+  return o;
 }
 
 static int write_header(embr__wfile *w, const nn_st_out *t, int n, char *const *mk, char *const *mv, int nmeta) {
@@ -226,11 +269,12 @@ static int write_header(embr__wfile *w, const nn_st_out *t, int n, char *const *
       cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t[i].shape[d]));
       numel *= (uint64_t)t[i].shape[d];
     }
-    double range[2] = {(double)off, (double)(off + 4 * numel)};
+    uint64_t bytes = (uint64_t)dtype_size[t[i].dtype] * numel;
+    double range[2] = {(double)off, (double)(off + bytes)};
     cJSON *o = cJSON_CreateDoubleArray(range, 2);
-    if (!sh || !o || !cJSON_AddStringToObject(e, "dtype", "F32")) rc = embr_error(EMBR_ENOMEM, "out of memory");
+    if (!sh || !o || !cJSON_AddStringToObject(e, "dtype", dtype_names[t[i].dtype])) rc = embr_error(EMBR_ENOMEM, "out of memory");
     cJSON_AddItemToObject(e, "data_offsets", o);
-    off += 4 * numel;
+    off += bytes;
   }
   char *js = rc ? NULL : cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
@@ -247,6 +291,9 @@ static int write_header(embr__wfile *w, const nn_st_out *t, int n, char *const *
 }
 
 int embr__nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta) {
+  for (int i = 0; i < n; i++)
+    if (t[i].dtype != NN_ST_F32 && t[i].dtype != NN_ST_I64)
+      return embr_error(EMBR_EINVAL, "%s: tensor '%s': only F32 and I64 are written", path, t[i].name);
   embr__wfile w;
   int rc = embr__wfile_open(&w, path);
   if (rc) return rc;
@@ -254,7 +301,7 @@ int embr__nn_st_write(const char *path, const nn_st_out *t, int n, char *const *
   for (int i = 0; i < n && !rc; i++) {
     int64_t numel = 1;
     for (int d = 0; d < t[i].ndim; d++) numel *= t[i].shape[d];
-    rc = embr__wfile_write(&w, t[i].data, sizeof(float) * (size_t)numel); /* x86-64 is little-endian, as the format */
+    rc = embr__wfile_write(&w, t[i].data, (size_t)dtype_size[t[i].dtype] * (size_t)numel); /* x86-64 is little-endian, as the format */
   }
   if (rc) {
     embr__wfile_abort(&w);

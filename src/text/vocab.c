@@ -221,7 +221,7 @@ int embr_vocab_save(const embr_vocab *v, const char *path) {
 int embr_vocab_read(embr_vocab **out, const char *path, int64_t min_count, int64_t max_size) {
   *out = NULL;
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   embr_vocab *v;
   if ((rc = embr_vocab_create(&v))) {

@@ -256,7 +256,7 @@ int embr_pairs_read(const char *path, char *const *names, int64_t n, embr_pairs 
   int rc = check_names(names, n);
   if (rc) return rc;
   embr__filemap fm;
-  rc = embr__filemap_open(&fm, path);
+  rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   pairs_reader r = {.path = path, .p = (const char *)fm.data};
   r.end = fm.data ? r.p + fm.len : r.p; /* an empty file has no data pointer */

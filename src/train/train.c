@@ -2,6 +2,7 @@
  * ArcFace family): batches from the image loader, forward with a tape, the head's loss, backward,
  * clipping, the optimizer step on a warm-up + cosine schedule, progress, checkpoints. */
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +85,16 @@ typedef struct run {
   nn_ctx ctx;
   nn_optim opt;
   int64_t step, total, warmup;
-  int epoch0;
+  int epoch0, epoch; /* epoch: the one running (0-based), for messages */
 } run;
+
+/* A loss or gradient that is NaN or Inf means training diverged: stop before the optimizer
+ * spreads it into every weight, so the model keeps its last finite state and no checkpoint or
+ * model is written from the diverged one. */
+static int diverged(const run *r, const char *what, double v) {
+  return embr_error(EMBR_EVALUE, "training diverged at step %lld (epoch %d): the %s is %g; lower the learning rate "
+                    "or clip the gradient", (long long)r->step + 1, r->epoch + 1, what, v);
+}
 
 /* One step on a batch; returns the loss (NaN on error, rc set). */
 static double train_step(run *r, const float *x, const int32_t *labels, int n, int64_t *correct, int *rc) {
@@ -102,12 +111,20 @@ static double train_step(run *r, const float *x, const int32_t *labels, int n, i
   }
   embr__nn_grad(&r->ctx, logits);
   double loss = embr__nn_softmax_xent(logits, labels, correct);
+  if (!isfinite(loss)) {
+    *rc = diverged(r, "loss", loss);
+    return 0;
+  }
   embr__nn_backward(&r->ctx);
   if (r->ctx.rc) {
     *rc = r->ctx.rc;
     return 0;
   }
-  embr__nn_clip_grad(&m->P, r->p->clip);
+  double norm = embr__nn_clip_grad(&m->P, r->p->clip);
+  if (!isfinite(norm)) {
+    *rc = diverged(r, "gradient norm", norm);
+    return 0;
+  }
   embr__nn_optim_step(&r->opt, &m->P, (float)embr__nn_lr_at(r->p->lr, r->step, r->warmup, r->total));
   r->step++;
   return loss;
@@ -123,7 +140,7 @@ static int save_checkpoint(run *r, const char *path, int epoch) {
   int k = 0;
   for (int i = 0; i < n && !rc; i++) {
     const nn_param *q = &m->P.p[i];
-    nn_st_out base = {q->name, q->ndim, {q->shape[0], q->shape[1], q->shape[2], q->shape[3]}, m->P.data + q->off};
+    nn_st_out base = embr__nn_st_out_of(&m->P, i, m->P.data);
     t[k++] = base;
     for (int j = 0; j < per - 1; j++) {
       char *nm = malloc(strlen(q->name) + 16);
@@ -150,20 +167,34 @@ static int save_checkpoint(run *r, const char *path, int epoch) {
   return rc;
 }
 
+/* The position is checked against the run before use: a negative or absurd epoch would train for
+ * hours or not at all, a huge step would overflow the optimizer's step count. */
+int embr__checkpoint_read(embr_model *m, nn_optim *opt, const nn_st *st, const char *path, int max_epochs,
+                          int64_t max_step, int *epoch, int64_t *step) {
+  int64_t e = 0, s = 0;
+  int rc = 0;
+  if (!embr__nn_st_meta(st, "embr.optim_step") || !embr__nn_st_meta(st, "embr.epoch"))
+    rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step or embr.epoch)", path);
+  if (!rc) rc = embr__nn_st_meta_int(st, "embr.epoch", path, 0, max_epochs, &e);
+  if (!rc) rc = embr__nn_st_meta_int(st, "embr.optim_step", path, 0, max_step, &s);
+  if (!rc && (e == 0) != (s == 0))
+    rc = embr_error(EMBR_EFORMAT, "%s: metadata embr.epoch (%lld) and embr.optim_step (%lld) disagree", path,
+                    (long long)e, (long long)s);
+  if (!rc) rc = embr__nn_params_load(&m->P, st, NULL, path);
+  if (!rc) rc = embr__nn_params_load_into(&m->P, st, "optim.m.", path, opt->m);
+  if (!rc && opt->v) rc = embr__nn_params_load_into(&m->P, st, "optim.v.", path, opt->v);
+  if (!rc) *epoch = (int)e, *step = s;
+  return rc;
+}
+
+/* Restores weights, optimizer moments and the position in the schedule from a checkpoint file. */
 static int resume_from(run *r, const char *path) {
   nn_st st;
-  int rc = embr__nn_st_open(&st, path);
+  int rc = embr__nn_st_open(&st, path), epoch = 0;
+  int64_t step = 0;
   if (rc) return rc;
-  rc = embr__nn_params_load(&r->m->P, &st, NULL, path);
-  if (!rc) rc = embr__nn_params_load_into(&r->m->P, &st, "optim.m.", path, r->opt.m);
-  if (!rc && r->opt.v) rc = embr__nn_params_load_into(&r->m->P, &st, "optim.v.", path, r->opt.v);
-  const char *s = embr__nn_st_meta(&st, "embr.optim_step"), *e = embr__nn_st_meta(&st, "embr.epoch");
-  if (!rc && (!s || !e)) rc = embr_error(EMBR_EFORMAT, "%s: not a training checkpoint (no embr.optim_step)", path);
-  if (!rc) {
-    r->opt.step = atoll(s);
-    r->epoch0 = atoi(e);
-    r->step = r->opt.step;
-  }
+  rc = embr__checkpoint_read(r->m, &r->opt, &st, path, r->p->epochs, r->total, &epoch, &step);
+  if (!rc) r->opt.step = r->step = step, r->epoch0 = epoch;
   embr__nn_st_close(&st);
   return rc;
 }
@@ -185,7 +216,9 @@ static int run_epochs(run *r, embr_loader *ld, const int32_t *map, embr_train_st
   embr_progress_begin(&ps, p->progress, (uint64_t)(r->total - r->step));
   double t0 = embr_now();
   int64_t images = 0, steps0 = r->step;
+  st->epochs_done = r->epoch0; /* a resumed run starts with the checkpoint's epochs done */
   for (int ep = r->epoch0; ep < p->epochs && !rc; ep++) {
+    r->epoch = ep;
     double lsum = 0;
     int64_t hits = 0, seen = 0;
     for (;;) {

@@ -183,7 +183,7 @@ void embr_analogy_eval_free(embr_analogy_eval *e) {
  * refused, naming the line. */
 static int parse_questions(const char *path, question **qs, int64_t *nq, embr_analogy_eval *e) {
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, path);
+  int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   int64_t cap = 1024, n = 0, line = 0;
   question *q = malloc(sizeof *q * (size_t)cap);
@@ -407,7 +407,7 @@ static double first_number(char **tok, int ntok) {
 int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, embr_similarity_eval *out) {
   memset(out, 0, sizeof *out);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, pairs_path);
+  int rc = embr__filemap_open(&fm, pairs_path, EMBR__READ_ANY);
   if (rc) return rc;
   int64_t cap = 256, n = 0;
   double *human = malloc(sizeof(double) * (size_t)cap), *model = malloc(sizeof(double) * (size_t)cap);

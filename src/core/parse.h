@@ -1,0 +1,16 @@
+/* Strict number parsing for values read from files (metadata, headers): a file is hostile, so a
+ * number is accepted only when it is exactly a decimal integer in the range the caller allows —
+ * no leading space or '+', no overflow, nothing but the terminator the caller checks after it. */
+#ifndef EMBR_CORE_PARSE_H
+#define EMBR_CORE_PARSE_H
+
+#include <stdint.h>
+
+/* Parses an optional '-' and decimal digits at s into *out when the value lies in [lo, hi];
+ * *end (if not NULL) gets the first byte after the digits. Returns 0, or -1 (nothing set in *out)
+ * for no digits, overflow or a value out of range. Sets no error: the caller names the field. */
+int embr__parse_int(const char *s, char **end, int64_t lo, int64_t hi, int64_t *out);
+/* The same for a whole string: trailing bytes are refused too. */
+int embr__parse_int_full(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+#endif
