@@ -56,7 +56,7 @@ static int cmd_embed(int argc, char **argv) {
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
     return cli_usage_error("cannot tell the format of '%s' from its extension", out);
-  cli_file files[] = {{"--out", out, 1}, {"--ids", ids, 1}, {"--labels", labels, 1}, {"--model", model, 0}};
+  cli_file files[] = {{"--out", out, 1}, {"--ids", ids, 1}, {"--labels", labels, 1}, {"--model", model.path, 0}};
   int frc = cli_check_files(files, 4);
   if (frc) return frc;
   embr_model *m = NULL;

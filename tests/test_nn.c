@@ -368,7 +368,7 @@ static void test_model_load_names_file(void) {
   char path[256];
   tmp_path(path, sizeof(path), "w0.safetensors");
   float a[1] = {0};
-  nn_st_out t[1] = {{"unused", 1, {1}, a}};
+  nn_st_out t[1] = {{"unused", 1, {1}, a, NN_ST_F32}};
   char *k[] = {"embr.format", "embr.arch", "embr.width", "embr.embedding_dim", "embr.classes", "embr.input", "embr.mean",
                "embr.std", "embr.head"};
   char *v[] = {"model 1", "resnet18", "0", "16", "0", "1x32x32", "0,0,0", "1,1,1", "none"};
