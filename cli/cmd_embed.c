@@ -41,7 +41,7 @@ static int cmd_embed(int argc, char **argv) {
       OPT_STR_REQ("--out", "-o|--output", &out, "FILE", "embeddings, one row per image (.npy, .fvecs, .csv, ...)"),
       OPT_STR("--ids", NULL, &ids, "FILE", "each row's image name (folder/file), one per line", "none"),
       OPT_STR("--labels", NULL, &labels, "FILE", "each row's class name, one per line (for plots and eval)", "none"),
-      OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (sorted order)", "all"),
+      OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (natural order: s2 before s10)", "all"),
       OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
       OPT_INT("--batch", "-b", &batch, "B", "images per forward pass", "32", 1, 100000),
       OPT_FLAG("--raw", NULL, &raw, "keep the network's output as is (default: rows scaled to unit length)"),

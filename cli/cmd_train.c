@@ -119,7 +119,7 @@ static int cmd_train(int argc, char **argv) {
       OPT_DBL("--m3", NULL, &o.m3, "M3", "combined margin m3", "0", 0, 10),
       OPT_INT("--pad", NULL, &o.pad, "PX", "augmentation: pad by PX and crop at random (0: off)", "4", 0, 1024),
       OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips"),
-      OPT_STR("--classes", NULL, &o.classes, "A:B", "train on classes A..B-1 only (sorted order)", "all"),
+      OPT_STR("--classes", NULL, &o.classes, "A:B", "train on classes A..B-1 only (natural order: s2 before s10)", "all"),
       OPT_STR("--per-class", NULL, &o.per_class, "A:B", "train on images A..B-1 of each class only", "all"),
       OPT_STR("--checkpoint", NULL, &o.checkpoint, "FILE", "write weights and optimizer state after every epoch", "none"),
       OPT_STR("--resume", NULL, &o.resume, "FILE", "continue from a --checkpoint file", "none"),
