@@ -230,11 +230,11 @@ static void test_ivfpq_table_paths_agree(void) {
   float d1[50 * K], d2[50 * K];
   int64_t i1[50 * K], i2[50 * K];
   embr_index *a = build("ivfpq:nlist=32,m=8,nprobe=8", dim, EMBR_METRIC_L2, x, 2000, NULL);
-  size_t keep = embr__ivfpq_precompute_max;
-  embr__ivfpq_precompute_max = 0;
-  embr_index *b = build("ivfpq:nlist=32,m=8,nprobe=8", dim, EMBR_METRIC_L2, x, 2000, NULL);
-  embr__ivfpq_precompute_max = keep;
-  REQUIRE(a && b);
+  embr_index *b = NULL; /* the same, without the precomputed terms */
+  REQUIRE(embr_index_create(&b, "ivfpq:nlist=32,m=8,nprobe=8", dim, EMBR_METRIC_L2) == 0);
+  CHECK(embr__ivfpq_set_term_max(b, 0) == 0);
+  CHECK(embr_index_add(b, x, 2000, dim, NULL, NULL) == 0);
+  REQUIRE(a);
   CHECK(embr_index_memory(a) > embr_index_memory(b)); /* a holds the tables */
   CHECK(embr_index_search(a, q, 50, dim, K, d1, i1, NULL) == 0);
   CHECK(embr_index_search(b, q, 50, dim, K, d2, i2, NULL) == 0);

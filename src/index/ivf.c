@@ -7,7 +7,7 @@
  *
  * IVF-PQ scores a code from tables of m x 256 partial distances. For L2 the table of a probed cell
  * is |q - c|^2 + sum_j (|s_jb|^2 + 2 c_j.s_jb) - 2 q_j.s_jb: the middle term depends only on the
- * cell and is precomputed (when it fits embr__ivfpq_precompute_max), the last only on the query,
+ * cell and is precomputed (when it fits EMBR__IVFPQ_TERM_MAX), the last only on the query,
  * so a probe costs m x 256 subtractions instead of a pass over the codebooks. For inner product
  * q.(c + r) = q.c + sum_j q_j.r_j: one table per query, one dot product per probe. Cosine indexes
  * hold unit vectors and score codes by L2 (see pq_metric). refine=R keeps the raw vectors and
@@ -49,8 +49,6 @@ enum {
 };
 static const uint64_t COARSE_SEED = 1234, PQ_SEED = 4321;
 
-size_t embr__ivfpq_precompute_max = (size_t)256 << 20;
-
 typedef struct ivf_list {
   int64_t n, cap;
   int64_t *ids;
@@ -70,6 +68,7 @@ typedef struct ivf {
   ivf_list *lists;  /* nlist */
   embr__idmap map;  /* id -> LOC(list, position), built on first need (see ensure_map) */
   int have_map;
+  size_t term_max;  /* bytes the precomputed terms may take (EMBR__IVFPQ_TERM_MAX, or a test's) */
 } ivf;
 
 /* The id map costs more than an IVF-PQ code (16-byte entries at under 70% load), and a bulk
@@ -115,6 +114,7 @@ static int ivf_create(embr_index *ix, index_spec *spec) {
   ivf *v = calloc(1, sizeof *v);
   if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = v;
+  v->term_max = EMBR__IVFPQ_TERM_MAX;
   v->is_pq = !strcmp(spec->kind, "ivfpq");
   int64_t nlist, nprobe, m = 0, nbits, refine = 0;
   int rc;
@@ -207,7 +207,7 @@ static int derive(const embr_index *ix, ivf *v) {
   if (!v->is_pq) return 0;
   int rc = embr__pq_derive(&v->pq);
   size_t per = (size_t)v->m * EMBR_PQ_KSUB;
-  if (rc || pq_metric(ix) != EMBR_METRIC_L2 || (size_t)v->nlist * per * 4 > embr__ivfpq_precompute_max)
+  if (rc || pq_metric(ix) != EMBR_METRIC_L2 || (size_t)v->nlist * per * 4 > v->term_max)
     return rc;
   v->term = embr_alloc(sizeof(float) * (size_t)v->nlist * per);
   if (!v->term) return 0; /* an optimisation only: search builds tables from residuals instead */
@@ -836,6 +836,7 @@ static int ivf_load(embr_index *ix, const unsigned char *buf, size_t len, const 
   ivf *v = calloc(1, sizeof *v);
   if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = v;
+  v->term_max = EMBR__IVFPQ_TERM_MAX;
   size_t off = 0;
   ivf_sections s;
   int rc = load_header(ix, v, buf, len, &off, name);
@@ -851,3 +852,10 @@ const embr_index_ops embr__ivf_ops = {
     "ivfflat",  ivf_create, ivf_is_trained, ivf_train,   ivf_add,  ivf_remove, ivf_contains,
     ivf_search, ivf_save,   ivf_load,       ivf_destroy, ivf_size, ivf_memory,
 };
+
+int embr__ivfpq_set_term_max(embr_index *ix, size_t bytes) {
+  ivf *v = ix && ix->ops == &embr__ivf_ops ? ix->impl : NULL;
+  if (!v || !v->is_pq || v->trained) return embr_error(EMBR_EINVAL, "not an untrained IVF-PQ index");
+  v->term_max = bytes;
+  return 0;
+}

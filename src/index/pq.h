@@ -34,7 +34,10 @@ void embr__pq_scan(const uint8_t *codes, int64_t n, int m, const float *t, float
 
 /* IVF-PQ with L2 precomputes, per coarse cell, the query-independent part of its distance tables
  * (nlist x m x 256 floats) when they fit in this many bytes; otherwise tables are built from the
- * query residual at every probe. A variable so tests can force either path. */
-extern size_t embr__ivfpq_precompute_max;
+ * query residual at every probe. */
+#define EMBR__IVFPQ_TERM_MAX ((size_t)256 << 20)
+/* Sets that limit for one IVF-PQ index before it is trained (tests force either path with it);
+ * EMBR_EINVAL for another kind of index or a trained one. */
+int embr__ivfpq_set_term_max(embr_index *ix, size_t bytes);
 
 #endif

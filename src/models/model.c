@@ -1,15 +1,12 @@
 /* Models: the architecture table, create / load / save (safetensors with embr metadata), and
  * batched inference. */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/parse.h"
 #include "models/models.h"
-
-void openblas_set_num_threads(int); /* OpenBLAS's own, not in cblas.h */
 
 static const net_ops *const all_nets[] = {&embr__resnet18_ops, &embr__resnet34_ops, &embr__mobilefacenet_ops};
 
@@ -106,9 +103,7 @@ void embr_model_set_threads(embr_model *m, int n_threads) { m->n_threads = n_thr
 
 int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out) {
   if (n < 0 || batch < 1) return embr_error(EMBR_EINVAL, "bad image count or batch size");
-  int threads = embr_threads_resolve(m->n_threads);
-  openblas_set_num_threads(threads);
-  omp_set_num_threads(threads);
+  m->infer.nt = embr_threads_resolve(m->n_threads);
   const embr_image_spec *s = &m->p.input;
   int64_t per = (int64_t)s->channels * s->height * s->width;
   int step = batch;

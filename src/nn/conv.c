@@ -8,19 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "nn/nn.h"
 #include "nn/winograd.h"
-
-/* OpenBLAS runs single-threaded inside our parallel loops (on: 1), restored afterwards (on: 0). */
-static void blas_single(int on) {
-  static int saved = 0;
-  if (on) {
-    saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-  } else if (saved > 0) {
-    openblas_set_num_threads(saved);
-  }
-}
 
 typedef struct geom {
   int n, c, h, w, oc, oh, ow, k, s, p, groups;
@@ -107,9 +97,9 @@ static void col2im(const float *col, const geom *g, float *dx, int64_t ld) {
 
 /* Images per GEMM: one when an image's output plane is large; for small planes (deep layers)
  * several images side by side, or the GEMM is too skinny to run at speed. */
-static int chunk_of(const geom *g) {
+static int chunk_of(const geom *g, int nt) {
   int64_t P = (int64_t)g->oh * g->ow;
-  int nb = P >= 512 ? 1 : (int)((512 + P - 1) / P), nt = omp_get_max_threads();
+  int nb = P >= 512 ? 1 : (int)((512 + P - 1) / P);
   int fair = (g->n + nt - 1) / nt; /* at least one chunk per thread */
   if (nb > fair) nb = fair;
   return nb < 1 ? 1 : nb;
@@ -117,11 +107,14 @@ static int chunk_of(const geom *g) {
 
 /* Per-thread scratch: columns of one chunk (and, in backward, their gradient and the chunk's
  * output gradient; a pointwise single-image chunk reads its input directly). */
-static int64_t col_floats(const geom *g) {
-  int nb = chunk_of(g);
+static int64_t col_floats(const geom *g, int nt) {
+  int nb = chunk_of(g, nt);
   return nb == 1 && is_pointwise(g) ? 0 : (int64_t)g->c * g->k * g->k * g->oh * g->ow * nb;
 }
-static int64_t out_floats(const geom *g) { return chunk_of(g) > 1 ? (int64_t)g->oc * g->oh * g->ow * chunk_of(g) : 0; }
+static int64_t out_floats(const geom *g, int nt) {
+  int nb = chunk_of(g, nt);
+  return nb > 1 ? (int64_t)g->oc * g->oh * g->ow * nb : 0;
+}
 
 /* Columns of images [img0, img0 + nb) side by side (row length nb * P). */
 static const float *gather_cols(const float *x, const geom *g, int img0, int nb, float *col) {
@@ -134,11 +127,12 @@ static const float *gather_cols(const float *x, const geom *g, int img0, int nb,
 /* Chunks of images are spread over the threads, each running single-threaded GEMMs: the GEMMs
  * are too small to split well, and a chunk's columns stay in cache. */
 static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, const float *x, float *y, float *scratch) {
-  int64_t P = (int64_t)g->oh * g->ow, cf = col_floats(g), of = out_floats(g);
-  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g);
+  int nt = ctx->nt;
+  int64_t P = (int64_t)g->oh * g->ow, cf = col_floats(g, nt), of = out_floats(g, nt);
+  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g, nt);
   int nchunks = (g->n + nb - 1) / nb;
   const float *W = nn_pd(ctx, L->w), *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
   {
     float *col = scratch + (cf + of) * omp_get_thread_num(), *yb = col + cf;
 #pragma omp for schedule(dynamic, 1)
@@ -165,13 +159,14 @@ static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, con
 
 static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn_t *x, const nn_t *y, float *scratch,
                           float *dws, int nthreads, int want_dx) {
-  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g), of = out_floats(g);
-  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g);
+  int64_t P = (int64_t)g->oh * g->ow, hw = (int64_t)g->h * g->w, cf = col_floats(g, nthreads),
+          of = out_floats(g, nthreads);
+  int cg = g->c / g->groups, og = g->oc / g->groups, K = cg * g->k * g->k, nb = chunk_of(g, nthreads);
   int nchunks = (g->n + nb - 1) / nb;
   int64_t wn = (int64_t)g->oc * K;
   const float *W = nn_pd(ctx, L->w);
   float *dW = nn_pg(ctx, L->w), *db = L->b >= 0 ? nn_pg(ctx, L->b) : NULL;
-#pragma omp parallel
+#pragma omp parallel num_threads(nthreads)
   {
     int t = omp_get_thread_num();
     float *col = scratch + (2 * cf + of) * t, *dcol = col + cf, *dyb = dcol + cf, *dw = t ? dws + wn * (t - 1) : dW;
@@ -203,7 +198,7 @@ static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn
   for (int t = 1; t < nthreads; t++)
     for (int64_t i = 0; i < wn; i++) dW[i] += dws[wn * (t - 1) + i];
   if (db)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int o = 0; o < g->oc; o++) {
       double s = 0;
       for (int img = 0; img < g->n; img++) {
@@ -241,7 +236,7 @@ static void dw_forward_plane(const float *src, const float *wk, float bias, cons
 static void depthwise_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, const float *x, float *y) {
   const float *W = nn_pd(ctx, L->w), *bias = L->b >= 0 ? nn_pd(ctx, L->b) : NULL;
   int64_t hw = (int64_t)g->h * g->w, P = (int64_t)g->oh * g->ow;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t nc = 0; nc < (int64_t)g->n * g->c; nc++) {
     int c = (int)(nc % g->c);
     dw_forward_plane(x + nc * hw, W + (int64_t)c * g->k * g->k, bias ? bias[c] : 0.0f, g, y + nc * P);
@@ -283,7 +278,7 @@ static void depthwise_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, con
   double *acc = (double *)embr__nn_alloc(ctx, sizeof(double) * (size_t)kk * (size_t)g->c);
   if (!acc) return;
   memset(acc, 0, sizeof(double) * (size_t)kk * (size_t)g->c);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int c = 0; c < g->c; c++) {
     double dbias = 0;
     for (int n = 0; n < g->n; n++) {
@@ -303,19 +298,19 @@ static void conv_backward(nn_ctx *ctx, void *node) {
     depthwise_backward(ctx, cn->L, &cn->g, cn->x, cn->y);
     return;
   }
-  int nt = omp_get_max_threads();
+  int nt = ctx->nt;
   int64_t wn = (int64_t)cn->g.oc * (cn->g.c / cn->g.groups) * cn->g.k * cn->g.k;
   /* Pooled: a malloc of this size per call maps and zeroes fresh pages every time. */
-  float *scratch = embr__nn_scratch(ctx, (2 * col_floats(&cn->g) + out_floats(&cn->g)) * nt + 1),
+  float *scratch = embr__nn_scratch(ctx, (2 * col_floats(&cn->g, nt) + out_floats(&cn->g, nt)) * nt + 1),
         *dws = embr__nn_scratch(ctx, wn * (nt - 1) + 1);
   /* The input gradient of a Winograd-shaped convolution is itself such a convolution. */
   int wino = cn->x->g && winograd_enabled() &&
              embr__winograd_applies(cn->L->k, cn->L->stride, cn->L->pad, cn->L->groups, cn->L->in, cn->L->out);
   if (scratch && dws) {
-    blas_single(1);
+    embr__blas_enter(1); /* each thread runs single-threaded GEMMs */
     gemm_backward(ctx, cn->L, &cn->g, cn->x, cn->y, scratch, dws, nt, cn->x->g && !wino);
     if (wino) embr__winograd_backward_data(ctx, cn->L, cn->y, cn->x);
-    blas_single(0);
+    embr__blas_leave();
   }
   embr__nn_scratch_put(ctx, scratch);
   embr__nn_scratch_put(ctx, dws);
@@ -337,16 +332,16 @@ nn_t *embr__nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (is_depthwise(&g)) {
     depthwise_forward(ctx, L, &g, x->d, y->d);
   } else if (winograd_enabled() && embr__winograd_applies(L->k, L->stride, L->pad, L->groups, L->in, L->out)) {
-    blas_single(1);
+    embr__blas_enter(1);
     int rc = embr__winograd_conv(ctx, L, x, y);
-    blas_single(0);
+    embr__blas_leave();
     if (rc) return NULL;
   } else {
-    float *scratch = embr__nn_scratch(ctx, (col_floats(&g) + out_floats(&g)) * omp_get_max_threads() + 1);
+    float *scratch = embr__nn_scratch(ctx, (col_floats(&g, ctx->nt) + out_floats(&g, ctx->nt)) * ctx->nt + 1);
     if (!scratch) return NULL;
-    blas_single(1);
+    embr__blas_enter(1);
     gemm_forward(ctx, L, &g, x->d, y->d, scratch);
-    blas_single(0);
+    embr__blas_leave();
     embr__nn_scratch_put(ctx, scratch);
   }
   if (ctx->record) {

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "nn/nn.h"
 
 /* A node for ops with one input and one output, plus what backward needs. */
@@ -88,7 +89,7 @@ static void bn_backward(nn_ctx *ctx, void *node) {
   const float *gamma = nn_pd(ctx, L->gamma);
   float *dg = nn_pg(ctx, L->gamma), *dbeta = nn_pg(ctx, L->beta);
   int train = (int)u->f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int c = 0; c < x->c; c++) {
     float mean = u->aux[c], inv = u->aux[x->c + c];
     double sdy = 0, sdyx = 0;
@@ -112,7 +113,7 @@ static void bn_backward(nn_ctx *ctx, void *node) {
 static void bn_stats(nn_ctx *ctx, const nn_t *x, const nn_bn *L, float *aux) {
   int64_t hw = (int64_t)x->h * x->w, M = x->n * hw;
   float *rm = nn_pd(ctx, L->mean), *rv = nn_pd(ctx, L->var);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int c = 0; c < x->c; c++) {
     if (!ctx->training) {
       aux[c] = rm[c];
@@ -148,7 +149,7 @@ nn_t *embr__nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
   bn_stats(ctx, x, L, aux);
   int64_t hw = (int64_t)x->h * x->w;
   const float *gamma = nn_pd(ctx, L->gamma), *beta = nn_pd(ctx, L->beta);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
     int c = (int)(nc % x->c);
     float k = gamma[c] * aux[x->c + c], b = beta[c] - aux[c] * k;
@@ -184,7 +185,7 @@ static void relu_backward(nn_ctx *ctx, void *node) {
   int64_t n = nn_numel(u->x);
   float *gx = u->x->g;
   const float *y = u->y->d, *gy = u->y->g;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * (float)(y[i] > 0.0f);
 }
 
@@ -201,7 +202,7 @@ static nn_t *relu_impl(nn_ctx *ctx, nn_t *x, int inplace) {
   int64_t n = nn_numel(x);
   const float *xd = x->d;
   float *yd = y->d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = fmaxf(xd[i], 0.0f);
   record_unary(ctx, relu_backward, x, y, NULL);
   return inplace ? y : embr__nn_done(ctx, x, y);
@@ -217,7 +218,7 @@ static void prelu_backward(nn_ctx *ctx, void *node) {
   int64_t hw = (int64_t)x->h * x->w;
   const float *a = nn_pd(ctx, L->a);
   float *da = nn_pg(ctx, L->a);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int c = 0; c < x->c; c++) {
     double s = 0;
     float ac = a[L->ch == 1 ? 0 : c];
@@ -248,7 +249,7 @@ nn_t *embr__nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
   if (!y) return NULL;
   int64_t hw = (int64_t)x->h * x->w;
   const float *a = nn_pd(ctx, L->a);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++) {
     float s = a[L->ch == 1 ? 0 : nc % x->c];
     const float *xs = x->d + nc * hw;
@@ -311,7 +312,7 @@ nn_t *embr__nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   int32_t *idx = embr__nn_alloc(ctx, sizeof(int32_t) * (size_t)nn_numel(y));
   if (!y || !idx) return NULL;
   int64_t hw = (int64_t)x->h * x->w, ohw = (int64_t)oh * ow;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t nc = 0; nc < (int64_t)x->n * x->c; nc++)
     for (int oy = 0; oy < oh; oy++)
       for (int ox = 0; ox < ow; ox++) {
@@ -413,7 +414,7 @@ static void add_backward(nn_ctx *ctx, void *node) {
   int64_t n = nn_numel(an->y);
   const float *gy = an->y->g;
   float *ga = an->a->g, *gb = an->b->g;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     if (ga) ga[i] += gy[i];
     if (gb) gb[i] += gy[i];
@@ -431,7 +432,7 @@ nn_t *embr__nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
   int64_t n = nn_numel(y);
   const float *ad = a->d, *bd = b->d;
   float *yd = y->d;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t i = 0; i < n; i++) yd[i] = ad[i] + bd[i];
   if (ctx->record) {
     add_node *an = embr__nn_alloc(ctx, sizeof(add_node));
@@ -467,6 +468,7 @@ static void linear_backward(nn_ctx *ctx, void *node) {
   unary *u = node;
   const nn_linear *L = u->L;
   int n = u->x->n;
+  embr__blas_enter(ctx->nt); /* lone products: on OpenBLAS's threads */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->out, L->in, n, 1.0f, u->y->g, L->out, u->x->d, L->in, 1.0f,
               nn_pg(ctx, L->w), L->in);
   if (L->b >= 0) {
@@ -477,6 +479,7 @@ static void linear_backward(nn_ctx *ctx, void *node) {
   if (u->x->g)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, L->in, L->out, 1.0f, u->y->g, L->out, nn_pd(ctx, L->w),
                 L->in, 1.0f, u->x->g, L->in);
+  embr__blas_leave();
 }
 
 nn_t *embr__nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
@@ -489,8 +492,10 @@ nn_t *embr__nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
   if (!y) return NULL;
   if (L->b >= 0)
     for (int i = 0; i < x->n; i++) memcpy(y->d + (int64_t)i * L->out, nn_pd(ctx, L->b), sizeof(float) * (size_t)L->out);
+  embr__blas_enter(ctx->nt);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, x->n, L->out, L->in, 1.0f, x->d, L->in, nn_pd(ctx, L->w), L->in,
               L->b >= 0 ? 1.0f : 0.0f, y->d, L->out);
+  embr__blas_leave();
   record_unary(ctx, linear_backward, x, y, L);
   return embr__nn_done(ctx, x, y);
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/threads.h"
 #include "nn/nn.h"
 
 double embr__nn_softmax_xent(nn_t *logits, const int32_t *labels, int64_t *correct) {
@@ -78,8 +79,10 @@ static void margin_backward(nn_ctx *ctx, void *node) {
   if (!dcos || !de || !dw) return;
   for (int64_t i = 0; i < (int64_t)n * C; i++) dcos[i] = m->y->g[i] * L->s;
   for (int i = 0; i < n; i++) dcos[(int64_t)i * C + m->labels[i]] *= m->dtdc[i];
+  embr__blas_enter(ctx->nt);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, C, 1.0f, dcos, C, m->w, d, 0.0f, de, d);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, d, n, 1.0f, dcos, C, m->e, d, 0.0f, dw, d);
+  embr__blas_leave();
   if (m->emb->g) unnormalise_grad(m->e, de, m->einv, n, d, m->emb->g);
   unnormalise_grad(m->w, dw, m->winv, C, d, nn_pg(ctx, L->w));
 }
@@ -116,7 +119,9 @@ nn_t *embr__nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const i
   if (!m || !y || !e || !w || !einv || !winv || !dtdc) return NULL;
   normalise_rows(emb->d, n, d, e, einv);
   normalise_rows(nn_pd(ctx, L->w), C, d, w, winv);
+  embr__blas_enter(ctx->nt);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, C, d, 1.0f, e, d, w, d, 0.0f, y->d, C);
+  embr__blas_leave();
   for (int i = 0; i < n; i++) {
     float *row = y->d + (int64_t)i * C, t;
     margin_target(L, row[labels[i]], &t, &dtdc[i]);

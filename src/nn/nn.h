@@ -87,6 +87,7 @@ typedef struct nn_ctx {
   nn_params *P;
   embr_rng rng;
   int rc; /* first error (sticky until reset) */
+  int nt; /* threads of the ops' parallel regions (num_threads); init: all cores */
 } nn_ctx;
 
 void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed);
@@ -190,6 +191,7 @@ typedef struct nn_optim {
   float momentum, weight_decay, beta1, beta2, eps;
   float *m, *v; /* state, P->total floats each (v: AdamW only) */
   int64_t step;
+  int nt; /* threads of the update (init: all cores) */
 } nn_optim;
 
 /* SGD: momentum 0.9, decay 5e-4; AdamW: betas 0.9/0.999, eps 1e-8, decay 0.05. */

@@ -8,6 +8,7 @@
 int embr__nn_optim_init(nn_optim *o, const nn_params *P, nn_optim_kind kind) {
   memset(o, 0, sizeof(*o));
   o->kind = kind;
+  o->nt = embr_threads_resolve(0);
   o->momentum = 0.9f, o->beta1 = 0.9f, o->beta2 = 0.999f, o->eps = 1e-8f;
   o->weight_decay = kind == NN_SGD ? 5e-4f : 0.05f;
   size_t bytes = sizeof(float) * (size_t)(P->total ? P->total : 1);
@@ -51,7 +52,7 @@ static void adamw_update(nn_optim *o, const nn_param *q, float *p, const float *
 void embr__nn_optim_step(nn_optim *o, nn_params *P, float lr) {
   o->step++;
   P->version++;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(o->nt) schedule(dynamic, 1)
   for (int k = 0; k < P->n; k++) {
     const nn_param *q = &P->p[k];
     if (q->kind == NN_BUFFER) continue;

@@ -17,6 +17,7 @@ void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint
   ctx->training = training;
   ctx->record = record;
   ctx->block_size = (size_t)8 << 20; /* larger tensors get blocks of their own size */
+  ctx->nt = embr_threads_resolve(0);
   embr_rng_seed(&ctx->rng, seed);
 }
 

@@ -33,9 +33,9 @@ static void kernel_transform(const float g[9], float u[16]) {
 /* U[xi][o][c] for every output and input channel; with `flipped`, the weights of the convolution
  * that maps an output gradient back to the input gradient: each kernel turned by 180 degrees and
  * the channels swapped, U[xi][c][o]. */
-static void transform_weights(const float *w, int O, int C, int flipped, float *U) {
+static void transform_weights(const float *w, int O, int C, int flipped, float *U, int nt) {
   int64_t OC = (int64_t)O * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t k = 0; k < OC; k++) {
     /* k indexes U's (row, column) pair: (o, c), or (c, o) when flipped. */
     int64_t src = flipped ? (k % O) * C + k / O : k;
@@ -143,7 +143,7 @@ static float *cached_weights(nn_ctx *ctx, const nn_conv *L) {
     return NULL;
   }
   if (ctx->training || P->derived_version[i] != P->version + 1) {
-    transform_weights(nn_pd(ctx, L->w), L->out, L->in, 0, P->derived[i]);
+    transform_weights(nn_pd(ctx, L->w), L->out, L->in, 0, P->derived[i], ctx->nt);
     P->derived_version[i] = P->version + 1; /* + 1: version 0 never matches a fresh table */
   }
   return P->derived[i];
@@ -164,12 +164,12 @@ static int images_per_chunk(int n, int64_t tiles, int nt) {
 static int run(nn_ctx *ctx, const float *x, int n, int C, int H, int W, int O, const float *U, const float *bias, float *y,
                int accumulate) {
   int th = (H + 1) / 2, tw = (W + 1) / 2;
-  int nt = omp_get_max_threads(), nb = images_per_chunk(n, (int64_t)th * tw, nt);
+  int nt = ctx->nt, nb = images_per_chunk(n, (int64_t)th * tw, nt);
   int64_t Tmax = (int64_t)nb * th * tw, per = 16 * ((int64_t)C + O) * Tmax + 4 * (2 * (int64_t)tw + 2);
   float *work = embr__nn_scratch(ctx, per * nt);
   if (!work) return ctx->rc;
   int nchunks = (n + nb - 1) / nb;
-#pragma omp parallel
+#pragma omp parallel num_threads(nt)
   {
     float *V = work + per * omp_get_thread_num(), *M = V + 16 * (int64_t)C * Tmax, *pad = M + 16 * (int64_t)O * Tmax;
 #pragma omp for schedule(dynamic, 1)
@@ -196,7 +196,7 @@ int embr__winograd_conv(nn_ctx *ctx, const nn_conv *L, const nn_t *x, nn_t *y) {
 int embr__winograd_backward_data(nn_ctx *ctx, const nn_conv *L, const nn_t *y, nn_t *x) {
   float *U = embr__nn_scratch(ctx, 16 * (int64_t)L->out * L->in);
   if (!U) return ctx->rc;
-  transform_weights(nn_pd(ctx, L->w), L->out, L->in, 1, U);
+  transform_weights(nn_pd(ctx, L->w), L->out, L->in, 1, U, ctx->nt);
   int rc = run(ctx, y->g, y->n, L->out, y->h, y->w, L->in, U, NULL, x->g, 1);
   embr__nn_scratch_put(ctx, U);
   return rc;

@@ -6,6 +6,7 @@
  * O(P^2). Scores are computed in double so that thresholds and ties do not depend on the order of
  * float accumulation. */
 #include "embr/evaluate.h"
+#include "core/threads.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -101,7 +102,7 @@ typedef struct scored {
 static void score_pairs(scored *v, const float *emb, int64_t dim, int64_t ld, const double *inv,
                         const embr_pairs *p) {
   /* Each score is independent, so the result does not depend on the thread count. */
-#pragma omp parallel for schedule(static) if (p->n >= 4096)
+#pragma omp parallel for num_threads(embr_threads_resolve(0)) schedule(static) if (p->n >= 4096)
   for (int64_t i = 0; i < p->n; i++) {
     int64_t a = p->a[i], b = p->b[i];
     v[i].s = dot_d(emb + a * ld, emb + b * ld, dim) * inv[a] * inv[b];
@@ -475,9 +476,12 @@ static int id_job_alloc(id_job *j) {
 static void rank_block(id_job *j, int64_t q0, int64_t b) {
   for (int64_t i = 0; i < b; i++)
     normalise_row(j->emb + j->pidx[q0 + i] * j->ld, j->dim, j->probes + i * j->dim);
+  int nt = embr_threads_resolve(0); /* the protocols take no thread count: all cores */
+  embr__blas_enter(nt);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)j->G, (int)j->dim, 1.0f,
               j->probes, (int)j->dim, j->gallery, (int)j->dim, 0.0f, j->scores, (int)j->G);
-#pragma omp parallel for schedule(static) if (b * j->G >= 65536)
+  embr__blas_leave();
+#pragma omp parallel for num_threads(nt) schedule(static) if (b * j->G >= 65536)
   for (int64_t i = 0; i < b; i++)
     j->rank[i] = probe_rank(j->scores + i * j->G, j->glabel, j->G, j->labels[j->pidx[q0 + i]]);
 }

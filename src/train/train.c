@@ -1,16 +1,12 @@
 /* The training loop for classification-style embedding objectives (softmax baseline and the
  * ArcFace family): batches from the image loader, forward with a tape, the head's loss, backward,
  * clipping, the optimizer step on a warm-up + cosine schedule, progress, checkpoints. */
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "models/models.h"
-
-void openblas_set_num_threads(int);
 
 embr_train_params embr_train_params_default(embr_objective obj) {
   embr_train_params p;
@@ -270,19 +266,18 @@ int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subse
     return rc;
   }
   if (kind == 2) m->hd.mar.m1 = p->m1, m->hd.mar.m2 = p->m2, m->hd.mar.m3 = p->m3, m->hd.mar.s = p->scale;
-  int threads = embr_threads_resolve(p->n_threads);
-  openblas_set_num_threads(threads);
-  omp_set_num_threads(threads);
   embr_loader_params lp = embr_loader_params_default();
   lp.spec = m->p.input, lp.batch = p->batch, lp.shuffle = 1, lp.drop_last = 1, lp.cache = 1;
   lp.pad = p->pad, lp.flip = p->flip, lp.seed = p->seed, lp.subset = subset, lp.n_subset = n_subset;
   embr_loader *ld = NULL;
   run r = {.m = m, .p = p};
   embr__nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);
+  r.ctx.nt = embr_threads_resolve(p->n_threads);
   rc = embr_loader_create(ds, &lp, &ld);
   if (!rc) rc = embr__nn_optim_init(&r.opt, &m->P, p->adamw ? NN_ADAMW : NN_SGD);
   if (!rc) {
     r.opt.weight_decay = p->weight_decay;
+    r.opt.nt = r.ctx.nt;
     int64_t per = embr_loader_batches_per_epoch(ld);
     r.total = per * p->epochs;
     r.warmup = (int64_t)(p->warmup_epochs * (float)per);

@@ -9,6 +9,7 @@
  * with the direct kernel, which removes the cancellation error of |q|^2 + |b|^2 - 2 q.b from the
  * reported distances and orders them exactly, ties by lower id. */
 #include "vec/kernels.h"
+#include "core/threads.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -253,8 +254,7 @@ int embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb, const fl
   embr_progress_begin(&sh.prog, &p->progress, (uint64_t)nq);
   const embr__kernels *kr = embr__kernels_get();
   /* Each worker runs its own single-threaded sgemm; OpenBLAS's own pool would oversubscribe. */
-  int blas_threads = openblas_get_num_threads();
-  openblas_set_num_threads(1);
+  embr__blas_enter(1);
   int64_t ntasks = nqb * slices;
 
 #pragma omp parallel num_threads(nt)
@@ -311,7 +311,7 @@ int embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb, const fl
     }
     if (!mine) scratch_free(&scr);
   }
-  openblas_set_num_threads(blas_threads);
+  embr__blas_leave();
   if (sh.failed)
     rc = sh.failed;
   else if (sh.canceled)
@@ -376,11 +376,10 @@ int embr_distance_matrix(embr_metric m, const float *q, int64_t nq, int64_t ldq,
     embr_norms_sq(q, nq, ldq, dim, qn);
     embr_norms_sq(base, nb, ldb, dim, bn);
   }
-  int blas_threads = openblas_get_num_threads();
-  openblas_set_num_threads(nt);
+  embr__blas_enter(nt);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nb, (int)dim,
               m == EMBR_METRIC_L2 ? -2.0f : 1.0f, q, (int)ldq, base, (int)ldb, 0.0f, out, (int)ldo);
-  openblas_set_num_threads(blas_threads);
+  embr__blas_leave();
   finish_gemm_rows(m, qn, bn, nq, nb, out, ldo);
   embr_free(qn);
   embr_free(bn);

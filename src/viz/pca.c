@@ -2,6 +2,7 @@
  * sgemm projection. The covariance route costs O(n dim^2) and needs dim^2 memory, which suits the
  * uses here (dim up to a few thousand, n up to millions). */
 #include "embr/tsne.h"
+#include "core/threads.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -42,8 +43,8 @@ int embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *o
     rc = embr_error(EMBR_ENOMEM, "pca: out of memory (dim %lld)", (long long)dim);
     goto done;
   }
-  int blas_threads = openblas_get_num_threads();
-  openblas_set_num_threads(embr_threads_resolve(n_threads));
+  /* The products and the eigen decomposition run on OpenBLAS's threads. */
+  embr__blas_enter(embr_threads_resolve(n_threads));
   column_means(x, n, ld, dim, mean);
   /* cov = sum over blocks of (X_b - mean)^T (X_b - mean), upper triangle. */
   for (int64_t b0 = 0; b0 < n; b0 += PCA_BLOCK) {
@@ -59,7 +60,7 @@ int embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *o
                                    (lapack_int)dim, 0, 0, (lapack_int)(dim - k + 1),
                                    (lapack_int)dim, 0.0f, &found, w, z, (lapack_int)k, isuppz);
   if (info != 0 || found != k) {
-    openblas_set_num_threads(blas_threads);
+    embr__blas_leave();
     rc = embr_error(EMBR_EINVAL, "pca: eigen decomposition failed (LAPACK info %d)", (int)info);
     goto done;
   }
@@ -82,7 +83,7 @@ int embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *o
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, k, (int)dim, 1.0f, block,
                 (int)dim, comp, (int)dim, 0.0f, out + b0 * k, k);
   }
-  openblas_set_num_threads(blas_threads);
+  embr__blas_leave();
 done:
   free(mean);
   free(cov);
