@@ -21,18 +21,20 @@ enum { OMP_MAIN = 1, BLAS_MAIN = 3 };
 
 typedef enum { JOB_FLAT, JOB_HNSW, JOB_IVFFLAT, JOB_IVFPQ, JOB_KNN, JOB_MATRIX, NJOBS } job_kind;
 
-static float *base, *queries;
+static embr_matrix data[3]; /* base, queries, images: rows from the library's generator */
+static float *base, *queries, *images;
 static embr_index *indexes[4]; /* flat, HNSW, IVF-Flat, IVF-PQ */
 static const char *const specs[4] = {"flat", "hnsw:M=12,efc=60,ef=40", "ivfflat:nlist=24,nprobe=6",
                                      "ivfpq:nlist=24,m=8,nprobe=6"};
 static const embr_metric metrics[4] = {EMBR_METRIC_L2, EMBR_METRIC_COSINE, EMBR_METRIC_L2, EMBR_METRIC_IP};
 
-static float *rand_rows(int64_t n, int64_t dim, uint64_t seed) {
-  embr_rng r;
-  embr_rng_seed(&r, seed);
-  float *x = malloc(sizeof(float) * (size_t)(n * dim));
-  for (int64_t i = 0; i < n * dim; i++) x[i] = (float)embr_rng_normal(&r);
-  return x;
+/* n x dim rows (ld = dim) into data[i]; NULL on failure. */
+static float *rows(int i, int64_t n, int64_t dim) {
+  embr_synth_params sp = embr_synth_params_default();
+  sp.clusters = 8;
+  sp.seed = 11;
+  if (embr_synth_clusters(&sp, n, dim, (uint64_t)i, &data[i], NULL) || data[i].ld != dim) return NULL;
+  return data[i].data;
 }
 
 /* One call's outputs: distances and ids (a distance matrix fills `dist` only). */
@@ -77,7 +79,7 @@ static int run_job(job_kind kind, int threads, result *r) {
 static result want[NJOBS][2];
 
 static embr_model *model;
-static float *images, *want_emb;
+static float *want_emb;
 
 typedef struct worker {
   int id, omp_before, omp_after, mismatches, failures;
@@ -120,8 +122,7 @@ static void *embedder(void *arg) {
 }
 
 static int setup(void) {
-  base = rand_rows(NB, DIM, 1);
-  queries = rand_rows(NQ, DIM, 2);
+  if (!(base = rows(0, NB, DIM)) || !(queries = rows(1, NQ, DIM))) return 0;
   for (int i = 0; i < 4; i++) {
     if (embr_index_create(&indexes[i], specs[i], DIM, metrics[i]) ||
         embr_index_add(indexes[i], base, NB, DIM, NULL, NULL)) {
@@ -140,7 +141,7 @@ static int setup(void) {
   mp.input.height = mp.input.width = SIDE;
   if (embr_model_create(&mp, 5, &model)) return 0;
   embr_model_set_threads(model, 2);
-  images = rand_rows(IMAGES, SIDE * SIDE, 3);
+  images = rows(2, IMAGES, SIDE * SIDE);
   want_emb = malloc(sizeof(float) * IMAGES * 16);
   return images && want_emb && !embr_model_embed(model, images, IMAGES, BATCH, want_emb);
 }
@@ -150,7 +151,8 @@ static void teardown(void) {
   for (int k = 0; k < NJOBS; k++)
     for (int t = 0; t < 2; t++) result_free(&want[k][t]);
   embr_model_free(model);
-  free(base), free(queries), free(images), free(want_emb);
+  for (int i = 0; i < 3; i++) embr_matrix_free(&data[i]);
+  free(want_emb);
 }
 
 static void test_concurrent_calls_match_serial(void) {

@@ -104,7 +104,10 @@ EMBR_API int embr_cpu_force(embr_cpu_level level);
 EMBR_API const char *embr_cpu_name(embr_cpu_level level);
 
 /* ---- threads -------------------------------------------------------------------------------------
- * Every parallel call takes n_threads; 0 means all cores available to the process. */
+ * Every parallel call takes n_threads; 0 means all cores available to the process. The library
+ * never changes the process's OpenMP settings (its parallel regions name their team size), and
+ * OpenBLAS's process-wide thread count is changed only while a library call runs BLAS, then
+ * restored (docs/design.md, "Threads"). */
 EMBR_API int embr_threads_resolve(int n_threads);
 EMBR_API int embr_threads_available(void);
 
