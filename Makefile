@@ -36,14 +36,15 @@ sanitize:
 # that OpenMP is LLVM's runtime, whose Archer tool (libarcher, from libomp-dev) tells TSan about
 # OpenMP's barriers and locks; GCC's libgomp would give false reports. TSan ignores memory
 # accesses inside the uninstrumented runtimes (libomp, OpenBLAS); nothing of embr is suppressed.
-TSAN_TESTS = concurrency index collection knn w2v
+TSAN_TESTS = concurrency collection knn w2v
+# ... and the threaded cases of test_index (tests/CMakeLists.txt names them tsan_index_*).
 ARCHER = $(dir $(realpath $(shell command -v clang)))../lib/libarcher.so
 tsan:
 	CC=clang cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBR_TSAN=ON $(CMAKE_FLAGS)
-	cmake --build $(BUILD)-tsan -j$(JOBS) --target $(addprefix test_,$(TSAN_TESTS))
+	cmake --build $(BUILD)-tsan -j$(JOBS) --target $(addprefix test_,$(TSAN_TESTS) index)
 	test -f $(ARCHER) || { echo "make tsan: $(ARCHER) not found (install libomp-dev)"; exit 1; }
 	cd $(BUILD)-tsan && OMP_TOOL_LIBRARIES=$(ARCHER) TSAN_OPTIONS="ignore_noninstrumented_modules=1 second_deadlock_stack=1" \
-	  ctest --output-on-failure -j$(JOBS) -R '^($(subst $(eval) ,|,$(strip $(TSAN_TESTS))))$$'
+	  ctest --output-on-failure -j$(JOBS) -R '^($(subst $(eval) ,|,$(strip $(TSAN_TESTS) tsan_index_.*)))$$'
 
 fuzz:
 	CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEMBR_FUZZ=ON -DEMBR_SANITIZE=ON -DEMBR_BUILD_TESTS=OFF $(CMAKE_FLAGS)

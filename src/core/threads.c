@@ -17,11 +17,14 @@
  *   - Callers that want the same width share the guard (a count of holders); the first one in
  *     saves OpenBLAS's count and sets w (only if it differs), the last one out restores the saved
  *     count. A caller that wants another width waits until the holders have left; while it
- *     waits, new top-level callers wait too, so a stream of searches cannot starve it.
- *   - Nested use on one thread (a library call inside another's guarded section) joins the outer
- *     section at its width without waiting, so a thread never waits for itself. Threads inside
- *     an OpenMP parallel region never wait behind a waiting caller either: their region's owner
- *     may hold the guard and be waiting for them at the region's end.
+ *     waits, new callers wait too, so a stream of searches cannot starve it.
+ *   - Why wait rather than run at the width in force: OpenBLAS's results depend on its thread
+ *     count (a 60 x 3000 x 32 product differs in the last bits between 1 and 2 threads), and a
+ *     call's numbers must not depend on what else the process is doing.
+ *   - Why it cannot deadlock: a guarded section holds BLAS work only, one tile or one product
+ *     (no callbacks, no locks, no parallel region whose threads enter the guard), so every holder
+ *     leaves without waiting for anyone. Nested use on one thread joins the outer section at its
+ *     width without waiting, so a thread never waits for itself.
  * So concurrent library calls never race on the count, and once no library call is inside BLAS
  * the process's count is what it was before. While calls run, other BLAS users in the process see
  * the width the library set (a process-wide count cannot be scoped more narrowly), and a caller
@@ -61,11 +64,10 @@ static _Thread_local int depth;
 
 void embr__blas_enter(int w) {
   if (depth++ > 0) return; /* nested: run at the outer section's width */
-  int in_region = omp_in_parallel();
-  if (in_region || w < 1) w = 1;
+  if (w < 1 || omp_in_parallel()) w = 1;
   pthread_mutex_lock(&blas_mu);
   int counted = 0;
-  while (holders > 0 && (width != w || (switching > 0 && !in_region && !counted))) {
+  while (holders > 0 && (width != w || (switching > 0 && !counted))) {
     if (width != w && !counted) counted = 1, switching++;
     pthread_cond_wait(&blas_cv, &blas_mu);
   }

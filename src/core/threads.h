@@ -6,8 +6,8 @@
 
 /* Enters a section that calls BLAS wanting `width` OpenBLAS threads: 1 around a parallel region
  * whose threads each call BLAS (inside a parallel region any width means 1), n_threads around a
- * lone large product. May wait for sections of another width to end. A section with width > 1
- * holds BLAS calls only (no parallel region whose threads call the library). */
+ * lone large product. May wait for sections of another width to end, so a section holds BLAS
+ * work only: no callbacks, no locks, no parallel region whose threads enter the guard. */
 void embr__blas_enter(int width);
 void embr__blas_leave(void);
 

@@ -54,8 +54,12 @@ static void fill_tile(const knn_ctx *c, const embr__kernels *kr, int64_t q0, int
       for (int64_t i = 0; i < nqb; i++) memcpy(tile + i * KNN_BB, c->add + b0, sizeof(float) * (size_t)nbb);
       beta = 1.0f;
     }
+    /* Each worker runs its own single-threaded sgemm (OpenBLAS's pool would oversubscribe). The
+     * guard spans one tile, not the search, so the progress callback runs outside it. */
+    embr__blas_enter(1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nqb, (int)nbb, (int)c->dim, c->alpha,
                 qp, (int)c->ldq, bp, (int)c->ldb, beta, tile, KNN_BB);
+    embr__blas_leave();
     return;
   }
   if (c->m == EMBR_METRIC_L1) {
@@ -253,8 +257,6 @@ int embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb, const fl
   sh.slices = slices;
   embr_progress_begin(&sh.prog, &p->progress, (uint64_t)nq);
   const embr__kernels *kr = embr__kernels_get();
-  /* Each worker runs its own single-threaded sgemm; OpenBLAS's own pool would oversubscribe. */
-  embr__blas_enter(1);
   int64_t ntasks = nqb * slices;
 
 #pragma omp parallel num_threads(nt)
@@ -311,7 +313,6 @@ int embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb, const fl
     }
     if (!mine) scratch_free(&scr);
   }
-  embr__blas_leave();
   if (sh.failed)
     rc = sh.failed;
   else if (sh.canceled)
