@@ -1,9 +1,10 @@
 /* Core: status strings, last error, aligned allocation, size arithmetic, RNG, progress, whole-file
- * input (caps, non-regular files, files changing under the reader). */
+ * input (caps, non-regular files, files changing under the reader), and the public releasers. */
 #include "core/fileio.h"
-#include "embr/core.h"
+#include "embr/embr.h"
 #include "harness.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -243,11 +244,117 @@ static void test_file_read_small(void) {
   unlink(fifo);
 }
 
+static void test_realloc_strdup(void) {
+  int64_t *a = embr_realloc(NULL, 0, 3 * sizeof(int64_t));
+  REQUIRE(a != NULL);
+  for (int i = 0; i < 3; i++) a[i] = 10 + i;
+  int64_t *b = embr_realloc(a, 3 * sizeof(int64_t), 1000 * sizeof(int64_t));
+  REQUIRE(b != NULL);
+  CHECK(((uintptr_t)b & 63) == 0);
+  CHECK(b[0] == 10 && b[1] == 11 && b[2] == 12);
+  b = embr_realloc(b, 1000 * sizeof(int64_t), sizeof(int64_t)); /* shrinking keeps the prefix */
+  REQUIRE(b != NULL);
+  CHECK(b[0] == 10);
+  embr_free(b);
+  char *s = embr_strdup("héllo");
+  CHECK(s && strcmp(s, "héllo") == 0);
+  embr_free(s);
+  s = embr_strndup("abcdef", 3);
+  CHECK(s && strcmp(s, "abc") == 0);
+  embr_free(s);
+  s = embr_strndup("ab", 10);
+  CHECK(s && strcmp(s, "ab") == 0);
+  embr_free(s);
+}
+
+/* Every public function that releases something: each must accept NULL (free(NULL) semantics). */
+static void free_matrix(void) { embr_matrix_free(NULL); }
+static void free_topk(void) { embr_topk_free(NULL); }
+static void free_index(void) { embr_index_free(NULL); }
+static void close_collection(void) { CHECK_EQ_INT(embr_collection_close(NULL), 0); }
+static void free_hits(void) { embr_collection_hits_free(NULL); }
+static void close_corpus(void) { embr_corpus_close(NULL); }
+static void free_vocab(void) { embr_vocab_free(NULL); }
+static void free_wordvecs(void) { embr_wordvecs_free(NULL); }
+static void free_analogy_eval(void) { embr_analogy_eval_free(NULL); }
+static void free_affinities(void) { embr_affinities_free(NULL); }
+static void free_image(void) { embr_image_free(NULL); }
+static void free_dataset(void) { embr_dataset_free(NULL); }
+static void free_loader(void) { embr_loader_free(NULL); }
+static void free_model(void) { embr_model_free(NULL); }
+static void free_pairs(void) { embr_pairs_free(NULL); }
+static void free_lines(void) { embr_lines_free(NULL); }
+static void free_any(void) { embr_free(NULL); }
+
+static const struct {
+  const char *name;
+  void (*call)(void);
+} releasers[] = {
+    {"embr_free", free_any},
+    {"embr_matrix_free", free_matrix},
+    {"embr_topk_free", free_topk},
+    {"embr_index_free", free_index},
+    {"embr_collection_close", close_collection},
+    {"embr_collection_hits_free", free_hits},
+    {"embr_corpus_close", close_corpus},
+    {"embr_vocab_free", free_vocab},
+    {"embr_wordvecs_free", free_wordvecs},
+    {"embr_analogy_eval_free", free_analogy_eval},
+    {"embr_affinities_free", free_affinities},
+    {"embr_image_free", free_image},
+    {"embr_dataset_free", free_dataset},
+    {"embr_loader_free", free_loader},
+    {"embr_model_free", free_model},
+    {"embr_pairs_free", free_pairs},
+    {"embr_lines_free", free_lines},
+};
+
+static int listed(const char *name) {
+  for (size_t i = 0; i < sizeof releasers / sizeof releasers[0]; i++)
+    if (strcmp(releasers[i].name, name) == 0) return 1;
+  return 0;
+}
+
+static void test_free_accepts_null(void) {
+  for (size_t i = 0; i < sizeof releasers / sizeof releasers[0]; i++) releasers[i].call();
+  /* The list above must cover every embr_*_free / embr_*_close the public headers declare, so a
+   * new one cannot be added without this test calling it with NULL. */
+  DIR *d = opendir(EMBR_SOURCE_DIR "/include/embr");
+  REQUIRE(d != NULL);
+  int found = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    size_t nl = strlen(e->d_name);
+    if (nl < 3 || strcmp(e->d_name + nl - 2, ".h") != 0) continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/include/embr/%s", EMBR_SOURCE_DIR, e->d_name);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL);
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+      char *p = strstr(line, "EMBR_API ");
+      if (!p) continue;
+      char *name = strstr(p, "embr_"), *paren = name ? strchr(name, '(') : NULL;
+      if (!paren) continue;
+      *paren = 0;
+      size_t n = strlen(name);
+      int releases = (n > 5 && strcmp(name + n - 5, "_free") == 0) ||
+                     (n > 6 && strcmp(name + n - 6, "_close") == 0);
+      if (!releases) continue;
+      found++;
+      CHECK_MSG(listed(name), "%s (%s) is not called with NULL here", name, e->d_name);
+    }
+    fclose(f);
+  }
+  closedir(d);
+  CHECK(found >= 17);
+}
+
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_status_strings, test_last_error, test_alloc_alignment,
                      test_size_arith, test_rng_reference, test_rng_determinism_and_streams,
                      test_rng_distributions, test_progress, test_cpu,
-                     test_file_input_is_a_copy, test_file_input_caps, test_file_read_small);
+                     test_file_input_is_a_copy, test_file_input_caps, test_file_read_small,
+                     test_realloc_strdup, test_free_accepts_null);
   if (tmp_dir[0]) {
     const char *files[] = {"copy.bin", "cap.bin", "small.bin", "fifo"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));

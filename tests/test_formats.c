@@ -176,7 +176,7 @@ static void make_matrix(embr_matrix *m, int64_t n, int64_t dim, int64_t pad, int
       char w[32];
       snprintf(w, sizeof w, i % 3 == 0 ? "w%lld" : i % 3 == 1 ? "\xc3\xa9t\xc3\xa9%lld" : "x_%lld.",
                (long long)i);
-      m->labels[i] = strdup(w);
+      m->labels[i] = embr_strdup(w);
     }
   }
 }
@@ -1098,10 +1098,10 @@ static void test_write_refusals(void) {
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_W2V_TEXT, &m), EMBR_EINVAL, p, "no labels");
   p = tpath("w.bin");
   embr_matrix_alloc_labels(&m);
-  m.labels[0] = strdup("ok");
-  m.labels[2] = strdup("z");
+  m.labels[0] = embr_strdup("ok");
+  m.labels[2] = embr_strdup("z");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_W2V_BIN, &m), EMBR_EINVAL, p, "row 1 has no label");
-  m.labels[1] = strdup("two words");
+  m.labels[1] = embr_strdup("two words");
   p = tpath("w.glove");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_GLOVE, &m), EMBR_EINVAL, p, "whitespace");
   p = tpath("w.bvecs");

@@ -56,11 +56,19 @@ EMBR_API void embr_clear_error(void);
 EMBR_API const char *embr_version(void);
 
 /* ---- memory ------------------------------------------------------------------------------------
- * Allocations that must be freed with embr_free. Alignment is 64 bytes (a cache line, and enough
- * for any SIMD load). embr_alloc(0) returns a valid unique pointer. They return NULL on failure
- * and record EMBR_ENOMEM as the last error. */
+ * The library's allocator: everything embr allocates for the caller (matrix data and labels,
+ * search hits, metadata copies, ...) comes from here and is freed with embr_free or the _free
+ * function its header names. Alignment is 64 bytes (a cache line, and enough for any SIMD load).
+ * embr_alloc(0) returns a valid unique pointer. They return NULL on failure and record
+ * EMBR_ENOMEM as the last error. Thread-safe. */
 EMBR_API void *embr_alloc(size_t bytes);
 EMBR_API void *embr_calloc(size_t count, size_t size); /* zeroed; NULL when count*size overflows */
+/* Resizes a block of old_bytes (p may be NULL) to new_bytes, keeping the common prefix. On
+ * failure p is untouched and still owned by the caller. */
+EMBR_API void *embr_realloc(void *p, size_t old_bytes, size_t new_bytes);
+/* A copy of s (of at most n bytes of s) with a terminating NUL, e.g. for embr_matrix labels. */
+EMBR_API char *embr_strdup(const char *s);
+EMBR_API char *embr_strndup(const char *s, size_t n);
 EMBR_API void embr_free(void *p);                       /* NULL is a no-op */
 
 /* Overflow-checked size arithmetic: store a*b (a*b + c) in *out and return 0, or return

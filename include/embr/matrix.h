@@ -21,7 +21,8 @@ typedef struct embr_matrix {
   int64_t dim;    /* columns */
   int64_t ld;     /* leading dimension (floats between row starts), >= dim */
   float *data;    /* row i at data + i*ld; 64-byte aligned when allocated by embr */
-  char **labels;  /* NULL, or n NUL-terminated strings (words of a word2vec/GloVe file) */
+  char **labels;  /* NULL, or n NUL-terminated strings (words of a word2vec/GloVe file); the
+                     array and each string come from embr_alloc (embr_strdup) */
 } embr_matrix;
 
 /* An empty matrix: all zero. Safe to free. */

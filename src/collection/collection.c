@@ -21,7 +21,7 @@ enum { MAX_EXT_ID = 1024 };
 
 static char *join(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(n);
+  char *p = embr_alloc(n);
   if (p) snprintf(p, n, "%s/%s", dir, name);
   return p;
 }
@@ -31,23 +31,23 @@ static void handle_free(embr_collection *c) {
   embr__db_close(c);
   embr_index_free(c->ix);
   if (c->lock_fd >= 0) close(c->lock_fd); /* releases the writer lock */
-  free(c->dir);
-  free(c->db_path);
-  free(c->index_path);
-  free(c->state_path);
-  free(c->lock_path);
-  free(c);
+  embr_free(c->dir);
+  embr_free(c->db_path);
+  embr_free(c->index_path);
+  embr_free(c->state_path);
+  embr_free(c->lock_path);
+  embr_free(c);
 }
 
 static int handle_new(const char *dir, embr_collection **out) {
   *out = NULL;
   if (!dir || !*dir) return embr_error(EMBR_EINVAL, "empty collection directory name");
-  embr_collection *c = calloc(1, sizeof *c);
+  embr_collection *c = embr_calloc(1, sizeof *c);
   if (!c) return embr_error(EMBR_ENOMEM, "out of memory");
   c->lock_fd = -1;
   c->autosave_min = 10000;
   c->autosave_frac = 0.1;
-  c->dir = strdup(dir);
+  c->dir = embr_strdup(dir);
   c->db_path = join(dir, "collection.db");
   c->index_path = join(dir, "index.embr");
   c->state_path = join(dir, "index.state");
@@ -174,10 +174,10 @@ static int publish_db(const char *tmp, const char *path, const char *dir) {
 static int make_dir(const char *dir) {
   struct stat st;
   if (mkdir(dir, 0755) == 0) {
-    char *copy = strdup(dir), *slash = copy ? strrchr(copy, '/') : NULL;
+    char *copy = embr_strdup(dir), *slash = copy ? strrchr(copy, '/') : NULL;
     if (slash) *slash = '\0';
     fsync_dir(slash ? (slash == copy ? "/" : copy) : ".");
-    free(copy);
+    embr_free(copy);
     return 0;
   }
   if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
@@ -219,7 +219,7 @@ int embr_collection_create(embr_collection **out, const char *dir, int64_t dim, 
   if (!rc) rc = write_new_db(c, tmp, dim, metric);
   if (!rc) rc = publish_db(tmp, c->db_path, dir);
   if (rc && tmp) unlink(tmp);
-  free(tmp);
+  embr_free(tmp);
   handle_free(c);
   if (!rc && out) rc = embr_collection_open(out, dir, EMBR_COLLECTION_RDWR);
   return rc;
@@ -251,7 +251,7 @@ static int cmp_id_ref(const void *a, const void *b) {
 
 /* Ids unique within the batch (ids already stored are refused by the UNIQUE constraint). */
 static int check_batch_unique(const char *const *ids, int64_t n) {
-  id_ref *r = malloc(sizeof *r * (size_t)n);
+  id_ref *r = embr_alloc(sizeof *r * (size_t)n);
   if (!r) return embr_error(EMBR_ENOMEM, "out of memory");
   for (int64_t i = 0; i < n; i++) r[i] = (id_ref){ids[i], i};
   qsort(r, (size_t)n, sizeof *r, cmp_id_ref);
@@ -260,7 +260,7 @@ static int check_batch_unique(const char *const *ids, int64_t n) {
     if (!strcmp(r[i].s, r[i - 1].s))
       rc = embr_error(EMBR_EINVAL, "id '%.64s' appears twice in the batch (items %lld and %lld)", r[i].s,
                       (long long)r[i - 1].i, (long long)r[i].i);
-  free(r);
+  embr_free(r);
   return rc;
 }
 
@@ -345,18 +345,18 @@ int embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   if (n == 0) return 0;
   int rc = check_batch(c, n, vectors, dim, ld, ext_ids, metadata_json);
-  int64_t *new_ids = rc ? NULL : malloc(sizeof(int64_t) * (size_t)n);
+  int64_t *new_ids = rc ? NULL : embr_alloc(sizeof(int64_t) * (size_t)n);
   if (!rc && !new_ids) rc = embr_error(EMBR_ENOMEM, "out of memory");
   if (!rc) rc = embr__db_begin(c, 1);
   if (rc) {
-    free(new_ids);
+    embr_free(new_ids);
     return rc;
   }
   rc = insert_batch(c, n, vectors, ld, ext_ids, metadata_json, new_ids);
   if (rc) embr__db_rollback(c);
   else rc = embr__db_commit(c);
   if (rc) {
-    free(new_ids);
+    embr_free(new_ids);
     return rc;
   }
   /* Durable from here on. The index follows; should that fail (memory), the batch stays
@@ -366,7 +366,7 @@ int embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int
     else c->max_id = new_ids[n - 1];
   }
   embr_clear_error();
-  free(new_ids);
+  embr_free(new_ids);
   c->unsaved += n;
   embr__maybe_autosave(c);
   return 0;
@@ -396,7 +396,7 @@ int embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   if (n < 0 || (n > 0 && !ext_ids)) return embr_error(EMBR_EINVAL, "delete: bad arguments");
   if (n == 0) return 0;
-  int64_t *gone = malloc(sizeof(int64_t) * (size_t)n), ngone = 0;
+  int64_t *gone = embr_alloc(sizeof(int64_t) * (size_t)n), ngone = 0;
   int rc = gone ? embr__db_begin(c, 1) : embr_error(EMBR_ENOMEM, "out of memory");
   if (!rc) rc = embr__sync(c);
   for (int64_t i = 0; i < n && !rc; i++) {
@@ -416,7 +416,7 @@ int embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64
     embr__maybe_autosave(c);
   }
   if (!rc && deleted) *deleted = ngone;
-  free(gone);
+  embr_free(gone);
   return rc;
 }
 
@@ -481,10 +481,10 @@ int embr_collection_info(embr_collection *c, embr_collection_stats *out) {
   out->index_origin = c->origin;
   snprintf(out->index_note, sizeof out->index_note, "%s", c->note);
   size_t n = strlen(c->db_path) + 8;
-  char *wal = malloc(n);
+  char *wal = embr_alloc(n);
   if (wal) snprintf(wal, n, "%s-wal", c->db_path);
   out->db_bytes = file_bytes(c->db_path) + (wal ? file_bytes(wal) : 0);
-  free(wal);
+  embr_free(wal);
   out->index_file_bytes = file_bytes(c->index_path);
   return 0;
 }

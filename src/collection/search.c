@@ -18,13 +18,13 @@ void embr_collection_hits_free(embr_collection_hits *h) {
   if (!h) return;
   int64_t n = h->nq * h->k;
   for (int64_t i = 0; i < n; i++) {
-    if (h->ext_ids) free(h->ext_ids[i]);
-    if (h->metadata) free(h->metadata[i]);
+    if (h->ext_ids) embr_free(h->ext_ids[i]);
+    if (h->metadata) embr_free(h->metadata[i]);
   }
-  free(h->ext_ids);
-  free(h->metadata);
-  free(h->dist);
-  free(h->ids);
+  embr_free(h->ext_ids);
+  embr_free(h->metadata);
+  embr_free(h->dist);
+  embr_free(h->ids);
   memset(h, 0, sizeof *h);
 }
 
@@ -50,8 +50,9 @@ static int collect_ids(embr_collection *c, sqlite3_stmt *st, int64_t **ids, int6
   *max_id = -1;
   while ((s = sqlite3_step(st)) == SQLITE_ROW) {
     if (*n == cap) {
+      int64_t was = cap;
       cap = cap ? cap * 2 : 1024;
-      int64_t *ni = realloc(*ids, sizeof(int64_t) * (size_t)cap);
+      int64_t *ni = embr_realloc(*ids, sizeof(int64_t) * (size_t)was, sizeof(int64_t) * (size_t)cap);
       if (!ni) return embr_error(EMBR_ENOMEM, "out of memory");
       *ids = ni;
     }
@@ -65,13 +66,13 @@ static int collect_ids(embr_collection *c, sqlite3_stmt *st, int64_t **ids, int6
 static int filter_bitset(embr_collection *c, const embr__filter *f, admitted *a) {
   static const char prefix[] = "SELECT id FROM items WHERE ";
   size_t len = sizeof prefix + strlen(f->sql);
-  char *sql = malloc(len);
+  char *sql = embr_alloc(len);
   if (!sql) return embr_error(EMBR_ENOMEM, "out of memory");
   /* The fragment is the compiler's own text (every user value is a parameter). */
   snprintf(sql, len, "%s%s", prefix, f->sql);
   sqlite3_stmt *st = NULL;
   int rc = embr__db_prepare(c, sql, &st);
-  free(sql);
+  embr_free(sql);
   if (!rc) rc = embr__db_bind_filter(c, st, f);
   int64_t *ids = NULL, n = 0, max_id = -1;
   if (!rc) rc = collect_ids(c, st, &ids, &n, &max_id);
@@ -79,11 +80,11 @@ static int filter_bitset(embr_collection *c, const embr__filter *f, admitted *a)
   if (!rc) {
     a->nbits = max_id + 1;
     a->count = n;
-    a->bits = calloc((size_t)(a->nbits / 8 + 1), 1);
+    a->bits = embr_calloc((size_t)(a->nbits / 8 + 1), 1);
     if (!a->bits) rc = embr_error(EMBR_ENOMEM, "out of memory");
   }
   for (int64_t i = 0; !rc && i < n; i++) a->bits[ids[i] >> 3] |= (uint8_t)(1u << (ids[i] & 7));
-  free(ids);
+  embr_free(ids);
   return rc;
 }
 
@@ -93,7 +94,7 @@ static char *dup_column(sqlite3_stmt *st, int col) {
   if (sqlite3_column_type(st, col) == SQLITE_NULL) return NULL;
   const unsigned char *t = sqlite3_column_text(st, col);
   int n = sqlite3_column_bytes(st, col);
-  char *p = t ? malloc((size_t)n + 1) : NULL;
+  char *p = t ? embr_alloc((size_t)n + 1) : NULL;
   if (p) {
     memcpy(p, t, (size_t)n);
     p[n] = '\0';
@@ -133,8 +134,8 @@ static int map_hits(embr_collection *c, embr_collection_hits *h) {
       char *ext = NULL, *meta = NULL;
       int found, rc = lookup(c, h->ids[j], h->metadata != NULL, &ext, &meta, &found);
       if (rc) {
-        free(ext);
-        free(meta);
+        embr_free(ext);
+        embr_free(meta);
         return rc;
       }
       if (!found) continue;
@@ -159,10 +160,10 @@ static int alloc_hits(embr_collection_hits *h, int64_t nq, int k, int with_meta)
   if (embr_size_mul((size_t)nq, (size_t)k, &n)) return EMBR_ENOMEM;
   h->nq = nq;
   h->k = k;
-  h->dist = malloc(sizeof(float) * (n ? n : 1));
-  h->ids = malloc(sizeof(int64_t) * (n ? n : 1));
-  h->ext_ids = calloc(n ? n : 1, sizeof(char *));
-  h->metadata = with_meta ? calloc(n ? n : 1, sizeof(char *)) : NULL;
+  h->dist = embr_alloc(sizeof(float) * (n ? n : 1));
+  h->ids = embr_alloc(sizeof(int64_t) * (n ? n : 1));
+  h->ext_ids = embr_calloc(n ? n : 1, sizeof(char *));
+  h->metadata = with_meta ? embr_calloc(n ? n : 1, sizeof(char *)) : NULL;
   if (!h->dist || !h->ids || !h->ext_ids || (with_meta && !h->metadata))
     return embr_error(EMBR_ENOMEM, "out of memory for %lld x %d results", (long long)nq, k);
   for (size_t i = 0; i < n; i++) h->ids[i] = -1;
@@ -177,7 +178,7 @@ static int run_search(embr_collection *c, const float *q, int64_t nq, int64_t ld
   admitted a = {NULL, 0, 0};
   if (!rc && f->sql) rc = filter_bitset(c, f, &a);
   if (rc || (f->sql && a.count == 0)) {
-    free(a.bits);
+    embr_free(a.bits);
     return rc;
   }
   embr_index *tmp = NULL;
@@ -192,7 +193,7 @@ static int run_search(embr_collection *c, const float *q, int64_t nq, int64_t ld
   }
   if (!rc) rc = embr_index_search(tmp ? tmp : c->ix, q, nq, ldq, h->k, h->dist, h->ids, &sp);
   embr_index_free(tmp);
-  free(a.bits);
+  embr_free(a.bits);
   return rc ? rc : map_hits(c, h);
 }
 

@@ -1,4 +1,5 @@
-/* 64-byte aligned allocation and overflow-checked size arithmetic. */
+/* 64-byte aligned allocation (the one allocator of every object the library creates) and
+ * overflow-checked size arithmetic. */
 #include "embr/core.h"
 
 #include <stdint.h>
@@ -28,6 +29,27 @@ void *embr_calloc(size_t count, size_t size) {
   if (embr_size_mul(count, size, &bytes) != 0) return NULL;
   void *p = embr_alloc(bytes);
   if (p) memset(p, 0, bytes);
+  return p;
+}
+
+void *embr_realloc(void *p, size_t old_bytes, size_t new_bytes) {
+  /* posix_memalign memory has no aligned realloc: allocate, copy, free (growth is geometric at
+   * every caller, so the copies amortise as realloc's would). */
+  void *q = embr_alloc(new_bytes);
+  if (!q) return NULL;
+  if (p) memcpy(q, p, old_bytes < new_bytes ? old_bytes : new_bytes);
+  embr_free(p);
+  return q;
+}
+
+char *embr_strdup(const char *s) { return embr_strndup(s, strlen(s)); }
+
+char *embr_strndup(const char *s, size_t n) {
+  size_t len = strnlen(s, n);
+  char *p = embr_alloc(len + 1);
+  if (!p) return NULL;
+  memcpy(p, s, len);
+  p[len] = 0;
   return p;
 }
 

@@ -34,7 +34,7 @@ static int64_t count_tokens(const char *p, const char *e) {
 }
 
 static char *copy_label(const char *s, size_t n) {
-  char *l = malloc(n + 1);
+  char *l = embr_alloc(n + 1);
   if (l) {
     memcpy(l, s, n);
     l[n] = '\0';
@@ -334,7 +334,7 @@ int embr__glove_write(embr__wfile *w, const embr_matrix *m) {
 int embr__w2v_bin_write(embr__wfile *w, const embr_matrix *m) {
   int rc = write_header(w, m);
   size_t dim = (size_t)m->dim;
-  unsigned char *vec = malloc(dim * 4);
+  unsigned char *vec = embr_alloc(dim * 4);
   if (!vec) return embr_error(EMBR_ENOMEM, "%s: out of memory", w->path);
   /* As word2vec.c writes it: word, one space, the raw floats, '\n'. */
   for (int64_t i = 0; i < m->n && !rc; i++) {
@@ -346,6 +346,6 @@ int embr__w2v_bin_write(embr__wfile *w, const embr_matrix *m) {
     if (!rc) rc = embr__wfile_write(w, vec, dim * 4);
     if (!rc) rc = embr__wfile_write(w, "\n", 1);
   }
-  free(vec);
+  embr_free(vec);
   return rc;
 }

@@ -94,7 +94,7 @@ static int load_item(embr_loader *ld, int64_t pos, float *dst, slot *s) {
   }
   if (ld->cache) {
     /* A failed cache allocation only costs a reload next epoch. */
-    ld->cache[pos] = malloc(ld->chw * sizeof *dst);
+    ld->cache[pos] = embr_alloc(ld->chw * sizeof *dst);
     if (ld->cache[pos]) memcpy(ld->cache[pos], dst, ld->chw * sizeof *dst);
   }
   return 0;
@@ -213,8 +213,8 @@ static int alloc_slots(embr_loader *ld) {
   for (int k = 0; k < 2; k++) {
     slot *s = &ld->slots[k];
     s->x = embr_calloc(nx, sizeof *s->x);
-    s->labels = malloc((size_t)ld->p.batch * sizeof *s->labels);
-    s->items = malloc((size_t)ld->p.batch * sizeof *s->items);
+    s->labels = embr_alloc((size_t)ld->p.batch * sizeof *s->labels);
+    s->items = embr_alloc((size_t)ld->p.batch * sizeof *s->items);
     if (!s->x || !s->labels || !s->items) return embr_error(EMBR_ENOMEM, "loader: out of memory for batches");
   }
   return 0;
@@ -227,9 +227,9 @@ static int setup(embr_loader *ld, const embr_dataset *ds, const embr_loader_para
   ld->n = p->subset ? p->n_subset : embr_dataset_size(ds);
   ld->nb = p->drop_last ? ld->n / p->batch : (ld->n + p->batch - 1) / p->batch;
   ld->chw = (size_t)p->spec.channels * (size_t)p->spec.height * (size_t)p->spec.width;
-  ld->base = malloc((size_t)ld->n * sizeof *ld->base);
-  ld->order = malloc((size_t)ld->n * sizeof *ld->order);
-  ld->cache = p->cache ? calloc((size_t)ld->n, sizeof *ld->cache) : NULL;
+  ld->base = embr_alloc((size_t)ld->n * sizeof *ld->base);
+  ld->order = embr_alloc((size_t)ld->n * sizeof *ld->order);
+  ld->cache = p->cache ? embr_calloc((size_t)ld->n, sizeof *ld->cache) : NULL;
   if (!ld->base || !ld->order || (p->cache && !ld->cache)) return embr_error(EMBR_ENOMEM, "loader: out of memory");
   for (int64_t i = 0; i < ld->n; i++) ld->base[i] = p->subset ? p->subset[i] : i;
   return alloc_slots(ld);
@@ -240,7 +240,7 @@ int embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr
   *out = NULL;
   int rc = check_params(ds, p);
   if (rc) return rc;
-  embr_loader *ld = calloc(1, sizeof *ld);
+  embr_loader *ld = embr_calloc(1, sizeof *ld);
   if (!ld) return embr_error(EMBR_ENOMEM, "loader: out of memory");
   ld->held = -1;
   pthread_mutex_init(&ld->mu, NULL);
@@ -269,14 +269,14 @@ void embr_loader_free(embr_loader *ld) {
   }
   for (int k = 0; k < 2; k++) {
     embr_free(ld->slots[k].x);
-    free(ld->slots[k].labels);
-    free(ld->slots[k].items);
+    embr_free(ld->slots[k].labels);
+    embr_free(ld->slots[k].items);
   }
-  for (int64_t i = 0; ld->cache && i < ld->n; i++) free(ld->cache[i]);
-  free(ld->cache);
-  free(ld->base);
-  free(ld->order);
+  for (int64_t i = 0; ld->cache && i < ld->n; i++) embr_free(ld->cache[i]);
+  embr_free(ld->cache);
+  embr_free(ld->base);
+  embr_free(ld->order);
   pthread_mutex_destroy(&ld->mu);
   pthread_cond_destroy(&ld->cv);
-  free(ld);
+  embr_free(ld);
 }

@@ -17,7 +17,7 @@ typedef struct flat {
 
 static int flat_create(embr_index *ix, index_spec *spec) {
   (void)spec;
-  flat *f = calloc(1, sizeof *f);
+  flat *f = embr_calloc(1, sizeof *f);
   if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = f;
   snprintf(ix->spec, sizeof ix->spec, "flat");
@@ -32,7 +32,7 @@ static void flat_destroy(embr_index *ix) {
     embr_free(f->norms);
   }
   embr__idmap_free(&f->map);
-  free(f);
+  embr_free(f);
   ix->impl = NULL;
 }
 
@@ -166,7 +166,7 @@ static int flat_save(const embr_index *ix, embr__wfile *w) {
 }
 
 static int flat_load(embr_index *ix, const unsigned char *buf, size_t len, const char *name, int mapped) {
-  flat *f = calloc(1, sizeof *f);
+  flat *f = embr_calloc(1, sizeof *f);
   if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = f;
   snprintf(ix->spec, sizeof ix->spec, "flat");

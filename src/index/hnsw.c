@@ -88,7 +88,7 @@ static inline int above(const heap *h, dn x, dn y) { return h->max ? x.d > y.d :
 static int heap_push(heap *h, dn x) {
   if (h->n == h->cap) {
     int nc = h->cap * 2;
-    dn *a = realloc(h->a, sizeof(dn) * (size_t)nc);
+    dn *a = embr_realloc(h->a, sizeof(dn) * (size_t)h->cap, sizeof(dn) * (size_t)nc);
     if (!a) return -1;
     h->a = a;
     h->cap = nc;
@@ -131,22 +131,22 @@ typedef struct walk {
 } walk;
 
 static void walk_free(walk *w) {
-  free(w->tag);
-  free(w->cand.a);
-  free(w->res.a);
-  free(w->sorted);
-  free(w->links);
+  embr_free(w->tag);
+  embr_free(w->cand.a);
+  embr_free(w->res.a);
+  embr_free(w->sorted);
+  embr_free(w->links);
   memset(w, 0, sizeof *w);
 }
 
 static int walk_init(walk *w, int64_t cap, int ef, int m0) {
   memset(w, 0, sizeof *w);
-  w->tag = calloc((size_t)(cap ? cap : 1), sizeof(uint16_t));
-  w->cand = (heap){malloc(sizeof(dn) * 256), 0, 256, 0};
-  w->res = (heap){malloc(sizeof(dn) * 256), 0, 256, 1};
+  w->tag = embr_calloc((size_t)(cap ? cap : 1), sizeof(uint16_t));
+  w->cand = (heap){embr_alloc(sizeof(dn) * 256), 0, 256, 0};
+  w->res = (heap){embr_alloc(sizeof(dn) * 256), 0, 256, 1};
   w->ncap = (ef > m0 ? ef : m0) + 2;
-  w->sorted = malloc(sizeof(dn) * (size_t)w->ncap);
-  w->links = malloc(sizeof(int32_t) * (size_t)(m0 + 1));
+  w->sorted = embr_alloc(sizeof(dn) * (size_t)w->ncap);
+  w->links = embr_alloc(sizeof(int32_t) * (size_t)(m0 + 1));
   w->cap = cap;
   if (!w->tag || !w->cand.a || !w->res.a || !w->sorted || !w->links) {
     walk_free(w);
@@ -305,14 +305,14 @@ typedef struct pbuf {
 } pbuf;
 
 static int pbuf_init(pbuf *b, size_t cap) {
-  b->c = malloc(sizeof(dn) * (cap ? cap : 1));
-  b->must = malloc(cap ? cap : 1);
+  b->c = embr_alloc(sizeof(dn) * (cap ? cap : 1));
+  b->must = embr_alloc(cap ? cap : 1);
   b->cap = cap;
   return b->c && b->must ? 0 : embr_error(EMBR_ENOMEM, "HNSW: out of memory");
 }
 static void pbuf_free(pbuf *b) {
-  free(b->c);
-  free(b->must);
+  embr_free(b->c);
+  embr_free(b->must);
 }
 
 static void swap_cand(pbuf *b, int i, int j) {
@@ -430,7 +430,7 @@ static void relink(hnsw *h, int64_t dim, int32_t nb, const int32_t *hood, int nh
  * an old neighbour left with no in-link is taken in by another (must_keep). */
 static int repair_hole(hnsw *h, walk *w, int64_t dim, int32_t s) {
   size_t cap = (size_t)h->M0 * (size_t)(h->M0 + 1);
-  int32_t *old = malloc(sizeof(int32_t) * (size_t)h->M0), *hood = malloc(sizeof(int32_t) * cap);
+  int32_t *old = embr_alloc(sizeof(int32_t) * (size_t)h->M0), *hood = embr_alloc(sizeof(int32_t) * cap);
   pbuf b;
   int rc = pbuf_init(&b, cap);
   if (!rc && (!old || !hood)) rc = embr_error(EMBR_ENOMEM, "HNSW: out of memory");
@@ -451,8 +451,8 @@ static int repair_hole(hnsw *h, walk *w, int64_t dim, int32_t s) {
     }
     for (int i = 0; i < no; i++) relink(h, dim, old[i], hood, nh, l, &b);
   }
-  free(old);
-  free(hood);
+  embr_free(old);
+  embr_free(hood);
   pbuf_free(&b);
   return rc;
 }
@@ -540,19 +540,19 @@ static int reserve(embr_index *ix, hnsw *h, int64_t need) {
   int64_t cap = h->cap ? h->cap : 16; /* no large floor: a record can be megabytes wide */
   while (cap < need) cap *= 2;
   unsigned char *l0 = embr_alloc(h->rec * (size_t)cap);
-  int32_t **up = calloc((size_t)cap, sizeof(int32_t *));
-  uint8_t *lev = calloc((size_t)cap, 1), *del = calloc((size_t)cap, 1);
-  int64_t *lab = malloc(sizeof(int64_t) * (size_t)cap);
-  int32_t *deg = calloc((size_t)cap, sizeof(int32_t));
-  atomic_flag *lk = malloc(sizeof(atomic_flag) * (size_t)cap);
+  int32_t **up = embr_calloc((size_t)cap, sizeof(int32_t *));
+  uint8_t *lev = embr_calloc((size_t)cap, 1), *del = embr_calloc((size_t)cap, 1);
+  int64_t *lab = embr_alloc(sizeof(int64_t) * (size_t)cap);
+  int32_t *deg = embr_calloc((size_t)cap, sizeof(int32_t));
+  atomic_flag *lk = embr_alloc(sizeof(atomic_flag) * (size_t)cap);
   if (!l0 || !up || !lev || !del || !lab || !deg || !lk) {
     embr_free(l0);
-    free(up);
-    free(lev);
-    free(del);
-    free(lab);
-    free(deg);
-    free(lk);
+    embr_free(up);
+    embr_free(lev);
+    embr_free(del);
+    embr_free(lab);
+    embr_free(deg);
+    embr_free(lk);
     return embr_error(EMBR_ENOMEM, "HNSW: out of memory for %lld items", (long long)cap);
   }
   if (h->n) {
@@ -565,12 +565,12 @@ static int reserve(embr_index *ix, hnsw *h, int64_t need) {
   }
   for (int64_t i = 0; i < cap; i++) atomic_flag_clear(&lk[i]);
   embr_free(h->level0);
-  free(h->upper);
-  free(h->level);
-  free(h->deleted);
-  free(h->label);
-  free(h->indeg);
-  free(h->locks);
+  embr_free(h->upper);
+  embr_free(h->level);
+  embr_free(h->deleted);
+  embr_free(h->label);
+  embr_free(h->indeg);
+  embr_free(h->locks);
   h->level0 = l0;
   h->upper = up;
   h->level = lev;
@@ -610,7 +610,7 @@ static void set_geometry(embr_index *ix, hnsw *h) {
 }
 
 static int hnsw_create(embr_index *ix, index_spec *spec) {
-  hnsw *h = calloc(1, sizeof *h);
+  hnsw *h = embr_calloc(1, sizeof *h);
   if (!h) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = h;
   pthread_mutex_init(&h->entry_lock, NULL);
@@ -634,21 +634,21 @@ static void hnsw_destroy(embr_index *ix) {
   hnsw *h = ix->impl;
   if (!h->mapped) {
     embr_free(h->level0);
-    free(h->level);
-    free(h->label);
+    embr_free(h->level);
+    embr_free(h->label);
   }
   if (h->upper) {
     if (!h->mapped)
-      for (int64_t i = 0; i < h->n; i++) free(h->upper[i]);
-    free(h->upper);
+      for (int64_t i = 0; i < h->n; i++) embr_free(h->upper[i]);
+    embr_free(h->upper);
   }
-  free(h->deleted);
-  free(h->indeg);
-  free(h->locks);
-  free(h->free_slots);
+  embr_free(h->deleted);
+  embr_free(h->indeg);
+  embr_free(h->locks);
+  embr_free(h->free_slots);
   embr__idmap_free(&h->map);
   pthread_mutex_destroy(&h->entry_lock);
-  free(h);
+  embr_free(h);
   ix->impl = NULL;
 }
 
@@ -694,7 +694,7 @@ typedef struct rgraph {
 } rgraph;
 
 static int rgraph_build(const hnsw *h, rgraph *g) {
-  g->off = calloc((size_t)h->n + 1, sizeof(int64_t));
+  g->off = embr_calloc((size_t)h->n + 1, sizeof(int64_t));
   g->in = NULL;
   if (!g->off) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
   for (int64_t s = 0; s < h->n; s++) {
@@ -702,10 +702,10 @@ static int rgraph_build(const hnsw *h, rgraph *g) {
     for (int i = 1; i <= l[0]; i++) g->off[l[i] + 1]++;
   }
   for (int64_t s = 0; s < h->n; s++) g->off[s + 1] += g->off[s];
-  g->in = malloc(sizeof(int32_t) * (size_t)(g->off[h->n] ? g->off[h->n] : 1));
-  int64_t *fill = malloc(sizeof(int64_t) * (size_t)(h->n ? h->n : 1));
+  g->in = embr_alloc(sizeof(int32_t) * (size_t)(g->off[h->n] ? g->off[h->n] : 1));
+  int64_t *fill = embr_alloc(sizeof(int64_t) * (size_t)(h->n ? h->n : 1));
   if (!g->in || !fill) {
-    free(fill);
+    embr_free(fill);
     return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
   }
   memcpy(fill, g->off, sizeof(int64_t) * (size_t)h->n);
@@ -713,13 +713,13 @@ static int rgraph_build(const hnsw *h, rgraph *g) {
     const int32_t *l = links0(h, s);
     for (int i = 1; i <= l[0]; i++) g->in[fill[l[i]]++] = (int32_t)s;
   }
-  free(fill);
+  embr_free(fill);
   return 0;
 }
 
 static void rgraph_free(rgraph *g) {
-  free(g->off);
-  free(g->in);
+  embr_free(g->off);
+  embr_free(g->in);
 }
 
 /* Marks everything that reaches `to` at level 0 (a walk of the reversed links). */
@@ -793,8 +793,8 @@ static int64_t connect_round(hnsw *h, walk *w, int64_t dim, uint8_t *seen, int32
 
 static int ensure_reachable(hnsw *h, int64_t dim) {
   if (h->entry < 0) return 0;
-  uint8_t *seen = malloc((size_t)h->n);
-  int32_t *queue = malloc(sizeof(int32_t) * (size_t)h->n);
+  uint8_t *seen = embr_alloc((size_t)h->n);
+  int32_t *queue = embr_alloc(sizeof(int32_t) * (size_t)h->n);
   walk w;
   pbuf b;
   int rc = walk_init(&w, h->cap, h->efc, h->M0), rb = pbuf_init(&b, (size_t)h->M0 + 2);
@@ -805,8 +805,8 @@ static int ensure_reachable(hnsw *h, int64_t dim) {
     if (added < 0) rc = (int)added;
     if (added <= 0) break;
   }
-  free(seen);
-  free(queue);
+  embr_free(seen);
+  embr_free(queue);
   walk_free(&w);
   pbuf_free(&b);
   return rc;
@@ -819,7 +819,7 @@ static int prepare_slot(hnsw *h, int64_t s, int reused) {
     h->level[s] = (uint8_t)draw_level(h);
     h->upper[s] = NULL;
     if (h->level[s] > 0) {
-      h->upper[s] = malloc(sizeof(int32_t) * (size_t)h->level[s] * (size_t)(h->M + 1));
+      h->upper[s] = embr_alloc(sizeof(int32_t) * (size_t)h->level[s] * (size_t)(h->M + 1));
       if (!h->upper[s]) return embr_error(EMBR_ENOMEM, "HNSW: out of memory");
     }
   }
@@ -836,8 +836,8 @@ static int hnsw_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const
   int64_t fresh = n > h->nfree - 1 ? n - (h->nfree > 0 ? h->nfree - 1 : 0) : 0;
   int rc = reserve(ix, h, h->n + fresh);
   if (rc) return rc;
-  int32_t *slots = malloc(sizeof(int32_t) * (size_t)n);
-  uint8_t *reused = malloc((size_t)(n ? n : 1));
+  int32_t *slots = embr_alloc(sizeof(int32_t) * (size_t)n);
+  uint8_t *reused = embr_alloc((size_t)(n ? n : 1));
   if (!slots || !reused) rc = embr_error(EMBR_ENOMEM, "out of memory");
   for (int64_t i = 0; i < n && !rc; i++) {
     /* The entry point is never reused: a node cannot be inserted by a search that starts at
@@ -891,8 +891,8 @@ static int hnsw_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const
   if (!rc && n * 128 >= h->live) rc = ensure_reachable(h, ix->dim);
   if (!rc) embr_progress_update(&ps, (uint64_t)n, NULL, 1);
 out:
-  free(slots);
-  free(reused);
+  embr_free(slots);
+  embr_free(reused);
   return rc;
 }
 
@@ -903,7 +903,7 @@ static int hnsw_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *r
     if (s < 0) continue;
     if (h->nfree == h->capfree) {
       int64_t nc = h->capfree ? h->capfree * 2 : 64;
-      int32_t *f = realloc(h->free_slots, sizeof(int32_t) * (size_t)nc);
+      int32_t *f = embr_realloc(h->free_slots, sizeof(int32_t) * (size_t)h->capfree, sizeof(int32_t) * (size_t)nc);
       if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
       h->free_slots = f;
       h->capfree = nc;
@@ -1072,7 +1072,7 @@ static int count_indegrees(hnsw *h) {
 }
 
 static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const char *name, int mapped) {
-  hnsw *h = calloc(1, sizeof *h);
+  hnsw *h = embr_calloc(1, sizeof *h);
   if (!h) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = h;
   pthread_mutex_init(&h->entry_lock, NULL);
@@ -1115,8 +1115,8 @@ static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const
     h->level = (uint8_t *)lev;
     h->mapped = 1;
     h->n = h->cap = (int64_t)n;
-    h->deleted = malloc(n ? n : 1);
-    h->upper = calloc(n ? n : 1, sizeof(int32_t *));
+    h->deleted = embr_alloc(n ? n : 1);
+    h->upper = embr_calloc(n ? n : 1, sizeof(int32_t *));
     if (!h->deleted || !h->upper) return embr_error(EMBR_ENOMEM, "out of memory");
     memcpy(h->deleted, del, n);
   } else {
@@ -1137,7 +1137,7 @@ static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const
       if (mapped) {
         h->upper[s] = (int32_t *)(upp + 4 * used);
       } else {
-        h->upper[s] = malloc(sizeof(int32_t) * (size_t)ints);
+        h->upper[s] = embr_alloc(sizeof(int32_t) * (size_t)ints);
         if (!h->upper[s]) return embr_error(EMBR_ENOMEM, "out of memory");
         memcpy(h->upper[s], upp + 4 * used, sizeof(int32_t) * (size_t)ints);
       }
@@ -1154,7 +1154,7 @@ static int hnsw_load(embr_index *ix, const unsigned char *buf, size_t len, const
     if (h->deleted[s]) {
       if (h->nfree == h->capfree) {
         int64_t nc = h->capfree ? h->capfree * 2 : 64;
-        int32_t *f = realloc(h->free_slots, sizeof(int32_t) * (size_t)nc);
+        int32_t *f = embr_realloc(h->free_slots, sizeof(int32_t) * (size_t)h->capfree, sizeof(int32_t) * (size_t)nc);
         if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
         h->free_slots = f;
         h->capfree = nc;

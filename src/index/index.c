@@ -79,7 +79,7 @@ int embr_index_create(embr_index **out, const char *spec, int64_t dim, embr_metr
   if (rc) return rc;
   const embr_index_ops *ops = ops_for(s.kind);
   if (!ops) return embr_error(EMBR_EINVAL, "unknown index kind '%s' (flat, hnsw, ivfflat, ivfpq)", s.kind);
-  embr_index *ix = calloc(1, sizeof *ix);
+  embr_index *ix = embr_calloc(1, sizeof *ix);
   if (!ix) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->ops = ops;
   ix->dim = dim;
@@ -96,7 +96,7 @@ void embr_index_free(embr_index *ix) {
   if (!ix) return;
   if (ix->ops && ix->impl) ix->ops->destroy(ix);
   embr__filemap_close(&ix->map);
-  free(ix);
+  embr_free(ix);
 }
 
 int embr_index_is_trained(const embr_index *ix) { return ix->ops->is_trained(ix); }
@@ -157,7 +157,7 @@ static int cmp_i64(const void *a, const void *b) {
 
 /* New ids must be unique within the batch and absent from the index. */
 static int check_ids(const embr_index *ix, const int64_t *ids, int64_t n) {
-  int64_t *s = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+  int64_t *s = embr_alloc(sizeof(int64_t) * (size_t)(n ? n : 1));
   if (!s) return embr_error(EMBR_ENOMEM, "out of memory");
   memcpy(s, ids, sizeof(int64_t) * (size_t)n);
   qsort(s, (size_t)n, sizeof(int64_t), cmp_i64);
@@ -168,7 +168,7 @@ static int check_ids(const embr_index *ix, const int64_t *ids, int64_t n) {
     else if (i > 0 && s[i] == s[i - 1]) rc = embr_error(EMBR_EINVAL, "id %lld appears twice in the batch", (long long)s[i]);
     else if (ix->ops->contains(ix, s[i])) rc = embr_error(EMBR_EINVAL, "id %lld is already in the index", (long long)s[i]);
   }
-  free(s);
+  embr_free(s);
   return rc;
 }
 
@@ -180,12 +180,12 @@ int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const 
   int rc = 0;
   if (!ids) {
     if (ix->next_id > INT64_MAX / 2 - n) return embr_error(EMBR_EINVAL, "automatic ids exhausted; pass ids");
-    own = malloc(sizeof(int64_t) * (size_t)n);
+    own = embr_alloc(sizeof(int64_t) * (size_t)n);
     if (!own) return embr_error(EMBR_ENOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) own[i] = ix->next_id + i;
     ids = own;
     if ((rc = check_ids(ix, ids, n))) {
-      free(own);
+      embr_free(own);
       return rc;
     }
   } else if ((rc = check_ids(ix, ids, n))) {
@@ -200,7 +200,7 @@ int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const 
   if (!rc)
     for (int64_t i = 0; i < n; i++)
       if (ids[i] >= ix->next_id) ix->next_id = ids[i] + 1;
-  free(own);
+  embr_free(own);
   return rc;
 }
 
@@ -242,8 +242,8 @@ int embr__idmap_init(embr__idmap *m, int64_t expected) {
   memset(m, 0, sizeof *m);
   int64_t cap = 64;
   while (cap < expected * 2) cap *= 2;
-  m->keys = malloc(sizeof(int64_t) * (size_t)cap);
-  m->vals = malloc(sizeof(int64_t) * (size_t)cap);
+  m->keys = embr_alloc(sizeof(int64_t) * (size_t)cap);
+  m->vals = embr_alloc(sizeof(int64_t) * (size_t)cap);
   if (!m->keys || !m->vals) {
     embr__idmap_free(m);
     return embr_error(EMBR_ENOMEM, "out of memory");
@@ -254,8 +254,8 @@ int embr__idmap_init(embr__idmap *m, int64_t expected) {
 }
 
 void embr__idmap_free(embr__idmap *m) {
-  free(m->keys);
-  free(m->vals);
+  embr_free(m->keys);
+  embr_free(m->vals);
   memset(m, 0, sizeof *m);
 }
 
@@ -444,7 +444,7 @@ int embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const ch
       if (!isalnum((unsigned char)*c)) *c = '?'; /* keep the message one printable line */
     return embr_error(EMBR_EFORMAT, "%s: unknown index kind '%s'", name, kind);
   }
-  embr_index *ix = calloc(1, sizeof *ix);
+  embr_index *ix = embr_calloc(1, sizeof *ix);
   if (!ix) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->ops = ops;
   ix->dim = (int64_t)dim;

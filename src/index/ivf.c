@@ -105,13 +105,13 @@ static int setup(embr_index *ix, ivf *v) {
              v->m, v->nprobe, v->refine);
   else
     snprintf(ix->spec, sizeof ix->spec, "ivfflat:nlist=%lld,nprobe=%d", (long long)v->nlist, v->nprobe);
-  v->lists = calloc((size_t)v->nlist, sizeof(ivf_list));
+  v->lists = embr_calloc((size_t)v->nlist, sizeof(ivf_list));
   if (!v->lists) return embr_error(EMBR_ENOMEM, "IVF: out of memory for %lld lists", (long long)v->nlist);
   return 0;
 }
 
 static int ivf_create(embr_index *ix, index_spec *spec) {
-  ivf *v = calloc(1, sizeof *v);
+  ivf *v = embr_calloc(1, sizeof *v);
   if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = v;
   v->term_max = EMBR__IVFPQ_TERM_MAX;
@@ -151,14 +151,14 @@ static void drop_training(ivf *v) {
 static void ivf_destroy(embr_index *ix) {
   ivf *v = ix->impl;
   for (int64_t l = 0; v->lists && l < v->nlist; l++) {
-    free(v->lists[l].ids);
-    free(v->lists[l].codes);
-    free(v->lists[l].vecs);
+    embr_free(v->lists[l].ids);
+    embr_free(v->lists[l].codes);
+    embr_free(v->lists[l].vecs);
   }
-  free(v->lists);
+  embr_free(v->lists);
   drop_training(v);
   embr__idmap_free(&v->map);
-  free(v);
+  embr_free(v);
   ix->impl = NULL;
 }
 
@@ -269,11 +269,11 @@ static int ivf_train(embr_index *ix, const float *x, int64_t n, int64_t ld, cons
 static int list_grow(const embr_index *ix, const ivf *v, ivf_list *L) {
   int64_t cap = L->cap ? 2 * L->cap : 8;
   if (L->n >= (int64_t)UINT32_MAX) return embr_error(EMBR_EUNSUPPORTED, "IVF: a list holds 2^32 items");
-  int64_t *ids = realloc(L->ids, sizeof(int64_t) * (size_t)cap);
+  int64_t *ids = embr_realloc(L->ids, sizeof(int64_t) * (size_t)L->cap, sizeof(int64_t) * (size_t)cap);
   if (ids) L->ids = ids;
-  uint8_t *codes = v->is_pq ? realloc(L->codes, (size_t)cap * (size_t)v->m) : NULL;
+  uint8_t *codes = v->is_pq ? embr_realloc(L->codes, (size_t)L->cap * (size_t)v->m, (size_t)cap * (size_t)v->m) : NULL;
   if (codes) L->codes = codes;
-  float *vecs = v->raw ? realloc(L->vecs, sizeof(float) * (size_t)cap * (size_t)ix->dim) : NULL;
+  float *vecs = v->raw ? embr_realloc(L->vecs, sizeof(float) * (size_t)L->cap * (size_t)ix->dim, sizeof(float) * (size_t)cap * (size_t)ix->dim) : NULL;
   if (vecs) L->vecs = vecs;
   if (!ids || (v->is_pq && !codes) || (v->raw && !vecs)) return embr_error(EMBR_ENOMEM, "IVF: out of memory");
   L->cap = cap;
@@ -833,7 +833,7 @@ static int load_training(embr_index *ix, ivf *v, const ivf_sections *s) {
 
 static int ivf_load(embr_index *ix, const unsigned char *buf, size_t len, const char *name, int mapped) {
   (void)mapped; /* everything is copied, so the buffer may go away after loading */
-  ivf *v = calloc(1, sizeof *v);
+  ivf *v = embr_calloc(1, sizeof *v);
   if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
   ix->impl = v;
   v->term_max = EMBR__IVFPQ_TERM_MAX;

@@ -64,7 +64,7 @@ static int build(nn_params *P, const embr_model_params *p, void **out) {
   if (p->input.height != p->input.width)
     return embr_error(EMBR_EINVAL, "mobilefacenet needs a square input (got %dx%d)", p->input.width, p->input.height);
   if (p->width % 8) return embr_error(EMBR_EINVAL, "mobilefacenet width must be a multiple of 8 (got %d)", p->width);
-  mfn *m = calloc(1, sizeof(mfn));
+  mfn *m = embr_calloc(1, sizeof(mfn));
   if (!m) return embr_error(EMBR_ENOMEM, "out of memory");
   *out = m;
   int w = p->width, c64 = w, c128 = 2 * w, c256 = 4 * w, c512 = 8 * w, rc = 0;
@@ -119,6 +119,6 @@ static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   return embr__nn_batchnorm(ctx, embr__nn_linear_f(ctx, y, &m->linear), &m->bn);
 }
 
-static void destroy(void *netp) { free(netp); }
+static void destroy(void *netp) { embr_free(netp); }
 
 const net_ops embr__mobilefacenet_ops = {"mobilefacenet", build, forward, destroy};

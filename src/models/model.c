@@ -50,7 +50,7 @@ int embr__model_build(const embr_model_params *p, int head_kind, int classes, em
   *out = NULL;
   int rc = check_params(p);
   if (rc) return rc;
-  embr_model *m = calloc(1, sizeof(embr_model));
+  embr_model *m = embr_calloc(1, sizeof(embr_model));
   if (!m) return embr_error(EMBR_ENOMEM, "out of memory");
   m->p = *p;
   snprintf(m->arch, sizeof(m->arch), "%s", p->arch);
@@ -82,9 +82,9 @@ void embr_model_free(embr_model *m) {
   if (m->ops && m->net) m->ops->destroy(m->net);
   embr__nn_params_free(&m->P);
   embr__nn_ctx_free(&m->infer);
-  for (int i = 0; i < m->nclass_names; i++) free(m->class_names[i]);
-  free(m->class_names);
-  free(m);
+  for (int i = 0; i < m->nclass_names; i++) embr_free(m->class_names[i]);
+  embr_free(m->class_names);
+  embr_free(m);
 }
 
 int embr_model_dim(const embr_model *m) { return m->p.embedding_dim; }
@@ -126,7 +126,7 @@ enum { NMETA = 12 };
 static char *join_names(char *const *v, int n) {
   size_t len = 1;
   for (int i = 0; i < n; i++) len += strlen(v[i]) + 1;
-  char *s = malloc(len), *o = s;
+  char *s = embr_alloc(len), *o = s;
   if (!s) return NULL;
   *o = 0;
   for (int i = 0; i < n; i++) o += sprintf(o, i ? "\n%s" : "%s", v[i]);
@@ -134,7 +134,7 @@ static char *join_names(char *const *v, int n) {
 }
 
 int embr_model_save(const embr_model *m, const char *path) {
-  nn_st_out *t = calloc((size_t)m->P.n + 1, sizeof(nn_st_out));
+  nn_st_out *t = embr_calloc((size_t)m->P.n + 1, sizeof(nn_st_out));
   char buf[NMETA][96], *key[NMETA], *val[NMETA];
   if (!t) return embr_error(EMBR_ENOMEM, "out of memory");
   for (int i = 0; i < m->P.n; i++) t[i] = embr__nn_st_out_of(&m->P, i, m->P.data);
@@ -159,8 +159,8 @@ int embr_model_save(const embr_model *m, const char *path) {
     key[nm] = "embr.class_names", val[nm++] = names ? names : "";
   }
   int rc = embr__nn_st_write(path, t, m->P.n, key, val, nm);
-  free(names);
-  free(t);
+  embr_free(names);
+  embr_free(t);
   return rc;
 }
 
@@ -239,12 +239,12 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
 static int read_class_names(embr_model *m, const nn_st *st) {
   const char *v = embr__nn_st_meta(st, "embr.class_names");
   if (!v || !m->hd.classes) return 0;
-  m->class_names = calloc((size_t)m->hd.classes, sizeof(char *));
+  m->class_names = embr_calloc((size_t)m->hd.classes, sizeof(char *));
   if (!m->class_names) return embr_error(EMBR_ENOMEM, "out of memory");
   for (int i = 0; i < m->hd.classes && *v; i++) {
     const char *e = strchr(v, '\n');
     size_t len = e ? (size_t)(e - v) : strlen(v);
-    if (!(m->class_names[i] = strndup(v, len))) return embr_error(EMBR_ENOMEM, "out of memory");
+    if (!(m->class_names[i] = embr_strndup(v, len))) return embr_error(EMBR_ENOMEM, "out of memory");
     m->nclass_names++;
     v += len + (e ? 1 : 0);
   }

@@ -40,7 +40,7 @@ static int make_block(nn_params *P, block *b, const char *prefix, int in, int ou
 }
 
 static int build(nn_params *P, const embr_model_params *p, void **out, const int *depth) {
-  resnet *r = calloc(1, sizeof(resnet));
+  resnet *r = embr_calloc(1, sizeof(resnet));
   if (!r) return embr_error(EMBR_ENOMEM, "out of memory");
   *out = r;
   int w = p->width, rc = 0;
@@ -49,7 +49,7 @@ static int build(nn_params *P, const embr_model_params *p, void **out, const int
                      r->big_stem ? 3 : 1, 1, 0);
   rc |= embr__nn_bn_make(P, &r->stem_bn, "bn1", w);
   for (int s = 0; s < 4; s++) r->nblocks += depth[s];
-  r->blocks = calloc((size_t)r->nblocks, sizeof(block));
+  r->blocks = embr_calloc((size_t)r->nblocks, sizeof(block));
   if (!r->blocks) return embr_error(EMBR_ENOMEM, "out of memory");
   int in = w, k = 0;
   for (int s = 0; s < 4 && !rc; s++)
@@ -95,8 +95,8 @@ static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
 
 static void destroy(void *netp) {
   resnet *r = netp;
-  if (r) free(r->blocks);
-  free(r);
+  if (r) embr_free(r->blocks);
+  embr_free(r);
 }
 
 const net_ops embr__resnet18_ops = {"resnet18", build18, forward, destroy};

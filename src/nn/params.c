@@ -14,7 +14,7 @@ int64_t embr__nn_param_add(nn_params *P, const char *name, int ndim, const int64
   }
   if (P->n == P->cap) {
     int cap = P->cap ? 2 * P->cap : 64;
-    nn_param *p = realloc(P->p, sizeof(nn_param) * (size_t)cap);
+    nn_param *p = embr_realloc(P->p, sizeof(nn_param) * (size_t)P->cap, sizeof(nn_param) * (size_t)cap);
     if (!p) {
       embr_error(EMBR_ENOMEM, "out of memory");
       return -1;
@@ -61,10 +61,10 @@ int embr__nn_params_init(nn_params *P, uint64_t seed) {
 }
 
 void embr__nn_params_free(nn_params *P) {
-  for (int i = 0; P->derived && i < P->n; i++) free(P->derived[i]);
-  free(P->derived);
-  free(P->derived_version);
-  free(P->p);
+  for (int i = 0; P->derived && i < P->n; i++) embr_free(P->derived[i]);
+  embr_free(P->derived);
+  embr_free(P->derived_version);
+  embr_free(P->p);
   embr_free(P->data);
   embr_free(P->grad);
   memset(P, 0, sizeof(*P));

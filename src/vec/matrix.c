@@ -31,7 +31,7 @@ int embr_matrix_alloc_labels(embr_matrix *m) {
 void embr_matrix_free(embr_matrix *m) {
   if (!m) return;
   if (m->labels) {
-    for (int64_t i = 0; i < m->n; i++) free(m->labels[i]);
+    for (int64_t i = 0; i < m->n; i++) embr_free(m->labels[i]);
     embr_free(m->labels);
   }
   embr_free(m->data);

@@ -27,26 +27,26 @@ static void fold_ascii(char *s) {
 void embr_wordvecs_free(embr_wordvecs *w) {
   if (!w) return;
   if (w->owns_words)
-    for (int64_t i = 0; i < w->n; i++) free(w->words[i]);
-  free(w->words);
+    for (int64_t i = 0; i < w->n; i++) embr_free(w->words[i]);
+  embr_free(w->words);
   embr_free(w->unit);
   embr_vocab_free(w->index);
-  free(w->row_of);
-  free(w);
+  embr_free(w->row_of);
+  embr_free(w);
 }
 
 int embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *m, int64_t restrict_rows,
                          int case_insensitive) {
   *out = NULL;
   if (!m->labels) return embr_error(EMBR_EINVAL, "the vectors have no words (use a word2vec or GloVe file)");
-  embr_wordvecs *w = calloc(1, sizeof *w);
+  embr_wordvecs *w = embr_calloc(1, sizeof *w);
   if (!w) return embr_error(EMBR_ENOMEM, "out of memory");
   w->n = restrict_rows > 0 && restrict_rows < m->n ? restrict_rows : m->n;
   w->dim = m->dim;
   w->fold = case_insensitive;
   w->unit = embr_alloc(sizeof(float) * (size_t)(w->n * w->dim));
-  w->words = calloc((size_t)w->n, sizeof(char *));
-  w->row_of = malloc(sizeof(int64_t) * (size_t)w->n);
+  w->words = embr_calloc((size_t)w->n, sizeof(char *));
+  w->row_of = embr_alloc(sizeof(int64_t) * (size_t)w->n);
   int rc = (w->unit && w->words && w->row_of) ? embr_vocab_create(&w->index) : EMBR_ENOMEM;
   w->owns_words = 1;
   for (int64_t i = 0; i < w->n && !rc; i++) {
@@ -55,7 +55,7 @@ int embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *m, int64_t rest
     float nn = embr_norm_sq(src, w->dim);
     float inv = nn > 0 ? 1.0f / sqrtf(nn) : 0.0f;
     for (int64_t k = 0; k < w->dim; k++) dst[k] = src[k] * inv;
-    if (!(w->words[i] = strdup(m->labels[i] ? m->labels[i] : ""))) {
+    if (!(w->words[i] = embr_strdup(m->labels[i] ? m->labels[i] : ""))) {
       rc = EMBR_ENOMEM;
       break;
     }
@@ -175,7 +175,8 @@ typedef struct question {
 } question;
 
 void embr_analogy_eval_free(embr_analogy_eval *e) {
-  free(e->sections);
+  if (!e) return;
+  embr_free(e->sections);
   memset(e, 0, sizeof *e);
 }
 
@@ -186,9 +187,9 @@ static int parse_questions(const char *path, question **qs, int64_t *nq, embr_an
   int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
   if (rc) return rc;
   int64_t cap = 1024, n = 0, line = 0;
-  question *q = malloc(sizeof *q * (size_t)cap);
+  question *q = embr_alloc(sizeof *q * (size_t)cap);
   int capsec = 16;
-  e->sections = calloc((size_t)capsec, sizeof *e->sections);
+  e->sections = embr_calloc((size_t)capsec, sizeof *e->sections);
   if (!q || !e->sections) rc = embr_error(EMBR_ENOMEM, "out of memory");
   size_t i = 0;
   while (!rc && i < fm.len) {
@@ -208,8 +209,8 @@ static int parse_questions(const char *path, question **qs, int64_t *nq, embr_an
     if (!tok) continue;
     if (tok[0] == ':') {
       if (e->nsections == capsec) {
+        embr_analogy_section *ns = embr_realloc(e->sections, sizeof *ns * (size_t)capsec, sizeof *ns * (size_t)capsec * 2);
         capsec *= 2;
-        embr_analogy_section *ns = realloc(e->sections, sizeof *ns * (size_t)capsec);
         if (!ns) {
           rc = embr_error(EMBR_ENOMEM, "out of memory");
           break;
@@ -223,8 +224,8 @@ static int parse_questions(const char *path, question **qs, int64_t *nq, embr_an
       continue;
     }
     if (n == cap) {
+      question *nq2 = embr_realloc(q, sizeof *q * (size_t)cap, sizeof *q * (size_t)cap * 2);
       cap *= 2;
-      question *nq2 = realloc(q, sizeof *q * (size_t)cap);
       if (!nq2) {
         rc = embr_error(EMBR_ENOMEM, "out of memory");
         break;
@@ -246,7 +247,7 @@ static int parse_questions(const char *path, question **qs, int64_t *nq, embr_an
   embr__filemap_close(&fm);
   if (!rc && n == 0) rc = embr_error(EMBR_EFORMAT, "%s: no questions", path);
   if (rc) {
-    free(q);
+    embr_free(q);
     embr_analogy_eval_free(e);
     return rc;
   }
@@ -263,9 +264,9 @@ int embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
   int rc = parse_questions(questions_path, &q, &nq, e);
   if (rc) return rc;
   /* 1 = correct, 0 = wrong, -1 = not seen (a word outside the vocabulary). */
-  signed char *res = malloc((size_t)nq);
+  signed char *res = embr_alloc((size_t)nq);
   if (!res) {
-    free(q);
+    embr_free(q);
     embr_analogy_eval_free(e);
     return embr_error(EMBR_ENOMEM, "out of memory");
   }
@@ -326,8 +327,8 @@ int embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
       }
     }
   }
-  free(res);
-  free(q);
+  embr_free(res);
+  embr_free(q);
   if (rc) embr_analogy_eval_free(e);
   return rc;
 }
@@ -410,7 +411,7 @@ int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, emb
   int rc = embr__filemap_open(&fm, pairs_path, EMBR__READ_ANY);
   if (rc) return rc;
   int64_t cap = 256, n = 0;
-  double *human = malloc(sizeof(double) * (size_t)cap), *model = malloc(sizeof(double) * (size_t)cap);
+  double *human = embr_alloc(sizeof(double) * (size_t)cap), *model = embr_alloc(sizeof(double) * (size_t)cap);
   if (!human || !model) rc = embr_error(EMBR_ENOMEM, "out of memory");
   size_t i = 0;
   while (!rc && i < fm.len) {
@@ -433,8 +434,9 @@ int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, emb
       continue;
     }
     if (n == cap) {
+      size_t was = sizeof(double) * (size_t)cap;
       cap *= 2;
-      double *h2 = realloc(human, sizeof(double) * (size_t)cap), *m2 = h2 ? realloc(model, sizeof(double) * (size_t)cap) : NULL;
+      double *h2 = embr_realloc(human, was, 2 * was), *m2 = h2 ? embr_realloc(model, was, 2 * was) : NULL;
       if (h2) human = h2;
       if (m2) model = m2;
       if (!h2 || !m2) {
@@ -451,8 +453,8 @@ int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, emb
     rc = embr_error(EMBR_EFORMAT, "%s: fewer than two scored pairs with both words known (%lld unknown)",
                     pairs_path, (long long)out->oov);
   if (!rc) {
-    double *rh = malloc(sizeof(double) * (size_t)n), *rm = malloc(sizeof(double) * (size_t)n);
-    int64_t *ord = malloc(sizeof(int64_t) * (size_t)n);
+    double *rh = embr_alloc(sizeof(double) * (size_t)n), *rm = embr_alloc(sizeof(double) * (size_t)n);
+    int64_t *ord = embr_alloc(sizeof(int64_t) * (size_t)n);
     if (!rh || !rm || !ord) {
       rc = embr_error(EMBR_ENOMEM, "out of memory");
     } else {
@@ -461,11 +463,11 @@ int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, emb
       out->spearman = pearson(rh, rm, n);
       out->pairs = n;
     }
-    free(rh);
-    free(rm);
-    free(ord);
+    embr_free(rh);
+    embr_free(rm);
+    embr_free(ord);
   }
-  free(human);
-  free(model);
+  embr_free(human);
+  embr_free(model);
   return rc;
 }

@@ -218,7 +218,7 @@ static int train_slice(worker *wk, embr_corpus *c) {
 }
 
 static void worker_run(trainer *t, int id) {
-  worker *wk = calloc(1, sizeof *wk);
+  worker *wk = embr_calloc(1, sizeof *wk);
   int rc = 0;
   if (wk) wk->scratch = embr_alloc(sizeof(float) * embr__w2v_scratch_floats(2 * MAX_WINDOW, MAX_OUT, t->dim));
   if (!wk || !wk->scratch) {
@@ -253,7 +253,7 @@ static void worker_run(trainer *t, int id) {
     atomic_compare_exchange_strong(&t->failed, &expected, rc);
   }
   if (wk) embr_free(wk->scratch);
-  free(wk);
+  embr_free(wk);
 }
 
 static int export_vectors(const trainer *t, embr_matrix *out) {
@@ -261,7 +261,7 @@ static int export_vectors(const trainer *t, embr_matrix *out) {
   if (!rc) rc = embr_matrix_alloc_labels(out);
   for (int64_t i = 0; i < t->V && !rc; i++) {
     memcpy(out->data + i * out->ld, t->syn0 + i * t->dim, sizeof(float) * (size_t)t->dim);
-    if (!(out->labels[i] = strdup(embr_vocab_word(t->vocab, i)))) rc = embr_error(EMBR_ENOMEM, "out of memory");
+    if (!(out->labels[i] = embr_strdup(embr_vocab_word(t->vocab, i)))) rc = embr_error(EMBR_ENOMEM, "out of memory");
   }
   if (rc) embr_matrix_free(out);
   return rc;
@@ -282,7 +282,7 @@ int embr_w2v_train(const char *corpus_path, const embr_vocab *vocab, const embr_
     if ((rc = embr_vocab_build(&own, corpus_path, p->min_count, p->max_vocab, &p->progress))) return rc;
     vocab = own;
   }
-  trainer *t = calloc(1, sizeof *t);
+  trainer *t = embr_calloc(1, sizeof *t);
   if (!t) {
     embr_vocab_free(own);
     return embr_error(EMBR_ENOMEM, "out of memory");
@@ -328,7 +328,7 @@ int embr_w2v_train(const char *corpus_path, const embr_vocab *vocab, const embr_
     }
   }
   tables_free(t);
-  free(t);
+  embr_free(t);
   embr_vocab_free(own);
   return rc;
 }
