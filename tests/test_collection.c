@@ -15,46 +15,10 @@
 
 /* ---- helpers ----------------------------------------------------------------------------------- */
 
-static char tmp_root[256];
-
-/* rm -r (scratch trees are two levels deep). */
-static void rm_tree(const char *path) {
-  DIR *d = opendir(path);
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    char sub[1024];
-    snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-    struct stat st;
-    if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)) rm_tree(sub);
-    else unlink(sub);
-  }
-  if (d) closedir(d);
-  rmdir(path);
-}
+static const char *tmp_root; /* the current test's directory */
 
 /* A fresh scratch directory per test (collection dirs are created inside it). */
-static const char *scratch(void) {
-  if (tmp_root[0]) rm_tree(tmp_root);
-  const char *t = getenv("TMPDIR");
-  snprintf(tmp_root, sizeof tmp_root, "%s/embr-coll-XXXXXX", t && *t ? t : "/tmp");
-  if (!mkdtemp(tmp_root)) {
-    perror("mkdtemp");
-    exit(1);
-  }
-  return tmp_root;
-}
-
-/* "dir/name" in one of 64 rotating buffers (plenty for the paths a test holds at once). */
-static char *path_in(const char *dir, const char *name) {
-  static char buf[64][512];
-  static int slot;
-  char tmp[512];
-  snprintf(tmp, sizeof tmp, "%s/%s", dir, name);
-  char *p = buf[slot++ % 64];
-  memcpy(p, tmp, sizeof tmp);
-  return p;
-}
+static const char *scratch(void) { return tmp_root = th_fresh_dir("coll"); }
 
 static float *random_rows(int64_t n, int64_t dim, uint64_t seed) {
   embr_rng r;
@@ -153,13 +117,13 @@ static void set_user_version(const char *db_path, int v) {
 static void test_create_open_errors(void) {
   const char *t = scratch();
   embr_collection *c = NULL;
-  CHECK_EQ_INT(embr_collection_open(&c, path_in(t, "nope"), 0), EMBR_ENOTFOUND);
+  CHECK_EQ_INT(embr_collection_open(&c, th_join(t, "nope"), 0), EMBR_ENOTFOUND);
   CHECK(c == NULL);
   CHECK_EQ_INT(embr_collection_open(&c, t, 0), EMBR_ENOTFOUND);
   CHECK(strstr(embr_last_error(), "not an embr collection") != NULL);
-  const char *d = path_in(t, "c");
+  const char *d = th_join(t, "c");
   CHECK_EQ_INT(embr_collection_create(NULL, d, 8, EMBR_METRIC_L2, "bogus:x=1"), EMBR_EINVAL);
-  CHECK(access(d, F_OK) != 0 || access(path_in(d, "collection.db"), F_OK) != 0);
+  CHECK(access(d, F_OK) != 0 || access(th_join(d, "collection.db"), F_OK) != 0);
   CHECK_EQ_INT(embr_collection_create(NULL, d, 0, EMBR_METRIC_L2, "flat"), EMBR_EINVAL);
   REQUIRE(embr_collection_create(NULL, d, 8, EMBR_METRIC_L2, "flat") == 0);
   CHECK_EQ_INT(embr_collection_create(NULL, d, 8, EMBR_METRIC_L2, "flat"), EMBR_EINVAL);
@@ -173,19 +137,19 @@ static void test_create_open_errors(void) {
   CHECK(s.read_only);
   embr_collection_close(c);
   /* newer format */
-  set_user_version(path_in(d, "collection.db"), 2);
+  set_user_version(th_join(d, "collection.db"), 2);
   CHECK_EQ_INT(embr_collection_open(&c, d, 0), EMBR_EUNSUPPORTED);
   CHECK(strstr(embr_last_error(), "newer") != NULL);
   /* another program's database, and a file that is no database at all */
-  const char *o = path_in(t, "other");
+  const char *o = th_join(t, "other");
   mkdir(o, 0755);
   sqlite3 *db;
-  CHECK(sqlite3_open(path_in(o, "collection.db"), &db) == SQLITE_OK);
+  CHECK(sqlite3_open(th_join(o, "collection.db"), &db) == SQLITE_OK);
   sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL);
   sqlite3_close(db);
   CHECK_EQ_INT(embr_collection_open(&c, o, 0), EMBR_EFORMAT);
   CHECK(strstr(embr_last_error(), "another program") != NULL);
-  FILE *f = fopen(path_in(o, "collection.db"), "wb");
+  FILE *f = fopen(th_join(o, "collection.db"), "wb");
   fputs("this is not a database, just some text that is long enough to look like a header.......", f);
   fclose(f);
   CHECK_EQ_INT(embr_collection_open(&c, o, 0), EMBR_EFORMAT);
@@ -198,7 +162,7 @@ static void test_flat_matches_knn(void) {
   float *x = random_rows(n, dim, 1), *q = random_rows(nq, dim, 2);
   embr_metric ms[] = {EMBR_METRIC_L2, EMBR_METRIC_IP, EMBR_METRIC_COSINE, EMBR_METRIC_L1};
   for (int i = 0; i < 4; i++) {
-    const char *d = path_in(scratch(), "c");
+    const char *d = th_join(scratch(), "c");
     embr_collection *c = make_collection(d, "flat", ms[i], x, n, dim, 250, NULL);
     REQUIRE(c != NULL);
     check_exact(c, ms[i], x, n, q, nq, dim, 10);
@@ -218,7 +182,7 @@ static void test_hnsw_recall(void) {
   const int64_t n = 3000, dim = 24, nq = 60;
   const int k = 10;
   float *x = random_rows(n, dim, 3), *q = random_rows(nq, dim, 4);
-  embr_collection *c = make_collection(path_in(scratch(), "c"), "hnsw:M=16,efc=100", EMBR_METRIC_L2, x, n, dim, 1000, NULL);
+  embr_collection *c = make_collection(th_join(scratch(), "c"), "hnsw:M=16,efc=100", EMBR_METRIC_L2, x, n, dim, 1000, NULL);
   REQUIRE(c != NULL);
   float *dist = malloc(sizeof(float) * (size_t)(nq * k));
   int64_t *ids = malloc(sizeof(int64_t) * (size_t)(nq * k));
@@ -250,7 +214,7 @@ static void test_get_roundtrip(void) {
   const char *ids[] = {"a", "b b", "ünïcode/ид"};
   const char *meta[] = {"{\"k\": \"v\", \"n\": [1, 2, {\"x\": null}]}", NULL, "{}"};
   embr_collection *c = NULL;
-  REQUIRE(embr_collection_create(&c, path_in(scratch(), "c"), dim, EMBR_METRIC_L2, "hnsw") == 0);
+  REQUIRE(embr_collection_create(&c, th_join(scratch(), "c"), dim, EMBR_METRIC_L2, "hnsw") == 0);
   REQUIRE(embr_collection_add(c, 3, x, dim, dim, ids, meta) == 0);
   for (int i = 0; i < 3; i++) {
     float v[5];
@@ -283,7 +247,7 @@ static void test_batch_all_or_nothing(void) {
   float x[4 * 4] = {0};
   for (int i = 0; i < 16; i++) x[i] = (float)i;
   embr_collection *c = NULL;
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   REQUIRE(embr_collection_create(&c, d, dim, EMBR_METRIC_L2, "flat") == 0);
   const char *first[] = {"keep"};
   REQUIRE(embr_collection_add(c, 1, x, dim, dim, first, NULL) == 0);
@@ -475,7 +439,7 @@ static void test_filters(void) {
     meta[i] = i % 50 == 7 ? NULL : make_meta(&r); /* a few items without metadata at all */
     parsed[i] = meta[i] ? cJSON_Parse(meta[i]) : cJSON_CreateObject();
   }
-  embr_collection *c = make_collection(path_in(scratch(), "c"), "flat", EMBR_METRIC_L2, x, n, dim, 300, meta);
+  embr_collection *c = make_collection(th_join(scratch(), "c"), "flat", EMBR_METRIC_L2, x, n, dim, 300, meta);
   REQUIRE(c != NULL);
   uint8_t *want = malloc((size_t)n), *got = malloc((size_t)n);
   for (size_t f = 0; f < sizeof FILTERS / sizeof FILTERS[0]; f++) {
@@ -568,7 +532,7 @@ static void test_filter_errors(void) {
   for (int i = 0; i < 2000; i++) p += sprintf(p, "%sx = %d", i ? " or " : "", i);
   embr_collection *c = NULL;
   float v[2] = {1, 2};
-  REQUIRE(embr_collection_create(&c, path_in(scratch(), "c"), 2, EMBR_METRIC_L2, "flat") == 0);
+  REQUIRE(embr_collection_create(&c, th_join(scratch(), "c"), 2, EMBR_METRIC_L2, "flat") == 0);
   REQUIRE(embr_collection_add(c, 1, v, 2, 2, (const char *[]){"a"}, (const char *[]){"{\"x\": 1999}"}) == 0);
   embr_collection_hits h;
   int rc = embr_collection_search(c, v, 1, 2, 2, 1, longf, NULL, &h);
@@ -615,12 +579,12 @@ static void expect_origin(const char *d, embr_index_origin want, const char *not
 static void test_reopen_and_damage(void) {
   const int64_t n = 400, dim = 12;
   float *x = random_rows(n, dim, 7), *q = random_rows(5, dim, 8);
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   embr_collection *c = make_collection(d, "flat", EMBR_METRIC_L2, x, n, dim, 100, NULL);
   REQUIRE(c != NULL);
   CHECK_EQ_INT(embr_collection_close(c), 0);
   expect_origin(d, EMBR_INDEX_LOADED, "", x, n, q, dim);
-  const char *ix = path_in(d, "index.embr"), *st = path_in(d, "index.state"), *keep = path_in(tmp_root, "keep.embr");
+  const char *ix = th_join(d, "index.embr"), *st = th_join(d, "index.state"), *keep = th_join(tmp_root, "keep.embr");
   copy_file(ix, keep);
   struct stat sb;
   REQUIRE(stat(ix, &sb) == 0);
@@ -671,12 +635,12 @@ static void test_reopen_and_damage(void) {
 static void test_stale_checkpoint(void) {
   const int64_t n = 600, dim = 10;
   float *x = random_rows(n, dim, 9), *q = random_rows(5, dim, 10);
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   embr_collection *c = make_collection(d, "hnsw:M=12,efc=80", EMBR_METRIC_L2, x, 400, dim, 100, NULL);
   REQUIRE(c != NULL);
   CHECK_EQ_INT(embr_collection_close(c), 0);
-  const char *ix = path_in(d, "index.embr"), *st = path_in(d, "index.state");
-  const char *old_ix = path_in(tmp_root, "old.embr"), *old_st = path_in(tmp_root, "old.state");
+  const char *ix = th_join(d, "index.embr"), *st = th_join(d, "index.state");
+  const char *old_ix = th_join(tmp_root, "old.embr"), *old_st = th_join(tmp_root, "old.state");
   copy_file(ix, old_ix);
   copy_file(st, old_st);
   /* 200 more rows; delete 50 old ones and 10 of the new ones */
@@ -691,7 +655,7 @@ static void test_stale_checkpoint(void) {
   CHECK_EQ_INT(nd, 60);
   CHECK_EQ_INT(embr_collection_close(c), 0);
   /* new index with the old state, and old index with the new state: rebuilt */
-  char *new_st = strdup(path_in(tmp_root, "new.state"));
+  char *new_st = strdup(th_join(tmp_root, "new.state"));
   copy_file(st, new_st);
   copy_file(old_st, st);
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDONLY) == 0);
@@ -740,7 +704,7 @@ static void test_stale_checkpoint(void) {
 static void test_delete_compact(void) {
   const int64_t n = 600, dim = 8;
   float *x = random_rows(n, dim, 11);
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   embr_collection *c = make_collection(d, "hnsw:M=8,efc=60", EMBR_METRIC_L2, x, n, dim, 600, NULL);
   REQUIRE(c != NULL);
   char **ids = make_ids(0, n);
@@ -789,17 +753,17 @@ static void test_delete_compact(void) {
 static void test_checkpoint_before_compact(void) {
   const int64_t n = 100, dim = 4;
   float *x = random_rows(n, dim, 12), *q = random_rows(5, dim, 13);
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   embr_collection *c = make_collection(d, "flat", EMBR_METRIC_L2, x, n, dim, 100, NULL);
   REQUIRE(c != NULL);
   REQUIRE(embr_collection_save(c) == 0);
-  copy_file(path_in(d, "index.embr"), path_in(tmp_root, "o.embr"));
-  copy_file(path_in(d, "index.state"), path_in(tmp_root, "o.state"));
+  copy_file(th_join(d, "index.embr"), th_join(tmp_root, "o.embr"));
+  copy_file(th_join(d, "index.state"), th_join(tmp_root, "o.state"));
   REQUIRE(embr_collection_delete(c, (const char *[]){"id-99"}, 1, NULL) == 0);
   REQUIRE(embr_collection_compact(c) == 0);
   CHECK_EQ_INT(embr_collection_close(c), 0);
-  copy_file(path_in(tmp_root, "o.embr"), path_in(d, "index.embr"));
-  copy_file(path_in(tmp_root, "o.state"), path_in(d, "index.state"));
+  copy_file(th_join(tmp_root, "o.embr"), th_join(d, "index.embr"));
+  copy_file(th_join(tmp_root, "o.state"), th_join(d, "index.state"));
   expect_origin(d, EMBR_INDEX_REBUILT, "predates the last compact", x, n - 1, q, dim);
   free(x);
   free(q);
@@ -811,13 +775,13 @@ static void test_checkpoint_before_compact(void) {
 static void test_checkpoint_unwritable(void) {
   const int64_t n = 60, dim = 4;
   float *x = random_rows(n, dim, 21);
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   embr_collection *c = make_collection(d, "flat", EMBR_METRIC_L2, x, 50, dim, 50, NULL);
   REQUIRE(c != NULL);
   CHECK_EQ_INT(embr_collection_close(c), 0);
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDWR) == 0);
-  REQUIRE(unlink(path_in(d, "index.embr")) == 0);
-  REQUIRE(mkdir(path_in(d, "index.embr"), 0755) == 0);
+  REQUIRE(unlink(th_join(d, "index.embr")) == 0);
+  REQUIRE(mkdir(th_join(d, "index.embr"), 0755) == 0);
   char **ids = make_ids(50, 10);
   CHECK_EQ_INT(embr_collection_add(c, 10, x + 50 * dim, dim, dim, (const char *const *)ids, NULL), 0);
   CHECK_EQ_INT(embr_collection_save(c), EMBR_ECHECKPOINT);
@@ -827,7 +791,7 @@ static void test_checkpoint_unwritable(void) {
   CHECK_EQ_INT(embr_collection_compact(c), EMBR_ECHECKPOINT);
   CHECK_MSG(strstr(embr_last_error(), "compact stopped"), "%s", embr_last_error());
   CHECK_EQ_INT(embr_collection_close(c), EMBR_ECHECKPOINT);
-  REQUIRE(rmdir(path_in(d, "index.embr")) == 0);
+  REQUIRE(rmdir(th_join(d, "index.embr")) == 0);
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDONLY) == 0);
   CHECK(origin_of(c, NULL, 0) != EMBR_INDEX_LOADED);
   CHECK_EQ_INT(count_of(c), 59);
@@ -846,7 +810,7 @@ static void test_readers_and_writer(void) {
   const int64_t dim = 3;
   float x[6 * 3];
   for (int i = 0; i < 18; i++) x[i] = (float)(i * i % 7);
-  const char *d = path_in(scratch(), "c");
+  const char *d = th_join(scratch(), "c");
   embr_collection *w = NULL, *r = NULL, *w2 = NULL;
   REQUIRE(embr_collection_create(&w, d, dim, EMBR_METRIC_L2, "hnsw") == 0);
   CHECK_EQ_INT(embr_collection_open(&w2, d, EMBR_COLLECTION_RDWR), EMBR_EIO);
@@ -895,6 +859,5 @@ int main(int argc, char **argv) {
                      test_batch_all_or_nothing, test_filters, test_filter_errors, test_reopen_and_damage,
                      test_stale_checkpoint, test_delete_compact, test_checkpoint_before_compact, test_checkpoint_unwritable,
                      test_readers_and_writer);
-  if (tmp_root[0]) rm_tree(tmp_root);
   return rc;
 }

@@ -166,37 +166,13 @@ static void test_cpu(void) {
   CHECK_EQ_INT(embr_threads_resolve(3), 3);
 }
 
-static char tmp_dir[64];
-
-static const char *tmp_path(const char *name) {
-  static char buf[4][128];
-  static int next;
-  if (!tmp_dir[0]) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr_core_XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-      perror("mkdtemp");
-      exit(1);
-    }
-  }
-  char *b = buf[next++ & 3];
-  snprintf(b, 128, "%s/%s", tmp_dir, name);
-  return b;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return;
-  fwrite(p, 1, n, f);
-  fclose(f);
-}
-
 /* Inputs are copies: truncating the file afterwards (what another process may do while embr reads)
  * leaves the bytes intact, where a mapping would raise SIGBUS on the next access. */
 static void test_file_input_is_a_copy(void) {
-  const char *p = tmp_path("copy.bin");
+  const char *p = th_path("copy.bin");
   unsigned char data[20000];
   for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 + 3);
-  write_bytes(p, data, sizeof data);
+  th_write_file(p, data, sizeof data);
   embr__filemap fm;
   REQUIRE(embr__filemap_open(&fm, p, EMBR__READ_ANY) == 0);
   CHECK_EQ_INT(fm.len, sizeof data);
@@ -211,9 +187,9 @@ static void test_file_input_is_a_copy(void) {
 }
 
 static void test_file_input_caps(void) {
-  const char *p = tmp_path("cap.bin");
+  const char *p = th_path("cap.bin");
   unsigned char data[100] = {1};
-  write_bytes(p, data, sizeof data);
+  th_write_file(p, data, sizeof data);
   embr__filemap fm;
   CHECK_EQ_INT(embr__filemap_open(&fm, p, 100), 0);
   embr__filemap_close(&fm);
@@ -223,20 +199,20 @@ static void test_file_input_caps(void) {
   CHECK_EQ_INT(embr__filemap_open(&fm, "/dev/zero", (size_t)1 << 20), EMBR_EFORMAT);
   CHECK(strstr(embr_last_error(), "/dev/zero: more than 1048576 bytes") != NULL);
   CHECK(fm.data == NULL);
-  CHECK_EQ_INT(embr__filemap_open(&fm, tmp_dir, EMBR__READ_ANY), EMBR_EIO);
-  CHECK_EQ_INT(embr__filemap_open(&fm, tmp_path("missing"), EMBR__READ_ANY), EMBR_ENOTFOUND);
+  CHECK_EQ_INT(embr__filemap_open(&fm, th_scratch(), EMBR__READ_ANY), EMBR_EIO);
+  CHECK_EQ_INT(embr__filemap_open(&fm, th_path("missing"), EMBR__READ_ANY), EMBR_ENOTFOUND);
 }
 
 /* The small-file reader refuses a FIFO without waiting for a writer, and anything too large. */
 static void test_file_read_small(void) {
   unsigned char buf[64];
   size_t len = 99;
-  const char *p = tmp_path("small.bin");
-  write_bytes(p, "0123456789", 10);
+  const char *p = th_path("small.bin");
+  th_write_file(p, "0123456789", 10);
   CHECK_EQ_INT(embr__file_read_small(p, buf, sizeof buf, &len), 0);
   CHECK(len == 10 && memcmp(buf, "0123456789", 10) == 0);
   CHECK_EQ_INT(embr__file_read_small(p, buf, 9, &len), EMBR_EFORMAT);
-  const char *fifo = tmp_path("fifo");
+  const char *fifo = th_path("fifo");
   REQUIRE(mkfifo(fifo, 0600) == 0);
   CHECK_EQ_INT(embr__file_read_small(fifo, buf, sizeof buf, &len), EMBR_EFORMAT);
   CHECK(strstr(embr_last_error(), "not a regular file") != NULL);
@@ -355,10 +331,5 @@ int main(int argc, char **argv) {
                      test_rng_distributions, test_progress, test_cpu,
                      test_file_input_is_a_copy, test_file_input_caps, test_file_read_small,
                      test_realloc_strdup, test_free_accepts_null);
-  if (tmp_dir[0]) {
-    const char *files[] = {"copy.bin", "cap.bin", "small.bin", "fifo"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp_path(files[i]));
-    rmdir(tmp_dir);
-  }
   return rc;
 }

@@ -12,39 +12,8 @@
 
 /* ---- scratch directory ------------------------------------------------------------------------ */
 
-static char tmp_dir[64];
-
-static const char *tpath(const char *name) {
-  static char bufs[8][256];
-  static int next;
-  if (!tmp_dir[0]) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr-evaluate-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-      perror("mkdtemp");
-      exit(1);
-    }
-  }
-  char *b = bufs[next++ & 7];
-  snprintf(b, 256, "%s/%s", tmp_dir, name);
-  return b;
-}
-
-static void remove_tmp_dir(void) {
-  if (!tmp_dir[0]) return;
-  DIR *d = opendir(tmp_dir);
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-    unlink(p);
-  }
-  if (d) closedir(d);
-  rmdir(tmp_dir);
-}
-
 static const char *write_text(const char *name, const char *text, size_t len) {
-  const char *path = tpath(name);
+  const char *path = th_path(name);
   FILE *f = fopen(path, "wb");
   if (!f) {
     perror(path);
@@ -631,7 +600,7 @@ static void test_pairs_read_broken(void) {
   path = write_text("dup2.txt", "y z 0\n", 6);
   CHECK_EQ_INT(embr_pairs_read(path, dup, 4, &p), 0);
   embr_pairs_free(&p);
-  CHECK_EQ_INT(embr_pairs_read(tpath("does-not-exist.txt"), names, 5, &p), EMBR_ENOTFOUND);
+  CHECK_EQ_INT(embr_pairs_read(th_path("does-not-exist.txt"), names, 5, &p), EMBR_ENOTFOUND);
   CHECK_EQ_INT(embr_pairs_read(NULL, names, 5, &p), EMBR_EINVAL);
   CHECK_EQ_INT(embr_pairs_read(path, NULL, 5, &p), EMBR_EINVAL);
   CHECK_EQ_INT(embr_pairs_read(path, names, -1, &p), EMBR_EINVAL);
@@ -727,6 +696,5 @@ int main(int argc, char **argv) {
                      test_verify_many_pairs, test_identify_hand_computed, test_identify_vs_reference,
                      test_identify_ties_vs_reference, test_pairs_all, test_pairs_read_valid,
                      test_pairs_read_broken, test_verify_invalid, test_identify_invalid);
-  remove_tmp_dir();
   return rc;
 }

@@ -15,67 +15,6 @@
 
 /* ---- scratch directory ------------------------------------------------------------------------ */
 
-static char tmp_dir[64];
-
-/* Path of `name` inside the scratch directory (one of 8 rotating buffers). */
-static const char *tpath(const char *name) {
-  static char bufs[8][256];
-  static int next;
-  if (!tmp_dir[0]) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr-formats-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-      perror("mkdtemp");
-      exit(1);
-    }
-  }
-  char *b = bufs[next++ & 7];
-  snprintf(b, 256, "%s/%s", tmp_dir, name);
-  return b;
-}
-
-static void remove_tmp_dir(void) {
-  if (!tmp_dir[0]) return;
-  DIR *d = opendir(tmp_dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      char p[512];
-      snprintf(p, sizeof p, "%s/%s", tmp_dir, e->d_name);
-      struct stat st;
-      if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
-        rmdir(p);
-      else
-        unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(tmp_dir);
-}
-
-/* Number of entries in the scratch directory whose name starts with `prefix` (leftover temporary
- * files of a failed write would show up here). */
-static int count_files(const char *prefix) {
-  tpath("x");
-  DIR *d = opendir(tmp_dir);
-  int n = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) n++;
-  if (d) closedir(d);
-  return n;
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    perror(path);
-    exit(1);
-  }
-  if (n) fwrite(p, 1, n, f);
-  fclose(f);
-}
-
 static unsigned char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -332,7 +271,7 @@ static void test_parse_float(void) {
 /* ---- round trips ------------------------------------------------------------------------------- */
 
 static void roundtrip(embr_format fmt, const char *file, const embr_matrix *m, int labels) {
-  const char *path = tpath(file);
+  const char *path = th_path(file);
   int rc = embr_matrix_write(path, fmt, m);
   CHECK_MSG(rc == 0, "write %s: %s", file, embr_last_error());
   embr_matrix r = EMBR_MATRIX_INIT;
@@ -359,7 +298,7 @@ static void test_roundtrip_float_formats(void) {
   roundtrip(EMBR_FORMAT_CSV, "m.csv", &m, 0);
   roundtrip(EMBR_FORMAT_TSV, "m.tsv", &m, 0);
   /* GloVe written as .txt is recognised by content. */
-  const char *path = tpath("g.txt");
+  const char *path = th_path("g.txt");
   CHECK_EQ_INT(embr_matrix_write(path, EMBR_FORMAT_GLOVE, &m), 0);
   embr_matrix r = EMBR_MATRIX_INIT;
   CHECK_EQ_INT(embr_matrix_read(path, EMBR_FORMAT_AUTO, &r), 0);
@@ -386,7 +325,7 @@ static void test_roundtrip_int_formats(void) {
   embr_matrix_free(&m);
 
   int32_t ids[6] = {INT32_MIN, -1, 0, 1, INT32_MAX, 16777217};
-  const char *path = tpath("ids.ivecs");
+  const char *path = th_path("ids.ivecs");
   CHECK_EQ_INT(embr_ivecs_write(path, ids, 2, 3), 0);
   int32_t *got = NULL;
   int64_t n = 0, dim = 0;
@@ -402,7 +341,7 @@ static void test_roundtrip_int_formats(void) {
 static void test_npy_writer_layout(void) {
   embr_matrix m;
   make_matrix(&m, 3, 5, 0, 0, 5);
-  const char *path = tpath("layout.npy");
+  const char *path = th_path("layout.npy");
   CHECK_EQ_INT(embr_matrix_write(path, EMBR_FORMAT_NPY, &m), 0);
   size_t len = 0;
   unsigned char *p = slurp(path, &len);
@@ -567,12 +506,12 @@ static void test_npy_other_layouts(void) {
   put_npy_header(&b, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 64);
   CHECK_EQ_INT(read_buf(&b, "zero.npy", EMBR_FORMAT_AUTO, &m), 0);
   CHECK(m.n == 0 && m.dim == 3);
-  const char *zp = tpath("zero.npy");
+  const char *zp = th_path("zero.npy");
   CHECK_EQ_INT(embr_matrix_write(zp, EMBR_FORMAT_AUTO, &m), 0);
   embr_matrix back = EMBR_MATRIX_INIT;
   CHECK_EQ_INT(embr_matrix_read(zp, EMBR_FORMAT_AUTO, &back), 0);
   CHECK(back.n == 0 && back.dim == 3);
-  const char *zf = tpath("zero.fvecs");
+  const char *zf = th_path("zero.fvecs");
   CHECK_ERR(embr_matrix_write(zf, EMBR_FORMAT_AUTO, &m), EMBR_EINVAL, zf, "only .npy");
   CHECK(access(zf, F_OK) != 0);
   embr_matrix_free(&back);
@@ -1020,7 +959,7 @@ static void truncations(embr_format fmt, const char *file, int labels) {
     embr_matrix_free(&m);
     make_int_matrix(&m, 4, 5, 0, 255, 12);
   }
-  const char *path = tpath(file);
+  const char *path = th_path(file);
   REQUIRE(embr_matrix_write(path, fmt, &m) == 0);
   size_t len = 0;
   unsigned char *p = slurp(path, &len);
@@ -1057,17 +996,16 @@ static void test_truncated_binary(void) {
 
 static void test_paths(void) {
   embr_matrix m = EMBR_MATRIX_INIT;
-  const char *missing = tpath("missing.npy");
+  const char *missing = th_path("missing.npy");
   CHECK_ERR(embr_matrix_read(missing, EMBR_FORMAT_AUTO, &m), EMBR_ENOTFOUND, missing, "cannot open");
-  tpath("x");
-  CHECK_ERR(embr_matrix_read(tmp_dir, EMBR_FORMAT_NPY, &m), EMBR_EIO, tmp_dir, "directory");
-  const char *empty = tpath("empty.fvecs");
-  write_bytes(empty, "", 0);
+  CHECK_ERR(embr_matrix_read(th_scratch(), EMBR_FORMAT_NPY, &m), EMBR_EIO, th_scratch(), "directory");
+  const char *empty = th_path("empty.fvecs");
+  th_write_file(empty, "", 0);
   CHECK_ERR(embr_matrix_read(empty, EMBR_FORMAT_AUTO, &m), EMBR_EFORMAT, empty, "empty file");
   CHECK_ERR(embr_matrix_read_mem("", 0, "e.csv", EMBR_FORMAT_CSV, &m), EMBR_EFORMAT, "e.csv",
             "empty file");
-  const char *unknown = tpath("data.xyz");
-  write_bytes(unknown, "1,2\n", 4);
+  const char *unknown = th_path("data.xyz");
+  th_write_file(unknown, "1,2\n", 4);
   CHECK_ERR(embr_matrix_read(unknown, EMBR_FORMAT_AUTO, &m), EMBR_EINVAL, unknown, "format");
   CHECK_EQ_INT(embr_matrix_read(unknown, EMBR_FORMAT_CSV, &m), 0);
   CHECK(m.n == 1 && m.dim == 2);
@@ -1075,17 +1013,17 @@ static void test_paths(void) {
   /* An .npy under another name is still recognised by its magic. */
   embr_matrix a;
   make_matrix(&a, 2, 3, 0, 0, 9);
-  const char *npy = tpath("arr.npy");
+  const char *npy = th_path("arr.npy");
   CHECK_EQ_INT(embr_matrix_write(npy, EMBR_FORMAT_AUTO, &a), 0);
-  const char *renamed = tpath("arr.data");
+  const char *renamed = th_path("arr.data");
   CHECK_EQ_INT(rename(npy, renamed), 0);
   CHECK_EQ_INT(embr_matrix_read(renamed, EMBR_FORMAT_AUTO, &m), 0);
   CHECK(same_matrix(&a, &m, 0));
   embr_matrix_free(&m);
   embr_matrix_free(&a);
   /* A gzip-compressed download. */
-  const char *gz = tpath("vectors.txt");
-  write_bytes(gz, "\x1f\x8b\x08\x00\x00\x00", 6);
+  const char *gz = th_path("vectors.txt");
+  th_write_file(gz, "\x1f\x8b\x08\x00\x00\x00", 6);
   CHECK_ERR(embr_matrix_read(gz, EMBR_FORMAT_AUTO, &m), EMBR_EUNSUPPORTED, gz, "gzip");
 }
 
@@ -1093,47 +1031,46 @@ static void test_write_refusals(void) {
   embr_matrix m;
   make_matrix(&m, 3, 4, 0, 0, 21);
   for (int k = 0; k < 12; k++) m.data[k] = (float)(k % 7); /* valid for every format */
-  int before = count_files("w.");
-  const char *p = tpath("w.txt");
+  int before = th_count_entries(th_scratch(), "w.");
+  const char *p = th_path("w.txt");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_W2V_TEXT, &m), EMBR_EINVAL, p, "no labels");
-  p = tpath("w.bin");
+  p = th_path("w.bin");
   embr_matrix_alloc_labels(&m);
   m.labels[0] = embr_strdup("ok");
   m.labels[2] = embr_strdup("z");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_W2V_BIN, &m), EMBR_EINVAL, p, "row 1 has no label");
   m.labels[1] = embr_strdup("two words");
-  p = tpath("w.glove");
+  p = th_path("w.glove");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_GLOVE, &m), EMBR_EINVAL, p, "whitespace");
-  p = tpath("w.bvecs");
+  p = th_path("w.bvecs");
   m.data[5] = 256.0f;
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_BVECS, &m), EMBR_EVALUE, p, "row 1, column 1");
-  p = tpath("w.ivecs");
+  p = th_path("w.ivecs");
   m.data[5] = 0.5f;
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_IVECS, &m), EMBR_EVALUE, p, "row 1, column 1");
   m.data[5] = 3e9f;
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_IVECS, &m), EMBR_EVALUE, p, "int32");
   m.data[5] = NAN;
-  p = tpath("w.npy");
+  p = th_path("w.npy");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_NPY, &m), EMBR_EVALUE, p, "row 1, column 1 is NaN");
-  p = tpath("w.unknown");
+  p = th_path("w.unknown");
   CHECK_ERR(embr_matrix_write(p, EMBR_FORMAT_AUTO, &m), EMBR_EINVAL, p, "format");
-  CHECK_EQ_INT(count_files("w."), before); /* nothing left behind, not even temporary files */
+  CHECK_EQ_INT(th_count_entries(th_scratch(), "w."), before); /* nothing left behind, not even temporary files */
   m.data[5] = 1.0f;
   /* Writing over a directory fails; an existing file survives a refused write untouched. */
-  tpath("x");
-  CHECK_ERR(embr_matrix_write(tmp_dir, EMBR_FORMAT_NPY, &m), EMBR_EIO, tmp_dir, "directory");
-  p = tpath("keep.fvecs");
-  write_bytes(p, "old", 3);
+  CHECK_ERR(embr_matrix_write(th_scratch(), EMBR_FORMAT_NPY, &m), EMBR_EIO, th_scratch(), "directory");
+  p = th_path("keep.fvecs");
+  th_write_file(p, "old", 3);
   m.data[0] = INFINITY;
   CHECK_EQ_INT(embr_matrix_write(p, EMBR_FORMAT_FVECS, &m), EMBR_EVALUE);
   size_t len = 0;
   unsigned char *old = slurp(p, &len);
   CHECK(old && len == 3 && memcmp(old, "old", 3) == 0);
   free(old);
-  CHECK_EQ_INT(count_files("keep."), 1);
+  CHECK_EQ_INT(th_count_entries(th_scratch(), "keep."), 1);
   embr_matrix empty = EMBR_MATRIX_INIT;
-  CHECK_EQ_INT(embr_matrix_write(tpath("e.npy"), EMBR_FORMAT_NPY, &empty), EMBR_EINVAL);
-  CHECK_EQ_INT(embr_matrix_write(tpath("e.npy"), EMBR_FORMAT_NPY, NULL), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_matrix_write(th_path("e.npy"), EMBR_FORMAT_NPY, &empty), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_matrix_write(th_path("e.npy"), EMBR_FORMAT_NPY, NULL), EMBR_EINVAL);
   embr_matrix_free(&m);
 }
 
@@ -1148,7 +1085,7 @@ static void test_locale_independent(void) {
   embr_matrix m;
   make_matrix(&m, 3, 2, 0, 1, 41);
   m.data[0] = 0.5f;
-  const char *path = tpath("loc.csv");
+  const char *path = th_path("loc.csv");
   int rc = embr_matrix_write(path, EMBR_FORMAT_CSV, &m);
   embr_matrix r = EMBR_MATRIX_INIT;
   int rc2 = embr_matrix_read(path, EMBR_FORMAT_CSV, &r);
@@ -1169,7 +1106,7 @@ static void test_locale_independent(void) {
 static void mutate_all(embr_format fmt, const char *file, int labels, uint64_t seed) {
   embr_matrix m;
   make_matrix(&m, 3, 4, 0, labels, seed);
-  const char *path = tpath(file);
+  const char *path = th_path(file);
   REQUIRE(embr_matrix_write(path, fmt, &m) == 0);
   embr_matrix_free(&m);
   size_t len = 0;
@@ -1260,16 +1197,16 @@ static void test_lines(void) {
   CHECK_EQ_INT(embr_lines_read_mem("a\nb\0c\n", 6, "meta.jsonl", -1, NULL, NULL, &l), EMBR_EFORMAT);
   CHECK(strstr(embr_last_error(), "meta.jsonl: line 2: NUL byte") != NULL);
   /* from a file, and a missing file */
-  FILE *f = fopen(tpath("lines.txt"), "wb");
+  FILE *f = fopen(th_path("lines.txt"), "wb");
   REQUIRE(f != NULL);
   fputs("7\n 8 \r\n9\t\n", f);
   fclose(f);
-  REQUIRE(embr_lines_read(tpath("lines.txt"), 3, "ids", "vectors", &l) == 0);
+  REQUIRE(embr_lines_read(th_path("lines.txt"), 3, "ids", "vectors", &l) == 0);
   int64_t ids[3];
   CHECK_EQ_INT(embr_lines_parse_ids(&l, "lines.txt", ids), 0);
   CHECK(ids[0] == 7 && ids[1] == 8 && ids[2] == 9);
   embr_lines_free(&l);
-  CHECK_EQ_INT(embr_lines_read(tpath("missing.txt"), -1, NULL, NULL, &l), EMBR_ENOTFOUND);
+  CHECK_EQ_INT(embr_lines_read(th_path("missing.txt"), -1, NULL, NULL, &l), EMBR_ENOTFOUND);
   CHECK(strstr(embr_last_error(), "missing.txt") != NULL);
   /* ids: non-negative integers up to INT64_MAX, one per line */
   const char *bad_ids[] = {"1\n-2\n", "1\nx\n", "1\n\n", "1\n9223372036854775808\n", "1\n1 2\n", "1\n1.5\n"};
@@ -1299,21 +1236,21 @@ static void test_int_list(void) {
 
 static void test_ids_ivecs(void) {
   const int64_t ids[6] = {3, 1, -1, 2147483647, 0, -1};
-  REQUIRE(embr_ids_write_ivecs(tpath("ids.ivecs"), ids, 2, 3) == 0);
+  REQUIRE(embr_ids_write_ivecs(th_path("ids.ivecs"), ids, 2, 3) == 0);
   int32_t *back = NULL;
   int64_t n = 0, d = 0;
-  REQUIRE(embr_ivecs_read(tpath("ids.ivecs"), &back, &n, &d) == 0);
+  REQUIRE(embr_ivecs_read(th_path("ids.ivecs"), &back, &n, &d) == 0);
   CHECK(n == 2 && d == 3);
   for (int i = 0; i < 6; i++) CHECK(back[i] == ids[i]);
   embr_free(back);
   /* an id int32 cannot hold is refused naming the file, the row and the id; nothing is written */
   const int64_t big[4] = {0, 1, 2, 2147483648LL};
-  CHECK_EQ_INT(embr_ids_write_ivecs(tpath("big.ivecs"), big, 2, 2), EMBR_EUNSUPPORTED);
+  CHECK_EQ_INT(embr_ids_write_ivecs(th_path("big.ivecs"), big, 2, 2), EMBR_EUNSUPPORTED);
   CHECK_MSG(strstr(embr_last_error(), "big.ivecs: row 1: id 2147483648") != NULL, "%s", embr_last_error());
-  CHECK(access(tpath("big.ivecs"), F_OK) != 0);
-  CHECK_EQ_INT(count_files("big.ivecs"), 0);
+  CHECK(access(th_path("big.ivecs"), F_OK) != 0);
+  CHECK_EQ_INT(th_count_entries(th_scratch(), "big.ivecs"), 0);
   const int64_t neg[1] = {-2};
-  CHECK_EQ_INT(embr_ids_write_ivecs(tpath("neg.ivecs"), neg, 1, 1), EMBR_EUNSUPPORTED);
+  CHECK_EQ_INT(embr_ids_write_ivecs(th_path("neg.ivecs"), neg, 1, 1), EMBR_EUNSUPPORTED);
 }
 
 static void test_map_read(void) {
@@ -1361,11 +1298,11 @@ static void test_map_read(void) {
   CHECK(strstr(embr_last_error(), "r.tsv: line 2 has 4 fields, expected 3") != NULL);
   CHECK(m.labels == NULL && m.data == NULL);
   /* a map written by the library (labels) reads back through a file */
-  FILE *f = fopen(tpath("m.tsv"), "wb");
+  FILE *f = fopen(th_path("m.tsv"), "wb");
   REQUIRE(f != NULL);
   fputs(words, f);
   fclose(f);
-  REQUIRE(embr_map_read(tpath("m.tsv"), EMBR_FORMAT_AUTO, &m) == 0);
+  REQUIRE(embr_map_read(th_path("m.tsv"), EMBR_FORMAT_AUTO, &m) == 0);
   CHECK(m.n == 2 && m.labels && !strcmp(m.labels[1], "the dog"));
   embr_matrix_free(&m);
 }
@@ -1416,6 +1353,5 @@ int main(int argc, char **argv) {
                      test_delimited_fixtures, test_truncated_binary, test_paths,
                      test_write_refusals, test_locale_independent, test_mutations, test_lines, test_int_list,
                      test_ids_ivecs, test_map_read, test_triplets);
-  remove_tmp_dir();
   return rc;
 }

@@ -18,53 +18,6 @@
 
 /* ---- scratch files ------------------------------------------------------------------------------ */
 
-static char tmp_dir[64];
-
-static const char *tpath(const char *name) {
-  static char bufs[8][512];
-  static int next;
-  if (!tmp_dir[0]) {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/embr-image-XXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-      perror("mkdtemp");
-      exit(1);
-    }
-  }
-  char *b = bufs[next++ & 7];
-  snprintf(b, 512, "%s/%s", tmp_dir, name);
-  return b;
-}
-
-/* Removes a scratch tree (no symlinks are made in it). */
-static void rm_tree(const char *p) {
-  struct stat st;
-  if (lstat(p, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(p);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-      char sub[1024];
-      snprintf(sub, sizeof sub, "%s/%s", p, e->d_name);
-      rm_tree(sub);
-    }
-    if (d) closedir(d);
-    rmdir(p);
-  } else {
-    unlink(p);
-  }
-}
-
-static void write_bytes(const char *path, const void *p, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    perror(path);
-    exit(1);
-  }
-  if (n) fwrite(p, 1, n, f);
-  fclose(f);
-}
-
 static void make_dir(const char *path) {
   if (mkdir(path, 0755) != 0 && errno != EEXIST) {
     perror(path);
@@ -206,8 +159,7 @@ static unsigned char *jpeg_encode(const embr_image *im, int quality, int progres
 
 /* Whether a temporary file of a write (".tmp.") was left in the scratch directory. */
 static int count_tmp_files(void) {
-  tpath("x");
-  DIR *d = opendir(tmp_dir);
+  DIR *d = opendir(th_scratch());
   int n = 0;
   struct dirent *e;
   while (d && (e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
@@ -220,7 +172,7 @@ static void test_png_roundtrip(void) {
   for (int c = 1; c <= 3; c += 2)
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
       embr_image im = make_image(sizes[s][0], sizes[s][1], c, 10 + s), back;
-      const char *p = tpath(c == 1 ? "rt_grey.png" : "rt_rgb.PNG");
+      const char *p = th_path(c == 1 ? "rt_grey.png" : "rt_rgb.PNG");
       REQUIRE(embr_image_write(p, &im) == 0);
       CHECK(embr_image_read(p, &back) == 0);
       CHECK_MSG(same_pixels(&im, &back), "png %dx%dx%d", im.width, im.height, c);
@@ -233,27 +185,27 @@ static void test_png_roundtrip(void) {
 
 static void test_pnm_roundtrip(void) {
   embr_image g = make_image(13, 7, 1, 1), rgb = make_image(5, 9, 3, 2), back;
-  REQUIRE(embr_image_write(tpath("a.pgm"), &g) == 0);
-  CHECK(embr_image_read(tpath("a.pgm"), &back) == 0 && same_pixels(&g, &back));
+  REQUIRE(embr_image_write(th_path("a.pgm"), &g) == 0);
+  CHECK(embr_image_read(th_path("a.pgm"), &back) == 0 && same_pixels(&g, &back));
   embr_image_free(&back);
-  REQUIRE(embr_image_write(tpath("a.PPM"), &rgb) == 0);
-  CHECK(embr_image_read(tpath("a.PPM"), &back) == 0 && same_pixels(&rgb, &back));
+  REQUIRE(embr_image_write(th_path("a.PPM"), &rgb) == 0);
+  CHECK(embr_image_read(th_path("a.PPM"), &back) == 0 && same_pixels(&rgb, &back));
   embr_image_free(&back);
-  REQUIRE(embr_image_write(tpath("a.pnm"), &rgb) == 0);
-  CHECK(embr_image_read(tpath("a.pnm"), &back) == 0 && same_pixels(&rgb, &back));
+  REQUIRE(embr_image_write(th_path("a.pnm"), &rgb) == 0);
+  CHECK(embr_image_read(th_path("a.pnm"), &back) == 0 && same_pixels(&rgb, &back));
   embr_image_free(&back);
   size_t len;
-  unsigned char *raw = slurp(tpath("a.pgm"), &len);
+  unsigned char *raw = slurp(th_path("a.pgm"), &len);
   CHECK(raw && len == strlen("P5\n13 7\n255\n") + 13 * 7 && memcmp(raw, "P5\n13 7\n255\n", 12) == 0);
   free(raw);
   /* The extension must suit the channels; JPEG is not written; nothing is left behind. */
-  CHECK(embr_image_write(tpath("bad.pgm"), &rgb) == EMBR_EINVAL);
-  CHECK(embr_image_write(tpath("bad.ppm"), &g) == EMBR_EINVAL);
-  CHECK(embr_image_write(tpath("bad.jpg"), &g) == EMBR_EUNSUPPORTED);
-  CHECK(access(tpath("bad.pgm"), F_OK) != 0 && access(tpath("bad.jpg"), F_OK) != 0);
+  CHECK(embr_image_write(th_path("bad.pgm"), &rgb) == EMBR_EINVAL);
+  CHECK(embr_image_write(th_path("bad.ppm"), &g) == EMBR_EINVAL);
+  CHECK(embr_image_write(th_path("bad.jpg"), &g) == EMBR_EUNSUPPORTED);
+  CHECK(access(th_path("bad.pgm"), F_OK) != 0 && access(th_path("bad.jpg"), F_OK) != 0);
   embr_image bad = {0, 3, 1, g.px};
-  CHECK(embr_image_write(tpath("bad.png"), &bad) == EMBR_EINVAL);
-  CHECK(embr_image_write(tpath("nodir/x.png"), &g) == EMBR_EIO);
+  CHECK(embr_image_write(th_path("bad.png"), &bad) == EMBR_EINVAL);
+  CHECK(embr_image_write(th_path("nodir/x.png"), &g) == EMBR_EIO);
   CHECK(!count_tmp_files());
   free_test_image(&g);
   free_test_image(&rgb);
@@ -358,8 +310,8 @@ static void test_jpeg_decode(void) {
       CHECK_MSG(rc == 0, "%s", embr_last_error());
       if (!rc) jpeg_compare(&im, &dec, 2.0, 12);
       embr_image_free(&dec);
-      write_bytes(tpath("t.jpeg"), buf, len);
-      CHECK(embr_image_read(tpath("t.jpeg"), &dec) == 0);
+      th_write_file(th_path("t.jpeg"), buf, len);
+      CHECK(embr_image_read(th_path("t.jpeg"), &dec) == 0);
       if (dec.px) jpeg_compare(&im, &dec, 2.0, 12);
       embr_image_free(&dec);
       free(buf);
@@ -423,9 +375,9 @@ static void png_patch_size(unsigned char *p, uint32_t w, uint32_t h) {
 
 static void test_corrupt_png(void) {
   embr_image im = make_image(9, 6, 3, 5);
-  REQUIRE(embr_image_write(tpath("c.png"), &im) == 0);
+  REQUIRE(embr_image_write(th_path("c.png"), &im) == 0);
   size_t len;
-  unsigned char *buf = slurp(tpath("c.png"), &len);
+  unsigned char *buf = slurp(th_path("c.png"), &len);
   check_truncations(buf, len, 12 + 1, "png"); /* only the IEND chunk may be missing */
   check_mutations(buf, len, 300);
   unsigned char *big = malloc(len);
@@ -659,13 +611,13 @@ static void test_jpeg_cmyk(void) {
 
 static void test_corrupt_pnm(void) {
   embr_image g = make_image(4, 3, 1, 7), rgb = make_image(3, 2, 3, 8);
-  REQUIRE(embr_image_write(tpath("c.pgm"), &g) == 0 && embr_image_write(tpath("c.ppm"), &rgb) == 0);
+  REQUIRE(embr_image_write(th_path("c.pgm"), &g) == 0 && embr_image_write(th_path("c.ppm"), &rgb) == 0);
   size_t len;
-  unsigned char *buf = slurp(tpath("c.pgm"), &len);
+  unsigned char *buf = slurp(th_path("c.pgm"), &len);
   check_truncations(buf, len, 1, "pgm");
   check_mutations(buf, len, 200);
   free(buf);
-  buf = slurp(tpath("c.ppm"), &len);
+  buf = slurp(th_path("c.ppm"), &len);
   check_truncations(buf, len, 1, "ppm");
   free(buf);
   static const struct {
@@ -693,8 +645,8 @@ static void test_corrupt_pnm(void) {
     expect_fail((const unsigned char *)bad[i].text, strlen(bad[i].text) + (i == 8 || i == 9 ? 1 : 0), bad[i].rc,
                 bad[i].text);
   embr_image im;
-  CHECK(embr_image_read(tpath("missing.png"), &im) == EMBR_ENOTFOUND && im.px == NULL);
-  CHECK(embr_image_read(tmp_dir, &im) == EMBR_EIO);
+  CHECK(embr_image_read(th_path("missing.png"), &im) == EMBR_ENOTFOUND && im.px == NULL);
+  CHECK(embr_image_read(th_scratch(), &im) == EMBR_EIO);
   free_test_image(&g);
   free_test_image(&rgb);
 }
@@ -904,7 +856,7 @@ static void write_image_file(const char *path, int w, int h, int c, uint64_t see
 }
 
 static void test_folder_dataset(void) {
-  const char *root = tpath("faces");
+  const char *root = th_path("faces");
   char p[600];
   make_dir(root);
   snprintf(p, sizeof p, "%s/b", root), make_dir(p);
@@ -916,8 +868,8 @@ static void test_folder_dataset(void) {
   snprintf(p, sizeof p, "%s/a/x.ppm", root), write_image_file(p, 3, 3, 3, 4);
   snprintf(p, sizeof p, "%s/a/.secret.png", root), write_image_file(p, 3, 3, 3, 5);
   snprintf(p, sizeof p, "%s/.hidden/y.png", root), write_image_file(p, 3, 3, 3, 6);
-  snprintf(p, sizeof p, "%s/a/notes.txt", root), write_bytes(p, "hi", 2);
-  snprintf(p, sizeof p, "%s/README", root), write_bytes(p, "hi", 2);
+  snprintf(p, sizeof p, "%s/a/notes.txt", root), th_write_file(p, "hi", 2);
+  snprintf(p, sizeof p, "%s/README", root), th_write_file(p, "hi", 2);
   embr_dataset *ds;
   int rc = embr_dataset_open_folder(root, &ds);
   REQUIRE(rc == 0);
@@ -947,7 +899,7 @@ static void test_folder_dataset(void) {
   CHECK(strstr(embr_last_error(), "/c") != NULL);
   snprintf(p, sizeof p, "%s/README", root);
   CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EINVAL && strstr(embr_last_error(), "not a folder"));
-  CHECK(embr_dataset_open_folder(tpath("nowhere"), &ds) == EMBR_ENOTFOUND);
+  CHECK(embr_dataset_open_folder(th_path("nowhere"), &ds) == EMBR_ENOTFOUND);
   snprintf(p, sizeof p, "%s/a", root);
   CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EFORMAT);
 }
@@ -1020,8 +972,8 @@ static void write_idx(const char *images, const char *labels, int n, int rows, i
     gzwrite(f, b, (unsigned)nl);
     gzclose(f);
   } else {
-    write_bytes(images, a, ni);
-    write_bytes(labels, b, nl);
+    th_write_file(images, a, ni);
+    th_write_file(labels, b, nl);
   }
   free(a);
   free(b);
@@ -1046,7 +998,7 @@ static void check_small_mnist(embr_dataset *ds, int n, int rows, int cols, int c
 
 static void test_mnist_small(void) {
   char img[600], lab[600];
-  const char *d1 = tpath("m1"), *d2 = tpath("m2"), *d3 = tpath("m3");
+  const char *d1 = th_path("m1"), *d2 = th_path("m2"), *d3 = th_path("m3");
   make_dir(d1), make_dir(d2), make_dir(d3);
   snprintf(img, sizeof img, "%s/train-images-idx3-ubyte", d1);
   snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte", d1);
@@ -1075,22 +1027,22 @@ static void test_mnist_small(void) {
   write_idx(img, lab, 4, 2, 2, 3, 0, 2051, 4);
   size_t len;
   unsigned char *raw = slurp(img, &len);
-  write_bytes(img, raw, len - 1);
+  th_write_file(img, raw, len - 1);
   CHECK(embr_dataset_open_mnist(d3, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), "truncated"));
   raw[len] = 0;
-  write_bytes(img, raw, len + 1);
+  th_write_file(img, raw, len + 1);
   CHECK(embr_dataset_open_mnist(d3, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), "longer"));
   set_be32(raw + 4, 100000000);
   set_be32(raw + 8, 16384);
   set_be32(raw + 12, 16384);
-  write_bytes(img, raw, len);
+  th_write_file(img, raw, len);
   CHECK(embr_dataset_open_mnist(img, &ds) == EMBR_EFORMAT);
   set_be32(raw + 8, 0);
-  write_bytes(img, raw, len);
+  th_write_file(img, raw, len);
   CHECK(embr_dataset_open_mnist(img, &ds) == EMBR_EFORMAT);
   free(raw);
-  CHECK(embr_dataset_open_mnist(tmp_dir, &ds) == EMBR_ENOTFOUND);
-  CHECK(embr_dataset_open_mnist(tpath("nope"), &ds) == EMBR_ENOTFOUND);
+  CHECK(embr_dataset_open_mnist(th_scratch(), &ds) == EMBR_ENOTFOUND);
+  CHECK(embr_dataset_open_mnist(th_path("nope"), &ds) == EMBR_ENOTFOUND);
 }
 
 static void test_mnist_real(void) {
@@ -1123,7 +1075,7 @@ static void test_mnist_real(void) {
 /* n items of 2x2 pixels whose first pixel is the item index (so a tensor tells its item). */
 static embr_dataset *index_dataset(const char *dirname, int n) {
   char img[600], lab[600];
-  const char *d = tpath(dirname);
+  const char *d = th_path(dirname);
   make_dir(d);
   snprintf(img, sizeof img, "%s/train-images-idx3-ubyte", d);
   snprintf(lab, sizeof lab, "%s/train-labels-idx1-ubyte", d);
@@ -1135,8 +1087,8 @@ static embr_dataset *index_dataset(const char *dirname, int n) {
     a[16 + 4 * i + 1] = 255;
     b[8 + i] = (uint8_t)(i % 4);
   }
-  write_bytes(img, a, 16 + (size_t)n * 4);
-  write_bytes(lab, b, 8 + (size_t)n);
+  th_write_file(img, a, 16 + (size_t)n * 4);
+  th_write_file(lab, b, 8 + (size_t)n);
   free(a);
   free(b);
   embr_dataset *ds = NULL;
@@ -1254,12 +1206,12 @@ static void test_loader_epochs(void) {
 }
 
 static void test_loader_bad_file(void) {
-  const char *root = tpath("withbad");
+  const char *root = th_path("withbad");
   char p[600];
   make_dir(root);
   snprintf(p, sizeof p, "%s/k", root), make_dir(p);
   snprintf(p, sizeof p, "%s/k/a.png", root), write_image_file(p, 4, 4, 3, 1);
-  snprintf(p, sizeof p, "%s/k/b.png", root), write_bytes(p, "\x89PNG\r\n\x1a\nnot really", 18);
+  snprintf(p, sizeof p, "%s/k/b.png", root), th_write_file(p, "\x89PNG\r\n\x1a\nnot really", 18);
   snprintf(p, sizeof p, "%s/k/c.pgm", root), write_image_file(p, 6, 2, 1, 2);
   embr_dataset *ds;
   REQUIRE(embr_dataset_open_folder(root, &ds) == 0);
@@ -1308,7 +1260,7 @@ static float *two_epochs(const embr_dataset *ds, int cache, size_t *n_out) {
 }
 
 static void test_loader_cache(void) {
-  const char *root = tpath("cachetree");
+  const char *root = th_path("cachetree");
   char p[600];
   make_dir(root);
   for (int c = 0; c < 2; c++) {
@@ -1332,12 +1284,7 @@ static void test_loader_cache(void) {
 
 /* ---- main ------------------------------------------------------------------------------------------------ */
 
-static void cleanup(void) {
-  if (tmp_dir[0]) rm_tree(tmp_dir);
-}
-
 int main(int argc, char **argv) {
-  atexit(cleanup);
   return RUN_TESTS(argc, argv, test_png_roundtrip, test_pnm_roundtrip, test_pnm_variants, test_png_variants,
                    test_jpeg_decode, test_corrupt_png, test_corrupt_jpeg, test_corrupt_pnm,
                    test_png_chunk_bomb, test_jpeg_many_scans, test_jpeg_corrupt_data, test_jpeg_exif_orientation,

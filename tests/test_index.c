@@ -14,31 +14,6 @@
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
-static char tmp_dir[256];
-
-static const char *tmp_path(const char *name) {
-  static char buf[8][512];
-  static int next;
-  char *p = buf[next++ % 8];
-  if (!tmp_dir[0]) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/embr-test-index-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-      fprintf(stderr, "mkdtemp failed: %s\n", strerror(errno));
-      exit(1);
-    }
-  }
-  snprintf(p, 512, "%s/%s", tmp_dir, name);
-  return p;
-}
-
-static void remove_tmp_dir(void) {
-  if (!tmp_dir[0]) return;
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
-}
-
 static unsigned char *read_whole(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -607,7 +582,7 @@ static void check_roundtrip(const kind_case *kc, embr_metric m) {
   embr_index *ix = build(kc->spec, dim, m, x, n, ids), *cp = NULL, *mp = NULL;
   REQUIRE(ix);
   CHECK(embr_index_remove(ix, gone, 3, &removed) == 0 && removed == 3); /* saved with holes */
-  const char *path = tmp_path("rt.idx");
+  const char *path = th_path("rt.idx");
   CHECK_MSG(embr_index_save(ix, path) == 0, "save %s: %s", kc->spec, embr_last_error());
   CHECK_MSG(embr_index_load(&cp, path, 0) == 0, "load %s: %s", kc->spec, embr_last_error());
   CHECK_MSG(embr_index_load(&mp, path, EMBR_LOAD_MMAP) == 0, "mmap %s: %s", kc->spec, embr_last_error());
@@ -650,8 +625,8 @@ static void test_save_load(void) {
   /* An untrained IVF index round-trips too. */
   embr_index *ix = NULL, *back = NULL;
   REQUIRE(embr_index_create(&ix, "ivfpq:nlist=8,m=2,refine=3", 8, EMBR_METRIC_IP) == 0);
-  CHECK(embr_index_save(ix, tmp_path("untrained.idx")) == 0);
-  CHECK(embr_index_load(&back, tmp_path("untrained.idx"), 0) == 0);
+  CHECK(embr_index_save(ix, th_path("untrained.idx")) == 0);
+  CHECK(embr_index_load(&back, th_path("untrained.idx"), 0) == 0);
   if (back) {
     CHECK(!embr_index_is_trained(back));
     CHECK(!strcmp(embr_index_spec(back), "ivfpq:nlist=8,m=2,nbits=8,nprobe=16,refine=3"));
@@ -695,7 +670,7 @@ static void check_damage(const char *spec, embr_metric m) {
   float *x = synth(n, dim, 18, 0);
   embr_index *ix = build(spec, dim, m, x, n, NULL);
   REQUIRE(ix);
-  const char *path = tmp_path("small.idx");
+  const char *path = th_path("small.idx");
   REQUIRE(embr_index_save(ix, path) == 0);
   embr_index_free(ix);
   size_t len = 0;
@@ -756,10 +731,10 @@ static void test_hostile_ivf_header(void) {
   float *x = synth(64, dim, 19, 0);
   embr_index *ix = build("ivfpq:nlist=4,m=2,nprobe=2", dim, EMBR_METRIC_L2, x, 64, NULL);
   REQUIRE(ix);
-  REQUIRE(embr_index_save(ix, tmp_path("h.idx")) == 0);
+  REQUIRE(embr_index_save(ix, th_path("h.idx")) == 0);
   embr_index_free(ix);
   size_t len = 0;
-  unsigned char *good = read_whole(tmp_path("h.idx"), &len), *b = malloc(len);
+  unsigned char *good = read_whole(th_path("h.idx"), &len), *b = malloc(len);
   /* payload header: version, is_pq, nlist, nprobe, m, nbits, refine, raw, trained, count */
   struct { int field; int64_t value; } cases[] = {{9, INT64_C(1) << 60}, {9, 65}, {9, -1}, {2, INT64_C(1) << 40},
                                                  {2, 3}, {4, 3}, {5, 4}, {8, 0}, {7, 1}, {1, 0}, {0, 2}};
@@ -931,23 +906,6 @@ static void test_nearest_centre(void) {
   }
 }
 
-static void test_cleanup(void) { remove_tmp_dir(); }
-
-/* recall@k against a plain reference: per query, distinct returned ids found in the first k truth ids. */
-static double ref_recall(const int64_t *ids, int64_t ild, const int32_t *truth, int64_t tld, int64_t nq, int k) {
-  double hits = 0;
-  for (int64_t q = 0; q < nq; q++)
-    for (int i = 0; i < k; i++) {
-      int64_t id = ids[q * ild + i];
-      int seen = id < 0;
-      for (int j = 0; j < i; j++) seen |= ids[q * ild + j] == id;
-      int in_truth = 0;
-      for (int j = 0; j < k; j++) in_truth |= truth[q * tld + j] == id;
-      hits += !seen && in_truth;
-    }
-  return hits / ((double)nq * k);
-}
-
 static void test_recall_at_k(void) {
   /* by hand: query 0 finds 2 of 3 (one repeated true id counts once), query 1 all 3 with padding
    * absent, query 2 none (only padding) */
@@ -985,5 +943,5 @@ int main(int argc, char **argv) {
                    test_kmeans_errors_and_edges, test_factory, test_recall_every_kind_and_metric,
                    test_ivfflat_default_nprobe, test_ivfpq_table_paths_agree, test_ivfpq_memory, test_ids_and_adds,
                    test_remove, test_churn_keeps_items_reachable, test_every_item_reachable, test_filters, test_padding, test_ivf_training, test_save_load, test_damaged_files,
-                   test_hostile_ivf_header, test_recall_at_k, test_cleanup);
+                   test_hostile_ivf_header, test_recall_at_k);
 }

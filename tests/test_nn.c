@@ -358,15 +358,10 @@ static void test_optimizers(void) {
 
 /* ---- safetensors -------------------------------------------------------------------------------- */
 
-static void tmp_path(char *buf, size_t cap, const char *name) {
-  snprintf(buf, cap, "/tmp/embr_test_nn_%d_%s", (int)getpid(), name);
-}
-
 /* Model metadata that builds no network (width 0): the message names the file like every other
  * load error, not just "width 0 out of range". */
 static void test_model_load_names_file(void) {
-  char path[256];
-  tmp_path(path, sizeof(path), "w0.safetensors");
+  const char *path = th_path("w0.safetensors");
   float a[1] = {0};
   nn_st_out t[1] = {{"unused", 1, {1}, a, NN_ST_F32}};
   char *k[] = {"embr.format", "embr.arch", "embr.width", "embr.embedding_dim", "embr.classes", "embr.input", "embr.mean",
@@ -380,8 +375,7 @@ static void test_model_load_names_file(void) {
 }
 
 static void test_safetensors_round_trip(void) {
-  char path[256];
-  tmp_path(path, sizeof(path), "rt.safetensors");
+  const char *path = th_path("rt.safetensors");
   float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {-1, 0.5f, 1e-20f};
   nn_st_out t[2] = {{"layer.weight", 2, {2, 3}, a, NN_ST_F32}, {"layer.bias", 1, {3}, b, NN_ST_F32}};
   char *k[1] = {"embr.arch"}, *v[1] = {"tiny"};
@@ -413,8 +407,7 @@ static void test_safetensors_round_trip(void) {
 static void test_safetensors_hostile(void) {
   /* A valid file, then every truncation and a set of corruptions: errors, never crashes. */
   float a[4] = {1, 2, 3, 4};
-  char path[256];
-  tmp_path(path, sizeof(path), "h.safetensors");
+  const char *path = th_path("h.safetensors");
   nn_st_out t[1] = {{"w", 2, {2, 2}, a, NN_ST_F32}};
   CHECK(embr__nn_st_write(path, t, 1, NULL, NULL, 0) == 0);
   FILE *f = fopen(path, "rb");
@@ -453,8 +446,7 @@ static void test_safetensors_hostile(void) {
  * integer tensor checked like any other and skipped when loading; asked for as a weight, or
  * holding NaN/Inf in a weight, it is refused with a message naming the file and the tensor. */
 static void test_safetensors_integer_and_nonfinite(void) {
-  char path[256];
-  tmp_path(path, sizeof(path), "i64.safetensors");
+  const char *path = th_path("i64.safetensors");
   float w[4] = {1, -2, 3, -4};
   int64_t tracked[1] = {12345};
   nn_st_out t[2] = {{"bn.weight", 1, {4}, w, NN_ST_F32}, {"bn.num_batches_tracked", 1, {1}, tracked, NN_ST_I64}};

@@ -15,27 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name) {
-  static char buf[8][400];
-  static int k;
-  k = (k + 1) % 8;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
-
-/* Number of entries in the temporary directory (to catch leftovers). */
-static int dir_entries(void) {
-  DIR *d = opendir(tmpdir);
-  int k = 0;
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) k++;
-  if (d) closedir(d);
-  return k;
-}
-
 static char *read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -184,7 +163,7 @@ static void test_png_two_clusters(void) {
   embr_plot_params p = embr_plot_params_default();
   p.title = "Two clusters";
   p.show_legend = 0;
-  const char *path = tmp_path("two.png");
+  const char *path = th_path("two.png");
   REQUIRE(embr_plot_write(path, xy, n, 3, labels, NULL, &p) == 0);
   rgb_image im = {0, 0, NULL};
   REQUIRE(png_load(path, &im) == 0);
@@ -203,7 +182,7 @@ static void test_png_two_clusters(void) {
   CHECK(count_ink(&im, 0, im.w, 0, 70) > 300);
   CHECK_EQ_INT(count_colour(&im, ca, 0, im.w, 0, 70) + count_colour(&im, cb, 0, im.w, 0, 70), 0);
   /* The same call again gives the same bytes (seeded drawing order). */
-  const char *again = tmp_path("two-again.png");
+  const char *again = th_path("two-again.png");
   REQUIRE(embr_plot_write(again, xy, n, 3, labels, NULL, &p) == 0);
   size_t l1, l2;
   char *b1 = read_file(path, &l1), *b2 = read_file(again, &l2);
@@ -220,7 +199,7 @@ static void test_png_legend(void) {
   const char **labels;
   int n = 400;
   float *xy = two_clusters(n, &labels);
-  const char *path = tmp_path("legend.png");
+  const char *path = th_path("legend.png");
   REQUIRE(embr_plot_write(path, xy, n, 3, labels, NULL, NULL) == 0);
   rgb_image im = {0, 0, NULL};
   REQUIRE(png_load(path, &im) == 0);
@@ -252,12 +231,12 @@ static void test_png_texts(void) {
   texts[5] = NULL;
   embr_plot_params p = embr_plot_params_default();
   p.title = "title with a bad byte \xc3("; /* cairo would refuse it: cleaned to U+FFFD */
-  const char *with = tmp_path("texts.png"), *without = tmp_path("notexts.png");
+  const char *with = th_path("texts.png"), *without = th_path("notexts.png");
   REQUIRE(embr_plot_write(with, xy, N, 2, NULL, texts, &p) == 0); /* invalid UTF-8 is no error */
   p.draw_texts = 0;
   REQUIRE(embr_plot_write(without, xy, N, 2, NULL, texts, &p) == 0);
-  CHECK(embr_plot_write(tmp_path("texts.pdf"), xy, N, 2, texts, texts, &p) == 0);
-  CHECK(embr_plot_write(tmp_path("texts.svg"), xy, N, 2, texts, texts, &p) == 0);
+  CHECK(embr_plot_write(th_path("texts.pdf"), xy, N, 2, texts, texts, &p) == 0);
+  CHECK(embr_plot_write(th_path("texts.svg"), xy, N, 2, texts, texts, &p) == 0);
   rgb_image a = {0, 0, NULL}, b = {0, 0, NULL};
   REQUIRE(png_load(with, &a) == 0 && png_load(without, &b) == 0);
   /* Texts are dark grey: count near-grey ink pixels (markers are coloured). */
@@ -284,16 +263,16 @@ static void test_png_edge_cases(void) {
     xy[2 * i + 1] = (float)(i / 30);
     labels[i] = names[(i * 7) % 45];
   }
-  CHECK(embr_plot_write(tmp_path("many.png"), xy, N, 2, labels, NULL, NULL) == 0);
-  CHECK(embr_plot_write(tmp_path("one.png"), xy, 1, 2, labels, NULL, NULL) == 0);
+  CHECK(embr_plot_write(th_path("many.png"), xy, N, 2, labels, NULL, NULL) == 0);
+  CHECK(embr_plot_write(th_path("one.png"), xy, 1, 2, labels, NULL, NULL) == 0);
   float same[6] = {3, 3, 3, 3, 3, 3};
-  CHECK(embr_plot_write(tmp_path("same.pdf"), same, 3, 2, NULL, NULL, NULL) == 0);
+  CHECK(embr_plot_write(th_path("same.pdf"), same, 3, 2, NULL, NULL, NULL) == 0);
   embr_plot_params p = embr_plot_params_default();
   p.width = 64;
   p.height = 64;
-  CHECK(embr_plot_write(tmp_path("tiny.png"), xy, N, 2, labels, NULL, &p) == 0);
+  CHECK(embr_plot_write(th_path("tiny.png"), xy, N, 2, labels, NULL, &p) == 0);
   rgb_image im = {0, 0, NULL};
-  CHECK(png_load(tmp_path("tiny.png"), &im) == 0 && im.w == 64 && im.h == 64);
+  CHECK(png_load(th_path("tiny.png"), &im) == 0 && im.w == 64 && im.h == 64);
   free(im.px);
 }
 
@@ -309,7 +288,7 @@ static void test_svg_pdf(void) {
   embr_plot_params p = embr_plot_params_default();
   p.opacity = 0.5; /* markers are the only elements with this opacity */
   p.title = "SVG & PDF";
-  const char *svg = tmp_path("p.svg"), *pdf = tmp_path("p.pdf");
+  const char *svg = th_path("p.svg"), *pdf = th_path("p.pdf");
   REQUIRE(embr_plot_write(svg, xy, N, 2, labels, NULL, &p) == 0);
   char *s = read_file(svg, NULL);
   REQUIRE(s != NULL);
@@ -327,11 +306,11 @@ static void test_svg_pdf(void) {
   free(s);
   /* --format beats the extension. */
   p.format = EMBR_PLOT_PNG;
-  REQUIRE(embr_plot_write(tmp_path("png.data"), xy, N, 2, labels, NULL, &p) == 0);
-  s = read_file(tmp_path("png.data"), NULL);
+  REQUIRE(embr_plot_write(th_path("png.data"), xy, N, 2, labels, NULL, &p) == 0);
+  s = read_file(th_path("png.data"), NULL);
   CHECK(s && memcmp(s, "\x89PNG", 4) == 0);
   free(s);
-  unlink(tmp_path("png.data"));
+  unlink(th_path("png.data"));
 }
 
 /* The text between `after` and the next `end`, copied. */
@@ -370,7 +349,7 @@ static void test_html(void) {
   }
   embr_plot_params p = embr_plot_params_default();
   p.title = "Map </script> <b>";
-  const char *path = tmp_path("map.html");
+  const char *path = th_path("map.html");
   REQUIRE(embr_plot_write(path, xy, N, 3, labels, texts, &p) == 0);
   char *s = read_file(path, NULL);
   REQUIRE(s != NULL);
@@ -400,7 +379,7 @@ static void test_label_order(void) {
   const char *labels[] = {"class 10", "b", "10", "9", "class 2", "-1.5", "a", "2", "9", "B"};
   float xy[20] = {0};
   for (int i = 0; i < 10; i++) xy[2 * i] = (float)i;
-  const char *path = tmp_path("order.html");
+  const char *path = th_path("order.html");
   REQUIRE(embr_plot_write(path, xy, 10, 2, labels, NULL, NULL) == 0);
   char *s = read_file(path, NULL);
   REQUIRE(s != NULL);
@@ -419,16 +398,16 @@ static void test_label_order(void) {
 /* A failing write names the file, leaves nothing behind and keeps an existing file intact. */
 static void expect_fail(const char *path, int status, const float *xy, int64_t n, int64_t ld,
                         const embr_plot_params *p) {
-  int before = dir_entries();
+  int before = th_count_entries(th_scratch(), "");
   int rc = embr_plot_write(path, xy, n, ld, NULL, NULL, p);
   CHECK_MSG(rc == status, "%s: status %d, expected %d (%s)", path, rc, status, embr_last_error());
   CHECK_MSG(strstr(embr_last_error(), path) != NULL, "message does not name %s: %s", path, embr_last_error());
-  CHECK_EQ_INT(dir_entries(), before);
+  CHECK_EQ_INT(th_count_entries(th_scratch(), ""), before);
 }
 
 static void test_errors(void) {
   float xy[8] = {0, 0, 1, 1, NAN, 2, 3, 3};
-  const char *old = tmp_path("old.png");
+  const char *old = th_path("old.png");
   FILE *f = fopen(old, "wb");
   REQUIRE(f != NULL);
   fputs("previous contents", f);
@@ -439,24 +418,24 @@ static void test_errors(void) {
   CHECK(s && strcmp(s, "previous contents") == 0);
   free(s);
   xy[4] = INFINITY;
-  expect_fail(tmp_path("inf.svg"), EMBR_EVALUE, xy, 4, 2, NULL);
-  expect_fail(tmp_path("nan.html"), EMBR_EVALUE, xy, 4, 2, NULL);
-  expect_fail(tmp_path("x.jpg"), EMBR_EINVAL, xy, 2, 2, NULL);
-  expect_fail(tmp_path("noext"), EMBR_EINVAL, xy, 2, 2, NULL);
-  expect_fail(tmp_path("empty.png"), EMBR_EINVAL, xy, 0, 2, NULL);
-  expect_fail(tmp_path("ld.png"), EMBR_EINVAL, xy, 2, 1, NULL);
+  expect_fail(th_path("inf.svg"), EMBR_EVALUE, xy, 4, 2, NULL);
+  expect_fail(th_path("nan.html"), EMBR_EVALUE, xy, 4, 2, NULL);
+  expect_fail(th_path("x.jpg"), EMBR_EINVAL, xy, 2, 2, NULL);
+  expect_fail(th_path("noext"), EMBR_EINVAL, xy, 2, 2, NULL);
+  expect_fail(th_path("empty.png"), EMBR_EINVAL, xy, 0, 2, NULL);
+  expect_fail(th_path("ld.png"), EMBR_EINVAL, xy, 2, 1, NULL);
   embr_plot_params p = embr_plot_params_default();
   p.width = 10;
-  expect_fail(tmp_path("small.png"), EMBR_EINVAL, xy, 2, 2, &p);
+  expect_fail(th_path("small.png"), EMBR_EINVAL, xy, 2, 2, &p);
   p = embr_plot_params_default();
   p.opacity = 2;
-  expect_fail(tmp_path("opaque.png"), EMBR_EINVAL, xy, 2, 2, &p);
+  expect_fail(th_path("opaque.png"), EMBR_EINVAL, xy, 2, 2, &p);
   /* Unwritable: a missing directory, a "directory" that is a file, an existing directory. */
-  expect_fail(tmp_path("missing/x.png"), EMBR_EIO, xy, 2, 2, NULL);
-  expect_fail(tmp_path("old.png/x.html"), EMBR_EIO, xy, 2, 2, NULL);
-  REQUIRE(mkdir(tmp_path("adir.pdf"), 0755) == 0);
-  expect_fail(tmp_path("adir.pdf"), EMBR_EIO, xy, 2, 2, NULL);
-  rmdir(tmp_path("adir.pdf"));
+  expect_fail(th_path("missing/x.png"), EMBR_EIO, xy, 2, 2, NULL);
+  expect_fail(th_path("old.png/x.html"), EMBR_EIO, xy, 2, 2, NULL);
+  REQUIRE(mkdir(th_path("adir.pdf"), 0755) == 0);
+  expect_fail(th_path("adir.pdf"), EMBR_EIO, xy, 2, 2, NULL);
+  rmdir(th_path("adir.pdf"));
   unlink(old);
 }
 
@@ -486,21 +465,9 @@ static int check_screenshot(const char *path, int x0, int x1) {
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "--check-screenshot") == 0)
     return check_screenshot(argv[2], atoi(argv[3]), atoi(argv[4]));
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/embr-test-plot-XXXXXX");
-  if (!mkdtemp(tmpdir)) {
-    perror("mkdtemp");
-    return 1;
-  }
   int rc = RUN_TESTS(argc, argv, test_params_and_formats, test_palette, test_png_two_clusters,
                      test_png_legend, test_png_texts, test_png_edge_cases, test_svg_pdf, test_html,
                      test_label_order, test_errors);
-  /* Remove what the tests wrote. */
-  DIR *d = opendir(tmpdir);
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(tmp_path(e->d_name));
-  if (d) closedir(d);
-  rmdir(tmpdir);
   embr_plot_cleanup();
   return rc;
 }

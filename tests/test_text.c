@@ -13,39 +13,6 @@
 
 /* ---- temporary files ---------------------------------------------------------------------------- */
 
-static char tmp_dir[256];
-
-static const char *tmp_path(const char *name) {
-  static char buf[8][512];
-  static int next;
-  char *p = buf[next++ % 8];
-  if (!tmp_dir[0]) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/embr-test-text-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-      fprintf(stderr, "mkdtemp failed: %s\n", strerror(errno));
-      exit(1);
-    }
-  }
-  snprintf(p, 512, "%s/%s", tmp_dir, name);
-  return p;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(1);
-  }
-}
-
-static void remove_tmp_dir(void) {
-  if (!tmp_dir[0]) return;
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
-}
-
 /* ---- a reference tokenizer over a whole buffer -------------------------------------------------- */
 
 typedef struct ref_word {
@@ -93,8 +60,8 @@ static void test_corpus_hand_written(void) {
   int len = snprintf(text, sizeof text,
                      "alpha\tbeta  gamma\r\ndelta\n\n   eps\r\n\tzeta\vEta\ftheta %s iota\nkappa   lambda",
                      longw);
-  const char *path = tmp_path("hand.txt");
-  write_file(path, text, (size_t)len);
+  const char *path = th_path("hand.txt");
+  th_write_file(path, text, (size_t)len);
   char want_long[EMBR_MAX_WORD_BYTES + 1];
   memcpy(want_long, longw, EMBR_MAX_WORD_BYTES);
   want_long[EMBR_MAX_WORD_BYTES] = '\0';
@@ -126,20 +93,20 @@ static void test_corpus_hand_written(void) {
   CHECK_EQ_INT(embr_file_size(path), len);
 
   /* A file of white space only, and an empty file: no words, no error. */
-  const char *ws = tmp_path("ws.txt");
-  write_file(ws, " \n\t\r\n  ", 7);
+  const char *ws = th_path("ws.txt");
+  th_write_file(ws, " \n\t\r\n  ", 7);
   REQUIRE(embr_corpus_open(&c, ws, 0, -1) == 0);
   CHECK_EQ_INT(embr_corpus_next(c, buf, &nl), 0);
   embr_corpus_close(c);
-  const char *empty = tmp_path("empty.txt");
-  write_file(empty, "", 0);
+  const char *empty = th_path("empty.txt");
+  th_write_file(empty, "", 0);
   REQUIRE(embr_corpus_open(&c, empty, 0, -1) == 0);
   CHECK_EQ_INT(embr_corpus_next(c, buf, &nl), 0);
   embr_corpus_close(c);
   /* UTF-8 passes through untouched. */
-  const char *utf = tmp_path("utf8.txt");
+  const char *utf = th_path("utf8.txt");
   const char utext[] = "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac\n";
-  write_file(utf, utext, sizeof utext - 1);
+  th_write_file(utf, utext, sizeof utext - 1);
   REQUIRE(embr_corpus_open(&c, utf, 0, -1) == 0);
   CHECK(embr_corpus_next(c, buf, &nl) == 1 && strcmp(buf, "caf\xc3\xa9") == 0);
   CHECK(embr_corpus_next(c, buf, &nl) == 1 && strcmp(buf, "\xe6\x97\xa5\xe6\x9c\xac") == 0);
@@ -181,8 +148,8 @@ static void test_corpus_generated_whole(void) {
   /* 2.5 MiB: the reader refills its 1 MiB buffer with words across the seams. */
   size_t n = (5u << 20) / 2;
   unsigned char *text = gen_text(n, &r);
-  const char *path = tmp_path("gen.txt");
-  write_file(path, text, n);
+  const char *path = th_path("gen.txt");
+  th_write_file(path, text, n);
   ref_word *ref;
   size_t nref = ref_tokenize(text, n, &ref);
   embr_corpus *c;
@@ -247,8 +214,8 @@ static void test_corpus_byte_ranges(void) {
   embr_rng_seed(&r, 202);
   size_t n = (1u << 20) + 300000; /* one buffer seam inside */
   unsigned char *text = gen_text(n, &r);
-  const char *path = tmp_path("ranges.txt");
-  write_file(path, text, n);
+  const char *path = th_path("ranges.txt");
+  th_write_file(path, text, n);
   ref_word *ref;
   size_t nref = ref_tokenize(text, n, &ref);
   int64_t cut[80];
@@ -276,8 +243,8 @@ static void test_corpus_byte_ranges(void) {
   }
   /* Every offset of a small file, as a two-way split. */
   const char small[] = "ab  c\r\nde\tfgh\n\n i   jk";
-  const char *sp = tmp_path("small.txt");
-  write_file(sp, small, sizeof small - 1);
+  const char *sp = th_path("small.txt");
+  th_write_file(sp, small, sizeof small - 1);
   ref_word *sref;
   size_t nsref = ref_tokenize((const unsigned char *)small, sizeof small - 1, &sref);
   for (int64_t off = 0; off <= (int64_t)(sizeof small - 1); off++) {
@@ -293,8 +260,8 @@ static void test_corpus_byte_ranges(void) {
 
 static void test_corpus_refuses(void) {
   embr_corpus *c = (embr_corpus *)1;
-  const char *bin = tmp_path("nul.txt");
-  write_file(bin, "hello world\0 more words\n", 24);
+  const char *bin = th_path("nul.txt");
+  th_write_file(bin, "hello world\0 more words\n", 24);
   CHECK_EQ_INT(embr_corpus_open(&c, bin, 0, -1), EMBR_EFORMAT);
   CHECK(c == NULL);
   CHECK_MSG(strstr(embr_last_error(), bin) != NULL, "message: %s", embr_last_error());
@@ -303,15 +270,15 @@ static void test_corpus_refuses(void) {
   char *t = malloc(n);
   for (size_t i = 0; i < n; i++) t[i] = i % 7 == 6 ? ' ' : 'x';
   t[50000] = '\0';
-  const char *bin2 = tmp_path("nul2.txt");
-  write_file(bin2, t, n);
+  const char *bin2 = th_path("nul2.txt");
+  th_write_file(bin2, t, n);
   CHECK_EQ_INT(embr_corpus_open(&c, bin2, 55000, -1), EMBR_EFORMAT);
   free(t);
   /* Mostly control bytes (not white space): binary. */
   unsigned char ctl[4096];
   for (size_t i = 0; i < sizeof ctl; i++) ctl[i] = (unsigned char)(1 + i % 8);
-  const char *bin3 = tmp_path("ctl.dat");
-  write_file(bin3, ctl, sizeof ctl);
+  const char *bin3 = th_path("ctl.dat");
+  th_write_file(bin3, ctl, sizeof ctl);
   CHECK_EQ_INT(embr_corpus_open(&c, bin3, 0, -1), EMBR_EFORMAT);
 
   /* A NUL byte after the first 64 KiB (the header: "NUL bytes ... refused with EMBR_EFORMAT").
@@ -322,8 +289,8 @@ static void test_corpus_refuses(void) {
   t[100000] = ' ';
   t[100001] = '\0'; /* a word starting with NUL: an empty C string */
   t[150002] = '\0'; /* a NUL inside a word */
-  const char *late = tmp_path("late-nul.txt");
-  write_file(late, t, n);
+  const char *late = th_path("late-nul.txt");
+  th_write_file(late, t, n);
   free(t);
   int rc2 = embr_corpus_open(&c, late, 0, -1);
   if (rc2 == 0) {
@@ -342,24 +309,24 @@ static void test_corpus_refuses(void) {
   if (rc2 != EMBR_EFORMAT) fprintf(stderr, "  (vocab_build: status %d, '%s')\n", rc2, embr_last_error());
   embr_vocab_free(lv);
 
-  const char *missing = tmp_path("does-not-exist.txt");
+  const char *missing = th_path("does-not-exist.txt");
   c = (embr_corpus *)1;
   int rc = embr_corpus_open(&c, missing, 0, -1);
   CHECK(rc < 0);
   CHECK(c == NULL);
   CHECK_MSG(strstr(embr_last_error(), missing) != NULL, "message: %s", embr_last_error());
   CHECK(embr_file_size(missing) < 0);
-  rc = embr_corpus_open(&c, tmp_dir, 0, -1);
+  rc = embr_corpus_open(&c, th_scratch(), 0, -1);
   CHECK(rc < 0);
-  CHECK_MSG(strstr(embr_last_error(), tmp_dir) != NULL, "message: %s", embr_last_error());
-  CHECK(embr_file_size(tmp_dir) < 0);
+  CHECK_MSG(strstr(embr_last_error(), th_scratch()) != NULL, "message: %s", embr_last_error());
+  CHECK(embr_file_size(th_scratch()) < 0);
   embr_vocab *v = NULL;
   CHECK(embr_vocab_build(&v, missing, 1, 0, NULL) < 0);
   CHECK(v == NULL);
   CHECK_EQ_INT(embr_vocab_build(&v, bin, 1, 0, NULL), EMBR_EFORMAT);
-  CHECK(embr_vocab_build(&v, tmp_dir, 1, 0, NULL) < 0);
-  const char *empty = tmp_path("empty-corpus.txt");
-  write_file(empty, "\n\n", 2);
+  CHECK(embr_vocab_build(&v, th_scratch(), 1, 0, NULL) < 0);
+  const char *empty = th_path("empty-corpus.txt");
+  th_write_file(empty, "\n\n", 2);
   CHECK(embr_vocab_build(&v, empty, 1, 0, NULL) < 0);
   CHECK_MSG(strstr(embr_last_error(), empty) != NULL, "message: %s", embr_last_error());
 }
@@ -483,8 +450,8 @@ static void test_vocab_counts_zipf(void) {
   embr_rng_seed(&r, 303);
   zipf_corpus z;
   zipf_make(&z, 5000, 200000, &r);
-  const char *path = tmp_path("zipf.txt");
-  write_file(path, z.text, z.len);
+  const char *path = th_path("zipf.txt");
+  th_write_file(path, z.text, z.len);
   CHECK(z.nref > 1000); /* the generator gives a long tail */
   CHECK(z.ref[0].count > 10 * z.ref[100].count);
   const int64_t mins[] = {1, 2, 5, 37};
@@ -582,8 +549,8 @@ static void test_vocab_save_read(void) {
   embr_rng_seed(&r, 404);
   zipf_corpus z;
   zipf_make(&z, 800, 30000, &r);
-  const char *cpath = tmp_path("zipf2.txt"), *vpath = tmp_path("vocab.txt");
-  write_file(cpath, z.text, z.len);
+  const char *cpath = th_path("zipf2.txt"), *vpath = th_path("vocab.txt");
+  th_write_file(cpath, z.text, z.len);
   embr_vocab *v, *back;
   REQUIRE(embr_vocab_build(&v, cpath, 1, 0, NULL) == 0);
   REQUIRE(embr_vocab_save(v, vpath) == 0);
@@ -608,9 +575,9 @@ static void test_vocab_save_read(void) {
   CHECK(vocab_matches(back, z.ref, z.nref, 4, 30));
   embr_vocab_free(back);
   /* Any order, CR LF, tabs, blank lines, repeated words (summed). */
-  const char *hand = tmp_path("hand-vocab.txt");
+  const char *hand = th_path("hand-vocab.txt");
   const char htext[] = "zeta 2\r\nalpha\t7\n\nbeta 7\nzeta 5\n";
-  write_file(hand, htext, sizeof htext - 1);
+  th_write_file(hand, htext, sizeof htext - 1);
   REQUIRE(embr_vocab_read(&back, hand, 1, 0) == 0);
   REQUIRE(embr_vocab_size(back) == 3);
   CHECK(strcmp(embr_vocab_word(back, 0), "alpha") == 0 && embr_vocab_count(back, 0) == 7);
@@ -623,8 +590,8 @@ static void test_vocab_save_read(void) {
 }
 
 static void check_bad_vocab(const char *name, const char *text, const char *want_in_msg) {
-  const char *path = tmp_path(name);
-  write_file(path, text, strlen(text));
+  const char *path = th_path(name);
+  th_write_file(path, text, strlen(text));
   embr_vocab *v = (embr_vocab *)1;
   int rc = embr_vocab_read(&v, path, 1, 0);
   CHECK_MSG(rc == EMBR_EFORMAT, "%s: rc %d", name, rc);
@@ -645,13 +612,13 @@ static void test_vocab_read_malformed(void) {
   check_bad_vocab("v-empty.txt", "", NULL);
   check_bad_vocab("v-blank.txt", "\n\n", NULL);
   embr_vocab *v = (embr_vocab *)1;
-  const char *missing = tmp_path("v-missing.txt");
+  const char *missing = th_path("v-missing.txt");
   CHECK(embr_vocab_read(&v, missing, 1, 0) < 0);
   CHECK(v == NULL);
   CHECK_MSG(strstr(embr_last_error(), missing) != NULL, "message: %s", embr_last_error());
   /* A min_count that drops everything is refused too. */
-  const char *ok = tmp_path("v-ok.txt");
-  write_file(ok, "a 2\nb 1\n", 8);
+  const char *ok = th_path("v-ok.txt");
+  th_write_file(ok, "a 2\nb 1\n", 8);
   CHECK(embr_vocab_read(&v, ok, 3, 0) < 0);
   CHECK(v == NULL);
 }
@@ -661,6 +628,5 @@ int main(int argc, char **argv) {
                      test_corpus_byte_ranges, test_corpus_refuses, test_vocab_counts_zipf,
                      test_vocab_tie_order, test_vocab_growth, test_vocab_save_read,
                      test_vocab_read_malformed);
-  remove_tmp_dir();
   return rc;
 }

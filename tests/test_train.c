@@ -15,11 +15,10 @@
 
 enum { CLASSES = 4, PER = 12, SIDE = 16 };
 
-static char dir[256];
+static const char *dir; /* the image folder (class sub-folders) */
 
 static void make_dataset(void) {
-  snprintf(dir, sizeof(dir), "/tmp/embr_test_train_%d", (int)getpid());
-  mkdir(dir, 0755);
+  dir = th_fresh_dir("train");
   embr_rng r;
   embr_rng_seed(&r, 5);
   for (int c = 0; c < CLASSES; c++) {
@@ -40,12 +39,6 @@ static void make_dataset(void) {
       CHECK(embr_image_write(path, &im) == 0);
     }
   }
-}
-
-static void remove_dataset(void) {
-  char cmd[600];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  CHECK(system(cmd) == 0);
 }
 
 static embr_model *tiny_model(uint64_t seed, int dim) {
@@ -455,6 +448,5 @@ int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_arcface_separates_classes, test_softmax_objective_trains, test_save_load_resume,
                      test_one_class_refused, test_embed_dataset, test_hostile_model_files, test_plain_pytorch_weights,
                      test_hostile_checkpoints, test_divergence_stops);
-  remove_dataset();
   return rc;
 }

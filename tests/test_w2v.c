@@ -14,40 +14,7 @@
 
 /* ---- temporary files ---------------------------------------------------------------------------- */
 
-static char tmp_dir[256];
-
-static const char *tmp_path(const char *name) {
-  static char buf[8][512];
-  static int next;
-  char *p = buf[next++ % 8];
-  if (!tmp_dir[0]) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/embr-test-w2v-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-      fprintf(stderr, "mkdtemp failed: %s\n", strerror(errno));
-      exit(1);
-    }
-  }
-  snprintf(p, 512, "%s/%s", tmp_dir, name);
-  return p;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
-    fprintf(stderr, "cannot write %s\n", path);
-    exit(1);
-  }
-}
-
-static void write_str(const char *path, const char *s) { write_file(path, s, strlen(s)); }
-
-static void remove_tmp_dir(void) {
-  if (!tmp_dir[0]) return;
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
-}
+static void write_str(const char *path, const char *s) { th_write_file(path, s, strlen(s)); }
 
 /* A finalized vocabulary "w0".."w<n-1>" with the given counts. */
 static embr_vocab *vocab_of(const int64_t *counts, int n) {
@@ -609,7 +576,7 @@ enum { TOPIC_WORDS = 30 };
 static const char *topic_corpus(void) {
   static char path[512];
   if (path[0]) return path;
-  snprintf(path, sizeof path, "%s", tmp_path("topics.txt"));
+  snprintf(path, sizeof path, "%s", th_path("topics.txt"));
   embr_rng r;
   embr_rng_seed(&r, 4242);
   size_t cap = 2u << 20, len = 0;
@@ -622,7 +589,7 @@ static const char *topic_corpus(void) {
       len += (size_t)snprintf(t + len, cap - len, "%c%d%c", topic, (int)embr_rng_below(&r, TOPIC_WORDS), i + 1 < n ? ' ' : '\n');
     words += n;
   }
-  write_file(path, t, len);
+  th_write_file(path, t, len);
   free(t);
   return path;
 }
@@ -740,7 +707,7 @@ static void test_train_classic(void) {
  * word is trained once per epoch, and the topics still separate. */
 static void test_train_two_threads(void) {
   if (embr_threads_available() < 2) SKIP("one core only");
-  const char *path = tmp_path("topics-big.txt");
+  const char *path = th_path("topics-big.txt");
   embr_rng r;
   embr_rng_seed(&r, 99);
   size_t cap = 4u << 20, len = 0;
@@ -753,7 +720,7 @@ static void test_train_two_threads(void) {
       len += (size_t)snprintf(t + len, cap - len, "%c%d%c", topic, (int)embr_rng_below(&r, TOPIC_WORDS), i + 1 < n ? ' ' : '\n');
     words += n;
   }
-  write_file(path, t, len);
+  th_write_file(path, t, len);
   free(t);
   embr_w2v_params p = small_params();
   p.epochs = 1;
@@ -840,22 +807,22 @@ static void check_train_refused(const char *path, const embr_w2v_params *p, int 
 static void test_train_bad_inputs(void) {
   embr_w2v_params p = small_params();
   p.epochs = 1;
-  const char *empty = tmp_path("empty.txt");
+  const char *empty = th_path("empty.txt");
   write_str(empty, "");
   check_train_refused(empty, &p, 0, "empty corpus");
-  const char *blank = tmp_path("blank.txt");
+  const char *blank = th_path("blank.txt");
   write_str(blank, "\n \n\t\n");
   check_train_refused(blank, &p, 0, "white-space corpus");
-  const char *bin = tmp_path("binary.dat");
+  const char *bin = th_path("binary.dat");
   unsigned char b[3000];
   for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)(i * 37 + 11);
-  write_file(bin, b, sizeof b);
+  th_write_file(bin, b, sizeof b);
   check_train_refused(bin, &p, EMBR_EFORMAT, "binary corpus");
-  const char *three = tmp_path("three.txt");
+  const char *three = th_path("three.txt");
   char t[4000];
   size_t len = 0;
   for (int i = 0; i < 300; i++) len += (size_t)snprintf(t + len, sizeof t - len, "%s ", i % 3 == 0 ? "x" : i % 3 == 1 ? "y" : "z");
-  write_file(three, t, len);
+  th_write_file(three, t, len);
   p.window = 5;
   check_train_refused(three, &p, 0, "3 words, window 5");
   p.window = 3;
@@ -870,9 +837,9 @@ static void test_train_bad_inputs(void) {
   p.min_count = 1000000;
   check_train_refused(topic_corpus(), &p, 0, "min-count above every count");
   p.min_count = 1;
-  const char *missing = tmp_path("missing.txt");
+  const char *missing = th_path("missing.txt");
   check_train_refused(missing, &p, 0, "missing corpus");
-  check_train_refused(tmp_dir, &p, 0, "a directory");
+  check_train_refused(th_scratch(), &p, 0, "a directory");
 
   /* Invalid parameters. */
   const char *ok = topic_corpus();
@@ -1263,7 +1230,7 @@ static void eval_ref_mul(const embr_wordvecs *w, sec_want *want) {
 }
 
 static void test_eval_analogies(void) {
-  const char *path = tmp_path("questions.txt");
+  const char *path = th_path("questions.txt");
   write_str(path, questions);
   embr_matrix m;
   make_query_matrix(&m, QD);
@@ -1286,7 +1253,7 @@ static void test_eval_analogies(void) {
   check_eval(w, path, EMBR_ANALOGY_3COSADD, 1, restricted, "3cosadd, restrict 4");
   /* Malformed files: refused naming the file (and the line). */
   embr_analogy_eval e;
-  const char *bad = tmp_path("bad-questions.txt");
+  const char *bad = th_path("bad-questions.txt");
   write_str(bad, ": s\nman king woman\n");
   CHECK(embr_w2v_eval_analogies(w, bad, EMBR_ANALOGY_3COSADD, 1, &e) == EMBR_EFORMAT);
   CHECK_MSG(strstr(embr_last_error(), bad) && strstr(embr_last_error(), "line 2"), "message: %s", embr_last_error());
@@ -1294,7 +1261,7 @@ static void test_eval_analogies(void) {
   CHECK(embr_w2v_eval_analogies(w, bad, EMBR_ANALOGY_3COSADD, 1, &e) == EMBR_EFORMAT);
   write_str(bad, "");
   CHECK(embr_w2v_eval_analogies(w, bad, EMBR_ANALOGY_3COSADD, 1, &e) == EMBR_EFORMAT);
-  CHECK(embr_w2v_eval_analogies(w, tmp_path("no-such-questions.txt"), EMBR_ANALOGY_3COSADD, 1, &e) < 0);
+  CHECK(embr_w2v_eval_analogies(w, th_path("no-such-questions.txt"), EMBR_ANALOGY_3COSADD, 1, &e) < 0);
   embr_wordvecs_free(w);
   free_query_matrix(&m);
 }
@@ -1325,7 +1292,7 @@ static double ref_spearman(const double *x, const double *y, int n) {
 }
 
 static void test_eval_similarity(void) {
-  const char *path = tmp_path("pairs.txt");
+  const char *path = th_path("pairs.txt");
   write_str(path,
             "# a comment line, skipped\n"
             "word1\tword2\tscore\n"  /* a header: no number */
@@ -1371,7 +1338,7 @@ static void test_eval_similarity(void) {
   write_str(path, "man woman 1\nman unicorn 2\n");
   CHECK(embr_w2v_eval_similarity(w, path, &e) == EMBR_EFORMAT);
   CHECK_MSG(strstr(embr_last_error(), path) != NULL, "message: %s", embr_last_error());
-  const char *missing = tmp_path("no-pairs.txt");
+  const char *missing = th_path("no-pairs.txt");
   CHECK(embr_w2v_eval_similarity(w, missing, &e) < 0);
   CHECK_MSG(strstr(embr_last_error(), missing) != NULL, "message: %s", embr_last_error());
   embr_wordvecs_free(w);
@@ -1385,6 +1352,5 @@ int main(int argc, char **argv) {
                      test_train_deterministic, test_train_two_threads, test_train_given_vocab, test_train_bad_inputs,
                      test_train_cancel, test_wordvecs_lookup, test_similar, test_analogy,
                      test_eval_analogies, test_eval_similarity);
-  remove_tmp_dir();
   return rc;
 }

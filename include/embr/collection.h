@@ -40,20 +40,20 @@ enum {
  * "hnsw"), checked here. Refuses a DIR that already holds a collection. The database appears
  * atomically (built under a temporary name, then renamed). With `out` != NULL the collection is
  * also opened read-write. */
-EMBR_API int embr_collection_create(embr_collection **out, const char *dir, int64_t dim,
-                                    embr_metric metric, const char *index_spec);
+EMBR_API embr_status embr_collection_create(embr_collection **out, const char *dir, int64_t dim,
+                                            embr_metric metric, const char *index_spec);
 
 /* Opens a collection. A DIR without collection.db is EMBR_ENOTFOUND; a database of another
  * program EMBR_EFORMAT; one written by a newer embr EMBR_EUNSUPPORTED. May rebuild the in-memory
  * index from the database (see embr_collection_info's index_origin for what happened). */
-EMBR_API int embr_collection_open(embr_collection **out, const char *dir, int flags);
+EMBR_API embr_status embr_collection_open(embr_collection **out, const char *dir, int flags);
 
 /* Saves the index checkpoint when it changed (read-write handles) and frees the handle.
  * Returns the status of that save; the handle is freed whatever it says, and no acknowledged
  * data depends on it: a checkpoint that cannot be written (full disk, read-only file) is
  * EMBR_ECHECKPOINT -- everything is committed, the next open rebuilds or catches up the index.
  * NULL is a no-op. */
-EMBR_API int embr_collection_close(embr_collection *c);
+EMBR_API embr_status embr_collection_close(embr_collection *c);
 
 /* Adds n items in one transaction. vectors: n rows of `dim` floats (must equal the collection's
  * dimension), row i at vectors + i*ld. ext_ids: n strings. metadata_json: NULL, or n entries
@@ -63,20 +63,20 @@ EMBR_API int embr_collection_close(embr_collection *c);
  * message naming the item. Returns after the COMMIT is durable. Should updating the in-memory
  * index fail after that (memory), the batch stays stored and acknowledged, and the index is
  * rebuilt from the database before its next use. */
-EMBR_API int embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int64_t dim,
-                                 int64_t ld, const char *const *ext_ids,
-                                 const char *const *metadata_json);
+EMBR_API embr_status embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int64_t dim,
+                                         int64_t ld, const char *const *ext_ids,
+                                         const char *const *metadata_json);
 
 /* Deletes the items with these ids (one transaction); ids not present are skipped. *deleted
  * (optional) receives the number removed. */
-EMBR_API int embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64_t n,
-                                    int64_t *deleted);
+EMBR_API embr_status embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64_t n,
+                                            int64_t *deleted);
 
 /* Looks an item up: vec_out (optional) receives its dim floats exactly as added; *metadata_out
  * (optional) a copy of its metadata text or NULL when it has none (free with embr_free). An
  * unknown id is EMBR_ENOTFOUND. */
-EMBR_API int embr_collection_get(embr_collection *c, const char *ext_id, float *vec_out,
-                                 char **metadata_out);
+EMBR_API embr_status embr_collection_get(embr_collection *c, const char *ext_id, float *vec_out,
+                                         char **metadata_out);
 
 typedef struct embr_collection_search_params {
   int ef;            /* HNSW candidate list (0 = the index's default) */
@@ -105,13 +105,13 @@ EMBR_API void embr_collection_hits_free(embr_collection_hits *h);
  *   genre = "jazz" and (year >= 1990 or live = true) and label not in ["x", "y"]
  * (see docs/collections.md); a malformed one is EMBR_EINVAL with the column of the problem.
  * *out is overwritten (free with embr_collection_hits_free). */
-EMBR_API int embr_collection_search(embr_collection *c, const float *q, int64_t nq, int64_t dim,
-                                    int64_t ldq, int k, const char *filter,
-                                    const embr_collection_search_params *p,
-                                    embr_collection_hits *out);
+EMBR_API embr_status embr_collection_search(embr_collection *c, const float *q, int64_t nq, int64_t dim,
+                                            int64_t ldq, int k, const char *filter,
+                                            const embr_collection_search_params *p,
+                                            embr_collection_hits *out);
 
 /* Checks a filter expression without a collection (EMBR_EINVAL with the column of the problem). */
-EMBR_API int embr_collection_filter_check(const char *filter);
+EMBR_API embr_status embr_collection_filter_check(const char *filter);
 
 /* How the in-memory index came to be when the handle was opened (or last refreshed). */
 typedef enum embr_index_origin {
@@ -139,11 +139,11 @@ typedef struct embr_collection_stats {
   int64_t index_file_bytes;  /* index.embr, 0 when missing */
 } embr_collection_stats;
 
-EMBR_API int embr_collection_info(embr_collection *c, embr_collection_stats *out);
+EMBR_API embr_status embr_collection_info(embr_collection *c, embr_collection_stats *out);
 
 /* Writes the index checkpoint (index.embr, then index.state) now. Read-write handles only.
  * EMBR_ECHECKPOINT when the files cannot be written (the data stays committed). */
-EMBR_API int embr_collection_save(embr_collection *c);
+EMBR_API embr_status embr_collection_save(embr_collection *c);
 
 /* The handle saves its index by itself once the changes since the last save reach
  * max(min_changes, fraction * items): the bound on what the next open has to catch up from the
@@ -152,13 +152,13 @@ EMBR_API void embr_collection_set_autosave(embr_collection *c, int64_t min_chang
 
 /* Brings the in-memory index of a long-lived handle up to date with the database: applies rows
  * added and deleted (by another process) since it was opened or last refreshed. */
-EMBR_API int embr_collection_refresh(embr_collection *c);
+EMBR_API embr_status embr_collection_refresh(embr_collection *c);
 
 /* Rebuilds the index from the database (dropping the slots deleted items still hold in HNSW),
  * saves it, forgets the delete log and VACUUMs the database. Read-write handles only.
  * EMBR_ECHECKPOINT when the checkpoint cannot be written: the data is intact, the delete log
  * kept and the database not vacuumed (run it again when there is room). */
-EMBR_API int embr_collection_compact(embr_collection *c);
+EMBR_API embr_status embr_collection_compact(embr_collection *c);
 
 #ifdef __cplusplus
 }

@@ -47,7 +47,7 @@ EMBR_API const char *embr_last_error(void);
  * written `return embr_error(EMBR_EFORMAT, "%s: bad magic", path);`. The message is kept on one
  * printable line: control bytes (< 0x20, 0x7f) and bytes that are not valid UTF-8 -- typically
  * echoed from a hostile input -- are recorded as \xNN. */
-EMBR_API int embr_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+EMBR_API embr_status embr_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears this thread's last error. */
 EMBR_API void embr_clear_error(void);
@@ -73,18 +73,25 @@ EMBR_API void embr_free(void *p);                       /* NULL is a no-op */
 
 /* Overflow-checked size arithmetic: store a*b (a*b + c) in *out and return 0, or return
  * EMBR_ENOMEM (with a message) when it does not fit in size_t. */
-EMBR_API int embr_size_mul(size_t a, size_t b, size_t *out);
-EMBR_API int embr_size_muladd(size_t a, size_t b, size_t c, size_t *out);
+EMBR_API embr_status embr_size_mul(size_t a, size_t b, size_t *out);
+EMBR_API embr_status embr_size_muladd(size_t a, size_t b, size_t c, size_t *out);
 
 /* ---- random numbers ------------------------------------------------------------------------------
  * xoshiro256** seeded through splitmix64: fast, 2^256 period, and splittable: embr_rng_split gives
  * stream i of a seed, independent of the others, so thread i of a parallel job can draw its own
- * numbers and the result depends only on (seed, i), never on scheduling. */
+ * numbers and the result depends only on (seed, i), never on scheduling. A job whose parts take a
+ * seed of their own (a sub-step, a k-means inside a quantiser) passes them embr_seed_split(seed,
+ * part), never seed ^ constant: one hash, so no two parts share a sequence. An embr_rng is plain
+ * state: one per thread; the functions keep no global state. */
 typedef struct embr_rng {
   uint64_t s[4];
 } embr_rng;
 
 EMBR_API void embr_rng_seed(embr_rng *rng, uint64_t seed);
+/* The seed of stream `stream` of `seed` (a splitmix64 hash of both): distinct streams give
+ * unrelated seeds, and stream s of a seed never equals the seed itself in practice. */
+EMBR_API uint64_t embr_seed_split(uint64_t seed, uint64_t stream);
+/* Seeds rng with embr_seed_split(seed, stream). */
 EMBR_API void embr_rng_split(embr_rng *rng, uint64_t seed, uint64_t stream);
 EMBR_API uint64_t embr_rng_next(embr_rng *rng);
 /* Uniform in [0, bound) without modulo bias; bound 0 returns 0. */
@@ -108,7 +115,7 @@ EMBR_API embr_cpu_level embr_cpu_detect(void);   /* what the hardware supports *
 EMBR_API embr_cpu_level embr_cpu_active(void);   /* what the kernels use (detect + EMBR_CPU) */
 /* Overrides the active level for this process (tests); a level the CPU lacks is refused with
  * EMBR_EUNSUPPORTED. Not safe while other threads run kernels. */
-EMBR_API int embr_cpu_force(embr_cpu_level level);
+EMBR_API embr_status embr_cpu_force(embr_cpu_level level);
 EMBR_API const char *embr_cpu_name(embr_cpu_level level);
 
 /* ---- threads -------------------------------------------------------------------------------------

@@ -23,14 +23,14 @@ typedef struct embr_pairs {
 } embr_pairs;
 
 /* All pairs i < j of the n rows (n*(n-1)/2 of them); *out allocated, free with embr_pairs_free. */
-EMBR_API int embr_pairs_all(const int32_t *labels, int64_t n, embr_pairs *out);
+EMBR_API embr_status embr_pairs_all(const int32_t *labels, int64_t n, embr_pairs *out);
 /* Reads a pairs file: one pair per line, "NAME_A NAME_B SAME" (whitespace separated, SAME 1/0 or
  * true/false in any case), names matched exactly against `names` (n of them, e.g. dataset item
  * names); a field starting with '#' comments out the rest of its line; blank lines skipped. Errors
  * name the file and line: EMBR_ENOTFOUND for an unknown name, EMBR_EFORMAT for a wrong field
  * count, a bad SAME, a name shared by several rows, a line over 64 KiB, or a file without pairs.
  * On failure *out is left empty. */
-EMBR_API int embr_pairs_read(const char *path, char *const *names, int64_t n, embr_pairs *out);
+EMBR_API embr_status embr_pairs_read(const char *path, char *const *names, int64_t n, embr_pairs *out);
 EMBR_API void embr_pairs_free(embr_pairs *p);
 
 typedef struct embr_verify_result {
@@ -48,8 +48,8 @@ typedef struct embr_verify_result {
  * folds (candidates: midpoints between consecutive distinct scores and one beyond each end; the
  * lowest on ties) is applied to it. Needs at least one positive and one negative pair. `far`: in
  * [0, 1], e.g. 1e-3. Cost O(P log P + folds * P); memory 16 bytes per pair. */
-EMBR_API int embr_eval_verify(const float *emb, int64_t n, int64_t dim, int64_t ld, const embr_pairs *pairs,
-                              int folds, double far, uint64_t seed, embr_verify_result *out);
+EMBR_API embr_status embr_eval_verify(const float *emb, int64_t n, int64_t dim, int64_t ld, const embr_pairs *pairs,
+                                      int folds, double far, uint64_t seed, embr_verify_result *out);
 
 #define EMBR_EVAL_MAX_K 8
 typedef struct embr_identify_result {
@@ -65,8 +65,8 @@ typedef struct embr_identify_result {
  * their gallery rows still compete as distractors). Each probe ranks the gallery by cosine
  * similarity, ties to the lower row. ks: nk (1..EMBR_EVAL_MAX_K) values of k >= 1; rank1 is
  * filled whether or not 1 is among them. Fails when there are no probes. */
-EMBR_API int embr_eval_identify(const float *emb, int64_t n, int64_t dim, int64_t ld, const int32_t *labels,
-                                int gallery_per_class, const int *ks, int nk, embr_identify_result *out);
+EMBR_API embr_status embr_eval_identify(const float *emb, int64_t n, int64_t dim, int64_t ld, const int32_t *labels,
+                                        int gallery_per_class, const int *ks, int nk, embr_identify_result *out);
 
 #ifdef __cplusplus
 }

@@ -38,12 +38,12 @@ typedef struct embr_image {
  * them (Adobe's inverted CMYK). PNG text, ICC and palette-suggestion chunks are skipped unread,
  * and no allocation follows a chunk's claimed length. PBM (P1/P4) and PAM (P7) give
  * EMBR_EUNSUPPORTED. On failure *out is zeroed. */
-EMBR_API int embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out);
-EMBR_API int embr_image_read(const char *path, embr_image *out);
+EMBR_API embr_status embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out);
+EMBR_API embr_status embr_image_read(const char *path, embr_image *out);
 /* Writes 8-bit PNG (1 or 3 channels) or, when the path ends in .pgm/.ppm/.pnm (any case), binary
  * PNM (.pgm needs 1 channel, .ppm 3: EMBR_EINVAL otherwise). .jpg/.jpeg give EMBR_EUNSUPPORTED.
  * The file is written to a temporary name and renamed: no partial file on failure. */
-EMBR_API int embr_image_write(const char *path, const embr_image *im);
+EMBR_API embr_status embr_image_write(const char *path, const embr_image *im);
 EMBR_API void embr_image_free(embr_image *im); /* frees px, zeroes the struct; NULL ok */
 
 typedef enum embr_resize { EMBR_RESIZE_BILINEAR = 0, EMBR_RESIZE_BICUBIC = 1 } embr_resize;
@@ -61,14 +61,14 @@ EMBR_API embr_image_spec embr_image_spec_default(void); /* 3 x 112 x 112, mean 0
 /* Converts an image of any size and channel count into one CHW float tensor of spec's shape
  * (dst holds channels*height*width floats): resize to 8 bits (whole image, no crop), channel
  * conversion (luma = 0.299 R + 0.587 G + 0.114 B), normalisation. */
-EMBR_API int embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst);
+EMBR_API embr_status embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst);
 
 /* Resizes an 8-bit image (1 or 3 channels) to w x h; *out is allocated. As Pillow (and torchvision
  * on PIL images): pixel centres at i + 0.5 (align_corners = false), triangle (bilinear) or Keys
  * cubic with a = -0.5 (bicubic) kernels, widened by the scale factor when shrinking (antialiased),
  * weights renormalised at the borders. Enlarging is plain bilinear / bicubic interpolation with
  * edge clamping; the same size copies the pixels. */
-EMBR_API int embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out);
+EMBR_API embr_status embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out);
 
 /* Training augmentation on one CHW float tensor in place: with `pad` > 0, pads by `pad` pixels
  * (zeros) on every side and takes a random crop of the original size; with `flip`, mirrors left
@@ -89,13 +89,13 @@ typedef struct embr_dataset embr_dataset;
  * ignored. Images are decoded when asked for.
  * Errors: EMBR_ENOTFOUND missing, EMBR_EINVAL not a folder, EMBR_EFORMAT no class folders or a
  * class folder with no images (the message names it). */
-EMBR_API int embr_dataset_open_folder(const char *dir, embr_dataset **out);
+EMBR_API embr_status embr_dataset_open_folder(const char *dir, embr_dataset **out);
 /* MNIST idx files: `path` is a folder holding {train|t10k}-images-idx3-ubyte[.gz] and the matching
  * labels file (t10k preferred when only it exists; train preferred otherwise), or the images file
  * itself (the labels file named alike with "labels-idx1", with or without .gz). Gzip read through
  * zlib. Magic numbers, sizes, counts and the exact data length are checked (EMBR_EFORMAT). All
  * pixels are kept in memory; classes = largest label + 1, named "0", "1", ... */
-EMBR_API int embr_dataset_open_mnist(const char *path, embr_dataset **out);
+EMBR_API embr_status embr_dataset_open_mnist(const char *path, embr_dataset **out);
 EMBR_API void embr_dataset_free(embr_dataset *ds);
 
 EMBR_API int64_t embr_dataset_size(const embr_dataset *ds);
@@ -105,7 +105,7 @@ EMBR_API int embr_dataset_label(const embr_dataset *ds, int64_t i);
 /* A name for item i: the file path relative to the folder ("s1/3.pgm"), or "mnist-<i>". */
 EMBR_API const char *embr_dataset_item_name(const embr_dataset *ds, int64_t i);
 /* Decodes item i. */
-EMBR_API int embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *out);
+EMBR_API embr_status embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *out);
 
 /* ---- batch loader ---------------------------------------------------------------------------- */
 
@@ -129,14 +129,14 @@ typedef struct embr_loader embr_loader;
  * (from 0) comes from embr_rng_split(seed, 2e), each item's augmentation from its own stream of a
  * per-epoch seed; the cache keeps tensors before augmentation. EMBR_EINVAL for a bad spec, batch
  * < 1, subset indices out of range, or drop_last with fewer items than a batch. */
-EMBR_API int embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr_loader **out);
+EMBR_API embr_status embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr_loader **out);
 /* The next batch of the current epoch: *x points to count*C*H*W floats (NCHW), *labels to count
  * labels, *items to count item indices; valid until the next call. Returns 0 with *count = 0 at
  * the end of the epoch; the following call starts the next epoch. A decode error is returned from
  * the call whose batch held the bad item (message names the file; *count = 0, pointers NULL);
  * the call after it goes on with the next batch. Any output pointer may be NULL. */
-EMBR_API int embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items,
-                              int *count);
+EMBR_API embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items,
+                                      int *count);
 EMBR_API int64_t embr_loader_batches_per_epoch(const embr_loader *ld);
 EMBR_API void embr_loader_free(embr_loader *ld);
 

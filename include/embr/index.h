@@ -28,27 +28,27 @@ typedef struct embr_index embr_index;
 
 /* Parses the spec and creates an empty index. Unknown kinds or keys, and out-of-range values,
  * are EMBR_EINVAL with a message naming them. */
-EMBR_API int embr_index_create(embr_index **out, const char *spec, int64_t dim, embr_metric metric);
+EMBR_API embr_status embr_index_create(embr_index **out, const char *spec, int64_t dim, embr_metric metric);
 EMBR_API void embr_index_free(embr_index *ix);
 
 /* IVF indexes learn their cells (and codebooks) from a sample; the others need no training.
  * add() on an untrained IVF index trains on the first batch when it has at least nlist vectors
  * (39 x nlist or more give well-shaped cells), and is EMBR_EINVAL otherwise. */
 EMBR_API int embr_index_is_trained(const embr_index *ix);
-EMBR_API int embr_index_train(embr_index *ix, const float *x, int64_t n, int64_t ld,
-                              const embr_progress *progress);
+EMBR_API embr_status embr_index_train(embr_index *ix, const float *x, int64_t n, int64_t ld,
+                                      const embr_progress *progress);
 
 /* Adds n vectors; ids may be NULL (then they continue from the largest id so far + 1). An id
  * already present is EMBR_EINVAL (nothing of the batch is added). Values must be finite. */
-EMBR_API int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld,
-                            const int64_t *ids, const embr_progress *progress);
+EMBR_API embr_status embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld,
+                                    const int64_t *ids, const embr_progress *progress);
 
 /* Threads used by train and add (0 = all cores, the default). */
 EMBR_API void embr_index_set_threads(embr_index *ix, int n_threads);
 
 /* Removes items by id; *removed (optional) counts the ids that were present. HNSW marks them
  * deleted (they still route searches; later adds reuse their slots). */
-EMBR_API int embr_index_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed);
+EMBR_API embr_status embr_index_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed);
 
 /* Which ids a search may return: a callback, a bitset over ids [0, bitset_bits), or both (an id
  * must pass both). Ids outside the bitset are refused. */
@@ -67,12 +67,12 @@ typedef struct embr_search_params {
 
 EMBR_API embr_search_params embr_search_params_default(void);
 
-EMBR_API int embr_index_search(const embr_index *ix, const float *q, int64_t nq, int64_t ldq,
-                               int k, float *dist, int64_t *ids, const embr_search_params *p);
+EMBR_API embr_status embr_index_search(const embr_index *ix, const float *q, int64_t nq, int64_t ldq,
+                                       int k, float *dist, int64_t *ids, const embr_search_params *p);
 
 /* Saves everything needed to search and to keep adding (parameters included): a little-endian
  * file with a magic, a version, 64-byte aligned sections and a CRC-32, written atomically. */
-EMBR_API int embr_index_save(const embr_index *ix, const char *path);
+EMBR_API embr_status embr_index_save(const embr_index *ix, const char *path);
 
 enum {
   EMBR_LOAD_MMAP = 1 /* map the file read-only and search in place (no copy); add/remove refused */
@@ -83,11 +83,11 @@ enum {
  * another process truncates the file while the index lives, touching the lost pages raises
  * SIGBUS and kills the process (the library installs no signal handler). Map only files nothing
  * rewrites in place; embr's own writers never do (they write a new file and rename it). */
-EMBR_API int embr_index_load(embr_index **out, const char *path, int flags);
+EMBR_API embr_status embr_index_load(embr_index **out, const char *path, int flags);
 /* The same from memory (fuzzing); the buffer must stay valid while the index lives when flags
  * has EMBR_LOAD_MMAP. */
-EMBR_API int embr_index_load_mem(embr_index **out, const void *buf, size_t len, const char *name,
-                                 int flags);
+EMBR_API embr_status embr_index_load_mem(embr_index **out, const void *buf, size_t len, const char *name,
+                                         int flags);
 
 EMBR_API int64_t embr_index_size(const embr_index *ix);  /* live items */
 EMBR_API int64_t embr_index_dim(const embr_index *ix);
@@ -122,9 +122,9 @@ EMBR_API embr_kmeans_params embr_kmeans_params_default(void);
  * respect to the returned centres: for a fixed seed, inertia never grows with `iters` (without
  * sampling; up to float rounding). Errors: EMBR_EINVAL (k < 1, k > n, bad sizes), EMBR_EVALUE
  * (a non-finite value), EMBR_ENOMEM, EMBR_ECANCELED. */
-EMBR_API int embr_kmeans(const float *x, int64_t n, int64_t ld, int64_t dim, int64_t k,
-                         const embr_kmeans_params *p, float *centroids, int64_t *assign,
-                         double *inertia);
+EMBR_API embr_status embr_kmeans(const float *x, int64_t n, int64_t ld, int64_t dim, int64_t k,
+                                 const embr_kmeans_params *p, float *centroids, int64_t *assign,
+                                 double *inertia);
 
 /* ---- recall ---------------------------------------------------------------------------------------
  * recall@k as ann-benchmarks and faiss report it: for each of nq queries, the number of distinct

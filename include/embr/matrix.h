@@ -29,9 +29,9 @@ typedef struct embr_matrix {
 #define EMBR_MATRIX_INIT {0, 0, 0, NULL, NULL}
 
 /* Allocates an n x dim matrix (ld = dim), zero-filled, without labels. */
-EMBR_API int embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim);
+EMBR_API embr_status embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim);
 /* Allocates the label array (n NULL entries) of an allocated matrix. */
-EMBR_API int embr_matrix_alloc_labels(embr_matrix *m);
+EMBR_API embr_status embr_matrix_alloc_labels(embr_matrix *m);
 /* Frees what embr allocated for m and zeroes it. NULL or an empty matrix is a no-op. */
 EMBR_API void embr_matrix_free(embr_matrix *m);
 /* Index of the row whose label equals `label`, or -1. Linear scan. */
@@ -57,7 +57,7 @@ typedef enum embr_format {
 EMBR_API const char *embr_format_name(embr_format f);
 /* Accepts (case-insensitively) auto, npy, fvecs, ivecs, bvecs, w2v-text|word2vec-text|text,
  * w2v-bin|word2vec|bin, glove, csv, tsv; anything else is EMBR_EINVAL. */
-EMBR_API int embr_format_parse(const char *name, embr_format *out);
+EMBR_API embr_status embr_format_parse(const char *name, embr_format *out);
 /* The format for a path by its extension: .npy .fvecs .ivecs .bvecs .bin (w2v binary) .txt/.vec
  * (word2vec text) .glove .csv .tsv. EMBR_FORMAT_AUTO when the extension says nothing. */
 EMBR_API embr_format embr_format_from_extension(const char *path);
@@ -77,7 +77,7 @@ EMBR_API embr_format embr_format_detect(const void *head, size_t len, const char
  * converted; a CSV/TSV index column as pandas' to_csv() writes it (empty first header cell, values
  * 0..n-1) is dropped. Word formats fill out->labels; the others leave it NULL.
  * In messages, rows and columns count from 0 (as in NumPy), lines of text files from 1. */
-EMBR_API int embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out);
+EMBR_API embr_status embr_matrix_read(const char *path, embr_format fmt, embr_matrix *out);
 
 /* Reads from a memory buffer (fuzzing, tests); `name` is used in messages and, with
  * EMBR_FORMAT_AUTO, for its extension. The buffer need not be NUL-terminated. */
@@ -90,7 +90,7 @@ EMBR_API embr_status embr_matrix_read_mem(const void *buf, size_t len, const cha
  * per row without whitespace for the word formats (other formats ignore labels), integers in
  * 0..255 for bvecs and integers representable as int32 for ivecs. Text formats write values with
  * "%.9g", which reads back to the identical float32. */
-EMBR_API int embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m);
+EMBR_API embr_status embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m);
 
 /* Reads a map (2-D/3-D coordinates, one row per point), as `embr tsne` writes them: with
  * EMBR_FORMAT_AUTO and a .tsv name, a last column of labels is recognised and its strings go to
@@ -119,8 +119,8 @@ EMBR_API embr_status embr_triplets_read_mem(const void *buf, size_t len, const c
 
 /* int32 matrices (.ivecs ground truth and result ids). *data is allocated with embr_alloc and
  * freed with embr_free. */
-EMBR_API int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim);
-EMBR_API int embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim);
+EMBR_API embr_status embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim);
+EMBR_API embr_status embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim);
 /* Writes search results (n rows of k int64 ids, -1 padding) as .ivecs. An id that int32 cannot
  * hold (above 2^31-1, or below -1) is refused with EMBR_EUNSUPPORTED naming the file, the row
  * (from 0) and the id, before anything is written: ids are never wrapped or replaced. Other

@@ -29,16 +29,16 @@ EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64
 
 typedef struct embr_model embr_model;
 
-EMBR_API int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
+EMBR_API embr_status embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
 /* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors).
  * The file is hostile until checked: every metadata number is parsed strictly and range-checked,
  * the network it describes must match the file's own tensors (names and shapes) before any
  * buffer is sized from it, and a NaN or Inf weight is EMBR_EVALUE naming the file and tensor.
  * Tensors the network does not use (integer buffers such as PyTorch's num_batches_tracked) are
  * checked for consistency and skipped. */
-EMBR_API int embr_model_load(const char *path, embr_model **out);
+EMBR_API embr_status embr_model_load(const char *path, embr_model **out);
 /* The same from memory (fuzzing, embedded models); `name` is used in messages. */
-EMBR_API int embr_model_load_mem(const void *buf, size_t len, const char *name, embr_model **out);
+EMBR_API embr_status embr_model_load_mem(const void *buf, size_t len, const char *name, embr_model **out);
 /* Loads a safetensors file that has no embr metadata — a PyTorch state dict saved with
  * safetensors.torch.save_file, say — into the network p describes. p->arch is required;
  * p->width, p->embedding_dim and p->input.channels, when 0, are read off the file's tensors;
@@ -46,8 +46,8 @@ EMBR_API int embr_model_load_mem(const void *buf, size_t len, const char *name, 
  * Every tensor of the network must be present with its shape under its PyTorch name (ResNet:
  * torchvision's, plus fc to the embedding and a BatchNorm1d "features"; see docs/faces.md);
  * other tensors are ignored. The model has no training head. */
-EMBR_API int embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out);
-EMBR_API int embr_model_save(const embr_model *m, const char *path);
+EMBR_API embr_status embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out);
+EMBR_API embr_status embr_model_save(const embr_model *m, const char *path);
 EMBR_API void embr_model_free(embr_model *m);
 
 EMBR_API int embr_model_dim(const embr_model *m);
@@ -60,7 +60,7 @@ EMBR_API void embr_model_set_threads(embr_model *m, int n_threads);
 
 /* Embeds n images (n x C x H x W floats in the model's input geometry) into out (n x dim), in
  * inference mode (batch-norm running statistics), in batches of at most `batch`. */
-EMBR_API int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out);
+EMBR_API embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out);
 
 /* Embeds the items `subset[0..n)` of a dataset (all n = embr_dataset_size items, in order, when
  * subset is NULL) into out (n x embr_model_dim(m), row-major, caller-owned): each image is decoded
@@ -110,8 +110,8 @@ typedef struct embr_train_stats {
 
 /* Trains m on the dataset (items `subset`, n_subset of them, or all when NULL) with a head over
  * the dataset's classes; the head is kept in the model (saved as head.weight / head.bias). */
-EMBR_API int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
-                              const embr_train_params *p, embr_train_stats *stats);
+EMBR_API embr_status embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
+                                      const embr_train_params *p, embr_train_stats *stats);
 
 #ifdef __cplusplus
 }

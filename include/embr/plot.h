@@ -68,14 +68,14 @@ EMBR_API embr_plot_params embr_plot_params_default(void);
  * Errors (the message names the file): EMBR_EINVAL for n < 1, ld < 2, NULL xy, out-of-range
  * parameters or an unknown extension; EMBR_EVALUE for a NaN or infinite coordinate (naming the
  * row); EMBR_EIO when the file cannot be created or written; EMBR_ENOMEM. */
-EMBR_API int embr_plot_write(const char *path, const float *xy, int64_t n, int64_t ld,
-                             const char *const *labels, const char *const *texts,
-                             const embr_plot_params *params);
+EMBR_API embr_status embr_plot_write(const char *path, const float *xy, int64_t n, int64_t ld,
+                                     const char *const *labels, const char *const *texts,
+                                     const embr_plot_params *params);
 
 /* The format a path's extension names (.png .svg .pdf .html/.htm, any case), or EMBR_PLOT_AUTO. */
 EMBR_API embr_plot_format embr_plot_format_from_path(const char *path);
 /* Parses "png", "svg", "pdf", "html" (any case) into *out; anything else is EMBR_EINVAL. */
-EMBR_API int embr_plot_format_parse(const char *name, embr_plot_format *out);
+EMBR_API embr_status embr_plot_format_parse(const char *name, embr_plot_format *out);
 
 /* The colour of the k-th label in sorted order (k >= 0) as 8-bit sRGB. The first 20 come from a
  * fixed table of well-separated colours; later ones are spread over the hue circle. */

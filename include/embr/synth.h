@@ -25,8 +25,8 @@ EMBR_API embr_synth_params embr_synth_params_default(void);
 
 /* Draws n x dim rows into *out (allocated; free with embr_matrix_free). When `labels` is not NULL
  * it receives each row's cluster index (n entries). */
-EMBR_API int embr_synth_clusters(const embr_synth_params *p, int64_t n, int64_t dim,
-                                 uint64_t stream, embr_matrix *out, int32_t *labels);
+EMBR_API embr_status embr_synth_clusters(const embr_synth_params *p, int64_t n, int64_t dim,
+                                         uint64_t stream, embr_matrix *out, int32_t *labels);
 
 #ifdef __cplusplus
 }

@@ -26,10 +26,10 @@ typedef struct embr_corpus embr_corpus;
  * stops after the word that straddles `end`, so consecutive ranges cover every word once. A file
  * that looks binary (NUL bytes, or mostly non-text bytes in its first 64 KiB) is refused with
  * EMBR_EFORMAT. Free with embr_corpus_close. */
-EMBR_API int embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t end);
+EMBR_API embr_status embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t end);
 EMBR_API void embr_corpus_close(embr_corpus *c);
 /* Moves an open reader to another byte range, with the same boundary rules as open. */
-EMBR_API int embr_corpus_range(embr_corpus *c, int64_t start, int64_t end);
+EMBR_API embr_status embr_corpus_range(embr_corpus *c, int64_t start, int64_t end);
 
 /* Reads the next word into buf (NUL-terminated, at most EMBR_MAX_WORD_BYTES bytes). Returns 1 for
  * a word, 0 at the end of the range, or a negative status on a read error. *newline is set to 1
@@ -45,7 +45,7 @@ EMBR_API int64_t embr_file_size(const char *path);
 /* ---- vocabulary -------------------------------------------------------------------------------- */
 typedef struct embr_vocab embr_vocab;
 
-EMBR_API int embr_vocab_create(embr_vocab **out);
+EMBR_API embr_status embr_vocab_create(embr_vocab **out);
 EMBR_API void embr_vocab_free(embr_vocab *v);
 /* Number of words. */
 EMBR_API int64_t embr_vocab_size(const embr_vocab *v);
@@ -57,21 +57,21 @@ EMBR_API int64_t embr_vocab_count(const embr_vocab *v, int64_t i);
 EMBR_API int64_t embr_vocab_total(const embr_vocab *v);
 
 /* Adds `count` occurrences of a word (inserting it when new). */
-EMBR_API int embr_vocab_add(embr_vocab *v, const char *word, int64_t count);
+EMBR_API embr_status embr_vocab_add(embr_vocab *v, const char *word, int64_t count);
 
 /* Drops words seen fewer than min_count times, sorts by count (descending, ties by byte order, so
  * the result does not depend on the input order) and keeps the first max_size (0 = all). */
-EMBR_API int embr_vocab_finalize(embr_vocab *v, int64_t min_count, int64_t max_size);
+EMBR_API embr_status embr_vocab_finalize(embr_vocab *v, int64_t min_count, int64_t max_size);
 
 /* Counts every word of a corpus file, then finalizes. Reports progress in bytes read. */
-EMBR_API int embr_vocab_build(embr_vocab **out, const char *corpus_path, int64_t min_count,
-                              int64_t max_size, const embr_progress *progress);
+EMBR_API embr_status embr_vocab_build(embr_vocab **out, const char *corpus_path, int64_t min_count,
+                                      int64_t max_size, const embr_progress *progress);
 
 /* word2vec's vocabulary file: one "word count" per line. Save writes the finalized order; read
  * accepts any order, then finalizes with (min_count, max_size). */
-EMBR_API int embr_vocab_save(const embr_vocab *v, const char *path);
-EMBR_API int embr_vocab_read(embr_vocab **out, const char *path, int64_t min_count,
-                             int64_t max_size);
+EMBR_API embr_status embr_vocab_save(const embr_vocab *v, const char *path);
+EMBR_API embr_status embr_vocab_read(embr_vocab **out, const char *path, int64_t min_count,
+                                     int64_t max_size);
 
 #ifdef __cplusplus
 }

@@ -22,8 +22,8 @@ extern "C" {
  * eigenvectors of the covariance by LAPACK's ssyevr). out: n x k, row-major. Each component's
  * sign is fixed so that its largest-magnitude coefficient is positive (deterministic output).
  * variance (optional, k entries) receives the variance along each component. */
-EMBR_API int embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *out,
-                      double *variance, int n_threads);
+EMBR_API embr_status embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *out,
+                              double *variance, int n_threads);
 
 /* ---- t-SNE ------------------------------------------------------------------------------------ */
 typedef enum embr_tsne_method {
@@ -83,8 +83,8 @@ typedef struct embr_tsne_stats {
  * unless a third point's neighbour list is cut between them (ties at the k-th neighbour go to
  * the lower id), which can leave them a tiny distance apart. With n_threads = 1 and a fixed seed
  * the output is the same bytes from run to run. */
-EMBR_API int embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim,
-                       const embr_tsne_params *p, float *y, embr_tsne_stats *stats);
+EMBR_API embr_status embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim,
+                               const embr_tsne_params *p, float *y, embr_tsne_stats *stats);
 
 /* Sparse symmetric affinities in CSR form (row i: col[row[i] .. row[i+1]), values sum to 1). */
 typedef struct embr_affinities {
@@ -97,18 +97,18 @@ typedef struct embr_affinities {
 EMBR_API void embr_affinities_free(embr_affinities *a);
 
 /* P from data (the first stage of embr_tsne; PCA as in params). */
-EMBR_API int embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t dim,
-                                  const embr_tsne_params *p, embr_affinities *out);
+EMBR_API embr_status embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t dim,
+                                          const embr_tsne_params *p, embr_affinities *out);
 
 /* P from a precomputed dissimilarity matrix: dense (n x n, ld) distances, of which each row's
  * k = 3 x perplexity smallest (excluding the diagonal) are calibrated as usual. */
-EMBR_API int embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld,
-                                        const embr_tsne_params *p, embr_affinities *out);
+EMBR_API embr_status embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld,
+                                                const embr_tsne_params *p, embr_affinities *out);
 
 /* P from sparse neighbour lists: for each point i, kk neighbours nbr[i*kk + t] (-1 = none) at
  * distances d[i*kk + t]; calibrated to the perplexity (at most kk - 1 effective neighbours). */
-EMBR_API int embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
-                                      const embr_tsne_params *p, embr_affinities *out);
+EMBR_API embr_status embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
+                                              const embr_tsne_params *p, embr_affinities *out);
 
 /* P from precomputed sparse distances: nnz rows of (i, j, distance) (leading dimension ld >= 3,
  * as embr_triplets_read returns them). i and j are point numbers (exact integers 0..2^24-1), the
@@ -124,20 +124,20 @@ EMBR_API embr_status embr_tsne_affinities_sparse(const float *rows, int64_t nnz,
 /* Optimises a map for given affinities. y's contents are the start when init_given; otherwise the
  * start is random (N(0, 1e-4^2)) whatever params->init says, since a PCA start needs the data:
  * embr_tsne makes one. */
-EMBR_API int embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params *p, float *y,
-                                int init_given, embr_tsne_stats *stats);
+EMBR_API embr_status embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params *p, float *y,
+                                        int init_given, embr_tsne_stats *stats);
 
 /* Exact KL(P || Q) of a map, Q computed over all pairs in O(N^2) (for evaluation). */
-EMBR_API int embr_tsne_kl_exact(const embr_affinities *P, const float *y, int out_dim,
-                                int n_threads, double *kl);
+EMBR_API embr_status embr_tsne_kl_exact(const embr_affinities *P, const float *y, int out_dim,
+                                        int n_threads, double *kl);
 
 /* Places new points into an existing map: each new point's neighbours among the reference
  * points (in input space, metric and perplexity from params), initialised at the median of its
  * neighbours' map positions, then optimised with the reference map held fixed. */
-EMBR_API int embr_tsne_transform(const float *ref_x, int64_t n_ref, int64_t ref_ld,
-                                 const float *ref_y, const float *new_x, int64_t n_new,
-                                 int64_t new_ld, int64_t dim, const embr_tsne_params *p,
-                                 float *new_y);
+EMBR_API embr_status embr_tsne_transform(const float *ref_x, int64_t n_ref, int64_t ref_ld,
+                                         const float *ref_y, const float *new_x, int64_t n_new,
+                                         int64_t new_ld, int64_t dim, const embr_tsne_params *p,
+                                         float *new_y);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ typedef enum embr_metric {
 
 EMBR_API const char *embr_metric_name(embr_metric m); /* "l2", "ip", "cosine", "l1" */
 /* Accepts l2|euclidean|sqeuclidean, ip|dot|inner_product, cosine|cos, l1|manhattan|cityblock. */
-EMBR_API int embr_metric_parse(const char *name, embr_metric *out);
+EMBR_API embr_status embr_metric_parse(const char *name, embr_metric *out);
 /* 1 when larger values are better (IP, cosine). */
 EMBR_API int embr_metric_descending(embr_metric m);
 /* The value that pads results when fewer than k exist: +inf (ascending) or -inf (descending). */
@@ -55,9 +55,9 @@ EMBR_API void embr_norms_sq(const float *x, int64_t n, int64_t ld, int64_t dim, 
 /* Full distance matrix out[i*ldo + j] = distance(q_i, b_j), for nq queries and nb base rows.
  * L2/IP/cosine go through cblas_sgemm (with norms); L1 through a blocked SIMD kernel.
  * n_threads: 0 = all cores. Returns EMBR_EINVAL on bad sizes, EMBR_ENOMEM. */
-EMBR_API int embr_distance_matrix(embr_metric m, const float *q, int64_t nq, int64_t ldq,
-                                  const float *base, int64_t nb, int64_t ldb, int64_t dim,
-                                  float *out, int64_t ldo, int n_threads);
+EMBR_API embr_status embr_distance_matrix(embr_metric m, const float *q, int64_t nq, int64_t ldq,
+                                          const float *base, int64_t nb, int64_t ldb, int64_t dim,
+                                          float *out, int64_t ldo, int n_threads);
 
 /* ---- top-k selection --------------------------------------------------------------------------
  * Keeps the k smallest (score, id) pairs seen, ties broken by the lower id. Scores are "smaller is
@@ -74,7 +74,7 @@ typedef struct embr_topk {
   int64_t *id;
 } embr_topk;
 
-EMBR_API int embr_topk_init(embr_topk *t, int k);  /* k >= 1 */
+EMBR_API embr_status embr_topk_init(embr_topk *t, int k);  /* k >= 1 */
 EMBR_API void embr_topk_reset(embr_topk *t);
 EMBR_API void embr_topk_free(embr_topk *t);
 EMBR_API void embr_topk_push(embr_topk *t, float score, int64_t id);
@@ -98,9 +98,9 @@ typedef struct embr_knn_params {
 
 EMBR_API embr_knn_params embr_knn_params_default(void);
 
-EMBR_API int embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb,
-                      const float *query, int64_t nq, int64_t ldq, int64_t dim, int k,
-                      float *dist, int64_t *ids, const embr_knn_params *params);
+EMBR_API embr_status embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb,
+                              const float *query, int64_t nq, int64_t ldq, int64_t dim, int k,
+                              float *dist, int64_t *ids, const embr_knn_params *params);
 
 #ifdef __cplusplus
 }

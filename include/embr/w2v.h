@@ -50,9 +50,9 @@ typedef struct embr_w2v_stats {
 /* Trains on the corpus file. `vocab` may be NULL (it is then counted from the corpus with
  * params->min_count / max_vocab). On success *out holds one row per vocabulary word, most frequent
  * first, with labels (free with embr_matrix_free). stats may be NULL. */
-EMBR_API int embr_w2v_train(const char *corpus_path, const embr_vocab *vocab,
-                            const embr_w2v_params *params, embr_matrix *out,
-                            embr_w2v_stats *stats);
+EMBR_API embr_status embr_w2v_train(const char *corpus_path, const embr_vocab *vocab,
+                                    const embr_w2v_params *params, embr_matrix *out,
+                                    embr_w2v_stats *stats);
 
 /* ---- queries ------------------------------------------------------------------------------------
  * A word index over a vectors matrix with labels: unit-normalised rows and a word -> row map. The
@@ -61,8 +61,8 @@ EMBR_API int embr_w2v_train(const char *corpus_path, const embr_vocab *vocab,
  * `case_insensitive` (ASCII folding, as word2vec's compute-accuracy does). */
 typedef struct embr_wordvecs embr_wordvecs;
 
-EMBR_API int embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *vectors,
-                                  int64_t restrict_rows, int case_insensitive);
+EMBR_API embr_status embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *vectors,
+                                          int64_t restrict_rows, int case_insensitive);
 EMBR_API void embr_wordvecs_free(embr_wordvecs *w);
 EMBR_API int64_t embr_wordvecs_size(const embr_wordvecs *w);
 EMBR_API int64_t embr_wordvecs_find(const embr_wordvecs *w, const char *word); /* -1 if absent */
@@ -70,8 +70,8 @@ EMBR_API const char *embr_wordvecs_word(const embr_wordvecs *w, int64_t row);
 
 /* The k words most cosine-similar to `word` (itself excluded). Writes k rows and similarities,
  * padded with -1; EMBR_ENOTFOUND names an unknown word. */
-EMBR_API int embr_w2v_similar(const embr_wordvecs *w, const char *word, int k, int64_t *rows,
-                              float *sims);
+EMBR_API embr_status embr_w2v_similar(const embr_wordvecs *w, const char *word, int k, int64_t *rows,
+                                      float *sims);
 
 typedef enum embr_analogy_method {
   EMBR_ANALOGY_3COSADD = 0, /* argmax cos(x, b - a + c) (Mikolov et al.) */
@@ -80,8 +80,8 @@ typedef enum embr_analogy_method {
 } embr_analogy_method;
 
 /* "a is to b as c is to ?": the k best rows excluding a, b and c. */
-EMBR_API int embr_w2v_analogy(const embr_wordvecs *w, const char *a, const char *b, const char *c,
-                              embr_analogy_method method, int k, int64_t *rows, float *scores);
+EMBR_API embr_status embr_w2v_analogy(const embr_wordvecs *w, const char *a, const char *b, const char *c,
+                                      embr_analogy_method method, int k, int64_t *rows, float *scores);
 
 /* Results of the analogy benchmark (questions-words.txt format: ": section" lines, then
  * "a b c d" lines), counted as word2vec's compute-accuracy counts them: a question is *seen* when
@@ -99,9 +99,9 @@ typedef struct embr_analogy_eval {
   int64_t sem_correct, sem_seen, syn_correct, syn_seen;
 } embr_analogy_eval;
 
-EMBR_API int embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
-                                     embr_analogy_method method, int n_threads,
-                                     embr_analogy_eval *out);
+EMBR_API embr_status embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
+                                             embr_analogy_method method, int n_threads,
+                                             embr_analogy_eval *out);
 EMBR_API void embr_analogy_eval_free(embr_analogy_eval *e);
 
 /* Word-similarity benchmark (WordSim-353, SimLex-999, MEN style files): each line holds two words
@@ -113,8 +113,8 @@ typedef struct embr_similarity_eval {
   int64_t pairs, oov;
 } embr_similarity_eval;
 
-EMBR_API int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path,
-                                      embr_similarity_eval *out);
+EMBR_API embr_status embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path,
+                                              embr_similarity_eval *out);
 
 #ifdef __cplusplus
 }

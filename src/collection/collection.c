@@ -82,7 +82,7 @@ static int check_dir(const char *dir, const char *db_path) {
   return 0;
 }
 
-int embr_collection_open(embr_collection **out, const char *dir, int flags) {
+embr_status embr_collection_open(embr_collection **out, const char *dir, int flags) {
   *out = NULL;
   embr_collection *c;
   int rc = handle_new(dir, &c);
@@ -119,13 +119,13 @@ static int resync(embr_collection *c) {
   return embr__db_commit(c);
 }
 
-int embr_collection_save(embr_collection *c) {
+embr_status embr_collection_save(embr_collection *c) {
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   int rc = c->need_rebuild || !c->ix ? resync(c) : 0;
   return rc ? rc : embr__save_index(c);
 }
 
-int embr_collection_close(embr_collection *c) {
+embr_status embr_collection_close(embr_collection *c) {
   if (!c) return 0;
   int rc = 0;
   if (c->writable && c->db && (c->unsaved > 0 || c->need_rebuild || !c->ix)) rc = embr_collection_save(c);
@@ -138,7 +138,7 @@ void embr_collection_set_autosave(embr_collection *c, int64_t min_changes, doubl
   c->autosave_frac = fraction > 0 && isfinite(fraction) ? fraction : 0;
 }
 
-int embr_collection_refresh(embr_collection *c) { return resync(c); }
+embr_status embr_collection_refresh(embr_collection *c) { return resync(c); }
 
 /* ---- create ------------------------------------------------------------------------------------ */
 
@@ -196,8 +196,8 @@ static int write_new_db(embr_collection *c, const char *tmp, int64_t dim, embr_m
   return rc;
 }
 
-int embr_collection_create(embr_collection **out, const char *dir, int64_t dim, embr_metric metric,
-                           const char *index_spec) {
+embr_status embr_collection_create(embr_collection **out, const char *dir, int64_t dim, embr_metric metric,
+                                   const char *index_spec) {
   if (out) *out = NULL;
   embr_index *probe;
   int rc = embr_index_create(&probe, index_spec ? index_spec : "hnsw", dim, metric);
@@ -340,8 +340,8 @@ static int insert_batch(embr_collection *c, int64_t n, const float *x, int64_t l
   return rc;
 }
 
-int embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int64_t dim, int64_t ld,
-                        const char *const *ext_ids, const char *const *metadata_json) {
+embr_status embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int64_t dim, int64_t ld,
+                                const char *const *ext_ids, const char *const *metadata_json) {
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   if (n == 0) return 0;
   int rc = check_batch(c, n, vectors, dim, ld, ext_ids, metadata_json);
@@ -391,7 +391,7 @@ static int delete_one(embr_collection *c, const char *id, int64_t *internal) {
   return s == SQLITE_DONE ? 0 : embr__db_fail(c, s, "logging a delete");
 }
 
-int embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64_t n, int64_t *deleted) {
+embr_status embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64_t n, int64_t *deleted) {
   if (deleted) *deleted = 0;
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   if (n < 0 || (n > 0 && !ext_ids)) return embr_error(EMBR_EINVAL, "delete: bad arguments");
@@ -431,7 +431,7 @@ static char *dup_text(const unsigned char *s, int n) {
   return p;
 }
 
-int embr_collection_get(embr_collection *c, const char *ext_id, float *vec_out, char **metadata_out) {
+embr_status embr_collection_get(embr_collection *c, const char *ext_id, float *vec_out, char **metadata_out) {
   if (metadata_out) *metadata_out = NULL;
   if (!ext_id) return embr_error(EMBR_EINVAL, "get: NULL id");
   int rc = prepare_cached(c, &c->st_by_ext, "SELECT id, vector, metadata FROM items WHERE ext_id = ?1");
@@ -456,7 +456,7 @@ static int64_t file_bytes(const char *path) {
   return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
-int embr_collection_info(embr_collection *c, embr_collection_stats *out) {
+embr_status embr_collection_info(embr_collection *c, embr_collection_stats *out) {
   memset(out, 0, sizeof *out);
   embr__marks m;
   int rc = embr__db_begin(c, 0);
@@ -509,7 +509,7 @@ static int forget_deletes(embr_collection *c) {
   return rc;
 }
 
-int embr_collection_compact(embr_collection *c) {
+embr_status embr_collection_compact(embr_collection *c) {
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   embr__marks m;
   int rc = embr__db_begin(c, 0);

@@ -28,7 +28,7 @@ void embr_collection_hits_free(embr_collection_hits *h) {
   memset(h, 0, sizeof *h);
 }
 
-int embr_collection_filter_check(const char *filter) {
+embr_status embr_collection_filter_check(const char *filter) {
   embr__filter f;
   int rc = embr__filter_compile(filter, &f);
   embr__filter_free(&f);
@@ -197,9 +197,9 @@ static int run_search(embr_collection *c, const float *q, int64_t nq, int64_t ld
   return rc ? rc : map_hits(c, h);
 }
 
-int embr_collection_search(embr_collection *c, const float *q, int64_t nq, int64_t dim, int64_t ldq, int k,
-                           const char *filter, const embr_collection_search_params *params,
-                           embr_collection_hits *out) {
+embr_status embr_collection_search(embr_collection *c, const float *q, int64_t nq, int64_t dim, int64_t ldq, int k,
+                                   const char *filter, const embr_collection_search_params *params,
+                                   embr_collection_hits *out) {
   memset(out, 0, sizeof *out);
   embr_collection_search_params def = embr_collection_search_params_default();
   const embr_collection_search_params *p = params ? params : &def;

@@ -55,14 +55,14 @@ char *embr_strndup(const char *s, size_t n) {
 
 void embr_free(void *p) { free(p); }
 
-int embr_size_mul(size_t a, size_t b, size_t *out) {
+embr_status embr_size_mul(size_t a, size_t b, size_t *out) {
   if (b != 0 && a > SIZE_MAX / b)
     return embr_error(EMBR_ENOMEM, "size %zu x %zu overflows", a, b);
   *out = a * b;
   return 0;
 }
 
-int embr_size_muladd(size_t a, size_t b, size_t c, size_t *out) {
+embr_status embr_size_muladd(size_t a, size_t b, size_t c, size_t *out) {
   size_t ab = 0;
   int rc = embr_size_mul(a, b, &ab);
   if (rc) return rc;

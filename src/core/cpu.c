@@ -36,7 +36,7 @@ embr_cpu_level embr_cpu_active(void) {
   return from_env;
 }
 
-int embr_cpu_force(embr_cpu_level level) {
+embr_status embr_cpu_force(embr_cpu_level level) {
   if (level > embr_cpu_detect())
     return embr_error(EMBR_EUNSUPPORTED, "this CPU does not support %s", embr_cpu_name(level));
   forced = (int)level;

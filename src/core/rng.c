@@ -1,5 +1,6 @@
-/* xoshiro256** (Blackman & Vigna) seeded by splitmix64. Streams for threads come from hashing
- * (seed, stream) through splitmix64, so each thread's sequence depends only on its index. */
+/* xoshiro256** (Blackman & Vigna) seeded by splitmix64. Streams for threads and seeds for the
+ * parts of a job come from hashing (seed, stream) through splitmix64 (embr_seed_split), so each
+ * sequence depends only on its index. This is the one place seeds are derived from seeds. */
 #include "embr/core.h"
 
 #include <math.h>
@@ -20,12 +21,16 @@ void embr_rng_seed(embr_rng *rng, uint64_t seed) {
   if (!(rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3])) rng->s[0] = 1;
 }
 
-void embr_rng_split(embr_rng *rng, uint64_t seed, uint64_t stream) {
+uint64_t embr_seed_split(uint64_t seed, uint64_t stream) {
   uint64_t x = seed ^ 0x6A09E667F3BCC909ull;
   uint64_t a = splitmix64(&x);
   uint64_t y = stream ^ 0xBB67AE8584CAA73Bull;
   uint64_t b = splitmix64(&y);
-  embr_rng_seed(rng, a ^ rotl(b, 17) ^ (b >> 3));
+  return a ^ rotl(b, 17) ^ (b >> 3);
+}
+
+void embr_rng_split(embr_rng *rng, uint64_t seed, uint64_t stream) {
+  embr_rng_seed(rng, embr_seed_split(seed, stream));
 }
 
 uint64_t embr_rng_next(embr_rng *rng) {

@@ -66,7 +66,7 @@ static void escape_message(const char *in, char *out, size_t cap) {
   out[o] = '\0';
 }
 
-int embr_error(int status, const char *fmt, ...) {
+embr_status embr_error(int status, const char *fmt, ...) {
   char raw[sizeof last_error];
   va_list ap;
   va_start(ap, fmt);

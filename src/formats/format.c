@@ -41,7 +41,7 @@ static const struct {
     {"csv", EMBR_FORMAT_CSV},           {"tsv", EMBR_FORMAT_TSV},
 };
 
-int embr_format_parse(const char *name, embr_format *out) {
+embr_status embr_format_parse(const char *name, embr_format *out) {
   if (!name || !out) return embr_error(EMBR_EINVAL, "format name is missing");
   for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++) {
     if (strcasecmp(name, format_names[i].name) == 0) {
@@ -250,7 +250,7 @@ static int write_body(embr__wfile *w, embr_format fmt, const embr_matrix *m) {
   }
 }
 
-int embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m) {
+embr_status embr_matrix_write(const char *path, embr_format fmt, const embr_matrix *m) {
   if (!path || !*path) return embr_error(EMBR_EINVAL, "empty output file name");
   if (fmt == EMBR_FORMAT_AUTO) {
     fmt = embr_format_from_extension(path);

@@ -193,7 +193,7 @@ int embr__ivecs_write_int(embr__wfile *w, const int32_t *data, int64_t n, int64_
 
 /* ---- public int32 entry points ---------------------------------------------------------------- */
 
-int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim) {
+embr_status embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim) {
   if (!data || !n || !dim) return embr_error(EMBR_EINVAL, "embr_ivecs_read: NULL output");
   *data = NULL;
   *n = *dim = 0;
@@ -208,7 +208,7 @@ int embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim) 
   return rc;
 }
 
-int embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim) {
+embr_status embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim) {
   if (!path || !*path) return embr_error(EMBR_EINVAL, "empty output file name");
   if (n < 1 || dim < 1 || dim > INT32_MAX || !data)
     return embr_error(EMBR_EINVAL, "%s: cannot write %lld x %lld int32 rows", path, (long long)n,

@@ -171,7 +171,7 @@ static int open_folder(embr_dataset *ds, const char *dir) {
   return 0;
 }
 
-int embr_dataset_open_folder(const char *dir, embr_dataset **out) {
+embr_status embr_dataset_open_folder(const char *dir, embr_dataset **out) {
   if (!out) return embr_error(EMBR_EINVAL, "dataset: no output pointer");
   *out = NULL;
   if (!dir || !*dir) return embr_error(EMBR_EINVAL, "dataset: empty folder name");
@@ -361,7 +361,7 @@ static int open_mnist(embr_dataset *ds, const char *path) {
   return rc;
 }
 
-int embr_dataset_open_mnist(const char *path, embr_dataset **out) {
+embr_status embr_dataset_open_mnist(const char *path, embr_dataset **out) {
   if (!out) return embr_error(EMBR_EINVAL, "dataset: no output pointer");
   *out = NULL;
   if (!path || !*path) return embr_error(EMBR_EINVAL, "dataset: empty path");
@@ -395,7 +395,7 @@ const char *embr_dataset_item_name(const embr_dataset *ds, int64_t i) {
   return ds && i >= 0 && i < ds->n ? ds->names[i] : NULL;
 }
 
-int embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *out) {
+embr_status embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *out) {
   if (!out) return embr_error(EMBR_EINVAL, "dataset: no output image");
   memset(out, 0, sizeof *out);
   if (!ds || i < 0 || i >= ds->n)

@@ -466,7 +466,7 @@ static int decode_jpeg(const unsigned char *buf, size_t len, const char *name, e
 
 /* ---- entry points --------------------------------------------------------------------------------- */
 
-int embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out) {
+embr_status embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out) {
   if (!name) name = "image";
   if (!out) return embr_error(EMBR_EINVAL, "%s: no output image", name);
   memset(out, 0, sizeof *out);
@@ -479,7 +479,7 @@ int embr_image_decode(const unsigned char *buf, size_t len, const char *name, em
   return embr_error(EMBR_EFORMAT, "%s: not a PNG, JPEG, PGM or PPM image", name);
 }
 
-int embr_image_read(const char *path, embr_image *out) {
+embr_status embr_image_read(const char *path, embr_image *out) {
   if (out) memset(out, 0, sizeof *out);
   embr__filemap fm;
   int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);
@@ -572,7 +572,7 @@ static int check_image(const embr_image *im, const char *path) {
   return 0;
 }
 
-int embr_image_write(const char *path, const embr_image *im) {
+embr_status embr_image_write(const char *path, const embr_image *im) {
   if (!path || !*path) return embr_error(EMBR_EINVAL, "empty output file name");
   int rc = check_image(im, path), need;
   if (rc) return rc;

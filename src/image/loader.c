@@ -159,7 +159,7 @@ static void *worker(void *arg) {
 
 /* ---- the caller's side --------------------------------------------------------------------------- */
 
-int embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items, int *count) {
+embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items, int *count) {
   if (x) *x = NULL;
   if (labels) *labels = NULL;
   if (items) *items = NULL;
@@ -235,7 +235,7 @@ static int setup(embr_loader *ld, const embr_dataset *ds, const embr_loader_para
   return alloc_slots(ld);
 }
 
-int embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr_loader **out) {
+embr_status embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr_loader **out) {
   if (!out) return embr_error(EMBR_EINVAL, "loader: no output pointer");
   *out = NULL;
   int rc = check_params(ds, p);

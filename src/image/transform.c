@@ -169,7 +169,7 @@ static int resample(const embr_image *in, embr_resize mode, embr_image *out) {
   return rc;
 }
 
-int embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out) {
+embr_status embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out) {
   if (!out) return embr_error(EMBR_EINVAL, "resize: no output image");
   memset(out, 0, sizeof *out);
   int rc = check_input(in, "resize");
@@ -208,7 +208,7 @@ static void to_chw(const embr_image *src, const embr_image_spec *spec, float *ds
   }
 }
 
-int embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst) {
+embr_status embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst) {
   int rc = check_input(im, "to_tensor");
   if (!rc) rc = embr__image_spec_check(spec);
   if (rc) return rc;

@@ -70,7 +70,7 @@ static const embr_index_ops *ops_for(const char *kind) {
 
 /* ---- lifecycle -------------------------------------------------------------------------------- */
 
-int embr_index_create(embr_index **out, const char *spec, int64_t dim, embr_metric metric) {
+embr_status embr_index_create(embr_index **out, const char *spec, int64_t dim, embr_metric metric) {
   *out = NULL;
   if (dim < 1 || dim > (1 << 20)) return embr_error(EMBR_EINVAL, "index dimension must be in 1..%d (got %lld)", 1 << 20, (long long)dim);
   if ((unsigned)metric > EMBR_METRIC_L1) return embr_error(EMBR_EINVAL, "unknown metric %d", (int)metric);
@@ -139,7 +139,7 @@ static int prepare_rows(const embr_index *ix, const float *x, int64_t n, int64_t
   return 0;
 }
 
-int embr_index_train(embr_index *ix, const float *x, int64_t n, int64_t ld, const embr_progress *pr) {
+embr_status embr_index_train(embr_index *ix, const float *x, int64_t n, int64_t ld, const embr_progress *pr) {
   if (ix->readonly) return embr_error(EMBR_EUNSUPPORTED, "index is read-only (memory-mapped)");
   const float *px;
   int64_t pld;
@@ -172,8 +172,8 @@ static int check_ids(const embr_index *ix, const int64_t *ids, int64_t n) {
   return rc;
 }
 
-int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const int64_t *ids,
-                   const embr_progress *pr) {
+embr_status embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const int64_t *ids,
+                           const embr_progress *pr) {
   if (ix->readonly) return embr_error(EMBR_EUNSUPPORTED, "index is read-only (memory-mapped)");
   if (n == 0) return 0;
   int64_t *own = NULL;
@@ -204,7 +204,7 @@ int embr_index_add(embr_index *ix, const float *x, int64_t n, int64_t ld, const 
   return rc;
 }
 
-int embr_index_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed) {
+embr_status embr_index_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *removed) {
   if (ix->readonly) return embr_error(EMBR_EUNSUPPORTED, "index is read-only (memory-mapped)");
   int64_t r = 0;
   int rc = n > 0 ? ix->ops->remove(ix, ids, n, &r) : 0;
@@ -212,8 +212,8 @@ int embr_index_remove(embr_index *ix, const int64_t *ids, int64_t n, int64_t *re
   return rc;
 }
 
-int embr_index_search(const embr_index *ix, const float *q, int64_t nq, int64_t ldq, int k, float *dist,
-                      int64_t *ids, const embr_search_params *params) {
+embr_status embr_index_search(const embr_index *ix, const float *q, int64_t nq, int64_t ldq, int k, float *dist,
+                              int64_t *ids, const embr_search_params *params) {
   embr_search_params def = embr_search_params_default();
   const embr_search_params *p = params ? params : &def;
   if (k < 1) return embr_error(EMBR_EINVAL, "k must be at least 1 (got %d)", k);
@@ -361,7 +361,7 @@ static uint64_t get_u64(const unsigned char *p) { return (uint64_t)get_u32(p) | 
 /* The kind streams its payload after a placeholder header; the payload's CRC is then computed by
  * reading the temporary file back, the trailer appended and the real header written over the
  * placeholder, all before the atomic rename. */
-int embr_index_save(const embr_index *ix, const char *path) {
+embr_status embr_index_save(const embr_index *ix, const char *path) {
   embr__wfile w;
   int rc = embr__wfile_open(&w, path);
   if (rc) return rc;
@@ -409,7 +409,7 @@ int embr_index_save(const embr_index *ix, const char *path) {
   return embr__wfile_commit(&w);
 }
 
-int embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const char *name, int flags) {
+embr_status embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const char *name, int flags) {
   *out = NULL;
   const unsigned char *buf = vbuf;
   if (len < HEADER + TRAILER) return embr_error(EMBR_EFORMAT, "%s: truncated: %zu bytes, not an embr index", name, len);
@@ -460,7 +460,7 @@ int embr_index_load_mem(embr_index **out, const void *vbuf, size_t len, const ch
   return 0;
 }
 
-int embr_index_load(embr_index **out, const char *path, int flags) {
+embr_status embr_index_load(embr_index **out, const char *path, int flags) {
   *out = NULL;
   embr__filemap fm;
   /* In-place search maps the file (see EMBR_LOAD_MMAP for the risk); everything else reads a copy. */

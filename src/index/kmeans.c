@@ -292,8 +292,8 @@ static int assign_all(const float *x, int64_t n, int64_t ld, int64_t dim, int64_
   return rc;
 }
 
-int embr_kmeans(const float *x, int64_t n, int64_t ld, int64_t dim, int64_t k, const embr_kmeans_params *params,
-                float *centroids, int64_t *assign, double *inertia) {
+embr_status embr_kmeans(const float *x, int64_t n, int64_t ld, int64_t dim, int64_t k, const embr_kmeans_params *params,
+                        float *centroids, int64_t *assign, double *inertia) {
   embr_kmeans_params def = embr_kmeans_params_default();
   const embr_kmeans_params *p = params ? params : &def;
   int rc = check_args(x, n, ld, dim, k, centroids);

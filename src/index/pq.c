@@ -48,7 +48,7 @@ int embr__pq_train(embr__pq *pq, int64_t dim, int m, const float *x, int64_t n, 
   int rc = 0;
   for (int j = 0; j < m && !rc; j++) {
     float *cb = pq->cb + (size_t)j * EMBR_PQ_KSUB * (size_t)ds;
-    kp.seed = seed + (uint64_t)j;
+    kp.seed = embr_seed_split(seed, (uint64_t)j);
     rc = embr_kmeans(x + (size_t)j * (size_t)ds, n, ld, ds, ksub, &kp, cb, NULL, NULL);
     for (int64_t b = ksub; b < EMBR_PQ_KSUB && !rc; b++)
       memcpy(cb + b * ds, cb + (b % ksub) * ds, sizeof(float) * (size_t)ds);

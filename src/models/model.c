@@ -68,7 +68,7 @@ int embr__model_build(const embr_model_params *p, int head_kind, int classes, em
   return 0;
 }
 
-int embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out) {
+embr_status embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out) {
   int rc = embr__model_build(p, 0, 0, out);
   if (!rc && (rc = embr__nn_params_init(&(*out)->P, seed))) {
     embr_model_free(*out);
@@ -101,7 +101,7 @@ nn_t *embr__model_forward(embr_model *m, nn_ctx *ctx, nn_t *x) { return m->ops->
 
 void embr_model_set_threads(embr_model *m, int n_threads) { m->n_threads = n_threads; }
 
-int embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out) {
+embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out) {
   if (n < 0 || batch < 1) return embr_error(EMBR_EINVAL, "bad image count or batch size");
   m->infer.nt = embr_threads_resolve(m->n_threads);
   const embr_image_spec *s = &m->p.input;
@@ -133,7 +133,7 @@ static char *join_names(char *const *v, int n) {
   return s;
 }
 
-int embr_model_save(const embr_model *m, const char *path) {
+embr_status embr_model_save(const embr_model *m, const char *path) {
   nn_st_out *t = embr_calloc((size_t)m->P.n + 1, sizeof(nn_st_out));
   char buf[NMETA][96], *key[NMETA], *val[NMETA];
   if (!t) return embr_error(EMBR_ENOMEM, "out of memory");
@@ -285,7 +285,7 @@ static int model_from_embr_file(const nn_st *st, const char *path, embr_model **
   return rc ? rc : model_from_st(st, path, &p, head, classes, out);
 }
 
-int embr_model_load(const char *path, embr_model **out) {
+embr_status embr_model_load(const char *path, embr_model **out) {
   nn_st st;
   *out = NULL;
   int rc = embr__nn_st_open(&st, path);
@@ -295,7 +295,7 @@ int embr_model_load(const char *path, embr_model **out) {
   return rc;
 }
 
-int embr_model_load_mem(const void *buf, size_t len, const char *name, embr_model **out) {
+embr_status embr_model_load_mem(const void *buf, size_t len, const char *name, embr_model **out) {
   nn_st st;
   *out = NULL;
   if (!name) name = "model";
@@ -328,7 +328,7 @@ static int infer_sizes(const nn_st *st, const char *path, embr_model_params *p) 
   return rc;
 }
 
-int embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out) {
+embr_status embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out) {
   nn_st st;
   *out = NULL;
   if (!p) return embr_error(EMBR_EINVAL, "%s: no model parameters", path);

@@ -64,7 +64,7 @@ static int looks_binary(const unsigned char *p, size_t n) {
   return n > 0 && bad * 10 > n * 3;
 }
 
-int embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t end) {
+embr_status embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t end) {
   *out = NULL;
   int64_t size = embr_file_size(path);
   if (size < 0) return (int)size;
@@ -94,7 +94,7 @@ int embr_corpus_open(embr_corpus **out, const char *path, int64_t start, int64_t
   return 0;
 }
 
-int embr_corpus_range(embr_corpus *c, int64_t start, int64_t end) {
+embr_status embr_corpus_range(embr_corpus *c, int64_t start, int64_t end) {
   c->end = end;
   /* Position one byte before `start` (or at 0): if that byte is not a space, the word there
    * began in the previous range, which reads it; skip to its end. */

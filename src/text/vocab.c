@@ -36,7 +36,7 @@ static uint64_t hash_word(const char *w) {
   return h;
 }
 
-int embr_vocab_create(embr_vocab **out) {
+embr_status embr_vocab_create(embr_vocab **out) {
   embr_vocab *v = calloc(1, sizeof *v);
   if (!v) return embr_error(EMBR_ENOMEM, "out of memory");
   v->table_size = 1 << 16;
@@ -108,7 +108,7 @@ static char *arena_copy(embr_vocab *v, const char *word) {
   return p;
 }
 
-int embr_vocab_add(embr_vocab *v, const char *word, int64_t count) {
+embr_status embr_vocab_add(embr_vocab *v, const char *word, int64_t count) {
   if (!*word) return embr_error(EMBR_EINVAL, "empty word");
   int64_t *s = slot_of(v, word);
   v->total += count;
@@ -151,7 +151,7 @@ static int prune(embr_vocab *v, int64_t min_count) {
   return rehash(v, v->table_size);
 }
 
-int embr_vocab_finalize(embr_vocab *v, int64_t min_count, int64_t max_size) {
+embr_status embr_vocab_finalize(embr_vocab *v, int64_t min_count, int64_t max_size) {
   int rc = prune(v, min_count > 1 ? min_count : 1);
   if (rc) return rc;
   qsort(v->words, (size_t)v->n, sizeof(vword), cmp_words);
@@ -162,8 +162,8 @@ int embr_vocab_finalize(embr_vocab *v, int64_t min_count, int64_t max_size) {
   return rehash(v, v->table_size);
 }
 
-int embr_vocab_build(embr_vocab **out, const char *corpus_path, int64_t min_count,
-                     int64_t max_size, const embr_progress *progress) {
+embr_status embr_vocab_build(embr_vocab **out, const char *corpus_path, int64_t min_count,
+                             int64_t max_size, const embr_progress *progress) {
   *out = NULL;
   int64_t size = embr_file_size(corpus_path);
   if (size < 0) return (int)size;
@@ -205,7 +205,7 @@ int embr_vocab_build(embr_vocab **out, const char *corpus_path, int64_t min_coun
   return 0;
 }
 
-int embr_vocab_save(const embr_vocab *v, const char *path) {
+embr_status embr_vocab_save(const embr_vocab *v, const char *path) {
   embr__wfile w;
   int rc = embr__wfile_open(&w, path);
   if (rc) return rc;
@@ -218,7 +218,7 @@ int embr_vocab_save(const embr_vocab *v, const char *path) {
   return embr__wfile_commit(&w);
 }
 
-int embr_vocab_read(embr_vocab **out, const char *path, int64_t min_count, int64_t max_size) {
+embr_status embr_vocab_read(embr_vocab **out, const char *path, int64_t min_count, int64_t max_size) {
   *out = NULL;
   embr__filemap fm;
   int rc = embr__filemap_open(&fm, path, EMBR__READ_ANY);

@@ -332,8 +332,8 @@ static int check_verify_args(const float *emb, int64_t n, int64_t dim, int64_t l
   return 0;
 }
 
-int embr_eval_verify(const float *emb, int64_t n, int64_t dim, int64_t ld, const embr_pairs *pairs,
-                     int folds, double far, uint64_t seed, embr_verify_result *out) {
+embr_status embr_eval_verify(const float *emb, int64_t n, int64_t dim, int64_t ld, const embr_pairs *pairs,
+                             int folds, double far, uint64_t seed, embr_verify_result *out) {
   if (!out) return embr_error(EMBR_EINVAL, "embr_eval_verify: out is NULL");
   memset(out, 0, sizeof *out);
   int64_t pos = 0;
@@ -536,8 +536,8 @@ static void identify_fill(const int64_t *hits, int64_t hits1, const int *ks, int
   out->rank1 = (double)hits1 / (double)j->Q;
 }
 
-int embr_eval_identify(const float *emb, int64_t n, int64_t dim, int64_t ld, const int32_t *labels,
-                       int gallery_per_class, const int *ks, int nk, embr_identify_result *out) {
+embr_status embr_eval_identify(const float *emb, int64_t n, int64_t dim, int64_t ld, const int32_t *labels,
+                               int gallery_per_class, const int *ks, int nk, embr_identify_result *out) {
   if (!out) return embr_error(EMBR_EINVAL, "embr_eval_identify: out is NULL");
   memset(out, 0, sizeof *out);
   int rc = check_identify_args(emb, n, dim, ld, labels, gallery_per_class, ks, nk);

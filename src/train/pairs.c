@@ -34,7 +34,7 @@ static int pairs_alloc(embr_pairs *p, size_t cap) {
   return 0;
 }
 
-int embr_pairs_all(const int32_t *labels, int64_t n, embr_pairs *out) {
+embr_status embr_pairs_all(const int32_t *labels, int64_t n, embr_pairs *out) {
   if (!out) return embr_error(EMBR_EINVAL, "embr_pairs_all: out is NULL");
   memset(out, 0, sizeof *out);
   if (n < 0) return embr_error(EMBR_EINVAL, "embr_pairs_all: n = %lld is negative", (long long)n);
@@ -249,7 +249,7 @@ static size_t count_lines(const unsigned char *p, size_t len) {
   return k;
 }
 
-int embr_pairs_read(const char *path, char *const *names, int64_t n, embr_pairs *out) {
+embr_status embr_pairs_read(const char *path, char *const *names, int64_t n, embr_pairs *out) {
   if (!out) return embr_error(EMBR_EINVAL, "embr_pairs_read: out is NULL");
   memset(out, 0, sizeof *out);
   if (!path) return embr_error(EMBR_EINVAL, "embr_pairs_read: path is NULL");

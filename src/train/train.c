@@ -24,13 +24,17 @@ embr_train_params embr_train_params_default(embr_objective obj) {
   return p;
 }
 
+/* The parts of a training run that draw random numbers, each from its own stream of the seed
+ * (the network's initial weights, embr_model_create's, use the seed itself). */
+enum { STREAM_HEAD = 1, STREAM_LOADER = 2, STREAM_STEPS = 3 };
+
 /* Rebuilds m's parameter table with a fresh head of `classes` outputs; the network's weights
  * move over by name. */
 static int set_head(embr_model *m, int kind, int classes, uint64_t seed) {
   if (m->hd.kind == kind && m->hd.classes == classes) return 0;
   embr_model *t;
   int rc = embr__model_build(&m->p, kind, classes, &t);
-  if (!rc) rc = embr__nn_params_init(&t->P, seed ^ 0x5eed);
+  if (!rc) rc = embr__nn_params_init(&t->P, embr_seed_split(seed, STREAM_HEAD));
   for (int i = 0; i < t->P.n && !rc; i++) {
     int j = embr__nn_param_find(&m->P, t->P.p[i].name);
     if (j >= 0 && m->P.p[j].numel == t->P.p[i].numel)
@@ -250,8 +254,8 @@ static int run_epochs(run *r, embr_loader *ld, const int32_t *map, embr_train_st
   return rc;
 }
 
-int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
-                     const embr_train_params *p, embr_train_stats *stats) {
+embr_status embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
+                             const embr_train_params *p, embr_train_stats *stats) {
   embr_train_stats st = {0};
   int rc = check_train_params(p), k = 0;
   int32_t *map = NULL;
@@ -268,7 +272,7 @@ int embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subse
   if (kind == 2) m->hd.mar.m1 = p->m1, m->hd.mar.m2 = p->m2, m->hd.mar.m3 = p->m3, m->hd.mar.s = p->scale;
   embr_loader_params lp = embr_loader_params_default();
   lp.spec = m->p.input, lp.batch = p->batch, lp.shuffle = 1, lp.drop_last = 1, lp.cache = 1;
-  lp.pad = p->pad, lp.flip = p->flip, lp.seed = p->seed, lp.subset = subset, lp.n_subset = n_subset;
+  lp.pad = p->pad, lp.flip = p->flip, lp.seed = embr_seed_split(p->seed, STREAM_LOADER), lp.subset = subset, lp.n_subset = n_subset;
   embr_loader *ld = NULL;
   run r = {.m = m, .p = p};
   embr__nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);

@@ -217,9 +217,9 @@ static void note_progress(knn_shared *sh, int64_t units) {
   }
 }
 
-int embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb, const float *query,
-             int64_t nq, int64_t ldq, int64_t dim, int k, float *dist, int64_t *ids,
-             const embr_knn_params *params) {
+embr_status embr_knn(embr_metric m, const float *base, int64_t nb, int64_t ldb, const float *query,
+                     int64_t nq, int64_t ldq, int64_t dim, int k, float *dist, int64_t *ids,
+                     const embr_knn_params *params) {
   int rc = check_args(m, base, nb, ldb, query, nq, ldq, dim, k, dist, ids);
   if (rc) return rc;
   embr_knn_params defaults = embr_knn_params_default();
@@ -345,9 +345,9 @@ static void finish_gemm_rows(embr_metric m, const float *qn, const float *bn, in
   }
 }
 
-int embr_distance_matrix(embr_metric m, const float *q, int64_t nq, int64_t ldq, const float *base,
-                         int64_t nb, int64_t ldb, int64_t dim, float *out, int64_t ldo,
-                         int n_threads) {
+embr_status embr_distance_matrix(embr_metric m, const float *q, int64_t nq, int64_t ldq, const float *base,
+                                 int64_t nb, int64_t ldb, int64_t dim, float *out, int64_t ldo,
+                                 int n_threads) {
   float dummy_d;
   int64_t dummy_i;
   int rc = check_args(m, base, nb, ldb, q, nq, ldq, dim, 1, &dummy_d, &dummy_i);

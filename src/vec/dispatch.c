@@ -20,7 +20,7 @@ const char *embr_metric_name(embr_metric m) {
   return "unknown";
 }
 
-int embr_metric_parse(const char *name, embr_metric *out) {
+embr_status embr_metric_parse(const char *name, embr_metric *out) {
   static const struct {
     const char *name;
     embr_metric m;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim) {
+embr_status embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim) {
   memset(m, 0, sizeof *m);
   if (n < 0 || dim < 1)
     return embr_error(EMBR_EINVAL, "matrix of %lld x %lld is not allowed", (long long)n,
@@ -22,7 +22,7 @@ int embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim) {
   return 0;
 }
 
-int embr_matrix_alloc_labels(embr_matrix *m) {
+embr_status embr_matrix_alloc_labels(embr_matrix *m) {
   if (m->labels) return 0;
   m->labels = embr_calloc((size_t)(m->n ? m->n : 1), sizeof(char *));
   return m->labels ? 0 : EMBR_ENOMEM;

@@ -76,7 +76,7 @@ static int64_t pick_cluster(const mixture *m, double u) {
 static void draw_block(const mixture *m, const embr_synth_params *p, uint64_t stream,
                        int64_t block, int64_t n, embr_matrix *out, int32_t *labels) {
   embr_rng r;
-  embr_rng_split(&r, p->seed ^ (stream * 0x9E3779B97F4A7C15ull), (uint64_t)block);
+  embr_rng_split(&r, embr_seed_split(p->seed, stream), (uint64_t)block);
   int64_t r0 = block * SYNTH_BLOCK, r1 = r0 + SYNTH_BLOCK < n ? r0 + SYNTH_BLOCK : n;
   for (int64_t i = r0; i < r1; i++) {
     int64_t c = pick_cluster(m, embr_rng_double(&r));
@@ -94,8 +94,8 @@ static void draw_block(const mixture *m, const embr_synth_params *p, uint64_t st
   }
 }
 
-int embr_synth_clusters(const embr_synth_params *p, int64_t n, int64_t dim, uint64_t stream,
-                        embr_matrix *out, int32_t *labels) {
+embr_status embr_synth_clusters(const embr_synth_params *p, int64_t n, int64_t dim, uint64_t stream,
+                                embr_matrix *out, int32_t *labels) {
   memset(out, 0, sizeof *out);
   if (n < 1 || dim < 1) return embr_error(EMBR_EINVAL, "synth: n and dim must be at least 1");
   if (p->clusters < 1 || p->clusters > INT32_MAX)

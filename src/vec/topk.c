@@ -61,7 +61,7 @@ static void compact(embr_topk *t) {
   t->thresh_id = t->id[w];
 }
 
-int embr_topk_init(embr_topk *t, int k) {
+embr_status embr_topk_init(embr_topk *t, int k) {
   t->score = NULL;
   t->id = NULL;
   if (k < 1) return embr_error(EMBR_EINVAL, "k must be at least 1 (got %d)", k);

@@ -75,7 +75,7 @@ static int knn_cells(const float *x, int64_t n, int64_t ld, int64_t dim, int k, 
   /* The cells need only be roughly balanced: a few Lloyd rounds of the index layer's k-means. */
   embr_kmeans_params km = embr_kmeans_params_default();
   km.iters = 6;
-  km.seed = seed ^ 0xC311u;
+  km.seed = embr_seed_split(seed, EMBR__TSNE_STREAM_CELLS);
   km.n_threads = n_threads;
   if (!rc) rc = embr_kmeans(x, n, ld, dim, nc, &km, cent.data, assign, NULL);
   embr_knn_params kp = embr_knn_params_default();

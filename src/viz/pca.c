@@ -27,8 +27,8 @@ static void column_means(const float *x, int64_t n, int64_t ld, int64_t dim, flo
   free(acc);
 }
 
-int embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *out,
-             double *variance, int n_threads) {
+embr_status embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *out,
+                     double *variance, int n_threads) {
   if (n < 2 || dim < 1 || ld < dim || k < 1 || k > dim)
     return embr_error(EMBR_EINVAL, "pca: need n >= 2 and 1 <= k <= dim (n=%lld dim=%lld k=%d)",
                       (long long)n, (long long)dim, k);

@@ -32,7 +32,7 @@ embr_plot_params embr_plot_params_default(void) {
 
 static const char *const format_names[] = {"auto", "png", "svg", "pdf", "html"};
 
-int embr_plot_format_parse(const char *name, embr_plot_format *out) {
+embr_status embr_plot_format_parse(const char *name, embr_plot_format *out) {
   for (int f = EMBR_PLOT_PNG; f <= EMBR_PLOT_HTML; f++)
     if (name && strcasecmp(name, format_names[f]) == 0) {
       *out = (embr_plot_format)f;
@@ -522,9 +522,9 @@ static int write_plot(const char *path, embr_plot_format f, plot *pl) {
   return embr__wfile_commit(&w);
 }
 
-int embr_plot_write(const char *path, const float *xy, int64_t n, int64_t ld,
-                    const char *const *labels, const char *const *texts,
-                    const embr_plot_params *params) {
+embr_status embr_plot_write(const char *path, const float *xy, int64_t n, int64_t ld,
+                            const char *const *labels, const char *const *texts,
+                            const embr_plot_params *params) {
   if (!path || !*path) return embr_error(EMBR_EINVAL, "empty output file name");
   embr_plot_params p = params ? *params : embr_plot_params_default();
   embr_plot_format f = p.format != EMBR_PLOT_AUTO ? p.format : embr_plot_format_from_path(path);

@@ -91,8 +91,8 @@ static int knn_count(const embr_tsne_params *p, int64_t n) {
   return (int)k;
 }
 
-int embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t dim,
-                         const embr_tsne_params *params, embr_affinities *out) {
+embr_status embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t dim,
+                                 const embr_tsne_params *params, embr_affinities *out) {
   memset(out, 0, sizeof *out);
   embr_tsne_params defaults = embr_tsne_params_default();
   const embr_tsne_params *p = params ? params : &defaults;
@@ -133,8 +133,8 @@ int embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t dim,
   return rc;
 }
 
-int embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
-                             const embr_tsne_params *params, embr_affinities *out) {
+embr_status embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
+                                     const embr_tsne_params *params, embr_affinities *out) {
   memset(out, 0, sizeof *out);
   embr_tsne_params defaults = embr_tsne_params_default();
   const embr_tsne_params *p = params ? params : &defaults;
@@ -154,8 +154,8 @@ int embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int 
   return rc2;
 }
 
-int embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld, const embr_tsne_params *params,
-                               embr_affinities *out) {
+embr_status embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld, const embr_tsne_params *params,
+                                       embr_affinities *out) {
   memset(out, 0, sizeof *out);
   embr_tsne_params defaults = embr_tsne_params_default();
   const embr_tsne_params *p = params ? params : &defaults;
@@ -306,8 +306,8 @@ static void optimizer_free(optimizer *o) {
   embr__tsne_fft_free(o->fft);
 }
 
-int embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params *params, float *yout,
-                       int init_given, embr_tsne_stats *stats) {
+embr_status embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params *params, float *yout,
+                               int init_given, embr_tsne_stats *stats) {
   embr_tsne_params defaults = embr_tsne_params_default();
   const embr_tsne_params *p = params ? params : &defaults;
   int rc = check_params(p, P->n);
@@ -366,8 +366,8 @@ static int pca_start(const float *x, int64_t n, int64_t ld, int64_t dim, int d, 
   return 0;
 }
 
-int embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim, const embr_tsne_params *params,
-              float *y, embr_tsne_stats *stats) {
+embr_status embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim, const embr_tsne_params *params,
+                      float *y, embr_tsne_stats *stats) {
   embr_tsne_params defaults = embr_tsne_params_default();
   const embr_tsne_params *p = params ? params : &defaults;
   if (stats) memset(stats, 0, sizeof *stats);
@@ -393,7 +393,7 @@ int embr_tsne(const float *x, int64_t n, int64_t ld, int64_t dim, const embr_tsn
 
 /* ---- evaluation ----------------------------------------------------------------------------- */
 
-int embr_tsne_kl_exact(const embr_affinities *P, const float *yf, int d, int n_threads, double *kl) {
+embr_status embr_tsne_kl_exact(const embr_affinities *P, const float *yf, int d, int n_threads, double *kl) {
   if (d != 2 && d != 3) return embr_error(EMBR_EINVAL, "t-SNE KL: map dimension must be 2 or 3 (got %d)", d);
   int64_t n = P->n;
   for (int64_t i = 0; i < n * d; i++)
@@ -426,9 +426,9 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int embr_tsne_transform(const float *ref_x, int64_t n_ref, int64_t ref_ld, const float *ref_y,
-                        const float *new_x, int64_t n_new, int64_t new_ld, int64_t dim,
-                        const embr_tsne_params *params, float *new_y) {
+embr_status embr_tsne_transform(const float *ref_x, int64_t n_ref, int64_t ref_ld, const float *ref_y,
+                                const float *new_x, int64_t n_new, int64_t new_ld, int64_t dim,
+                                const embr_tsne_params *params, float *new_y) {
   embr_tsne_params defaults = embr_tsne_params_default();
   const embr_tsne_params *p = params ? params : &defaults;
   int rc = check_params(p, n_ref);

@@ -5,6 +5,9 @@
 
 #include "embr/tsne.h"
 
+/* Streams of the seed (embr_seed_split): the random start uses the seed itself. */
+enum { EMBR__TSNE_STREAM_CELLS = 1 /* the approximate neighbour search's cells */ };
+
 /* k nearest neighbours of every row among the rows themselves (self excluded): nbr and dist are
  * n x k. Distances are what the Gaussian kernel takes: squared Euclidean for L2, 1 - cos for
  * cosine, -q.b for IP (only differences within a row matter), Manhattan for L1. */

@@ -35,8 +35,8 @@ void embr_wordvecs_free(embr_wordvecs *w) {
   embr_free(w);
 }
 
-int embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *m, int64_t restrict_rows,
-                         int case_insensitive) {
+embr_status embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *m, int64_t restrict_rows,
+                                 int case_insensitive) {
   *out = NULL;
   if (!m->labels) return embr_error(EMBR_EINVAL, "the vectors have no words (use a word2vec or GloVe file)");
   embr_wordvecs *w = embr_calloc(1, sizeof *w);
@@ -109,7 +109,7 @@ static int top_rows(const float *score, int64_t n, const int64_t *skip, int nski
   return 0;
 }
 
-int embr_w2v_similar(const embr_wordvecs *w, const char *word, int k, int64_t *rows, float *sims) {
+embr_status embr_w2v_similar(const embr_wordvecs *w, const char *word, int k, int64_t *rows, float *sims) {
   if (k < 1) return embr_error(EMBR_EINVAL, "k must be at least 1");
   int64_t r;
   int rc = lookup(w, word, &r);
@@ -147,8 +147,8 @@ static size_t analogy_tmp_size(const embr_wordvecs *w) {
   return (size_t)(2 * w->n > w->dim ? 2 * w->n : w->dim);
 }
 
-int embr_w2v_analogy(const embr_wordvecs *w, const char *a, const char *b, const char *c,
-                     embr_analogy_method method, int k, int64_t *rows, float *scores) {
+embr_status embr_w2v_analogy(const embr_wordvecs *w, const char *a, const char *b, const char *c,
+                             embr_analogy_method method, int k, int64_t *rows, float *scores) {
   if (k < 1) return embr_error(EMBR_EINVAL, "k must be at least 1");
   int64_t r[3];
   int rc;
@@ -256,8 +256,8 @@ static int parse_questions(const char *path, question **qs, int64_t *nq, embr_an
   return 0;
 }
 
-int embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
-                            embr_analogy_method method, int n_threads, embr_analogy_eval *e) {
+embr_status embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
+                                    embr_analogy_method method, int n_threads, embr_analogy_eval *e) {
   memset(e, 0, sizeof *e);
   question *q;
   int64_t nq;
@@ -405,7 +405,7 @@ static double first_number(char **tok, int ntok) {
   return NAN;
 }
 
-int embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, embr_similarity_eval *out) {
+embr_status embr_w2v_eval_similarity(const embr_wordvecs *w, const char *pairs_path, embr_similarity_eval *out) {
   memset(out, 0, sizeof *out);
   embr__filemap fm;
   int rc = embr__filemap_open(&fm, pairs_path, EMBR__READ_ANY);

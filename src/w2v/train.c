@@ -12,6 +12,8 @@
 #define MAX_NEGATIVE 64
 enum { MAX_OUT = W2V_MAX_CODE + 1 + MAX_NEGATIVE }; /* a Huffman path + the word + negatives */
 #define MAX_WINDOW 100
+/* Streams of the seed (embr_seed_split): the initial vectors, and the workers' own streams. */
+enum { STREAM_INIT = 1, STREAM_WORKERS = 2 };
 
 embr_w2v_params embr_w2v_params_default(void) {
   embr_w2v_params p;
@@ -78,7 +80,7 @@ static int tables_init(trainer *t) {
 #pragma omp parallel for num_threads(t->nt) schedule(static)
   for (int64_t b = 0; b < blocks; b++) {
     embr_rng r;
-    embr_rng_split(&r, t->p->seed, 0x51A0000000000000ull + (uint64_t)b);
+    embr_rng_split(&r, embr_seed_split(t->p->seed, STREAM_INIT), (uint64_t)b);
     int64_t hi = (b + 1) * 1024 < V ? (b + 1) * 1024 : V;
     for (int64_t i = b * 1024; i < hi; i++)
       for (int k = 0; k < t->dim; k++) t->syn0[i * t->dim + k] = (2.0f * embr_rng_float(&r) - 1.0f) / (float)t->dim;
@@ -226,7 +228,7 @@ static void worker_run(trainer *t, int id) {
   } else {
     wk->t = t;
     wk->id = id;
-    embr_rng_split(&wk->rng, t->p->seed, (uint64_t)id);
+    embr_rng_split(&wk->rng, embr_seed_split(t->p->seed, STREAM_WORKERS), (uint64_t)id);
     wk->alpha = t->alpha0;
     /* Threads take interleaved chunks (thread t: chunks t, t + nt, ...) rather than one slice
      * each, so at any moment, and at any learning rate, the model sees neighbouring parts of the
@@ -267,8 +269,8 @@ static int export_vectors(const trainer *t, embr_matrix *out) {
   return rc;
 }
 
-int embr_w2v_train(const char *corpus_path, const embr_vocab *vocab, const embr_w2v_params *params,
-                   embr_matrix *out, embr_w2v_stats *stats) {
+embr_status embr_w2v_train(const char *corpus_path, const embr_vocab *vocab, const embr_w2v_params *params,
+                           embr_matrix *out, embr_w2v_stats *stats) {
   memset(out, 0, sizeof *out);
   embr_w2v_params defaults = embr_w2v_params_default();
   const embr_w2v_params *p = params ? params : &defaults;
