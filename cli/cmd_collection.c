@@ -145,7 +145,7 @@ static int add_batches(embr_collection *c, add_input *a, const add_files *f, int
   double t0 = embr_now();
   while (done < a->x.n) {
     int64_t n = a->x.n - done < step ? a->x.n - done : step;
-    int rc = embr_collection_add(c, n, a->x.data + done * a->x.ld, a->x.dim, a->x.ld, ids + done, meta ? meta + done : NULL);
+    int rc = embr_collection_add(c, a->x.data + done * a->x.ld, n, a->x.dim, a->x.ld, ids + done, meta ? meta + done : NULL);
     if (rc) return cli_fail(add_failed(rc, f, done, n)); /* one line, with what was committed */
     done += n;
   }

@@ -70,7 +70,7 @@ static embr_collection *make_collection(const char *dir, const char *spec, embr_
   char **ids = make_ids(0, n);
   for (int64_t i = 0; i < n && !rc; i += batch) {
     int64_t b = n - i < batch ? n - i : batch;
-    rc = embr_collection_add(c, b, x + i * dim, dim, dim, (const char *const *)ids + i,
+    rc = embr_collection_add(c, x + i * dim, b, dim, dim, (const char *const *)ids + i,
                              meta ? (const char *const *)meta + i : NULL);
     if (rc) fprintf(stderr, "  add: %s\n", embr_last_error());
   }
@@ -215,7 +215,7 @@ static void test_get_roundtrip(void) {
   const char *meta[] = {"{\"k\": \"v\", \"n\": [1, 2, {\"x\": null}]}", NULL, "{}"};
   embr_collection *c = NULL;
   REQUIRE(embr_collection_create(&c, th_join(scratch(), "c"), dim, EMBR_METRIC_L2, "hnsw") == 0);
-  REQUIRE(embr_collection_add(c, 3, x, dim, dim, ids, meta) == 0);
+  REQUIRE(embr_collection_add(c, x, 3, dim, dim, ids, meta) == 0);
   for (int i = 0; i < 3; i++) {
     float v[5];
     char *m = (char *)"sentinel";
@@ -250,7 +250,7 @@ static void test_batch_all_or_nothing(void) {
   const char *d = th_join(scratch(), "c");
   REQUIRE(embr_collection_create(&c, d, dim, EMBR_METRIC_L2, "flat") == 0);
   const char *first[] = {"keep"};
-  REQUIRE(embr_collection_add(c, 1, x, dim, dim, first, NULL) == 0);
+  REQUIRE(embr_collection_add(c, x, 1, dim, dim, first, NULL) == 0);
   const char *ids[] = {"n0", "n1", "n2", "n3"};
   const char *okm[] = {"{\"a\":1}", NULL, "{}", "{\"b\":[1]}"};
   struct {
@@ -276,18 +276,18 @@ static void test_batch_all_or_nothing(void) {
     float y[16];
     memcpy(y, x, sizeof y);
     if (cases[i].nan_at >= 0) y[cases[i].nan_at] = NAN;
-    int rc = embr_collection_add(c, 4, y, cases[i].dim, 4, cases[i].ids, cases[i].meta);
+    int rc = embr_collection_add(c, y, 4, cases[i].dim, 4, cases[i].ids, cases[i].meta);
     CHECK_MSG(rc == cases[i].want, "%s: got %d (%s)", cases[i].what, rc, embr_last_error());
     CHECK_MSG(strstr(embr_last_error(), cases[i].msg) != NULL, "%s: message '%s'", cases[i].what, embr_last_error());
     CHECK_EQ_INT(count_of(c), 1);
     CHECK_EQ_INT(embr_collection_get(c, "n3", NULL, NULL), EMBR_ENOTFOUND);
   }
-  CHECK(embr_collection_add(c, 4, x, dim, dim, ids, okm) == 0);
+  CHECK(embr_collection_add(c, x, 4, dim, dim, ids, okm) == 0);
   CHECK_EQ_INT(count_of(c), 5);
   embr_collection_close(c);
   /* read-only handles refuse changes */
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDONLY) == 0);
-  CHECK_EQ_INT(embr_collection_add(c, 1, x, dim, dim, (const char *[]){"z"}, NULL), EMBR_EUNSUPPORTED);
+  CHECK_EQ_INT(embr_collection_add(c, x, 1, dim, dim, (const char *[]){"z"}, NULL), EMBR_EUNSUPPORTED);
   CHECK_EQ_INT(embr_collection_delete(c, (const char *[]){"keep"}, 1, NULL), EMBR_EUNSUPPORTED);
   CHECK_EQ_INT(count_of(c), 5);
   embr_collection_close(c);
@@ -533,7 +533,7 @@ static void test_filter_errors(void) {
   embr_collection *c = NULL;
   float v[2] = {1, 2};
   REQUIRE(embr_collection_create(&c, th_join(scratch(), "c"), 2, EMBR_METRIC_L2, "flat") == 0);
-  REQUIRE(embr_collection_add(c, 1, v, 2, 2, (const char *[]){"a"}, (const char *[]){"{\"x\": 1999}"}) == 0);
+  REQUIRE(embr_collection_add(c, v, 1, 2, 2, (const char *[]){"a"}, (const char *[]){"{\"x\": 1999}"}) == 0);
   embr_collection_hits h;
   int rc = embr_collection_search(c, v, 1, 2, 2, 1, longf, NULL, &h);
   CHECK_MSG(rc == 0, "%s", embr_last_error());
@@ -646,7 +646,7 @@ static void test_stale_checkpoint(void) {
   /* 200 more rows; delete 50 old ones and 10 of the new ones */
   REQUIRE(embr_collection_open(&c, d, EMBR_COLLECTION_RDWR) == 0);
   char **ids = make_ids(400, 200), **del = make_ids(0, 400);
-  REQUIRE(embr_collection_add(c, 200, x + 400 * dim, dim, dim, (const char *const *)ids, NULL) == 0);
+  REQUIRE(embr_collection_add(c, x + 400 * dim, 200, dim, dim, (const char *const *)ids, NULL) == 0);
   const char *gone[60];
   for (int i = 0; i < 50; i++) gone[i] = del[i * 8];
   for (int i = 0; i < 10; i++) gone[50 + i] = ids[i * 20];
@@ -734,7 +734,7 @@ static void test_delete_compact(void) {
   CHECK_MSG(after.index_memory < before.index_memory, "index memory %lld -> %lld", (long long)before.index_memory,
             (long long)after.index_memory);
   /* a deleted id can be added again (with a new internal id) */
-  REQUIRE(embr_collection_add(c, 1, x + dim, dim, dim, (const char *const *)ids + 1, NULL) == 0);
+  REQUIRE(embr_collection_add(c, x + dim, 1, dim, dim, (const char *const *)ids + 1, NULL) == 0);
   REQUIRE(embr_collection_info(c, &after) == 0);
   CHECK_EQ_INT(after.max_internal_id, n + 1);
   CHECK_EQ_INT(embr_collection_close(c), 0);
@@ -815,10 +815,10 @@ static void test_readers_and_writer(void) {
   REQUIRE(embr_collection_create(&w, d, dim, EMBR_METRIC_L2, "hnsw") == 0);
   CHECK_EQ_INT(embr_collection_open(&w2, d, EMBR_COLLECTION_RDWR), EMBR_EIO);
   CHECK(strstr(embr_last_error(), "one writer") != NULL);
-  REQUIRE(embr_collection_add(w, 2, x, dim, dim, (const char *[]){"a", "b"}, NULL) == 0);
+  REQUIRE(embr_collection_add(w, x, 2, dim, dim, (const char *[]){"a", "b"}, NULL) == 0);
   REQUIRE(embr_collection_open(&r, d, EMBR_COLLECTION_RDONLY) == 0);
   CHECK_EQ_INT(count_of(r), 2);
-  REQUIRE(embr_collection_add(w, 2, x + 6, dim, dim, (const char *[]){"c", "d"}, NULL) == 0);
+  REQUIRE(embr_collection_add(w, x + 6, 2, dim, dim, (const char *[]){"c", "d"}, NULL) == 0);
   embr_collection_stats s;
   embr_collection_info(r, &s);
   CHECK_EQ_INT(s.index_items, 2); /* the reader's index is as of its open */
@@ -844,7 +844,7 @@ static void test_readers_and_writer(void) {
   CHECK_EQ_INT(embr_collection_save(r), EMBR_EUNSUPPORTED);
   /* autosave: a checkpoint once 2 changes accumulate */
   embr_collection_set_autosave(w, 2, 0);
-  REQUIRE(embr_collection_add(w, 2, x + 12, dim, dim, (const char *[]){"e", "f"}, NULL) == 0);
+  REQUIRE(embr_collection_add(w, x + 12, 2, dim, dim, (const char *[]){"e", "f"}, NULL) == 0);
   embr_collection_info(w, &s);
   CHECK_EQ_INT(s.unsaved_changes, 0);
   CHECK(s.index_file_bytes > 0);

@@ -65,7 +65,7 @@ static int child_add(embr_collection *c, int b) {
     ids[j] = idbuf[j];
     meta[j] = metabuf[j];
   }
-  return embr_collection_add(c, PER_BATCH, x, DIM, DIM, ids, meta);
+  return embr_collection_add(c, x, PER_BATCH, DIM, DIM, ids, meta);
 }
 
 static embr_collection *child_open(const char *dir, int fd, uint64_t seed) {

@@ -63,7 +63,7 @@ EMBR_API embr_status embr_collection_close(embr_collection *c);
  * message naming the item. Returns after the COMMIT is durable. Should updating the in-memory
  * index fail after that (memory), the batch stays stored and acknowledged, and the index is
  * rebuilt from the database before its next use. */
-EMBR_API embr_status embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int64_t dim,
+EMBR_API embr_status embr_collection_add(embr_collection *c, const float *vectors, int64_t n, int64_t dim,
                                          int64_t ld, const char *const *ext_ids,
                                          const char *const *metadata_json);
 

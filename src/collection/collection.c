@@ -340,7 +340,7 @@ static int insert_batch(embr_collection *c, int64_t n, const float *x, int64_t l
   return rc;
 }
 
-embr_status embr_collection_add(embr_collection *c, int64_t n, const float *vectors, int64_t dim, int64_t ld,
+embr_status embr_collection_add(embr_collection *c, const float *vectors, int64_t n, int64_t dim, int64_t ld,
                                 const char *const *ext_ids, const char *const *metadata_json) {
   if (!c->writable) return embr_error(EMBR_EUNSUPPORTED, "%s: opened read-only", c->dir);
   if (n == 0) return 0;
