@@ -18,7 +18,11 @@
  * embr_collection_refresh. A handle must not be used by two threads at once.
  *
  * External ids are non-empty strings of at most 1024 bytes without control characters; internal
- * ids (the SQLite rowid, what the index stores) are never reused, even after deletes. */
+ * ids (the SQLite rowid, what the index stores) are never reused, even after deletes.
+ *
+ * Errors common to every call: EMBR_EIO when SQLite or the file system fails (the message has
+ * SQLite's), EMBR_ENOMEM; writes on a read-only handle are EMBR_EUNSUPPORTED. Inputs are only
+ * read and never kept. */
 #ifndef EMBR_COLLECTION_H
 #define EMBR_COLLECTION_H
 
@@ -39,13 +43,16 @@ enum {
  * `index_spec` is an embr_index factory string ("flat", "hnsw:M=16,efc=200", ...; NULL =
  * "hnsw"), checked here. Refuses a DIR that already holds a collection. The database appears
  * atomically (built under a temporary name, then renamed). With `out` != NULL the collection is
- * also opened read-write. */
+ * also opened read-write (*out, close with embr_collection_close). Errors: EMBR_EINVAL (dim < 1,
+ * a bad spec, DIR already a collection), EMBR_EIO. */
 EMBR_API embr_status embr_collection_create(embr_collection **out, const char *dir, int64_t dim,
                                             embr_metric metric, const char *index_spec);
 
 /* Opens a collection. A DIR without collection.db is EMBR_ENOTFOUND; a database of another
  * program EMBR_EFORMAT; one written by a newer embr EMBR_EUNSUPPORTED. May rebuild the in-memory
- * index from the database (see embr_collection_info's index_origin for what happened). */
+ * index from the database (see embr_collection_info's index_origin for what happened). flags:
+ * EMBR_COLLECTION_RDONLY or EMBR_COLLECTION_RDWR (EMBR_EIO when another process holds the write
+ * lock). *out is closed with embr_collection_close; NULL on failure. */
 EMBR_API embr_status embr_collection_open(embr_collection **out, const char *dir, int flags);
 
 /* Saves the index checkpoint when it changed (read-write handles) and frees the handle.
@@ -67,8 +74,8 @@ EMBR_API embr_status embr_collection_add(embr_collection *c, const float *vector
                                          int64_t ld, const char *const *ext_ids,
                                          const char *const *metadata_json);
 
-/* Deletes the items with these ids (one transaction); ids not present are skipped. *deleted
- * (optional) receives the number removed. */
+/* Deletes the n items with these ids (one transaction, durable on return); ids not present are
+ * skipped. *deleted (optional) receives the number removed. */
 EMBR_API embr_status embr_collection_delete(embr_collection *c, const char *const *ext_ids, int64_t n,
                                             int64_t *deleted);
 
@@ -85,7 +92,7 @@ typedef struct embr_collection_search_params {
   int with_metadata; /* also return each hit's metadata */
 } embr_collection_search_params;
 
-EMBR_API embr_collection_search_params embr_collection_search_params_default(void);
+EMBR_API embr_collection_search_params embr_collection_search_params_default(void); /* all 0 */
 
 /* Search results: nq x k, best first, padded with (worst distance, NULL id) when fewer match. */
 typedef struct embr_collection_hits {
@@ -103,8 +110,10 @@ EMBR_API void embr_collection_hits_free(embr_collection_hits *h);
 /* The k nearest items of each of nq queries (dim floats each, leading dimension ldq) among those
  * the filter admits. filter: NULL or an expression of the filter language, e.g.
  *   genre = "jazz" and (year >= 1990 or live = true) and label not in ["x", "y"]
- * (see docs/collections.md); a malformed one is EMBR_EINVAL with the column of the problem.
- * *out is overwritten (free with embr_collection_hits_free). */
+ * (see docs/collections.md); a malformed one is EMBR_EINVAL with the column of the problem. A
+ * query dimension other than the collection's is EMBR_EDIM; k < 1 or bad sizes EMBR_EINVAL.
+ * *out is overwritten (free with embr_collection_hits_free; left empty on failure). p may be
+ * NULL (defaults). */
 EMBR_API embr_status embr_collection_search(embr_collection *c, const float *q, int64_t nq, int64_t dim,
                                             int64_t ldq, int k, const char *filter,
                                             const embr_collection_search_params *p,
@@ -139,6 +148,7 @@ typedef struct embr_collection_stats {
   int64_t index_file_bytes;  /* index.embr, 0 when missing */
 } embr_collection_stats;
 
+/* Fills *out (caller-owned) with the handle's view of the collection. */
 EMBR_API embr_status embr_collection_info(embr_collection *c, embr_collection_stats *out);
 
 /* Writes the index checkpoint (index.embr, then index.state) now. Read-write handles only.

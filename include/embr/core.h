@@ -49,7 +49,7 @@ EMBR_API const char *embr_last_error(void);
  * echoed from a hostile input -- are recorded as \xNN. */
 EMBR_API embr_status embr_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Clears this thread's last error. */
+/* Clears this thread's last error. All four error functions are thread-safe (per-thread state). */
 EMBR_API void embr_clear_error(void);
 
 /* Library version, "major.minor.patch". */
@@ -87,7 +87,7 @@ typedef struct embr_rng {
   uint64_t s[4];
 } embr_rng;
 
-EMBR_API void embr_rng_seed(embr_rng *rng, uint64_t seed);
+EMBR_API void embr_rng_seed(embr_rng *rng, uint64_t seed); /* any seed, 0 included */
 /* The seed of stream `stream` of `seed` (a splitmix64 hash of both): distinct streams give
  * unrelated seeds, and stream s of a seed never equals the seed itself in practice. */
 EMBR_API uint64_t embr_seed_split(uint64_t seed, uint64_t stream);
@@ -116,15 +116,15 @@ EMBR_API embr_cpu_level embr_cpu_active(void);   /* what the kernels use (detect
 /* Overrides the active level for this process (tests); a level the CPU lacks is refused with
  * EMBR_EUNSUPPORTED. Not safe while other threads run kernels. */
 EMBR_API embr_status embr_cpu_force(embr_cpu_level level);
-EMBR_API const char *embr_cpu_name(embr_cpu_level level);
+EMBR_API const char *embr_cpu_name(embr_cpu_level level); /* "scalar", "avx2+fma" */
 
 /* ---- threads -------------------------------------------------------------------------------------
  * Every parallel call takes n_threads; 0 means all cores available to the process. The library
  * never changes the process's OpenMP settings (its parallel regions name their team size), and
  * OpenBLAS's process-wide thread count is changed only while a library call runs BLAS, then
  * restored (docs/design.md, "Threads"). */
-EMBR_API int embr_threads_resolve(int n_threads);
-EMBR_API int embr_threads_available(void);
+EMBR_API int embr_threads_resolve(int n_threads); /* n_threads > 0 as is; else the cores available */
+EMBR_API int embr_threads_available(void);        /* OpenMP processors (capped by its thread limit), >= 1 */
 
 /* ---- progress ------------------------------------------------------------------------------------
  * Long operations report (done, total, rate per second) through a callback. Returning non-zero asks
@@ -147,6 +147,7 @@ typedef struct embr_progress_state {
   int canceled;
 } embr_progress_state;
 
+/* Starts reporting against p (NULL: nothing is reported) for `total` units (0 = unknown). */
 EMBR_API void embr_progress_begin(embr_progress_state *st, const embr_progress *p, uint64_t total);
 /* Reports `done`; returns 1 when the callback asked to cancel (sticky). Thread-safe only when
  * called from one thread at a time. `force` bypasses the interval throttle. */

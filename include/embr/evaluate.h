@@ -4,7 +4,8 @@
  *
  * Embeddings are n x dim float32 rows (ld >= dim); scores are cosine similarities (rows are
  * normalised internally; a zero row scores 0 against everything). All functions are pure and
- * thread-safe; errors return an embr status with the detail in embr_last_error(). */
+ * thread-safe; errors return an embr status with the detail in embr_last_error(): EMBR_EINVAL for
+ * bad sizes or arguments, EMBR_ENOMEM. Inputs are only read; result structs are caller-owned. */
 #ifndef EMBR_EVALUATE_H
 #define EMBR_EVALUATE_H
 
@@ -31,7 +32,7 @@ EMBR_API embr_status embr_pairs_all(const int32_t *labels, int64_t n, embr_pairs
  * count, a bad SAME, a name shared by several rows, a line over 64 KiB, or a file without pairs.
  * On failure *out is left empty. */
 EMBR_API embr_status embr_pairs_read(const char *path, char *const *names, int64_t n, embr_pairs *out);
-EMBR_API void embr_pairs_free(embr_pairs *p);
+EMBR_API void embr_pairs_free(embr_pairs *p); /* frees the arrays, zeroes *p; NULL is a no-op */
 
 typedef struct embr_verify_result {
   int64_t pairs, positives;

@@ -8,7 +8,11 @@
  *
  * Errors: every function returns an embr status; the detail (file name, what is wrong) is in
  * embr_last_error(). Readers treat files as hostile (truncated data, absurd sizes: at most
- * EMBR_IMAGE_MAX_SIDE pixels a side). */
+ * EMBR_IMAGE_MAX_SIDE pixels a side).
+ *
+ * Ownership: an embr_image filled by decode, read, resize or embr_dataset_image is overwritten (not
+ * freed first) and owned by the caller, who frees it with embr_image_free. Thread-safety: the
+ * image functions keep no state; calls on different images run concurrently. */
 #ifndef EMBR_IMAGE_H
 #define EMBR_IMAGE_H
 
@@ -39,10 +43,11 @@ typedef struct embr_image {
  * and no allocation follows a chunk's claimed length. PBM (P1/P4) and PAM (P7) give
  * EMBR_EUNSUPPORTED. On failure *out is zeroed. */
 EMBR_API embr_status embr_image_decode(const unsigned char *buf, size_t len, const char *name, embr_image *out);
+/* The same from a file: EMBR_ENOTFOUND when missing, EMBR_EIO when unreadable or a directory. */
 EMBR_API embr_status embr_image_read(const char *path, embr_image *out);
 /* Writes 8-bit PNG (1 or 3 channels) or, when the path ends in .pgm/.ppm/.pnm (any case), binary
  * PNM (.pgm needs 1 channel, .ppm 3: EMBR_EINVAL otherwise). .jpg/.jpeg give EMBR_EUNSUPPORTED.
- * The file is written to a temporary name and renamed: no partial file on failure. */
+ * The file is written to a temporary name and renamed: no partial file on failure (EMBR_EIO). */
 EMBR_API embr_status embr_image_write(const char *path, const embr_image *im);
 EMBR_API void embr_image_free(embr_image *im); /* frees px, zeroes the struct; NULL ok */
 
@@ -60,14 +65,16 @@ EMBR_API embr_image_spec embr_image_spec_default(void); /* 3 x 112 x 112, mean 0
 
 /* Converts an image of any size and channel count into one CHW float tensor of spec's shape
  * (dst holds channels*height*width floats): resize to 8 bits (whole image, no crop), channel
- * conversion (luma = 0.299 R + 0.587 G + 0.114 B), normalisation. */
+ * conversion (luma = 0.299 R + 0.587 G + 0.114 B), normalisation. EMBR_EINVAL for a bad spec
+ * (channels, size, resize mode, a zero or non-finite std) or image; EMBR_ENOMEM. */
 EMBR_API embr_status embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst);
 
 /* Resizes an 8-bit image (1 or 3 channels) to w x h; *out is allocated. As Pillow (and torchvision
  * on PIL images): pixel centres at i + 0.5 (align_corners = false), triangle (bilinear) or Keys
  * cubic with a = -0.5 (bicubic) kernels, widened by the scale factor when shrinking (antialiased),
  * weights renormalised at the borders. Enlarging is plain bilinear / bicubic interpolation with
- * edge clamping; the same size copies the pixels. */
+ * edge clamping; the same size copies the pixels. w, h in 1 .. EMBR_IMAGE_MAX_SIDE, else
+ * EMBR_EINVAL; EMBR_ENOMEM. */
 EMBR_API embr_status embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out);
 
 /* Training augmentation on one CHW float tensor in place: with `pad` > 0, pads by `pad` pixels
@@ -96,15 +103,19 @@ EMBR_API embr_status embr_dataset_open_folder(const char *dir, embr_dataset **ou
  * zlib. Magic numbers, sizes, counts and the exact data length are checked (EMBR_EFORMAT). All
  * pixels are kept in memory; classes = largest label + 1, named "0", "1", ... */
 EMBR_API embr_status embr_dataset_open_mnist(const char *path, embr_dataset **out);
+/* *out of both openers is freed with embr_dataset_free (NULL is a no-op). */
 EMBR_API void embr_dataset_free(embr_dataset *ds);
 
+/* Accessors (indices not checked: 0 <= i < size, 0 <= c < classes). Strings belong to the
+ * dataset and live as long as it. */
 EMBR_API int64_t embr_dataset_size(const embr_dataset *ds);
 EMBR_API int embr_dataset_classes(const embr_dataset *ds);
 EMBR_API const char *embr_dataset_class_name(const embr_dataset *ds, int c);
-EMBR_API int embr_dataset_label(const embr_dataset *ds, int64_t i);
+EMBR_API int embr_dataset_label(const embr_dataset *ds, int64_t i); /* class of item i */
 /* A name for item i: the file path relative to the folder ("s1/3.pgm"), or "mnist-<i>". */
 EMBR_API const char *embr_dataset_item_name(const embr_dataset *ds, int64_t i);
-/* Decodes item i. */
+/* Decodes item i into *out (free with embr_image_free); the file's errors as embr_image_read,
+ * EMBR_EINVAL for i out of range. */
 EMBR_API embr_status embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *out);
 
 /* ---- batch loader ---------------------------------------------------------------------------- */
@@ -128,7 +139,8 @@ typedef struct embr_loader embr_loader;
  * Batches depend only on (seed, epoch, item), never on timing or on `cache`: the order of epoch e
  * (from 0) comes from embr_rng_split(seed, 2e), each item's augmentation from its own stream of a
  * per-epoch seed; the cache keeps tensors before augmentation. EMBR_EINVAL for a bad spec, batch
- * < 1, subset indices out of range, or drop_last with fewer items than a batch. */
+ * < 1, subset indices out of range, or drop_last with fewer items than a batch; EMBR_ENOMEM.
+ * *out is freed with embr_loader_free (NULL is a no-op), which stops the thread. */
 EMBR_API embr_status embr_loader_create(const embr_dataset *ds, const embr_loader_params *p, embr_loader **out);
 /* The next batch of the current epoch: *x points to count*C*H*W floats (NCHW), *labels to count
  * labels, *items to count item indices; valid until the next call. Returns 0 with *count = 0 at
@@ -137,7 +149,7 @@ EMBR_API embr_status embr_loader_create(const embr_dataset *ds, const embr_loade
  * the call after it goes on with the next batch. Any output pointer may be NULL. */
 EMBR_API embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items,
                                       int *count);
-EMBR_API int64_t embr_loader_batches_per_epoch(const embr_loader *ld);
+EMBR_API int64_t embr_loader_batches_per_epoch(const embr_loader *ld); /* with drop_last applied */
 EMBR_API void embr_loader_free(embr_loader *ld);
 
 #ifdef __cplusplus

@@ -6,7 +6,10 @@
  * allocation, size arithmetic is overflow-checked, and values must be finite. A failure returns a
  * status and leaves a one-line message naming the file and the problem in embr_last_error().
  * Writers write to a temporary file beside the target, fsync it and rename it into place, so a
- * failed or interrupted write never leaves a partial file under the target name. */
+ * failed or interrupted write never leaves a partial file under the target name.
+ *
+ * Thread-safety: functions on different matrices and paths may run concurrently; a matrix being
+ * written or freed must not be used by another thread. */
 #ifndef EMBR_MATRIX_H
 #define EMBR_MATRIX_H
 
@@ -28,15 +31,18 @@ typedef struct embr_matrix {
 /* An empty matrix: all zero. Safe to free. */
 #define EMBR_MATRIX_INIT {0, 0, 0, NULL, NULL}
 
-/* Allocates an n x dim matrix (ld = dim), zero-filled, without labels. */
+/* Allocates an n x dim matrix (ld = dim), zero-filled, without labels, into *m (overwritten, not
+ * freed first; free with embr_matrix_free). n >= 0, dim >= 1, else EMBR_EINVAL; EMBR_ENOMEM. */
 EMBR_API embr_status embr_matrix_alloc(embr_matrix *m, int64_t n, int64_t dim);
-/* Allocates the label array (n NULL entries) of an allocated matrix. */
+/* Allocates the label array (n NULL entries) of an allocated matrix; a no-op when it has one.
+ * The caller fills entries with embr_strdup. EMBR_ENOMEM. */
 EMBR_API embr_status embr_matrix_alloc_labels(embr_matrix *m);
 /* Frees what embr allocated for m and zeroes it. NULL or an empty matrix is a no-op. */
 EMBR_API void embr_matrix_free(embr_matrix *m);
-/* Index of the row whose label equals `label`, or -1. Linear scan. */
+/* Index of the first row whose label equals `label`, or -1 (also without labels). Linear scan. */
 EMBR_API int64_t embr_matrix_find_label(const embr_matrix *m, const char *label);
-/* First non-finite value: returns 0 and sets *row and *col, or returns -1 when all are finite. */
+/* First non-finite value in row order: returns 0 and sets *row and *col, or returns -1 when all
+ * are finite (not a status). */
 EMBR_API int embr_matrix_find_nonfinite(const embr_matrix *m, int64_t *row, int64_t *col);
 
 /* ---- formats --------------------------------------------------------------------------------- */
@@ -117,8 +123,9 @@ EMBR_API embr_status embr_triplets_read(const char *path, embr_format fmt, embr_
 EMBR_API embr_status embr_triplets_read_mem(const void *buf, size_t len, const char *name, embr_format fmt,
                                             embr_matrix *out);
 
-/* int32 matrices (.ivecs ground truth and result ids). *data is allocated with embr_alloc and
- * freed with embr_free. */
+/* int32 matrices (.ivecs ground truth and result ids): n rows of dim values, row-major, no ld.
+ * read: *data is allocated with embr_alloc and freed with embr_free; errors as embr_matrix_read.
+ * write: atomic, EMBR_EINVAL for n < 1 or dim < 1, EMBR_EIO. */
 EMBR_API embr_status embr_ivecs_read(const char *path, int32_t **data, int64_t *n, int64_t *dim);
 EMBR_API embr_status embr_ivecs_write(const char *path, const int32_t *data, int64_t n, int64_t dim);
 /* Writes search results (n rows of k int64 ids, -1 padding) as .ivecs. An id that int32 cannot

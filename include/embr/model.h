@@ -5,7 +5,8 @@
  * training head ("head.weight"), and metadata (arch, width, embedding_dim, input geometry and
  * normalisation, class names) so that `embr embed` needs nothing but the file.
  *
- * Thread-safety: one model may serve one call at a time (embed uses an internal work arena). */
+ * Thread-safety: one model may serve one call at a time (embed uses an internal work arena);
+ * different models may be used concurrently. Inputs are only read; outputs are caller-allocated. */
 #ifndef EMBR_MODEL_H
 #define EMBR_MODEL_H
 
@@ -29,6 +30,8 @@ EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64
 
 typedef struct embr_model embr_model;
 
+/* A new model with weights drawn from `seed` in *out (free with embr_model_free; NULL is a
+ * no-op). EMBR_EINVAL for an unknown arch or out-of-range width, embedding_dim or input; ENOMEM. */
 EMBR_API embr_status embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
 /* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors).
  * The file is hostile until checked: every metadata number is parsed strictly and range-checked,
@@ -47,19 +50,21 @@ EMBR_API embr_status embr_model_load_mem(const void *buf, size_t len, const char
  * torchvision's, plus fc to the embedding and a BatchNorm1d "features"; see docs/faces.md);
  * other tensors are ignored. The model has no training head. */
 EMBR_API embr_status embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out);
+/* Writes weights, head and metadata atomically (EMBR_EIO on failure; no partial file). */
 EMBR_API embr_status embr_model_save(const embr_model *m, const char *path);
 EMBR_API void embr_model_free(embr_model *m);
 
 EMBR_API int embr_model_dim(const embr_model *m);
 EMBR_API embr_image_spec embr_model_input(const embr_model *m);
-EMBR_API const char *embr_model_arch(const embr_model *m);
+EMBR_API const char *embr_model_arch(const embr_model *m); /* owned by the model */
 EMBR_API int64_t embr_model_parameters(const embr_model *m); /* trained parameters */
 
 /* Threads for embr_model_embed (0 = all cores, the default). */
 EMBR_API void embr_model_set_threads(embr_model *m, int n_threads);
 
 /* Embeds n images (n x C x H x W floats in the model's input geometry) into out (n x dim), in
- * inference mode (batch-norm running statistics), in batches of at most `batch`. */
+ * inference mode (batch-norm running statistics), in batches of at most `batch` (>= 1; n >= 0,
+ * else EMBR_EINVAL). EMBR_ENOMEM. Uses the threads set by embr_model_set_threads. */
 EMBR_API embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out);
 
 /* Embeds the items `subset[0..n)` of a dataset (all n = embr_dataset_size items, in order, when
@@ -109,7 +114,11 @@ typedef struct embr_train_stats {
 } embr_train_stats;
 
 /* Trains m on the dataset (items `subset`, n_subset of them, or all when NULL) with a head over
- * the dataset's classes; the head is kept in the model (saved as head.weight / head.bias). */
+ * the dataset's classes; the head is kept in the model (saved as head.weight / head.bias). The
+ * dataset is only read; stats may be NULL. Errors: EMBR_EINVAL (fewer than 2 classes, fewer
+ * images than a batch, bad epochs, batch, lr or margins), a checkpoint that is not one
+ * (EMBR_EFORMAT), image decode errors, EMBR_EIO writing the checkpoint, EMBR_ENOMEM,
+ * EMBR_ECANCELED. Not concurrent with any other use of m. */
 EMBR_API embr_status embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
                                       const embr_train_params *p, embr_train_stats *stats);
 

@@ -21,10 +21,12 @@ typedef struct embr_synth_params {
   int n_threads;      /* 0 = all cores */
 } embr_synth_params;
 
+/* 100 clusters, centre std 1, spreads in [0.05, 0.4], not normalised, seed 1, all cores. */
 EMBR_API embr_synth_params embr_synth_params_default(void);
 
-/* Draws n x dim rows into *out (allocated; free with embr_matrix_free). When `labels` is not NULL
- * it receives each row's cluster index (n entries). */
+/* Draws n x dim rows into *out (overwritten; free with embr_matrix_free). When `labels` is not
+ * NULL it receives each row's cluster index (n entries, caller-allocated). Errors: EMBR_EINVAL (n
+ * or dim < 1, clusters out of 1 .. 2^31-1, bad spreads), EMBR_ENOMEM. Thread-safe. */
 EMBR_API embr_status embr_synth_clusters(const embr_synth_params *p, int64_t n, int64_t dim,
                                          uint64_t stream, embr_matrix *out, int32_t *labels);
 

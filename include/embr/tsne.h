@@ -7,7 +7,13 @@
  * Gradient: exact O(N^2), Barnes-Hut (van der Maaten 2014) or FFT-accelerated interpolation
  * (Linderman et al. 2019, "FIt-SNE"). Optimisation: PCA initialisation scaled to std 1e-4, early
  * exaggeration, momentum, per-coordinate gains, step clipping; learning rate N/12 by default
- * (for the gradient written without the factor 4, as bhtsne, FIt-SNE and openTSNE write it). */
+ * (for the gradient written without the factor 4, as bhtsne, FIt-SNE and openTSNE write it).
+ *
+ * Inputs are only read (row i of x at x + i*ld, ld >= dim); outputs are caller-allocated unless
+ * said otherwise. Every function is thread-safe (no shared state) and uses n_threads threads.
+ * A bad parameter is EMBR_EINVAL naming it (EMBR_EUNSUPPORTED for FFT in 3-D), a NaN/Inf input
+ * EMBR_EVALUE naming the row, a problem too large for memory EMBR_ENOMEM; a progress callback
+ * that asks to stop gives EMBR_ECANCELED. */
 #ifndef EMBR_TSNE_H
 #define EMBR_TSNE_H
 
@@ -21,7 +27,8 @@ extern "C" {
  * Projects n rows of dimension dim onto their first k principal components (centred data, the
  * eigenvectors of the covariance by LAPACK's ssyevr). out: n x k, row-major. Each component's
  * sign is fixed so that its largest-magnitude coefficient is positive (deterministic output).
- * variance (optional, k entries) receives the variance along each component. */
+ * variance (optional, k entries) receives the variance along each component. Needs n >= 2 and
+ * 1 <= k <= dim (EMBR_EINVAL); dim above 20000 is EMBR_EUNSUPPORTED (covariance method). */
 EMBR_API embr_status embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim, int k, float *out,
                               double *variance, int n_threads);
 
@@ -66,7 +73,7 @@ typedef struct embr_tsne_params {
   embr_progress progress;    /* iterations; detail carries the KL divergence when computed */
 } embr_tsne_params;
 
-EMBR_API embr_tsne_params embr_tsne_params_default(void);
+EMBR_API embr_tsne_params embr_tsne_params_default(void); /* the [defaults] above */
 
 typedef struct embr_tsne_stats {
   double kl;              /* KL(P || Q) of the final map (Q's normaliser as the gradient method
@@ -94,19 +101,24 @@ typedef struct embr_affinities {
   float *val;
 } embr_affinities;
 
+/* Frees the three arrays (allocated by the embr_tsne_affinities* functions) and zeroes *a; NULL
+ * is a no-op. */
 EMBR_API void embr_affinities_free(embr_affinities *a);
 
-/* P from data (the first stage of embr_tsne; PCA as in params). */
+/* P from data (the first stage of embr_tsne; PCA as in params) into *out (overwritten; free with
+ * embr_affinities_free). More than 2^31 points is EMBR_EUNSUPPORTED. */
 EMBR_API embr_status embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t dim,
                                           const embr_tsne_params *p, embr_affinities *out);
 
 /* P from a precomputed dissimilarity matrix: dense (n x n, ld) distances, of which each row's
- * k = 3 x perplexity smallest (excluding the diagonal) are calibrated as usual. */
+ * k = 3 x perplexity smallest (excluding the diagonal) are calibrated as usual. ld >= n; a
+ * negative or non-finite distance is EMBR_EVALUE. *out as above. */
 EMBR_API embr_status embr_tsne_affinities_dense(const float *dist, int64_t n, int64_t ld,
                                                 const embr_tsne_params *p, embr_affinities *out);
 
 /* P from sparse neighbour lists: for each point i, kk neighbours nbr[i*kk + t] (-1 = none) at
- * distances d[i*kk + t]; calibrated to the perplexity (at most kk - 1 effective neighbours). */
+ * distances d[i*kk + t]; calibrated to the perplexity (at most kk - 1 effective neighbours). An
+ * id out of range or a non-finite distance is EMBR_EINVAL naming the entry. *out as above. */
 EMBR_API embr_status embr_tsne_affinities_knn(const int64_t *nbr, const float *d, int64_t n, int kk,
                                               const embr_tsne_params *p, embr_affinities *out);
 
@@ -123,17 +135,19 @@ EMBR_API embr_status embr_tsne_affinities_sparse(const float *rows, int64_t nnz,
 
 /* Optimises a map for given affinities. y's contents are the start when init_given; otherwise the
  * start is random (N(0, 1e-4^2)) whatever params->init says, since a PCA start needs the data:
- * embr_tsne makes one. */
+ * embr_tsne makes one. y holds P->n x out_dim floats. stats may be NULL. */
 EMBR_API embr_status embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params *p, float *y,
                                         int init_given, embr_tsne_stats *stats);
 
-/* Exact KL(P || Q) of a map, Q computed over all pairs in O(N^2) (for evaluation). */
+/* Exact KL(P || Q) of a map (P->n x out_dim, out_dim 2 or 3, finite), Q computed over all pairs
+ * in O(N^2) (for evaluation), into *kl. */
 EMBR_API embr_status embr_tsne_kl_exact(const embr_affinities *P, const float *y, int out_dim,
                                         int n_threads, double *kl);
 
 /* Places new points into an existing map: each new point's neighbours among the reference
  * points (in input space, metric and perplexity from params), initialised at the median of its
- * neighbours' map positions, then optimised with the reference map held fixed. */
+ * neighbours' map positions, then optimised with the reference map held fixed. ref_y holds
+ * n_ref x out_dim floats, new_y receives n_new x out_dim. */
 EMBR_API embr_status embr_tsne_transform(const float *ref_x, int64_t n_ref, int64_t ref_ld,
                                          const float *ref_y, const float *new_x, int64_t n_new,
                                          int64_t new_ld, int64_t dim, const embr_tsne_params *p,

@@ -37,7 +37,7 @@ typedef struct embr_w2v_params {
   embr_progress progress; /* reported in words processed (of epochs x corpus words) */
 } embr_w2v_params;
 
-EMBR_API embr_w2v_params embr_w2v_params_default(void);
+EMBR_API embr_w2v_params embr_w2v_params_default(void); /* the [defaults] above */
 
 typedef struct embr_w2v_stats {
   int64_t vocab_size;
@@ -49,7 +49,10 @@ typedef struct embr_w2v_stats {
 
 /* Trains on the corpus file. `vocab` may be NULL (it is then counted from the corpus with
  * params->min_count / max_vocab). On success *out holds one row per vocabulary word, most frequent
- * first, with labels (free with embr_matrix_free). stats may be NULL. */
+ * first, with labels (free with embr_matrix_free; *out is overwritten, left empty on failure).
+ * stats may be NULL. Errors: EMBR_EINVAL (a parameter out of range, naming it; no word reaches
+ * min_count), the corpus reader's (EMBR_ENOTFOUND, EMBR_EIO, EMBR_EFORMAT), EMBR_ENOMEM,
+ * EMBR_ECANCELED. Runs n_threads threads of its own; thread-safe (no shared state). */
 EMBR_API embr_status embr_w2v_train(const char *corpus_path, const embr_vocab *vocab,
                                     const embr_w2v_params *params, embr_matrix *out,
                                     embr_w2v_stats *stats);
@@ -58,7 +61,11 @@ EMBR_API embr_status embr_w2v_train(const char *corpus_path, const embr_vocab *v
  * A word index over a vectors matrix with labels: unit-normalised rows and a word -> row map. The
  * first occurrence of a repeated word wins. `restrict` > 0 keeps only the first `restrict` rows
  * (vectors files list frequent words first). Lookups are exact byte matches unless
- * `case_insensitive` (ASCII folding, as word2vec's compute-accuracy does). */
+ * `case_insensitive` (ASCII folding, as word2vec's compute-accuracy does).
+ * create copies what it needs (the matrix may be freed afterwards) into *out (free with
+ * embr_wordvecs_free; NULL is a no-op); a matrix without labels is EMBR_EINVAL. A word index is
+ * read-only: any number of threads may query one at once. Rows are 0 .. size-1; words returned
+ * belong to the index. Results are caller-allocated arrays of k entries. */
 typedef struct embr_wordvecs embr_wordvecs;
 
 EMBR_API embr_status embr_wordvecs_create(embr_wordvecs **out, const embr_matrix *vectors,
@@ -68,8 +75,8 @@ EMBR_API int64_t embr_wordvecs_size(const embr_wordvecs *w);
 EMBR_API int64_t embr_wordvecs_find(const embr_wordvecs *w, const char *word); /* -1 if absent */
 EMBR_API const char *embr_wordvecs_word(const embr_wordvecs *w, int64_t row);
 
-/* The k words most cosine-similar to `word` (itself excluded). Writes k rows and similarities,
- * padded with -1; EMBR_ENOTFOUND names an unknown word. */
+/* The k words most cosine-similar to `word` (itself excluded). Writes k rows and similarities
+ * (caller-allocated), padded with -1; EMBR_ENOTFOUND names an unknown word, k < 1 EMBR_EINVAL. */
 EMBR_API embr_status embr_w2v_similar(const embr_wordvecs *w, const char *word, int k, int64_t *rows,
                                       float *sims);
 
@@ -79,7 +86,8 @@ typedef enum embr_analogy_method {
                                (Levy & Goldberg 2014) */
 } embr_analogy_method;
 
-/* "a is to b as c is to ?": the k best rows excluding a, b and c. */
+/* "a is to b as c is to ?": the k best rows (and scores) excluding a, b and c, padded with -1.
+ * EMBR_ENOTFOUND names an unknown word; k < 1 is EMBR_EINVAL. */
 EMBR_API embr_status embr_w2v_analogy(const embr_wordvecs *w, const char *a, const char *b, const char *c,
                                       embr_analogy_method method, int k, int64_t *rows, float *scores);
 
@@ -99,6 +107,10 @@ typedef struct embr_analogy_eval {
   int64_t sem_correct, sem_seen, syn_correct, syn_seen;
 } embr_analogy_eval;
 
+/* Reads and scores the questions file into *out (overwritten; free with embr_analogy_eval_free,
+ * NULL is a no-op) using n_threads threads (0 = all cores). Errors name the file and line:
+ * EMBR_EFORMAT (a line neither ": section" nor four words, a question before the first section,
+ * a line over the length limit, no questions), plus EMBR_ENOTFOUND/EMBR_EIO, EMBR_ENOMEM. */
 EMBR_API embr_status embr_w2v_eval_analogies(const embr_wordvecs *w, const char *questions_path,
                                              embr_analogy_method method, int n_threads,
                                              embr_analogy_eval *out);
@@ -107,7 +119,8 @@ EMBR_API void embr_analogy_eval_free(embr_analogy_eval *e);
 /* Word-similarity benchmark (WordSim-353, SimLex-999, MEN style files): each line holds two words
  * and, after them, the first numeric field is the human score; lines without one (headers,
  * comments) are skipped. Spearman's rho between human scores and cosine similarities over the
- * pairs whose words are both known (average ranks for ties). */
+ * pairs whose words are both known (average ranks for ties), into *out. Fewer than two scored
+ * pairs is EMBR_EFORMAT; EMBR_ENOTFOUND/EMBR_EIO for the file, EMBR_ENOMEM. */
 typedef struct embr_similarity_eval {
   double spearman;
   int64_t pairs, oov;
