@@ -54,6 +54,7 @@ EMBR_API embr_status embr_model_load_weights(const char *path, const embr_model_
 EMBR_API embr_status embr_model_save(const embr_model *m, const char *path);
 EMBR_API void embr_model_free(embr_model *m);
 
+/* Accessors: embedding size, the input geometry and normalisation embed expects, ... */
 EMBR_API int embr_model_dim(const embr_model *m);
 EMBR_API embr_image_spec embr_model_input(const embr_model *m);
 EMBR_API const char *embr_model_arch(const embr_model *m); /* owned by the model */

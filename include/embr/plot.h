@@ -53,7 +53,7 @@ typedef struct embr_plot_params {
   embr_plot_format format; /* EMBR_PLOT_AUTO: by the path's extension. Default AUTO */
 } embr_plot_params;
 
-EMBR_API embr_plot_params embr_plot_params_default(void);
+EMBR_API embr_plot_params embr_plot_params_default(void); /* the defaults above */
 
 /* Writes a scatter plot of n points to `path`, atomically (a temporary file beside the target,
  * renamed into place only when complete; nothing is left behind on failure).
