@@ -907,7 +907,7 @@ static void test_folder_dataset(void) {
 /* Class folders named as ORL names them (s1..s40) sort naturally, so that without the extra
  * folders below --classes 30:40 would be people s31..s40; names equal but for leading zeros keep a fixed (byte) order, other text sorts bytewise. */
 static void test_folder_natural_order(void) {
-  const char *root = tpath("orl");
+  const char *root = th_path("orl");
   char p[600];
   make_dir(root);
   /* Created in a scrambled order so the directory's own order cannot pass the test. */
