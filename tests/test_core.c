@@ -309,9 +309,10 @@ static void test_free_accepts_null(void) {
     while (fgets(line, sizeof line, f)) {
       char *p = strstr(line, "EMBR_API ");
       if (!p) continue;
-      char *name = strstr(p, "embr_"), *paren = name ? strchr(name, '(') : NULL;
+      char *paren = strchr(p, '('), *name = paren;
       if (!paren) continue;
-      *paren = 0;
+      while (name > p && (name[-1] == '_' || (name[-1] >= 'a' && name[-1] <= 'z'))) name--;
+      *paren = 0; /* name: the identifier just before the parenthesis */
       size_t n = strlen(name);
       int releases = (n > 5 && strcmp(name + n - 5, "_free") == 0) ||
                      (n > 6 && strcmp(name + n - 6, "_close") == 0);
