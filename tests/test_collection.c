@@ -783,7 +783,7 @@ static void test_checkpoint_unwritable(void) {
   REQUIRE(unlink(th_join(d, "index.embr")) == 0);
   REQUIRE(mkdir(th_join(d, "index.embr"), 0755) == 0);
   char **ids = make_ids(50, 10);
-  CHECK_EQ_INT(embr_collection_add(c, 10, x + 50 * dim, dim, dim, (const char *const *)ids, NULL), 0);
+  CHECK_EQ_INT(embr_collection_add(c, x + 50 * dim, 10, dim, dim, (const char *const *)ids, NULL), 0);
   CHECK_EQ_INT(embr_collection_save(c), EMBR_ECHECKPOINT);
   CHECK_MSG(strstr(embr_last_error(), "index checkpoint was not saved") && strstr(embr_last_error(), "committed"),
             "%s", embr_last_error());

@@ -906,6 +906,21 @@ static void test_nearest_centre(void) {
   }
 }
 
+/* recall@k against a plain reference: per query, distinct returned ids found in the first k truth ids. */
+static double ref_recall(const int64_t *ids, int64_t ild, const int32_t *truth, int64_t tld, int64_t nq, int k) {
+  double hits = 0;
+  for (int64_t q = 0; q < nq; q++)
+    for (int i = 0; i < k; i++) {
+      int64_t id = ids[q * ild + i];
+      int seen = id < 0;
+      for (int j = 0; j < i; j++) seen |= ids[q * ild + j] == id;
+      int in_truth = 0;
+      for (int j = 0; j < k; j++) in_truth |= truth[q * tld + j] == id;
+      hits += !seen && in_truth;
+    }
+  return hits / ((double)nq * k);
+}
+
 static void test_recall_at_k(void) {
   /* by hand: query 0 finds 2 of 3 (one repeated true id counts once), query 1 all 3 with padding
    * absent, query 2 none (only padding) */
