@@ -49,10 +49,10 @@ static int first_field_numeric(const char *s, const char *e, char sep) {
   return embr__parse_float(fs, fn, &v) != EMBR__NUM_SYNTAX;
 }
 
-/* The rest of the line after the numbers, as an owned string (matrix labels are malloc'd). */
+/* The rest of the line after the numbers, as an owned string (matrix labels come from embr_alloc). */
 static int take_label(const char *name, int64_t lineno, const char *p, const char *e, char **label) {
   size_t n = (size_t)(e - p);
-  *label = malloc(n + 1);
+  *label = embr_alloc(n + 1);
   if (!*label) return embr_error(EMBR_ENOMEM, "%s: out of memory at line %lld", name, (long long)lineno);
   memcpy(*label, p, n);
   (*label)[n] = '\0';

@@ -68,13 +68,13 @@ static int compact_labels(embr_model *m, const embr_dataset *ds, const int64_t *
   for (int c = 0; c < nc; c++) (*map)[c] = used[c] ? (*k)++ : -1;
   free(used);
   if (*k < 2) return embr_error(EMBR_EINVAL, "training needs at least 2 classes (the data has %d)", *k);
-  for (int i = 0; i < m->nclass_names; i++) free(m->class_names[i]);
-  free(m->class_names);
+  for (int i = 0; i < m->nclass_names; i++) embr_free(m->class_names[i]);
+  embr_free(m->class_names); /* the model's (src/models/model.c frees them with embr_free) */
   m->nclass_names = 0;
-  m->class_names = calloc((size_t)*k, sizeof(char *));
+  m->class_names = embr_calloc((size_t)*k, sizeof(char *));
   if (!m->class_names) return embr_error(EMBR_ENOMEM, "out of memory");
   for (int c = 0; c < nc; c++)
-    if ((*map)[c] >= 0 && !(m->class_names[m->nclass_names++] = strdup(embr_dataset_class_name(ds, c))))
+    if ((*map)[c] >= 0 && !(m->class_names[m->nclass_names++] = embr_strdup(embr_dataset_class_name(ds, c))))
       return embr_error(EMBR_ENOMEM, "out of memory");
   return 0;
 }
