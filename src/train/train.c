@@ -24,9 +24,9 @@ embr_train_params embr_train_params_default(embr_objective obj) {
   return p;
 }
 
-/* The parts of a training run that draw random numbers, each from its own stream of the seed
- * (the network's initial weights, embr_model_create's, use the seed itself). */
-enum { STREAM_HEAD = 1, STREAM_LOADER = 2, STREAM_STEPS = 3 };
+/* The head's initial weights come from their own stream of the seed (the loader splits the seed
+ * into its own streams; the step context and the network's weights use it as given). */
+enum { STREAM_HEAD = 1 };
 
 /* Rebuilds m's parameter table with a fresh head of `classes` outputs; the network's weights
  * move over by name. */
@@ -272,7 +272,7 @@ embr_status embr_model_train(embr_model *m, const embr_dataset *ds, const int64_
   if (kind == 2) m->hd.mar.m1 = p->m1, m->hd.mar.m2 = p->m2, m->hd.mar.m3 = p->m3, m->hd.mar.s = p->scale;
   embr_loader_params lp = embr_loader_params_default();
   lp.spec = m->p.input, lp.batch = p->batch, lp.shuffle = 1, lp.drop_last = 1, lp.cache = 1;
-  lp.pad = p->pad, lp.flip = p->flip, lp.seed = embr_seed_split(p->seed, STREAM_LOADER), lp.subset = subset, lp.n_subset = n_subset;
+  lp.pad = p->pad, lp.flip = p->flip, lp.seed = p->seed, lp.subset = subset, lp.n_subset = n_subset;
   embr_loader *ld = NULL;
   run r = {.m = m, .p = p};
   embr__nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);
