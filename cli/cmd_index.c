@@ -84,24 +84,6 @@ static int index_build(int argc, char **argv) {
   return rc;
 }
 
-typedef struct search_out {
-  int64_t nq;
-  int k;
-  const float *dist;
-  const int64_t *ids;
-} search_out;
-
-static int write_ids(const char *path, const void *ctx) {
-  const search_out *r = ctx;
-  return embr_ids_write_ivecs(path, r->ids, r->nq, r->k);
-}
-
-static int write_dist(const char *path, const void *ctx) {
-  const search_out *r = ctx;
-  embr_matrix m = {r->nq, r->k, r->k, (float *)r->dist, NULL};
-  return embr_matrix_write(path, EMBR_FORMAT_FVECS, &m);
-}
-
 static int index_search(int argc, char **argv) {
   const char *qpath = NULL, *efs = NULL, *nprobes = NULL, *truth_path = NULL, *out_ids = NULL, *out_dist = NULL, *format = NULL, *pos[1];
   int64_t k = 10, threads = 0, refine = -1, repeat = 1;
@@ -203,11 +185,11 @@ static int index_search(int argc, char **argv) {
   /* A single setting writes its results (with or without --truth); without --truth and without
    * output files they are printed. */
   if (!rc && settings == 1) {
-    search_out r = {q.n, (int)k, dist, ids};
+    cli_search_out r = {q.n, (int)k, dist, ids};
     cli_output outs[2];
     int nout = 0;
-    if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
-    if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
+    if (out_ids) outs[nout++] = (cli_output){out_ids, cli_write_search_ids, &r};
+    if (out_dist) outs[nout++] = (cli_output){out_dist, cli_write_search_dist, &r};
     if (nout)
       rc = cli_write_outputs(outs, nout);
     else if (json && !truth)

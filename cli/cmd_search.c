@@ -4,25 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct search_result {
-  int64_t nq;
-  int k;
-  const float *dist;
-  const int64_t *ids;
-} search_result;
-
-static int write_ids(const char *path, const void *ctx) {
-  const search_result *r = ctx;
-  return embr_ids_write_ivecs(path, r->ids, r->nq, r->k);
-}
-
-static int write_dist(const char *path, const void *ctx) {
-  const search_result *r = ctx;
-  embr_matrix m = {r->nq, r->k, r->k, (float *)r->dist, NULL};
-  return embr_matrix_write(path, EMBR_FORMAT_FVECS, &m);
-}
-
-static void print_text(const search_result *r, const embr_matrix *base) {
+static void print_text(const cli_search_out *r, const embr_matrix *base) {
   for (int64_t qi = 0; qi < r->nq; qi++) {
     printf("%lld", (long long)qi);
     for (int j = 0; j < r->k; j++) {
@@ -130,11 +112,11 @@ static int cmd_search(int argc, char **argv) {
               secs, secs > 0 ? (double)query.n / secs : 0.0);
   }
   if (!rc) {
-    search_result r = {query.n, (int)k, dist, ids};
+    cli_search_out r = {query.n, (int)k, dist, ids};
     cli_output outs[2];
     int nout = 0;
-    if (out_ids) outs[nout++] = (cli_output){out_ids, write_ids, &r};
-    if (out_dist) outs[nout++] = (cli_output){out_dist, write_dist, &r};
+    if (out_ids) outs[nout++] = (cli_output){out_ids, cli_write_search_ids, &r};
+    if (out_dist) outs[nout++] = (cli_output){out_dist, cli_write_search_dist, &r};
     if (nout)
       rc = cli_write_outputs(outs, nout);
     else if (json)

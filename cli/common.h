@@ -66,6 +66,17 @@ typedef struct cli_output {
 } cli_output;
 int cli_write_outputs(cli_output *outs, int n);
 
+/* Search results (n x k distances and ids) as `search` and `index search` write them:
+ * ids to .ivecs (refusing ids above 2^31-1), distances to .fvecs. ctx is a cli_search_out. */
+typedef struct cli_search_out {
+  int64_t nq;
+  int k;
+  const float *dist;
+  const int64_t *ids;
+} cli_search_out;
+int cli_write_search_ids(const char *path, const void *ctx);
+int cli_write_search_dist(const char *path, const void *ctx);
+
 /* JSON string literal with escapes. */
 void cli_json_string(FILE *f, const char *s);
 /* A float as JSON (finite numbers with round-trip precision, null for NaN/Inf). */

@@ -200,3 +200,14 @@ void cli_json_float(FILE *f, float v) {
   else
     fputs("null", f);
 }
+
+int cli_write_search_ids(const char *path, const void *ctx) {
+  const cli_search_out *r = ctx;
+  return embr_ids_write_ivecs(path, r->ids, r->nq, r->k);
+}
+
+int cli_write_search_dist(const char *path, const void *ctx) {
+  const cli_search_out *r = ctx;
+  embr_matrix m = {r->nq, r->k, r->k, (float *)r->dist, NULL};
+  return embr_matrix_write(path, EMBR_FORMAT_FVECS, &m);
+}
