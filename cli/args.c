@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void report(const char *fmt, va_list ap) {
+__attribute__((format(printf, 1, 0))) static void report(const char *fmt, va_list ap) {
   fprintf(stderr, "embr %s: ", cli_name());
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
