@@ -348,8 +348,8 @@ static void finish_gemm_rows(embr_metric m, const float *qn, const float *bn, in
 embr_status embr_distance_matrix(embr_metric m, const float *q, int64_t nq, int64_t ldq, const float *base,
                                  int64_t nb, int64_t ldb, int64_t dim, float *out, int64_t ldo,
                                  int n_threads) {
-  float dummy_d;
-  int64_t dummy_i;
+  float dummy_d = 0;
+  int64_t dummy_i = 0;
   int rc = check_args(m, base, nb, ldb, q, nq, ldq, dim, 1, &dummy_d, &dummy_i);
   if (rc) return rc;
   if (nq > 0 && nb > 0 && (!out || ldo < nb))
