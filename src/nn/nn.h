@@ -21,7 +21,7 @@ typedef enum nn_kind {
   NN_BUFFER      /* not trained (batch-norm running statistics) */
 } nn_kind;
 
-typedef enum nn_init { NN_INIT_ZERO, NN_INIT_ONE, NN_INIT_CONST, NN_INIT_KAIMING, NN_INIT_UNIFORM } nn_init;
+typedef enum nn_init { NN_INIT_ZERO, NN_INIT_ONE, NN_INIT_CONST, NN_INIT_KAIMING, NN_INIT_UNIFORM, NN_INIT_NORMAL } nn_init;
 
 typedef struct nn_param {
   char name[96];
@@ -30,7 +30,7 @@ typedef struct nn_param {
   int64_t off, numel;
   nn_kind kind;
   nn_init init;
-  float init_arg; /* CONST: the value; KAIMING: fan; UNIFORM: bound */
+  float init_arg; /* CONST: the value; KAIMING: fan; UNIFORM: bound; NORMAL: standard deviation */
 } nn_param;
 
 typedef struct nn_params {
@@ -161,6 +161,56 @@ nn_t *embr__nn_flatten(nn_ctx *ctx, nn_t *x); /* (n, c*h*w, 1, 1), sharing stora
 nn_t *embr__nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L);
 nn_t *embr__nn_dropout(nn_ctx *ctx, nn_t *x, float p);
 nn_t *embr__nn_l2norm(nn_ctx *ctx, nn_t *x); /* each row of (n, c*h*w) to unit length */
+
+/* ---- transformer ops -------------------------------------------------------------------------
+ * Token tensors are (n = batch, c = tokens, h = 1, w = width): one row of w floats per token, rows
+ * of a sequence consecutive. Each op family has its forward and backward side by side:
+ * src/nn/layernorm.c, src/nn/attention.c, src/nn/tokens.c (dense, embeddings, ViT tokens, pooling),
+ * QuickGELU beside GELU in layers.c. */
+
+/* LayerNorm over the last dimension (w), eps 1e-5 as torch.nn.LayerNorm; parameters
+ * prefix.weight (ones) and prefix.bias (zeros). */
+typedef struct nn_ln {
+  int dim;
+  int64_t gamma, beta;
+  float eps;
+} nn_ln;
+int embr__nn_ln_make(nn_params *P, nn_ln *L, const char *prefix, int dim);
+nn_t *embr__nn_layernorm(nn_ctx *ctx, nn_t *x, const nn_ln *L);
+
+/* A linear map of the last dimension: every row of x's w = in floats becomes a row of out floats
+ * (x (n, c, h, in) -> (n, c, h, out)). The weight is (out, in) as torch.nn.Linear, or (in, out)
+ * when t is set (OpenAI's visual.proj and text_projection, applied as x @ W). Names are given
+ * whole (OpenAI's attn.in_proj_weight is no prefix + ".weight"); bname NULL: no bias. Init:
+ * uniform +-1/sqrt(in) as PyTorch's default, or normal(std) when std > 0. */
+typedef struct nn_dense {
+  int in, out, t;
+  int64_t w, b; /* bias or -1 */
+} nn_dense;
+int embr__nn_dense_make(nn_params *P, nn_dense *L, const char *wname, const char *bname, int in, int out, int t,
+                        float std);
+nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L);
+
+/* Multi-head self-attention after the fused projection: qkv (B, T, 1, 3D) holds each token's
+ * [q | k | v]; the result (B, T, 1, D) is, for each head h of D/heads columns,
+ * softmax(Q_h K_h^T / sqrt(D/heads), causal: key j > query i masked) V_h, written at the head's
+ * columns. Heads are read and written as strided views of the rows: no split or transpose copy.
+ * D must be a multiple of heads. */
+nn_t *embr__nn_attention(nn_ctx *ctx, nn_t *qkv, int heads, int causal);
+nn_t *embr__nn_quick_gelu(nn_ctx *ctx, nn_t *x); /* x * sigmoid(1.702 x), OpenAI CLIP's activation */
+
+/* Token embedding: ids (B*T, each in [0, vocab)) look up rows of table (vocab, D); pos (T_max >= T,
+ * D) adds the first T rows of a learned positional embedding (-1: none). -> (B, T, 1, D). An id
+ * out of range is EMBR_EINVAL. */
+nn_t *embr__nn_embed_tokens(nn_ctx *ctx, const int32_t *ids, int B, int T, int64_t table, int vocab, int64_t pos,
+                            int D);
+/* ViT input tokens: patches (B, D, gh, gw) from the stride-P patch convolution -> (B, 1 + gh*gw, 1, D):
+ * the class token (parameter cls, D floats) first, then the patches in row-major order, plus the
+ * positional embedding (parameter pos, (1 + gh*gw) x D). */
+nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *patches, int64_t cls, int64_t pos);
+/* Pooling by token index: (B, T, 1, D) -> (B, D, 1, 1), row b taken from token idx[b] (idx NULL:
+ * token 0, the class token). The text tower passes each row's EOT position. */
+nn_t *embr__nn_take_token(nn_ctx *ctx, nn_t *x, const int32_t *idx);
 
 /* ---- losses ------------------------------------------------------------------------------------ */
 

@@ -54,6 +54,7 @@ int embr__nn_params_init(nn_params *P, uint64_t seed) {
         case NN_INIT_CONST: d[j] = q->init_arg; break;
         case NN_INIT_KAIMING: d[j] = (float)(embr_rng_normal(&r) * sqrt(2.0 / q->init_arg)); break;
         case NN_INIT_UNIFORM: d[j] = (float)((2 * embr_rng_double(&r) - 1) * q->init_arg); break;
+        case NN_INIT_NORMAL: d[j] = (float)(embr_rng_normal(&r) * q->init_arg); break;
       }
     }
   }
