@@ -152,11 +152,13 @@ def randomise(model, gen):
                 t.copy_(torch.randn(t.shape, generator=gen) * math.sqrt(2.0 / fan))
 
 
-def write_safetensors(path, tensors, meta):
+def write_safetensors(path, tensors, meta, f16=()):
+    """Tensors as F32, or F16 for the names in f16."""
     header, blobs, off = {"__metadata__": meta}, [], 0
     for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        half = name in f16
+        data = t.detach().contiguous().to(torch.float16 if half else torch.float32).numpy().tobytes()
+        header[name] = {"dtype": "F16" if half else "F32", "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
         blobs.append(data)
         off += len(data)
     js = json.dumps(header, separators=(",", ":")).encode()

@@ -20,13 +20,34 @@
 extern "C" {
 #endif
 
+/* The sizes of a transformer tower (CLIP's image and text towers). */
+typedef struct embr_transformer_params {
+  int width, layers, heads;
+  int patch;          /* image tower: patch side in pixels (the input size is a multiple of it) */
+  int context, vocab; /* text tower: tokens per text, vocabulary size */
+} embr_transformer_params;
+
+typedef enum embr_activation { EMBR_ACT_DEFAULT = 0, EMBR_ACT_GELU = 1, EMBR_ACT_QUICK_GELU = 2 } embr_activation;
+
 typedef struct embr_model_params {
-  const char *arch;   /* "resnet18", "resnet34", "mobilefacenet" */
-  int width;          /* base channel width: 64 gives the published networks; smaller for tests */
-  int embedding_dim;  /* default 128 */
+  const char *arch;   /* "resnet18", "resnet34", "mobilefacenet"; "clip" (see below) */
+  int width;          /* CNNs: base channel width: 64 gives the published networks; smaller for tests */
+  int embedding_dim;  /* default 128; CLIP: the joint image-text dimension */
   embr_image_spec input;
+  /* CLIP ("clip", and the named configurations "clip-tiny", "clip-vit-b-32", "clip-vit-b-16",
+   * which embr_model_params_arch fills in): the towers' sizes and the MLP activation
+   * (EMBR_ACT_DEFAULT: QuickGELU, as OpenAI's CLIP was trained; open_clip's own models use GELU). */
+  embr_transformer_params vision, text;
+  embr_activation activation;
 } embr_model_params;
 EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64, 128, 3x112x112 */
+/* The defaults of a named architecture: a CNN as embr_model_params_default with arch set; a CLIP
+ * configuration with every size filled in (clip-tiny: ViT width 192, 6 layers, 3 heads, patch 8
+ * at 64 px; text width 256, 4 layers, 4 heads, context 32, vocabulary 49,408; joint 256.
+ * clip-vit-b-32 / -b-16: OpenAI's ViT-B/32 and ViT-B/16: ViT width 768, 12 layers, 12 heads at
+ * 224 px; text width 512, 12 layers, 8 heads, context 77; joint 512) and CLIP's preprocessing.
+ * An unknown name gives the default with arch set (embr_model_create then refuses it). */
+EMBR_API embr_model_params embr_model_params_arch(const char *arch);
 
 typedef struct embr_model embr_model;
 
@@ -34,6 +55,9 @@ typedef struct embr_model embr_model;
  * no-op). EMBR_EINVAL for an unknown arch or out-of-range width, embedding_dim or input; ENOMEM. */
 EMBR_API embr_status embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
 /* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors).
+ * A CLIP state dict without embr metadata, in OpenAI's or Hugging Face's names (see
+ * docs/clip.md), loads too: its configuration is read off the shapes (heads = width / 64,
+ * QuickGELU), and it has no tokenizer until embr_model_set_tokenizer.
  * The file is hostile until checked: every metadata number is parsed strictly and range-checked,
  * the network it describes must match the file's own tensors (names and shapes) before any
  * buffer is sized from it, and a NaN or Inf weight is EMBR_EVALUE naming the file and tensor.
@@ -79,6 +103,31 @@ EMBR_API embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, 
 EMBR_API embr_status embr_model_embed_dataset(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
                                               int batch, int normalize, const embr_progress *progress, float *out,
                                               int32_t *labels);
+
+/* ---- CLIP: the text tower ------------------------------------------------------------------
+ * A CLIP model embeds images with embr_model_embed / embr_model_embed_dataset (its image tower)
+ * and texts with the functions below, into one joint space: compare them by cosine similarity. */
+
+/* 1 when the model has a text tower (CLIP); then embr_model_context is its tokens per text. */
+EMBR_API int embr_model_has_text(const embr_model *m);
+EMBR_API int embr_model_context(const embr_model *m);
+/* Reads the tokenizer (OpenAI CLIP's merges file, bpe_simple_vocab_16e6.txt.gz, gzip or plain)
+ * into m: a model file embr wrote carries its own; a converted OpenAI or Hugging Face checkpoint
+ * needs this before texts can be embedded. Its vocabulary must be the text tower's (EMBR_EFORMAT
+ * otherwise); the file's errors as embr_bpe_load. */
+EMBR_API embr_status embr_model_set_tokenizer(embr_model *m, const char *merges_path);
+/* Tokenises n texts into ids (n x context, caller-owned) as CLIP's tokenize(truncate=True):
+ * <|startoftext|> tokens <|endoftext|>, zero-padded; a longer text is cut and ends in
+ * <|endoftext|>; *n_truncated (may be NULL) counts the texts cut. EMBR_EINVAL without a text
+ * tower or tokenizer. */
+EMBR_API embr_status embr_model_tokenize(const embr_model *m, const char *const *texts, int64_t n, int32_t *ids,
+                                         int64_t *n_truncated);
+/* Embeds n tokenised texts (ids: n x context, each id below the vocabulary size) into out
+ * (n x dim, caller-owned, not normalised), `batch` at a time, in inference mode. */
+EMBR_API embr_status embr_model_embed_tokens(embr_model *m, const int32_t *ids, int64_t n, int batch, float *out);
+/* Tokenises and embeds n UTF-8 texts (see embr_model_tokenize) into out (n x dim). */
+EMBR_API embr_status embr_model_embed_texts(embr_model *m, const char *const *texts, int64_t n, int batch, float *out,
+                                           int64_t *n_truncated);
 
 /* ---- training ------------------------------------------------------------------------------ */
 

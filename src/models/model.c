@@ -6,11 +6,14 @@
 #include <string.h>
 
 #include "core/parse.h"
+#include "embr/text.h"
+#include "models/clip.h"
 #include "models/models.h"
 
 static const net_ops *const all_nets[] = {&embr__resnet18_ops, &embr__resnet34_ops, &embr__mobilefacenet_ops};
 
 const net_ops *embr__net_find(const char *arch) {
+  if (embr__clip_arch(arch)) return &embr__clip_ops;
   for (size_t i = 0; i < sizeof(all_nets) / sizeof(all_nets[0]); i++)
     if (arch && !strcmp(all_nets[i]->name, arch)) return all_nets[i];
   return NULL;
@@ -26,9 +29,19 @@ embr_model_params embr_model_params_default(void) {
   return p;
 }
 
+embr_model_params embr_model_params_arch(const char *arch) {
+  embr_model_params p = embr_model_params_default();
+  p.arch = arch;
+  if (arch) embr__clip_fill(&p);
+  return p;
+}
+
 static int check_params(const embr_model_params *p) {
   if (!embr__net_find(p->arch))
-    return embr_error(EMBR_EINVAL, "unknown architecture '%s' (resnet18, resnet34, mobilefacenet)", p->arch ? p->arch : "");
+    return embr_error(EMBR_EINVAL,
+                      "unknown architecture '%s' (resnet18, resnet34, mobilefacenet, clip-tiny, clip-vit-b-32, "
+                      "clip-vit-b-16)", p->arch ? p->arch : "");
+  if (embr__clip_arch(p->arch)) return embr__clip_check(p);
   if (p->width < 1 || p->width > 4096) return embr_error(EMBR_EINVAL, "width %d out of range", p->width);
   if (p->embedding_dim < 1 || p->embedding_dim > 65536)
     return embr_error(EMBR_EINVAL, "embedding dimension %d out of range", p->embedding_dim);
@@ -46,8 +59,10 @@ static int make_head(embr_model *m, int kind, int classes) {
   return 0;
 }
 
-int embr__model_build(const embr_model_params *p, int head_kind, int classes, embr_model **out) {
+int embr__model_build(const embr_model_params *p0, int head_kind, int classes, embr_model **out) {
   *out = NULL;
+  embr_model_params q = *p0, *p = &q;
+  if (embr__clip_arch(p->arch) && !p->vision.width) embr__clip_fill(p); /* a named configuration's sizes */
   int rc = check_params(p);
   if (rc) return rc;
   embr_model *m = embr_calloc(1, sizeof(embr_model));
@@ -84,6 +99,8 @@ void embr_model_free(embr_model *m) {
   embr__nn_ctx_free(&m->infer);
   for (int i = 0; i < m->nclass_names; i++) embr_free(m->class_names[i]);
   embr_free(m->class_names);
+  embr_bpe_free(m->bpe);
+  embr_free(m->bpe_bytes);
   embr_free(m);
 }
 
@@ -121,7 +138,7 @@ embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch
 
 /* ---- files ------------------------------------------------------------------------------------ */
 
-enum { NMETA = 12 };
+enum { NMETA = 16 };
 
 static char *join_names(char *const *v, int n) {
   size_t len = 1;
@@ -134,7 +151,7 @@ static char *join_names(char *const *v, int n) {
 }
 
 embr_status embr_model_save(const embr_model *m, const char *path) {
-  nn_st_out *t = embr_calloc((size_t)m->P.n + 1, sizeof(nn_st_out));
+  nn_st_out *t = embr_calloc((size_t)m->P.n + 2, sizeof(nn_st_out));
   char buf[NMETA][96], *key[NMETA], *val[NMETA];
   if (!t) return embr_error(EMBR_ENOMEM, "out of memory");
   for (int i = 0; i < m->P.n; i++) t[i] = embr__nn_st_out_of(&m->P, i, m->P.data);
@@ -144,7 +161,7 @@ embr_status embr_model_save(const embr_model *m, const char *path) {
   int nm = 10;
   snprintf(buf[0], 96, "model 1");
   snprintf(buf[1], 96, "%s", m->arch);
-  snprintf(buf[2], 96, "%d", m->p.width);
+  snprintf(buf[2], 96, "%d", m->ops == &embr__clip_ops ? m->p.vision.width : m->p.width);
   snprintf(buf[3], 96, "%d", m->p.embedding_dim);
   snprintf(buf[4], 96, "%dx%dx%d", s->channels, s->height, s->width);
   snprintf(buf[5], 96, "%.9g,%.9g,%.9g", s->mean[0], s->mean[1], s->mean[2]);
@@ -158,7 +175,18 @@ embr_status embr_model_save(const embr_model *m, const char *path) {
     names = join_names(m->class_names, m->nclass_names);
     key[nm] = "embr.class_names", val[nm++] = names ? names : "";
   }
-  int rc = embr__nn_st_write(path, t, m->P.n, key, val, nm);
+  int nt = m->P.n;
+  if (m->ops == &embr__clip_ops) {
+    const embr_model_params *p = &m->p;
+    snprintf(buf[nm], 96, "%d,%d,%d,%d", p->vision.width, p->vision.layers, p->vision.heads, p->vision.patch);
+    key[nm] = "embr.vision", val[nm] = buf[nm], nm++;
+    snprintf(buf[nm], 96, "%d,%d,%d,%d,%d", p->text.width, p->text.layers, p->text.heads, p->text.context, p->text.vocab);
+    key[nm] = "embr.text", val[nm] = buf[nm], nm++;
+    key[nm] = "embr.activation", val[nm++] = p->activation == EMBR_ACT_GELU ? "gelu" : "quick_gelu";
+    if (m->bpe_bytes) /* the tokenizer travels with the model */
+      t[nt++] = (nn_st_out){"embr.bpe", 1, {(int64_t)m->bpe_len}, m->bpe_bytes, NN_ST_U8};
+  }
+  int rc = embr__nn_st_write(path, t, nt, key, val, nm);
   embr_free(names);
   embr_free(t);
   return rc;
@@ -211,6 +239,32 @@ static int meta_choice(const nn_st *st, const char *key, const char *path, const
   return 0;
 }
 
+/* "a,b,c,...": n integers in [1, hi] */
+static int meta_ints(const nn_st *st, const char *key, const char *path, int n, int64_t hi, int64_t *out) {
+  const char *v = embr__nn_st_meta(st, key);
+  char *end = (char *)v;
+  for (int i = 0; v && i < n; i++) {
+    const char *s = end + (i ? 1 : 0);
+    if ((i && *end != ',') || embr__parse_int(s, &end, 1, hi, &out[i])) v = NULL;
+  }
+  if (!v || *end) return embr_error(EMBR_EFORMAT, "%s: metadata '%s' is missing or not %d numbers", path, key, n);
+  return 0;
+}
+
+static int clip_meta(const nn_st *st, const char *path, embr_model_params *p) {
+  static const char *acts[] = {"default", "gelu", "quick_gelu"};
+  int64_t v[4], t[5];
+  int act = 0;
+  int rc = meta_ints(st, "embr.vision", path, 4, 8192, v);
+  if (!rc) rc = meta_ints(st, "embr.text", path, 5, 1 << 20, t);
+  if (!rc) rc = meta_choice(st, "embr.activation", path, acts, 3, 2, &act);
+  if (rc) return rc;
+  p->vision = (embr_transformer_params){(int)v[0], (int)v[1], (int)v[2], (int)v[3], 0, 0};
+  p->text = (embr_transformer_params){(int)t[0], (int)t[1], (int)t[2], 0, (int)t[3], (int)t[4]};
+  p->activation = (embr_activation)act;
+  return 0;
+}
+
 static int params_from_meta(const nn_st *st, const char *path, embr_model_params *p, int *head, int *classes) {
   static const char *heads[] = {"none", "linear", "margin"}, *resizes[] = {"bilinear", "bicubic"};
   int64_t width, dim, ncls;
@@ -220,7 +274,11 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
     return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file (plain PyTorch weights load "
                       "with --arch, see docs/faces.md)", path);
   if (!embr__net_find(p->arch))
-    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34 or mobilefacenet", path);
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet or clip", path);
+  if (embr__clip_arch(p->arch)) {
+    int rc = clip_meta(st, path, p);
+    if (rc) return rc;
+  }
   int rc = embr__nn_st_meta_int(st, "embr.width", path, 1, 4096, &width), resize = 0;
   if (!rc) rc = embr__nn_st_meta_int(st, "embr.embedding_dim", path, 1, 65536, &dim);
   if (!rc) rc = embr__nn_st_meta_int(st, "embr.classes", path, 0, 1 << 30, &ncls);
@@ -251,6 +309,18 @@ static int read_class_names(embr_model *m, const nn_st *st) {
   return 0;
 }
 
+/* A CLIP model's tokenizer: the merges file's bytes in the U8 tensor "embr.bpe". */
+static int read_tokenizer(embr_model *m, const nn_st *st, const char *path) {
+  const nn_st_tensor *t = embr__nn_st_find(st, "embr.bpe");
+  if (!t || !embr_model_has_text(m)) return 0;
+  if (t->dtype != NN_ST_U8 || t->ndim != 1)
+    return embr_error(EMBR_EFORMAT, "%s: tensor 'embr.bpe' is not a byte vector", path);
+  unsigned char *b = embr_alloc((size_t)t->numel + 1);
+  if (!b) return embr_error(EMBR_ENOMEM, "out of memory");
+  memcpy(b, t->data, (size_t)t->numel);
+  return embr__model_take_bpe(m, b, (size_t)t->numel, path);
+}
+
 /* Builds the network p describes (its parameter table only), checks that the file holds every
  * tensor of it with the right shape — so no size from the metadata can ask for more memory than
  * the file's own tensors justify — then allocates and loads. NaN/Inf weights are refused. */
@@ -266,6 +336,7 @@ static int model_from_st(const nn_st *st, const char *path, const embr_model_par
   if (!rc) rc = embr__nn_params_init(&(*out)->P, 0);
   if (!rc) rc = embr__nn_params_load(&(*out)->P, st, NULL, path);
   if (!rc) rc = read_class_names(*out, st);
+  if (!rc) rc = read_tokenizer(*out, st, path);
   if (rc) {
     embr_model_free(*out);
     *out = NULL;
@@ -281,6 +352,7 @@ static int model_from_st(const nn_st *st, const char *path, const embr_model_par
 static int model_from_embr_file(const nn_st *st, const char *path, embr_model **out) {
   embr_model_params p;
   int head = 0, classes = 0;
+  if (!embr__nn_st_meta(st, "embr.arch") && embr__clip_is_foreign(st)) return embr__clip_load_foreign(st, path, NULL, out);
   int rc = params_from_meta(st, path, &p, &head, &classes);
   return rc ? rc : model_from_st(st, path, &p, head, classes, out);
 }

@@ -37,7 +37,15 @@ struct embr_model {
   char **class_names;
   int nclass_names;
   int n_threads;
+  /* CLIP: the tokenizer, and the merges file's bytes it was read from (saved with the model) */
+  struct embr_bpe *bpe;
+  unsigned char *bpe_bytes;
+  size_t bpe_len;
 };
+
+/* Takes bytes (a CLIP merges file, owned by m afterwards, freed on error too) as m's tokenizer;
+ * `name` is used in messages. */
+int embr__model_take_bpe(embr_model *m, unsigned char *bytes, size_t len, const char *name);
 
 /* Builds a model with a head (kind 0: none), parameters registered but not initialised. */
 int embr__model_build(const embr_model_params *p, int head_kind, int classes, embr_model **out);

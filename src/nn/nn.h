@@ -262,7 +262,7 @@ double embr__nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total);
 
 /* dtypes, indices into the reader's table: the float ones first (loadable), then the others
  * (accepted in a file, checked, never loaded). */
-enum { NN_ST_F32 = 0, NN_ST_F16 = 1, NN_ST_BF16 = 2, NN_ST_FLOAT_DTYPES = 3, NN_ST_I64 = 4, NN_ST_NDTYPES = 13 };
+enum { NN_ST_F32 = 0, NN_ST_F16 = 1, NN_ST_BF16 = 2, NN_ST_FLOAT_DTYPES = 3, NN_ST_I64 = 4, NN_ST_U8 = 8, NN_ST_NDTYPES = 13 };
 
 typedef struct nn_st_tensor {
   char *name;
@@ -309,7 +309,7 @@ typedef struct nn_st_out {
   int ndim;
   int64_t shape[4];
   const void *data;
-  int dtype; /* NN_ST_F32 (0, the default) or NN_ST_I64 */
+  int dtype; /* NN_ST_F32 (0, the default), NN_ST_I64 or NN_ST_U8 (bytes: a CLIP model's tokenizer) */
 } nn_st_out;
 /* Parameter i of P as a tensor to write, its values taken from `base` (laid out like P->data). */
 nn_st_out embr__nn_st_out_of(const nn_params *P, int i, const float *base);

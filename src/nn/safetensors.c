@@ -292,8 +292,8 @@ static int write_header(embr__wfile *w, const nn_st_out *t, int n, char *const *
 
 int embr__nn_st_write(const char *path, const nn_st_out *t, int n, char *const *meta_key, char *const *meta_val, int nmeta) {
   for (int i = 0; i < n; i++)
-    if (t[i].dtype != NN_ST_F32 && t[i].dtype != NN_ST_I64)
-      return embr_error(EMBR_EINVAL, "%s: tensor '%s': only F32 and I64 are written", path, t[i].name);
+    if (t[i].dtype != NN_ST_F32 && t[i].dtype != NN_ST_I64 && t[i].dtype != NN_ST_U8)
+      return embr_error(EMBR_EINVAL, "%s: tensor '%s': only F32, I64 and U8 are written", path, t[i].name);
   embr__wfile w;
   int rc = embr__wfile_open(&w, path);
   if (rc) return rc;

@@ -1,0 +1,51 @@
+/* The ViT image tower (Dosovitskiy et al. 2021, in the pre-LN form OpenAI's CLIP uses): patches
+ * by a stride-P convolution, a class token and learned positions, ln_pre, the transformer, then
+ * ln_post on the class token and the projection into the joint space. Names as OpenAI's state
+ * dict (visual.conv1.weight, visual.class_embedding, visual.positional_embedding, ...). */
+#include <math.h>
+#include <stdio.h>
+
+#include "models/vit.h"
+
+int embr__vit_make(nn_params *P, vit *v, const char *prefix, const vit_cfg *c) {
+  char n[128];
+  if (c->patch < 1 || c->size % c->patch)
+    return embr_error(EMBR_EINVAL, "image size %d is not a multiple of the patch size %d", c->size, c->patch);
+  v->cfg = *c;
+  int g = c->size / c->patch, w = c->width, rc = 0;
+  float scale = 1.0f / sqrtf((float)w);
+  snprintf(n, sizeof n, "%s.conv1", prefix);
+  rc |= embr__nn_conv_make(P, &v->patch, n, 3, w, c->patch, c->patch, 0, 1, 0);
+  int64_t s1[1] = {w}, s2[2] = {(int64_t)g * g + 1, w};
+  snprintf(n, sizeof n, "%s.class_embedding", prefix);
+  if ((v->cls = embr__nn_param_add(P, n, 1, s1, NN_NODECAY, NN_INIT_NORMAL, scale)) < 0) rc = EMBR_ENOMEM;
+  snprintf(n, sizeof n, "%s.positional_embedding", prefix);
+  if ((v->pos = embr__nn_param_add(P, n, 2, s2, NN_NODECAY, NN_INIT_NORMAL, scale)) < 0) rc = EMBR_ENOMEM;
+  snprintf(n, sizeof n, "%s.ln_pre", prefix), rc |= embr__nn_ln_make(P, &v->ln_pre, n, w);
+  if (rc) return rc < 0 ? rc : EMBR_ENOMEM;
+  snprintf(n, sizeof n, "%s.transformer", prefix);
+  if ((rc = embr__tf_make(P, &v->tf, n, w, c->layers, c->heads, 0, c->act))) return rc;
+  snprintf(n, sizeof n, "%s.ln_post", prefix), rc |= embr__nn_ln_make(P, &v->ln_post, n, w);
+  v->proj.w = -1;
+  if (c->out > 0) {
+    snprintf(n, sizeof n, "%s.proj", prefix);
+    rc |= embr__nn_dense_make(P, &v->proj, n, NULL, w, c->out, 1, scale);
+  }
+  return rc ? (rc < 0 ? rc : EMBR_ENOMEM) : 0;
+}
+
+void embr__vit_free(vit *v) {
+  if (v) embr__tf_free(&v->tf);
+}
+
+nn_t *embr__vit_forward(nn_ctx *ctx, const vit *v, nn_t *x) {
+  if (x && (x->c != 3 || x->h != v->cfg.size || x->w != v->cfg.size)) {
+    ctx->rc = embr_error(EMBR_EINVAL, "the ViT expects 3x%dx%d images, got %dx%dx%d", v->cfg.size, v->cfg.size, x->c,
+                         x->h, x->w);
+    return NULL;
+  }
+  nn_t *t = embr__nn_vit_tokens(ctx, embr__nn_conv2d(ctx, x, &v->patch), v->cls, v->pos);
+  t = embr__tf_forward(ctx, &v->tf, embr__nn_layernorm(ctx, t, &v->ln_pre));
+  nn_t *y = embr__nn_layernorm(ctx, embr__nn_take_token(ctx, t, NULL), &v->ln_post);
+  return v->cfg.out > 0 ? embr__nn_dense_f(ctx, y, &v->proj) : y;
+}
