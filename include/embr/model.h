@@ -136,7 +136,8 @@ typedef enum embr_objective {
   EMBR_OBJ_ARCFACE,     /* additive angular margin m2 */
   EMBR_OBJ_COSFACE,     /* additive cosine margin m3 */
   EMBR_OBJ_SPHEREFACE,  /* multiplicative angular margin m1 */
-  EMBR_OBJ_COMBINED     /* cos(m1 theta + m2) - m3 */
+  EMBR_OBJ_COMBINED,    /* cos(m1 theta + m2) - m3 */
+  EMBR_OBJ_CLIP         /* CLIP's contrastive image-text loss (embr_model_train_clip) */
 } embr_objective;
 
 typedef struct embr_train_params {
@@ -154,7 +155,9 @@ typedef struct embr_train_params {
   const char *resume;      /* NULL or a checkpoint to continue from */
   const embr_progress *progress; /* per batch; the detail line holds loss, accuracy, images/s */
 } embr_train_params;
-/* Defaults for an objective: ArcFace m2 0.5 s 64; CosFace m3 0.35 s 64; SphereFace m1 1.35 s 64;
+/* Defaults for an objective: CLIP: AdamW (betas 0.9/0.98, eps 1e-6 as OpenAI's CLIP) lr 5e-4,
+ * decay 0.2, 1 warm-up epoch, clip 1, 30 epochs, batch 64, pad 4, no flip (captions say "left");
+ * ArcFace m2 0.5 s 64; CosFace m3 0.35 s 64; SphereFace m1 1.35 s 64;
  * 20 epochs, batch 64, SGD lr 0.1, decay 5e-4, 1 warm-up epoch, clip 5, pad 4 when not at 28 px. */
 EMBR_API embr_train_params embr_train_params_default(embr_objective obj);
 
@@ -171,6 +174,21 @@ typedef struct embr_train_stats {
  * EMBR_ECANCELED. Not concurrent with any other use of m. */
 EMBR_API embr_status embr_model_train(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n_subset,
                                       const embr_train_params *p, embr_train_stats *stats);
+
+/* CLIP's contrastive training (embr_train_params_default(EMBR_OBJ_CLIP)): each epoch visits
+ * every image of `images` once (shuffled, batches of p->batch distinct images, the last short
+ * batch dropped), pairs each with one of its captions drawn at random, and minimises the
+ * symmetric InfoNCE loss of the batch with the model's learnable temperature (clamped to
+ * [0, ln 100] after every step), AdamW on a warm-up + cosine schedule, gradients clipped.
+ * captions[i] (UTF-8) describes image caption_image[i] (0 <= it < embr_dataset_size(images));
+ * every image needs at least one caption. m must be a CLIP model with a tokenizer; texts longer
+ * than the context are truncated (counted in stats->truncated... see the progress line).
+ * Accuracy in the stats and progress: the share of the batch's images whose own caption is the
+ * most similar (image -> text). Errors as embr_model_train, plus EMBR_EINVAL for a model without
+ * a text tower or tokenizer, or an image without caption. */
+EMBR_API embr_status embr_model_train_clip(embr_model *m, const embr_dataset *images, const char *const *captions,
+                                           const int64_t *caption_image, int64_t n_captions, const embr_train_params *p,
+                                           embr_train_stats *stats);
 
 #ifdef __cplusplus
 }

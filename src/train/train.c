@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/models.h"
+#include "train/train_internal.h"
 
 embr_train_params embr_train_params_default(embr_objective obj) {
   embr_train_params p;
@@ -21,6 +21,9 @@ embr_train_params embr_train_params_default(embr_objective obj) {
   p.warmup_epochs = 1, p.clip = 5;
   p.pad = 4, p.flip = 1;
   p.seed = 1;
+  if (obj == EMBR_OBJ_CLIP) {
+    p.epochs = 30, p.adamw = 1, p.lr = 5e-4f, p.weight_decay = 0.2f, p.clip = 1, p.flip = 0;
+  }
   return p;
 }
 
@@ -79,26 +82,21 @@ static int compact_labels(embr_model *m, const embr_dataset *ds, const int64_t *
   return 0;
 }
 
-typedef struct run {
-  embr_model *m;
-  const embr_train_params *p;
-  nn_ctx ctx;
-  nn_optim opt;
-  int64_t step, total, warmup;
-  int epoch0, epoch; /* epoch: the one running (0-based), for messages */
-} run;
-
 /* A loss or gradient that is NaN or Inf means training diverged: stop before the optimizer
  * spreads it into every weight, so the model keeps its last finite state and no checkpoint or
  * model is written from the diverged one. */
-static int diverged(const run *r, const char *what, double v) {
+int embr__train_diverged(const run *r, const char *what, double v) {
   return embr_error(EMBR_EVALUE, "training diverged at step %lld (epoch %d): the %s is %g; lower the learning rate "
                     "or clip the gradient", (long long)r->step + 1, r->epoch + 1, what, v);
 }
 
-/* One step on a batch; returns the loss (NaN on error, rc set). */
-static double train_step(run *r, const float *x, const int32_t *labels, int n, int64_t *correct, int *rc) {
+/* One step of a classification objective on a batch: labels through the run's class map. */
+static double train_step(run *r, const float *x, const int32_t *labels0, const int64_t *items, int n, int64_t *correct,
+                         int *rc) {
   embr_model *m = r->m;
+  int32_t *labels = r->lab;
+  (void)items;
+  for (int i = 0; i < n; i++) labels[i] = r->map[labels0[i]];
   const embr_image_spec *s = &m->p.input;
   embr__nn_ctx_reset(&r->ctx);
   embr__nn_params_zero_grad(&m->P);
@@ -111,8 +109,13 @@ static double train_step(run *r, const float *x, const int32_t *labels, int n, i
   }
   embr__nn_grad(&r->ctx, logits);
   double loss = embr__nn_softmax_xent(logits, labels, correct);
+  return embr__train_finish_step(r, loss, rc);
+}
+
+/* Backward from the loss gradients already set, clipping, the optimizer step on the schedule. */
+double embr__train_finish_step(run *r, double loss, int *rc) {
   if (!isfinite(loss)) {
-    *rc = diverged(r, "loss", loss);
+    *rc = embr__train_diverged(r, "loss", loss);
     return 0;
   }
   embr__nn_backward(&r->ctx);
@@ -120,18 +123,18 @@ static double train_step(run *r, const float *x, const int32_t *labels, int n, i
     *rc = r->ctx.rc;
     return 0;
   }
-  double norm = embr__nn_clip_grad(&m->P, r->p->clip);
+  double norm = embr__nn_clip_grad(&r->m->P, r->p->clip);
   if (!isfinite(norm)) {
-    *rc = diverged(r, "gradient norm", norm);
+    *rc = embr__train_diverged(r, "gradient norm", norm);
     return 0;
   }
-  embr__nn_optim_step(&r->opt, &m->P, (float)embr__nn_lr_at(r->p->lr, r->step, r->warmup, r->total));
+  embr__nn_optim_step(&r->opt, &r->m->P, (float)embr__nn_lr_at(r->p->lr, r->step, r->warmup, r->total));
   r->step++;
   return loss;
 }
 
 /* Checkpoint: the model's tensors, then the optimizer state as optim.m.NAME / optim.v.NAME. */
-static int save_checkpoint(run *r, const char *path, int epoch) {
+int embr__train_checkpoint(run *r, const char *path, int epoch) {
   embr_model *m = r->m;
   int n = m->P.n, per = r->opt.v ? 3 : 2, rc = 0;
   nn_st_out *t = calloc((size_t)n * (size_t)per + 1, sizeof(nn_st_out));
@@ -188,7 +191,7 @@ int embr__checkpoint_read(embr_model *m, nn_optim *opt, const nn_st *st, const c
 }
 
 /* Restores weights, optimizer moments and the position in the schedule from a checkpoint file. */
-static int resume_from(run *r, const char *path) {
+int embr__train_resume(run *r, const char *path) {
   nn_st st;
   int rc = embr__nn_st_open(&st, path), epoch = 0;
   int64_t step = 0;
@@ -207,11 +210,9 @@ static int check_train_params(const embr_train_params *p) {
   return 0;
 }
 
-static int run_epochs(run *r, embr_loader *ld, const int32_t *map, embr_train_stats *st) {
+int embr__train_epochs(run *r, embr_loader *ld, embr_train_stats *st) {
   const embr_train_params *p = r->p;
   int rc = 0;
-  int32_t *lab = malloc(sizeof(int32_t) * (size_t)p->batch);
-  if (!lab) return embr_error(EMBR_ENOMEM, "out of memory");
   embr_progress_state ps;
   embr_progress_begin(&ps, p->progress, (uint64_t)(r->total - r->step));
   double t0 = embr_now();
@@ -227,9 +228,8 @@ static int run_epochs(run *r, embr_loader *ld, const int32_t *map, embr_train_st
       const int64_t *items;
       int count;
       if ((rc = embr_loader_next(ld, &x, &labels, &items, &count)) || count == 0) break;
-      for (int i = 0; i < count; i++) lab[i] = map[labels[i]];
       int64_t correct = 0;
-      double loss = train_step(r, x, lab, count, &correct, &rc);
+      double loss = r->step_fn(r, x, labels, items, count, &correct, &rc);
       if (rc) break;
       lsum += loss * count, hits += correct, seen += count, images += count;
       char detail[128];
@@ -245,12 +245,11 @@ static int run_epochs(run *r, embr_loader *ld, const int32_t *map, embr_train_st
     st->epochs_done = ep + 1;
     st->last_loss = seen ? lsum / seen : 0;
     st->last_accuracy = seen ? (double)hits / seen : 0;
-    if (p->checkpoint) rc = save_checkpoint(r, p->checkpoint, ep + 1);
+    if (p->checkpoint) rc = embr__train_checkpoint(r, p->checkpoint, ep + 1);
   }
   st->seconds = embr_now() - t0;
   st->images_per_s = st->seconds > 0 ? images / st->seconds : 0;
   if (!rc) embr_progress_update(&ps, (uint64_t)(r->step - steps0), NULL, 1);
-  free(lab);
   return rc;
 }
 
@@ -273,25 +272,34 @@ embr_status embr_model_train(embr_model *m, const embr_dataset *ds, const int64_
   embr_loader_params lp = embr_loader_params_default();
   lp.spec = m->p.input, lp.batch = p->batch, lp.shuffle = 1, lp.drop_last = 1, lp.cache = 1;
   lp.pad = p->pad, lp.flip = p->flip, lp.seed = p->seed, lp.subset = subset, lp.n_subset = n_subset;
-  embr_loader *ld = NULL;
-  run r = {.m = m, .p = p};
-  embr__nn_ctx_init(&r.ctx, &m->P, 1, 1, p->seed);
-  r.ctx.nt = embr_threads_resolve(p->n_threads);
-  rc = embr_loader_create(ds, &lp, &ld);
-  if (!rc) rc = embr__nn_optim_init(&r.opt, &m->P, p->adamw ? NN_ADAMW : NN_SGD);
-  if (!rc) {
-    r.opt.weight_decay = p->weight_decay;
-    r.opt.nt = r.ctx.nt;
-    int64_t per = embr_loader_batches_per_epoch(ld);
-    r.total = per * p->epochs;
-    r.warmup = (int64_t)(p->warmup_epochs * (float)per);
-    if (p->resume) rc = resume_from(&r, p->resume);
-  }
-  if (!rc) rc = run_epochs(&r, ld, map, &st);
-  embr_loader_free(ld);
-  embr__nn_optim_free(&r.opt);
-  embr__nn_ctx_free(&r.ctx);
+  run r = {.m = m, .p = p, .step_fn = train_step, .map = map};
+  if (!(r.lab = malloc(sizeof(int32_t) * (size_t)p->batch))) rc = embr_error(EMBR_ENOMEM, "out of memory");
+  if (!rc) rc = embr__train_run(&r, ds, &lp, &st);
+  free(r.lab);
   free(map);
   if (stats) *stats = st;
+  return rc;
+}
+
+int embr__train_run(run *r, const embr_dataset *ds, const embr_loader_params *lp, embr_train_stats *st) {
+  const embr_train_params *p = r->p;
+  embr_loader *ld = NULL;
+  embr__nn_ctx_init(&r->ctx, &r->m->P, 1, 1, p->seed);
+  r->ctx.nt = embr_threads_resolve(p->n_threads);
+  int rc = embr_loader_create(ds, lp, &ld);
+  if (!rc) rc = embr__nn_optim_init(&r->opt, &r->m->P, p->adamw ? NN_ADAMW : NN_SGD);
+  if (!rc) {
+    r->opt.weight_decay = p->weight_decay;
+    r->opt.nt = r->ctx.nt;
+    if (p->objective == EMBR_OBJ_CLIP) r->opt.beta2 = 0.98f, r->opt.eps = 1e-6f; /* OpenAI's CLIP */
+    int64_t per = embr_loader_batches_per_epoch(ld);
+    r->total = per * p->epochs;
+    r->warmup = (int64_t)(p->warmup_epochs * (float)per);
+    if (p->resume) rc = embr__train_resume(r, p->resume);
+  }
+  if (!rc) rc = embr__train_epochs(r, ld, st);
+  embr_loader_free(ld);
+  embr__nn_optim_free(&r->opt);
+  embr__nn_ctx_free(&r->ctx);
   return rc;
 }
