@@ -1,12 +1,14 @@
-/* Layers other than convolution: batch norm, activations, pooling, residual add, flatten,
- * linear, dropout, L2 normalisation. Each has a forward op that records a node and a backward
- * function that accumulates into its inputs' and parameters' gradients. */
+/* Layers other than convolution: batch norm, activations (ReLU, PReLU, GELU, QuickGELU),
+ * pooling, residual add, flatten, linear, dropout, L2 normalisation. Each has a forward op that
+ * records a node and a backward function that accumulates into its inputs' and parameters'
+ * gradients. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
 #include "core/threads.h"
 #include "nn/nn.h"
+#include "nn/vmath.h"
 
 /* A node for ops with one input and one output, plus what backward needs. */
 typedef struct unary {
@@ -268,15 +270,19 @@ int embr__nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch) {
   return (L->a = embr__nn_param_add(P, name, 1, shape, NN_NODECAY, NN_INIT_CONST, 0.25f)) < 0 ? EMBR_ENOMEM : 0;
 }
 
-/* GELU, the exact form: x * Phi(x). */
+/* GELU, the exact form: x * Phi(x). erf is libm's (in double: no vector form), so the loops are
+ * parallel but not vectorised. */
 static void gelu_backward(nn_ctx *ctx, void *node) {
   unary *u = node;
   if (!u->x->g) return;
   int64_t n = nn_numel(u->x);
+  const float *xd = u->x->d, *gy = u->y->g;
+  float *gx = u->x->g;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t i = 0; i < n; i++) {
-    double v = u->x->d[i];
+    double v = xd[i];
     double cdf = 0.5 * (1 + erf(v / sqrt(2.0))), pdf = exp(-0.5 * v * v) / sqrt(2 * M_PI);
-    u->x->g[i] += (float)(u->y->g[i] * (cdf + v * pdf));
+    gx[i] += (float)(gy[i] * (cdf + v * pdf));
   }
 }
 
@@ -285,8 +291,40 @@ nn_t *embr__nn_gelu(nn_ctx *ctx, nn_t *x) {
   nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
   if (!y) return NULL;
   int64_t n = nn_numel(x);
-  for (int64_t i = 0; i < n; i++) y->d[i] = (float)(0.5 * x->d[i] * (1 + erf(x->d[i] / sqrt(2.0))));
+  const float *xd = x->d;
+  float *yd = y->d;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) yd[i] = (float)(0.5 * xd[i] * (1 + erf(xd[i] / sqrt(2.0))));
   record_unary(ctx, gelu_backward, x, y, NULL);
+  return embr__nn_done(ctx, x, y);
+}
+
+/* QuickGELU, OpenAI CLIP's activation: x * sigmoid(1.702 x), with the vectorisable exponential
+ * (nn/vmath.h): the loops vectorise and run in parallel. Backward recomputes the sigmoid from x
+ * rather than keeping it: d/dx = s + 1.702 x s (1 - s). */
+static void quick_gelu_backward(nn_ctx *ctx, void *node) {
+  unary *u = node;
+  if (!u->x->g) return;
+  int64_t n = nn_numel(u->x);
+  const float *xd = u->x->d, *gy = u->y->g;
+  float *gx = u->x->g;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float v = xd[i], s = 1.0f / (1.0f + embr__nn_expf(-1.702f * v));
+    gx[i] += gy[i] * (s + 1.702f * v * s * (1.0f - s));
+  }
+}
+
+nn_t *embr__nn_quick_gelu(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  if (!y) return NULL;
+  int64_t n = nn_numel(x);
+  const float *xd = x->d;
+  float *yd = y->d;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) yd[i] = xd[i] / (1.0f + embr__nn_expf(-1.702f * xd[i]));
+  record_unary(ctx, quick_gelu_backward, x, y, NULL);
   return embr__nn_done(ctx, x, y);
 }
 

@@ -182,7 +182,8 @@ nn_t *embr__nn_layernorm(nn_ctx *ctx, nn_t *x, const nn_ln *L);
  * (x (n, c, h, in) -> (n, c, h, out)). The weight is (out, in) as torch.nn.Linear, or (in, out)
  * when t is set (OpenAI's visual.proj and text_projection, applied as x @ W). Names are given
  * whole (OpenAI's attn.in_proj_weight is no prefix + ".weight"); bname NULL: no bias. Init:
- * uniform +-1/sqrt(in) as PyTorch's default, or normal(std) when std > 0. */
+ * uniform +-1/sqrt(in) as PyTorch's default (weight and bias), or, when std > 0, normal(std)
+ * weights and zero biases (as nn.MultiheadAttention's and the transformer recipes'). */
 typedef struct nn_dense {
   int in, out, t;
   int64_t w, b; /* bias or -1 */
