@@ -1,5 +1,6 @@
 /* Matrix file formats: round trips, hand-written fixtures, and hostile inputs (truncations, bad
  * headers, non-finite values, giant sizes, mutated bytes). */
+#include "embr/captions.h"
 #include "embr/lines.h"
 #include "embr/matrix.h"
 #include "formats/formats_internal.h"
@@ -1345,6 +1346,104 @@ static void test_triplets(void) {
   }
 }
 
+/* ---- image-caption pairs ------------------------------------------------------------------------- */
+
+static void test_captions_read(void) {
+  const char *dir = th_fresh_dir("captions");
+  mkdir(th_join(dir, "img"), 0755);
+  th_write_file(th_join(dir, "img/a.png"), "x", 1);
+  th_write_file(th_join(dir, "img/b.png"), "x", 1);
+  th_write_file(th_join(dir, "c d.png"), "x", 1);
+  /* BOM, CR LF, a lone CR, a blank line, a repeated image, spaces around the caption, UTF-8 */
+  const char *text = "\xEF\xBB\xBFimg/b.png\ta red heart\r\nimg/a.png\t  smiling face \r\n\n"
+                     "img/b.png\tlove\rc d.png\tcaf\xC3\xA9 \xE2\x98\x95\n   \n";
+  const char *pairs = th_join(dir, "pairs.tsv");
+  th_write_file(pairs, text, strlen(text));
+  embr_captions c;
+  REQUIRE(embr_captions_read(pairs, dir, &c) == 0);
+  CHECK_EQ_INT(c.n_images, 3);
+  CHECK_EQ_INT(c.n, 4);
+  CHECK(!strcmp(c.image[0], "img/b.png") && !strcmp(c.image[1], "img/a.png") && !strcmp(c.image[2], "c d.png"));
+  CHECK(!strcmp(c.image_path[1], th_join(dir, "img/a.png")));
+  const char *want[] = {"a red heart", "smiling face", "love", "caf\xC3\xA9 \xE2\x98\x95"};
+  int64_t idx[] = {0, 1, 0, 2}, line[] = {1, 2, 4, 5};
+  for (int i = 0; i < 4; i++) {
+    CHECK_MSG(!strcmp(c.text[i], want[i]), "caption %d is '%s'", i, c.text[i]);
+    CHECK_EQ_INT(c.image_index[i], idx[i]);
+    CHECK_EQ_INT(c.line[i], line[i]);
+  }
+  embr_captions_free(&c);
+  embr_captions_free(&c); /* twice: a no-op */
+  embr_captions_free(NULL);
+  /* without a folder: no existence check, paths as written */
+  REQUIRE(embr_captions_read_mem("x/y.png\tz\n", 10, "p.tsv", NULL, &c) == 0);
+  CHECK(!strcmp(c.image_path[0], "x/y.png") && c.n == 1);
+  embr_captions_free(&c);
+  /* a missing image names the pairs file, the line and the path; so does a folder as an image */
+  th_write_file(pairs, "img/a.png\tok\nimg/zz.png\tgone\n", 29);
+  CHECK_EQ_INT(embr_captions_read(pairs, dir, &c), EMBR_ENOTFOUND);
+  char want_msg[600];
+  snprintf(want_msg, sizeof want_msg, "%s: line 2: image '%s/img/zz.png' not found", pairs, dir);
+  CHECK_MSG(!strcmp(embr_last_error(), want_msg), "%s", embr_last_error());
+  CHECK(c.n == 0 && c.text == NULL && c.buf == NULL);
+  th_write_file(pairs, "img\tdir\n", 8);
+  CHECK_EQ_INT(embr_captions_read(pairs, dir, &c), EMBR_EFORMAT);
+  CHECK(strstr(embr_last_error(), "line 1: image") && strstr(embr_last_error(), "not a regular file"));
+  CHECK_EQ_INT(embr_captions_read(th_join(dir, "nope.tsv"), dir, &c), EMBR_ENOTFOUND);
+}
+
+static void test_captions_refusals(void) {
+  struct {
+    const char *text;
+    size_t len;
+    const char *msg;
+  } bad[] = {
+      {"a.png\tok\nb.png caption\n", 0, "p.tsv: line 2: no tab"},
+      {"a.png\tx\ty\n", 0, "p.tsv: line 1: more than one tab"},
+      {"a.png\t   \n", 0, "p.tsv: line 1: empty caption"},
+      {"a.png\t\r\n", 0, "p.tsv: line 1: empty caption"},
+      {"\tcaption\n", 0, "p.tsv: line 1: empty file name"},
+      {"/etc/passwd\tx\n", 0, "p.tsv: line 1: '/etc/passwd' leaves the data folder"},
+      {"img/../../x.png\tx\n", 0, "leaves the data folder"},
+      {"..\tx\n", 0, "leaves the data folder"},
+      {"a.png\tok\nb.png\tbad\0byte\n", 23, "p.tsv: line 2, byte 10: NUL byte"},
+      {"a.png\tcaf\xC3\n", 0, "p.tsv: line 1, byte 10: not UTF-8"},
+      {"a.png\t\xC0\xAF\n", 0, "not UTF-8"},
+      {"a.png\tbell\x07\n", 0, "p.tsv: line 1, byte 11: control byte"},
+      {"", 0, "p.tsv: no pairs"},
+      {"\n \r\n", 0, "p.tsv: no pairs"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    embr_captions c;
+    size_t len = bad[i].len ? bad[i].len : strlen(bad[i].text);
+    int rc = embr_captions_read_mem(bad[i].text, len, "p.tsv", NULL, &c);
+    CHECK_MSG(rc == EMBR_EFORMAT, "case %zu: status %d", i, rc);
+    CHECK_MSG(strstr(embr_last_error(), bad[i].msg) && !strchr(embr_last_error(), '\n'), "case %zu: '%s'", i,
+              embr_last_error());
+    CHECK(c.n == 0 && c.image == NULL);
+  }
+  /* names that merely contain dots are fine */
+  embr_captions c;
+  REQUIRE(embr_captions_read_mem("..a/b..png\tx\n./c.png\ty\n", 23, "p.tsv", NULL, &c) == 0);
+  CHECK_EQ_INT(c.n_images, 2);
+  embr_captions_free(&c);
+  /* many images: the hash table grows with the lines, every caption finds its image */
+  char *big = malloc(64 * 5000);
+  size_t n = 0;
+  for (int i = 0; i < 5000; i++) n += (size_t)sprintf(big + n, "i%d.png\tc%d\n", i % 1234, i);
+  REQUIRE(embr_captions_read_mem(big, n, "big.tsv", NULL, &c) == 0);
+  CHECK_EQ_INT(c.n_images, 1234);
+  int ok = 1;
+  for (int i = 0; i < 5000; i++) {
+    char want[32];
+    sprintf(want, "i%d.png", i % 1234);
+    ok &= c.image_index[i] == i % 1234 && !strcmp(c.image[c.image_index[i]], want);
+  }
+  CHECK(ok);
+  embr_captions_free(&c);
+  free(big);
+}
+
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_npy_other_layouts, test_numpy_written_files, test_cr_line_ends, test_format_names, test_parse_float, test_roundtrip_float_formats,
                      test_roundtrip_int_formats, test_npy_writer_layout, test_npy_float64,
@@ -1352,6 +1451,7 @@ int main(int argc, char **argv) {
                      test_vecs_refusals, test_w2v_binary_fixtures, test_text_word_fixtures,
                      test_delimited_fixtures, test_truncated_binary, test_paths,
                      test_write_refusals, test_locale_independent, test_mutations, test_lines, test_int_list,
-                     test_ids_ivecs, test_map_read, test_triplets);
+                     test_ids_ivecs, test_map_read, test_triplets, test_captions_read,
+                     test_captions_refusals);
   return rc;
 }

@@ -2,6 +2,7 @@
 #ifndef EMBR_EMBR_H
 #define EMBR_EMBR_H
 
+#include "embr/captions.h"
 #include "embr/collection.h"
 #include "embr/core.h"
 #include "embr/evaluate.h"

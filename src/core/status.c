@@ -1,5 +1,6 @@
 /* Status codes, their descriptions and the per-thread "last error" message. */
 #include "embr/core.h"
+#include "core/parse.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,9 +33,7 @@ const char *embr_last_error(void) { return last_error; }
 
 void embr_clear_error(void) { last_error[0] = '\0'; }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
- * (overlong forms, surrogates and code points above U+10FFFF count as invalid). */
-static int utf8_len(const unsigned char *s) {
+int embr__utf8_len(const unsigned char *s) {
   unsigned c = s[0];
   int n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
   if (c >= 0xf5) n = 0;
@@ -52,7 +51,7 @@ static void escape_message(const char *in, char *out, size_t cap) {
   const unsigned char *s = (const unsigned char *)in;
   size_t o = 0;
   while (*s && o + 5 <= cap) {
-    int n = *s >= 0x80 ? utf8_len(s) : (*s >= 0x20 && *s != 0x7f);
+    int n = *s >= 0x80 ? embr__utf8_len(s) : (*s >= 0x20 && *s != 0x7f);
     if (n > 0) {
       if (o + (size_t)n + 1 > cap) break;
       memcpy(out + o, s, (size_t)n);

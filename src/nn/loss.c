@@ -1,5 +1,5 @@
-/* Losses on (n, d) rows: softmax cross-entropy, and the combined angular-margin head that gives
- * ArcFace (m2), CosFace (m3) and SphereFace (m1) logits. */
+/* Losses on (n, d) rows: softmax cross-entropy, the combined angular-margin head that gives
+ * ArcFace (m2), CosFace (m3) and SphereFace (m1) logits, and CLIP's symmetric InfoNCE. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -131,4 +131,144 @@ nn_t *embr__nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const i
   *m = (margin_node){emb, y, L, e, w, einv, winv, dtdc, labels};
   embr__nn_record(ctx, margin_backward, m, y, emb, NULL);
   return y;
+}
+
+/* ---- CLIP: symmetric InfoNCE over a batch of (image, text) rows ---------------------------------
+ * Forward and backward in one call, as embr__nn_softmax_xent: the loss is the end of the graph, so
+ * its gradient is known at once and goes straight into the inputs' gradient buffers (the towers'
+ * backward then runs from there). Logits come from one sgemm of the normalised rows; the two
+ * softmaxes and their gradient are taken in double over the B x B logits. */
+
+#define CLIP_LOG_MAX_SCALE 4.605170185988091 /* ln 100 */
+
+typedef struct clip_work {
+  int B, E;
+  float *u, *v, *uinv, *vinv; /* normalised rows and their inverse norms */
+  float *z, *g;               /* logits and dL/dlogits, B x B */
+  const int32_t *group;
+  double t;                   /* exp of the clamped logit scale */
+} clip_work;
+
+/* Entry (i, j) is left out of both softmaxes: another row showing the same image. */
+static int clip_masked(const clip_work *w, int i, int j) {
+  return w->group && i != j && w->group[i] == w->group[j];
+}
+
+/* Cross-entropy of one softmax along row i (stride 1) or column i (stride B) of the logits,
+ * target the diagonal entry; adds (p - onehot) * gscale into the gradient when it is kept.
+ * *hit: the diagonal is the first largest kept entry (torch.argmax's tie rule). */
+static double clip_xent(clip_work *w, int i, int64_t step, int64_t across, double gscale, int *hit) {
+  const float *z = w->z + (int64_t)i * across;
+  int arg = -1; /* the first largest kept entry, as torch.argmax */
+  for (int j = 0; j < w->B; j++)
+    if (!clip_masked(w, i, j) && (arg < 0 || z[j * step] > z[(int64_t)arg * step])) arg = j;
+  *hit = arg == i;
+  double top = z[(int64_t)arg * step], sum = 0;
+  for (int j = 0; j < w->B; j++)
+    if (!clip_masked(w, i, j)) sum += exp((double)z[j * step] - top);
+  if (w->g) {
+    float *g = w->g + (int64_t)i * across;
+    for (int j = 0; j < w->B; j++)
+      if (!clip_masked(w, i, j)) g[j * step] += (float)((exp((double)z[j * step] - top) / sum - (j == i)) * gscale);
+  }
+  return log(sum) - ((double)z[(int64_t)i * step] - top);
+}
+
+/* Both directions: rows of z are images against texts, columns texts against images. */
+static double clip_both(clip_work *w, int64_t *i2t, int64_t *t2i) {
+  double loss = 0, gscale = 0.5 / w->B;
+  int64_t hi = 0, ht = 0;
+  for (int i = 0; i < w->B; i++) {
+    int hit = 0;
+    loss += clip_xent(w, i, 1, w->B, gscale, &hit);
+    hi += hit;
+    hit = 0;
+    loss += clip_xent(w, i, w->B, 1, gscale, &hit);
+    ht += hit;
+  }
+  if (i2t) *i2t = hi;
+  if (t2i) *t2i = ht;
+  return loss * 0.5 / w->B;
+}
+
+/* dL/du = t G V, dL/dv = t G^T U, then back through the normalisation into the raw rows. */
+static void clip_backward(nn_ctx *ctx, clip_work *w, nn_t *img, nn_t *txt) {
+  int B = w->B, E = w->E;
+  float *gi = embr__nn_grad(ctx, img), *gt = embr__nn_grad(ctx, txt);
+  float *du = embr__nn_scratch(ctx, (int64_t)B * E), *dv = embr__nn_scratch(ctx, (int64_t)B * E);
+  if (du && dv) {
+    embr__blas_enter(ctx->nt);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, E, B, (float)w->t, w->g, B, w->v, E, 0.0f, du, E);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, B, E, B, (float)w->t, w->g, B, w->u, E, 0.0f, dv, E);
+    embr__blas_leave();
+    if (gi) unnormalise_grad(w->u, du, w->uinv, B, E, gi);
+    if (gt) unnormalise_grad(w->v, dv, w->vinv, B, E, gt);
+  }
+  embr__nn_scratch_put(ctx, du);
+  embr__nn_scratch_put(ctx, dv);
+}
+
+static int clip_check(nn_ctx *ctx, const nn_t *img, const nn_t *txt, int64_t logit_scale) {
+  int E = img->c * img->h * img->w;
+  if (img->n < 1 || img->n != txt->n || E != txt->c * txt->h * txt->w)
+    return embr_error(EMBR_EINVAL, "CLIP loss: image rows (%d, %d) and text rows (%d, %d) must have one shape", img->n, E,
+                      txt->n, txt->c * txt->h * txt->w);
+  if (logit_scale < 0 || logit_scale >= ctx->P->total)
+    return embr_error(EMBR_EINVAL, "CLIP loss: logit_scale offset %lld outside the %lld parameters", (long long)logit_scale,
+                      (long long)ctx->P->total);
+  if (!isfinite(nn_pd(ctx, logit_scale)[0]))
+    return embr_error(EMBR_EVALUE, "CLIP loss: logit_scale is not finite");
+  return 0;
+}
+
+static void clip_free(nn_ctx *ctx, clip_work *w) {
+  float *bufs[] = {w->u, w->v, w->uinv, w->vinv, w->z, w->g};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) embr__nn_scratch_put(ctx, bufs[i]);
+}
+
+/* Normalised rows, logits z = t U V^T, and a zeroed gradient when one is wanted. */
+static int clip_forward(nn_ctx *ctx, clip_work *w, const nn_t *img, const nn_t *txt, int grads) {
+  int B = w->B, E = w->E;
+  w->u = embr__nn_scratch(ctx, (int64_t)B * E);
+  w->v = embr__nn_scratch(ctx, (int64_t)B * E);
+  w->uinv = embr__nn_scratch(ctx, B);
+  w->vinv = embr__nn_scratch(ctx, B);
+  w->z = embr__nn_scratch(ctx, (int64_t)B * B);
+  w->g = grads ? embr__nn_scratch(ctx, (int64_t)B * B) : NULL;
+  if (!w->u || !w->v || !w->uinv || !w->vinv || !w->z || (grads && !w->g)) return ctx->rc;
+  if (w->g) memset(w->g, 0, sizeof(float) * (size_t)B * (size_t)B);
+  normalise_rows(img->d, B, E, w->u, w->uinv);
+  normalise_rows(txt->d, B, E, w->v, w->vinv);
+  embr__blas_enter(ctx->nt);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, B, E, (float)w->t, w->u, E, w->v, E, 0.0f, w->z, B);
+  embr__blas_leave();
+  return 0;
+}
+
+double embr__nn_clip_loss(nn_ctx *ctx, nn_t *img, nn_t *txt, int64_t logit_scale, const int32_t *group,
+                          int64_t *i2t_correct, int64_t *t2i_correct) {
+  if (!img || !txt || ctx->rc) return NAN;
+  int rc = clip_check(ctx, img, txt, logit_scale);
+  if (rc) {
+    ctx->rc = rc;
+    return NAN;
+  }
+  /* In float, as torch.clamp on a float32 tensor: the stored ln 100 is at the bound, not past it. */
+  float s = nn_pd(ctx, logit_scale)[0], top = (float)CLIP_LOG_MAX_SCALE;
+  int live = s >= 0 && s <= top; /* torch.clamp passes the gradient at the bounds */
+  s = s < 0 ? 0 : s > top ? top : s;
+  int grads = img->need_g || txt->need_g || (ctx->record && ctx->P->grad);
+  clip_work w = {img->n, img->c * img->h * img->w, NULL, NULL, NULL, NULL, NULL, NULL, group, exp(s)};
+  double loss = NAN;
+  if (!clip_forward(ctx, &w, img, txt, grads)) {
+    loss = clip_both(&w, i2t_correct, t2i_correct);
+    if (grads) {
+      double ds = 0; /* dL/ds = t sum G_ij c_ij = sum G_ij z_ij */
+      for (int64_t i = 0; i < (int64_t)w.B * w.B; i++) ds += (double)w.g[i] * w.z[i];
+      if (ctx->record && ctx->P->grad && live) nn_pg(ctx, logit_scale)[0] += (float)ds;
+      clip_backward(ctx, &w, img, txt);
+    }
+  }
+  clip_free(ctx, &w);
+  return ctx->rc ? NAN : loss;
 }

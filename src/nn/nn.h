@@ -232,6 +232,27 @@ int embr__nn_margin_make(nn_params *P, nn_margin *L, const char *prefix, int cla
                    float s);
 nn_t *embr__nn_margin_logits(nn_ctx *ctx, nn_t *emb, const nn_margin *L, const int32_t *labels);
 
+/* CLIP's symmetric InfoNCE. img and txt: (B, E) rows (n = B, c*h*w = E), unnormalised, row i of
+ * each a matching pair. logits = exp(s) * normalize(img) normalize(txt)^T (F.normalize's 1e-12
+ * floor), loss = (CE(logits, arange B) + CE(logits^T, arange B)) / 2, each CE a mean over rows.
+ * s is the parameter at offset logit_scale (one float; OpenAI initialises it to ln(1/0.07)).
+ * The clamp is applied here, in the forward: s is clamped into [0, ln 100] before use (so the
+ * scale exp(s) stays in [1, 100]) and the stored value is left alone; outside that range its
+ * gradient is 0 (at the bounds it passes, as torch.clamp's). A training loop that wants
+ * open_clip's behaviour also clamps the stored value after each optimizer step (the loss writes
+ * no parameter).
+ * group (B entries, or NULL): rows with the same group show the same picture (several captions
+ * of one image in a batch); entry (i, j), i != j, of such rows is left out of both softmaxes, so
+ * a second caption of the same picture is neither a negative nor a positive. NULL: every
+ * off-diagonal entry is a negative (the CLIP paper's loss).
+ * Gradients: added into img->g and txt->g (through embr__nn_grad: allocated when the tensor wants
+ * one) and, when recording, into ctx->P->grad at logit_scale. *i2t_correct / *t2i_correct (may be
+ * NULL): rows whose own text / image has the largest kept logit (ties to the lower index, as
+ * torch.argmax). Returns the loss, or NaN with ctx->rc set (shape mismatch, a bad offset, a
+ * non-finite s: EMBR_EINVAL/EMBR_EVALUE; ENOMEM). Memory: 2 B^2 + 4 B E floats of scratch. */
+double embr__nn_clip_loss(nn_ctx *ctx, nn_t *img, nn_t *txt, int64_t logit_scale, const int32_t *group,
+                          int64_t *i2t_correct, int64_t *t2i_correct);
+
 
 /* ---- optimizers -------------------------------------------------------------------------------- */
 
