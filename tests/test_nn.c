@@ -324,6 +324,7 @@ static void test_optimizers(void) {
   embr__nn_param_add(&P, "b", 1, s2, NN_NODECAY, NN_INIT_CONST, 1.0f);
   embr__nn_param_add(&P, "rm", 1, s2, NN_BUFFER, NN_INIT_CONST, 1.0f);
   CHECK(embr__nn_params_init(&P, 1) == 0);
+  CHECK(embr__nn_params_grad_alloc(&P) == 0); /* gradients are allocated by recording contexts; set by hand here */
   nn_optim o;
   CHECK(embr__nn_optim_init(&o, &P, NN_SGD) == 0);
   o.weight_decay = 0.1f;

@@ -102,8 +102,8 @@ static int build(nn_params *P, const embr_model_params *p, void **out) {
   return 0;
 }
 
-static nn_t *forward_image(nn_ctx *ctx, const void *net, nn_t *x) {
-  return embr__vit_forward(ctx, &((const clip_net *)net)->visual, x);
+static nn_t *forward_image(nn_ctx *ctx, const void *cn, nn_t *x) {
+  return embr__vit_forward(ctx, &((const clip_net *)cn)->visual, x);
 }
 
 nn_t *embr__clip_forward_text(nn_ctx *ctx, const clip_net *c, const int32_t *ids, int B) {
@@ -116,12 +116,12 @@ nn_t *embr__clip_forward_text(nn_ctx *ctx, const clip_net *c, const int32_t *ids
       if (r[i] > r[eot[b]]) eot[b] = i;
   }
   nn_t *x = embr__nn_embed_tokens(ctx, ids, B, c->context, c->tok, c->vocab, c->pos, c->width);
-  x = embr__nn_take_token(ctx, embr__tf_forward(ctx, &c->tf, x), eot);
-  return embr__nn_dense_f(ctx, embr__nn_layernorm(ctx, x, &c->ln_final), &c->proj);
+  x = embr__nn_layernorm(ctx, embr__tf_forward(ctx, &c->tf, x), &c->ln_final);
+  return embr__nn_dense_f(ctx, embr__nn_take_token(ctx, x, eot), &c->proj);
 }
 
-static void destroy(void *net) {
-  clip_net *c = net;
+static void destroy(void *cn) {
+  clip_net *c = cn;
   if (!c) return;
   embr__vit_free(&c->visual);
   embr__tf_free(&c->tf);

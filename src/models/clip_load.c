@@ -112,12 +112,12 @@ static const nn_st_tensor *need(const nn_st *st, const char *path, const char *n
   return t;
 }
 
-/* Layers: the number of consecutive blocks whose first tensor exists. */
-static int count_layers(const nn_st *st, const char *fmt) {
+/* Layers: the number of consecutive blocks prefix.N.suffix that exist. */
+static int count_layers(const nn_st *st, const char *prefix, const char *suffix) {
   char n[160];
   int l = 0;
   for (;; l++) {
-    snprintf(n, sizeof n, fmt, l);
+    snprintf(n, sizeof n, "%s.%d.%s", prefix, l, suffix);
     if (!embr__nn_st_find(st, n) || l >= 256) return l;
   }
 }
@@ -139,10 +139,9 @@ static int infer_config(const nn_st *st, const char *path, int naming, embr_mode
   p->input = embr__clip_input((int)(g * conv->shape[2]));
   p->embedding_dim = (int)(hf ? vproj->shape[0] : vproj->shape[1]);
   p->text.vocab = (int)tok->shape[0], p->text.width = (int)tok->shape[1], p->text.context = (int)tpos->shape[0];
-  p->vision.layers = count_layers(st, hf ? "vision_model.encoder.layers.%d.layer_norm1.weight"
-                                         : "visual.transformer.resblocks.%d.ln_1.weight");
-  p->text.layers = count_layers(st, hf ? "text_model.encoder.layers.%d.layer_norm1.weight"
-                                       : "transformer.resblocks.%d.ln_1.weight");
+  const char *ln = hf ? "layer_norm1.weight" : "ln_1.weight";
+  p->vision.layers = count_layers(st, hf ? "vision_model.encoder.layers" : "visual.transformer.resblocks", ln);
+  p->text.layers = count_layers(st, hf ? "text_model.encoder.layers" : "transformer.resblocks", ln);
   /* OpenAI's build_model: heads = width / 64 (at least 1) unless the caller knows better. */
   if (!p->vision.heads) p->vision.heads = p->vision.width >= 64 ? p->vision.width / 64 : 1;
   if (!p->text.heads) p->text.heads = p->text.width >= 64 ? p->text.width / 64 : 1;

@@ -46,6 +46,8 @@ nn_t *embr__vit_forward(nn_ctx *ctx, const vit *v, nn_t *x) {
   }
   nn_t *t = embr__nn_vit_tokens(ctx, embr__nn_conv2d(ctx, x, &v->patch), v->cls, v->pos);
   t = embr__tf_forward(ctx, &v->tf, embr__nn_layernorm(ctx, t, &v->ln_pre));
-  nn_t *y = embr__nn_layernorm(ctx, embr__nn_take_token(ctx, t, NULL), &v->ln_post);
+  /* ln_post is per token: normalising every token and taking the class token equals OpenAI's
+   * ln_post(x[:, 0, :]), and DINO reads the other tokens normalised too. */
+  nn_t *y = embr__nn_take_token(ctx, embr__nn_layernorm(ctx, t, &v->ln_post), NULL);
   return v->cfg.out > 0 ? embr__nn_dense_f(ctx, y, &v->proj) : y;
 }

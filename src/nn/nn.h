@@ -47,7 +47,10 @@ typedef struct nn_params {
  * a name). */
 int64_t embr__nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
                      float init_arg);
-int embr__nn_params_init(nn_params *P, uint64_t seed); /* allocates data and grad, initialises data */
+int embr__nn_params_init(nn_params *P, uint64_t seed); /* allocates and initialises data */
+/* Allocates grad (zeroed) if absent: recording contexts do it (embr__nn_ctx_init), so a model
+ * that only embeds holds no gradient buffer. */
+int embr__nn_params_grad_alloc(nn_params *P);
 void embr__nn_params_free(nn_params *P);
 int embr__nn_param_find(const nn_params *P, const char *name); /* index or -1 */
 void embr__nn_params_zero_grad(nn_params *P);

@@ -50,6 +50,7 @@ static void adamw_update(nn_optim *o, const nn_param *q, float *p, const float *
 }
 
 void embr__nn_optim_step(nn_optim *o, nn_params *P, float lr) {
+  if (!P->grad) return; /* nothing was ever recorded */
   o->step++;
   P->version++;
 #pragma omp parallel for num_threads(o->nt) schedule(dynamic, 1)
@@ -66,6 +67,7 @@ void embr__nn_optim_step(nn_optim *o, nn_params *P, float lr) {
 
 double embr__nn_clip_grad(nn_params *P, double max_norm) {
   double ss = 0;
+  if (!P->grad) return 0;
   for (int k = 0; k < P->n; k++) {
     if (P->p[k].kind == NN_BUFFER) continue;
     const float *g = P->grad + P->p[k].off;

@@ -37,10 +37,8 @@ int64_t embr__nn_param_add(nn_params *P, const char *name, int ndim, const int64
 int embr__nn_params_init(nn_params *P, uint64_t seed) {
   size_t bytes = sizeof(float) * (size_t)(P->total ? P->total : 1);
   P->data = embr_alloc(bytes);
-  P->grad = embr_alloc(bytes);
-  if (!P->data || !P->grad) return embr_error(EMBR_ENOMEM, "out of memory for %lld parameters", (long long)P->total);
+  if (!P->data) return embr_error(EMBR_ENOMEM, "out of memory for %lld parameters", (long long)P->total);
   memset(P->data, 0, bytes);
-  memset(P->grad, 0, bytes);
   embr_rng r;
   embr_rng_seed(&r, seed);
   P->version++;
@@ -77,4 +75,15 @@ int embr__nn_param_find(const nn_params *P, const char *name) {
   return -1;
 }
 
-void embr__nn_params_zero_grad(nn_params *P) { memset(P->grad, 0, sizeof(float) * (size_t)P->total); }
+/* Gradients take as much memory as the weights: a model that only embeds never allocates them. */
+int embr__nn_params_grad_alloc(nn_params *P) {
+  if (P->grad) return 0;
+  size_t bytes = sizeof(float) * (size_t)(P->total ? P->total : 1);
+  if (!(P->grad = embr_alloc(bytes))) return embr_error(EMBR_ENOMEM, "out of memory for %lld gradients", (long long)P->total);
+  memset(P->grad, 0, bytes);
+  return 0;
+}
+
+void embr__nn_params_zero_grad(nn_params *P) {
+  if (P->grad) memset(P->grad, 0, sizeof(float) * (size_t)P->total);
+}

@@ -19,6 +19,7 @@ void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint
   ctx->block_size = (size_t)8 << 20; /* larger tensors get blocks of their own size */
   ctx->nt = embr_threads_resolve(0);
   embr_rng_seed(&ctx->rng, seed);
+  if (record && P) ctx->rc = embr__nn_params_grad_alloc(P);
 }
 
 /* Keeps every block: a step allocates the same sizes in the same order as the last one, so it
@@ -28,7 +29,8 @@ void embr__nn_ctx_reset(nn_ctx *ctx) {
   for (nn_block *b = ctx->blocks; b; b = b->next) b->used = 0;
   ctx->cur = ctx->blocks;
   ctx->ntape = 0;
-  ctx->rc = 0;
+  /* Recording without a gradient buffer (its allocation failed) stays an error. */
+  ctx->rc = ctx->record && ctx->P && !ctx->P->grad ? EMBR_ENOMEM : 0;
   for (int i = 0; i < ctx->npool; i++) ctx->pool[i].used = 0;
 }
 

@@ -84,7 +84,8 @@ static void dense_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
   if (!x) return NULL;
-  if (x->w != L->in) {
+  int vec = x->h == 1 && x->w == 1 && x->c == L->in; /* an embedding (n, in, 1, 1), as pooling gives */
+  if (x->w != L->in && !vec) {
     ctx->rc = embr_error(EMBR_EINVAL, "dense layer expects rows of %d, got %d", L->in, x->w);
     return NULL;
   }
@@ -93,7 +94,7 @@ nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
     ctx->rc = embr_error(EMBR_EINVAL, "dense layer: %lld rows are too many for one product", (long long)M);
     return NULL;
   }
-  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, L->out);
+  nn_t *y = vec ? embr__nn_tensor(ctx, x->n, L->out, 1, 1) : embr__nn_tensor(ctx, x->n, x->c, x->h, L->out);
   if (!y) return NULL;
   const float *W = nn_pd(ctx, L->w);
   float *Y = y->d;

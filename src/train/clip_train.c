@@ -20,7 +20,7 @@ static double clip_step(run *r, const float *x, const int32_t *labels, const int
   (void)labels;
   embr_model *m = r->m;
   captions *c = r->obj;
-  clip_net *net = m->net;
+  clip_net *cn = m->net;
   embr_rng g;
   embr_rng_seed(&g, embr_seed_split(r->p->seed, 1000 + (uint64_t)r->step)); /* the captions drawn: a function of the step */
   for (int i = 0; i < n; i++) {
@@ -32,18 +32,18 @@ static double clip_step(run *r, const float *x, const int32_t *labels, const int
   embr__nn_ctx_reset(&r->ctx);
   embr__nn_params_zero_grad(&m->P);
   nn_t *img = embr__model_forward(m, &r->ctx, embr__nn_wrap(&r->ctx, (float *)x, n, s->channels, s->height, s->width));
-  nn_t *txt = embr__clip_forward_text(&r->ctx, net, c->batch_ids, n);
+  nn_t *txt = embr__clip_forward_text(&r->ctx, cn, c->batch_ids, n);
   if (!img || !txt) {
     *rc = r->ctx.rc ? r->ctx.rc : embr_error(EMBR_ENOMEM, "out of memory");
     return 0;
   }
-  double loss = embr__nn_clip_loss(&r->ctx, img, txt, net->logit_scale, NULL, correct, NULL);
+  double loss = embr__nn_clip_loss(&r->ctx, img, txt, cn->logit_scale, NULL, correct, NULL);
   if (r->ctx.rc) {
     *rc = r->ctx.rc;
     return 0;
   }
   loss = embr__train_finish_step(r, loss, rc);
-  float *ls = m->P.data + net->logit_scale; /* OpenAI: clamp(0, ln 100) after the update */
+  float *ls = m->P.data + cn->logit_scale; /* OpenAI: clamp(0, ln 100) after the update */
   *ls = fminf(fmaxf(*ls, 0.0f), logf(100.0f));
   return loss;
 }
