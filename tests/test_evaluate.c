@@ -689,12 +689,189 @@ static void test_identify_invalid(void) {
   CHECK_EQ_INT(embr_eval_identify(x, 4, 2, 2, labels, 1, ks, 2, &r), EMBR_EVALUE);
 }
 
+/* ---- cross-modal retrieval ------------------------------------------------------------------------ */
+
+/* The hand-computed case (ties included): see the ranks worked out in the comments. */
+static void test_retrieval_hand_computed(void) {
+  /* images: i0 (1,0), i1 (0,1), i2 (1,0) (no caption), i3 (1,1), i4 (0,1) */
+  float img[] = {1, 0, 0, 1, 1, 0, 1, 1, 0, 1};
+  /* captions: t0 (1,0) -> 0, t1 (0,1) -> 1, t2 (1,1) -> 3, t3 (-1,0) -> 0, t4 (0,2) -> 4 */
+  float txt[] = {1, 0, 0, 1, 1, 1, -1, 0, 0, 2};
+  int64_t of[] = {0, 1, 3, 0, 4}, tr[5], ir[5];
+  int ks[] = {1, 2, 5};
+  embr_retrieval_result r;
+  REQUIRE(embr_eval_retrieval(img, 5, 2, txt, 5, 2, 2, of, ks, 3, tr, ir, &r) == 0);
+  /* t0: i2 ties i0 -> 2; t1: i4 ties i1 -> 2; t2: 1; t3: all four others >= -1 -> 5; t4: i1 ties -> 2 */
+  int64_t want_t[] = {2, 2, 1, 5, 2}, want_i[] = {1, 2, -1, 1, 2};
+  /* i0: t0 scores 1, nothing else reaches it -> 1; i1: t4 (another image's) ties t1 -> 2; i2: no
+   * caption; i3: t2 -> 1; i4: t1 ties t4 -> 2 */
+  for (int i = 0; i < 5; i++) {
+    CHECK_EQ_INT(tr[i], want_t[i]);
+    CHECK_EQ_INT(ir[i], want_i[i]);
+  }
+  CHECK_EQ_INT(r.texts, 5);
+  CHECK_EQ_INT(r.images, 4);
+  CHECK_EQ_INT(r.nk, 3);
+  CHECK_NEAR(r.t2i_recall[0], 0.2, 1e-12);
+  CHECK_NEAR(r.t2i_recall[1], 0.8, 1e-12);
+  CHECK_NEAR(r.t2i_recall[2], 1.0, 1e-12);
+  CHECK_NEAR(r.t2i_median_rank, 2, 1e-12);
+  CHECK_NEAR(r.t2i_mean_rank, 2.4, 1e-12);
+  CHECK_NEAR(r.i2t_recall[0], 0.5, 1e-12);
+  CHECK_NEAR(r.i2t_recall[1], 1.0, 1e-12);
+  CHECK_NEAR(r.i2t_median_rank, 1.5, 1e-12);
+  CHECK_NEAR(r.i2t_mean_rank, 1.5, 1e-12);
+  /* a collapsed model (all rows equal) gets the worst ranks, not index order's luck */
+  float same[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  REQUIRE(embr_eval_retrieval(same, 5, 2, same, 5, 2, 2, of, ks, 3, tr, ir, &r) == 0);
+  CHECK_EQ_INT(tr[0], 5);
+  CHECK_NEAR(r.t2i_recall[0], 0, 0);
+  /* refusals */
+  int64_t badof[] = {0, 1, 5, 0, 4};
+  CHECK_EQ_INT(embr_eval_retrieval(img, 5, 2, txt, 5, 2, 2, badof, ks, 3, NULL, NULL, &r), EMBR_EINVAL);
+  CHECK(strstr(embr_last_error(), "caption 2 points at image 5") != NULL);
+  CHECK_EQ_INT(embr_eval_retrieval(img, 5, 2, txt, 5, 2, 2, of, ks, 0, NULL, NULL, &r), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_eval_retrieval(img, 5, 1, txt, 5, 2, 2, of, ks, 3, NULL, NULL, &r), EMBR_EINVAL);
+  txt[3] = NAN;
+  CHECK_EQ_INT(embr_eval_retrieval(img, 5, 2, txt, 5, 2, 2, of, ks, 3, NULL, NULL, &r), EMBR_EVALUE);
+}
+
+/* Small-integer rows: every dot product and squared norm is exact, so the reference below computes
+ * each cosine with the very operations embr_distance_matrix uses, and ties (many) agree exactly. */
+static float exact_cos(const float *a, const float *b, int dim) {
+  float dot = 0, na = 0, nb = 0;
+  for (int j = 0; j < dim; j++) dot += a[j] * b[j], na += a[j] * a[j], nb += b[j] * b[j];
+  return na > 0 && nb > 0 ? dot / (sqrtf(na) * sqrtf(nb)) : 0.0f;
+}
+
+static void retrieval_reference(const float *img, int64_t ni, const float *txt, int64_t nt, int dim, const int64_t *of,
+                                int64_t *tr, int64_t *ir) {
+  for (int64_t t = 0; t < nt; t++) {
+    float right = exact_cos(txt + t * dim, img + of[t] * dim, dim);
+    tr[t] = 1;
+    for (int64_t i = 0; i < ni; i++) tr[t] += i != of[t] && exact_cos(txt + t * dim, img + i * dim, dim) >= right;
+  }
+  for (int64_t i = 0; i < ni; i++) {
+    float best = -INFINITY;
+    int any = 0;
+    for (int64_t t = 0; t < nt; t++)
+      if (of[t] == i) any = 1, best = fmaxf(best, exact_cos(img + i * dim, txt + t * dim, dim));
+    ir[i] = any ? 1 : -1;
+    for (int64_t t = 0; any && t < nt; t++) ir[i] += of[t] != i && exact_cos(img + i * dim, txt + t * dim, dim) >= best;
+  }
+}
+
+static void test_retrieval_vs_reference(void) {
+  enum { NI = 700, NT = 3000, DIM = 6 }; /* several score blocks each way */
+  float *img = malloc(sizeof(float) * NI * DIM), *txt = malloc(sizeof(float) * NT * DIM);
+  int64_t *of = malloc(sizeof(int64_t) * NT), *tr = malloc(sizeof(int64_t) * NT), *ir = malloc(sizeof(int64_t) * NI);
+  int64_t *wt = malloc(sizeof(int64_t) * NT), *wi = malloc(sizeof(int64_t) * NI);
+  embr_rng rng;
+  embr_rng_seed(&rng, 9);
+  for (int i = 0; i < NI * DIM; i++) img[i] = (float)((int)embr_rng_below(&rng, 5) - 2);
+  for (int t = 0; t < NT; t++) {
+    of[t] = (int64_t)embr_rng_below(&rng, NI - 20); /* the last 20 images have no caption */
+    for (int j = 0; j < DIM; j++) txt[t * DIM + j] = img[of[t] * DIM + j] + (float)((int)embr_rng_below(&rng, 3) - 1);
+  }
+  int ks[] = {1, 5, 10};
+  embr_retrieval_result r;
+  REQUIRE(embr_eval_retrieval(img, NI, DIM, txt, NT, DIM, DIM, of, ks, 3, tr, ir, &r) == 0);
+  retrieval_reference(img, NI, txt, NT, DIM, of, wt, wi);
+  int64_t bad = 0, hits5 = 0, counted = 0;
+  for (int t = 0; t < NT; t++) bad += tr[t] != wt[t], hits5 += wt[t] <= 5;
+  for (int i = 0; i < NI; i++) bad += ir[i] != wi[i], counted += wi[i] > 0;
+  CHECK_EQ_INT(bad, 0);
+  CHECK_EQ_INT(r.texts, NT);
+  CHECK_EQ_INT(r.images, counted);
+  CHECK_NEAR(r.t2i_recall[1], (double)hits5 / NT, 1e-12);
+  free(img), free(txt), free(of), free(tr), free(ir), free(wt), free(wi);
+}
+
+/* ---- zero-shot classification ---------------------------------------------------------------------- */
+
+static void test_zeroshot_hand_computed(void) {
+  /* class 0: templates (2,0) and (0,1) -> (1,1)/sqrt2; class 1: (0,-3) and (0,0) (a zero row adds
+   * nothing) -> (0,-1); class 2: (1,0) and (-1,0) cancel -> a zero row, scoring 0 */
+  float txt[] = {2, 0, 0, 1, 0, -3, 0, 0, 1, 0, -1, 0}, w[6];
+  REQUIRE(embr_zeroshot_weights(txt, 3, 2, 2, 2, w) == 0);
+  float s = (float)(1 / sqrt(2));
+  CHECK_NEAR(w[0], s, 1e-7);
+  CHECK_NEAR(w[1], s, 1e-7);
+  CHECK(w[2] == 0 && w[3] == -1 && w[4] == 0 && w[5] == 0);
+  float img[] = {1, 0, 0, -5, -1, 0.5f};
+  int32_t cls[12];
+  float score[12];
+  REQUIRE(embr_zeroshot_classify(img, 3, 2, w, 3, 2, 4, cls, score) == 0);
+  /* (1,0): class 0 (0.707), then class 2 (0) ties class 1 (0): the lower first, then padding */
+  CHECK(cls[0] == 0 && cls[1] == 1 && cls[2] == 2 && cls[3] == -1);
+  CHECK_NEAR(score[0], s, 1e-6);
+  CHECK(isinf(score[3]) && score[3] < 0);
+  CHECK(cls[4] == 1 && cls[5] == 2 && cls[8] == 2); /* (0,-5): class 1; (-1,0.5): only class 2 scores >= 0 */
+  CHECK_NEAR(score[4], 1, 1e-6);
+  int32_t labels[] = {0, 2, 2};
+  double acc;
+  REQUIRE(embr_zeroshot_accuracy(cls, 3, 4, labels, 1, &acc) == 0);
+  CHECK_NEAR(acc, 2.0 / 3, 1e-12);
+  REQUIRE(embr_zeroshot_accuracy(cls, 3, 4, labels, 3, &acc) == 0);
+  CHECK_NEAR(acc, 1.0, 1e-12);
+  CHECK_EQ_INT(embr_zeroshot_accuracy(cls, 3, 4, labels, 5, &acc), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_zeroshot_weights(txt, 3, 0, 2, 2, w), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_zeroshot_classify(img, 3, 2, w, 3, 2, 0, cls, score), EMBR_EINVAL);
+}
+
+/* Random data against the recipe written out in double, and the best classes by a full sort. */
+static void test_zeroshot_vs_reference(void) {
+  enum { C = 37, T = 4, D = 24, N = 200, K = 5 };
+  static float txt[C * T * D], img[N * D], w[C * D], score[N * K];
+  static int32_t cls[N * K];
+  embr_rng rng;
+  embr_rng_seed(&rng, 4);
+  for (int i = 0; i < C * T * D; i++) txt[i] = (float)embr_rng_normal(&rng);
+  for (int i = 0; i < N * D; i++) img[i] = (float)embr_rng_normal(&rng);
+  REQUIRE(embr_zeroshot_weights(txt, C, T, D, D, w) == 0);
+  double worst = 0;
+  for (int c = 0; c < C; c++) {
+    double m[D] = {0}, ss = 0;
+    for (int t = 0; t < T; t++) {
+      const float *x = txt + (c * T + t) * D;
+      double n = 0;
+      for (int j = 0; j < D; j++) n += (double)x[j] * x[j];
+      for (int j = 0; j < D; j++) m[j] += x[j] / sqrt(n) / T;
+    }
+    for (int j = 0; j < D; j++) ss += m[j] * m[j];
+    for (int j = 0; j < D; j++) worst = fmax(worst, fabs(m[j] / sqrt(ss) - w[c * D + j]));
+  }
+  CHECK_MSG(worst < 1e-6, "classifier rows differ by %.2e", worst);
+  REQUIRE(embr_zeroshot_classify(img, N, D, w, C, D, K, cls, score) == 0);
+  int bad = 0;
+  for (int i = 0; i < N; i++) {
+    double s[C];
+    for (int c = 0; c < C; c++) {
+      double dot = 0, n = 0;
+      for (int j = 0; j < D; j++) dot += (double)img[i * D + j] * w[c * D + j], n += (double)img[i * D + j] * img[i * D + j];
+      s[c] = dot / sqrt(n);
+    }
+    for (int r = 0; r < K; r++) { /* the r-th best by selection */
+      int best = -1;
+      for (int c = 0; c < C; c++) {
+        int taken = 0;
+        for (int q = 0; q < r; q++) taken |= cls[i * K + q] == c;
+        if (!taken && (best < 0 || s[c] > s[best])) best = c;
+      }
+      bad += best != cls[i * K + r] || fabs(s[best] - score[i * K + r]) > 1e-5;
+    }
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_verify_hand_computed, test_verify_auc_ties,
                      test_verify_vs_reference, test_verify_ties_vs_reference,
                      test_verify_perfect_separation, test_verify_deterministic,
                      test_verify_many_pairs, test_identify_hand_computed, test_identify_vs_reference,
                      test_identify_ties_vs_reference, test_pairs_all, test_pairs_read_valid,
-                     test_pairs_read_broken, test_verify_invalid, test_identify_invalid);
+                     test_pairs_read_broken, test_verify_invalid, test_identify_invalid,
+                     test_retrieval_hand_computed, test_retrieval_vs_reference, test_zeroshot_hand_computed,
+                     test_zeroshot_vs_reference);
   return rc;
 }

@@ -1,6 +1,7 @@
 /* Evaluation protocols for embeddings with class labels: face-verification style pair accuracy
  * (10-fold, best threshold per fold, as in the LFW protocol), ROC AUC, TAR at a given FAR, and
- * identification (rank-1, recall@k) with a gallery/probe split.
+ * identification (rank-1, recall@k) with a gallery/probe split; for image-text models, cross-modal
+ * retrieval (recall@k and ranks both ways) and zero-shot classification.
  *
  * Embeddings are n x dim float32 rows (ld >= dim); scores are cosine similarities (rows are
  * normalised internally; a zero row scores 0 against everything). All functions are pure and
@@ -68,6 +69,61 @@ typedef struct embr_identify_result {
  * filled whether or not 1 is among them. Fails when there are no probes. */
 EMBR_API embr_status embr_eval_identify(const float *emb, int64_t n, int64_t dim, int64_t ld, const int32_t *labels,
                                         int gallery_per_class, const int *ks, int nk, embr_identify_result *out);
+
+/* ---- cross-modal retrieval (image <-> text) ------------------------------------------------------
+ * n_img image rows and n_txt caption rows of one embedding space; caption t describes image
+ * txt_image[t] (as embr_captions gives it; an image may have several captions, or none). Scores
+ * are cosine similarities through embr_distance_matrix (a zero row scores 0 against everything).
+ *   text -> image: a caption ranks all images; its rank is the 1-based position of its image.
+ *   image -> text: an image ranks all captions; its rank is the position of the best-placed of its
+ *                  own captions (images without captions are left out).
+ * Ties are pessimistic: a wrong item scoring exactly as high as the right one is ranked before
+ * it (rank = 1 + the number of wrong items scoring >= the right one), so a collapsed model (all
+ * rows equal) gets the worst ranks, never a perfect score by index order. Recall@k: share of
+ * queries with rank <= k. Median: of the 1-based ranks (the mean of the two middle ones for an
+ * even count, as numpy.median). Exact (brute force): O(n_img n_txt dim) time, scores computed in
+ * blocks of at most ~16 MB. */
+typedef struct embr_retrieval_result {
+  int64_t images, texts; /* queries of each direction: images with >= 1 caption; all captions */
+  int nk;
+  int k[EMBR_EVAL_MAX_K];
+  double t2i_recall[EMBR_EVAL_MAX_K], i2t_recall[EMBR_EVAL_MAX_K];
+  double t2i_median_rank, t2i_mean_rank, i2t_median_rank, i2t_mean_rank;
+} embr_retrieval_result;
+
+/* img: n_img x dim (ld_img >= dim), txt: n_txt x dim (ld_txt >= dim), both finite; txt_image:
+ * n_txt image indices in [0, n_img). ks: nk (1..EMBR_EVAL_MAX_K) cut-offs >= 1, e.g. {1, 5, 10}.
+ * t2i_rank (n_txt) and i2t_rank (n_img; -1 for an image without captions) receive each query's
+ * rank when not NULL (caller-owned). Errors: EMBR_EINVAL (sizes, NULLs, an index out of range,
+ * bad ks), EMBR_EVALUE (a non-finite value), EMBR_ENOMEM. Thread-safe; uses all cores. */
+EMBR_API embr_status embr_eval_retrieval(const float *img, int64_t n_img, int64_t ld_img, const float *txt,
+                                         int64_t n_txt, int64_t ld_txt, int64_t dim, const int64_t *txt_image,
+                                         const int *ks, int nk, int64_t *t2i_rank, int64_t *i2t_rank,
+                                         embr_retrieval_result *out);
+
+/* ---- zero-shot classification (CLIP's recipe) ----------------------------------------------------
+ * Class c's text rows are rows c*templates .. c*templates + templates-1 of txt (one per prompt
+ * template, "a photo of a {c}."...). Its classifier row is the mean of those rows after each is
+ * L2-normalised, normalised again (a zero row stays zero and scores 0). */
+
+/* Writes the classes x dim classifier (unit rows, leading dimension dim) into `weights`
+ * (caller-owned, classes*dim floats). txt: classes*templates rows of dim floats (ld >= dim).
+ * Errors: EMBR_EINVAL, EMBR_EVALUE (non-finite), EMBR_ENOMEM. Thread-safe. */
+EMBR_API embr_status embr_zeroshot_weights(const float *txt, int64_t classes, int64_t templates, int64_t dim,
+                                           int64_t ld, float *weights);
+/* For each of n image rows (ld >= dim), the k best classes by cosine similarity with the
+ * classifier rows (classes x dim, leading dimension dim, e.g. from embr_zeroshot_weights): writes
+ * n*k class indices and scores, best first, ties to the lower class, padded with (-1, -inf) when
+ * k > classes. The scores are cosines; CLIP's logits are 100 times them (same order). Errors:
+ * EMBR_EINVAL (sizes, k < 1), EMBR_EVALUE, EMBR_ENOMEM. Thread-safe; uses all cores. */
+EMBR_API embr_status embr_zeroshot_classify(const float *img, int64_t n, int64_t ld, const float *weights,
+                                            int64_t classes, int64_t dim, int k, int32_t *top_class,
+                                            float *top_score);
+/* Top-`at` accuracy of n predictions of k classes each (as embr_zeroshot_classify writes them):
+ * the share of rows whose label is among their first `at` classes (1 <= at <= k). Labels < 0 are
+ * EMBR_EINVAL. */
+EMBR_API embr_status embr_zeroshot_accuracy(const int32_t *top_class, int64_t n, int k, const int32_t *labels,
+                                            int at, double *accuracy);
 
 #ifdef __cplusplus
 }

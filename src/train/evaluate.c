@@ -7,6 +7,7 @@
  * float accumulation. */
 #include "embr/evaluate.h"
 #include "core/threads.h"
+#include "train/evaluate_internal.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -16,7 +17,7 @@
 
 /* ---- input checks ----------------------------------------------------------------------------- */
 
-static int check_matrix(const char *fn, const float *emb, int64_t n, int64_t dim, int64_t ld) {
+int embr__eval_check_matrix(const char *fn, const float *emb, int64_t n, int64_t dim, int64_t ld) {
   if (!emb) return embr_error(EMBR_EINVAL, "%s: embeddings are NULL", fn);
   if (n < 1) return embr_error(EMBR_EINVAL, "%s: n = %lld, expected >= 1", fn, (long long)n);
   if (dim < 1) return embr_error(EMBR_EINVAL, "%s: dim = %lld, expected >= 1", fn, (long long)dim);
@@ -321,7 +322,7 @@ static int cross_validate(const scored *v, int64_t P, int folds, int64_t pos,
 static int check_verify_args(const float *emb, int64_t n, int64_t dim, int64_t ld,
                              const embr_pairs *pairs, int folds, double far, int64_t *pos) {
   const char *fn = "embr_eval_verify";
-  int rc = check_matrix(fn, emb, n, dim, ld);
+  int rc = embr__eval_check_matrix(fn, emb, n, dim, ld);
   if (!rc) rc = check_pairs(pairs, n, pos);
   if (rc) return rc;
   if (folds < 2 || folds > pairs->n)
@@ -489,7 +490,7 @@ static void rank_block(id_job *j, int64_t q0, int64_t b) {
 static int check_identify_args(const float *emb, int64_t n, int64_t dim, int64_t ld,
                                const int32_t *labels, int gallery_per_class, const int *ks, int nk) {
   const char *fn = "embr_eval_identify";
-  int rc = check_matrix(fn, emb, n, dim, ld);
+  int rc = embr__eval_check_matrix(fn, emb, n, dim, ld);
   if (!rc) rc = check_labels(fn, labels, n);
   if (rc) return rc;
   if (gallery_per_class < 1)
