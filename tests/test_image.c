@@ -30,7 +30,7 @@ static int starts_with(const char *s, const char *prefix) { return strncmp(s, pr
 /* ---- test images ---------------------------------------------------------------------------------- */
 
 static embr_image make_image(int w, int h, int c, uint64_t seed) {
-  embr_image im = {w, h, c, malloc((size_t)w * h * c)};
+  embr_image im = {w, h, c, malloc((size_t)w * h * c), NULL};
   embr_rng r;
   embr_rng_seed(&r, seed);
   for (size_t i = 0; i < (size_t)w * h * c; i++) im.px[i] = (uint8_t)embr_rng_below(&r, 256);
@@ -39,7 +39,7 @@ static embr_image make_image(int w, int h, int c, uint64_t seed) {
 
 /* A smooth picture (JPEG keeps those well). */
 static embr_image make_smooth(int w, int h, int c) {
-  embr_image im = {w, h, c, malloc((size_t)w * h * c)};
+  embr_image im = {w, h, c, malloc((size_t)w * h * c), NULL};
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       for (int ch = 0; ch < c; ch++)
@@ -203,7 +203,7 @@ static void test_pnm_roundtrip(void) {
   CHECK(embr_image_write(th_path("bad.ppm"), &g) == EMBR_EINVAL);
   CHECK(embr_image_write(th_path("bad.jpg"), &g) == EMBR_EUNSUPPORTED);
   CHECK(access(th_path("bad.pgm"), F_OK) != 0 && access(th_path("bad.jpg"), F_OK) != 0);
-  embr_image bad = {0, 3, 1, g.px};
+  embr_image bad = {0, 3, 1, g.px, NULL};
   CHECK(embr_image_write(th_path("bad.png"), &bad) == EMBR_EINVAL);
   CHECK(embr_image_write(th_path("nodir/x.png"), &g) == EMBR_EIO);
   CHECK(!count_tmp_files());
@@ -323,7 +323,7 @@ static void test_jpeg_decode(void) {
 
 /* Decoding must fail with `want` (0: any error), a message naming the input, and an empty output. */
 static void expect_fail(const unsigned char *buf, size_t len, int want, const char *what) {
-  embr_image im = {1, 1, 1, NULL};
+  embr_image im = {1, 1, 1, NULL, NULL};
   int rc = embr_image_decode(buf, len, "hostile.img", &im);
   CHECK_MSG(rc < 0 && (want == 0 || rc == want), "%s: rc %d (%s)", what, rc, embr_last_error());
   CHECK_MSG(starts_with(embr_last_error(), "hostile.img: ") && !strchr(embr_last_error(), '\n'), "%s: %s", what,
@@ -515,7 +515,7 @@ static const uint8_t grid_vals[6] = {20, 60, 100, 140, 180, 220};
 
 /* A JPEG of the grid with an Exif APP1 (byte order `mm`) recording `orientation` after SOI. */
 static unsigned char *jpeg_with_exif(int orientation, int mm, size_t *len) {
-  embr_image g = {24, 16, 1, malloc(24 * 16)};
+  embr_image g = {24, 16, 1, malloc(24 * 16), NULL};
   for (int y = 0; y < 16; y++)
     for (int x = 0; x < 24; x++) g.px[y * 24 + x] = grid_vals[(y / 8) * 3 + x / 8];
   size_t n;
@@ -672,7 +672,7 @@ static void ref_weights(int mode, int in, int out, int o, double *w) {
 
 /* Every output pixel straight from every input pixel, in double. */
 static embr_image ref_resize(const embr_image *in, int ow, int oh, int mode) {
-  embr_image out = {ow, oh, in->channels, malloc((size_t)ow * oh * in->channels)};
+  embr_image out = {ow, oh, in->channels, malloc((size_t)ow * oh * in->channels), NULL};
   double *wx = malloc(sizeof(double) * in->width), *wy = malloc(sizeof(double) * in->height);
   for (int y = 0; y < oh; y++) {
     ref_weights(mode, in->height, oh, y, wy);
@@ -716,7 +716,7 @@ static void test_resize_reference(void) {
 
 static void test_resize_hand(void) {
   uint8_t px[4] = {0, 80, 160, 240};
-  embr_image in = {2, 2, 1, px}, out;
+  embr_image in = {2, 2, 1, px, NULL}, out;
   REQUIRE(embr_image_resize(&in, 4, 4, EMBR_RESIZE_BILINEAR, &out) == 0);
   /* Output centres map to input x = -0.25, 0.25, 0.75, 1.25: clamped, then weights 1, .75/.25,
    * .25/.75, 1 along each axis. */
@@ -726,7 +726,7 @@ static void test_resize_hand(void) {
   /* A constant image stays constant, bicubic overshoot or not. */
   uint8_t flat[12];
   memset(flat, 77, sizeof flat);
-  embr_image f = {2, 2, 3, flat};
+  embr_image f = {2, 2, 3, flat, NULL};
   REQUIRE(embr_image_resize(&f, 5, 3, EMBR_RESIZE_BICUBIC, &out) == 0);
   for (int i = 0; i < 5 * 3 * 3; i++) CHECK(out.px[i] == 77);
   embr_image_free(&out);
