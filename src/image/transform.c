@@ -5,7 +5,9 @@
  * (bicubic), widened by the scale factor when shrinking so every input pixel contributes
  * (antialiasing), weights renormalised where the kernel leaves the image. When enlarging this is
  * exactly the classic bilinear / bicubic interpolation with edge clamping. The image is filtered
- * horizontally into a float buffer, then vertically, and rounded once. */
+ * horizontally, rounded and clipped to 8 bits as Pillow's intermediate image is (bicubic overshoot
+ * at hard edges is clipped there: keeping it in floats put us up to 6 levels away from Pillow),
+ * then vertically, and rounded again. */
 #include "image/image_internal.h"
 
 #include <math.h>
@@ -128,7 +130,13 @@ static int taps_make(taps *t, int in, int out, embr_resize mode) {
   return 0;
 }
 
-/* Horizontal pass: in (h x in_w x c bytes) -> tmp (h x out_w x c floats). */
+static uint8_t to_byte(float v) {
+  if (!(v > 0.0f)) return 0;
+  if (v >= 255.0f) return 255;
+  return (uint8_t)(v + 0.5f);
+}
+
+/* Horizontal pass: in (h x in_w x c bytes) -> tmp (h x out_w x c floats holding 8-bit values). */
 static void pass_h(const embr_image *in, const taps *t, int out_w, float *tmp) {
   int c = in->channels;
   for (int y = 0; y < in->height; y++) {
@@ -142,16 +150,10 @@ static void pass_h(const embr_image *in, const taps *t, int out_w, float *tmp) {
       for (int ch = 0; ch < c; ch++) {
         float acc = 0.0f;
         for (int k = 0; k < n; k++) acc += w[k] * s[k * c + ch];
-        dst[x * c + ch] = acc;
+        dst[x * c + ch] = (float)to_byte(acc); /* Pillow's 8-bit intermediate */
       }
     }
   }
-}
-
-static uint8_t to_byte(float v) {
-  if (!(v > 0.0f)) return 0;
-  if (v >= 255.0f) return 255;
-  return (uint8_t)(v + 0.5f);
 }
 
 /* Vertical pass: tmp (in_h rows of `stride` floats) -> out bytes, one accumulator row at a time. */
