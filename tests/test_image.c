@@ -1100,6 +1100,134 @@ static void test_folder_dataset(void) {
   CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EFORMAT);
 }
 
+/* A flat folder: its images in natural order, one class named as the folder was given; the
+ * class-folder opener still refuses it, and embr_dataset_open picks the right one. */
+static void test_flat_dataset(void) {
+  const char *root = th_fresh_dir("flat");
+  char p[600];
+  snprintf(p, sizeof p, "%s/img10.png", root), write_image_file(p, 3, 2, 3, 1);
+  snprintf(p, sizeof p, "%s/img2.pgm", root), write_image_file(p, 2, 2, 1, 2);
+  snprintf(p, sizeof p, "%s/.hidden.png", root), write_image_file(p, 2, 2, 1, 3);
+  snprintf(p, sizeof p, "%s/notes.txt", root), th_write_file(p, "x", 1);
+  embr_dataset *ds;
+  REQUIRE(embr_dataset_open_flat(root, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 2 && embr_dataset_classes(ds) == 1);
+  CHECK(strcmp(embr_dataset_class_name(ds, 0), root) == 0);
+  CHECK(strcmp(embr_dataset_item_name(ds, 0), "img2.pgm") == 0 && strcmp(embr_dataset_item_name(ds, 1), "img10.png") == 0);
+  CHECK(embr_dataset_label(ds, 0) == 0 && embr_dataset_label(ds, 1) == 0);
+  embr_image im;
+  REQUIRE(embr_dataset_image(ds, 1, &im) == 0);
+  embr_image want = make_image(3, 2, 3, 1);
+  CHECK(same_pixels(&im, &want));
+  free_test_image(&want);
+  embr_image_free(&im);
+  embr_dataset_free(ds);
+  /* The class-folder opener keeps refusing a folder without class folders. */
+  CHECK(embr_dataset_open_folder(root, &ds) == EMBR_EFORMAT && ds == NULL);
+  REQUIRE(embr_dataset_open(root, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 2 && embr_dataset_classes(ds) == 1);
+  embr_dataset_free(ds);
+  /* A sub-folder makes it a folder of classes for embr_dataset_open (the top-level images ignored). */
+  snprintf(p, sizeof p, "%s/cls", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/cls/a.png", root), write_image_file(p, 2, 2, 1, 4);
+  REQUIRE(embr_dataset_open(root, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 1 && strcmp(embr_dataset_item_name(ds, 0), "cls/a.png") == 0);
+  embr_dataset_free(ds);
+  /* Errors: no images, a file, missing, empty name, no output. */
+  const char *empty = th_fresh_dir("flat_empty");
+  snprintf(p, sizeof p, "%s/readme.txt", empty), th_write_file(p, "x", 1);
+  CHECK(embr_dataset_open_flat(empty, &ds) == EMBR_EFORMAT && ds == NULL && strstr(embr_last_error(), "no images"));
+  CHECK(embr_dataset_open(empty, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), empty));
+  CHECK(embr_dataset_open_flat(p, &ds) == EMBR_EINVAL && strstr(embr_last_error(), "not a folder"));
+  CHECK(embr_dataset_open_flat(th_path("nowhere"), &ds) == EMBR_ENOTFOUND);
+  CHECK(embr_dataset_open(th_path("nowhere"), &ds) == EMBR_ENOTFOUND && strstr(embr_last_error(), "nowhere"));
+  CHECK(embr_dataset_open_flat("", &ds) == EMBR_EINVAL && embr_dataset_open_flat(root, NULL) == EMBR_EINVAL);
+  CHECK(embr_dataset_open("", &ds) == EMBR_EINVAL && embr_dataset_open(root, NULL) == EMBR_EINVAL);
+}
+
+/* Opens list `text` written to dir/name; returns the status, *ds set on success. */
+static int open_list_text(const char *dir, const char *name, const char *text, embr_dataset **ds) {
+  const char *p = th_join(dir, name);
+  th_write_file(p, text, strlen(text));
+  return embr_dataset_open_list(p, ds);
+}
+
+/* A list file: rows in its order (repeats kept), relative paths relative to the list's folder,
+ * absolute ones as they are, CRLF; hostile lists fail naming the list and the line. */
+static void test_list_dataset(void) {
+  const char *root = th_fresh_dir("list");
+  char p[600], abs_png[700], text[2000];
+  snprintf(p, sizeof p, "%s/imgs", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/imgs/b.png", root), write_image_file(p, 3, 2, 3, 1);
+  snprintf(p, sizeof p, "%s/imgs/a.pgm", root), write_image_file(p, 2, 2, 1, 2);
+  snprintf(p, sizeof p, "%s/imgs/photo.dat", root), write_image_file(p, 2, 3, 1, 3); /* a PGM by its bytes */
+  snprintf(abs_png, sizeof abs_png, "%s/imgs/b.png", root);
+  snprintf(p, sizeof p, "%s/notes.txt", root), th_write_file(p, "hello there", 11);
+  snprintf(p, sizeof p, "%s/tiny", root), th_write_file(p, "P", 1);
+  snprintf(text, sizeof text, "imgs/b.png\r\nimgs/a.pgm\n%s\nimgs/photo.dat\nimgs/b.png", abs_png);
+  embr_dataset *ds;
+  REQUIRE(open_list_text(root, "list.txt", text, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 5 && embr_dataset_classes(ds) == 1 && embr_dataset_label(ds, 4) == 0);
+  CHECK(strstr(embr_dataset_class_name(ds, 0), "list.txt") != NULL);
+  const char *names[] = {"imgs/b.png", "imgs/a.pgm", abs_png, "imgs/photo.dat", "imgs/b.png"};
+  static const int ws[] = {3, 2, 3, 2, 3};
+  for (int i = 0; i < 5; i++) {
+    CHECK_MSG(strcmp(embr_dataset_item_name(ds, i), names[i]) == 0, "item %d: %s", i, embr_dataset_item_name(ds, i));
+    embr_image im;
+    CHECK(embr_dataset_image(ds, i, &im) == 0 && im.width == ws[i]);
+    embr_image_free(&im);
+  }
+  embr_dataset_free(ds);
+  /* Through embr_dataset_open (a file is a list), and from another current directory the paths
+   * still resolve against the list's folder. */
+  snprintf(p, sizeof p, "%s/list.txt", root);
+  REQUIRE(embr_dataset_open(p, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 5);
+  embr_dataset_free(ds);
+  /* A list beside its images, named without a folder: relative to the current directory. */
+  char cwd[4096];
+  REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(p, sizeof p, "%s/imgs", root);
+  REQUIRE(chdir(p) == 0);
+  th_write_file("here.txt", "a.pgm\n", 6);
+  int rc = embr_dataset_open_list("here.txt", &ds);
+  embr_image im = {0};
+  if (!rc) rc = embr_dataset_image(ds, 0, &im);
+  CHECK(chdir(cwd) == 0);
+  CHECK(rc == 0 && im.width == 2);
+  embr_image_free(&im);
+  embr_dataset_free(ds);
+  /* Hostile lists: the message names the list and the line. */
+  static const struct {
+    const char *text;
+    int status;
+    const char *msg;
+  } bad[] = {
+      {"", EMBR_EFORMAT, "no image paths"},
+      {"imgs/b.png\n\nimgs/a.pgm\n", EMBR_EFORMAT, "line 2: empty line"},
+      {"imgs/b.png\nimgs/missing.png\n", EMBR_ENOTFOUND, "line 2: "},
+      {"imgs/b.png\nimgs/a.pgm\nnotes.txt\n", EMBR_EFORMAT, "line 3: "},
+      {"tiny\n", EMBR_EFORMAT, "line 1: "},
+      {"imgs\n", EMBR_EINVAL, "not a regular file"},
+      {"imgs/b.png/x\n", EMBR_ENOTFOUND, "line 1: "},
+      {"imgs/b.png\nimgs/a\0.pgm\n", EMBR_EFORMAT, "line 2"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    size_t len = strlen(bad[k].text);
+    if (k == 7) len = 24; /* the NUL byte inside */
+    const char *lp = th_join(root, "bad.txt");
+    th_write_file(lp, bad[k].text, len);
+    ds = (embr_dataset *)1;
+    int st = embr_dataset_open_list(lp, &ds);
+    CHECK_MSG(st == bad[k].status && ds == NULL && strstr(embr_last_error(), "bad.txt") &&
+                  strstr(embr_last_error(), bad[k].msg),
+              "case %zu: %d %s", k, st, embr_last_error());
+  }
+  CHECK(strstr(embr_last_error(), "\n") == NULL);
+  CHECK(embr_dataset_open_list(th_path("no_list.txt"), &ds) == EMBR_ENOTFOUND && strstr(embr_last_error(), "no_list.txt"));
+  CHECK(embr_dataset_open_list("", &ds) == EMBR_EINVAL && embr_dataset_open_list(p, NULL) == EMBR_EINVAL);
+}
+
 /* Class folders named as ORL names them (s1..s40) sort naturally, so that without the extra
  * folders below --classes 30:40 would be people s31..s40; names equal but for leading zeros keep a fixed (byte) order, other text sorts bytewise. */
 static void test_folder_natural_order(void) {
@@ -1487,6 +1615,6 @@ int main(int argc, char **argv) {
                    test_jpeg_cmyk, test_resize_reference,
                    test_resize_hand, test_resize_identity, test_to_tensor, test_png_alpha, test_alpha_white,
                    test_center_crop, test_clip_reference, test_augment, test_folder_dataset,
-                   test_folder_natural_order, test_mnist_small, test_mnist_real, test_loader_epochs,
+                   test_flat_dataset, test_list_dataset, test_folder_natural_order, test_mnist_small, test_mnist_real, test_loader_epochs,
                    test_loader_bad_file, test_loader_cache);
 }
