@@ -37,9 +37,10 @@ static int cmd_embed(int argc, char **argv) {
   int raw = 0, quiet = 0;
   cli_opt opts[] = {
       CLI_MODEL_OPTS(model, "a model from `embr train` (.safetensors)"),
-      OPT_STR_REQ("--images", "-i|--input", &images, "DIR|mnist:PATH", "a folder of class sub-folders of images, or MNIST idx files"),
+      OPT_STR_REQ("--images", "-i|--input", &images, "DIR|LIST|mnist:PATH",
+                  "a folder (of class sub-folders, or of images), a list file of image paths (one a line; - for stdin), or MNIST idx files"),
       OPT_STR_REQ("--out", "-o|--output", &out, "FILE", "embeddings, one row per image (.npy, .fvecs, .csv, ...)"),
-      OPT_STR("--ids", NULL, &ids, "FILE", "each row's image name (folder/file), one per line", "none"),
+      OPT_STR("--ids", NULL, &ids, "FILE", "each row's image name (class/file, file, or the list's path), one per line", "none"),
       OPT_STR("--labels", NULL, &labels, "FILE", "each row's class name, one per line (for plots and eval)", "none"),
       OPT_STR("--classes", NULL, &classes, "A:B", "only classes A..B-1 (natural order: s2 before s10)", "all"),
       OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
@@ -49,9 +50,12 @@ static int cmd_embed(int argc, char **argv) {
       OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Embed images with a trained model.",
-                     "embr embed --model M.safetensors --images DIR -o emb.npy [--ids ids.txt] [--labels labels.txt]",
+                     "embr embed --model M.safetensors --images DIR|LIST.txt -o emb.npy [--ids ids.txt] [--labels labels.txt]",
                      "Rows are unit length unless --raw, so l2, ip and cosine searches rank alike.\n"
-                     "Images are resized to the model's input; grey and colour images both work.",
+                     "Images are resized to the model's input; grey and colour images both work.\n"
+                     "Rows follow the images' order: class folders then files in natural order, or the list's lines.\n"
+                     "A list file's relative paths are relative to the list's folder. A folder without class\n"
+                     "sub-folders, or a list, is one class (named as given on the command line).",
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
@@ -66,7 +70,7 @@ static int cmd_embed(int argc, char **argv) {
   embr_dataset *ds = NULL;
   int64_t *subset = NULL, n = 0;
   float *emb = NULL;
-  rc = cli_open_dataset(images, &ds);
+  rc = cli_open_images(images, &ds);
   if (!rc) rc = cli_select(ds, classes, per_class, &subset, &n);
   if (!rc) rc = cli_embed_items(m, ds, subset, n, (int)batch, raw, quiet, &emb, NULL);
   if (!rc) {

@@ -9,6 +9,11 @@ int cli_open_dataset(const char *spec, embr_dataset **out) {
   return rc ? cli_fail(rc) : EXIT_OK;
 }
 
+int cli_open_images(const char *spec, embr_dataset **out) {
+  int rc = !strncmp(spec, "mnist:", 6) ? embr_dataset_open_mnist(spec + 6, out) : embr_dataset_open(spec, out);
+  return rc ? cli_fail(rc) : EXIT_OK;
+}
+
 /* "A:B", ":B", "A:", or "A" (just A); -1 marks an open end. */
 static int parse_range(const char *s, int64_t *a, int64_t *b) {
   char *end;

@@ -7,6 +7,9 @@
 
 /* "mnist:PATH" or a folder of class sub-folders. Prints the problem and returns EXIT_ERR. */
 int cli_open_dataset(const char *spec, embr_dataset **out);
+/* The same for commands that need no classes (embed): also a flat folder of images or a list file
+ * (embr_dataset_open). */
+int cli_open_images(const char *spec, embr_dataset **out);
 
 /* Items of classes [c0, c1) (in sorted class order) whose index within their class is in
  * [i0, i1). Ranges are "A:B" with either end optional ("30:", ":6"); NULL means all. Prints a

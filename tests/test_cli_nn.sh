@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Command-line behaviour of `embr train`, `embr embed` and `embr eval` on a small generated
-# image folder (grey PGM patterns, 4 classes): training end to end, embeddings and their names,
+# image folder (grey PGM patterns, 4 classes): training end to end, embeddings and their names
+# (also from a list file, standard input and a flat folder),
 # verification and identification figures in range and better than chance, embeddings usable
 # by `embr search`; bad inputs (a truncated image, one class, a model with a missing or
 # mis-shaped tensor, a non-model file, bad flags) exit 1 or 2 with one line and leave no output.
@@ -48,6 +49,41 @@ expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$D" -o "$T/e.n
 [ "$(head -n 1 "$T/ids.txt")" = "c0/0.pgm" ] || fail "embed --ids: first name $(head -n 1 "$T/ids.txt")"
 [ "$(sort -u "$T/lab.txt" | tr '\n' ' ')" = "c0 c1 c2 c3 " ] || fail "embed --labels: $(sort -u "$T/lab.txt" | tr '\n' ' ')"
 "$EMBR" info "$T/e.npy" | grep -q "40 rows x 16 dims" || fail "embed output is not 40 x 16: $("$EMBR" info "$T/e.npy")"
+# A list file (paths relative to its folder, rows in its order, repeats kept) and a flat folder:
+# the same vectors as the class folders give those images, names as written, one class.
+mkdir -p "$T/lists" "$T/flat"
+printf '../data/c1/3.pgm\r\n../data/c0/0.pgm\n%s/c1/3.pgm\n' "$D" >"$T/lists/l.txt"
+expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/lists/l.txt" -o "$T/el.csv" --ids "$T/lids.txt" --labels "$T/llab.txt" -q
+[ "$(cat "$T/lids.txt")" = "$(printf '../data/c1/3.pgm\n../data/c0/0.pgm\n%s/c1/3.pgm' "$D")" ] || fail "embed list --ids: $(cat "$T/lids.txt")"
+[ "$(sort -u "$T/llab.txt")" = "$T/lists/l.txt" ] || fail "embed list --labels: $(sort -u "$T/llab.txt")"
+"$EMBR" embed --model "$T/m.safetensors" --images "$D" -o "$T/e.csv" -q || fail "embed to csv failed"
+# Row $2 of CSV $1 and row $4 of CSV $3 agree to 1e-5 (a batch's make-up moves the last float bits).
+same_row() {
+  awk -F, -v a="$2" -v b="$4" 'NR == FNR { if (FNR == a) split($0, x, ","); next }
+    FNR == b { n = split($0, y, ","); for (i = 1; i <= n; i++) { d = x[i] - y[i]; if (d > 1e-5 || d < -1e-5) exit 1 }; ok = n > 0 }
+    END { exit !ok }' "$1" "$3"
+}
+same_row "$T/el.csv" 1 "$T/e.csv" 14 || fail "list row 1 (c1/3.pgm) differs from the folder's row 14"
+same_row "$T/el.csv" 2 "$T/e.csv" 1 || fail "list row 2 (c0/0.pgm) differs from the folder's row 1"
+same_row "$T/el.csv" 3 "$T/el.csv" 1 || fail "a repeated list entry embeds differently"
+same_row "$T/el.csv" 2 "$T/e.csv" 2 && fail "same_row cannot tell c0/0.pgm from c0/1.pgm"
+(cd "$D/c0" && printf '1.pgm\n0.pgm\n' | "$EMBR" embed --model "$T/m.safetensors" --images - -o "$T/es.csv" --ids "$T/sids.txt" -q) ||
+  fail "embed --images - (stdin) failed"
+[ "$(tr '\n' ' ' <"$T/sids.txt")" = "1.pgm 0.pgm " ] || fail "embed stdin list --ids: $(cat "$T/sids.txt")"
+cp "$D/c2/"*.pgm "$T/flat/"
+expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/flat" -o "$T/ef.npy" --ids "$T/fids.txt" -q
+[ "$(tr '\n' ' ' <"$T/fids.txt")" = "0.pgm 1.pgm 2.pgm 3.pgm 4.pgm 5.pgm 6.pgm 7.pgm 8.pgm 9.pgm " ] || fail "embed flat --ids: $(cat "$T/fids.txt")"
+"$EMBR" info "$T/ef.npy" | grep -q "10 rows x 16 dims" || fail "embed flat folder is not 10 x 16: $("$EMBR" info "$T/ef.npy")"
+# Bad lists: one line naming the list and the line; no output left.
+printf '../data/c0/0.pgm\n../data/c0/missing.pgm\n' >"$T/lists/bad.txt"
+expect 1 "bad.txt: line 2: .*missing.pgm" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/lists/bad.txt" -o "$T/x.npy"
+printf '../data/c0/0.pgm\nl.txt\n' >"$T/lists/bad.txt"
+expect 1 "bad.txt: line 2: .*not a PNG, JPEG, PGM or PPM image" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/lists/bad.txt" -o "$T/x.npy"
+: >"$T/lists/empty.txt"
+expect 1 "empty.txt: no image paths" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/lists/empty.txt" -o "$T/x.npy"
+mkdir -p "$T/noimg"
+expect 1 "noimg: no images" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/noimg" -o "$T/x.npy"
+[ -e "$T/x.npy" ] && fail "a failed embed from a list left its output"
 # Verification: accuracy well above chance (the pairs are 27 % positive: always "different" scores 0.73).
 "$EMBR" eval verify --model "$T/m.safetensors" --data "$D" --json -q >"$T/v.json" || fail "eval verify failed"
 acc=$(sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p' "$T/v.json")

@@ -1,6 +1,7 @@
 /* Images: file round trips, JPEG against libjpeg's own encoder, hostile inputs, resizing against a
  * slow direct implementation, tensor conversion, augmentation, datasets and the batch loader. */
 #include "embr/image.h"
+#include "embr/matrix.h"
 #include "harness.h"
 
 #include <dirent.h>
@@ -30,7 +31,7 @@ static int starts_with(const char *s, const char *prefix) { return strncmp(s, pr
 /* ---- test images ---------------------------------------------------------------------------------- */
 
 static embr_image make_image(int w, int h, int c, uint64_t seed) {
-  embr_image im = {w, h, c, malloc((size_t)w * h * c)};
+  embr_image im = {w, h, c, malloc((size_t)w * h * c), NULL};
   embr_rng r;
   embr_rng_seed(&r, seed);
   for (size_t i = 0; i < (size_t)w * h * c; i++) im.px[i] = (uint8_t)embr_rng_below(&r, 256);
@@ -39,7 +40,7 @@ static embr_image make_image(int w, int h, int c, uint64_t seed) {
 
 /* A smooth picture (JPEG keeps those well). */
 static embr_image make_smooth(int w, int h, int c) {
-  embr_image im = {w, h, c, malloc((size_t)w * h * c)};
+  embr_image im = {w, h, c, malloc((size_t)w * h * c), NULL};
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       for (int ch = 0; ch < c; ch++)
@@ -203,7 +204,7 @@ static void test_pnm_roundtrip(void) {
   CHECK(embr_image_write(th_path("bad.ppm"), &g) == EMBR_EINVAL);
   CHECK(embr_image_write(th_path("bad.jpg"), &g) == EMBR_EUNSUPPORTED);
   CHECK(access(th_path("bad.pgm"), F_OK) != 0 && access(th_path("bad.jpg"), F_OK) != 0);
-  embr_image bad = {0, 3, 1, g.px};
+  embr_image bad = {0, 3, 1, g.px, NULL};
   CHECK(embr_image_write(th_path("bad.png"), &bad) == EMBR_EINVAL);
   CHECK(embr_image_write(th_path("nodir/x.png"), &g) == EMBR_EIO);
   CHECK(!count_tmp_files());
@@ -323,7 +324,7 @@ static void test_jpeg_decode(void) {
 
 /* Decoding must fail with `want` (0: any error), a message naming the input, and an empty output. */
 static void expect_fail(const unsigned char *buf, size_t len, int want, const char *what) {
-  embr_image im = {1, 1, 1, NULL};
+  embr_image im = {1, 1, 1, NULL, NULL};
   int rc = embr_image_decode(buf, len, "hostile.img", &im);
   CHECK_MSG(rc < 0 && (want == 0 || rc == want), "%s: rc %d (%s)", what, rc, embr_last_error());
   CHECK_MSG(starts_with(embr_last_error(), "hostile.img: ") && !strchr(embr_last_error(), '\n'), "%s: %s", what,
@@ -515,7 +516,7 @@ static const uint8_t grid_vals[6] = {20, 60, 100, 140, 180, 220};
 
 /* A JPEG of the grid with an Exif APP1 (byte order `mm`) recording `orientation` after SOI. */
 static unsigned char *jpeg_with_exif(int orientation, int mm, size_t *len) {
-  embr_image g = {24, 16, 1, malloc(24 * 16)};
+  embr_image g = {24, 16, 1, malloc(24 * 16), NULL};
   for (int y = 0; y < 16; y++)
     for (int x = 0; x < 24; x++) g.px[y * 24 + x] = grid_vals[(y / 8) * 3 + x / 8];
   size_t n;
@@ -671,22 +672,37 @@ static void ref_weights(int mode, int in, int out, int o, double *w) {
 }
 
 /* Every output pixel straight from every input pixel, in double. */
+static uint8_t ref_byte(double v) {
+  v = floor(v + 0.5);
+  return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Pillow's two passes, in doubles: horizontal into an 8-bit image (rounded and clipped, as
+ * Pillow's intermediate image is), then vertical. */
 static embr_image ref_resize(const embr_image *in, int ow, int oh, int mode) {
-  embr_image out = {ow, oh, in->channels, malloc((size_t)ow * oh * in->channels)};
+  int c = in->channels;
+  embr_image out = {ow, oh, c, malloc((size_t)ow * oh * c), NULL};
+  uint8_t *mid = malloc((size_t)ow * in->height * c);
   double *wx = malloc(sizeof(double) * in->width), *wy = malloc(sizeof(double) * in->height);
+  for (int x = 0; x < ow; x++) {
+    ref_weights(mode, in->width, ow, x, wx);
+    for (int j = 0; j < in->height; j++)
+      for (int ch = 0; ch < c; ch++) {
+        double v = 0;
+        for (int i = 0; i < in->width; i++) v += wx[i] * in->px[((size_t)j * in->width + i) * c + ch];
+        mid[((size_t)j * ow + x) * c + ch] = ref_byte(v);
+      }
+  }
   for (int y = 0; y < oh; y++) {
     ref_weights(mode, in->height, oh, y, wy);
-    for (int x = 0; x < ow; x++) {
-      ref_weights(mode, in->width, ow, x, wx);
-      for (int c = 0; c < in->channels; c++) {
+    for (int x = 0; x < ow; x++)
+      for (int ch = 0; ch < c; ch++) {
         double v = 0;
-        for (int j = 0; j < in->height; j++)
-          for (int i = 0; i < in->width; i++) v += wy[j] * wx[i] * in->px[((size_t)j * in->width + i) * in->channels + c];
-        v = floor(v + 0.5);
-        out.px[((size_t)y * ow + x) * in->channels + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        for (int j = 0; j < in->height; j++) v += wy[j] * mid[((size_t)j * ow + x) * c + ch];
+        out.px[((size_t)y * ow + x) * c + ch] = ref_byte(v);
       }
-    }
   }
+  free(mid);
   free(wx);
   free(wy);
   return out;
@@ -716,7 +732,7 @@ static void test_resize_reference(void) {
 
 static void test_resize_hand(void) {
   uint8_t px[4] = {0, 80, 160, 240};
-  embr_image in = {2, 2, 1, px}, out;
+  embr_image in = {2, 2, 1, px, NULL}, out;
   REQUIRE(embr_image_resize(&in, 4, 4, EMBR_RESIZE_BILINEAR, &out) == 0);
   /* Output centres map to input x = -0.25, 0.25, 0.75, 1.25: clamped, then weights 1, .75/.25,
    * .25/.75, 1 along each axis. */
@@ -726,7 +742,7 @@ static void test_resize_hand(void) {
   /* A constant image stays constant, bicubic overshoot or not. */
   uint8_t flat[12];
   memset(flat, 77, sizeof flat);
-  embr_image f = {2, 2, 3, flat};
+  embr_image f = {2, 2, 3, flat, NULL};
   REQUIRE(embr_image_resize(&f, 5, 3, EMBR_RESIZE_BICUBIC, &out) == 0);
   for (int i = 0; i < 5 * 3 * 3; i++) CHECK(out.px[i] == 77);
   embr_image_free(&out);
@@ -787,6 +803,186 @@ static void test_to_tensor(void) {
   CHECK(embr_image_to_tensor(&rgb, &s, t2) == EMBR_EINVAL);
   free_test_image(&g);
   free_test_image(&rgb);
+}
+
+/* PNG alpha: RGBA, grey + alpha and a palette's tRNS come back in `alpha`, the colour as stored;
+ * files without alpha have none. */
+static void test_png_alpha(void) {
+  const int w = 5, h = 3;
+  unsigned char d8a[5 * 3 * 4], dga[5 * 3 * 2], dpal[5 * 3], drgb[5 * 3 * 3];
+  uint8_t a_rgba[15], a_ga[15], a_pal[15];
+  png_color pal[4] = {{10, 20, 30}, {40, 50, 60}, {70, 80, 90}, {200, 210, 220}};
+  png_byte trns[2] = {0, 128};
+  for (int i = 0; i < w * h; i++) {
+    for (int ch = 0; ch < 3; ch++) drgb[3 * i + ch] = d8a[4 * i + ch] = (uint8_t)(i * 17 + ch * 50);
+    a_rgba[i] = d8a[4 * i + 3] = (uint8_t)(i * 18);
+    dga[2 * i] = (uint8_t)(255 - i * 9);
+    a_ga[i] = dga[2 * i + 1] = (uint8_t)(255 - i * 5);
+    dpal[i] = (uint8_t)(i % 4);
+    a_pal[i] = i % 4 < 2 ? trns[i % 4] : 255;
+  }
+  struct {
+    membuf m;
+    const uint8_t *alpha;
+  } cases[] = {
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_RGBA, PNG_INTERLACE_ADAM7, d8a, 20, NULL, 0, NULL, 0), a_rgba},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_INTERLACE_NONE, dga, 10, NULL, 0, NULL, 0), a_ga},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, dpal, 5, pal, 4, trns, 2), a_pal},
+      {png_encode(w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, drgb, 15, NULL, 0, NULL, 0), NULL},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    embr_image im;
+    int rc = embr_image_decode(cases[k].m.p, cases[k].m.n, "alpha.png", &im);
+    CHECK_MSG(rc == 0, "case %zu: %s", k, embr_last_error());
+    if (!rc && cases[k].alpha) CHECK_MSG(im.alpha && memcmp(im.alpha, cases[k].alpha, 15) == 0, "case %zu alpha", k);
+    if (!rc && !cases[k].alpha) CHECK(im.alpha == NULL);
+    /* Resizing and writing give images without alpha (the colour as stored). */
+    embr_image r;
+    if (!rc && embr_image_resize(&im, 2, 2, EMBR_RESIZE_BICUBIC, &r) == 0) {
+      CHECK(r.alpha == NULL);
+      embr_image_free(&r);
+    }
+    embr_image_free(&im);
+    CHECK(im.alpha == NULL && im.px == NULL);
+    free(cases[k].m.p);
+  }
+}
+
+/* Compositing on white, exactly as Pillow's paste with a mask rounds it, for every (value, alpha);
+ * EMBR_ALPHA_IGNORE and images without alpha use the colour as stored. */
+static void test_alpha_white(void) {
+  uint8_t *px = malloc(256 * 256), *al = malloc(256 * 256);
+  for (int v = 0; v < 256; v++)
+    for (int a = 0; a < 256; a++) px[v * 256 + a] = (uint8_t)v, al[v * 256 + a] = (uint8_t)a;
+  embr_image im = {256, 256, 1, px, al};
+  embr_image_spec s = embr_image_spec_default();
+  s.channels = 1, s.width = s.height = 256, s.mean[0] = 0.0f, s.std[0] = 1.0f;
+  float *t = malloc(sizeof(float) * 256 * 256);
+  int bad = 0;
+  s.alpha = EMBR_ALPHA_WHITE;
+  REQUIRE(embr_image_to_tensor(&im, &s, t) == 0);
+  for (int i = 0; i < 256 * 256; i++) {
+    long want = lround((px[i] * al[i] + 255.0 * (255 - al[i])) / 255.0);
+    bad += lround(t[i] * 255.0f) != want;
+  }
+  CHECK_MSG(bad == 0, "%d of 65536 composites differ", bad);
+  s.alpha = EMBR_ALPHA_IGNORE;
+  REQUIRE(embr_image_to_tensor(&im, &s, t) == 0);
+  bad = 0;
+  for (int i = 0; i < 256 * 256; i++) bad += lround(t[i] * 255.0f) != px[i];
+  CHECK(bad == 0);
+  s.alpha = (embr_alpha)2;
+  CHECK(embr_image_to_tensor(&im, &s, t) == EMBR_EINVAL && strstr(embr_last_error(), "alpha"));
+  free(t);
+  free(px);
+  free(al);
+}
+
+/* The centre crop's offsets: images already of the resized size (no resampling), rows and columns
+ * numbered in their pixels, so the tensor shows where the window starts. (h - 24) / 2 = 0.5, 1.5,
+ * 2.5, 3.5 round (Python, halves to even) to 0, 2, 2, 4. */
+static void test_center_crop(void) {
+  static const int sides[][2] = {{25, 0}, {27, 2}, {29, 2}, {31, 4}, {24, 0}};
+  embr_image_spec s = embr_image_spec_clip(24);
+  CHECK(s.channels == 3 && s.width == 24 && s.height == 24 && s.resize == EMBR_RESIZE_BICUBIC &&
+        s.crop == EMBR_CROP_CENTER && s.alpha == EMBR_ALPHA_WHITE && s.short_side == 0);
+  CHECK(s.mean[0] == 0.48145466f && s.mean[2] == 0.40821073f && s.std[1] == 0.26130258f && s.std[2] == 0.27577711f);
+  s.channels = 1, s.mean[0] = 0.0f, s.std[0] = 1.0f / 255.0f; /* the tensor holds the pixel values */
+  float t[24 * 24];
+  for (int k = 0; k < 5; k++) {
+    for (int tall = 0; tall < 2; tall++) {
+      int w = tall ? 24 : sides[k][0], h = tall ? sides[k][0] : 24;
+      embr_image im = make_image(w, h, 1, 1);
+      for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) im.px[y * w + x] = (uint8_t)(tall ? y : x);
+      REQUIRE(embr_image_to_tensor(&im, &s, t) == 0);
+      CHECK_MSG(lroundf(t[0]) == sides[k][1] && lroundf(t[24 * 24 - 1]) == sides[k][1] + 23, "side %d %s: starts at %ld",
+                sides[k][0], tall ? "tall" : "wide", lroundf(t[0]));
+      free_test_image(&im);
+    }
+  }
+  /* A non-square window from an explicit short side; bad short sides; a side that would overflow. */
+  embr_image im = make_image(30, 40, 1, 2);
+  for (int y = 0; y < 40; y++)
+    for (int x = 0; x < 30; x++) im.px[y * 30 + x] = (uint8_t)(y * 4 + x % 4);
+  s.height = 20, s.width = 28, s.short_side = 30; /* no resampling: 30 x 40, top 10, left 1 */
+  float t2[20 * 28];
+  REQUIRE(embr_image_to_tensor(&im, &s, t2) == 0);
+  CHECK(lroundf(t2[0]) == 10 * 4 + 1 && lroundf(t2[28]) == 11 * 4 + 1 && lroundf(t2[1]) == 10 * 4 + 2);
+  s.short_side = 27;
+  CHECK(embr_image_to_tensor(&im, &s, t2) == EMBR_EINVAL && strstr(embr_last_error(), "short side"));
+  s.short_side = -1;
+  CHECK(embr_image_to_tensor(&im, &s, t2) == EMBR_EINVAL);
+  s.short_side = 0;
+  s.crop = (embr_crop)9;
+  CHECK(embr_image_to_tensor(&im, &s, t2) == EMBR_EINVAL && strstr(embr_last_error(), "crop"));
+  free_test_image(&im);
+  embr_image thin = make_image(1, 200, 1, 3);
+  embr_image_spec c = embr_image_spec_clip(224);
+  float *big = malloc(sizeof(float) * 3 * 224 * 224);
+  CHECK(embr_image_to_tensor(&thin, &c, big) == EMBR_EINVAL && strstr(embr_last_error(), "1x200"));
+  free(big);
+  free_test_image(&thin);
+  /* The default spec keeps the old geometry: no crop, the whole image stretched. */
+  embr_image_spec d = embr_image_spec_default();
+  CHECK(d.crop == EMBR_CROP_NONE && d.alpha == EMBR_ALPHA_IGNORE && d.short_side == 0);
+}
+
+/* CLIP preprocessing against Pillow (scripts/make_clip_preprocess_ref.py wrote tests/ref/clip/): the
+ * fixture's PNGs through embr_image_read and embr_image_to_tensor, compared with the tensors
+ * Pillow's resize, the torchvision crop arithmetic and the CLIP normalisation give.
+ * Bound: 1 level of 8 bits, 1 / (255 std[c]) in the tensor's units, per value, and at least 99 %
+ * of the values exact. Our resize follows Pillow's two passes with its 8-bit intermediate, so
+ * only the weights differ (float here, 22-bit fixed point in Pillow): a sum landing within about
+ * 1e-6 of a half can round the other way, one level. Measured on this fixture: 0 (all exact).
+ * Before the intermediate was rounded and clipped like Pillow's, hard edges put us up to 6 levels
+ * away (cubic overshoot clipped in Pillow's intermediate but not in ours). Compositing, crop
+ * offsets and normalisation are exact, so a wrong offset or alpha shows as tens of levels. */
+static void test_clip_reference(void) {
+  static const struct {
+    const char *png, *npy;
+    int h, w, short_side;
+    embr_alpha alpha;
+  } cases[] = {
+      {"rgb_53x37.png", "rgb_53x37.npy", 24, 24, 0, EMBR_ALPHA_WHITE},
+      {"rgb_13x19.png", "rgb_13x19.npy", 24, 24, 0, EMBR_ALPHA_WHITE},
+      {"grey_41x29.png", "grey_41x29.npy", 24, 24, 0, EMBR_ALPHA_WHITE},
+      {"rgba_27x35.png", "rgba_27x35.npy", 24, 24, 0, EMBR_ALPHA_WHITE},
+      {"rgba_27x35.png", "rgba_27x35_ignore.npy", 24, 24, 0, EMBR_ALPHA_IGNORE},
+      {"la_31x22.png", "la_31x22.npy", 24, 24, 0, EMBR_ALPHA_WHITE},
+      {"pal_29x41.png", "pal_29x41.npy", 24, 24, 0, EMBR_ALPHA_WHITE},
+      {"rgb_45x61.png", "rgb_45x61_20x28.npy", 20, 28, 30, EMBR_ALPHA_WHITE},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    char png[600], npy[600];
+    snprintf(png, sizeof png, "%s/tests/ref/clip/%s", EMBR_SOURCE_DIR, cases[k].png);
+    snprintf(npy, sizeof npy, "%s/tests/ref/clip/%s", EMBR_SOURCE_DIR, cases[k].npy);
+    embr_image im;
+    embr_matrix ref;
+    REQUIRE(embr_image_read(png, &im) == 0);
+    REQUIRE(embr_matrix_read(npy, EMBR_FORMAT_AUTO, &ref) == 0);
+    embr_image_spec s = embr_image_spec_clip(24);
+    s.height = cases[k].h, s.width = cases[k].w, s.short_side = cases[k].short_side, s.alpha = cases[k].alpha;
+    size_t n = (size_t)3 * s.height * s.width, plane = n / 3;
+    CHECK(ref.n == 1 && ref.dim == (int64_t)n);
+    float *t = malloc(n * sizeof *t);
+    CHECK(embr_image_to_tensor(&im, &s, t) == 0);
+    double worst = 0, sum = 0;
+    size_t exact = 0;
+    for (size_t i = 0; ref.dim == (int64_t)n && i < n; i++) {
+      double levels = fabs((double)t[i] - ref.data[i]) * 255.0 * s.std[i / plane];
+      worst = levels > worst ? levels : worst;
+      sum += levels;
+      exact += levels < 0.01;
+    }
+    CHECK_MSG(worst <= 1.0 + 1e-3 && exact >= n * 99 / 100, "%s: %.3f levels apart (bound 1), %zu of %zu exact",
+              cases[k].npy, worst, exact, n);
+    if (getenv("EMBR_TEST_VERBOSE"))
+      fprintf(stderr, "  %s: max %.3f levels, mean %.4f, %.1f%% exact\n", cases[k].npy, worst, sum / n, 100.0 * exact / n);
+    free(t);
+    embr_matrix_free(&ref);
+    embr_image_free(&im);
+  }
 }
 
 /* The documented draws: y offset, x offset in [0, 2 pad] (when pad > 0), then a coin (when flip):
@@ -902,6 +1098,134 @@ static void test_folder_dataset(void) {
   CHECK(embr_dataset_open_folder(th_path("nowhere"), &ds) == EMBR_ENOTFOUND);
   snprintf(p, sizeof p, "%s/a", root);
   CHECK(embr_dataset_open_folder(p, &ds) == EMBR_EFORMAT);
+}
+
+/* A flat folder: its images in natural order, one class named as the folder was given; the
+ * class-folder opener still refuses it, and embr_dataset_open picks the right one. */
+static void test_flat_dataset(void) {
+  const char *root = th_fresh_dir("flat");
+  char p[600];
+  snprintf(p, sizeof p, "%s/img10.png", root), write_image_file(p, 3, 2, 3, 1);
+  snprintf(p, sizeof p, "%s/img2.pgm", root), write_image_file(p, 2, 2, 1, 2);
+  snprintf(p, sizeof p, "%s/.hidden.png", root), write_image_file(p, 2, 2, 1, 3);
+  snprintf(p, sizeof p, "%s/notes.txt", root), th_write_file(p, "x", 1);
+  embr_dataset *ds;
+  REQUIRE(embr_dataset_open_flat(root, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 2 && embr_dataset_classes(ds) == 1);
+  CHECK(strcmp(embr_dataset_class_name(ds, 0), root) == 0);
+  CHECK(strcmp(embr_dataset_item_name(ds, 0), "img2.pgm") == 0 && strcmp(embr_dataset_item_name(ds, 1), "img10.png") == 0);
+  CHECK(embr_dataset_label(ds, 0) == 0 && embr_dataset_label(ds, 1) == 0);
+  embr_image im;
+  REQUIRE(embr_dataset_image(ds, 1, &im) == 0);
+  embr_image want = make_image(3, 2, 3, 1);
+  CHECK(same_pixels(&im, &want));
+  free_test_image(&want);
+  embr_image_free(&im);
+  embr_dataset_free(ds);
+  /* The class-folder opener keeps refusing a folder without class folders. */
+  CHECK(embr_dataset_open_folder(root, &ds) == EMBR_EFORMAT && ds == NULL);
+  REQUIRE(embr_dataset_open(root, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 2 && embr_dataset_classes(ds) == 1);
+  embr_dataset_free(ds);
+  /* A sub-folder makes it a folder of classes for embr_dataset_open (the top-level images ignored). */
+  snprintf(p, sizeof p, "%s/cls", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/cls/a.png", root), write_image_file(p, 2, 2, 1, 4);
+  REQUIRE(embr_dataset_open(root, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 1 && strcmp(embr_dataset_item_name(ds, 0), "cls/a.png") == 0);
+  embr_dataset_free(ds);
+  /* Errors: no images, a file, missing, empty name, no output. */
+  const char *empty = th_fresh_dir("flat_empty");
+  snprintf(p, sizeof p, "%s/readme.txt", empty), th_write_file(p, "x", 1);
+  CHECK(embr_dataset_open_flat(empty, &ds) == EMBR_EFORMAT && ds == NULL && strstr(embr_last_error(), "no images"));
+  CHECK(embr_dataset_open(empty, &ds) == EMBR_EFORMAT && strstr(embr_last_error(), empty));
+  CHECK(embr_dataset_open_flat(p, &ds) == EMBR_EINVAL && strstr(embr_last_error(), "not a folder"));
+  CHECK(embr_dataset_open_flat(th_path("nowhere"), &ds) == EMBR_ENOTFOUND);
+  CHECK(embr_dataset_open(th_path("nowhere"), &ds) == EMBR_ENOTFOUND && strstr(embr_last_error(), "nowhere"));
+  CHECK(embr_dataset_open_flat("", &ds) == EMBR_EINVAL && embr_dataset_open_flat(root, NULL) == EMBR_EINVAL);
+  CHECK(embr_dataset_open("", &ds) == EMBR_EINVAL && embr_dataset_open(root, NULL) == EMBR_EINVAL);
+}
+
+/* Opens list `text` written to dir/name; returns the status, *ds set on success. */
+static int open_list_text(const char *dir, const char *name, const char *text, embr_dataset **ds) {
+  const char *p = th_join(dir, name);
+  th_write_file(p, text, strlen(text));
+  return embr_dataset_open_list(p, ds);
+}
+
+/* A list file: rows in its order (repeats kept), relative paths relative to the list's folder,
+ * absolute ones as they are, CRLF; hostile lists fail naming the list and the line. */
+static void test_list_dataset(void) {
+  const char *root = th_fresh_dir("list");
+  char p[600], abs_png[700], text[2000];
+  snprintf(p, sizeof p, "%s/imgs", root), make_dir(p);
+  snprintf(p, sizeof p, "%s/imgs/b.png", root), write_image_file(p, 3, 2, 3, 1);
+  snprintf(p, sizeof p, "%s/imgs/a.pgm", root), write_image_file(p, 2, 2, 1, 2);
+  snprintf(p, sizeof p, "%s/imgs/photo.dat", root), write_image_file(p, 2, 3, 1, 3); /* a PGM by its bytes */
+  snprintf(abs_png, sizeof abs_png, "%s/imgs/b.png", root);
+  snprintf(p, sizeof p, "%s/notes.txt", root), th_write_file(p, "hello there", 11);
+  snprintf(p, sizeof p, "%s/tiny", root), th_write_file(p, "P", 1);
+  snprintf(text, sizeof text, "imgs/b.png\r\nimgs/a.pgm\n%s\nimgs/photo.dat\nimgs/b.png", abs_png);
+  embr_dataset *ds;
+  REQUIRE(open_list_text(root, "list.txt", text, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 5 && embr_dataset_classes(ds) == 1 && embr_dataset_label(ds, 4) == 0);
+  CHECK(strstr(embr_dataset_class_name(ds, 0), "list.txt") != NULL);
+  const char *names[] = {"imgs/b.png", "imgs/a.pgm", abs_png, "imgs/photo.dat", "imgs/b.png"};
+  static const int ws[] = {3, 2, 3, 2, 3};
+  for (int i = 0; i < 5; i++) {
+    CHECK_MSG(strcmp(embr_dataset_item_name(ds, i), names[i]) == 0, "item %d: %s", i, embr_dataset_item_name(ds, i));
+    embr_image im;
+    CHECK(embr_dataset_image(ds, i, &im) == 0 && im.width == ws[i]);
+    embr_image_free(&im);
+  }
+  embr_dataset_free(ds);
+  /* Through embr_dataset_open (a file is a list), and from another current directory the paths
+   * still resolve against the list's folder. */
+  snprintf(p, sizeof p, "%s/list.txt", root);
+  REQUIRE(embr_dataset_open(p, &ds) == 0);
+  CHECK(embr_dataset_size(ds) == 5);
+  embr_dataset_free(ds);
+  /* A list beside its images, named without a folder: relative to the current directory. */
+  char cwd[4096];
+  REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(p, sizeof p, "%s/imgs", root);
+  REQUIRE(chdir(p) == 0);
+  th_write_file("here.txt", "a.pgm\n", 6);
+  int rc = embr_dataset_open_list("here.txt", &ds);
+  embr_image im = {0};
+  if (!rc) rc = embr_dataset_image(ds, 0, &im);
+  CHECK(chdir(cwd) == 0);
+  CHECK(rc == 0 && im.width == 2);
+  embr_image_free(&im);
+  embr_dataset_free(ds);
+  /* Hostile lists: the message names the list and the line. */
+  static const struct {
+    const char *text;
+    int status;
+    const char *msg;
+  } bad[] = {
+      {"", EMBR_EFORMAT, "no image paths"},
+      {"imgs/b.png\n\nimgs/a.pgm\n", EMBR_EFORMAT, "line 2: empty line"},
+      {"imgs/b.png\nimgs/missing.png\n", EMBR_ENOTFOUND, "line 2: "},
+      {"imgs/b.png\nimgs/a.pgm\nnotes.txt\n", EMBR_EFORMAT, "line 3: "},
+      {"tiny\n", EMBR_EFORMAT, "line 1: "},
+      {"imgs\n", EMBR_EINVAL, "not a regular file"},
+      {"imgs/b.png/x\n", EMBR_ENOTFOUND, "line 1: "},
+      {"imgs/b.png\nimgs/a\0.pgm\n", EMBR_EFORMAT, "line 2"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    size_t len = strlen(bad[k].text);
+    if (k == 7) len = 24; /* the NUL byte inside */
+    const char *lp = th_join(root, "bad.txt");
+    th_write_file(lp, bad[k].text, len);
+    ds = (embr_dataset *)1;
+    int st = embr_dataset_open_list(lp, &ds);
+    CHECK_MSG(st == bad[k].status && ds == NULL && strstr(embr_last_error(), "bad.txt") &&
+                  strstr(embr_last_error(), bad[k].msg),
+              "case %zu: %d %s", k, st, embr_last_error());
+  }
+  CHECK(strstr(embr_last_error(), "\n") == NULL);
+  CHECK(embr_dataset_open_list(th_path("no_list.txt"), &ds) == EMBR_ENOTFOUND && strstr(embr_last_error(), "no_list.txt"));
+  CHECK(embr_dataset_open_list("", &ds) == EMBR_EINVAL && embr_dataset_open_list(p, NULL) == EMBR_EINVAL);
 }
 
 /* Class folders named as ORL names them (s1..s40) sort naturally, so that without the extra
@@ -1289,7 +1613,8 @@ int main(int argc, char **argv) {
                    test_jpeg_decode, test_corrupt_png, test_corrupt_jpeg, test_corrupt_pnm,
                    test_png_chunk_bomb, test_jpeg_many_scans, test_jpeg_corrupt_data, test_jpeg_exif_orientation,
                    test_jpeg_cmyk, test_resize_reference,
-                   test_resize_hand, test_resize_identity, test_to_tensor, test_augment, test_folder_dataset,
-                   test_folder_natural_order, test_mnist_small, test_mnist_real, test_loader_epochs,
+                   test_resize_hand, test_resize_identity, test_to_tensor, test_png_alpha, test_alpha_white,
+                   test_center_crop, test_clip_reference, test_augment, test_folder_dataset,
+                   test_flat_dataset, test_list_dataset, test_folder_natural_order, test_mnist_small, test_mnist_real, test_loader_epochs,
                    test_loader_bad_file, test_loader_cache);
 }

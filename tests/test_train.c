@@ -34,7 +34,7 @@ static void make_dataset(void) {
           double v = 128 + 80 * sin(fx * (x + dx) / SIDE * 6.28 + ph) * cos(fy * (y + dy) / SIDE * 6.28) + 20 * embr_rng_normal(&r);
           px[y * SIDE + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
-      embr_image im = {SIDE, SIDE, 1, px};
+      embr_image im = {SIDE, SIDE, 1, px, NULL};
       snprintf(path, sizeof(path), "%s/class%d/%02d.png", dir, c, i);
       CHECK(embr_image_write(path, &im) == 0);
     }

@@ -1,9 +1,13 @@
 /* Images and image datasets: decode PNG / JPEG / PGM / PPM, resize, crop, flip, normalise into
- * float tensors, datasets from a folder of class sub-folders or MNIST idx files, and a loader
- * that prepares the next batch on another thread.
+ * float tensors, datasets from a folder of class sub-folders, a flat folder of images, a list
+ * file of image paths or MNIST idx files, and a loader that prepares the next batch on another
+ * thread.
  *
  * Pixels of an embr_image are 8-bit, row-major, channels interleaved (HWC), 1 (grey) or 3 (RGB)
- * channels. Decoders drop alpha, expand palettes and reduce 16-bit samples to 8 bits.
+ * channels. Decoders expand palettes and reduce 16-bit samples to 8 bits; an alpha channel (PNG
+ * RGBA, grey + alpha, or a tRNS chunk) is kept apart in `alpha`, the colour in `px` being the
+ * stored colour as is (what Pillow's convert("RGB") / convert("L") gives). A spec with
+ * EMBR_ALPHA_WHITE composites on white when converting to a tensor.
  * Tensors are float32 CHW (one image) or NCHW (a batch).
  *
  * Errors: every function returns an embr status; the detail (file name, what is wrong) is in
@@ -30,6 +34,10 @@ extern "C" {
 typedef struct embr_image {
   int width, height, channels; /* channels: 1 or 3 */
   uint8_t *px;                 /* width*height*channels bytes, HWC; free with embr_image_free */
+  /* width*height bytes of opacity (255 opaque), or NULL: no alpha (every pixel opaque). Set by the
+   * decoders for PNGs with alpha or tRNS; kept by nothing else (resize, orient and write ignore it
+   * and give images without one). Allocated with embr_alloc, freed by embr_image_free. */
+  uint8_t *alpha;
 } embr_image;
 
 /* Decodes a PNG, JPEG, PGM (P2/P5) or PPM (P3/P6) image, chosen by its first bytes.
@@ -49,31 +57,63 @@ EMBR_API embr_status embr_image_read(const char *path, embr_image *out);
  * PNM (.pgm needs 1 channel, .ppm 3: EMBR_EINVAL otherwise). .jpg/.jpeg give EMBR_EUNSUPPORTED.
  * The file is written to a temporary name and renamed: no partial file on failure (EMBR_EIO). */
 EMBR_API embr_status embr_image_write(const char *path, const embr_image *im);
-EMBR_API void embr_image_free(embr_image *im); /* frees px, zeroes the struct; NULL ok */
+EMBR_API void embr_image_free(embr_image *im); /* frees px and alpha, zeroes the struct; NULL ok */
 
 typedef enum embr_resize { EMBR_RESIZE_BILINEAR = 0, EMBR_RESIZE_BICUBIC = 1 } embr_resize;
 
+/* How an image becomes the spec's height x width. */
+typedef enum embr_crop {
+  EMBR_CROP_NONE = 0,  /* the whole image resized to width x height (aspect ratio not kept) */
+  /* torchvision's Resize(s) + CenterCrop((height, width)) on a PIL image: the short side resized
+   * to s = short_side (0: the larger of height and width), the long side to
+   * int(s * long / short) (truncated), both with `resize` (an image already of that size is
+   * left as is); then the window at top = int(round((h' - height) / 2.0)), likewise left, with
+   * Python's round (halves to even) taken. */
+  EMBR_CROP_CENTER = 1
+} embr_crop;
+
+/* What becomes of an image's alpha channel (embr_image.alpha) in embr_image_to_tensor. */
+typedef enum embr_alpha {
+  EMBR_ALPHA_IGNORE = 0, /* the stored colour, as Pillow's convert("RGB") and torchvision's loader */
+  EMBR_ALPHA_WHITE = 1   /* composited on white first: v' = (v a + 255 (255 - a)) / 255, rounded as
+                          * Pillow's paste with a mask */
+} embr_alpha;
+
 /* Normalisation and geometry of a model's input: pixels are scaled to [0,1], then
- * (v - mean[c]) / std[c]. */
+ * (v - mean[c]) / std[c]. Fields after `resize` came later: a zeroed tail (memset, or a spec from
+ * embr_image_spec_default) keeps the earlier behaviour (no crop, alpha ignored). */
 typedef struct embr_image_spec {
   int channels;          /* 1 or 3: grey is replicated to 3, RGB reduced to grey by luma */
   int height, width;     /* output size */
   float mean[3], std[3]; /* per output channel */
   embr_resize resize;
+  embr_crop crop;
+  int short_side;        /* EMBR_CROP_CENTER: 0, or the short side's size, >= height and width */
+  embr_alpha alpha;
 } embr_image_spec;
 EMBR_API embr_image_spec embr_image_spec_default(void); /* 3 x 112 x 112, mean 0.5, std 0.5, bilinear */
+/* CLIP's preprocessing (OpenAI CLIP / open_clip at `size`, e.g. 224 or 336): 3 x size x size,
+ * bicubic resize of the short side to size, centre crop, mean (0.48145466, 0.4578275,
+ * 0.40821073), std (0.26862954, 0.26130258, 0.27577711), alpha composited on white (the
+ * reference pipelines' convert("RGB") drops alpha instead: set alpha = EMBR_ALPHA_IGNORE for
+ * their exact input on transparent images). size outside 1..EMBR_IMAGE_MAX_SIDE gives a spec
+ * that embr_image_to_tensor refuses. */
+EMBR_API embr_image_spec embr_image_spec_clip(int size);
 
 /* Converts an image of any size and channel count into one CHW float tensor of spec's shape
- * (dst holds channels*height*width floats): resize to 8 bits (whole image, no crop), channel
- * conversion (luma = 0.299 R + 0.587 G + 0.114 B), normalisation. EMBR_EINVAL for a bad spec
- * (channels, size, resize mode, a zero or non-finite std) or image; EMBR_ENOMEM. */
+ * (dst holds channels*height*width floats), in this order: alpha (spec->alpha; images without
+ * alpha are opaque), resize to 8 bits and crop (spec->crop), channel conversion (luma = 0.299 R +
+ * 0.587 G + 0.114 B), normalisation. EMBR_EINVAL for a bad spec (channels, size, resize, crop or
+ * alpha mode, short_side, a zero or non-finite std) or image; EMBR_ENOMEM. */
 EMBR_API embr_status embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst);
 
 /* Resizes an 8-bit image (1 or 3 channels) to w x h; *out is allocated. As Pillow (and torchvision
  * on PIL images): pixel centres at i + 0.5 (align_corners = false), triangle (bilinear) or Keys
  * cubic with a = -0.5 (bicubic) kernels, widened by the scale factor when shrinking (antialiased),
- * weights renormalised at the borders. Enlarging is plain bilinear / bicubic interpolation with
- * edge clamping; the same size copies the pixels. w, h in 1 .. EMBR_IMAGE_MAX_SIDE, else
+ * weights renormalised at the borders; the horizontal pass first, rounded and clipped to 8 bits
+ * as Pillow's intermediate image is (results agree with Pillow's to within a level, mostly
+ * exactly). Enlarging is plain bilinear / bicubic interpolation with edge clamping; the same size
+ * copies the pixels. w, h in 1 .. EMBR_IMAGE_MAX_SIDE, else
  * EMBR_EINVAL; EMBR_ENOMEM. */
 EMBR_API embr_status embr_image_resize(const embr_image *in, int w, int h, embr_resize mode, embr_image *out);
 
@@ -97,13 +137,33 @@ typedef struct embr_dataset embr_dataset;
  * Errors: EMBR_ENOTFOUND missing, EMBR_EINVAL not a folder, EMBR_EFORMAT no class folders or a
  * class folder with no images (the message names it). */
 EMBR_API embr_status embr_dataset_open_folder(const char *dir, embr_dataset **out);
+/* A flat folder: the image files directly inside `dir` (same extensions, hidden entries and other
+ * files ignored, sub-folders not entered), in the same natural order. One class, named `dir` as
+ * given, every label 0; item names are the file names. Errors: EMBR_ENOTFOUND missing,
+ * EMBR_EINVAL not a folder, EMBR_EFORMAT no images. */
+EMBR_API embr_status embr_dataset_open_flat(const char *dir, embr_dataset **out);
+/* A list file: one image path per line, items in the file's order (repeats kept). A relative path
+ * is relative to the folder holding the list file (so a list travels with its images), an
+ * absolute one is used as is; "-" reads standard input, its relative paths relative to the
+ * current directory. Item names are the paths as written; one class, named `path` as given,
+ * every label 0. Read with embr_lines_read (CRLF endings accepted, at most EMBR_LINES_MAX_BYTES);
+ * every listed file is checked when opened: it must exist, be a regular file and start like a
+ * PNG, JPEG, PGM or PPM image. Errors (one line naming the list and the line, from 1):
+ * EMBR_ENOTFOUND (list or image missing), EMBR_EIO (unreadable), EMBR_EINVAL (an entry is not a
+ * regular file), EMBR_EFORMAT (no lines, an empty line, a NUL byte, an entry not an image). */
+EMBR_API embr_status embr_dataset_open_list(const char *path, embr_dataset **out);
+/* Any of the three by what `path` is: "-" or a file other than a folder: a list file; a folder
+ * with class sub-folders: embr_dataset_open_folder (images beside the class folders ignored); a
+ * folder without class sub-folders: embr_dataset_open_flat. The errors of the opener chosen;
+ * EMBR_ENOTFOUND when the path is missing. */
+EMBR_API embr_status embr_dataset_open(const char *path, embr_dataset **out);
 /* MNIST idx files: `path` is a folder holding {train|t10k}-images-idx3-ubyte[.gz] and the matching
  * labels file (t10k preferred when only it exists; train preferred otherwise), or the images file
  * itself (the labels file named alike with "labels-idx1", with or without .gz). Gzip read through
  * zlib. Magic numbers, sizes, counts and the exact data length are checked (EMBR_EFORMAT). All
  * pixels are kept in memory; classes = largest label + 1, named "0", "1", ... */
 EMBR_API embr_status embr_dataset_open_mnist(const char *path, embr_dataset **out);
-/* *out of both openers is freed with embr_dataset_free (NULL is a no-op). */
+/* *out of every opener is freed with embr_dataset_free (NULL is a no-op). */
 EMBR_API void embr_dataset_free(embr_dataset *ds);
 
 /* Accessors (indices not checked: 0 <= i < size, 0 <= c < classes). Strings belong to the
@@ -112,7 +172,8 @@ EMBR_API int64_t embr_dataset_size(const embr_dataset *ds);
 EMBR_API int embr_dataset_classes(const embr_dataset *ds);
 EMBR_API const char *embr_dataset_class_name(const embr_dataset *ds, int c);
 EMBR_API int embr_dataset_label(const embr_dataset *ds, int64_t i); /* class of item i */
-/* A name for item i: the file path relative to the folder ("s1/3.pgm"), or "mnist-<i>". */
+/* A name for item i: the file path relative to the folder ("s1/3.pgm", "3.jpg" in a flat folder),
+ * the path as the list file writes it, or "mnist-<i>". */
 EMBR_API const char *embr_dataset_item_name(const embr_dataset *ds, int64_t i);
 /* Decodes item i into *out (free with embr_image_free); the file's errors as embr_image_read,
  * EMBR_EINVAL for i out of range. */

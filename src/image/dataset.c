@@ -1,7 +1,8 @@
-/* Image datasets: a folder of class sub-folders (files decoded on demand) or MNIST idx files
- * (all pixels held in memory). A dataset is read-only after it is opened, so any number of
- * threads may read items at once. */
+/* Image datasets: a folder of class sub-folders, a flat folder of images or a list file of image
+ * paths (files decoded on demand), or MNIST idx files (all pixels held in memory). A dataset is
+ * read-only after it is opened, so any number of threads may read items at once. */
 #include "core/natural.h"
+#include "embr/lines.h"
 #include "image/image_internal.h"
 
 #include <dirent.h>
@@ -20,12 +21,12 @@ typedef struct strlist {
 
 struct embr_dataset {
   int mnist;           /* 0: folder */
-  char *root;          /* folder: the folder given */
+  char *root;          /* folder: the folder given; list: the list's folder, NULL for the current one */
   int n_classes;
   char **class_names;
   int64_t n;
   int32_t *labels;
-  char **names;        /* per item: path relative to root, or "mnist-<i>" */
+  char **names;        /* per item: path relative to root (a list's absolute paths as is), or "mnist-<i>" */
   uint8_t *pixels;     /* MNIST: n * rows * cols */
   int rows, cols;
 };
@@ -184,6 +185,149 @@ embr_status embr_dataset_open_folder(const char *dir, embr_dataset **out) {
   }
   *out = ds;
   return 0;
+}
+
+/* ---- single-class sources: a flat folder, a list file ------------------------------------------- */
+
+/* Gives ds its one class, named `name`, and n labels of 0. */
+static int one_class(embr_dataset *ds, const char *name, int64_t n) {
+  ds->class_names = calloc(1, sizeof *ds->class_names);
+  ds->labels = calloc((size_t)(n ? n : 1), sizeof *ds->labels);
+  if (!ds->class_names || !ds->labels || !(ds->class_names[0] = dup_str(name)))
+    return embr_error(EMBR_ENOMEM, "%s: out of memory", name);
+  ds->n_classes = 1;
+  return 0;
+}
+
+static int open_flat(embr_dataset *ds, const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0)
+    return embr_error(errno == ENOENT ? EMBR_ENOTFOUND : EMBR_EIO, "%s: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return embr_error(EMBR_EINVAL, "%s: not a folder", dir);
+  if (!(ds->root = dup_str(dir))) return embr_error(EMBR_ENOMEM, "out of memory");
+  strlist files = {0};
+  int rc = list_dir(dir, 0, &files);
+  if (!rc && files.n == 0) rc = embr_error(EMBR_EFORMAT, "%s: no images (png, jpg, pgm, ppm) in this folder", dir);
+  if (rc) {
+    strlist_free(&files);
+    return rc;
+  }
+  ds->names = files.s;
+  ds->n = (int64_t)files.n;
+  return one_class(ds, dir, ds->n);
+}
+
+embr_status embr_dataset_open_flat(const char *dir, embr_dataset **out) {
+  if (!out) return embr_error(EMBR_EINVAL, "dataset: no output pointer");
+  *out = NULL;
+  if (!dir || !*dir) return embr_error(EMBR_EINVAL, "dataset: empty folder name");
+  embr_dataset *ds = calloc(1, sizeof *ds);
+  if (!ds) return embr_error(EMBR_ENOMEM, "out of memory");
+  int rc = open_flat(ds, dir);
+  if (rc) {
+    embr_dataset_free(ds);
+    return rc;
+  }
+  *out = ds;
+  return 0;
+}
+
+/* The file an item's name stands for: the name itself when absolute or when there is no root. */
+static char *item_path(const embr_dataset *ds, const char *name) {
+  return !ds->root || name[0] == '/' ? dup_str(name) : join_path(ds->root, name);
+}
+
+/* Whether the file at `p` starts like an image embr_image_decode knows (PNG, JPEG, PNM); EMBR_EIO
+ * when it cannot be read. */
+static int sniff_image(const char *p, int *is_image) {
+  unsigned char b[8];
+  FILE *f = fopen(p, "rb");
+  if (!f) return EMBR_EIO;
+  size_t n = fread(b, 1, sizeof b, f);
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) return EMBR_EIO;
+  static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  *is_image = (n == 8 && memcmp(b, png_sig, 8) == 0) || (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) ||
+              (n >= 3 && b[0] == 'P' && b[1] >= '2' && b[1] <= '6' && b[1] != '4' &&
+               (strchr(" \t\r\n\v\f#", b[2]) != NULL && b[2] != '\0'));
+  return 0;
+}
+
+/* Checks line k's entry (from 0) of list `list`: present, a regular file, an image. */
+static int check_entry(const embr_dataset *ds, const char *list, int64_t k, const char *name) {
+  long long line = (long long)k + 1;
+  if (!*name) return embr_error(EMBR_EFORMAT, "%s: line %lld: empty line (one image path per line expected)", list, line);
+  char *p = item_path(ds, name);
+  if (!p) return embr_error(EMBR_ENOMEM, "%s: out of memory", list);
+  struct stat st;
+  int rc = 0, is_image = 0;
+  if (stat(p, &st) != 0)
+    rc = embr_error(errno == ENOENT || errno == ENOTDIR ? EMBR_ENOTFOUND : EMBR_EIO, "%s: line %lld: %s: %s", list, line, p,
+                    strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    rc = embr_error(EMBR_EINVAL, "%s: line %lld: %s: not a regular file", list, line, p);
+  else if (sniff_image(p, &is_image))
+    rc = embr_error(EMBR_EIO, "%s: line %lld: %s: cannot read: %s", list, line, p, strerror(errno));
+  else if (!is_image)
+    rc = embr_error(EMBR_EFORMAT, "%s: line %lld: %s: not a PNG, JPEG, PGM or PPM image", list, line, p);
+  free(p);
+  return rc;
+}
+
+static int open_list(embr_dataset *ds, const char *path) {
+  embr_lines l;
+  int rc = embr_lines_read(path, -1, "paths", "images", &l);
+  if (rc) return rc;
+  if (l.n == 0) rc = embr_error(EMBR_EFORMAT, "%s: no image paths (one per line expected)", path);
+  /* Relative entries are relative to the list's folder; "-" and a bare file name: the current one. */
+  const char *slash = strcmp(path, "-") ? strrchr(path, '/') : NULL;
+  if (!rc && slash) {
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    if (!(ds->root = malloc(n + 1))) rc = embr_error(EMBR_ENOMEM, "out of memory");
+    else memcpy(ds->root, path, n), ds->root[n] = '\0';
+  }
+  if (!rc && !(ds->names = calloc((size_t)l.n, sizeof *ds->names))) rc = embr_error(EMBR_ENOMEM, "%s: out of memory", path);
+  for (int64_t k = 0; !rc && k < l.n; k++) {
+    rc = check_entry(ds, path, k, l.line[k]);
+    if (!rc && !(ds->names[k] = dup_str(l.line[k]))) rc = embr_error(EMBR_ENOMEM, "%s: out of memory", path);
+    if (!rc) ds->n = k + 1; /* names[0..n) are owned, for embr_dataset_free */
+  }
+  if (!rc) rc = one_class(ds, path, ds->n);
+  embr_lines_free(&l);
+  return rc;
+}
+
+embr_status embr_dataset_open_list(const char *path, embr_dataset **out) {
+  if (!out) return embr_error(EMBR_EINVAL, "dataset: no output pointer");
+  *out = NULL;
+  if (!path || !*path) return embr_error(EMBR_EINVAL, "dataset: empty list file name");
+  embr_dataset *ds = calloc(1, sizeof *ds);
+  if (!ds) return embr_error(EMBR_ENOMEM, "out of memory");
+  int rc = open_list(ds, path);
+  if (rc) {
+    embr_dataset_free(ds);
+    return rc;
+  }
+  *out = ds;
+  return 0;
+}
+
+embr_status embr_dataset_open(const char *path, embr_dataset **out) {
+  if (!out) return embr_error(EMBR_EINVAL, "dataset: no output pointer");
+  *out = NULL;
+  if (!path || !*path) return embr_error(EMBR_EINVAL, "dataset: empty path");
+  if (strcmp(path, "-") == 0) return embr_dataset_open_list(path, out);
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return embr_error(errno == ENOENT || errno == ENOTDIR ? EMBR_ENOTFOUND : EMBR_EIO, "%s: %s", path, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return embr_dataset_open_list(path, out);
+  strlist sub = {0};
+  int rc = list_dir(path, 1, &sub);
+  size_t n_sub = sub.n;
+  strlist_free(&sub);
+  if (rc) return rc;
+  return n_sub ? embr_dataset_open_folder(path, out) : embr_dataset_open_flat(path, out);
 }
 
 /* ---- MNIST idx ------------------------------------------------------------------------------------- */
@@ -402,7 +546,7 @@ embr_status embr_dataset_image(const embr_dataset *ds, int64_t i, embr_image *ou
     return embr_error(EMBR_EINVAL, "dataset: item %lld out of range (size %lld)", (long long)i,
                       (long long)embr_dataset_size(ds));
   if (!ds->mnist) {
-    char *p = join_path(ds->root, ds->names[i]);
+    char *p = item_path(ds, ds->names[i]);
     if (!p) return embr_error(EMBR_ENOMEM, "out of memory");
     int rc = embr_image_read(p, out);
     free(p);

@@ -56,6 +56,7 @@ int embr__image_alloc(embr_image *im, int w, int h, int c, const char *name) {
 void embr_image_free(embr_image *im) {
   if (!im) return;
   embr_free(im->px);
+  embr_free(im->alpha);
   memset(im, 0, sizeof *im);
 }
 
@@ -236,9 +237,11 @@ static void png_fail(png_job *j, int status, const char *msg) {
   png_longjmp(j->png, 1);
 }
 
-/* 8-bit grey or RGB whatever the file holds: palettes expanded, alpha dropped, 16 bits scaled. */
-static void png_set_transforms(png_structp png, int depth, int ctype) {
+/* 8-bit grey or RGB whatever the file holds, with or without alpha: palettes expanded, a tRNS
+ * chunk made an alpha channel, 16 bits scaled. The colour under the alpha is left as stored. */
+static void png_set_transforms(png_structp png, png_infop info, int depth, int ctype) {
   if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
   if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (depth == 16) {
 #ifdef PNG_READ_SCALE_16_TO_8_SUPPORTED
@@ -247,7 +250,6 @@ static void png_set_transforms(png_structp png, int depth, int ctype) {
     png_set_strip_16(png);
 #endif
   }
-  png_set_strip_alpha(png);
   png_set_interlace_handling(png);
 }
 
@@ -269,17 +271,32 @@ static int png_run(png_job *j) {
   png_uint_32 w = png_get_image_width(j->png, j->info), h = png_get_image_height(j->png, j->info);
   if (!plausible(h, png_get_rowbytes(j->png, j->info) + 1, 1, j->len, PNG_MAX_RATIO))
     png_fail(j, EMBR_EFORMAT, "truncated: the image data cannot fit in the file");
-  png_set_transforms(j->png, png_get_bit_depth(j->png, j->info), png_get_color_type(j->png, j->info));
+  png_set_transforms(j->png, j->info, png_get_bit_depth(j->png, j->info), png_get_color_type(j->png, j->info));
   png_read_update_info(j->png, j->info);
-  int c = png_get_channels(j->png, j->info);
-  if ((c != 1 && c != 3) || png_get_bit_depth(j->png, j->info) != 8 ||
+  int c = png_get_channels(j->png, j->info), has_alpha = c == 2 || c == 4;
+  if ((c < 1 || c > 4) || png_get_bit_depth(j->png, j->info) != 8 ||
       png_get_rowbytes(j->png, j->info) != (size_t)w * (size_t)c)
     png_fail(j, EMBR_EUNSUPPORTED, "unsupported pixel layout");
-  if (embr__image_alloc(&j->im, (int)w, (int)h, c, j->name)) png_fail(j, EMBR_ENOMEM, "out of memory");
+  if (w < 1 || h < 1 || w > EMBR_IMAGE_MAX_SIDE || h > EMBR_IMAGE_MAX_SIDE) png_fail(j, EMBR_EFORMAT, "image size out of range");
+  /* Rows are read interleaved with their alpha (interlaced images need the whole buffer), then
+   * split in place; px keeps the (unused) alpha bytes at its end. At most 16384^2 * 4 bytes. */
+  size_t npx = (size_t)w * (size_t)h;
+  j->im.width = (int)w, j->im.height = (int)h, j->im.channels = has_alpha ? c - 1 : c;
+  if (!(j->im.px = embr_alloc(npx * (size_t)c))) png_fail(j, EMBR_ENOMEM, "out of memory");
+  if (has_alpha && !(j->im.alpha = embr_alloc(npx))) png_fail(j, EMBR_ENOMEM, "out of memory");
   j->rows = malloc((size_t)h * sizeof *j->rows);
   if (!j->rows) png_fail(j, EMBR_ENOMEM, "out of memory");
   for (png_uint_32 y = 0; y < h; y++) j->rows[y] = j->im.px + (size_t)y * w * (size_t)c;
   png_read_image(j->png, j->rows);
+  if (has_alpha) {
+    /* Pixel i's colour moves to i*(c-1), before anything not yet read (i*c onwards). */
+    int cc = c - 1;
+    for (size_t i = 0; i < npx; i++) {
+      const uint8_t *src = j->im.px + i * (size_t)c;
+      j->im.alpha[i] = src[cc];
+      for (int k = 0; k < cc; k++) j->im.px[i * (size_t)cc + (size_t)k] = src[k];
+    }
+  }
   return 0;
 }
 

@@ -5,7 +5,9 @@
  * (bicubic), widened by the scale factor when shrinking so every input pixel contributes
  * (antialiasing), weights renormalised where the kernel leaves the image. When enlarging this is
  * exactly the classic bilinear / bicubic interpolation with edge clamping. The image is filtered
- * horizontally into a float buffer, then vertically, and rounded once. */
+ * horizontally, rounded and clipped to 8 bits as Pillow's intermediate image is (bicubic overshoot
+ * at hard edges is clipped there: keeping it in floats put us up to 6 levels away from Pillow),
+ * then vertically, and rounded again. */
 #include "image/image_internal.h"
 
 #include <math.h>
@@ -22,6 +24,20 @@ embr_image_spec embr_image_spec_default(void) {
   return s;
 }
 
+embr_image_spec embr_image_spec_clip(int size) {
+  static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  static const float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  embr_image_spec s = embr_image_spec_default();
+  s.height = s.width = size;
+  memcpy(s.mean, mean, sizeof mean);
+  memcpy(s.std, std, sizeof std);
+  s.resize = EMBR_RESIZE_BICUBIC;
+  s.crop = EMBR_CROP_CENTER;
+  s.short_side = 0;
+  s.alpha = EMBR_ALPHA_WHITE;
+  return s;
+}
+
 int embr__image_spec_check(const embr_image_spec *spec) {
   if (!spec) return embr_error(EMBR_EINVAL, "image spec: NULL");
   if (spec->channels != 1 && spec->channels != 3)
@@ -31,6 +47,15 @@ int embr__image_spec_check(const embr_image_spec *spec) {
                       spec->height, EMBR_IMAGE_MAX_SIDE);
   if (spec->resize != EMBR_RESIZE_BILINEAR && spec->resize != EMBR_RESIZE_BICUBIC)
     return embr_error(EMBR_EINVAL, "image spec: unknown resize mode %d", (int)spec->resize);
+  if (spec->crop != EMBR_CROP_NONE && spec->crop != EMBR_CROP_CENTER)
+    return embr_error(EMBR_EINVAL, "image spec: unknown crop mode %d", (int)spec->crop);
+  if (spec->alpha != EMBR_ALPHA_IGNORE && spec->alpha != EMBR_ALPHA_WHITE)
+    return embr_error(EMBR_EINVAL, "image spec: unknown alpha mode %d", (int)spec->alpha);
+  if (spec->crop == EMBR_CROP_CENTER && spec->short_side != 0 &&
+      (spec->short_side < spec->height || spec->short_side < spec->width || spec->short_side > EMBR_IMAGE_MAX_SIDE))
+    return embr_error(EMBR_EINVAL, "image spec: short side %d must be 0 or in %d..%d (at least the crop's %dx%d)",
+                      spec->short_side, spec->height > spec->width ? spec->height : spec->width, EMBR_IMAGE_MAX_SIDE,
+                      spec->width, spec->height);
   for (int c = 0; c < spec->channels; c++)
     if (!isfinite(spec->mean[c]) || !isfinite(spec->std[c]) || spec->std[c] == 0.0f)
       return embr_error(EMBR_EINVAL, "image spec: channel %d needs a finite mean and a finite non-zero std", c);
@@ -105,7 +130,13 @@ static int taps_make(taps *t, int in, int out, embr_resize mode) {
   return 0;
 }
 
-/* Horizontal pass: in (h x in_w x c bytes) -> tmp (h x out_w x c floats). */
+static uint8_t to_byte(float v) {
+  if (!(v > 0.0f)) return 0;
+  if (v >= 255.0f) return 255;
+  return (uint8_t)(v + 0.5f);
+}
+
+/* Horizontal pass: in (h x in_w x c bytes) -> tmp (h x out_w x c floats holding 8-bit values). */
 static void pass_h(const embr_image *in, const taps *t, int out_w, float *tmp) {
   int c = in->channels;
   for (int y = 0; y < in->height; y++) {
@@ -119,16 +150,10 @@ static void pass_h(const embr_image *in, const taps *t, int out_w, float *tmp) {
       for (int ch = 0; ch < c; ch++) {
         float acc = 0.0f;
         for (int k = 0; k < n; k++) acc += w[k] * s[k * c + ch];
-        dst[x * c + ch] = acc;
+        dst[x * c + ch] = (float)to_byte(acc); /* Pillow's 8-bit intermediate */
       }
     }
   }
-}
-
-static uint8_t to_byte(float v) {
-  if (!(v > 0.0f)) return 0;
-  if (v >= 255.0f) return 255;
-  return (uint8_t)(v + 0.5f);
 }
 
 /* Vertical pass: tmp (in_h rows of `stride` floats) -> out bytes, one accumulator row at a time. */
@@ -189,23 +214,58 @@ embr_status embr_image_resize(const embr_image *in, int w, int h, embr_resize mo
 
 /* ---- tensors ------------------------------------------------------------------------------------- */
 
-/* Writes src (already of the spec's size) as CHW floats: channel conversion, then (v/255-mean)/std. */
-static void to_chw(const embr_image *src, const embr_image_spec *spec, float *dst) {
-  size_t plane = (size_t)src->width * src->height;
-  int ci = src->channels, co = spec->channels;
+/* Writes the spec's height x width window of src at (top, left) as CHW floats: channel
+ * conversion, then (v/255-mean)/std. */
+static void to_chw(const embr_image *src, int top, int left, const embr_image_spec *spec, float *dst) {
+  size_t plane = (size_t)spec->width * spec->height;
+  int ci = src->channels, co = spec->channels, w = spec->width;
   for (int ch = 0; ch < co; ch++) {
     float a = 1.0f / (255.0f * spec->std[ch]), b = -spec->mean[ch] / spec->std[ch];
-    float *d = dst + (size_t)ch * plane;
-    const uint8_t *p = src->px;
-    if (ci == co) {
-      for (size_t i = 0; i < plane; i++) d[i] = p[i * ci + ch] * a + b;
-    } else if (ci == 1) { /* grey replicated */
-      for (size_t i = 0; i < plane; i++) d[i] = p[i] * a + b;
-    } else { /* RGB to luma, ITU-R BT.601 weights as in PIL's convert("L") */
-      for (size_t i = 0; i < plane; i++)
-        d[i] = (0.299f * p[3 * i] + 0.587f * p[3 * i + 1] + 0.114f * p[3 * i + 2]) * a + b;
+    for (int y = 0; y < spec->height; y++) {
+      float *d = dst + (size_t)ch * plane + (size_t)y * w;
+      const uint8_t *p = src->px + ((size_t)(top + y) * src->width + (size_t)left) * ci;
+      if (ci == co) {
+        for (int i = 0; i < w; i++) d[i] = p[(size_t)i * ci + ch] * a + b;
+      } else if (ci == 1) { /* grey replicated */
+        for (int i = 0; i < w; i++) d[i] = p[i] * a + b;
+      } else { /* RGB to luma, ITU-R BT.601 weights as in PIL's convert("L") */
+        for (int i = 0; i < w; i++)
+          d[i] = (0.299f * p[3 * i] + 0.587f * p[3 * i + 1] + 0.114f * p[3 * i + 2]) * a + b;
+      }
     }
   }
+}
+
+/* A copy of im composited on white: v' = (v a + 255 (255 - a) + 128) / 255 as Pillow's paste with
+ * a mask rounds it (its DIV255: (t + (t >> 8)) >> 8 with t = v a + 255 (255 - a) + 128). */
+static int composite_white(const embr_image *im, embr_image *out) {
+  int rc = embr__image_alloc(out, im->width, im->height, im->channels, "to_tensor");
+  if (rc) return rc;
+  size_t n = (size_t)im->width * im->height;
+  int c = im->channels;
+  for (size_t i = 0; i < n; i++) {
+    unsigned a = im->alpha[i];
+    for (int k = 0; k < c; k++) {
+      unsigned t = im->px[i * c + k] * a + 255u * (255u - a) + 128u;
+      out->px[i * c + k] = (uint8_t)((t + (t >> 8)) >> 8);
+    }
+  }
+  return 0;
+}
+
+/* Python's round() of d / 2 for an integer d >= 0: halves go to the even neighbour. */
+static int round_half_even_div2(int d) {
+  int q = d / 2;
+  return d % 2 == 0 ? q : q + (q % 2); /* q + 0.5: q when q is even, q + 1 when odd */
+}
+
+/* torchvision's _compute_resized_output_size for Resize(s) with an int s: the short side to s,
+ * the long one to int(s * long / short) (Python's true division, then truncation). */
+static void short_side_size(int w, int h, int s, int *nw, int *nh) {
+  int shrt = w <= h ? w : h, lng = w <= h ? h : w;
+  int nl = (int)((double)((int64_t)s * lng) / (double)shrt);
+  if (w <= h) *nw = s, *nh = nl;
+  else *nw = nl, *nh = s;
 }
 
 embr_status embr_image_to_tensor(const embr_image *im, const embr_image_spec *spec, float *dst) {
@@ -213,16 +273,33 @@ embr_status embr_image_to_tensor(const embr_image *im, const embr_image_spec *sp
   if (!rc) rc = embr__image_spec_check(spec);
   if (rc) return rc;
   if (!dst) return embr_error(EMBR_EINVAL, "to_tensor: no output buffer");
-  embr_image tmp = {0};
+  embr_image flat = {0}, tmp = {0};
   const embr_image *src = im;
-  if (im->width != spec->width || im->height != spec->height) {
-    rc = embr_image_resize(im, spec->width, spec->height, spec->resize, &tmp);
-    if (rc) return rc;
-    src = &tmp;
+  if (spec->alpha == EMBR_ALPHA_WHITE && im->alpha) {
+    if ((rc = composite_white(im, &flat))) return rc;
+    src = &flat;
   }
-  to_chw(src, spec, dst);
+  int rw = spec->width, rh = spec->height, top = 0, left = 0;
+  if (spec->crop == EMBR_CROP_CENTER) {
+    int s = spec->short_side ? spec->short_side : (spec->height > spec->width ? spec->height : spec->width);
+    short_side_size(src->width, src->height, s, &rw, &rh);
+    if (rw > EMBR_IMAGE_MAX_SIDE || rh > EMBR_IMAGE_MAX_SIDE) {
+      embr_image_free(&flat);
+      return embr_error(EMBR_EINVAL, "to_tensor: a %dx%d image with its short side resized to %d would be %dx%d (over %d a side)",
+                        im->width, im->height, s, rw, rh, EMBR_IMAGE_MAX_SIDE);
+    }
+    /* rw, rh >= s >= the crop's sides: int(s * long / short) >= s as long >= short. */
+    top = round_half_even_div2(rh - spec->height);
+    left = round_half_even_div2(rw - spec->width);
+  }
+  if (src->width != rw || src->height != rh) {
+    rc = embr_image_resize(src, rw, rh, spec->resize, &tmp);
+    if (!rc) src = &tmp;
+  }
+  if (!rc) to_chw(src, top, left, spec, dst);
   embr_image_free(&tmp);
-  return 0;
+  embr_image_free(&flat);
+  return rc;
 }
 
 /* ---- augmentation ---------------------------------------------------------------------------------- */
