@@ -161,6 +161,9 @@ static void test_save_load(void) {
   CHECK_MSG(embr_model_load(path, &m2) == 0, "%s", embr_last_error());
   REQUIRE(m2);
   CHECK_EQ_INT(m2->p.vision.heads, 2);
+  CHECK_EQ_INT(m2->p.input.crop, EMBR_CROP_CENTER); /* CLIP's preprocessing travels with the model */
+  CHECK_EQ_INT(m2->p.input.alpha, EMBR_ALPHA_WHITE);
+  CHECK_EQ_INT(m2->p.input.resize, EMBR_RESIZE_BICUBIC);
   check_embeddings(m2, &r, &r.st, "saved and loaded");
   int32_t ids[12];
   const char *text = "a cat";

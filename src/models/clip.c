@@ -30,22 +30,12 @@ int embr__clip_arch(const char *arch) {
   return 0;
 }
 
-/* CLIP's input: 3 x size x size, short side resized (bicubic) and centre-cropped, CLIP's mean and std. */
-embr_image_spec embr__clip_input(int size) {
-  embr_image_spec s = embr_image_spec_default();
-  static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f}, std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
-  s.channels = 3, s.height = s.width = size;
-  memcpy(s.mean, mean, sizeof mean), memcpy(s.std, std, sizeof std);
-  s.resize = EMBR_RESIZE_BICUBIC;
-  return s;
-}
-
 int embr__clip_fill(embr_model_params *p) {
   for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
     const clip_preset *c = &presets[i];
     if (strcmp(p->arch, c->name)) continue;
     p->embedding_dim = c->embed;
-    p->input = embr__clip_input(c->size);
+    p->input = embr_image_spec_clip(c->size);
     p->vision = c->vision, p->text = c->text;
     return 1;
   }

@@ -18,7 +18,6 @@ extern const net_ops embr__clip_ops;
 int embr__clip_arch(const char *arch);          /* "clip" or a named configuration */
 int embr__clip_fill(embr_model_params *p);      /* a named configuration's sizes into p; 0 if not one */
 int embr__clip_check(const embr_model_params *p); /* sizes in range, EMBR_EINVAL naming the first that is not */
-embr_image_spec embr__clip_input(int size);
 /* ids (B x context; each row [sot] tokens [eot] 0...) -> (B, dim, 1, 1) text embeddings. */
 nn_t *embr__clip_forward_text(nn_ctx *ctx, const clip_net *c, const int32_t *ids, int B);
 /* Reads a CLIP state dict without embr metadata (OpenAI's or Hugging Face's names) into *out;

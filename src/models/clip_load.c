@@ -136,7 +136,7 @@ static int infer_config(const nn_st *st, const char *path, int naming, embr_mode
     return embr_error(EMBR_EFORMAT, "%s: the image positional embedding (%lld rows) is not 1 + a square grid", path,
                       (long long)vpos->shape[0]);
   p->vision.width = (int)conv->shape[0], p->vision.patch = (int)conv->shape[2];
-  p->input = embr__clip_input((int)(g * conv->shape[2]));
+  p->input = embr_image_spec_clip((int)(g * conv->shape[2]));
   p->embedding_dim = (int)(hf ? vproj->shape[0] : vproj->shape[1]);
   p->text.vocab = (int)tok->shape[0], p->text.width = (int)tok->shape[1], p->text.context = (int)tpos->shape[0];
   const char *ln = hf ? "layer_norm1.weight" : "ln_1.weight";

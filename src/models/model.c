@@ -175,6 +175,11 @@ embr_status embr_model_save(const embr_model *m, const char *path) {
     names = join_names(m->class_names, m->nclass_names);
     key[nm] = "embr.class_names", val[nm++] = names ? names : "";
   }
+  if (s->crop == EMBR_CROP_CENTER || s->alpha == EMBR_ALPHA_WHITE) { /* absent: no crop, alpha ignored */
+    snprintf(buf[nm], 96, "%s,%d,%s", s->crop == EMBR_CROP_CENTER ? "center" : "none", s->short_side,
+             s->alpha == EMBR_ALPHA_WHITE ? "white" : "ignore");
+    key[nm] = "embr.crop", val[nm] = buf[nm], nm++;
+  }
   int nt = m->P.n;
   if (m->ops == &embr__clip_ops) {
     const embr_model_params *p = &m->p;
@@ -265,6 +270,21 @@ static int clip_meta(const nn_st *st, const char *path, embr_model_params *p) {
   return 0;
 }
 
+/* "center|none,SHORT_SIDE,white|ignore" (absent: no crop, alpha ignored, as files before it) */
+static int meta_crop(const nn_st *st, const char *path, embr_image_spec *in) {
+  const char *v = embr__nn_st_meta(st, "embr.crop");
+  if (!v) return 0;
+  char crop[8], alpha[8];
+  int short_side, k = 0;
+  if (sscanf(v, "%7[a-z],%d,%7[a-z]%n", crop, &short_side, alpha, &k) != 3 || v[k] || short_side < 0 ||
+      short_side > 65536 || (strcmp(crop, "center") && strcmp(crop, "none")) || (strcmp(alpha, "white") && strcmp(alpha, "ignore")))
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.crop' is not center|none,SHORT_SIDE,white|ignore", path);
+  in->crop = strcmp(crop, "center") ? EMBR_CROP_NONE : EMBR_CROP_CENTER;
+  in->short_side = short_side;
+  in->alpha = strcmp(alpha, "white") ? EMBR_ALPHA_IGNORE : EMBR_ALPHA_WHITE;
+  return 0;
+}
+
 static int params_from_meta(const nn_st *st, const char *path, embr_model_params *p, int *head, int *classes) {
   static const char *heads[] = {"none", "linear", "margin"}, *resizes[] = {"bilinear", "bicubic"};
   int64_t width, dim, ncls;
@@ -286,6 +306,7 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
   if (!rc) rc = meta_floats(st, "embr.mean", path, p->input.mean);
   if (!rc) rc = meta_floats(st, "embr.std", path, p->input.std);
   if (!rc) rc = meta_choice(st, "embr.resize", path, resizes, 2, 0, &resize);
+  if (!rc) rc = meta_crop(st, path, &p->input);
   if (!rc) rc = meta_choice(st, "embr.head", path, heads, 3, 0, head);
   if (rc) return rc;
   p->width = (int)width, p->embedding_dim = (int)dim, *classes = *head ? (int)ncls : 0;
