@@ -84,7 +84,9 @@ static void dense_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
   if (!x) return NULL;
-  if (x->w != L->in) {
+  /* A pooled embedding (n, in, 1, 1) is n rows of in: the projection after take_token. */
+  int pooled = x->w == 1 && x->h == 1 && x->c == L->in && L->in != 1;
+  if (x->w != L->in && !pooled) {
     ctx->rc = embr_error(EMBR_EINVAL, "dense layer expects rows of %d, got %d", L->in, x->w);
     return NULL;
   }
@@ -93,7 +95,7 @@ nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
     ctx->rc = embr_error(EMBR_EINVAL, "dense layer: %lld rows are too many for one product", (long long)M);
     return NULL;
   }
-  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, L->out);
+  nn_t *y = pooled ? embr__nn_tensor(ctx, x->n, L->out, 1, 1) : embr__nn_tensor(ctx, x->n, x->c, x->h, L->out);
   if (!y) return NULL;
   const float *W = nn_pd(ctx, L->w);
   float *Y = y->d;
