@@ -124,7 +124,8 @@ int embr__nn_dense_make(nn_params *P, nn_dense *L, const char *wname, const char
   int64_t shape[2] = {t ? in : out, t ? out : in};
   float bound = 1.0f / sqrtf((float)in); /* PyTorch's default: uniform in +-1/sqrt(fan_in) */
   nn_init wi = std > 0 ? NN_INIT_NORMAL : NN_INIT_UNIFORM;
-  if ((L->w = embr__nn_param_add(P, wname, 2, shape, NN_WEIGHT, wi, std > 0 ? std : bound)) < 0) return add_failed(wname);
+  if ((L->w = embr__nn_param_add(P, wname, 2, shape, NN_WEIGHT, wi, std > 0 ? std : bound)) < 0)
+    return add_failed(wname);
   if (bname) {
     int64_t bs[1] = {out};
     /* With a normal init (transformer recipes) biases start at zero, as nn.MultiheadAttention's. */
