@@ -1,7 +1,8 @@
 /* The neural engine: every layer's and loss's backward against central finite differences of its
  * forward (the loss sum(y * r) with fixed random r, accumulated in double), whole networks the
  * same way on a few coordinates, optimizers against their update rules written out by hand,
- * the schedule, clipping, safetensors round trips and hostile files. */
+ * the schedule, clipping, safetensors round trips and hostile files; the transformer ops (and a
+ * CLIP residual block built from them) the same way and against PyTorch's values and gradients. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -692,6 +693,185 @@ static void test_clip_loss_clamp(void) {
   embr__nn_ctx_reset(&ctx);
   l = embr__nn_clip_loss(&ctx, embr__nn_wrap(&ctx, img, 3, 2, 1, 1), embr__nn_wrap(&ctx, txt, 3, 2, 1, 1), P.total, NULL, NULL, NULL);
   CHECK(isnan(l) && ctx.rc == EMBR_EINVAL);
+/* ---- transformer ops ---------------------------------------------------------------------------
+ * Gradients by finite differences (every op, inputs and parameters), error paths, and golden
+ * values against PyTorch (tests/ref/nn_transformer.safetensors, written by
+ * scripts/make_transformer_ref.py). */
+
+typedef struct attn_arg {
+  int heads, causal;
+} attn_arg;
+typedef struct tok_arg {
+  int64_t table, pos, cls;
+  int vocab, B, T, D;
+  const int32_t *idx;
+} tok_arg;
+
+static nn_t *op_ln(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_layernorm(c, x, a); }
+static nn_t *op_dense(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_dense_f(c, x, a); }
+static nn_t *op_qgelu(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_quick_gelu(c, x); }
+static nn_t *op_attn(nn_ctx *c, nn_t *x, const void *a) {
+  const attn_arg *g = a;
+  return embr__nn_attention(c, x, g->heads, g->causal);
+}
+/* The embedding has no tensor input: the probe's x is added to it, so the op has one. */
+static int32_t tok_ids[2 * 5] = {3, 0, 10, 4, 4, 7, 1, 4, 9, 2};
+static nn_t *op_embed(nn_ctx *c, nn_t *x, const void *a) {
+  const tok_arg *g = a;
+  return embr__nn_add(c, embr__nn_embed_tokens(c, tok_ids, g->B, g->T, g->table, g->vocab, g->pos, g->D), x);
+}
+static nn_t *op_vit(nn_ctx *c, nn_t *x, const void *a) {
+  const tok_arg *g = a;
+  return embr__nn_vit_tokens(c, x, g->cls, g->pos);
+}
+static nn_t *op_take(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_take_token(c, x, ((const tok_arg *)a)->idx); }
+
+/* A pre-LN transformer block as OpenAI CLIP's ResidualAttentionBlock, then ln_final, pooling
+ * and the projection x @ proj: its parameters under their OpenAI names. */
+typedef struct tower {
+  nn_ln ln_1, ln_2, ln_final;
+  nn_dense in_proj, out_proj, c_fc, c_proj, proj;
+  int heads, causal;
+  const int32_t *idx;
+} tower;
+
+static int tower_make(nn_params *P, tower *m, int d, int heads, int out_dim, int causal, const int32_t *idx) {
+  m->heads = heads, m->causal = causal, m->idx = idx;
+  int rc = embr__nn_ln_make(P, &m->ln_1, "block.ln_1", d);
+  rc = rc ? rc : embr__nn_dense_make(P, &m->in_proj, "block.attn.in_proj_weight", "block.attn.in_proj_bias", d, 3 * d, 0, 0.02f);
+  rc = rc ? rc : embr__nn_dense_make(P, &m->out_proj, "block.attn.out_proj.weight", "block.attn.out_proj.bias", d, d, 0, 0);
+  rc = rc ? rc : embr__nn_ln_make(P, &m->ln_2, "block.ln_2", d);
+  rc = rc ? rc : embr__nn_dense_make(P, &m->c_fc, "block.mlp.c_fc.weight", "block.mlp.c_fc.bias", d, 4 * d, 0, 0);
+  rc = rc ? rc : embr__nn_dense_make(P, &m->c_proj, "block.mlp.c_proj.weight", "block.mlp.c_proj.bias", 4 * d, d, 0, 0);
+  rc = rc ? rc : embr__nn_ln_make(P, &m->ln_final, "ln_final", d);
+  rc = rc ? rc : embr__nn_dense_make(P, &m->proj, "proj", NULL, d, out_dim, 1, 0);
+  return rc;
+}
+
+static nn_t *tower_forward(nn_ctx *c, nn_t *x, const tower *m) {
+  embr__nn_pin(x); /* read again by the residual add */
+  nn_t *a = embr__nn_dense_f(c, embr__nn_layernorm(c, x, &m->ln_1), &m->in_proj);
+  a = embr__nn_dense_f(c, embr__nn_attention(c, a, m->heads, m->causal), &m->out_proj);
+  nn_t *x1 = embr__nn_add(c, x, a);
+  embr__nn_unpin(c, x);
+  embr__nn_pin(x1);
+  nn_t *f = embr__nn_quick_gelu(c, embr__nn_dense_f(c, embr__nn_layernorm(c, x1, &m->ln_2), &m->c_fc));
+  nn_t *x2 = embr__nn_add(c, x1, embr__nn_dense_f(c, f, &m->c_proj));
+  embr__nn_unpin(c, x1);
+  return embr__nn_dense_f(c, embr__nn_take_token(c, embr__nn_layernorm(c, x2, &m->ln_final), m->idx), &m->proj);
+}
+static nn_t *op_tower(nn_ctx *c, nn_t *x, const void *a) { return tower_forward(c, x, a); }
+
+static void test_transformer_grads(void) {
+  nn_params P = {0};
+  nn_ln ln;
+  nn_dense d0, d1, d2, d3;
+  CHECK(embr__nn_ln_make(&P, &ln, "ln", 9) == 0);
+  CHECK(embr__nn_dense_make(&P, &d0, "d0.weight", "d0.bias", 6, 5, 0, 0) == 0);
+  CHECK(embr__nn_dense_make(&P, &d1, "d1.weight", NULL, 6, 5, 0, 0) == 0);
+  CHECK(embr__nn_dense_make(&P, &d2, "d2.weight", "d2.bias", 6, 5, 1, 0.02f) == 0);
+  CHECK(embr__nn_dense_make(&P, &d3, "d3.weight", NULL, 6, 5, 1, 0) == 0);
+  CHECK(embr__nn_params_init(&P, 2) == 0);
+  randomise(&P, 21);
+  attn_arg a[] = {{2, 0}, {2, 1}, {3, 0}, {3, 1}, {1, 1}, {4, 0}};
+  gcase cases[] = {{"layernorm", op_ln, &ln, 2, 5, 1, 9, 1},
+                   {"layernorm, one token a row", op_ln, &ln, 3, 1, 1, 9, 1},
+                   {"dense", op_dense, &d0, 2, 3, 1, 6, 1},
+                   {"dense, no bias", op_dense, &d1, 2, 3, 1, 6, 1},
+                   {"dense transposed", op_dense, &d2, 2, 3, 1, 6, 1},
+                   {"dense transposed, no bias", op_dense, &d3, 3, 1, 1, 6, 1},
+                   {"dense of a pooled embedding", op_dense, &d0, 3, 6, 1, 1, 1},
+                   {"quick gelu", op_qgelu, NULL, 2, 3, 5, 4, 1},
+                   {"attention T=5, 2 heads", op_attn, &a[0], 2, 5, 1, 3 * 8, 1},
+                   {"attention T=5, 2 heads, causal", op_attn, &a[1], 2, 5, 1, 3 * 8, 1},
+                   {"attention T=7, 3 heads", op_attn, &a[2], 2, 7, 1, 3 * 9, 1},
+                   {"attention T=7, 3 heads, causal", op_attn, &a[3], 3, 7, 1, 3 * 9, 1},
+                   {"attention T=1, causal", op_attn, &a[4], 2, 1, 1, 3 * 4, 1},
+                   {"attention T=6, 4 heads of 1", op_attn, &a[5], 1, 6, 1, 3 * 4, 1}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) gradcheck(&P, &cases[i]);
+  embr__nn_params_free(&P);
+}
+
+static void test_token_op_grads(void) {
+  nn_params P = {0};
+  int64_t ts[2] = {11, 6}, ps[2] = {7, 6}, cs[1] = {6}, vs[2] = {1 + 3 * 2, 6};
+  tok_arg e = {embr__nn_param_add(&P, "tok", 2, ts, NN_WEIGHT, NN_INIT_NORMAL, 1), embr__nn_param_add(&P, "pos", 2, ps, NN_WEIGHT, NN_INIT_NORMAL, 1),
+               -1, 11, 2, 5, 6, NULL};
+  tok_arg v = {-1, embr__nn_param_add(&P, "vpos", 2, vs, NN_WEIGHT, NN_INIT_NORMAL, 1),
+               embr__nn_param_add(&P, "cls", 1, cs, NN_WEIGHT, NN_INIT_NORMAL, 1), 0, 0, 0, 0, NULL};
+  tok_arg e0 = e;
+  e0.pos = -1;
+  static const int32_t idx[3] = {4, 0, 2};
+  tok_arg t0 = {0}, t1 = {0};
+  t1.idx = idx;
+  CHECK(embr__nn_params_init(&P, 3) == 0);
+  gcase cases[] = {{"token embedding + positions", op_embed, &e, 2, 5, 1, 6, 1},
+                   {"token embedding", op_embed, &e0, 2, 5, 1, 6, 1},
+                   {"ViT tokens", op_vit, &v, 2, 6, 3, 2, 1},
+                   {"take token 0", op_take, &t0, 3, 5, 1, 4, 1},
+                   {"take token by index", op_take, &t1, 3, 5, 1, 4, 1}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) gradcheck(&P, &cases[i]);
+  embr__nn_params_free(&P);
+}
+
+/* A whole pre-LN block (with pins and unpins in inference): through every op's backward. */
+static void test_transformer_block_grads(void) {
+  static const int32_t eot[2] = {4, 2};
+  for (int causal = 0; causal < 2; causal++) {
+    nn_params P = {0};
+    tower m;
+    CHECK(tower_make(&P, &m, 8, 2, 3, causal, causal ? eot : NULL) == 0);
+    CHECK(embr__nn_params_init(&P, 4) == 0);
+    randomise(&P, 4);
+    gcase g = {causal ? "text block" : "image block", op_tower, &m, 2, 5, 1, 8, 1};
+    gradcheck(&P, &g);
+    embr__nn_params_free(&P);
+  }
+}
+
+/* Out-of-range ids and indices, bad shapes, too few positions: EMBR_EINVAL in ctx->rc, NULL. */
+static void test_transformer_errors(void) {
+  nn_params P = {0};
+  int64_t ts[2] = {5, 4}, ps[2] = {3, 4};
+  int64_t tab = embr__nn_param_add(&P, "tok", 2, ts, NN_WEIGHT, NN_INIT_NORMAL, 1);
+  int64_t pos = embr__nn_param_add(&P, "pos", 2, ps, NN_WEIGHT, NN_INIT_NORMAL, 1);
+  nn_ln ln;
+  nn_dense d;
+  CHECK(embr__nn_ln_make(&P, &ln, "ln", 4) == 0);
+  CHECK(embr__nn_dense_make(&P, &d, "d.weight", "d.bias", 4, 3, 0, 0) == 0);
+  char longname[200];
+  memset(longname, 'a', sizeof(longname) - 1);
+  longname[sizeof(longname) - 1] = 0;
+  nn_dense bad;
+  CHECK_EQ_INT(embr__nn_dense_make(&P, &bad, longname, NULL, 4, 3, 0, 0), EMBR_EINVAL);
+  CHECK(embr__nn_params_init(&P, 1) == 0);
+  float x[2 * 3 * 12] = {0};
+  int32_t ids[6] = {0, 1, 2, 3, 4, 0};
+  for (int k = 0; k < 8; k++) {
+    nn_ctx ctx;
+    embr__nn_ctx_init(&ctx, &P, 1, k & 1, 1);
+    nn_t *y = NULL;
+    int32_t bad_ids[6] = {0, 1, 5, 3, 4, 0}, bad_idx[2] = {0, 3};
+    switch (k / 2) {
+      case 0: y = embr__nn_embed_tokens(&ctx, bad_ids, 2, 3, tab, 5, pos, 4); break;
+      case 1: y = embr__nn_embed_tokens(&ctx, ids, 1, 6, tab, 5, pos, 4); break; /* 6 tokens, 3 positions */
+      case 2: y = embr__nn_take_token(&ctx, embr__nn_wrap(&ctx, x, 2, 3, 1, 4), bad_idx); break;
+      case 3: y = embr__nn_attention(&ctx, embr__nn_wrap(&ctx, x, 2, 3, 1, 12), 3, 0); break; /* D 4, 3 heads */
+    }
+    CHECK_MSG(y == NULL && ctx.rc == EMBR_EINVAL, "error case %d: rc %d", k / 2, ctx.rc);
+    /* ctx->rc is sticky: later ops fall through. */
+    CHECK(embr__nn_layernorm(&ctx, embr__nn_wrap(&ctx, x, 2, 3, 1, 4), &ln) == NULL);
+    embr__nn_ctx_free(&ctx);
+  }
+  nn_ctx ctx;
+  embr__nn_ctx_init(&ctx, &P, 1, 0, 1);
+  nn_t *y = embr__nn_embed_tokens(&ctx, ids, 2, 3, tab, 5, pos, 4);
+  CHECK(y != NULL && ctx.rc == 0);
+  CHECK(embr__nn_layernorm(&ctx, embr__nn_wrap(&ctx, x, 2, 3, 1, 5), &ln) == NULL && ctx.rc == EMBR_EINVAL);
+  embr__nn_ctx_reset(&ctx);
+  CHECK(embr__nn_dense_f(&ctx, embr__nn_wrap(&ctx, x, 2, 3, 1, 5), &d) == NULL && ctx.rc == EMBR_EINVAL);
+  embr__nn_ctx_reset(&ctx);
+  CHECK(embr__nn_attention(&ctx, NULL, 2, 0) == NULL && ctx.rc == 0);
   embr__nn_ctx_free(&ctx);
   embr__nn_params_free(&P);
 }
@@ -743,9 +923,252 @@ static void test_clip_loss_golden(void) {
   embr__nn_st_close(&st);
 }
 
+/* ---- golden values against PyTorch ---- */
+
+static double tf_worst_fwd, tf_worst_grad;
+
+/* A reference tensor as floats (malloc'd; NULL with a failed check when absent). */
+static float *ref_floats(const nn_st *st, const char *name) {
+  const nn_st_tensor *t = need(st, name);
+  if (!t) return NULL;
+  float *p = malloc(sizeof(float) * (size_t)t->numel);
+  embr__nn_st_read_f32(t, p);
+  return p;
+}
+
+/* Forward values: absolute error <= 1e-4; gradients: max |a - b| / max |b| <= 1e-3. */
+static void tf_compare(const nn_st *st, const char *name, const float *mine, int grad) {
+  const nn_st_tensor *t = need(st, name);
+  CHECK_MSG(mine != NULL, "%s: no value", name);
+  if (!t || !mine) return;
+  float *ref = ref_floats(st, name);
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < t->numel; i++) num = fmax(num, fabs((double)mine[i] - ref[i])), den = fmax(den, fabs((double)ref[i]));
+  if (grad) {
+    double r = num / fmax(den, 1e-30);
+    tf_worst_grad = fmax(tf_worst_grad, r);
+    CHECK_MSG(r <= 1e-3, "%s differs from PyTorch by %.2e (relative)", name, r);
+  } else {
+    tf_worst_fwd = fmax(tf_worst_fwd, num);
+    CHECK_MSG(num <= 1e-4, "%s differs from PyTorch by %.2e", name, num);
+  }
+  free(ref);
+}
+
+/* A recorded input tensor (wants a gradient) holding the reference tensor `name`. */
+static nn_t *ref_input(nn_ctx *ctx, const nn_st *st, const char *name, int n, int c, int h, int w) {
+  const nn_st_tensor *t = need(st, name);
+  nn_t *x = embr__nn_tensor(ctx, n, c, h, w);
+  if (!t || !x || t->numel != nn_numel(x)) return NULL;
+  embr__nn_st_read_f32(t, x->d);
+  return x;
+}
+
+/* Seeds y's gradient with the reference's r (the loss sum(y * r)) and runs backward. */
+static void ref_backward(nn_ctx *ctx, const nn_st *st, const char *rname, nn_t *y) {
+  const nn_st_tensor *t = need(st, rname);
+  float *g = embr__nn_grad(ctx, y);
+  if (!t || !g || t->numel != nn_numel(y)) {
+    CHECK_MSG(0, "%s: no output or wrong size", rname);
+    return;
+  }
+  embr__nn_st_read_f32(t, g);
+  embr__nn_backward(ctx);
+}
+
+static const float *pgrad(const nn_params *P, const char *name) {
+  int i = embr__nn_param_find(P, name);
+  CHECK_MSG(i >= 0, "no parameter %s", name);
+  return i >= 0 ? P->grad + P->p[i].off : NULL;
+}
+
+static void test_golden_transformer_ops(void) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/tests/ref/nn_transformer.safetensors", EMBR_SOURCE_DIR);
+  nn_st st;
+  REQUIRE(embr__nn_st_open(&st, path) == 0);
+  tf_worst_fwd = tf_worst_grad = 0;
+  nn_params P = {0};
+  nn_ln ln;
+  nn_dense dense, denseT;
+  nn_conv conv;
+  int64_t s8[1] = {8}, s58[2] = {5, 8}, s118[2] = {11, 8}, s68[2] = {6, 8};
+  CHECK(embr__nn_ln_make(&P, &ln, "ln", 8) == 0);
+  CHECK(embr__nn_dense_make(&P, &dense, "dense.weight", "dense.bias", 8, 6, 0, 0) == 0);
+  CHECK(embr__nn_dense_make(&P, &denseT, "denseT.weight", NULL, 8, 6, 1, 0) == 0);
+  CHECK(embr__nn_conv_make(&P, &conv, "vit.conv", 3, 8, 4, 4, 0, 1, 0) == 0);
+  int64_t cls = embr__nn_param_add(&P, "vit.cls", 1, s8, NN_WEIGHT, NN_INIT_ZERO, 0);
+  int64_t vpos = embr__nn_param_add(&P, "vit.pos", 2, s58, NN_WEIGHT, NN_INIT_ZERO, 0);
+  int64_t table = embr__nn_param_add(&P, "embed.table", 2, s118, NN_WEIGHT, NN_INIT_ZERO, 0);
+  int64_t epos = embr__nn_param_add(&P, "embed.pos", 2, s68, NN_WEIGHT, NN_INIT_ZERO, 0);
+  REQUIRE(embr__nn_params_init(&P, 1) == 0);
+  CHECK(embr__nn_params_load(&P, &st, NULL, path) == 0);
+  embr__nn_params_zero_grad(&P);
+  for (int step = 0; step < 8; step++) {
+    nn_ctx ctx;
+    embr__nn_ctx_init(&ctx, &P, 1, 1, 1);
+    nn_t *x = NULL, *y = NULL;
+    switch (step) {
+      case 0:
+        x = ref_input(&ctx, &st, "ln.x", 2, 5, 1, 8);
+        ref_backward(&ctx, &st, "ln.r", y = embr__nn_layernorm(&ctx, x, &ln));
+        tf_compare(&st, "ln.y", y ? y->d : NULL, 0);
+        tf_compare(&st, "ln.dx", x ? x->g : NULL, 1);
+        tf_compare(&st, "ln.dweight", pgrad(&P, "ln.weight"), 1);
+        tf_compare(&st, "ln.dbias", pgrad(&P, "ln.bias"), 1);
+        break;
+      case 1:
+      case 2:
+        x = ref_input(&ctx, &st, "act.x", 2, 5, 1, 8);
+        y = step == 1 ? embr__nn_gelu(&ctx, x) : embr__nn_quick_gelu(&ctx, x);
+        ref_backward(&ctx, &st, "act.r", y);
+        tf_compare(&st, step == 1 ? "act.gelu.y" : "act.qgelu.y", y ? y->d : NULL, 0);
+        tf_compare(&st, step == 1 ? "act.gelu.dx" : "act.qgelu.dx", x ? x->g : NULL, 1);
+        break;
+      case 3:
+      case 4: {
+        const char *pre = step == 3 ? "dense" : "denseT";
+        char name[64];
+        snprintf(name, sizeof(name), "%s.x", pre);
+        x = ref_input(&ctx, &st, name, 2, 5, 1, 8);
+        snprintf(name, sizeof(name), "%s.r", pre);
+        ref_backward(&ctx, &st, name, y = embr__nn_dense_f(&ctx, x, step == 3 ? &dense : &denseT));
+        snprintf(name, sizeof(name), "%s.y", pre);
+        tf_compare(&st, name, y ? y->d : NULL, 0);
+        snprintf(name, sizeof(name), "%s.dx", pre);
+        tf_compare(&st, name, x ? x->g : NULL, 1);
+        snprintf(name, sizeof(name), "%s.dweight", pre);
+        tf_compare(&st, name, pgrad(&P, step == 3 ? "dense.weight" : "denseT.weight"), 1);
+        if (step == 3) tf_compare(&st, "dense.dbias", pgrad(&P, "dense.bias"), 1);
+        break;
+      }
+      case 5: {
+        static const char *pre[3] = {"attn", "attnc", "attn5c"};
+        for (int i = 0; i < 3; i++) {
+          char name[64];
+          snprintf(name, sizeof(name), "%s.qkv", pre[i]);
+          const nn_st_tensor *t = need(&st, name);
+          snprintf(name, sizeof(name), "%s.config", pre[i]);
+          float *cfg = ref_floats(&st, name);
+          if (!t || !cfg) {
+            free(cfg);
+            continue;
+          }
+          embr__nn_ctx_reset(&ctx);
+          snprintf(name, sizeof(name), "%s.qkv", pre[i]);
+          x = ref_input(&ctx, &st, name, (int)t->shape[0], (int)t->shape[1], 1, (int)t->shape[2]);
+          y = embr__nn_attention(&ctx, x, (int)cfg[0], (int)cfg[1]);
+          snprintf(name, sizeof(name), "%s.r", pre[i]);
+          ref_backward(&ctx, &st, name, y);
+          snprintf(name, sizeof(name), "%s.y", pre[i]);
+          tf_compare(&st, name, y ? y->d : NULL, 0);
+          snprintf(name, sizeof(name), "%s.dqkv", pre[i]);
+          tf_compare(&st, name, x ? x->g : NULL, 1);
+          /* Inference (per-thread scratch, no saved probabilities) gives the same output. */
+          nn_ctx inf;
+          embr__nn_ctx_init(&inf, &P, 0, 0, 1);
+          nn_t *yi = x ? embr__nn_attention(&inf, embr__nn_wrap(&inf, x->d, x->n, x->c, 1, x->w), (int)cfg[0], (int)cfg[1]) : NULL;
+          snprintf(name, sizeof(name), "%s.y", pre[i]);
+          tf_compare(&st, name, yi ? yi->d : NULL, 0);
+          embr__nn_ctx_free(&inf);
+          free(cfg);
+        }
+        break;
+      }
+      case 6: {
+        float *fid = ref_floats(&st, "embed.ids");
+        int32_t ids[10];
+        for (int i = 0; fid && i < 10; i++) ids[i] = (int32_t)fid[i];
+        free(fid);
+        y = embr__nn_embed_tokens(&ctx, ids, 2, 5, table, 11, epos, 8);
+        ref_backward(&ctx, &st, "embed.r", y);
+        tf_compare(&st, "embed.y", y ? y->d : NULL, 0);
+        tf_compare(&st, "embed.dtable", pgrad(&P, "embed.table"), 1);
+        tf_compare(&st, "embed.dpos", pgrad(&P, "embed.pos"), 1);
+        break;
+      }
+      case 7:
+        x = ref_input(&ctx, &st, "vit.image", 2, 3, 8, 8);
+        y = embr__nn_vit_tokens(&ctx, embr__nn_conv2d(&ctx, x, &conv), cls, vpos);
+        ref_backward(&ctx, &st, "vit.r", y);
+        tf_compare(&st, "vit.y", y ? y->d : NULL, 0);
+        tf_compare(&st, "vit.dimage", x ? x->g : NULL, 1);
+        tf_compare(&st, "vit.dconv.weight", pgrad(&P, "vit.conv.weight"), 1);
+        tf_compare(&st, "vit.dcls", pgrad(&P, "vit.cls"), 1);
+        tf_compare(&st, "vit.dpos", pgrad(&P, "vit.pos"), 1);
+        break;
+    }
+    embr__nn_ctx_free(&ctx);
+  }
+  fprintf(stderr, "  transformer ops vs PyTorch: forward %.1e (absolute), gradients %.1e (relative)\n", tf_worst_fwd, tf_worst_grad);
+  embr__nn_params_free(&P);
+  embr__nn_st_close(&st);
+}
+
+/* OpenAI CLIP's residual block (nn.MultiheadAttention), ln_final, pooling and projection:
+ * the text tower's shape (causal, EOT pooling) and the image tower's (class token). */
+static void golden_tower(const char *pre) {
+  char path[512], name[200];
+  snprintf(path, sizeof(path), "%s/tests/ref/nn_transformer.safetensors", EMBR_SOURCE_DIR);
+  nn_st st;
+  REQUIRE(embr__nn_st_open(&st, path) == 0);
+  tf_worst_fwd = tf_worst_grad = 0;
+  snprintf(name, sizeof(name), "%s.config", pre);
+  float *cfg = ref_floats(&st, name);
+  snprintf(name, sizeof(name), "%s.idx", pre);
+  float *fidx = ref_floats(&st, name);
+  snprintf(name, sizeof(name), "%s.x", pre);
+  const nn_st_tensor *tx = need(&st, name);
+  snprintf(name, sizeof(name), "%s.proj", pre);
+  const nn_st_tensor *tp = need(&st, name);
+  REQUIRE(cfg && fidx && tx && tp);
+  int B = (int)tx->shape[0], T = (int)tx->shape[1], d = (int)tx->shape[2];
+  int32_t idx[8];
+  for (int i = 0; i < B && i < 8; i++) idx[i] = (int32_t)fidx[i];
+  nn_params P = {0};
+  tower m;
+  REQUIRE(tower_make(&P, &m, d, (int)cfg[0], (int)tp->shape[1], (int)cfg[1], idx) == 0);
+  REQUIRE(embr__nn_params_init(&P, 1) == 0);
+  snprintf(name, sizeof(name), "%s.", pre);
+  CHECK(embr__nn_params_load(&P, &st, name, path) == 0);
+  embr__nn_params_zero_grad(&P);
+  nn_ctx ctx;
+  embr__nn_ctx_init(&ctx, &P, 1, 1, 1);
+  snprintf(name, sizeof(name), "%s.x", pre);
+  nn_t *x = ref_input(&ctx, &st, name, B, T, 1, d);
+  nn_t *y = tower_forward(&ctx, x, &m);
+  snprintf(name, sizeof(name), "%s.r", pre);
+  ref_backward(&ctx, &st, name, y);
+  snprintf(name, sizeof(name), "%s.y", pre);
+  tf_compare(&st, name, y ? y->d : NULL, 0);
+  snprintf(name, sizeof(name), "%s.dx", pre);
+  tf_compare(&st, name, x ? x->g : NULL, 1);
+  for (int i = 0; i < P.n; i++) {
+    snprintf(name, sizeof(name), "grad.%s.%s", pre, P.p[i].name);
+    tf_compare(&st, name, P.grad + P.p[i].off, 1);
+  }
+  /* Inference (buffers released as it goes, pins on the residual inputs): the same output. */
+  nn_ctx inf;
+  embr__nn_ctx_init(&inf, &P, 0, 0, 1);
+  nn_t *yi = x ? tower_forward(&inf, embr__nn_wrap(&inf, x->d, B, T, 1, d), &m) : NULL;
+  snprintf(name, sizeof(name), "%s.y", pre);
+  tf_compare(&st, name, yi ? yi->d : NULL, 0);
+  fprintf(stderr, "  %s vs PyTorch: %d parameters; forward %.1e (absolute), gradients %.1e (relative)\n", pre, P.n, tf_worst_fwd, tf_worst_grad);
+  embr__nn_ctx_free(&inf);
+  embr__nn_ctx_free(&ctx);
+  embr__nn_params_free(&P);
+  embr__nn_st_close(&st);
+  free(cfg), free(fidx);
+}
+
+static void test_golden_text_block(void) { golden_tower("tblock"); }
+static void test_golden_image_block(void) { golden_tower("vblock"); }
+
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
-                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden);
+                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden,
+                   test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
+                   test_golden_transformer_ops, test_golden_text_block, test_golden_image_block);
 }

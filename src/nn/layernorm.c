@@ -130,7 +130,9 @@ nn_t *embr__nn_layernorm(nn_ctx *ctx, nn_t *x, const nn_ln *L) {
 }
 
 /* Why embr__nn_param_add failed: the name (too long for the table) or memory. */
-static int add_failed(const char *name) { return strlen(name) >= sizeof(((nn_param *)0)->name) ? EMBR_EINVAL : EMBR_ENOMEM; }
+static int add_failed(const char *name) {
+  return strlen(name) >= sizeof(((nn_param *)0)->name) ? EMBR_EINVAL : EMBR_ENOMEM;
+}
 
 int embr__nn_ln_make(nn_params *P, nn_ln *L, const char *prefix, int dim) {
   char name[160];

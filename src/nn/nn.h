@@ -182,7 +182,8 @@ int embr__nn_ln_make(nn_params *P, nn_ln *L, const char *prefix, int dim);
 nn_t *embr__nn_layernorm(nn_ctx *ctx, nn_t *x, const nn_ln *L);
 
 /* A linear map of the last dimension: every row of x's w = in floats becomes a row of out floats
- * (x (n, c, h, in) -> (n, c, h, out)). The weight is (out, in) as torch.nn.Linear, or (in, out)
+ * (x (n, c, h, in) -> (n, c, h, out)); a pooled embedding (n, in, 1, 1), as embr__nn_take_token
+ * returns, maps to (n, out, 1, 1). The weight is (out, in) as torch.nn.Linear, or (in, out)
  * when t is set (OpenAI's visual.proj and text_projection, applied as x @ W). Names are given
  * whole (OpenAI's attn.in_proj_weight is no prefix + ".weight"); bname NULL: no bias. Init:
  * uniform +-1/sqrt(in) as PyTorch's default (weight and bias), or, when std > 0, normal(std)

@@ -84,8 +84,9 @@ static void dense_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
   if (!x) return NULL;
-  int vec = x->h == 1 && x->w == 1 && x->c == L->in; /* an embedding (n, in, 1, 1), as pooling gives */
-  if (x->w != L->in && !vec) {
+  /* A pooled embedding (n, in, 1, 1) is n rows of in: the projection after take_token. */
+  int pooled = x->w == 1 && x->h == 1 && x->c == L->in && L->in != 1;
+  if (x->w != L->in && !pooled) {
     ctx->rc = embr_error(EMBR_EINVAL, "dense layer expects rows of %d, got %d", L->in, x->w);
     return NULL;
   }
@@ -94,7 +95,7 @@ nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
     ctx->rc = embr_error(EMBR_EINVAL, "dense layer: %lld rows are too many for one product", (long long)M);
     return NULL;
   }
-  nn_t *y = vec ? embr__nn_tensor(ctx, x->n, L->out, 1, 1) : embr__nn_tensor(ctx, x->n, x->c, x->h, L->out);
+  nn_t *y = pooled ? embr__nn_tensor(ctx, x->n, L->out, 1, 1) : embr__nn_tensor(ctx, x->n, x->c, x->h, L->out);
   if (!y) return NULL;
   const float *W = nn_pd(ctx, L->w);
   float *Y = y->d;
@@ -123,7 +124,8 @@ int embr__nn_dense_make(nn_params *P, nn_dense *L, const char *wname, const char
   int64_t shape[2] = {t ? in : out, t ? out : in};
   float bound = 1.0f / sqrtf((float)in); /* PyTorch's default: uniform in +-1/sqrt(fan_in) */
   nn_init wi = std > 0 ? NN_INIT_NORMAL : NN_INIT_UNIFORM;
-  if ((L->w = embr__nn_param_add(P, wname, 2, shape, NN_WEIGHT, wi, std > 0 ? std : bound)) < 0) return add_failed(wname);
+  if ((L->w = embr__nn_param_add(P, wname, 2, shape, NN_WEIGHT, wi, std > 0 ? std : bound)) < 0)
+    return add_failed(wname);
   if (bname) {
     int64_t bs[1] = {out};
     /* With a normal init (transformer recipes) biases start at zero, as nn.MultiheadAttention's. */
