@@ -1,15 +1,18 @@
 /* embr train: trains an embedding network on labelled images (a folder of class sub-folders or
  * MNIST) with a classification-style objective: ArcFace, CosFace, SphereFace, their combined
- * margin, or plain softmax as the baseline. */
+ * margin, or plain softmax as the baseline; or a CLIP model on image-caption pairs. */
 #include "commands.h"
 #include "nn_common.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "embr/captions.h"
+#include "embr/text.h"
+
 static int objective_of(const char *s, embr_objective *o) {
-  static const char *names[] = {"softmax", "arcface", "cosface", "sphereface", "combined"};
-  for (int i = 0; i < 5; i++)
+  static const char *names[] = {"softmax", "arcface", "cosface", "sphereface", "combined", "clip"};
+  for (int i = 0; i < 6; i++)
     if (!strcmp(s, names[i])) {
       *o = (embr_objective)i;
       return 0;
@@ -18,7 +21,7 @@ static int objective_of(const char *s, embr_objective *o) {
 }
 
 typedef struct train_opts {
-  const char *objective, *data, *arch, *out, *optimizer, *classes, *per_class, *checkpoint, *resume;
+  const char *objective, *data, *arch, *out, *optimizer, *classes, *per_class, *checkpoint, *resume, *pairs, *bpe;
   int64_t width, dim, side, channels, epochs, batch, pad, seed, threads;
   double lr, wd, warmup, clip, margin, scale, m1, m2, m3;
   int no_flip, quiet;
@@ -41,6 +44,54 @@ static void apply_margins(const train_opts *o, cli_opt *opts, int nopts, embr_tr
     if (!strcmp(n, "--scale")) p->scale = (float)o->scale;
     if (!strcmp(n, "--weight-decay")) p->weight_decay = (float)o->wd;
   }
+}
+
+static int seen(const cli_opt *opts, int nopts, const char *name) {
+  for (int i = 0; i < nopts; i++)
+    if (opts[i].seen && !strcmp(opts[i].name, name)) return 1;
+  return 0;
+}
+
+/* CLIP: the model from --arch (clip-tiny) with the tokenizer's vocabulary, trained on --pairs. */
+static int run_clip(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
+  if (!o->pairs) return cli_usage_error("--objective clip needs --pairs FILE (image<TAB>caption lines)");
+  const char *arch = seen(opts, nopts, "--arch") ? o->arch : "clip-tiny";
+  embr_model_params mp = embr_model_params_arch(arch);
+  if (!mp.vision.width) return cli_usage_error("--arch %s is not a CLIP configuration (clip-tiny, clip-vit-b-32, clip-vit-b-16)", arch);
+  if (seen(opts, nopts, "--embedding-dim")) mp.embedding_dim = (int)o->dim;
+  if (seen(opts, nopts, "--input")) mp.input.height = mp.input.width = (int)o->side;
+  embr_bpe *bpe = NULL;
+  int st = o->bpe ? embr_bpe_load(o->bpe, 0, &bpe) : embr_bpe_create_bytes(&bpe);
+  if (st) return cli_fail(st);
+  mp.text.vocab = (int)embr_bpe_vocab_size(bpe);
+  embr_bpe_free(bpe);
+  embr_model *m = NULL;
+  st = embr_model_create(&mp, (uint64_t)o->seed, &m);
+  if (st) return st == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(st);
+  embr_captions caps = {0};
+  embr_dataset *ds = NULL;
+  if (!(st = embr_model_set_tokenizer(m, o->bpe)) && !(st = embr_captions_read(o->pairs, o->data, &caps)))
+    st = embr_dataset_open_paths((const char *const *)caps.image_path, caps.n_images, o->pairs, &ds);
+  cli_bar bar;
+  cli_bar_init(&bar, "train", o->quiet);
+  embr_progress pr = cli_bar_progress(&bar);
+  tp->progress = &pr;
+  embr_train_stats stats;
+  if (!st && !o->quiet)
+    fprintf(stderr, "embr %s: %s (%lld parameters), clip, %lld images, %lld captions, %dx%dx%d input, context %d\n",
+            cli_name(), arch, (long long)embr_model_parameters(m), (long long)caps.n_images, (long long)caps.n,
+            mp.input.channels, mp.input.height, mp.input.width, embr_model_context(m));
+  if (!st)
+    st = embr_model_train_clip(m, ds, (const char *const *)caps.text, caps.image_index, caps.n, tp, &stats);
+  cli_bar_done(&bar);
+  if (!st) st = embr_model_save(m, o->out);
+  if (!st && !o->quiet)
+    fprintf(stderr, "embr %s: %d epochs in %.1f s (%.0f pairs/s), last epoch loss %.4f, image->text accuracy %.3f; wrote %s\n",
+            cli_name(), stats.epochs_done, stats.seconds, stats.images_per_s, stats.last_loss, stats.last_accuracy, o->out);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+  embr_captions_free(&caps);
+  return st ? cli_fail(st) : EXIT_OK;
 }
 
 static int run_training(const train_opts *o, embr_train_params *tp) {
@@ -92,25 +143,29 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
 }
 
 static int cmd_train(int argc, char **argv) {
-  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL,
+  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL,
                   64, 128, 112, 3, 20, 64, 4, 1, 0,
                   0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0};
   cli_opt opts[] = {
-      OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined or softmax", "arcface"),
-      OPT_STR_REQ("--data", NULL, &o.data, "DIR|mnist:PATH", "a folder with one sub-folder of images per class, or MNIST idx files"),
+      OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined, softmax or clip", "arcface"),
+      OPT_STR_REQ("--data", NULL, &o.data, "DIR|mnist:PATH",
+                  "a folder with one sub-folder of images per class, or MNIST idx files; clip: the folder --pairs names images in"),
+      OPT_STR("--pairs", NULL, &o.pairs, "FILE", "clip: image<TAB>caption lines (images relative to --data; several captions per image allowed)", "none"),
+      OPT_STR("--bpe", NULL, &o.bpe, "FILE", "clip: CLIP's merges file (bpe_simple_vocab_16e6.txt.gz), kept in the model", "bytes, no merges"),
       OPT_STR_REQ("--out", "-o|--output", &o.out, "FILE", "the trained model (.safetensors)"),
-      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34", "mobilefacenet"),
+      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34; clip: clip-tiny, clip-vit-b-32, clip-vit-b-16",
+              "mobilefacenet (clip: clip-tiny)"),
       OPT_INT("--width", NULL, &o.width, "W", "base channel width (64: the published networks)", "64", 1, 4096),
       OPT_INT("--embedding-dim", NULL, &o.dim, "D", "embedding size", "128", 1, 65536),
       OPT_INT("--input", NULL, &o.side, "PX", "input side: images are resized to PX x PX", "112", 8, 4096),
       OPT_INT("--channels", NULL, &o.channels, "C", "input channels: 3 (grey replicated) or 1", "3", 1, 3),
-      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images", "20", 1, 100000),
+      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images", "20 (clip: 30)", 1, 100000),
       OPT_INT("--batch", "-b", &o.batch, "B", "images per step", "64", 2, 1000000),
-      OPT_DBL("--lr", NULL, &o.lr, "LR", "peak learning rate (linear warm-up, cosine decay)", "0.1", 1e-9, 100),
-      OPT_STR("--optimizer", NULL, &o.optimizer, "NAME", "sgd (momentum 0.9) or adamw", "sgd"),
-      OPT_DBL("--weight-decay", NULL, &o.wd, "WD", "weight decay (not on biases, norms, PReLU)", "5e-4 (sgd), 0.05 (adamw)", 0, 10),
+      OPT_DBL("--lr", NULL, &o.lr, "LR", "peak learning rate (linear warm-up, cosine decay)", "0.1 (clip: 5e-4)", 1e-9, 100),
+      OPT_STR("--optimizer", NULL, &o.optimizer, "NAME", "sgd (momentum 0.9) or adamw", "sgd (clip: adamw)"),
+      OPT_DBL("--weight-decay", NULL, &o.wd, "WD", "weight decay (not on biases, norms, PReLU)", "5e-4 (sgd), 0.05 (adamw), 0.2 (clip)", 0, 10),
       OPT_DBL("--warmup", NULL, &o.warmup, "EPOCHS", "warm-up length in epochs", "1", 0, 1e6),
-      OPT_DBL("--clip", NULL, &o.clip, "NORM", "global gradient-norm bound (0: none)", "5", 0, 1e9),
+      OPT_DBL("--clip", NULL, &o.clip, "NORM", "global gradient-norm bound (0: none)", "5 (clip: 1)", 0, 1e9),
       OPT_DBL("--margin", NULL, &o.margin, "M", "the objective's margin: ArcFace m2, CosFace m3, SphereFace m1",
               "0.5 / 0.35 / 1.35", 0, 10),
       OPT_DBL("--scale", NULL, &o.scale, "S", "logit scale of the margin objectives", "64", 1e-6, 1e6),
@@ -118,7 +173,7 @@ static int cmd_train(int argc, char **argv) {
       OPT_DBL("--m2", NULL, &o.m2, "M2", "combined margin m2", "0.5", 0, 10),
       OPT_DBL("--m3", NULL, &o.m3, "M3", "combined margin m3", "0", 0, 10),
       OPT_INT("--pad", NULL, &o.pad, "PX", "augmentation: pad by PX and crop at random (0: off)", "4", 0, 1024),
-      OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips"),
+      OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips (clip: never flips)"),
       OPT_STR("--classes", NULL, &o.classes, "A:B", "train on classes A..B-1 only (natural order: s2 before s10)", "all"),
       OPT_STR("--per-class", NULL, &o.per_class, "A:B", "train on images A..B-1 of each class only", "all"),
       OPT_STR("--checkpoint", NULL, &o.checkpoint, "FILE", "write weights and optimizer state after every epoch", "none"),
@@ -128,12 +183,16 @@ static int cmd_train(int argc, char **argv) {
       OPT_QUIET(&o.quiet),
   };
   int nopts = CLI_NOPTS(opts);
-  cli_command cmd = {"Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images.",
-                     "embr train --data DIR|mnist:PATH -o model.safetensors [--objective arcface] [--arch mobilefacenet] [options]",
+  cli_command cmd = {"Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images, or CLIP on\n"
+                     "image-caption pairs.",
+                     "embr train --data DIR|mnist:PATH -o model.safetensors [--objective arcface] [--arch mobilefacenet] [options]\n"
+                     "       embr train --objective clip --data DIR --pairs PAIRS.tsv -o clip.safetensors [--bpe MERGES] [options]",
                      "Images of any size and channel count are resized to the input size; grey is replicated to 3\n"
                      "channels. The model file keeps the input size and normalisation, so `embr embed` and\n"
                      "`embr eval` need only it. Progress shows loss, accuracy (under the margin) and images/s.\n"
-                     "Split example (ORL, unseen identities): --classes 0:30 here, --classes 30:40 in eval.",
+                     "Split example (ORL, unseen identities): --classes 0:30 here, --classes 30:40 in eval.\n"
+                     "CLIP (docs/clip.md): each epoch pairs every image once with one of its captions at random;\n"
+                     "progress shows the contrastive loss, the in-batch image->text accuracy and pairs/s.",
                      opts, nopts, 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_objective obj;
@@ -142,18 +201,25 @@ static int cmd_train(int argc, char **argv) {
     return cli_usage_error("unknown --optimizer '%s' (sgd or adamw)", o.optimizer);
   if (o.channels == 2) return cli_usage_error("--channels must be 1 or 3");
   embr_train_params tp = embr_train_params_default(obj);
-  tp.adamw = !strcmp(o.optimizer, "adamw");
-  if (tp.adamw) tp.weight_decay = 0.05f;
+  int clip = obj == EMBR_OBJ_CLIP;
+  if (o.pairs && !clip) return cli_usage_error("--pairs is for --objective clip");
+  if (seen(opts, nopts, "--optimizer") || !clip) tp.adamw = !strcmp(o.optimizer, "adamw");
+  if (tp.adamw && !clip) tp.weight_decay = 0.05f;
   apply_margins(&o, opts, nopts, &tp);
-  tp.epochs = (int)o.epochs, tp.batch = (int)o.batch, tp.lr = (float)o.lr, tp.warmup_epochs = (float)o.warmup;
-  tp.clip = (float)o.clip, tp.pad = (int)o.pad, tp.flip = !o.no_flip, tp.seed = (uint64_t)o.seed;
+  /* CLIP keeps its own defaults (embr_train_params_default) for what is not given. */
+  if (!clip || seen(opts, nopts, "--epochs")) tp.epochs = (int)o.epochs;
+  if (!clip || seen(opts, nopts, "--lr")) tp.lr = (float)o.lr;
+  if (!clip || seen(opts, nopts, "--clip")) tp.clip = (float)o.clip;
+  if (!clip || seen(opts, nopts, "--no-flip")) tp.flip = !o.no_flip;
+  tp.batch = (int)o.batch, tp.warmup_epochs = (float)o.warmup;
+  tp.pad = (int)o.pad, tp.seed = (uint64_t)o.seed;
   tp.n_threads = (int)o.threads, tp.checkpoint = o.checkpoint, tp.resume = o.resume;
   /* --checkpoint may name the --resume file (continuing in place); --out may not. */
   cli_file files[] = {{"--out", o.out, 1}, {"--checkpoint", o.checkpoint, 1}, {"--resume", o.resume, 0}};
   int frc = cli_check_files(files, 2);
   if (!frc) frc = cli_check_files((cli_file[]){files[0], files[2]}, 2);
   if (frc) return frc;
-  return run_training(&o, &tp);
+  return clip ? run_clip(&o, &tp, opts, nopts) : run_training(&o, &tp);
 }
 
 const cli_entry cli_train = {"train", "train an image embedding network (ArcFace, CosFace, SphereFace, softmax)", cmd_train, NULL, 0, NULL};

@@ -164,6 +164,11 @@ EMBR_API embr_status embr_dataset_open(const char *path, embr_dataset **out);
  * pixels are kept in memory; classes = largest label + 1, named "0", "1", ... */
 EMBR_API embr_status embr_dataset_open_mnist(const char *path, embr_dataset **out);
 /* *out of every opener is freed with embr_dataset_free (NULL is a no-op). */
+/* Images at the given paths (absolute, or relative to the current folder), in that order, one
+ * class called `name` (NULL: "images"): CLIP's training images, the distinct files of a pairs
+ * file. The files are read when asked for (their errors name them then). EMBR_EINVAL for n < 1 or
+ * an empty path; EMBR_ENOMEM. */
+EMBR_API embr_status embr_dataset_open_paths(const char *const *paths, int64_t n, const char *name, embr_dataset **out);
 EMBR_API void embr_dataset_free(embr_dataset *ds);
 
 /* Accessors (indices not checked: 0 <= i < size, 0 <= c < classes). Strings belong to the

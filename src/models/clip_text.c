@@ -12,14 +12,16 @@ int embr_model_has_text(const embr_model *m) { return text_net(m) != NULL; }
 int embr_model_context(const embr_model *m) { return text_net(m) ? text_net(m)->context : 0; }
 
 /* Takes the tokenizer read from bytes (owned by the model afterwards) when its vocabulary is the
- * text tower's. */
-int embr__model_take_bpe(embr_model *m, unsigned char *bytes, size_t len, const char *name) {
+ * text tower's; bytes NULL: the byte-level tokenizer with no merges. */
+int embr__model_take_bpe(embr_model *m, unsigned char *bytes, size_t len, const char *name, int n_merges) {
   clip_net *c = text_net(m);
   embr_bpe *b = NULL;
-  int rc = c ? embr_bpe_load_mem(bytes, len, name, 0, &b) : embr_error(EMBR_EINVAL, "the model has no text tower");
+  int rc = !c ? embr_error(EMBR_EINVAL, "the model has no text tower")
+           : bytes ? embr_bpe_load_mem(bytes, len, name, n_merges, &b)
+                   : embr_bpe_create_bytes(&b);
   if (!rc && embr_bpe_vocab_size(b) != c->vocab)
     rc = embr_error(EMBR_EFORMAT, "%s: the tokenizer has %d tokens, the model's text tower %d", name,
-                    embr_bpe_vocab_size(b), c->vocab);
+                    (int)embr_bpe_vocab_size(b), c->vocab);
   if (rc) {
     embr_bpe_free(b);
     embr_free(bytes);
@@ -32,14 +34,15 @@ int embr__model_take_bpe(embr_model *m, unsigned char *bytes, size_t len, const 
 }
 
 embr_status embr_model_set_tokenizer(embr_model *m, const char *merges_path) {
+  if (!merges_path) return embr__model_take_bpe(m, NULL, 0, "byte tokenizer", 0);
   embr__filemap fm;
-  int rc = embr__filemap_open(&fm, merges_path, (size_t)64 << 20);
+  int rc = embr__filemap_open(&fm, merges_path, (size_t)EMBR_BPE_MAX_BYTES);
   if (rc) return rc;
   unsigned char *bytes = embr_alloc(fm.len ? fm.len : 1);
   if (bytes && fm.len) memcpy(bytes, fm.data, fm.len);
   size_t len = fm.len;
   embr__filemap_close(&fm);
-  return bytes ? embr__model_take_bpe(m, bytes, len, merges_path) : embr_error(EMBR_ENOMEM, "out of memory");
+  return bytes ? embr__model_take_bpe(m, bytes, len, merges_path, 0) : embr_error(EMBR_ENOMEM, "out of memory");
 }
 
 embr_status embr_model_embed_tokens(embr_model *m, const int32_t *ids, int64_t n, int batch, float *out) {

@@ -188,8 +188,11 @@ embr_status embr_model_save(const embr_model *m, const char *path) {
     snprintf(buf[nm], 96, "%d,%d,%d,%d,%d", p->text.width, p->text.layers, p->text.heads, p->text.context, p->text.vocab);
     key[nm] = "embr.text", val[nm] = buf[nm], nm++;
     key[nm] = "embr.activation", val[nm++] = p->activation == EMBR_ACT_GELU ? "gelu" : "quick_gelu";
-    if (m->bpe_bytes) /* the tokenizer travels with the model */
-      t[nt++] = (nn_st_out){"embr.bpe", 1, {(int64_t)m->bpe_len}, m->bpe_bytes, NN_ST_U8};
+    if (m->bpe) { /* the tokenizer travels with the model: its merges file and how many it uses */
+      snprintf(buf[nm], 96, "%d", embr_bpe_n_merges(m->bpe));
+      key[nm] = "embr.bpe_merges", val[nm] = buf[nm], nm++;
+    }
+    if (m->bpe_bytes) t[nt++] = (nn_st_out){"embr.bpe", 1, {(int64_t)m->bpe_len}, m->bpe_bytes, NN_ST_U8};
   }
   int rc = embr__nn_st_write(path, t, nt, key, val, nm);
   embr_free(names);
@@ -330,16 +333,20 @@ static int read_class_names(embr_model *m, const nn_st *st) {
   return 0;
 }
 
-/* A CLIP model's tokenizer: the merges file's bytes in the U8 tensor "embr.bpe". */
+/* A CLIP model's tokenizer: embr.bpe_merges merges of the merges file held in the U8 tensor
+ * "embr.bpe" (0 merges: the byte-level tokenizer, no tensor). */
 static int read_tokenizer(embr_model *m, const nn_st *st, const char *path) {
+  int64_t n = 0;
+  if (!embr_model_has_text(m) || !embr__nn_st_meta(st, "embr.bpe_merges")) return 0;
+  int rc = embr__nn_st_meta_int(st, "embr.bpe_merges", path, 0, 1 << 20, &n);
+  if (rc || n == 0) return rc ? rc : embr__model_take_bpe(m, NULL, 0, path, 0);
   const nn_st_tensor *t = embr__nn_st_find(st, "embr.bpe");
-  if (!t || !embr_model_has_text(m)) return 0;
-  if (t->dtype != NN_ST_U8 || t->ndim != 1)
-    return embr_error(EMBR_EFORMAT, "%s: tensor 'embr.bpe' is not a byte vector", path);
+  if (!t || t->dtype != NN_ST_U8 || t->ndim != 1)
+    return embr_error(EMBR_EFORMAT, "%s: tensor 'embr.bpe' (the tokenizer's merges) is missing or not bytes", path);
   unsigned char *b = embr_alloc((size_t)t->numel + 1);
   if (!b) return embr_error(EMBR_ENOMEM, "out of memory");
   memcpy(b, t->data, (size_t)t->numel);
-  return embr__model_take_bpe(m, b, (size_t)t->numel, path);
+  return embr__model_take_bpe(m, b, (size_t)t->numel, path, (int)n);
 }
 
 /* Builds the network p describes (its parameter table only), checks that the file holds every

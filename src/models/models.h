@@ -43,9 +43,10 @@ struct embr_model {
   size_t bpe_len;
 };
 
-/* Takes bytes (a CLIP merges file, owned by m afterwards, freed on error too) as m's tokenizer;
- * `name` is used in messages. */
-int embr__model_take_bpe(embr_model *m, unsigned char *bytes, size_t len, const char *name);
+/* Takes bytes (a CLIP merges file, owned by m afterwards, freed on error too) as m's tokenizer,
+ * its first n_merges merges (0: CLIP's 48,894); bytes NULL: the byte-level tokenizer without
+ * merges. `name` is used in messages. */
+int embr__model_take_bpe(embr_model *m, unsigned char *bytes, size_t len, const char *name, int n_merges);
 
 /* Builds a model with a head (kind 0: none), parameters registered but not initialised. */
 int embr__model_build(const embr_model_params *p, int head_kind, int classes, embr_model **out);
