@@ -16,7 +16,7 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config \
   libopenblas-dev liblapacke-dev libfftw3-dev libsqlite3-dev libcjson-dev \
-  libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev \
+  libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev libutf8proc-dev \
   clang libclang-rt-14-dev libomp-dev
 # Headless browser for the interactive HTML plot test (tests/test_plot_html.sh; skipped without it).
 $SUDO apt-get install -y --no-install-recommends chromium

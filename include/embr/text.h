@@ -8,7 +8,9 @@
  *
  * Thread-safety: a corpus reader, and a vocabulary being built, belong to one thread at a time;
  * a finalized vocabulary may be read (find, word, count) from any number of threads at once.
- * Errors: a missing file is EMBR_ENOTFOUND, an unreadable one or a directory EMBR_EIO. */
+ * Errors: a missing file is EMBR_ENOTFOUND, an unreadable one or a directory EMBR_EIO.
+ *
+ * The second half is CLIP's tokenizer (byte-level BPE), see "CLIP tokenizer" below. */
 #ifndef EMBR_TEXT_H
 #define EMBR_TEXT_H
 
@@ -85,6 +87,85 @@ EMBR_API embr_status embr_vocab_build(embr_vocab **out, const char *corpus_path,
 EMBR_API embr_status embr_vocab_save(const embr_vocab *v, const char *path);
 EMBR_API embr_status embr_vocab_read(embr_vocab **out, const char *path, int64_t min_count,
                                      int64_t max_size);
+
+/* ---- CLIP tokenizer (byte-level BPE) -------------------------------------------------------------
+ * OpenAI CLIP's text tokenizer, id for id: `embr_bpe_encode(b, text, 77, ids, &n)` gives what
+ * `clip.tokenize(text, context_length=77, truncate=True)` gives.
+ *
+ *     embr_bpe *b;
+ *     if (embr_bpe_load("bpe_simple_vocab_16e6.txt.gz", 0, &b)) die(embr_last_error());
+ *     int32_t ids[EMBR_BPE_CLIP_CONTEXT];
+ *     int n;
+ *     embr_bpe_encode(b, "a photo of a cat", EMBR_BPE_CLIP_CONTEXT, ids, &n);
+ *     // ids = 49406 320 1125 539 320 2368 49407 0 0 ...; n = 7 (above 77 would mean cut)
+ *     embr_bpe_free(b);
+ *
+ * The merges file is CLIP's bpe_simple_vocab_16e6.txt.gz (gzip, or the same text uncompressed):
+ * a header line (it must contain "#version"), then one merge a line, two symbols separated by a
+ * space. CLIP uses the first 48,894 merges (EMBR_BPE_CLIP_MERGES); the vocabulary is the 256 byte
+ * characters, the same 256 with "</w>" (end of word) appended, one token per merge (the two
+ * symbols joined), then <|startoftext|> and <|endoftext|>: 49,408 tokens, sot 49406, eot 49407.
+ * With n merges the vocabulary has 512 + n + 2 tokens, sot = 512 + n, eot = 513 + n.
+ *
+ * Text goes through CLIP's cleaning (ftfy.fix_text's character fixes: NFC, curly quotes, Latin
+ * ligatures, fullwidth forms, control characters, HTML entities; html.unescape twice; white space
+ * collapsed and stripped; Python's lower case), its pre-tokenisation pattern (special tokens,
+ * 's 't 're 've 'm 'll 'd, runs of letters, single number characters, runs of other characters),
+ * then each piece, as UTF-8 bytes, is merged by rank. The literal text "<|startoftext|>" or
+ * "<|endoftext|>" becomes the special id, as in CLIP. Not reproduced: ftfy's detection and repair
+ * of mojibake (UTF-8 read as Latin-1 and the like), which is a statistical heuristic; such text
+ * is tokenized as it stands. Invalid UTF-8 in `text` is read as U+FFFD, one per maximal invalid
+ * subpart (Python's errors="replace"). Unicode data come from libutf8proc.
+ *
+ * Thread-safety: a loaded tokenizer is read-only: any number of threads may encode, tokenize and
+ * decode with one tokenizer at once (no cache; each call allocates its own scratch).
+ * Errors: EMBR_EINVAL (a NULL argument, n_merges out of range, context < 1, text longer than
+ * EMBR_BPE_MAX_TEXT), EMBR_ENOMEM, the file errors of core (EMBR_ENOTFOUND, EMBR_EIO), and
+ * EMBR_EFORMAT for a merges file that is not one: a corrupt or truncated gzip stream, more than
+ * EMBR_BPE_MAX_BYTES compressed or inflated, not UTF-8, no header, a line that is not two symbols,
+ * fewer than EMBR_BPE_CLIP_MERGES merges when the default is asked for. Messages name the file
+ * (or the name given to _load_mem) and the line. */
+typedef struct embr_bpe embr_bpe;
+
+#define EMBR_BPE_CLIP_MERGES 48894      /* merges CLIP uses: 49152 - 256 - 2 */
+#define EMBR_BPE_CLIP_VOCAB 49408       /* CLIP's vocabulary size */
+#define EMBR_BPE_CLIP_CONTEXT 77        /* CLIP's context length */
+#define EMBR_BPE_MAX_BYTES (16 << 20)   /* a merges file, compressed and inflated */
+#define EMBR_BPE_MAX_TEXT (1 << 26)     /* bytes of text one call takes */
+
+/* Reads a merges file (gzip or plain) and keeps its first n_merges merges (0: CLIP's 48,894;
+ * otherwise 1 .. the number the file holds). *out is freed with embr_bpe_free (NULL is a no-op). */
+EMBR_API embr_status embr_bpe_load(const char *path, int n_merges, embr_bpe **out);
+/* The same from len bytes at buf (gzip or plain; the caller keeps buf), e.g. merges carried
+ * inside a model file; `name` labels error messages (NULL: "merges"). */
+EMBR_API embr_status embr_bpe_load_mem(const void *buf, size_t len, const char *name, int n_merges,
+                                       embr_bpe **out);
+/* A tokenizer with no merges: every byte is a token (vocabulary 514, sot 512, eot 513). For tests
+ * and demos without CLIP's file. */
+EMBR_API embr_status embr_bpe_create_bytes(embr_bpe **out);
+EMBR_API void embr_bpe_free(embr_bpe *b);
+
+EMBR_API int32_t embr_bpe_vocab_size(const embr_bpe *b);
+EMBR_API int embr_bpe_n_merges(const embr_bpe *b);
+EMBR_API int32_t embr_bpe_sot(const embr_bpe *b); /* <|startoftext|> */
+EMBR_API int32_t embr_bpe_eot(const embr_bpe *b); /* <|endoftext|> */
+/* Token `id` as CLIP's vocabulary spells it (byte characters, "</w>" at a word's end), owned by
+ * the tokenizer; NULL when id is outside the vocabulary. */
+EMBR_API const char *embr_bpe_token(const embr_bpe *b, int32_t id);
+
+/* clip.tokenize(text, context, truncate=True) for one text: writes `context` ids: sot, the
+ * text's tokens, eot, then zeros; when that is longer than `context`, the first `context` ids with
+ * the last one set to eot. *n_tokens (may be NULL) receives the length before cutting (tokens + 2,
+ * at most INT_MAX), so `*n_tokens > context` tells the text was cut. */
+EMBR_API embr_status embr_bpe_encode(const embr_bpe *b, const char *text, int context, int32_t *ids,
+                                     int *n_tokens);
+/* The text's tokens alone (no sot/eot, no limit): *ids (allocated, free with embr_free; never NULL
+ * on success) receives *n ids. */
+EMBR_API embr_status embr_bpe_tokenize(const embr_bpe *b, const char *text, int32_t **ids, size_t *n);
+/* Text of n ids as CLIP's decode gives it ("</w>" becomes a space, so words come back followed by
+ * one; invalid UTF-8 becomes U+FFFD): *text is allocated, NUL-terminated, freed with embr_free.
+ * EMBR_EINVAL for an id outside the vocabulary. */
+EMBR_API embr_status embr_bpe_decode(const embr_bpe *b, const int32_t *ids, size_t n, char **text);
 
 #ifdef __cplusplus
 }
