@@ -119,6 +119,58 @@ echo "who looks like $LAST? (its own photo comes first)"
 sed -n "$(cat "$OUT/row")p" "$OUT/faces.csv" >"$OUT/query.csv"
 run collection search "$OUT/people" --query "$OUT/query.csv" -k 5
 
+step "CLIP: images and text in one space, trained in C; text -> image search and zero-shot labels"
+if [ -f "$SHARED/emoji/emoji.jsonl" ] && command -v python3 >/dev/null; then
+  echo "emoji (1,535 train / 376 held-out 64x64 images with their names): train on the train split only"
+  python3 "$HERE/emoji_pairs.py" --data "$SHARED/emoji" --out "$OUT/emoji" >/dev/null
+  CLIP_DATA="$SHARED/emoji" CLIP_PAIRS="$OUT/emoji/train.tsv" CLIP_TEST="$OUT/emoji/test.tsv"
+  CLIP_BPE=(--bpe "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz") CLIP_EPOCHS=${CLIP_EPOCHS:-8}
+  CLIP_QUERIES=("red heart" "cat face" "airplane" "sun with face") CLIP_TEMPLATE="an emoji of {}."
+  CLIP_LABELS="smileys and emotion,people and body,animals and nature,food and drink,travel and places,activities,objects,symbols,flags"
+else
+  echo "(no ../shared/data/emoji: generated coloured shapes with captions instead)"
+  CLIP_DATA="$OUT/shapes" CLIP_PAIRS="$OUT/shapes/train.tsv" CLIP_TEST="$OUT/shapes/test.tsv" CLIP_BPE=() CLIP_EPOCHS=${CLIP_EPOCHS:-12}
+  CLIP_QUERIES=("a red circle" "a blue cross") CLIP_LABELS="circle,square,triangle,cross" CLIP_TEMPLATE="a {}"
+  mkdir -p "$CLIP_DATA"
+  awk -v dir="$CLIP_DATA" 'BEGIN {
+    split("red green blue yellow", cn, " "); split("220 40 40;40 180 60;50 80 220;230 200 40", cv, ";")
+    split("circle square triangle cross", sn, " "); n = 32
+    for (c = 1; c <= 4; c++) for (s = 1; s <= 4; s++) for (v = 0; v < 10; v++) {
+      split(cv[c], rgb, " "); srand(c * 1000 + s * 100 + v)
+      cx = 10 + int(rand() * 12); cy = 10 + int(rand() * 12); r = 5 + int(rand() * 5)
+      f = sprintf("%s_%s_%d.ppm", cn[c], sn[s], v); out = dir "/" f
+      printf "P3\n%d %d\n255\n", n, n > out
+      for (y = 0; y < n; y++) for (x = 0; x < n; x++) {
+        dx = x - cx; dy = y - cy; ax = dx < 0 ? -dx : dx; ay = dy < 0 ? -dy : dy
+        in_ = s == 1 ? dx * dx + dy * dy <= r * r : s == 2 ? ax <= r && ay <= r : \
+              s == 3 ? dy <= r && dy >= -r && ax <= (dy + r) / 2 : (ax <= r && ay <= 1) || (ay <= r && ax <= 1)
+        printf "%d %d %d\n", in_ ? rgb[1] : 255, in_ ? rgb[2] : 255, in_ ? rgb[3] : 255 > out
+      }
+      close(out)
+      split_ = v < 8 ? "train" : "test"; pf = dir "/" split_ ".tsv"
+      printf "%s\ta %s %s\n", f, cn[c], sn[s] >> pf
+      if (v < 8) printf "%s\t%s %s\n%s\ta %s shape\n", f, cn[c], sn[s], f, cn[c] >> pf
+    } }'
+fi
+run train --objective clip --data "$CLIP_DATA" --pairs "$CLIP_PAIRS" "${CLIP_BPE[@]}" --epochs "$CLIP_EPOCHS" \
+  -o "$OUT/clip.safetensors" --quiet
+echo "retrieval on held-out images (never trained on), captions = names:"
+run eval retrieval --model "$OUT/clip.safetensors" --data "$CLIP_DATA" --pairs "$CLIP_TEST"
+cut -f1 "$CLIP_TEST" | sort -u | sed "s|^|$CLIP_DATA/|" >"$OUT/clip_test.list"
+run embed --model "$OUT/clip.safetensors" --images "$OUT/clip_test.list" --normalize -o "$OUT/clip_test.npy" \
+  --ids "$OUT/clip_test.ids" --quiet
+rm -rf "$OUT/pictures"
+run collection create "$OUT/pictures" --dim "$("$EMBR" info "$OUT/clip_test.npy" --json | sed 's/.*"dim": *\([0-9]*\).*/\1/')" \
+  --metric cosine --index flat
+run collection add "$OUT/pictures" -i "$OUT/clip_test.npy" --ids "$OUT/clip_test.ids" --quiet
+for q in "${CLIP_QUERIES[@]}"; do
+  echo "text -> image: \"$q\""
+  run collection search "$OUT/pictures" --text "$q" --model "$OUT/clip.safetensors" -k 3
+done
+echo "zero-shot: which of these labels fits each of 4 held-out images?"
+head -n 4 "$OUT/clip_test.list" >"$OUT/clip_four.list"
+run clip classify --model "$OUT/clip.safetensors" --images "$OUT/clip_four.list" --labels "$CLIP_LABELS" --template "$CLIP_TEMPLATE" -k 2
+
 step "Formats: the same vectors as NumPy .npy; JSON output for programs"
 run convert "$OUT/base.fvecs" "$OUT/base.npy"
 run info "$OUT/base.npy" --json

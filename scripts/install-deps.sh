@@ -17,6 +17,6 @@ $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config \
   libopenblas-dev liblapacke-dev libfftw3-dev libsqlite3-dev libcjson-dev \
   libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev libutf8proc-dev \
-  clang libclang-rt-14-dev libomp-dev
+  clang libclang-rt-14-dev libomp-dev python3
 # Headless browser for the interactive HTML plot test (tests/test_plot_html.sh; skipped without it).
 $SUDO apt-get install -y --no-install-recommends chromium
