@@ -5,12 +5,14 @@
  * (ResNet-18 of width 2, 1x8x8 input, 4-dim embedding, a 2-class margin head, SGD): the position
  * must come back in range. A refusal must leave a one-line message naming the input. A broken
  * promise aborts, which libFuzzer reports as a crash. The seeds (fuzz/corpus/model) are such a
- * network's model file and checkpoint. */
+ * network's model file and checkpoint, and tiny CLIP models in OpenAI's, Hugging Face's and
+ * embr's layouts (an accepted CLIP model must also embed token ids and, with its tokenizer, a text). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/clip.h"
 #include "models/models.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -20,6 +22,22 @@ static const char name[] = "fuzz.safetensors";
 static void check_refusal(void) {
   const char *msg = embr_last_error();
   if (strncmp(msg, name, strlen(name)) != 0 || strchr(msg, '\n')) abort();
+}
+
+/* A CLIP model's text tower: one row of ids ([sot] 1 [eot] 0 ...), and a text through its
+ * tokenizer when it carries one. */
+static void as_text(embr_model *m, int dim) {
+  const clip_net *c = m->net;
+  if (c->context > 64 || c->vocab < 3) return;
+  int32_t *ids = calloc((size_t)c->context, sizeof(int32_t));
+  float *y = calloc((size_t)dim, sizeof(float));
+  if (!ids || !y) abort();
+  ids[0] = c->vocab - 2, ids[1] = 1, ids[c->context > 2 ? 2 : 1] = c->vocab - 1;
+  if (embr_model_embed_tokens(m, ids, 1, 1, y)) abort(); /* ids in range: must succeed */
+  const char *text = "a photo of a cat";
+  if (m->bpe && embr_model_embed_texts(m, &text, 1, 1, y, NULL)) abort();
+  free(ids);
+  free(y);
 }
 
 static void as_model(const uint8_t *data, size_t size) {
@@ -41,6 +59,7 @@ static void as_model(const uint8_t *data, size_t size) {
     embr_model_embed(m, x, 1, 1, y); /* huge finite weights may overflow to Inf: only faults count */
     free(x);
     free(y);
+    if (embr_model_has_text(m)) as_text(m, dim);
   }
   embr_model_free(m);
 }
