@@ -325,12 +325,12 @@ static int text_queries(embr_collection *c, const char *text, const char *texts,
   embr_model *m = NULL;
   embr_lines l = {0};
   float *emb = NULL;
-  int rc = cli_load_model(&src, &m);
-  if (!rc) rc = cli_text_model(m, model, bpe);
-  if (!rc && embr_model_dim(m) != st.dim)
+  int rc = texts ? cli_read_texts(texts, &l) : EXIT_OK;
+  if (!rc) rc = cli_load_model(&src, &m);
+  if (!rc && embr_model_has_text(m) && embr_model_dim(m) != st.dim)
     rc = cli_error("%s: the model's embeddings have %d dimensions, the collection's vectors %lld", model, embr_model_dim(m),
                    (long long)st.dim);
-  if (!rc && texts) rc = cli_read_texts(texts, &l);
+  if (!rc) rc = cli_text_model(m, model, bpe);
   int64_t n = texts ? l.n : 1;
   if (!rc) rc = cli_embed_texts(m, texts ? (const char *const *)l.line : &text, n, 32, 0, quiet, &emb);
   if (!rc) s = embr_matrix_alloc(q, n, st.dim);

@@ -35,8 +35,8 @@ static int embed_texts(embr_model *m, const cli_model_src *model, const char *pa
                        int batch, int raw, int quiet) {
   embr_lines l = {0};
   float *emb = NULL;
-  int rc = cli_text_model(m, model->path, bpe);
-  if (!rc) rc = cli_read_texts(path, &l);
+  int rc = cli_read_texts(path, &l);
+  if (!rc) rc = cli_text_model(m, model->path, bpe);
   if (!rc) rc = cli_embed_texts(m, (const char *const *)l.line, l.n, batch, raw, quiet, &emb);
   if (!rc) {
     embed_out mo = {{l.n, embr_model_dim(m), embr_model_dim(m), emb, NULL}, NULL, NULL, 0};
