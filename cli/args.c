@@ -59,6 +59,13 @@ static int set_value(cli_opt *o, const char *val) {
       if (!*val) return cli_usage_error("%s needs a non-empty value", o->name);
       *(const char **)o->dest = val;
       return CLI_OK;
+    case CLI_STRINGS: {
+      cli_strings *l = o->dest;
+      if (!*val) return cli_usage_error("%s needs a non-empty value", o->name);
+      if (l->n >= CLI_MAX_REPEAT) return cli_usage_error("%s given more than %d times", o->name, CLI_MAX_REPEAT);
+      l->v[l->n++] = val;
+      return CLI_OK;
+    }
     case CLI_INT: {
       long long v = strtoll(val, &end, 10);
       if (!*val || *end || errno)
@@ -116,7 +123,7 @@ int cli_parse(cli_command *cmd, int argc, char **argv) {
       o->seen = 1;
       continue;
     }
-    if (o->seen && o->type != CLI_FLAG)
+    if (o->seen && o->type != CLI_FLAG && o->type != CLI_STRINGS)
       return cli_usage_error("%s given more than once", o->name);
     o->seen = 1;
     const char *val = NULL;

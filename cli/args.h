@@ -11,8 +11,16 @@ typedef enum cli_type {
   CLI_FLAG,   /* a switch: dest is int, set to 1 */
   CLI_INT,    /* dest is int64_t; min/max enforced */
   CLI_DOUBLE, /* dest is double; min/max enforced */
-  CLI_STRING  /* dest is const char * */
+  CLI_STRING, /* dest is const char * */
+  CLI_STRINGS /* repeatable: dest is a cli_strings, each use appends */
 } cli_type;
+
+/* The values of a repeatable string option, in command-line order. */
+#define CLI_MAX_REPEAT 64
+typedef struct cli_strings {
+  const char *v[CLI_MAX_REPEAT];
+  int n;
+} cli_strings;
 
 typedef struct cli_opt {
   const char *name;    /* "--base" */
@@ -86,6 +94,8 @@ void cli_print_subcommands(void);
 /* A switch whose alias takes a value: "--hs" or "-hs 1" / "-hs 0". */
 #define OPT_FLAG_V(n, a, d, h) {n, a, CLI_FLAG, d, NULL, h, "off", 0, 0, 0, 0, 1}
 #define OPT_STR(n, a, d, mv, h, def) {n, a, CLI_STRING, d, mv, h, def, 0, 0, 0, 0, 0}
+/* A string option that may be given several times (at most CLI_MAX_REPEAT); dest: cli_strings. */
+#define OPT_STRS(n, a, d, mv, h, def) {n, a, CLI_STRINGS, d, mv, h, def, 0, 0, 0, 0, 0}
 #define OPT_STR_REQ(n, a, d, mv, h) {n, a, CLI_STRING, d, mv, h, NULL, 1, 0, 0, 0, 0}
 #define OPT_INT(n, a, d, mv, h, def, lo, hi) {n, a, CLI_INT, d, mv, h, def, 0, lo, hi, 0, 0}
 #define OPT_DBL(n, a, d, mv, h, def, lo, hi) {n, a, CLI_DOUBLE, d, mv, h, def, 0, lo, hi, 0, 0}

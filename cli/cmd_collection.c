@@ -2,6 +2,7 @@
  * create, add, delete, get, search (with metadata filters), info, compact. */
 #include "commands.h"
 #include "embr/collection.h"
+#include "nn_common.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -313,13 +314,47 @@ static int load_queries(embr_collection *c, const char *qpath, const char *qid, 
   return rc ? cli_fail(rc) : EXIT_OK;
 }
 
+/* Text queries (--text, --texts) embedded with a CLIP model: unit rows, as `embr embed` writes
+ * them, so l2, ip and cosine collections rank them alike. */
+static int text_queries(embr_collection *c, const char *text, const char *texts, const char *model, const char *bpe,
+                        int quiet, embr_matrix *q) {
+  embr_collection_stats st;
+  int s = embr_collection_info(c, &st);
+  if (s) return cli_fail(s);
+  cli_model_src src = {model, NULL, 0};
+  embr_model *m = NULL;
+  embr_lines l = {0};
+  float *emb = NULL;
+  int rc = texts ? cli_read_texts(texts, &l) : EXIT_OK;
+  if (!rc) rc = cli_load_model(&src, &m);
+  if (!rc && embr_model_has_text(m) && embr_model_dim(m) != st.dim)
+    rc = cli_error("%s: the model's embeddings have %d dimensions, the collection's vectors %lld", model, embr_model_dim(m),
+                   (long long)st.dim);
+  if (!rc) rc = cli_text_model(m, model, bpe);
+  int64_t n = texts ? l.n : 1;
+  if (!rc) rc = cli_embed_texts(m, texts ? (const char *const *)l.line : &text, n, 32, 0, quiet, &emb);
+  if (!rc) s = embr_matrix_alloc(q, n, st.dim);
+  if (!rc && s) rc = cli_fail(s);
+  if (!rc)
+    for (int64_t i = 0; i < n; i++) memcpy(q->data + i * q->ld, emb + i * st.dim, sizeof(float) * (size_t)st.dim);
+  free(emb);
+  embr_lines_free(&l);
+  embr_model_free(m);
+  return rc;
+}
+
 static int coll_search(int argc, char **argv) {
   const char *qpath = NULL, *qid = NULL, *filter = NULL, *format = NULL, *pos[1];
+  const char *text = NULL, *texts = NULL, *model = NULL, *bpe = NULL;
   int64_t k = 10, ef = 0, nprobe = 0, threads = 0;
   int json = 0, with_meta = 0, quiet = 0;
   cli_opt opts[] = {
       OPT_STR("--query", NULL, &qpath, "FILE", "query vectors (any matrix format)", NULL),
       OPT_STR("--query-id", NULL, &qid, "ID", "use the stored vector of this item as the query", NULL),
+      OPT_STR("--text", NULL, &text, "TEXT", "a text query, embedded with --model (CLIP)", NULL),
+      OPT_STR("--texts", NULL, &texts, "FILE", "text queries, one per line, embedded with --model (CLIP)", NULL),
+      OPT_STR("--model", NULL, &model, "FILE", "the CLIP model that embeds --text / --texts", NULL),
+      OPT_BPE(&bpe),
       OPT_INT("-k", "--k", &k, "K", "results per query", "10", 1, 100000),
       OPT_STR("--filter", "-f", &filter, "EXPR", "metadata filter, e.g. 'genre = \"jazz\" and year >= 1990'", "none"),
       OPT_INT("--ef", NULL, &ef, "N", "HNSW candidate list size (0 = the index's own)", "0", 0, 1000000),
@@ -331,14 +366,18 @@ static int coll_search(int argc, char **argv) {
       OPT_QUIET(&quiet),
   };
   cli_command cmd = {"Search a collection: k nearest items per query among those the filter admits.",
-                     "embr collection search DIR (-q FILE | --query-id ID) [-k K] [--filter EXPR] [options]",
+                     "embr collection search DIR (--query FILE | --query-id ID | --text T --model M) [-k K] [--filter EXPR] [options]",
                      "Prints one line per hit: QUERY<TAB>RANK<TAB>ID<TAB>DISTANCE[<TAB>METADATA].\n"
+                     "--text / --texts: embedded by the model's text tower, scaled to unit length (as `embr embed`\n"
+                     "writes image rows); use a cosine or ip collection of CLIP image embeddings.\n"
                      "Filters: field = value, !=, <, <=, >, >=, field in [v1, v2], field not in [...],\n"
                      "joined with and / or / not and parentheses; values are \"strings\", numbers, true,\n"
                      "false; fields are names or dotted paths (a.b). See docs/collections.md.",
                      opts, CLI_NOPTS(opts), 1, 1, pos, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
-  if (!qpath == !qid) return cli_usage_error("give exactly one of --query and --query-id");
+  if (!!qpath + !!qid + !!text + !!texts != 1) return cli_usage_error("give exactly one of --query, --query-id, --text and --texts");
+  if ((text || texts) && !model) return cli_usage_error("%s needs --model, the CLIP model that embeds it", text ? "--text" : "--texts");
+  if (!(text || texts) && (model || bpe)) return cli_usage_error("%s goes with --text or --texts", model ? "--model" : "--bpe");
   if (filter && embr_collection_filter_check(filter)) return cli_usage_error("%s", embr_last_error());
   embr_collection *c;
   int rc = open_collection(pos[0], EMBR_COLLECTION_RDONLY, &c);
@@ -350,7 +389,7 @@ static int coll_search(int argc, char **argv) {
   p.nprobe = (int)nprobe;
   p.n_threads = (int)threads;
   p.with_metadata = with_meta;
-  rc = load_queries(c, qpath, qid, format, &q);
+  rc = text || texts ? text_queries(c, text, texts, model, bpe, quiet, &q) : load_queries(c, qpath, qid, format, &q);
   double t0 = embr_now();
   if (!rc) {
     int s = embr_collection_search(c, q.data, q.n, q.dim, q.ld, (int)k, filter, &p, &h);

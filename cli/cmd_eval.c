@@ -1,7 +1,9 @@
-/* embr eval: how well a model's embeddings tell identities apart.
- *   verify    pairs of images, same person or not: 10-fold accuracy with the best threshold per
- *             fold (the LFW protocol), ROC AUC, TAR at a false-accept rate;
- *   identify  a gallery of known images per class and probes: rank-1 and recall@k. */
+/* embr eval: how well a model's embeddings tell identities apart, or match images and captions.
+ *   verify     pairs of images, same person or not: 10-fold accuracy with the best threshold per
+ *              fold (the LFW protocol), ROC AUC, TAR at a false-accept rate;
+ *   identify   a gallery of known images per class and probes: rank-1 and recall@k;
+ *   retrieval  image-caption pairs (a CLIP model, or embeddings computed elsewhere): recall@k,
+ *              median and mean rank, text -> image and image -> text. */
 #include "commands.h"
 #include "nn_common.h"
 
@@ -145,9 +147,137 @@ static int eval_identify(int argc, char **argv) {
   return rc;
 }
 
+/* The images and captions of a pairs file embedded by a CLIP model (rows in the captions' order). */
+static int retrieval_embed(const char *model, const char *bpe, const embr_captions *cap, const char *pairs, int batch,
+                           int64_t threads, int quiet, embr_matrix *img, embr_matrix *txt) {
+  cli_model_src src = {model, NULL, 0};
+  embr_model *m = NULL;
+  embr_dataset *ds = NULL;
+  int rc = cli_load_model(&src, &m);
+  if (!rc) {
+    embr_model_set_threads(m, (int)threads);
+    rc = cli_text_model(m, model, bpe);
+  }
+  if (!rc) {
+    int s = embr_dataset_open_paths(NULL, (const char *const *)cap->image_path, cap->n_images, pairs, &ds);
+    rc = s ? cli_fail(s) : EXIT_OK;
+  }
+  if (!rc) rc = cli_embed_texts(m, (const char *const *)cap->text, cap->n, batch, 0, quiet, &txt->data);
+  if (!rc) rc = cli_embed_items(m, ds, NULL, cap->n_images, batch, 0, quiet, &img->data, NULL);
+  if (!rc) {
+    img->n = cap->n_images, txt->n = cap->n;
+    img->dim = img->ld = txt->dim = txt->ld = embr_model_dim(m);
+  }
+  embr_dataset_free(ds);
+  embr_model_free(m);
+  return rc;
+}
+
+/* Precomputed embeddings: one row per distinct image (first-seen order) and one per caption. */
+static int retrieval_read(const char *ipath, const char *tpath, const char *format, const embr_captions *cap,
+                          const char *pairs, embr_matrix *img, embr_matrix *txt) {
+  int rc = cli_read_matrix(ipath, format, img);
+  if (!rc) rc = cli_read_matrix(tpath, format, txt);
+  if (rc) return rc;
+  if (img->n != cap->n_images)
+    return cli_error("%s: %lld rows for the %lld distinct images of %s (one row per image, in first-seen order)", ipath,
+                     (long long)img->n, (long long)cap->n_images, pairs);
+  if (txt->n != cap->n)
+    return cli_error("%s: %lld rows for the %lld captions of %s (one row per line)", tpath, (long long)txt->n,
+                     (long long)cap->n, pairs);
+  if (img->dim != txt->dim)
+    return cli_error("%s: dimension %lld does not match %s dimension %lld", tpath, (long long)txt->dim, ipath,
+                     (long long)img->dim);
+  return EXIT_OK;
+}
+
+static void print_direction(const char *name, int nk, const int *k, const double *recall, double median, double mean,
+                            int json) {
+  if (json) {
+    printf("\"%s\":{\"recall\":{", name);
+    for (int i = 0; i < nk; i++) printf("%s\"%d\":%.6f", i ? "," : "", k[i], recall[i]);
+    printf("},\"median_rank\":%.6g,\"mean_rank\":%.6g}", median, mean);
+    return;
+  }
+  printf("  %s:", name);
+  for (int i = 0; i < nk; i++) printf("%s R@%d %.4f", i ? "," : "", k[i], recall[i]);
+  printf(", median rank %g, mean rank %.2f\n", median, mean);
+}
+
+static int eval_retrieval(int argc, char **argv) {
+  const char *model = NULL, *bpe = NULL, *data = NULL, *pairs = NULL, *ipath = NULL, *tpath = NULL, *format = NULL;
+  const char *kspec = "1,5,10";
+  int64_t batch = 32, threads = 0;
+  int json = 0, quiet = 0;
+  cli_opt opts[] = {
+      OPT_STR("--model", NULL, &model, "FILE", "a CLIP model (with --data)", NULL),
+      OPT_BPE(&bpe),
+      OPT_STR("--data", NULL, &data, "DIR", "the folder the pairs file's image paths are relative to (with --model)", NULL),
+      OPT_STR_REQ("--pairs", NULL, &pairs, "FILE", "image-caption pairs, FILE<TAB>CAPTION per line (docs/formats.md)"),
+      OPT_STR("--images-emb", NULL, &ipath, "FILE", "instead of --model: image embeddings, one row per distinct image of the pairs file, in first-seen order", NULL),
+      OPT_STR("--texts-emb", NULL, &tpath, "FILE", "with --images-emb: caption embeddings, one row per line of the pairs file", NULL),
+      OPT_FORMAT(&format),
+      OPT_STR("-k", NULL, &kspec, "K,K,...", "recall@k cut-offs (at most 8)", "1,5,10"),
+      OPT_INT("--batch", "-b", &batch, "B", "images or captions per forward pass", "32", 1, 100000),
+      OPT_THREADS(&threads),
+      OPT_JSON(&json),
+      OPT_QUIET(&quiet),
+  };
+  cli_command cmd = {"Cross-modal retrieval (image <-> caption) recall@k and ranks.",
+                     "embr eval retrieval (--model M --data DIR | --images-emb I.npy --texts-emb T.npy) --pairs P.tsv [-k 1,5,10] [--json]",
+                     "Scores are cosine similarities. text->image: each caption ranks every image; image->text:\n"
+                     "each image ranks every caption, its rank that of its best-placed own caption. Ties count\n"
+                     "against the query (a collapsed model scores worst). Ranks are 1-based.",
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  if (!model == !ipath) return cli_usage_error("give either --model (with --data) or --images-emb and --texts-emb");
+  if (model && !data) return cli_usage_error("--model needs --data, the folder of the pairs file's images");
+  if (model && (tpath || format)) return cli_usage_error("%s goes with --images-emb, not --model", tpath ? "--texts-emb" : "--format");
+  if (ipath && !tpath) return cli_usage_error("--images-emb needs --texts-emb");
+  if (ipath && (data || bpe)) return cli_usage_error("%s goes with --model, not --images-emb", data ? "--data" : "--bpe");
+  int64_t k64[EMBR_EVAL_MAX_K];
+  int ks[EMBR_EVAL_MAX_K], nk;
+  if (embr_int_list_parse(kspec, 1, 1000000, k64, EMBR_EVAL_MAX_K, &nk))
+    return cli_usage_error("-k wants up to 8 positive integers like 1,5,10: %s", embr_last_error());
+  for (int i = 0; i < nk; i++) ks[i] = (int)k64[i];
+  embr_captions cap = {0};
+  embr_matrix img = EMBR_MATRIX_INIT, txt = EMBR_MATRIX_INIT;
+  int s = embr_captions_read(pairs, model ? data : NULL, &cap);
+  int rc = s ? cli_fail(s) : EXIT_OK;
+  if (!rc)
+    rc = model ? retrieval_embed(model, bpe, &cap, pairs, (int)batch, threads, quiet, &img, &txt)
+               : retrieval_read(ipath, tpath, format, &cap, pairs, &img, &txt);
+  embr_retrieval_result r;
+  if (!rc) {
+    s = embr_eval_retrieval(img.data, img.n, img.ld, txt.data, txt.n, txt.ld, img.dim, cap.image_index, ks, nk, NULL, NULL, &r);
+    if (s) rc = cli_fail(s);
+  }
+  if (!rc && json) {
+    printf("{\"images\":%lld,\"texts\":%lld,", (long long)r.images, (long long)r.texts);
+    print_direction("text_to_image", r.nk, r.k, r.t2i_recall, r.t2i_median_rank, r.t2i_mean_rank, 1);
+    printf(",");
+    print_direction("image_to_text", r.nk, r.k, r.i2t_recall, r.i2t_median_rank, r.i2t_mean_rank, 1);
+    printf("}\n");
+  } else if (!rc) {
+    printf("retrieval: %lld images, %lld captions\n", (long long)r.images, (long long)r.texts);
+    print_direction("text->image", r.nk, r.k, r.t2i_recall, r.t2i_median_rank, r.t2i_mean_rank, 0);
+    print_direction("image->text", r.nk, r.k, r.i2t_recall, r.i2t_median_rank, r.i2t_mean_rank, 0);
+  }
+  if (model) { /* the matrices' rows came from malloc (cli_embed_*), not embr_matrix_alloc */
+    free(img.data);
+    free(txt.data);
+  } else {
+    embr_matrix_free(&img);
+    embr_matrix_free(&txt);
+  }
+  embr_captions_free(&cap);
+  return rc;
+}
+
 static const cli_entry eval_commands[] = {
     {"verify", "pair accuracy (10-fold, LFW protocol), ROC AUC, TAR at FAR", eval_verify, NULL, 0, NULL},
     {"identify", "rank-1 and recall@k with a gallery/probe split", eval_identify, NULL, 0, NULL},
+    {"retrieval", "image <-> caption recall@k and ranks (CLIP models, or precomputed embeddings)", eval_retrieval, NULL, 0, NULL},
 };
-const cli_entry cli_eval = {"eval", "verification and identification accuracy of a model", NULL,
+const cli_entry cli_eval = {"eval", "verification, identification and retrieval accuracy of a model", NULL,
                             CLI_CHILDREN(eval_commands), NULL};

@@ -71,7 +71,7 @@ static int run_clip(const train_opts *o, embr_train_params *tp, const cli_opt *o
   embr_captions caps = {0};
   embr_dataset *ds = NULL;
   if (!(st = embr_model_set_tokenizer(m, o->bpe)) && !(st = embr_captions_read(o->pairs, o->data, &caps)))
-    st = embr_dataset_open_paths((const char *const *)caps.image_path, caps.n_images, o->pairs, &ds);
+    st = embr_dataset_open_paths(NULL, (const char *const *)caps.image_path, caps.n_images, o->pairs, &ds);
   cli_bar bar;
   cli_bar_init(&bar, "train", o->quiet);
   embr_progress pr = cli_bar_progress(&bar);

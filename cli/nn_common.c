@@ -1,6 +1,7 @@
 /* Dataset specs, selections and batched embedding for the neural-network commands. */
 #include "nn_common.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,5 +89,79 @@ int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset
     *out = NULL;
     return cli_fail(rc);
   }
+  return EXIT_OK;
+}
+
+/* ---- texts ---------------------------------------------------------------------------------------- */
+
+int cli_text_model(embr_model *m, const char *path, const char *bpe) {
+  if (!embr_model_has_text(m))
+    return cli_error("%s: a %s model has no text tower; texts need a CLIP model", path, embr_model_arch(m));
+  if (bpe) {
+    int rc = embr_model_set_tokenizer(m, bpe);
+    if (rc) return cli_fail(rc);
+  }
+  if (!embr_model_has_tokenizer(m))
+    return cli_error("%s: the model carries no tokenizer (a converted checkpoint): give CLIP's merges file with --bpe", path);
+  return EXIT_OK;
+}
+
+int cli_read_texts(const char *path, embr_lines *out) {
+  int rc = embr_lines_read(path, -1, NULL, NULL, out);
+  if (rc) return cli_fail(rc);
+  if (out->n == 0) {
+    embr_lines_free(out);
+    return cli_error("%s: no texts (one text per line expected)", path);
+  }
+  for (int64_t i = 0; i < out->n; i++) {
+    const char *p = out->line[i];
+    while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+    if (!*p) {
+      embr_lines_free(out);
+      return cli_error("%s: line %lld: empty text (one text per line; rows follow the lines)", path, (long long)i + 1);
+    }
+  }
+  return EXIT_OK;
+}
+
+void cli_normalize_rows(float *x, int64_t n, int64_t dim) {
+  for (int64_t i = 0; i < n; i++) {
+    float *r = x + i * dim;
+    double s = embr_norm_sq(r, dim);
+    if (s > 0) {
+      float inv = (float)(1.0 / sqrt(s));
+      for (int64_t j = 0; j < dim; j++) r[j] *= inv;
+    }
+  }
+}
+
+int cli_embed_texts(embr_model *m, const char *const *texts, int64_t n, int batch, int raw, int quiet, float **out) {
+  int64_t dim = embr_model_dim(m), cut = 0;
+  *out = malloc(sizeof(float) * (size_t)n * (size_t)dim + 1);
+  if (!*out) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory for %lld embeddings", (long long)n));
+  cli_bar bar;
+  cli_bar_init(&bar, "embed", quiet);
+  embr_progress pr = cli_bar_progress(&bar);
+  embr_progress_state ps;
+  embr_progress_begin(&ps, &pr, (uint64_t)n);
+  int64_t step = (int64_t)batch * 4, done = 0;
+  int rc = 0;
+  while (!rc && done < n) { /* in pieces, for the progress bar */
+    int64_t nb = n - done < step ? n - done : step, c = 0;
+    rc = embr_model_embed_texts(m, texts + done, nb, batch, *out + done * dim, &c);
+    cut += c;
+    done += nb;
+    if (!rc && embr_progress_update(&ps, (uint64_t)done, NULL, done == n)) rc = embr_error(EMBR_ECANCELED, "canceled");
+  }
+  cli_bar_done(&bar);
+  if (rc) {
+    free(*out);
+    *out = NULL;
+    return cli_fail(rc);
+  }
+  if (!raw) cli_normalize_rows(*out, n, dim);
+  if (cut)
+    fprintf(stderr, "embr %s: note: %lld of %lld texts were longer than the model's context (%d tokens) and were truncated\n",
+            cli_name(), (long long)cut, (long long)n, embr_model_context(m));
   return EXIT_OK;
 }

@@ -38,4 +38,23 @@ int cli_load_model(const cli_model_src *src, embr_model **out);
 int cli_embed_items(embr_model *m, const embr_dataset *ds, const int64_t *subset, int64_t n,
                     int batch, int raw, int quiet, float **out, int32_t *labels);
 
+/* ---- texts (CLIP's text tower) ------------------------------------------------------------------ */
+
+/* --bpe: a tokenizer for a converted checkpoint that carries none. */
+#define OPT_BPE(d)                                                                                                 \
+  OPT_STR("--bpe", NULL, d, "MERGES",                                                                             \
+          "CLIP's BPE merges file (bpe_simple_vocab_16e6.txt.gz) for a converted checkpoint without a tokenizer", \
+          "the model's own")
+/* Makes sure m (read from `path`) can embed texts: a text tower, and a tokenizer (set from `bpe`
+ * when given). Prints the problem naming the file and returns EXIT_ERR. */
+int cli_text_model(embr_model *m, const char *path, const char *bpe);
+/* Reads a file of texts, one per line ("-" for stdin), rows in line order; an empty file and an
+ * empty (all-blank) line are refused naming the file and the line. Free with embr_lines_free. */
+int cli_read_texts(const char *path, embr_lines *out);
+/* Embeds n texts into *out (n x dim, malloc'd), rows scaled to unit length unless raw; a note on
+ * stderr counts the texts cut at the model's context. Prints the problem and returns EXIT_ERR. */
+int cli_embed_texts(embr_model *m, const char *const *texts, int64_t n, int batch, int raw, int quiet, float **out);
+/* Scales the n rows of x (n x dim) to unit length (an all-zero row stays zero). */
+void cli_normalize_rows(float *x, int64_t n, int64_t dim);
+
 #endif

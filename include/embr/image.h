@@ -157,6 +157,14 @@ EMBR_API embr_status embr_dataset_open_list(const char *path, embr_dataset **out
  * folder without class sub-folders: embr_dataset_open_flat. The errors of the opener chosen;
  * EMBR_ENOTFOUND when the path is missing. */
 EMBR_API embr_status embr_dataset_open(const char *path, embr_dataset **out);
+/* Images named in memory: items are paths[0..n) (n >= 1), in that order, relative to `root` when
+ * root is not NULL and a path is not absolute; item names are the paths as given; one class, named
+ * `name` (for messages, e.g. the file the paths came from). The files are not opened here: a
+ * missing or undecodable one fails when its image is read, naming its path. For embedding the
+ * images of a captions file (embr_captions: root NULL, its image_path; or root = the data folder,
+ * its image). Errors: EMBR_EINVAL (n < 1, a NULL or empty path), EMBR_ENOMEM. */
+EMBR_API embr_status embr_dataset_open_paths(const char *root, const char *const *paths, int64_t n, const char *name,
+                                             embr_dataset **out);
 /* MNIST idx files: `path` is a folder holding {train|t10k}-images-idx3-ubyte[.gz] and the matching
  * labels file (t10k preferred when only it exists; train preferred otherwise), or the images file
  * itself (the labels file named alike with "labels-idx1", with or without .gz). Gzip read through
@@ -164,11 +172,6 @@ EMBR_API embr_status embr_dataset_open(const char *path, embr_dataset **out);
  * pixels are kept in memory; classes = largest label + 1, named "0", "1", ... */
 EMBR_API embr_status embr_dataset_open_mnist(const char *path, embr_dataset **out);
 /* *out of every opener is freed with embr_dataset_free (NULL is a no-op). */
-/* Images at the given paths (absolute, or relative to the current folder), in that order, one
- * class called `name` (NULL: "images"): CLIP's training images, the distinct files of a pairs
- * file. The files are read when asked for (their errors name them then). EMBR_EINVAL for n < 1 or
- * an empty path; EMBR_ENOMEM. */
-EMBR_API embr_status embr_dataset_open_paths(const char *const *paths, int64_t n, const char *name, embr_dataset **out);
 EMBR_API void embr_dataset_free(embr_dataset *ds);
 
 /* Accessors (indices not checked: 0 <= i < size, 0 <= c < classes). Strings belong to the

@@ -116,6 +116,9 @@ EMBR_API int embr_model_context(const embr_model *m);
  * needs this before texts can be embedded. Its vocabulary must be the text tower's (EMBR_EFORMAT
  * otherwise); the file's errors as embr_bpe_load. */
 EMBR_API embr_status embr_model_set_tokenizer(embr_model *m, const char *merges_path);
+/* 1 when the model can tokenise texts: it has a text tower and a tokenizer (its own, or one set
+ * with embr_model_set_tokenizer). */
+EMBR_API int embr_model_has_tokenizer(const embr_model *m);
 /* Tokenises n texts into ids (n x context, caller-owned) as CLIP's tokenize(truncate=True):
  * <|startoftext|> tokens <|endoftext|>, zero-padded; a longer text is cut and ends in
  * <|endoftext|>; *n_truncated (may be NULL) counts the texts cut. EMBR_EINVAL without a text

@@ -313,18 +313,23 @@ embr_status embr_dataset_open_list(const char *path, embr_dataset **out) {
   return 0;
 }
 
-embr_status embr_dataset_open_paths(const char *const *paths, int64_t n, const char *name, embr_dataset **out) {
+embr_status embr_dataset_open_paths(const char *root, const char *const *paths, int64_t n, const char *name,
+                                    embr_dataset **out) {
   if (!out) return embr_error(EMBR_EINVAL, "dataset: no output pointer");
   *out = NULL;
-  if (!paths || n < 1) return embr_error(EMBR_EINVAL, "dataset: no image paths");
+  if (!name) name = "images";
+  if (!paths || n < 1) return embr_error(EMBR_EINVAL, "%s: no image paths", name);
+  for (int64_t k = 0; k < n; k++)
+    if (!paths[k] || !*paths[k]) return embr_error(EMBR_EINVAL, "%s: image %lld: empty path", name, (long long)k + 1);
   embr_dataset *ds = calloc(1, sizeof *ds);
-  int rc = ds && (ds->names = calloc((size_t)n, sizeof *ds->names)) ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
+  int rc = ds ? 0 : embr_error(EMBR_ENOMEM, "out of memory");
+  if (!rc && root && !(ds->root = dup_str(root))) rc = embr_error(EMBR_ENOMEM, "out of memory");
+  if (!rc && !(ds->names = calloc((size_t)n, sizeof *ds->names))) rc = embr_error(EMBR_ENOMEM, "%s: out of memory", name);
   for (int64_t k = 0; !rc && k < n; k++) {
-    if (!paths[k] || !*paths[k]) rc = embr_error(EMBR_EINVAL, "dataset: image path %lld is empty", (long long)k);
-    else if (!(ds->names[k] = dup_str(paths[k]))) rc = embr_error(EMBR_ENOMEM, "out of memory");
-    else ds->n = k + 1;
+    if (!(ds->names[k] = dup_str(paths[k]))) rc = embr_error(EMBR_ENOMEM, "%s: out of memory", name);
+    else ds->n = k + 1; /* names[0..n) are owned, for embr_dataset_free */
   }
-  if (!rc) rc = one_class(ds, name ? name : "images", ds->n);
+  if (!rc) rc = one_class(ds, name, ds->n);
   if (rc) {
     embr_dataset_free(ds);
     return rc;

@@ -10,6 +10,7 @@ static clip_net *text_net(const embr_model *m) { return m->ops == &embr__clip_op
 
 int embr_model_has_text(const embr_model *m) { return text_net(m) != NULL; }
 int embr_model_context(const embr_model *m) { return text_net(m) ? text_net(m)->context : 0; }
+int embr_model_has_tokenizer(const embr_model *m) { return text_net(m) && m->bpe; }
 
 /* Takes the tokenizer read from bytes (owned by the model afterwards) when its vocabulary is the
  * text tower's; bytes NULL: the byte-level tokenizer with no merges. */
