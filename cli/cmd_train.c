@@ -81,7 +81,8 @@ static int run_clip(const train_opts *o, embr_train_params *tp, const cli_opt *o
     fprintf(stderr, "embr %s: %s (%lld parameters), clip, %lld images, %lld captions, %dx%dx%d input, context %d\n",
             cli_name(), arch, (long long)embr_model_parameters(m), (long long)caps.n_images, (long long)caps.n,
             mp.input.channels, mp.input.height, mp.input.width, embr_model_context(m));
-  if (!st)
+  memset(&stats, 0, sizeof stats);
+  if (!st && tp->epochs > 0) /* 0: the initialised network, written as the untrained baseline */
     st = embr_model_train_clip(m, ds, (const char *const *)caps.text, caps.image_index, caps.n, tp, &stats);
   cli_bar_done(&bar);
   if (!st) st = embr_model_save(m, o->out);
@@ -159,7 +160,8 @@ static int cmd_train(int argc, char **argv) {
       OPT_INT("--embedding-dim", NULL, &o.dim, "D", "embedding size", "128", 1, 65536),
       OPT_INT("--input", NULL, &o.side, "PX", "input side: images are resized to PX x PX", "112", 8, 4096),
       OPT_INT("--channels", NULL, &o.channels, "C", "input channels: 3 (grey replicated) or 1", "3", 1, 3),
-      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images", "20 (clip: 30)", 1, 100000),
+      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images (clip: 0 writes the untrained model, a baseline)",
+              "20 (clip: 30)", 0, 100000),
       OPT_INT("--batch", "-b", &o.batch, "B", "images per step", "64", 2, 1000000),
       OPT_DBL("--lr", NULL, &o.lr, "LR", "peak learning rate (linear warm-up, cosine decay)", "0.1 (clip: 5e-4)", 1e-9, 100),
       OPT_STR("--optimizer", NULL, &o.optimizer, "NAME", "sgd (momentum 0.9) or adamw", "sgd (clip: adamw)"),
@@ -203,6 +205,7 @@ static int cmd_train(int argc, char **argv) {
   embr_train_params tp = embr_train_params_default(obj);
   int clip = obj == EMBR_OBJ_CLIP;
   if (o.pairs && !clip) return cli_usage_error("--pairs is for --objective clip");
+  if (o.epochs == 0 && !clip) return cli_usage_error("--epochs must be at least 1");
   if (seen(opts, nopts, "--optimizer") || !clip) tp.adamw = !strcmp(o.optimizer, "adamw");
   if (tp.adamw && !clip) tp.weight_decay = 0.05f;
   apply_margins(&o, opts, nopts, &tp);
