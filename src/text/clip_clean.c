@@ -659,7 +659,7 @@ int embr__clip_clean(const char *text, size_t len, embr__cps *out) {
   while (s < e && py_space(a.v[s])) s++;
   while (e > s && py_space(a.v[e - 1])) e--;
   b.n = 0;
-  if (cps_push_n(&b, a.v + s, e - s)) goto done;
+  if (e > s && cps_push_n(&b, a.v + s, e - s)) goto done;
   if (lower(&b, out)) goto done;
   rc = 0;
 done:
