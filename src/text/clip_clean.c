@@ -232,14 +232,12 @@ static int hex_val(int32_t c) {
 static int numeric_ref(const int32_t *s, size_t n, size_t *used, int32_t *cp) {
   size_t i = 1;
   uint32_t num = 0;
-  int hex = 0;
   if (i < n && is_digit(s[i])) {
     while (i < n && is_digit(s[i])) {
       num = num > 0x110000 ? 0x110001 : num * 10 + (uint32_t)(s[i] - '0');
       i++;
     }
   } else if (i + 1 < n && (s[i] == 'x' || s[i] == 'X') && is_hex(s[i + 1])) {
-    hex = 1;
     i++;
     while (i < n && is_hex(s[i])) {
       num = num > 0x110000 ? 0x110001 : num * 16 + (uint32_t)hex_val(s[i]);
@@ -248,7 +246,6 @@ static int numeric_ref(const int32_t *s, size_t n, size_t *used, int32_t *cp) {
   } else {
     return 0;
   }
-  (void)hex;
   if (i < n && s[i] == ';') i++;
   *used = i;
   if (num == 0)
@@ -659,7 +656,7 @@ int embr__clip_clean(const char *text, size_t len, embr__cps *out) {
   while (s < e && py_space(a.v[s])) s++;
   while (e > s && py_space(a.v[e - 1])) e--;
   b.n = 0;
-  if (cps_push_n(&b, a.v + s, e - s)) goto done;
+  if (e > s && cps_push_n(&b, a.v + s, e - s)) goto done;
   if (lower(&b, out)) goto done;
   rc = 0;
 done:
