@@ -260,6 +260,8 @@ static void free_loader(void) { embr_loader_free(NULL); }
 static void free_model(void) { embr_model_free(NULL); }
 static void free_pairs(void) { embr_pairs_free(NULL); }
 static void free_lines(void) { embr_lines_free(NULL); }
+static void free_captions(void) { embr_captions_free(NULL); }
+static void free_bpe(void) { embr_bpe_free(NULL); }
 static void free_any(void) { embr_free(NULL); }
 
 static const struct {
@@ -283,6 +285,8 @@ static const struct {
     {"embr_model_free", free_model},
     {"embr_pairs_free", free_pairs},
     {"embr_lines_free", free_lines},
+    {"embr_captions_free", free_captions},
+    {"embr_bpe_free", free_bpe},
 };
 
 static int listed(const char *name) {
