@@ -96,16 +96,28 @@ static nn_t *forward_image(nn_ctx *ctx, const void *cn, nn_t *x) {
   return embr__vit_forward(ctx, &((const clip_net *)cn)->visual, x);
 }
 
+/* The causal mask means no token sees a later one, so positions after the last EOT of the batch
+ * cannot change any pooled output: the tower runs only the first max(eot) + 1 positions (a
+ * caption of 10 tokens costs 11 positions, not 77), with results identical to the full length. */
 nn_t *embr__clip_forward_text(nn_ctx *ctx, const clip_net *c, const int32_t *ids, int B) {
   int32_t *eot = embr__nn_alloc(ctx, sizeof(int32_t) * (size_t)(B ? B : 1));
   if (!eot) return NULL;
+  int T = 1;
   for (int b = 0; b < B; b++) { /* the first position of the row's largest id */
     const int32_t *r = ids + (int64_t)b * c->context;
     eot[b] = 0;
     for (int i = 1; i < c->context; i++)
       if (r[i] > r[eot[b]]) eot[b] = i;
+    if (eot[b] + 1 > T) T = eot[b] + 1;
   }
-  nn_t *x = embr__nn_embed_tokens(ctx, ids, B, c->context, c->tok, c->vocab, c->pos, c->width);
+  const int32_t *run = ids;
+  if (T < c->context) { /* rows of T ids */
+    int32_t *cut = embr__nn_alloc(ctx, sizeof(int32_t) * (size_t)B * (size_t)T);
+    if (!cut) return NULL;
+    for (int b = 0; b < B; b++) memcpy(cut + (int64_t)b * T, ids + (int64_t)b * c->context, sizeof(int32_t) * (size_t)T);
+    run = cut;
+  }
+  nn_t *x = embr__nn_embed_tokens(ctx, run, B, T, c->tok, c->vocab, c->pos, c->width);
   x = embr__nn_layernorm(ctx, embr__tf_forward(ctx, &c->tf, x), &c->ln_final);
   return embr__nn_dense_f(ctx, embr__nn_take_token(ctx, x, eot), &c->proj);
 }
