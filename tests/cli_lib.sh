@@ -32,3 +32,15 @@ finish() {
   echo "all checks passed"
   exit 0
 }
+
+# A PGM (P2) of class $1, variant $2: stripes whose direction and period depend on the class.
+pgm() {
+  awk -v c="$1" -v v="$2" 'BEGIN {
+    srand(c * 100 + v); n = 20; print "P2"; print n, n; print 255
+    for (y = 0; y < n; y++) { line = ""
+      for (x = 0; x < n; x++) {
+        t = (c % 2 ? x : y) + (c >= 2 ? (c % 2 ? y : x) : 0) + v % 3
+        p = int(128 + 90 * sin(t * (1 + c) * 0.6) + 30 * (rand() - 0.5)); if (p < 0) p = 0; if (p > 255) p = 255
+        line = line p " " }
+      print line } }'
+}

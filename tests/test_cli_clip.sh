@@ -17,17 +17,6 @@ SHARED=${SHARED_DATA:-$ROOT/../shared/data}
 MERGES=$SHARED/clip/bpe_simple_vocab_16e6.txt.gz
 [ -f "$MERGES" ] || MERGES=$ROOT/../../shared/data/clip/bpe_simple_vocab_16e6.txt.gz # a git worktree beside main
 
-# A PGM (P2) of class $1, variant $2: stripes whose direction and period depend on the class.
-pgm() {
-  awk -v c="$1" -v v="$2" 'BEGIN {
-    srand(c * 100 + v); n = 20; print "P2"; print n, n; print 255
-    for (y = 0; y < n; y++) { line = ""
-      for (x = 0; x < n; x++) {
-        t = (c % 2 ? x : y) + (c >= 2 ? (c % 2 ? y : x) : 0) + v % 3
-        p = int(128 + 90 * sin(t * (1 + c) * 0.6) + 30 * (rand() - 0.5)); if (p < 0) p = 0; if (p > 255) p = 255
-        line = line p " " }
-      print line } }'
-}
 D=$T/data
 for c in 0 1; do
   name=$([ $c = 0 ] && echo cat || echo dog)
