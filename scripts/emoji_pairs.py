@@ -11,7 +11,10 @@ to the data folder (pass it as the data folder to embr):
                          "an emoji of " + the name     "an emoji of grinning face"
                          each short name, '_' -> ' '   "grinning"
                          the tags as one phrase         "face, grin"
-                       (category and subcategory are left out: they are what zero-shot is tested on)
+                       (category and subcategory are left out: they are what zero-shot is tested on;
+                       with --category, one more: "a {category} emoji: {name}", category in lower
+                       case with '&' as 'and', so the category words are seen in training, as
+                       CLIP's label words are seen in its web captions; the held-out images never)
   test.tsv             split == "test"; one caption per image: the name
   test_categories.tsv  split == "test"; FILE<TAB>category, for zero-shot category accuracy
 
@@ -22,7 +25,7 @@ cleaning is dropped; a record whose name is empty, whose file is absolute, holds
 character, or does not exist is an error naming emoji.jsonl and the line. Files are written whole to
 a temporary name and renamed. Python 3 standard library only.
 
-Usage: /usr/bin/python3 scripts/emoji_pairs.py [--data DIR] [--out DIR]
+Usage: /usr/bin/python3 scripts/emoji_pairs.py [--data DIR] [--out DIR] [--category]
 """
 import argparse
 import json
@@ -57,9 +60,15 @@ def check_file(where, file, data):
     return file
 
 
-def train_captions(rec):
+def category_words(rec):
+    return clean(rec.get("category") or "").lower().replace("&", "and")
+
+
+def train_captions(rec, with_category=False):
     name = clean(rec.get("name", ""))
     caps = [name, "an emoji of " + name]
+    if with_category and category_words(rec):
+        caps.append("a %s emoji: %s" % (category_words(rec), name))
     caps += [clean(s.replace("_", " ")) for s in rec.get("short_names") or []]
     caps.append(clean(rec.get("tags") or ""))
     seen, out = set(), []
@@ -109,11 +118,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="the emoji folder (img/, emoji.jsonl); default %(default)s")
     ap.add_argument("--out", default=".", help="where to write the .tsv files (default: the current folder)")
+    ap.add_argument("--category", action="store_true", help="add a caption naming the category (train split only)")
     args = ap.parse_args()
     records = read_records(args.data)
     if not os.path.isdir(args.out):
         fail("output folder %s not found" % args.out)
-    train = [(r["file"], c) for r in records if r["split"] == "train" for c in train_captions(r)]
+    train = [(r["file"], c) for r in records if r["split"] == "train" for c in train_captions(r, args.category)]
     test = [r for r in records if r["split"] == "test"]
     outputs = {
         "train.tsv": train,
