@@ -4,6 +4,8 @@
 # Targets are looked for as BUILD_DIR/fuzz/fuzz_* (CMake) or BUILD_DIR/fuzz_*. New inputs go to a
 # scratch directory, so the committed corpus is never modified. Exits non-zero when a target
 # crashes, leaks, or allocates more than the malloc limit; the reproducer is kept and printed.
+# FUZZ_TIMEOUT (default 10) is the seconds one input may take: raise it when the run shares a
+# loaded machine at low priority, where a starved process can pass 10 s of wall time on any input.
 set -u
 if [ $# -ne 2 ]; then
   echo "usage: $0 BUILD_DIR SECONDS" >&2
@@ -27,7 +29,7 @@ for exe in "${targets[@]}"; do
   [ -d "$corpus" ] && seeds=("$corpus")
   echo "== $name: ${secs}s"
   # A 20-byte input must never make a parser allocate much: -malloc_limit_mb catches that.
-  if ! "$exe" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=256 \
+  if ! "$exe" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=1024 -malloc_limit_mb=256 \
       -print_final_stats=1 -artifact_prefix="$scratch/$name/artifacts/" \
       "$scratch/$name/new" "${seeds[@]}" >"$scratch/$name/log" 2>&1; then
     failed=$((failed + 1))
