@@ -1005,7 +1005,7 @@ static PyObject *py_tsne(PyObject *self, PyObject *args, PyObject *kw) {
   embr_tsne_params p = embr_tsne_params_default();
   const char *method = "auto", *init = "pca", *metric_name = "l2";
   long long seed = (long long)p.seed;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$ididiidsdssiLO:tsne", kwlist, &ox, &p.out_dim, &p.perplexity,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$idididsdssiLO:tsne", kwlist, &ox, &p.out_dim, &p.perplexity,
                                    &p.iters, &p.exaggeration, &p.exaggeration_iters, &p.learning_rate, &method,
                                    &p.theta, &init, &metric_name, &p.pca_dims, &seed, &othreads))
     return NULL;
