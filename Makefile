@@ -4,6 +4,8 @@
 # `make fuzz-smoke` builds the libFuzzer targets with clang and runs each briefly, `make fuzz-long`
 # runs each for FUZZ_SECONDS (600) before a stop that touched a reader, `make install PREFIX=/opt/embr`
 # installs into PREFIX (default: CMake's, /usr/local), under DESTDIR when set (staged installs).
+# `make python` installs the Python package (python/) with pip into PYTHON's environment and
+# `make python-test` runs its pytest suite (docs/python.md).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -11,7 +13,7 @@ ifeq ($(EMBR_WERROR),1)
 CMAKE_FLAGS += -DEMBR_WERROR=ON
 endif
 
-.PHONY: all build test demo sanitize tsan fuzz fuzz-smoke fuzz-long install clean
+.PHONY: all build test demo sanitize tsan fuzz fuzz-smoke fuzz-long install clean python python-test
 
 all: build
 
@@ -61,6 +63,21 @@ PREFIX ?=
 DESTDIR ?=
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) $(if $(PREFIX),--prefix "$(PREFIX)")
+
+# The Python package: `pip install --no-build-isolation ./python` (offline: Debian's setuptools and
+# numpy; python/setup.py builds libembr.a in $(BUILD) with CMake and links it into the extension).
+# PYTHON defaults to a virtual environment in $(BUILD)/venv made from Debian's /usr/bin/python3
+# with --system-site-packages, so Debian's numpy, faiss and gensim are visible and the system
+# Python (externally managed, PEP 668) is left alone; PYTHON=/path/to/venv/bin/python installs
+# into another environment.
+VENV = $(BUILD)/venv
+PYTHON ?= $(VENV)/bin/python
+python:
+	$(if $(filter $(VENV)/bin/python,$(PYTHON)),test -x $(VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(VENV))
+	EMBR_BUILD_DIR="$(abspath $(BUILD))" JOBS=$(JOBS) $(PYTHON) -m pip install --no-build-isolation --no-index --no-deps -q ./python
+
+python-test: python
+	cd python/tests && OMP_NUM_THREADS=2 $(abspath $(PYTHON)) -m pytest -q -p no:cacheprovider .
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

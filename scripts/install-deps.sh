@@ -18,5 +18,10 @@ $SUDO apt-get install -y --no-install-recommends \
   libopenblas-dev liblapacke-dev libfftw3-dev libsqlite3-dev libcjson-dev \
   libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev libutf8proc-dev \
   clang libclang-rt-14-dev libomp-dev python3
+# The Python package (python/, make python-test): headers and build tools, NumPy, pytest, and the
+# peers its drop-in tests and bench/python_overhead.py compare with (faiss, hnswlib, gensim).
+$SUDO apt-get install -y --no-install-recommends \
+  python3-dev python3-numpy python3-setuptools python3-wheel python3-pip python3-venv python3-pytest \
+  python3-faiss python3-hnswlib python3-gensim
 # Headless browser for the interactive HTML plot test (tests/test_plot_html.sh; skipped without it).
 $SUDO apt-get install -y --no-install-recommends chromium
