@@ -4,8 +4,8 @@
  * token index (class token or each text's EOT).
  *
  * Dense is one GEMM over all rows of the batch (B*T rows), its rows split over the OpenMP threads,
- * each running a single-threaded GEMM (gemm_rows: OpenBLAS's own thread pool and OpenMP's spun
- * against each other on the same cores; the split ran ViT-B/32 1.7-2.3x faster). The other ops only move rows;
+ * each running a single-threaded GEMM (gemm_rows: OpenBLAS's own thread pool and OpenMP's threads
+ * spun against each other on the same cores). The other ops only move rows;
  * they check what their signatures cannot express (ids in range, parameter sizes against the
  * parameter table) and fail with EMBR_EINVAL in ctx->rc rather than read out of bounds. */
 #include <cblas.h>
