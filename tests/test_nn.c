@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "models/models.h"
 #include "nn/nn.h"
+#include "nn/vmath.h"
 
 typedef nn_t *(*op_fn)(nn_ctx *ctx, nn_t *x, const void *arg);
 
@@ -1168,11 +1169,25 @@ static void test_clip_loss_golden(void) {
   embr__nn_st_close(&st);
 }
 
+/* The vectorisable exponential against libm's on its range, its clamps, and NaN (which must stay
+ * NaN without an undefined float-to-int conversion: UBSan flags one). */
+static void test_vexpf(void) {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.01f) {
+    double e = exp((double)x), r = fabs(embr__nn_expf(x) - e) / e;
+    worst = r > worst ? r : worst;
+  }
+  CHECK_MSG(worst < 3e-7, "expf relative error %.2e", worst);
+  CHECK(embr__nn_expf(-1000.0f) == embr__nn_expf(-87.0f));
+  CHECK(embr__nn_expf(INFINITY) == embr__nn_expf(88.0f));
+  CHECK(isnan(embr__nn_expf(NAN)));
+}
+
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
-                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden);
+                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf);
 }

@@ -26,7 +26,10 @@ static inline float embr__nn_selectf(int c, float a, float b) {
 static inline float embr__nn_expf(float x) {
   x = embr__nn_selectf(x < -87.0f, -87.0f, x);
   x = embr__nn_selectf(x > 88.0f, 88.0f, x);
-  float t = x * 1.44269504088896341f + 12582912.0f; /* round to nearest: |x log2 e| < 2^22 */
+  /* A NaN (weights that overflowed upstream) passes both clamps: its exponent is taken from 0, so
+   * no NaN is converted to an integer (undefined behaviour), while r and the result stay NaN. */
+  float xn = embr__nn_selectf(x == x, x, 0.0f);
+  float t = xn * 1.44269504088896341f + 12582912.0f; /* round to nearest: |x log2 e| < 2^22 */
   float n = t - 12582912.0f;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
