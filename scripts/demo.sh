@@ -122,14 +122,14 @@ run collection search "$OUT/people" --query "$OUT/query.csv" -k 5
 step "CLIP: images and text in one space, trained in C; text -> image search and zero-shot labels"
 if [ -f "$SHARED/emoji/emoji.jsonl" ] && command -v python3 >/dev/null; then
   echo "emoji (1,535 train / 376 held-out 64x64 images with their names): train on the train split only"
-  python3 "$HERE/emoji_pairs.py" --data "$SHARED/emoji" --out "$OUT/emoji" >/dev/null
+  mkdir -p "$OUT/emoji" && python3 "$HERE/emoji_pairs.py" --data "$SHARED/emoji" --out "$OUT/emoji" --category >/dev/null
   CLIP_DATA="$SHARED/emoji" CLIP_PAIRS="$OUT/emoji/train.tsv" CLIP_TEST="$OUT/emoji/test.tsv"
-  CLIP_BPE=(--bpe "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz") CLIP_EPOCHS=${CLIP_EPOCHS:-8}
-  CLIP_QUERIES=("red heart" "cat face" "airplane" "sun with face") CLIP_TEMPLATE="an emoji of {}."
+  CLIP_BPE=(--bpe "$SHARED/clip/bpe_simple_vocab_16e6.txt.gz") CLIP_EPOCHS=${CLIP_EPOCHS:-6} CLIP_BATCH=64
+  CLIP_QUERIES=("red heart" "cat face" "airplane" "sun with face") CLIP_TEMPLATE="a {} emoji"
   CLIP_LABELS="smileys and emotion,people and body,animals and nature,food and drink,travel and places,activities,objects,symbols,flags"
 else
   echo "(no ../shared/data/emoji: generated coloured shapes with captions instead)"
-  CLIP_DATA="$OUT/shapes" CLIP_PAIRS="$OUT/shapes/train.tsv" CLIP_TEST="$OUT/shapes/test.tsv" CLIP_BPE=() CLIP_EPOCHS=${CLIP_EPOCHS:-12}
+  CLIP_DATA="$OUT/shapes" CLIP_PAIRS="$OUT/shapes/train.tsv" CLIP_TEST="$OUT/shapes/test.tsv" CLIP_BPE=() CLIP_EPOCHS=${CLIP_EPOCHS:-12} CLIP_BATCH=16
   CLIP_QUERIES=("a red circle" "a blue cross") CLIP_LABELS="circle,square,triangle,cross" CLIP_TEMPLATE="a {}"
   mkdir -p "$CLIP_DATA"
   awk -v dir="$CLIP_DATA" 'BEGIN {
@@ -152,12 +152,12 @@ else
       if (v < 8) printf "%s\t%s %s\n%s\ta %s shape\n", f, cn[c], sn[s], f, cn[c] >> pf
     } }'
 fi
-run train --objective clip --data "$CLIP_DATA" --pairs "$CLIP_PAIRS" "${CLIP_BPE[@]}" --epochs "$CLIP_EPOCHS" \
+run train --objective clip --data "$CLIP_DATA" --pairs "$CLIP_PAIRS" "${CLIP_BPE[@]}" --epochs "$CLIP_EPOCHS" --batch "$CLIP_BATCH" \
   -o "$OUT/clip.safetensors" --quiet
 echo "retrieval on held-out images (never trained on), captions = names:"
 run eval retrieval --model "$OUT/clip.safetensors" --data "$CLIP_DATA" --pairs "$CLIP_TEST"
 cut -f1 "$CLIP_TEST" | sort -u | sed "s|^|$CLIP_DATA/|" >"$OUT/clip_test.list"
-run embed --model "$OUT/clip.safetensors" --images "$OUT/clip_test.list" --normalize -o "$OUT/clip_test.npy" \
+run embed --model "$OUT/clip.safetensors" --images "$OUT/clip_test.list" -o "$OUT/clip_test.npy" \
   --ids "$OUT/clip_test.ids" --quiet
 rm -rf "$OUT/pictures"
 run collection create "$OUT/pictures" --dim "$("$EMBR" info "$OUT/clip_test.npy" --json | sed 's/.*"dim": *\([0-9]*\).*/\1/')" \
