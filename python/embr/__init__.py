@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 import threading
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -34,11 +34,14 @@ from ._embr import Index, get_num_threads, knn, read_matrix, set_num_threads, wr
 
 __all__ = [
     "Index", "index_factory", "knn", "set_num_threads", "get_num_threads", "read_matrix", "write_matrix",
-    "Collection", "Hit", "Record", "KeyedVectors", "Word2Vec", "tsne", "TSNE", "Model",
+    "Collection", "Hit", "Record", "KeyedVectors", "Word2Vec", "tsne", "TSNE", "plot", "Model",
 ]
 __version__ = "0.1.0"
 
 PathLike = Union[str, bytes, "os.PathLike[str]"]
+# progress(done, total, rate, detail): called about every 0.1 s during a long call with the GIL
+# held; its return value is ignored and an exception it raises stops the call and propagates.
+ProgressFn = Callable[[int, int, float, str], Any]
 
 
 def index_factory(dim: int, spec: str = "hnsw:M=16", metric: str = "l2") -> Index:
@@ -430,12 +433,14 @@ class Word2Vec:
     (corpus_file=, one sentence per line) or an iterable of token lists (sentences=, written to a
     temporary file). alpha=None takes embr's default (0.025 skip-gram, 0.05 CBOW). workers=None
     uses set_num_threads(); with workers=1 a fixed seed gives identical vectors. The trained
-    vectors are in .wv (KeyedVectors)."""
+    vectors are in .wv (KeyedVectors). progress: a callable (done, total, rate, detail) called
+    about every 0.1 s in words processed (see embr's "Progress and interruption")."""
 
     def __init__(self, sentences: Optional[Iterable[Sequence[str]]] = None, corpus_file: Optional[PathLike] = None,
                  vector_size: int = 100, alpha: Optional[float] = None, window: int = 5, min_count: int = 5,
                  max_vocab_size: Optional[int] = None, sample: float = 1e-3, seed: int = 1,
-                 workers: Optional[int] = None, sg: int = 0, hs: int = 0, negative: int = 5, epochs: int = 5):
+                 workers: Optional[int] = None, sg: int = 0, hs: int = 0, negative: int = 5, epochs: int = 5,
+                 progress: Optional[ProgressFn] = None):
         if (sentences is None) == (corpus_file is None):
             raise TypeError("give exactly one of sentences= or corpus_file=")
         tmp = None
@@ -453,6 +458,8 @@ class Word2Vec:
                 kw["workers"] = workers
             if alpha is not None:
                 kw["alpha"] = alpha
+            if progress is not None:
+                kw["progress"] = progress
             X, words, self.stats = _embr.w2v_train(corpus_file, **kw)
         finally:
             if tmp:
@@ -473,18 +480,19 @@ _TSNE_METRICS = {"euclidean": "l2", "sqeuclidean": "l2"}
 def tsne(X: Any, n_components: int = 2, perplexity: float = 30.0, method: str = "auto", n_iter: int = 1000,
          learning_rate: Union[float, str] = "auto", early_exaggeration: float = 12.0, init: str = "pca",
          metric: str = "l2", theta: float = 0.5, pca_dims: int = -1, seed: int = 1,
-         threads: Optional[int] = None) -> np.ndarray:
+         threads: Optional[int] = None, progress: Optional[ProgressFn] = None) -> np.ndarray:
     """t-SNE map of the rows of X (n, dim) -> float32 (n, n_components), n_components 2 or 3.
 
     method: "auto" (exact up to 1,000 points, Barnes-Hut up to 20,000, FFT above), "exact",
     "barnes_hut", "fft" (2-D). learning_rate "auto" = max(n / 12, 50). init "pca" or "random".
     pca_dims: reduce the input first (-1: to 50 when dim > 100; 0: never). With threads=1 a fixed
-    seed gives identical bytes. Needs n > 3 * perplexity."""
+    seed gives identical bytes. Needs n > 3 * perplexity. progress: a callable (done, total, rate,
+    detail) called about every 0.1 s in iterations; an exception it raises stops the run."""
     Y, _ = _embr.tsne(X, n_components=n_components, perplexity=perplexity, n_iter=n_iter,
                       early_exaggeration=early_exaggeration,
                       learning_rate=0.0 if learning_rate == "auto" else float(learning_rate), method=method,
                       theta=theta, init=init, metric=_TSNE_METRICS.get(metric, metric), pca_dims=pca_dims,
-                      seed=seed, threads=threads)
+                      seed=seed, threads=threads, progress=progress)
     return Y
 
 
@@ -495,10 +503,11 @@ class TSNE:
     def __init__(self, n_components: int = 2, perplexity: float = 30.0, early_exaggeration: float = 12.0,
                  learning_rate: Union[float, str] = "auto", n_iter: int = 1000, metric: str = "euclidean",
                  init: str = "pca", random_state: Optional[int] = None, method: str = "auto", angle: float = 0.5,
-                 n_jobs: Optional[int] = None):
+                 n_jobs: Optional[int] = None, progress: Optional[ProgressFn] = None):
         self.n_components, self.perplexity, self.early_exaggeration = n_components, perplexity, early_exaggeration
         self.learning_rate, self.n_iter, self.metric, self.init = learning_rate, n_iter, metric, init
         self.random_state, self.method, self.angle, self.n_jobs = random_state, method, angle, n_jobs
+        self.progress = progress
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
         lr = self.learning_rate
@@ -507,13 +516,41 @@ class TSNE:
                            learning_rate=0.0 if lr == "auto" else float(lr), method=self.method, theta=self.angle,
                            init=self.init, metric=_TSNE_METRICS.get(self.metric, self.metric),
                            seed=1 if self.random_state is None else int(self.random_state),
-                           threads=None if self.n_jobs in (None, -1) else int(self.n_jobs))
+                           threads=None if self.n_jobs in (None, -1) else int(self.n_jobs), progress=self.progress)
         self.embedding_, self.kl_divergence_ = Y, kl
         return Y
 
     def fit(self, X: Any, y: Any = None) -> "TSNE":
         self.fit_transform(X)
         return self
+
+
+# ---- plots ----------------------------------------------------------------------------------------
+
+def _as_strings(v: Any) -> Optional[List[Optional[str]]]:
+    if v is None:
+        return None
+    return [None if x is None else x if isinstance(x, str) else str(x) for x in v]
+
+
+def plot(Y: Any, labels: Optional[Sequence[Any]] = None, path: Optional[PathLike] = None, *,
+         texts: Optional[Sequence[Optional[str]]] = None, title: Optional[str] = None, width: int = 1600,
+         height: int = 1200, point_size: float = 0.0, opacity: float = 0.0, legend: bool = True,
+         max_legend: int = 30, draw_texts: bool = True, seed: int = 1, format: Optional[str] = None) -> str:
+    """Draws the 2-D map Y (n, 2) (further columns ignored) into `path`: .png, .svg, .pdf or .html
+    (a self-contained interactive page), as `embr plot` draws it -- the same file for the same input.
+
+    labels: n class labels (str or numbers, colours and legend; numbers sort numerically), or None.
+    texts: n strings drawn beside the points (word maps; HTML shows them on hover), or None.
+    width, height: pixels (PNG) or points (SVG/PDF), 64..16384; point_size, opacity: 0 = chosen
+    from n; seed: the shuffled drawing order; format: "png", "svg", "pdf", "html" (None: by the
+    extension). Writes atomically; returns the path."""
+    if path is None:
+        raise TypeError("plot() needs a path (.png, .svg, .pdf or .html)")
+    _embr.plot(path, Y, _as_strings(labels), _as_strings(texts), title=title, width=width, height=height,
+               point_size=point_size, opacity=opacity, legend=legend, max_legend=max_legend,
+               draw_texts=draw_texts, seed=seed, format=format)
+    return os.fspath(path) if not isinstance(path, bytes) else path.decode()
 
 
 # ---- embedding models -----------------------------------------------------------------------------

@@ -68,9 +68,35 @@ static PyObject *raise_status(int status, const char *msg) {
 
 static PyObject *raise_cap(const errcap *e) { return raise_status(e->status, e->msg); }
 
-/* EMBR_ECHECKPOINT is success with a warning; returns -1 when the warning became an exception. */
-static int warn_checkpoint(const errcap *e) {
-  return PyErr_WarnEx(PyExc_RuntimeWarning, e->msg, 2);
+/* Raises the message of a library call that just failed on this thread (the GIL held, no library
+ * call since); returns -1 for `return fail_now(st);` in int-returning helpers. */
+static int fail_now(int status) {
+  errcap e;
+  errcap_take(&e, status);
+  raise_cap(&e);
+  return -1;
+}
+
+/* Runs `call` (an expression giving an embr_status) with the GIL released and, when it fails,
+ * copies its message into the errcap `e` before anything else runs on this thread. Every library
+ * computation of the module goes through here. */
+#define NOGIL_CALL(e, call)                   \
+  do {                                        \
+    Py_BEGIN_ALLOW_THREADS                    \
+    int st_ = (call);                         \
+    if (st_) errcap_take(&(e), st_);          \
+    Py_END_ALLOW_THREADS                      \
+  } while (0)
+
+/* A collection write's outcome: EMBR_ECHECKPOINT is success with a RuntimeWarning (the change is
+ * durable, only the index checkpoint was not written). 0, or -1 with an exception set. */
+static int write_outcome(const errcap *e) {
+  if (e->status == EMBR_ECHECKPOINT) return PyErr_WarnEx(PyExc_RuntimeWarning, e->msg, 2);
+  if (e->status) {
+    raise_cap(e);
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- argument helpers -------------------------------------------------------------------------- */
@@ -153,6 +179,29 @@ static int fmat_get(PyObject *obj, const char *name, int allow_1d, fmat *m) {
   return 0;
 }
 
+/* fmat_get for an argument that must have `dim` columns (those of `owner`: "the index", ...). */
+static int fmat_get_dim(PyObject *obj, const char *name, int allow_1d, int64_t dim, const char *owner, fmat *m) {
+  if (fmat_get(obj, name, allow_1d, m)) return -1;
+  if (m->dim != dim) {
+    PyErr_Format(PyExc_ValueError, "%s has %lld columns, %s has dimension %lld", name, (long long)m->dim, owner,
+                 (long long)dim);
+    fmat_release(m);
+    return -1;
+  }
+  return 0;
+}
+
+/* A list of str from n UTF-8 strings (words, row labels; undecodable bytes kept as surrogates). */
+static PyObject *strings_to_list(char *const *s, int64_t n) {
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  for (int64_t i = 0; list && i < n; i++) {
+    PyObject *u = PyUnicode_DecodeUTF8(s[i], (Py_ssize_t)strlen(s[i]), "surrogateescape");
+    if (!u) Py_CLEAR(list);
+    else PyList_SET_ITEM(list, (Py_ssize_t)i, u);
+  }
+  return list;
+}
+
 /* A 1-D int64 array of ids (from any integer array-like). */
 static PyArrayObject *ids_get(PyObject *obj, const char *name) {
   PyArrayObject *a = (PyArrayObject *)PyArray_FromAny(obj, NULL, 0, 0, 0, NULL);
@@ -182,13 +231,7 @@ static PyArrayObject *ids_get(PyObject *obj, const char *name) {
 /* metric: a name ("l2", "ip", "cosine", "l1" and their aliases). */
 static int metric_get(const char *name, embr_metric *out) {
   int st = embr_metric_parse(name, out);
-  if (st) {
-    errcap e;
-    errcap_take(&e, st);
-    raise_cap(&e);
-    return -1;
-  }
-  return 0;
+  return st ? fail_now(st) : 0;
 }
 
 static int check_k(long k) {
@@ -251,6 +294,63 @@ static int optint_arg(PyObject *o, const char *name, int dflt, int minv, int *ou
   return 0;
 }
 
+/* ---- progress and interruption ------------------------------------------------------------------
+ * Long calls (word2vec training, t-SNE, adding to or training an index, exact k-NN) give the library
+ * a progress callback. The library reports from the thread that called it (OpenMP's thread 0), at
+ * most every PROGRESS_INTERVAL seconds; the callback takes the GIL back, runs pending signal
+ * handlers (Ctrl-C raises KeyboardInterrupt there when the call came from the main thread) and
+ * calls the user's progress(done, total, rate, detail). An exception from either cancels the call
+ * (the library stops and returns EMBR_ECANCELED) and is raised in place of the result. */
+#define PROGRESS_INTERVAL 0.1
+
+typedef struct {
+  PyObject *fn; /* the user's callable, or NULL: signals only */
+  PyObject *exc_type, *exc_value, *exc_tb; /* what stopped the call */
+  embr_progress p;
+} pyprogress;
+
+static int pyprogress_call(void *user, uint64_t done, uint64_t total, double rate, const char *detail) {
+  pyprogress *pp = (pyprogress *)user;
+  if (pp->exc_type) return 1; /* already stopping (a later stage of the same call) */
+  PyGILState_STATE g = PyGILState_Ensure();
+  if (PyErr_CheckSignals() == 0 && pp->fn) {
+    PyObject *r = PyObject_CallFunction(pp->fn, "KKds", (unsigned long long)done, (unsigned long long)total, rate,
+                                        detail ? detail : "");
+    Py_XDECREF(r);
+  }
+  int stop = PyErr_Occurred() != NULL;
+  if (stop) PyErr_Fetch(&pp->exc_type, &pp->exc_value, &pp->exc_tb);
+  PyGILState_Release(g);
+  return stop;
+}
+
+/* progress: None or a callable. Returns 0, or -1 with a TypeError. */
+static int pyprogress_init(pyprogress *pp, PyObject *fn) {
+  memset(pp, 0, sizeof *pp);
+  if (fn && fn != Py_None) {
+    if (!PyCallable_Check(fn)) {
+      PyErr_Format(PyExc_TypeError, "progress must be None or a callable (done, total, rate, detail), got %s",
+                   Py_TYPE(fn)->tp_name);
+      return -1;
+    }
+    pp->fn = fn;
+  }
+  pp->p.fn = pyprogress_call;
+  pp->p.user = pp;
+  pp->p.min_interval = PROGRESS_INTERVAL;
+  return 0;
+}
+
+/* After the call (GIL held): 1 with the exception that stopped it raised again, else 0. The
+ * exception wins over the library's own status (EMBR_ECANCELED, or success when it came from the
+ * final report). */
+static int pyprogress_raised(pyprogress *pp) {
+  if (!pp->exc_type) return 0;
+  PyErr_Restore(pp->exc_type, pp->exc_value, pp->exc_tb);
+  pp->exc_type = pp->exc_value = pp->exc_tb = NULL;
+  return 1;
+}
+
 /* ---- module functions: threads, version, knn -------------------------------------------------- */
 
 static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
@@ -265,54 +365,52 @@ static PyObject *py_get_num_threads(PyObject *self, PyObject *unused) {
   return PyLong_FromLong(g_threads ? g_threads : embr_threads_available());
 }
 
+/* (D, I) of a search that found nothing: every entry padding. */
+static void results_pad(PyArrayObject *D, PyArrayObject *I, embr_metric metric) {
+  float worst = embr_metric_worst(metric), *d = (float *)PyArray_DATA(D);
+  int64_t *id = (int64_t *)PyArray_DATA(I);
+  for (npy_intp i = 0; i < PyArray_SIZE(D); i++) {
+    d[i] = worst;
+    id[i] = -1;
+  }
+}
+
 static PyObject *py_knn(PyObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"xb", "xq", "k", "metric", "threads", NULL};
-  PyObject *ob, *oq, *othreads = NULL;
+  static char *kwlist[] = {"xb", "xq", "k", "metric", "threads", "progress", NULL};
+  PyObject *ob, *oq, *othreads = NULL, *oprogress = NULL;
   long k;
   const char *metric_name = "l2";
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OOl|s$O:knn", kwlist, &ob, &oq, &k, &metric_name, &othreads)) return NULL;
-  embr_metric metric;
-  int nt;
-  if (check_k(k) || metric_get(metric_name, &metric) || threads_arg(othreads, &nt)) return NULL;
-  fmat b, q;
-  if (fmat_get(ob, "xb", 0, &b)) return NULL;
-  if (fmat_get(oq, "xq", 1, &q)) {
-    fmat_release(&b);
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OOl|s$OO:knn", kwlist, &ob, &oq, &k, &metric_name, &othreads,
+                                   &oprogress))
     return NULL;
-  }
-  if (b.dim != q.dim) {
+  embr_metric metric;
+  embr_knn_params p = embr_knn_params_default();
+  pyprogress pp;
+  if (check_k(k) || metric_get(metric_name, &metric) || threads_arg(othreads, &p.n_threads) ||
+      pyprogress_init(&pp, oprogress))
+    return NULL;
+  p.progress = pp.p;
+  fmat b, q = {0};
+  PyArrayObject *D = NULL, *I = NULL;
+  if (fmat_get(ob, "xb", 0, &b)) return NULL;
+  if (fmat_get(oq, "xq", 1, &q)) goto fail;
+  if (q.dim != b.dim) {
     PyErr_Format(PyExc_ValueError, "xq has %lld columns but xb has %lld: the dimensions must agree", (long long)q.dim,
                  (long long)b.dim);
     goto fail;
   }
-  PyArrayObject *D, *I;
   if (results_new(q.n, (int)k, &D, &I)) goto fail;
   errcap e = {0, ""};
-  if (q.n > 0) {
-    embr_knn_params p = embr_knn_params_default();
-    p.n_threads = nt;
-    if (b.n == 0) { /* nothing to find: all padding */
-      float worst = embr_metric_worst(metric);
-      float *d = (float *)PyArray_DATA(D);
-      int64_t *id = (int64_t *)PyArray_DATA(I);
-      for (int64_t i = 0; i < q.n * k; i++) {
-        d[i] = worst;
-        id[i] = -1;
-      }
-    } else {
-      Py_BEGIN_ALLOW_THREADS
-      int st = embr_knn(metric, b.data, b.n, b.ld, q.data, q.n, q.ld, b.dim, (int)k, (float *)PyArray_DATA(D),
-                        (int64_t *)PyArray_DATA(I), &p);
-      if (st) errcap_take(&e, st);
-      Py_END_ALLOW_THREADS
-    }
-  }
+  if (b.n == 0) results_pad(D, I, metric); /* nothing to find */
+  else if (q.n > 0)
+    NOGIL_CALL(e, embr_knn(metric, b.data, b.n, b.ld, q.data, q.n, q.ld, b.dim, (int)k, (float *)PyArray_DATA(D),
+                           (int64_t *)PyArray_DATA(I), &p));
   fmat_release(&b);
   fmat_release(&q);
-  if (e.status) {
+  if (pyprogress_raised(&pp) || e.status) {
     Py_DECREF(D);
     Py_DECREF(I);
-    return raise_cap(&e);
+    return PyErr_Occurred() ? NULL : raise_cap(&e);
   }
   return results_tuple(D, I);
 fail:
@@ -360,13 +458,8 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
   embr_metric metric;
   if (metric_get(metric_name, &metric)) return -1;
   embr_index *ix = NULL;
-  errcap e = {0, ""};
   int st = embr_index_create(&ix, spec, dim, metric);
-  if (st) {
-    errcap_take(&e, st);
-    raise_cap(&e);
-    return -1;
-  }
+  if (st) return fail_now(st);
   embr_index *old;
   Py_BEGIN_ALLOW_THREADS
   pthread_rwlock_wrlock(&self->lock);
@@ -386,23 +479,55 @@ static int Index_ready(IndexObject *self) {
   return 0;
 }
 
-static int check_dim(const fmat *m, int64_t dim, const char *name) {
-  if (m->dim != dim) {
-    PyErr_Format(PyExc_ValueError, "%s has %lld columns, the index has dimension %lld", name, (long long)m->dim,
-                 (long long)dim);
-    return -1;
-  }
-  return 0;
+/* The index calls, each under the lock it needs; called with the GIL released (NOGIL_CALL). */
+static int ix_add_locked(IndexObject *self, int nt, const fmat *x, const int64_t *ids, const embr_progress *pr) {
+  pthread_rwlock_wrlock(&self->lock);
+  embr_index_set_threads(self->ix, nt);
+  int st = embr_index_add(self->ix, x->data, x->n, x->ld, ids, pr);
+  pthread_rwlock_unlock(&self->lock);
+  return st;
+}
+
+static int ix_train_locked(IndexObject *self, int nt, const fmat *x, const embr_progress *pr) {
+  pthread_rwlock_wrlock(&self->lock);
+  embr_index_set_threads(self->ix, nt);
+  int st = embr_index_train(self->ix, x->data, x->n, x->ld, pr);
+  pthread_rwlock_unlock(&self->lock);
+  return st;
+}
+
+static int ix_search_locked(IndexObject *self, const fmat *q, int k, PyArrayObject *D, PyArrayObject *I,
+                            const embr_search_params *p) {
+  pthread_rwlock_rdlock(&self->lock);
+  int st = embr_index_search(self->ix, q->data, q->n, q->ld, k, (float *)PyArray_DATA(D), (int64_t *)PyArray_DATA(I), p);
+  pthread_rwlock_unlock(&self->lock);
+  return st;
+}
+
+static int ix_remove_locked(IndexObject *self, PyArrayObject *ids, int64_t *removed) {
+  pthread_rwlock_wrlock(&self->lock);
+  int st = embr_index_remove(self->ix, (const int64_t *)PyArray_DATA(ids), PyArray_SIZE(ids), removed);
+  pthread_rwlock_unlock(&self->lock);
+  return st;
+}
+
+static int ix_save_locked(IndexObject *self, const char *path) {
+  pthread_rwlock_rdlock(&self->lock);
+  int st = embr_index_save(self->ix, path);
+  pthread_rwlock_unlock(&self->lock);
+  return st;
 }
 
 static PyObject *Index_add(IndexObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"x", "ids", NULL};
-  PyObject *ox, *oids = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:add", kwlist, &ox, &oids) || Index_ready(self)) return NULL;
+  static char *kwlist[] = {"x", "ids", "progress", NULL};
+  PyObject *ox, *oids = Py_None, *oprogress = NULL;
+  pyprogress pp;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O$O:add", kwlist, &ox, &oids, &oprogress) || Index_ready(self) ||
+      pyprogress_init(&pp, oprogress))
+    return NULL;
   fmat x;
-  if (fmat_get(ox, "x", 1, &x)) return NULL;
+  if (fmat_get_dim(ox, "x", 1, embr_index_dim(self->ix), "the index", &x)) return NULL;
   PyArrayObject *ids = NULL;
-  if (check_dim(&x, embr_index_dim(self->ix), "x")) goto fail;
   if (oids != Py_None) {
     if (!(ids = ids_get(oids, "ids"))) goto fail;
     if (PyArray_SIZE(ids) != x.n) {
@@ -411,19 +536,11 @@ static PyObject *Index_add(IndexObject *self, PyObject *args, PyObject *kw) {
     }
   }
   errcap e = {0, ""};
-  int nt = g_threads;
-  if (x.n > 0) {
-    const int64_t *idp = ids ? (const int64_t *)PyArray_DATA(ids) : NULL;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_rwlock_wrlock(&self->lock);
-    embr_index_set_threads(self->ix, nt);
-    int st = embr_index_add(self->ix, x.data, x.n, x.ld, idp, NULL);
-    if (st) errcap_take(&e, st);
-    pthread_rwlock_unlock(&self->lock);
-    Py_END_ALLOW_THREADS
-  }
+  if (x.n > 0)
+    NOGIL_CALL(e, ix_add_locked(self, g_threads, &x, ids ? (const int64_t *)PyArray_DATA(ids) : NULL, &pp.p));
   fmat_release(&x);
   Py_XDECREF(ids);
+  if (pyprogress_raised(&pp)) return NULL;
   if (e.status) return raise_cap(&e);
   Py_RETURN_NONE;
 fail:
@@ -433,25 +550,18 @@ fail:
 }
 
 static PyObject *Index_train(IndexObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"x", NULL};
-  PyObject *ox;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O:train", kwlist, &ox) || Index_ready(self)) return NULL;
-  fmat x;
-  if (fmat_get(ox, "x", 0, &x)) return NULL;
-  if (check_dim(&x, embr_index_dim(self->ix), "x")) {
-    fmat_release(&x);
+  static char *kwlist[] = {"x", "progress", NULL};
+  PyObject *ox, *oprogress = NULL;
+  pyprogress pp;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$O:train", kwlist, &ox, &oprogress) || Index_ready(self) ||
+      pyprogress_init(&pp, oprogress))
     return NULL;
-  }
+  fmat x;
+  if (fmat_get_dim(ox, "x", 0, embr_index_dim(self->ix), "the index", &x)) return NULL;
   errcap e = {0, ""};
-  int nt = g_threads;
-  Py_BEGIN_ALLOW_THREADS
-  pthread_rwlock_wrlock(&self->lock);
-  embr_index_set_threads(self->ix, nt);
-  int st = embr_index_train(self->ix, x.data, x.n, x.ld, NULL);
-  if (st) errcap_take(&e, st);
-  pthread_rwlock_unlock(&self->lock);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, ix_train_locked(self, g_threads, &x, &pp.p));
   fmat_release(&x);
+  if (pyprogress_raised(&pp)) return NULL;
   if (e.status) return raise_cap(&e);
   Py_RETURN_NONE;
 }
@@ -554,46 +664,26 @@ static PyObject *Index_search(IndexObject *self, PyObject *args, PyObject *kw) {
       optint_arg(orefine, "refine", -1, 0, &p.refine) || threads_arg(othreads, &p.n_threads))
     return NULL;
   fmat q;
-  if (fmat_get(oq, "xq", 1, &q)) return NULL;
-  if (check_dim(&q, embr_index_dim(self->ix), "xq")) {
-    fmat_release(&q);
-    return NULL;
-  }
+  if (fmat_get_dim(oq, "xq", 1, embr_index_dim(self->ix), "the index", &q)) return NULL;
   pyfilter pf = {NULL, NULL, NULL, NULL};
   uint8_t *bits = NULL;
-  if (filter_get(ofilter, &p, &pf, &bits)) {
-    fmat_release(&q);
-    return NULL;
-  }
-  if (pf.fn) p.n_threads = 1; /* a Python filter runs under the GIL: more threads only contend */
-  PyArrayObject *D, *I;
-  if (results_new(q.n, (int)k, &D, &I)) {
+  PyArrayObject *D = NULL, *I = NULL;
+  if (filter_get(ofilter, &p, &pf, &bits) || results_new(q.n, (int)k, &D, &I)) {
     fmat_release(&q);
     PyMem_Free(bits);
     return NULL;
   }
+  if (pf.fn) p.n_threads = 1; /* a Python filter runs under the GIL: more threads only contend */
   errcap e = {0, ""};
-  if (q.n > 0) {
-    Py_BEGIN_ALLOW_THREADS
-    pthread_rwlock_rdlock(&self->lock);
-    int st = embr_index_search(self->ix, q.data, q.n, q.ld, (int)k, (float *)PyArray_DATA(D),
-                               (int64_t *)PyArray_DATA(I), &p);
-    if (st) errcap_take(&e, st);
-    pthread_rwlock_unlock(&self->lock);
-    Py_END_ALLOW_THREADS
-  }
+  if (q.n > 0) NOGIL_CALL(e, ix_search_locked(self, &q, (int)k, D, I, &p));
   fmat_release(&q);
   PyMem_Free(bits);
-  if (pf.exc_type) {
+  if (pf.exc_type || e.status) {
     Py_DECREF(D);
     Py_DECREF(I);
+    if (!pf.exc_type) return raise_cap(&e);
     PyErr_Restore(pf.exc_type, pf.exc_value, pf.exc_tb);
     return NULL;
-  }
-  if (e.status) {
-    Py_DECREF(D);
-    Py_DECREF(I);
-    return raise_cap(&e);
   }
   return results_tuple(D, I);
 }
@@ -604,29 +694,17 @@ static PyObject *Index_remove(IndexObject *self, PyObject *arg) {
   if (!ids) return NULL;
   errcap e = {0, ""};
   int64_t removed = 0;
-  Py_BEGIN_ALLOW_THREADS
-  pthread_rwlock_wrlock(&self->lock);
-  int st = embr_index_remove(self->ix, (const int64_t *)PyArray_DATA(ids), PyArray_SIZE(ids), &removed);
-  if (st) errcap_take(&e, st);
-  pthread_rwlock_unlock(&self->lock);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, ix_remove_locked(self, ids, &removed));
   Py_DECREF(ids);
   if (e.status) return raise_cap(&e);
   return PyLong_FromLongLong(removed);
 }
 
 static PyObject *Index_save(IndexObject *self, PyObject *arg) {
-  if (Index_ready(self)) return NULL;
   PyObject *path = NULL;
-  if (!PyUnicode_FSConverter(arg, &path)) return NULL;
+  if (Index_ready(self) || !PyUnicode_FSConverter(arg, &path)) return NULL;
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  pthread_rwlock_rdlock(&self->lock);
-  int st = embr_index_save(self->ix, cpath);
-  if (st) errcap_take(&e, st);
-  pthread_rwlock_unlock(&self->lock);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, ix_save_locked(self, PyBytes_AS_STRING(path)));
   Py_DECREF(path);
   if (e.status) return raise_cap(&e);
   Py_RETURN_NONE;
@@ -639,11 +717,7 @@ static PyObject *Index_load(PyObject *cls, PyObject *args, PyObject *kw) {
   if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|p:load", kwlist, PyUnicode_FSConverter, &path, &mmap)) return NULL;
   errcap e = {0, ""};
   embr_index *ix = NULL;
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_index_load(&ix, cpath, mmap ? EMBR_LOAD_MMAP : 0);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_index_load(&ix, PyBytes_AS_STRING(path), mmap ? EMBR_LOAD_MMAP : 0));
   Py_DECREF(path);
   if (e.status) return raise_cap(&e);
   IndexObject *self = (IndexObject *)Index_new((PyTypeObject *)cls, NULL, NULL);
@@ -763,15 +837,24 @@ static PyObject *matrix_to_array(embr_matrix *m) {
   return arr;
 }
 
+/* (X, labels[, extra]) from an embr-allocated matrix, which is emptied: X a NumPy array over its
+ * data, labels a list of str or None; extra (a reference it takes; NULL: none) is a third item. */
+static PyObject *matrix_to_tuple(embr_matrix *m, PyObject *extra) {
+  PyObject *labels = m->labels ? strings_to_list(m->labels, m->n) : Py_NewRef(Py_None);
+  PyObject *arr = labels ? matrix_to_array(m) : NULL;
+  embr_matrix_free(m);
+  if (!arr) {
+    Py_XDECREF(labels);
+    Py_XDECREF(arr);
+    Py_XDECREF(extra);
+    return NULL;
+  }
+  return extra ? Py_BuildValue("(NNN)", arr, labels, extra) : Py_BuildValue("(NN)", arr, labels);
+}
+
 static int format_get(const char *name, embr_format *f) {
   int st = embr_format_parse(name, f);
-  if (st) {
-    errcap e;
-    errcap_take(&e, st);
-    raise_cap(&e);
-    return -1;
-  }
-  return 0;
+  return st ? fail_now(st) : 0;
 }
 
 static PyObject *py_read_matrix(PyObject *self, PyObject *args, PyObject *kw) {
@@ -787,32 +870,10 @@ static PyObject *py_read_matrix(PyObject *self, PyObject *args, PyObject *kw) {
   }
   embr_matrix m = EMBR_MATRIX_INIT;
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_matrix_read(cpath, fmt, &m);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_matrix_read(PyBytes_AS_STRING(path), fmt, &m));
   Py_DECREF(path);
   if (e.status) return raise_cap(&e);
-  PyObject *labels = Py_None, *arr = NULL;
-  Py_INCREF(labels);
-  if (m.labels) {
-    Py_DECREF(labels);
-    labels = PyList_New((Py_ssize_t)m.n);
-    if (!labels) goto fail;
-    for (int64_t i = 0; i < m.n; i++) {
-      PyObject *s = PyUnicode_DecodeUTF8(m.labels[i], (Py_ssize_t)strlen(m.labels[i]), "surrogateescape");
-      if (!s) goto fail;
-      PyList_SET_ITEM(labels, (Py_ssize_t)i, s);
-    }
-  }
-  if (!(arr = matrix_to_array(&m))) goto fail;
-  embr_matrix_free(&m);
-  return Py_BuildValue("(NN)", arr, labels);
-fail:
-  Py_XDECREF(labels);
-  embr_matrix_free(&m);
-  return NULL;
+  return matrix_to_tuple(&m, NULL);
 }
 
 /* Borrowed UTF-8 strings of a list (for the duration of a call: the list must stay alive). */
@@ -867,11 +928,7 @@ static PyObject *py_write_matrix(PyObject *self, PyObject *args, PyObject *kw) {
   }
   embr_matrix m = {x.n, x.dim, x.ld, (float *)x.data, (char **)labels};
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_matrix_write(cpath, fmt, &m);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_matrix_write(PyBytes_AS_STRING(path), fmt, &m));
   Py_DECREF(path);
   fmat_release(&x);
   PyMem_Free(labels);
@@ -890,16 +947,22 @@ fail:
 
 static PyObject *py_w2v_train(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"corpus_file", "vector_size", "window", "sg", "hs", "negative", "sample", "min_count",
-                           "epochs", "workers", "seed", "alpha", "max_vocab", NULL};
-  PyObject *path = NULL;
+                           "epochs", "workers", "seed", "alpha", "max_vocab", "progress", NULL};
+  PyObject *path = NULL, *oprogress = NULL;
   embr_w2v_params p = embr_w2v_params_default();
   int sg = 1;
   long long seed = (long long)p.seed, min_count = p.min_count, max_vocab = p.max_vocab;
   int workers = -1;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$iiiiidLiiLdL:w2v_train", kwlist, PyUnicode_FSConverter, &path, &p.dim,
-                                   &p.window, &sg, &p.hs, &p.negative, &p.sample, &min_count, &p.epochs, &workers,
-                                   &seed, &p.alpha, &max_vocab))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$iiiiidLiiLdLO:w2v_train", kwlist, PyUnicode_FSConverter, &path,
+                                   &p.dim, &p.window, &sg, &p.hs, &p.negative, &p.sample, &min_count, &p.epochs,
+                                   &workers, &seed, &p.alpha, &max_vocab, &oprogress))
     return NULL;
+  pyprogress pp;
+  if (pyprogress_init(&pp, oprogress)) {
+    Py_DECREF(path);
+    return NULL;
+  }
+  p.progress = pp.p;
   p.cbow = !sg;
   p.min_count = min_count;
   p.max_vocab = max_vocab;
@@ -908,29 +971,20 @@ static PyObject *py_w2v_train(PyObject *self, PyObject *args, PyObject *kw) {
   embr_matrix m = EMBR_MATRIX_INIT;
   embr_w2v_stats stats;
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_w2v_train(cpath, NULL, &p, &m, &stats);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_w2v_train(PyBytes_AS_STRING(path), NULL, &p, &m, &stats));
   Py_DECREF(path);
-  if (e.status) return raise_cap(&e);
-  PyObject *labels = PyList_New((Py_ssize_t)m.n), *arr = NULL;
-  if (!labels) goto fail;
-  for (int64_t i = 0; i < m.n; i++) {
-    PyObject *s = PyUnicode_DecodeUTF8(m.labels[i], (Py_ssize_t)strlen(m.labels[i]), "surrogateescape");
-    if (!s) goto fail;
-    PyList_SET_ITEM(labels, (Py_ssize_t)i, s);
+  if (pyprogress_raised(&pp) || e.status) {
+    embr_matrix_free(&m);
+    return PyErr_Occurred() ? NULL : raise_cap(&e);
   }
-  if (!(arr = matrix_to_array(&m))) goto fail;
-  embr_matrix_free(&m);
-  return Py_BuildValue("(NN{s:L,s:L,s:d,s:d})", arr, labels, "corpus_words", (long long)stats.corpus_words,
-                       "words_done", (long long)stats.words_done, "seconds", stats.seconds, "words_per_sec",
-                       stats.words_per_sec);
-fail:
-  Py_XDECREF(labels);
-  embr_matrix_free(&m);
-  return NULL;
+  PyObject *st = Py_BuildValue("{s:L,s:L,s:d,s:d}", "corpus_words", (long long)stats.corpus_words, "words_done",
+                               (long long)stats.words_done, "seconds", stats.seconds, "words_per_sec",
+                               stats.words_per_sec);
+  if (!st) {
+    embr_matrix_free(&m);
+    return NULL;
+  }
+  return matrix_to_tuple(&m, st);
 }
 
 /* Word-analogy benchmark over vectors + labels (a word index is built for the call). */
@@ -958,13 +1012,10 @@ static PyObject *py_w2v_eval_analogies(PyObject *self, PyObject *args, PyObject 
   }
   embr_matrix m = {x.n, x.dim, x.ld, (float *)x.data, (char **)labels};
   errcap e = {0, ""};
-  int nt = g_threads;
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_wordvecs_create(&w, &m, restrict_rows, ci);
-  if (!st) st = embr_w2v_eval_analogies(w, cpath, cosmul ? EMBR_ANALOGY_3COSMUL : EMBR_ANALOGY_3COSADD, nt, &ev);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_wordvecs_create(&w, &m, restrict_rows, ci));
+  if (!e.status)
+    NOGIL_CALL(e, embr_w2v_eval_analogies(w, PyBytes_AS_STRING(path), cosmul ? EMBR_ANALOGY_3COSMUL : EMBR_ANALOGY_3COSADD,
+                                          g_threads, &ev));
   if (e.status) {
     raise_cap(&e);
     goto done;
@@ -1000,14 +1051,14 @@ done:
 static PyObject *py_tsne(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"x", "n_components", "perplexity", "n_iter", "early_exaggeration", "exaggeration_iters",
                            "learning_rate", "method", "theta", "init", "metric", "pca_dims", "seed", "threads",
-                           NULL};
-  PyObject *ox, *othreads = NULL;
+                           "progress", NULL};
+  PyObject *ox, *othreads = NULL, *oprogress = NULL;
   embr_tsne_params p = embr_tsne_params_default();
   const char *method = "auto", *init = "pca", *metric_name = "l2";
   long long seed = (long long)p.seed;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$idididsdssiLO:tsne", kwlist, &ox, &p.out_dim, &p.perplexity,
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|$idididsdssiLOO:tsne", kwlist, &ox, &p.out_dim, &p.perplexity,
                                    &p.iters, &p.exaggeration, &p.exaggeration_iters, &p.learning_rate, &method,
-                                   &p.theta, &init, &metric_name, &p.pca_dims, &seed, &othreads))
+                                   &p.theta, &init, &metric_name, &p.pca_dims, &seed, &othreads, &oprogress))
     return NULL;
   if (!strcmp(method, "auto")) p.method = EMBR_TSNE_AUTO;
   else if (!strcmp(method, "exact")) p.method = EMBR_TSNE_EXACT;
@@ -1020,8 +1071,10 @@ static PyObject *py_tsne(PyObject *self, PyObject *args, PyObject *kw) {
   if (p.out_dim != 2 && p.out_dim != 3)
     return PyErr_Format(PyExc_ValueError, "n_components must be 2 or 3, got %d", p.out_dim);
   p.seed = (uint64_t)seed;
-  if (metric_get(metric_name, &p.metric) || threads_arg(othreads, &p.n_threads)) return NULL;
-  p.kl_every = 0;
+  pyprogress pp;
+  if (metric_get(metric_name, &p.metric) || threads_arg(othreads, &p.n_threads) || pyprogress_init(&pp, oprogress))
+    return NULL;
+  p.progress = pp.p;
   fmat x;
   if (fmat_get(ox, "X", 0, &x)) return NULL;
   npy_intp dims[2] = {(npy_intp)x.n, p.out_dim};
@@ -1032,16 +1085,71 @@ static PyObject *py_tsne(PyObject *self, PyObject *args, PyObject *kw) {
   }
   errcap e = {0, ""};
   embr_tsne_stats stats;
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_tsne(x.data, x.n, x.ld, x.dim, &p, (float *)PyArray_DATA(Y), &stats);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_tsne(x.data, x.n, x.ld, x.dim, &p, (float *)PyArray_DATA(Y), &stats));
   fmat_release(&x);
-  if (e.status) {
+  if (pyprogress_raised(&pp) || e.status) {
     Py_DECREF(Y);
-    return raise_cap(&e);
+    return PyErr_Occurred() ? NULL : raise_cap(&e);
   }
   return Py_BuildValue("(Nd)", (PyObject *)Y, stats.kl);
+}
+
+/* ---- plots ------------------------------------------------------------------------------------- */
+
+/* A list of str (None entries allowed) as borrowed UTF-8 strings for n rows; `*list` keeps them. */
+static int row_strings(PyObject *o, const char *name, int64_t n, PyObject **list, const char ***out) {
+  *out = NULL;
+  if (o == Py_None) return 0;
+  Py_ssize_t got;
+  if (!(*list = PySequence_List(o)) || !(*out = strings_get(*list, &got, name, 1))) return -1;
+  if (got != n) {
+    PyErr_Format(PyExc_ValueError, "%s has %zd entries for %lld points", name, got, (long long)n);
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *py_plot(PyObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"path", "xy", "labels", "texts", "title", "width", "height", "point_size", "opacity",
+                           "legend", "max_legend", "draw_texts", "seed", "format", NULL};
+  PyObject *path = NULL, *oxy, *olabels = Py_None, *otexts = Py_None, *lab_list = NULL, *txt_list = NULL;
+  embr_plot_params p = embr_plot_params_default();
+  const char *format = NULL;
+  long long seed = (long long)p.seed;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O|OO$ziiddpipLz:plot", kwlist, PyUnicode_FSConverter, &path, &oxy,
+                                   &olabels, &otexts, &p.title, &p.width, &p.height, &p.point_size, &p.opacity,
+                                   &p.show_legend, &p.max_legend, &p.draw_texts, &seed, &format))
+    return NULL;
+  p.seed = (uint64_t)seed;
+  fmat xy = {0};
+  const char **labels = NULL, **texts = NULL;
+  PyObject *ret = NULL;
+  if (format) {
+    int st = embr_plot_format_parse(format, &p.format);
+    if (st) {
+      fail_now(st);
+      goto done;
+    }
+  }
+  if (fmat_get(oxy, "Y", 0, &xy)) goto done;
+  if (xy.dim < 2) {
+    PyErr_Format(PyExc_ValueError, "Y has %lld column: a plot needs (x, y) (n, 2)", (long long)xy.dim);
+    goto done;
+  }
+  if (row_strings(olabels, "labels", xy.n, &lab_list, &labels) || row_strings(otexts, "texts", xy.n, &txt_list, &texts))
+    goto done;
+  errcap e = {0, ""};
+  NOGIL_CALL(e, embr_plot_write(PyBytes_AS_STRING(path), xy.data, xy.n, xy.ld, labels, texts, &p));
+  if (e.status) raise_cap(&e);
+  else ret = Py_NewRef(Py_None);
+done:
+  Py_DECREF(path);
+  fmat_release(&xy);
+  PyMem_Free(labels);
+  PyMem_Free(texts);
+  Py_XDECREF(lab_list);
+  Py_XDECREF(txt_list);
+  return ret;
 }
 
 /* ---- Collection (low level; embr.Collection wraps it with JSON metadata and a lock) ------------ */
@@ -1092,11 +1200,7 @@ static PyObject *py_coll_create(PyObject *self, PyObject *args, PyObject *kw) {
   }
   embr_collection *c = NULL;
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_create(&c, cpath, dim, metric, spec);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_collection_create(&c, PyBytes_AS_STRING(path), dim, metric, spec));
   Py_DECREF(path);
   if (e.status) return raise_cap(&e);
   return coll_wrap(c);
@@ -1110,11 +1214,7 @@ static PyObject *py_coll_open(PyObject *self, PyObject *args, PyObject *kw) {
     return NULL;
   embr_collection *c = NULL;
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path);
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_open(&c, cpath, ro ? EMBR_COLLECTION_RDONLY : EMBR_COLLECTION_RDWR);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_collection_open(&c, PyBytes_AS_STRING(path), ro ? EMBR_COLLECTION_RDONLY : EMBR_COLLECTION_RDWR));
   Py_DECREF(path);
   if (e.status) return raise_cap(&e);
   return coll_wrap(c);
@@ -1133,15 +1233,8 @@ static PyObject *Coll_close(CollObject *self, PyObject *unused) {
   embr_collection *c = self->c;
   self->c = NULL;
   errcap e = {0, ""};
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_close(c);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
-  if (e.status == EMBR_ECHECKPOINT) {
-    if (warn_checkpoint(&e)) return NULL;
-  } else if (e.status) {
-    return raise_cap(&e);
-  }
+  NOGIL_CALL(e, embr_collection_close(c));
+  if (write_outcome(&e)) return NULL;
   Py_RETURN_NONE;
 }
 
@@ -1153,12 +1246,7 @@ static PyObject *Coll_add(CollObject *self, PyObject *args) {
   const char **ids = NULL, **meta = NULL;
   Py_ssize_t nids = 0, nmeta = 0;
   PyObject *ret = NULL;
-  if (fmat_get(ox, "vectors", 1, &x)) goto done;
-  if (x.dim != self->dim) {
-    PyErr_Format(PyExc_ValueError, "vectors have %lld columns, the collection has dimension %lld", (long long)x.dim,
-                 (long long)self->dim);
-    goto done;
-  }
+  if (fmat_get_dim(ox, "vectors", 1, self->dim, "the collection", &x)) goto done;
   if (!(ids = strings_get(oids, &nids, "ids", 0))) goto done;
   if (nids != x.n) {
     PyErr_Format(PyExc_ValueError, "%zd ids for %lld vectors", nids, (long long)x.n);
@@ -1176,18 +1264,8 @@ static PyObject *Coll_add(CollObject *self, PyObject *args) {
     }
   }
   errcap e = {0, ""};
-  if (x.n > 0) {
-    Py_BEGIN_ALLOW_THREADS
-    int st = embr_collection_add(self->c, x.data, x.n, x.dim, x.ld, ids, meta);
-    if (st) errcap_take(&e, st);
-    Py_END_ALLOW_THREADS
-  }
-  if (e.status == EMBR_ECHECKPOINT) {
-    if (warn_checkpoint(&e)) goto done;
-  } else if (e.status) {
-    raise_cap(&e);
-    goto done;
-  }
+  if (x.n > 0) NOGIL_CALL(e, embr_collection_add(self->c, x.data, x.n, x.dim, x.ld, ids, meta));
+  if (write_outcome(&e)) goto done;
   ret = Py_NewRef(Py_None);
 done:
   fmat_release(&x);
@@ -1204,16 +1282,9 @@ static PyObject *Coll_delete(CollObject *self, PyObject *oids) {
   if (!ids) return NULL;
   errcap e = {0, ""};
   int64_t deleted = 0;
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_delete(self->c, ids, n, &deleted);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_collection_delete(self->c, ids, n, &deleted));
   PyMem_Free(ids);
-  if (e.status == EMBR_ECHECKPOINT) {
-    if (warn_checkpoint(&e)) return NULL;
-  } else if (e.status) {
-    return raise_cap(&e);
-  }
+  if (write_outcome(&e)) return NULL;
   return PyLong_FromLongLong(deleted);
 }
 
@@ -1228,10 +1299,7 @@ static PyObject *Coll_get(CollObject *self, PyObject *oid) {
   if (!v) return NULL;
   char *meta = NULL;
   errcap e = {0, ""};
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_get(self->c, id, (float *)PyArray_DATA(v), &meta);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_collection_get(self->c, id, (float *)PyArray_DATA(v), &meta));
   if (e.status) {
     Py_DECREF(v);
     if (e.status == EMBR_ENOTFOUND) {
@@ -1271,20 +1339,11 @@ static PyObject *Coll_search(CollObject *self, PyObject *args, PyObject *kw) {
     return NULL;
   p.with_metadata = with_meta;
   fmat q;
-  if (fmat_get(oq, "q", 1, &q)) return NULL;
-  if (q.dim != self->dim) {
-    PyErr_Format(PyExc_ValueError, "q has %lld columns, the collection has dimension %lld", (long long)q.dim,
-                 (long long)self->dim);
-    fmat_release(&q);
-    return NULL;
-  }
+  if (fmat_get_dim(oq, "q", 1, self->dim, "the collection", &q)) return NULL;
   embr_collection_hits h;
   memset(&h, 0, sizeof h);
   errcap e = {0, ""};
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_search(self->c, q.data, q.n, q.dim, q.ld, (int)k, filter, &p, &h);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_collection_search(self->c, q.data, q.n, q.dim, q.ld, (int)k, filter, &p, &h));
   fmat_release(&q);
   if (e.status) return raise_cap(&e);
   PyObject *ret = NULL, *ids = NULL, *metas = NULL;
@@ -1325,15 +1384,8 @@ done:
 static PyObject *Coll_simple(CollObject *self, embr_status (*fn)(embr_collection *)) {
   if (Coll_ready(self)) return NULL;
   errcap e = {0, ""};
-  Py_BEGIN_ALLOW_THREADS
-  int st = fn(self->c);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
-  if (e.status == EMBR_ECHECKPOINT) {
-    if (warn_checkpoint(&e)) return NULL;
-  } else if (e.status) {
-    return raise_cap(&e);
-  }
+  NOGIL_CALL(e, fn(self->c));
+  if (write_outcome(&e)) return NULL;
   Py_RETURN_NONE;
 }
 static PyObject *Coll_compact(CollObject *self, PyObject *u) { return Coll_simple(self, embr_collection_compact); }
@@ -1344,10 +1396,7 @@ static PyObject *Coll_info(CollObject *self, PyObject *u) {
   if (Coll_ready(self)) return NULL;
   embr_collection_stats s;
   errcap e = {0, ""};
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_collection_info(self->c, &s);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_collection_info(self->c, &s));
   if (e.status) return raise_cap(&e);
   static const char *origins[] = {"loaded", "caught_up", "rebuilt"};
   return Py_BuildValue("{s:L,s:s,s:s,s:i,s:O,s:L,s:L,s:L,s:L,s:L,s:O,s:L,s:s,s:s,s:L,s:L}", "dim", (long long)s.dim,
@@ -1406,12 +1455,8 @@ static PyObject *py_model_load(PyObject *self, PyObject *args, PyObject *kw) {
     return NULL;
   embr_model *m = NULL;
   errcap e = {0, ""};
-  const char *cpath = PyBytes_AS_STRING(path), *ctok = tok ? PyBytes_AS_STRING(tok) : NULL;
-  Py_BEGIN_ALLOW_THREADS
-  int st = embr_model_load(cpath, &m);
-  if (!st && ctok) st = embr_model_set_tokenizer(m, ctok);
-  if (st) errcap_take(&e, st);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, embr_model_load(PyBytes_AS_STRING(path), &m));
+  if (!e.status && tok) NOGIL_CALL(e, embr_model_set_tokenizer(m, PyBytes_AS_STRING(tok)));
   Py_DECREF(path);
   Py_XDECREF(tok);
   if (e.status) {
@@ -1435,6 +1480,25 @@ static PyObject *Model_info(ModelObject *self, PyObject *u) {
                        in.channels, in.height, in.width, "has_text", embr_model_has_text(self->m) ? Py_True : Py_False,
                        "has_tokenizer", embr_model_has_tokenizer(self->m) ? Py_True : Py_False, "context",
                        embr_model_has_text(self->m) ? embr_model_context(self->m) : 0);
+}
+
+/* The model's calls, one at a time; called with the GIL released (NOGIL_CALL). */
+static int model_embed_locked(ModelObject *self, int nt, PyArrayObject *x, int batch, PyArrayObject *out) {
+  pthread_mutex_lock(&self->mu);
+  embr_model_set_threads(self->m, nt);
+  int st = embr_model_embed(self->m, (const float *)PyArray_DATA(x), PyArray_DIM(x, 0), batch,
+                            (float *)PyArray_DATA(out));
+  pthread_mutex_unlock(&self->mu);
+  return st;
+}
+
+static int model_embed_texts_locked(ModelObject *self, int nt, const char **texts, Py_ssize_t n, int batch,
+                                    PyArrayObject *out, int64_t *truncated) {
+  pthread_mutex_lock(&self->mu);
+  embr_model_set_threads(self->m, nt);
+  int st = embr_model_embed_texts(self->m, texts, n, batch, (float *)PyArray_DATA(out), truncated);
+  pthread_mutex_unlock(&self->mu);
+  return st;
 }
 
 /* embed(x: float32 (n, C, H, W) in the model's input geometry, batch) -> (n, dim) */
@@ -1461,14 +1525,7 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args) {
     return NULL;
   }
   errcap e = {0, ""};
-  int nt = g_threads;
-  Py_BEGIN_ALLOW_THREADS
-  pthread_mutex_lock(&self->mu);
-  embr_model_set_threads(self->m, nt);
-  int st = embr_model_embed(self->m, (const float *)PyArray_DATA(x), d[0], batch, (float *)PyArray_DATA(out));
-  if (st) errcap_take(&e, st);
-  pthread_mutex_unlock(&self->mu);
-  Py_END_ALLOW_THREADS
+  NOGIL_CALL(e, model_embed_locked(self, g_threads, x, batch, out));
   Py_DECREF(x);
   if (e.status) {
     Py_DECREF(out);
@@ -1568,14 +1625,7 @@ static PyObject *Model_embed_texts(ModelObject *self, PyObject *args) {
   }
   errcap e = {0, ""};
   int64_t truncated = 0;
-  int nt = g_threads;
-  Py_BEGIN_ALLOW_THREADS
-  pthread_mutex_lock(&self->mu);
-  embr_model_set_threads(self->m, nt);
-  int st = n ? embr_model_embed_texts(self->m, texts, n, batch, (float *)PyArray_DATA(out), &truncated) : 0;
-  if (st) errcap_take(&e, st);
-  pthread_mutex_unlock(&self->mu);
-  Py_END_ALLOW_THREADS
+  if (n) NOGIL_CALL(e, model_embed_texts_locked(self, g_threads, texts, n, batch, out, &truncated));
   PyMem_Free(texts);
   if (e.status) {
     Py_DECREF(out);
@@ -1608,7 +1658,7 @@ static PyMethodDef module_methods[] = {
      "A module default passed to each call: the library's process-wide state is not changed."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int\n--\n\nThreads calls will use."},
     {"knn", (PyCFunction)(void (*)(void))py_knn, METH_VARARGS | METH_KEYWORDS,
-     "knn(xb, xq, k, metric='l2', *, threads=None) -> (D, I)\n--\n\n"
+     "knn(xb, xq, k, metric='l2', *, threads=None, progress=None) -> (D, I)\n--\n\n"
      "Exact k nearest neighbours of each row of xq (nq, dim) among the rows of xb (nb, dim).\n"
      "Note the order: base first, then queries (faiss.knn takes xq first).\n"
      "Returns D float32 (nq, k) and I int64 (nq, k), best first, ties by lower id, padded with -1."},
@@ -1620,6 +1670,7 @@ static PyMethodDef module_methods[] = {
     {"w2v_train", (PyCFunction)(void (*)(void))py_w2v_train, METH_VARARGS | METH_KEYWORDS, NULL},
     {"w2v_eval_analogies", (PyCFunction)(void (*)(void))py_w2v_eval_analogies, METH_VARARGS | METH_KEYWORDS, NULL},
     {"tsne", (PyCFunction)(void (*)(void))py_tsne, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"plot", (PyCFunction)(void (*)(void))py_plot, METH_VARARGS | METH_KEYWORDS, NULL},
     {"collection_create", (PyCFunction)(void (*)(void))py_coll_create, METH_VARARGS | METH_KEYWORDS, NULL},
     {"collection_open", (PyCFunction)(void (*)(void))py_coll_open, METH_VARARGS | METH_KEYWORDS, NULL},
     {"model_load", (PyCFunction)(void (*)(void))py_model_load, METH_VARARGS | METH_KEYWORDS, NULL},
