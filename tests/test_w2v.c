@@ -1198,6 +1198,37 @@ static void check_eval(const embr_wordvecs *w, const char *path, embr_analogy_me
             (long long)e.sem_correct, (long long)e.sem_seen, (long long)sc, (long long)ss);
   CHECK_MSG(e.syn_correct == yc && e.syn_seen == ys, "%s: syntactic %lld/%lld, want %lld/%lld", what,
             (long long)e.syn_correct, (long long)e.syn_seen, (long long)yc, (long long)ys);
+  /* Every question, in file order, with its words, section and an outcome that adds up to the
+   * section's counts; a question is seen exactly when its four words are found. */
+  CHECK_EQ_INT(e.nquestions, t);
+  int64_t qc[7] = {0}, qs[7] = {0}, qt[7] = {0};
+  char *copy = strdup(questions), *save = NULL;
+  int64_t i = 0;
+  int sec = -1;
+  for (char *line = strtok_r(copy, "\r\n", &save); line && i < e.nquestions; line = strtok_r(NULL, "\r\n", &save)) {
+    if (line[0] == ':') {
+      sec++;
+      continue;
+    }
+    const embr_analogy_question *qq = &e.questions[i++];
+    char want_line[512];
+    snprintf(want_line, sizeof want_line, "%s %s %s %s", qq->word[0], qq->word[1], qq->word[2], qq->word[3]);
+    CHECK_MSG(strcmp(want_line, line) == 0 && qq->section == sec, "%s: question %lld is '%s' (section %d)", what,
+              (long long)i, want_line, qq->section);
+    int seen = 1;
+    for (int k = 0; k < 4; k++) seen &= embr_wordvecs_find(w, qq->word[k]) >= 0;
+    CHECK_MSG((qq->outcome >= 0) == seen && qq->outcome <= 1, "%s: '%s' outcome %d", what, line, qq->outcome);
+    if (qq->section >= 0 && qq->section < 7) {
+      qt[qq->section]++;
+      qs[qq->section] += qq->outcome >= 0;
+      qc[qq->section] += qq->outcome == 1;
+    }
+  }
+  free(copy);
+  for (int k = 0; k < 7; k++)
+    CHECK_MSG(qc[k] == want[k].correct && qs[k] == want[k].seen && qt[k] == want[k].total,
+              "%s: section %d from the questions: %lld/%lld/%lld", what, k, (long long)qc[k], (long long)qs[k],
+              (long long)qt[k]);
   embr_analogy_eval_free(&e);
 }
 

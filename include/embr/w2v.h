@@ -100,11 +100,21 @@ typedef struct embr_analogy_section {
   int64_t correct, seen, total;
 } embr_analogy_section;
 
+/* One question as the file gives it (each word at most 127 bytes) and how it fared. */
+typedef struct embr_analogy_question {
+  char word[4][128]; /* a b c d: "a is to b as c is to d" */
+  int section;       /* index into sections */
+  int outcome;       /* 1 answered d, 0 answered another word, -1 not seen */
+} embr_analogy_question;
+
 typedef struct embr_analogy_eval {
   embr_analogy_section *sections; /* owned; free with embr_analogy_eval_free */
   int nsections;
   int64_t correct, seen, total;
   int64_t sem_correct, sem_seen, syn_correct, syn_seen;
+  embr_analogy_question *questions; /* owned: every question in file order (gensim's per-question
+                                       lists are made from these) */
+  int64_t nquestions;
 } embr_analogy_eval;
 
 /* Reads and scores the questions file into *out (overwritten; free with embr_analogy_eval_free,

@@ -415,16 +415,32 @@ class KeyedVectors:
                                 case_insensitive: bool = True, dummy4unknown: bool = False,
                                 similarity_function: str = "most_similar") -> Tuple[float, List[Dict[str, Any]]]:
         """Scores a questions-words.txt file as word2vec's compute-accuracy does (only questions
-        whose four words are among the first restrict_vocab keys count). Returns (accuracy,
-        sections): sections are dicts with 'section', 'correct', 'seen', 'total' (counts, where
-        gensim lists the questions), the last one the 'Total accuracy'."""
+        whose four words are among the first restrict_vocab keys count, unless dummy4unknown: then
+        they count as incorrect), with 3CosAdd or, for similarity_function="most_similar_cosmul",
+        3CosMul. Returns gensim's (score, sections): each section a dict with 'section' (its name),
+        'correct' and 'incorrect' (lists of (a, b, c, expected) word tuples, upper-cased when
+        case_insensitive, as gensim gives them) and 'total' (its questions, seen or not); the last
+        one is 'Total accuracy'. score = correct / (correct + incorrect) over all sections."""
         cosmul = similarity_function == "most_similar_cosmul"
         r = _embr.w2v_eval_analogies(self.vectors, self.index_to_key, analogies, restrict=restrict_vocab or 0,
                                      case_insensitive=case_insensitive, cosmul=cosmul)
-        sections = list(r["sections"])
-        sections.append({"section": "Total accuracy", "correct": r["correct"], "seen": r["seen"], "total": r["total"]})
-        score = r["correct"] / r["seen"] if r["seen"] else 0.0
-        return score, sections
+        sections = [{"section": s["section"], "correct": [], "incorrect": [], "total": s["total"]}
+                    for s in r["sections"]]
+        for sec, outcome, *words in r["questions"]:
+            if outcome < 0 and not dummy4unknown:
+                continue
+            quad = tuple(w.upper() for w in words) if case_insensitive else tuple(words)
+            sections[sec]["correct" if outcome == 1 else "incorrect"].append(quad)
+        total = {"section": "Total accuracy", "correct": [q for s in sections for q in s["correct"]],
+                 "incorrect": [q for s in sections for q in s["incorrect"]], "total": r["total"]}
+        sections.append(total)
+        answered = len(total["correct"]) + len(total["incorrect"])
+        return (len(total["correct"]) / answered if answered else 0.0), sections
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_normed"] = None  # a cache: recomputed on demand, not worth pickling
+        return state
 
 
 class Word2Vec:

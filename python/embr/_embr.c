@@ -191,11 +191,17 @@ static int fmat_get_dim(PyObject *obj, const char *name, int allow_1d, int64_t d
   return 0;
 }
 
+/* A str from UTF-8 bytes (undecodable bytes kept as surrogates); an O& converter of Py_BuildValue. */
+static PyObject *utf8_str(void *p) {
+  const char *s = (const char *)p;
+  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
+}
+
 /* A list of str from n UTF-8 strings (words, row labels; undecodable bytes kept as surrogates). */
 static PyObject *strings_to_list(char *const *s, int64_t n) {
   PyObject *list = PyList_New((Py_ssize_t)n);
   for (int64_t i = 0; list && i < n; i++) {
-    PyObject *u = PyUnicode_DecodeUTF8(s[i], (Py_ssize_t)strlen(s[i]), "surrogateescape");
+    PyObject *u = utf8_str(s[i]);
     if (!u) Py_CLEAR(list);
     else PyList_SET_ITEM(list, (Py_ssize_t)i, u);
   }
@@ -987,6 +993,19 @@ static PyObject *py_w2v_train(PyObject *self, PyObject *args, PyObject *kw) {
   return matrix_to_tuple(&m, st);
 }
 
+/* The benchmark's questions: a list of (section index, outcome 1/0/-1, a, b, c, d). */
+static PyObject *analogy_questions(const embr_analogy_eval *ev) {
+  PyObject *list = PyList_New((Py_ssize_t)ev->nquestions);
+  for (int64_t i = 0; list && i < ev->nquestions; i++) {
+    const embr_analogy_question *q = &ev->questions[i];
+    PyObject *t = Py_BuildValue("(iiO&O&O&O&)", q->section, q->outcome, utf8_str, (void *)q->word[0], utf8_str,
+                                (void *)q->word[1], utf8_str, (void *)q->word[2], utf8_str, (void *)q->word[3]);
+    if (!t) Py_CLEAR(list);
+    else PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+  }
+  return list;
+}
+
 /* Word-analogy benchmark over vectors + labels (a word index is built for the call). */
 static PyObject *py_w2v_eval_analogies(PyObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"x", "labels", "path", "restrict", "case_insensitive", "cosmul", NULL};
@@ -1032,7 +1051,13 @@ static PyObject *py_w2v_eval_analogies(PyObject *self, PyObject *args, PyObject 
     }
     PyList_SET_ITEM(sections, i, s);
   }
-  res = Py_BuildValue("{s:N,s:L,s:L,s:L,s:L,s:L,s:L,s:L}", "sections", sections, "correct", (long long)ev.correct,
+  PyObject *questions = analogy_questions(&ev);
+  if (!questions) {
+    Py_DECREF(sections);
+    goto done;
+  }
+  res = Py_BuildValue("{s:N,s:N,s:L,s:L,s:L,s:L,s:L,s:L,s:L}", "sections", sections, "questions", questions,
+                      "correct", (long long)ev.correct,
                       "seen", (long long)ev.seen, "total", (long long)ev.total, "sem_correct",
                       (long long)ev.sem_correct, "sem_seen", (long long)ev.sem_seen, "syn_correct",
                       (long long)ev.syn_correct, "syn_seen", (long long)ev.syn_seen);

@@ -64,8 +64,18 @@ def test_analogy_file(vectors, tmp_path):
     q = tmp_path / "q.txt"
     q.write_text(": royal\nking queen prince princess\nship sea boat sail\n")
     score, sections = m.wv.evaluate_word_analogies(q)
-    assert 0.0 <= score <= 1.0
-    assert sections[-1]["section"] == "Total accuracy" and sections[-1]["seen"] == 2
+    assert [s["section"] for s in sections] == ["royal", "Total accuracy"]
+    total = sections[-1]
+    assert sorted(total["correct"] + total["incorrect"]) == [("KING", "QUEEN", "PRINCE", "PRINCESS"),
+                                                              ("SHIP", "SEA", "BOAT", "SAIL")]
+    assert score == len(total["correct"]) / 2 and total["total"] == 2
+    # an unknown word: skipped, or counted as incorrect with dummy4unknown (gensim's switch)
+    q.write_text(": royal\nking queen prince emperor\nking queen prince princess\n")
+    _, sections = m.wv.evaluate_word_analogies(q, case_insensitive=False)
+    assert len(sections[0]["correct"] + sections[0]["incorrect"]) == 1 and sections[0]["total"] == 2
+    assert ("king", "queen", "prince", "princess") in sections[0]["correct"] + sections[0]["incorrect"]
+    _, sections = m.wv.evaluate_word_analogies(q, case_insensitive=False, dummy4unknown=True)
+    assert ("king", "queen", "prince", "emperor") in sections[0]["incorrect"]
     q.write_text("no section\n")
     with pytest.raises(ValueError, match="q.txt"):
         m.wv.evaluate_word_analogies(q)
@@ -92,3 +102,47 @@ def test_equals_gensim(vectors):
         assert e.similarity(w1, w2) == pytest.approx(float(g.similarity(w1, w2)), rel=1e-5, abs=1e-6)
     words = ["king", "queen", "palace", "sea"]
     assert e.doesnt_match(words) == g.doesnt_match(words)
+
+
+def questions_file(path, wv, n=400, seed=4):
+    """Analogy questions over the model's words in three sections, some with an unknown word."""
+    r = np.random.default_rng(seed)
+    words = wv.index_to_key
+    with open(path, "w") as f:
+        for sec in ("first", "second", "third"):
+            f.write(f": {sec}\n")
+            for _ in range(n // 3):
+                quad = [words[i] for i in r.integers(0, len(words), 4)]
+                if r.random() < 0.1:
+                    quad[r.integers(0, 4)] = "unknownword"
+                f.write(" ".join(quad) + "\n")
+
+
+def test_analogies_equal_gensim(vectors, tmp_path):
+    """The per-question lists are gensim's, question for question (3CosAdd, case folded or not,
+    restricted vocabularies, dummy4unknown)."""
+    gensim_models = pytest.importorskip("gensim.models")
+    m, d = vectors
+    g = gensim_models.KeyedVectors.load_word2vec_format(str(d / "v.bin"), binary=True)
+    e = embr.KeyedVectors.load_word2vec_format(d / "v.bin", binary=True)
+    questions_file(tmp_path / "q.txt", e)
+    for kw in (dict(), dict(case_insensitive=False), dict(restrict_vocab=15), dict(dummy4unknown=True)):
+        es, esec = e.evaluate_word_analogies(tmp_path / "q.txt", **kw)
+        gs, gsec = g.evaluate_word_analogies(str(tmp_path / "q.txt"), **kw)
+        assert [s["section"] for s in esec] == [s["section"] for s in gsec]
+        for a, b in zip(esec, gsec):
+            assert a["correct"] == b["correct"] and a["incorrect"] == b["incorrect"], (kw, a["section"])
+        assert es == pytest.approx(gs)
+        assert 0 < len(esec[-1]["correct"]) < len(esec[-1]["correct"]) + len(esec[-1]["incorrect"])
+
+
+def test_pickle_keyed_vectors(vectors):
+    import pickle
+    m, _ = vectors
+    wv = m.wv
+    wv.most_similar("king")  # fills the normalised cache, which is not pickled
+    kv = pickle.loads(pickle.dumps(wv))
+    assert kv._normed is None and kv.index_to_key == wv.index_to_key and kv.key_to_index == wv.key_to_index
+    np.testing.assert_array_equal(kv.vectors, wv.vectors)
+    assert kv.most_similar("queen", topn=4) == wv.most_similar("queen", topn=4)
+    assert len(pickle.dumps(wv)) < wv.vectors.nbytes * 1.5 + 4096

@@ -169,14 +169,12 @@ embr_status embr_w2v_analogy(const embr_wordvecs *w, const char *a, const char *
 
 /* ---- analogy benchmark ------------------------------------------------------------------------ */
 
-typedef struct question {
-  char word[4][128];
-  int section;
-} question;
+typedef embr_analogy_question question;
 
 void embr_analogy_eval_free(embr_analogy_eval *e) {
   if (!e) return;
   embr_free(e->sections);
+  embr_free(e->questions);
   memset(e, 0, sizeof *e);
 }
 
@@ -242,6 +240,7 @@ static int parse_questions(const char *path, question **qs, int64_t *nq, embr_an
       rc = embr_error(EMBR_EFORMAT, "%s: line %lld: a question before the first ': section' line", path, (long long)line);
       break;
     }
+    q[n].outcome = -1;
     q[n++].section = e->nsections - 1;
   }
   embr__filemap_close(&fm);
@@ -263,13 +262,6 @@ embr_status embr_w2v_eval_analogies(const embr_wordvecs *w, const char *question
   int64_t nq;
   int rc = parse_questions(questions_path, &q, &nq, e);
   if (rc) return rc;
-  /* 1 = correct, 0 = wrong, -1 = not seen (a word outside the vocabulary). */
-  signed char *res = embr_alloc((size_t)nq);
-  if (!res) {
-    embr_free(q);
-    embr_analogy_eval_free(e);
-    return embr_error(EMBR_ENOMEM, "out of memory");
-  }
   int failed = 0;
 #pragma omp parallel num_threads(embr_threads_resolve(n_threads))
   {
@@ -285,10 +277,7 @@ embr_status embr_w2v_eval_analogies(const embr_wordvecs *w, const char *question
       int64_t r[4];
       int seen = 1;
       for (int k = 0; k < 4; k++) seen &= (r[k] = embr_wordvecs_find(w, q[i].word[k])) >= 0;
-      if (!seen) {
-        res[i] = -1;
-        continue;
-      }
+      if (!seen) continue; /* outcome stays -1 (parse_questions) */
       analogy_scores(w, r[0], r[1], r[2], method, score, tmp);
       /* compute-accuracy: the best row other than the three question words, first on ties. */
       int64_t best = -1;
@@ -300,37 +289,37 @@ embr_status embr_w2v_eval_analogies(const embr_wordvecs *w, const char *question
           best = j;
         }
       }
-      res[i] = best == r[3];
+      q[i].outcome = best == r[3];
     }
     embr_free(score);
     embr_free(tmp);
   }
   if (failed) {
-    rc = embr_error(EMBR_ENOMEM, "out of memory");
-  } else {
-    for (int64_t i = 0; i < nq; i++) {
-      embr_analogy_section *s = &e->sections[q[i].section];
-      int semantic = q[i].section < 5;
-      s->total++;
-      e->total++;
-      if (res[i] < 0) continue;
-      s->seen++;
-      e->seen++;
-      s->correct += res[i];
-      e->correct += res[i];
-      if (semantic) {
-        e->sem_seen++;
-        e->sem_correct += res[i];
-      } else {
-        e->syn_seen++;
-        e->syn_correct += res[i];
-      }
+    embr_free(q);
+    embr_analogy_eval_free(e);
+    return embr_error(EMBR_ENOMEM, "out of memory");
+  }
+  for (int64_t i = 0; i < nq; i++) {
+    embr_analogy_section *s = &e->sections[q[i].section];
+    int semantic = q[i].section < 5, ok = q[i].outcome;
+    s->total++;
+    e->total++;
+    if (ok < 0) continue;
+    s->seen++;
+    e->seen++;
+    s->correct += ok;
+    e->correct += ok;
+    if (semantic) {
+      e->sem_seen++;
+      e->sem_correct += ok;
+    } else {
+      e->syn_seen++;
+      e->syn_correct += ok;
     }
   }
-  embr_free(res);
-  embr_free(q);
-  if (rc) embr_analogy_eval_free(e);
-  return rc;
+  e->questions = q;
+  e->nquestions = nq;
+  return 0;
 }
 
 /* ---- word similarity ---------------------------------------------------------------------------- */
