@@ -76,8 +76,10 @@ python:
 	$(if $(filter $(VENV)/bin/python,$(PYTHON)),test -x $(VENV)/bin/python || /usr/bin/python3 -m venv --system-site-packages $(VENV))
 	EMBR_BUILD_DIR="$(abspath $(BUILD))" JOBS=$(JOBS) $(PYTHON) -m pip install --no-build-isolation --no-index --no-deps -q ./python
 
+# The tests compare the package with the embr tool (python/tests/test_cli.py): built here if missing.
 python-test: python
-	cd python/tests && OMP_NUM_THREADS=2 $(abspath $(PYTHON)) -m pytest -q -p no:cacheprovider .
+	cmake --build $(BUILD) --target embr -j$(JOBS)
+	cd python/tests && EMBR_CLI="$(abspath $(BUILD))/embr" OMP_NUM_THREADS=2 $(abspath $(PYTHON)) -m pytest -q -p no:cacheprovider .
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

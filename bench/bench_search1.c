@@ -1,8 +1,10 @@
 /* bench_search1: the per-call time of a 1-query embr_index_search from C, the baseline of
  * bench/python_overhead.py (the Python bindings' overhead is their time minus this one).
  * Usage: bench_search1 INDEX QUERIES.npy K EF REPEATS
- * Loads the index, then for REPEATS rounds searches every query once, one call per query, with
- * one thread; prints one JSON line: the median over rounds of the mean ns per call. */
+ * Loads the index, searches up to 500 queries untimed (warm-up), then for REPEATS rounds searches
+ * every query once, one call per query, with one thread; prints one JSON line: the median over
+ * rounds of the mean ns per call. python_overhead.py runs it with REPEATS 1 once per round, in
+ * turn with the Python calls it is compared with. */
 #include "embr/embr.h"
 
 #include <stdio.h>
@@ -36,6 +38,12 @@ int main(int argc, char **argv) {
   embr_search_params p = embr_search_params_default();
   p.ef = ef;
   p.n_threads = 1;
+  /* Warm-up (untimed): the index and the queries into the caches, as a running program has them. */
+  for (int64_t i = 0; i < q.n && i < 500; i++)
+    if (embr_index_search(ix, q.data + i * q.ld, 1, q.ld, k, dist, ids, &p)) {
+      fprintf(stderr, "%s: %s\n", argv[0], embr_last_error());
+      return 1;
+    }
   for (int r = 0; r < rounds; r++) {
     double t0 = embr_now();
     for (int64_t i = 0; i < q.n; i++)

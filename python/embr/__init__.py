@@ -17,7 +17,9 @@ padded with -1 ids when fewer than k items are found. float32 arrays whose rows 
 read in place; other dtypes and layouts are converted once. Errors raise ValueError (bad argument
 or file contents), OSError / FileNotFoundError (files), MemoryError, with embr's message.
 Threads: every call uses set_num_threads()'s value (0 = all cores); the library's global state
-is never changed.
+is never changed. Long calls (Word2Vec, tsne, Index.add/train, knn) take progress=, a callable
+(done, total, rate, detail); an exception it raises stops the call and propagates, and Ctrl-C
+stops them too. embr.plot(Y, labels, path) draws a map as `embr plot` does.
 """
 from __future__ import annotations
 

@@ -765,12 +765,14 @@ static PyObject *Index_repr(IndexObject *self) {
 
 static PyMethodDef Index_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Index_add, METH_VARARGS | METH_KEYWORDS,
-     "add(x, ids=None)\n--\n\nAdds n vectors: x is (n, dim) (float32 used in place, other dtypes converted once);\n"
-     "ids: None (continuing from the largest id + 1) or n int64 ids in [0, 2**62). A repeated or present\n"
-     "id refuses the whole batch (ValueError); NaN/Inf is a ValueError."},
+     "add(x, ids=None, *, progress=None)\n--\n\nAdds n vectors: x is (n, dim) (float32 used in place, other dtypes\n"
+     "converted once); ids: None (continuing from the largest id + 1) or n int64 ids in [0, 2**62).\n"
+     "A repeated or present id refuses the whole batch (ValueError); NaN/Inf is a ValueError.\n"
+     "progress(done, total, rate, detail): called about every 0.1 s (vectors added); an exception it\n"
+     "raises, or Ctrl-C, stops the add (an HNSW index then holds a partial graph) and propagates."},
     {"train", (PyCFunction)(void (*)(void))Index_train, METH_VARARGS | METH_KEYWORDS,
-     "train(x)\n--\n\nLearns IVF cells (and PQ codebooks) from x (n, dim); a no-op for flat and HNSW.\n"
-     "add() on an untrained IVF index trains on its first batch."},
+     "train(x, *, progress=None)\n--\n\nLearns IVF cells (and PQ codebooks) from x (n, dim); a no-op for flat and\n"
+     "HNSW. add() on an untrained IVF index trains on its first batch. progress: k-means iterations."},
     {"search", (PyCFunction)(void (*)(void))Index_search, METH_VARARGS | METH_KEYWORDS,
      "search(xq, k, ef=None, nprobe=None, filter=None, refine=None, *, threads=None) -> (D, I)\n--\n\n"
      "The k nearest items of each query row of xq (nq, dim) (a 1-D xq is one query).\n"
@@ -1685,7 +1687,8 @@ static PyMethodDef module_methods[] = {
     {"knn", (PyCFunction)(void (*)(void))py_knn, METH_VARARGS | METH_KEYWORDS,
      "knn(xb, xq, k, metric='l2', *, threads=None, progress=None) -> (D, I)\n--\n\n"
      "Exact k nearest neighbours of each row of xq (nq, dim) among the rows of xb (nb, dim).\n"
-     "Note the order: base first, then queries (faiss.knn takes xq first).\n"
+     "Note the order: base first, then queries (faiss.knn takes xq first); the keyword names are\n"
+     "faiss's, so knn(xq=..., xb=..., k=...) reads the same in both. progress: queries done.\n"
      "Returns D float32 (nq, k) and I int64 (nq, k), best first, ties by lower id, padded with -1."},
     {"read_matrix", (PyCFunction)(void (*)(void))py_read_matrix, METH_VARARGS | METH_KEYWORDS,
      "read_matrix(path, format='auto') -> (X, labels)\n--\n\n"

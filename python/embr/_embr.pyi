@@ -9,6 +9,9 @@ import numpy.typing as npt
 _Path = Union[str, bytes, "os.PathLike[str]"]
 _Matrix = npt.ArrayLike  # (n, dim) numbers; float32 with contiguous rows is used in place
 _Filter = Union[None, Callable[[int], bool], npt.ArrayLike]
+# progress(done, total, rate, detail), called about every 0.1 s with the GIL held; an exception it
+# raises stops the call and propagates (Ctrl-C does the same without a callback).
+_Progress = Optional[Callable[[int, int, float, str], Any]]
 
 __embr_version__: str
 
@@ -16,8 +19,9 @@ def set_num_threads(n: int) -> None:
     """Threads used by embr calls from this module (0 = all cores); the library's global state is untouched."""
 def get_num_threads() -> int: ...
 def knn(xb: _Matrix, xq: _Matrix, k: int, metric: str = "l2", *,
-        threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Exact k-NN of xq (nq, dim) among xb (nb, dim): D float32 (nq, k), I int64 (nq, k), -1 padded."""
+        threads: Optional[int] = None, progress: _Progress = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN of xq (nq, dim) among xb (nb, dim): D float32 (nq, k), I int64 (nq, k), -1 padded.
+    Base first (faiss.knn takes xq first; the keyword names are faiss's: knn(xq=..., xb=..., k=...))."""
 def read_matrix(path: _Path, format: str = "auto") -> Tuple[np.ndarray, Optional[List[str]]]:
     """X float32 (n, dim) and the row labels (words) or None."""
 def write_matrix(path: _Path, x: _Matrix, labels: Optional[Sequence[str]] = None, format: str = "auto") -> None: ...
@@ -25,9 +29,9 @@ def write_matrix(path: _Path, x: _Matrix, labels: Optional[Sequence[str]] = None
 class Index:
     """Index(dim, spec='hnsw:M=16', metric='l2'): flat, HNSW, IVF-Flat or IVF-PQ."""
     def __init__(self, dim: int, spec: str = "hnsw:M=16", metric: str = "l2") -> None: ...
-    def add(self, x: _Matrix, ids: Optional[npt.ArrayLike] = None) -> None:
-        """x (n, dim); ids None or n int64 in [0, 2**62)."""
-    def train(self, x: _Matrix) -> None: ...
+    def add(self, x: _Matrix, ids: Optional[npt.ArrayLike] = None, *, progress: _Progress = None) -> None:
+        """x (n, dim); ids None or n int64 in [0, 2**62). progress counts vectors added."""
+    def train(self, x: _Matrix, *, progress: _Progress = None) -> None: ...
     def search(self, xq: _Matrix, k: int, ef: Optional[int] = None, nprobe: Optional[int] = None,
                filter: _Filter = None, refine: Optional[int] = None, *,
                threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -54,14 +58,20 @@ class Index:
 
 def w2v_train(corpus_file: _Path, *, vector_size: int = ..., window: int = ..., sg: int = ..., hs: int = ...,
               negative: int = ..., sample: float = ..., min_count: int = ..., epochs: int = ..., workers: int = ...,
-              seed: int = ..., alpha: float = ..., max_vocab: int = ...
+              seed: int = ..., alpha: float = ..., max_vocab: int = ..., progress: _Progress = None
               ) -> Tuple[np.ndarray, List[str], Dict[str, float]]: ...
 def w2v_eval_analogies(x: _Matrix, labels: Sequence[str], path: _Path, restrict: int = 0,
-                       case_insensitive: bool = True, cosmul: bool = False) -> Dict[str, Any]: ...
+                       case_insensitive: bool = True, cosmul: bool = False) -> Dict[str, Any]:
+    """sections (dicts of counts), questions [(section, outcome 1/0/-1, a, b, c, d)], totals."""
 def tsne(x: _Matrix, *, n_components: int = 2, perplexity: float = 30.0, n_iter: int = 1000,
          early_exaggeration: float = 12.0, exaggeration_iters: int = 250, learning_rate: float = 0.0,
          method: str = "auto", theta: float = 0.5, init: str = "pca", metric: str = "l2", pca_dims: int = -1,
-         seed: int = 1, threads: Optional[int] = None) -> Tuple[np.ndarray, float]: ...
+         seed: int = 1, threads: Optional[int] = None, progress: _Progress = None) -> Tuple[np.ndarray, float]: ...
+def plot(path: _Path, xy: _Matrix, labels: Optional[Sequence[Optional[str]]] = None,
+         texts: Optional[Sequence[Optional[str]]] = None, *, title: Optional[str] = None, width: int = 1600,
+         height: int = 1200, point_size: float = 0.0, opacity: float = 0.0, legend: bool = True,
+         max_legend: int = 30, draw_texts: bool = True, seed: int = 1, format: Optional[str] = None) -> None:
+    """Scatter plot of xy (n, >= 2) into path (.png .svg .pdf .html), as `embr plot` draws it."""
 
 class _Collection:
     def close(self) -> None: ...
