@@ -542,8 +542,8 @@ static PyObject *Index_add(IndexObject *self, PyObject *args, PyObject *kw) {
     }
   }
   errcap e = {0, ""};
-  if (x.n > 0)
-    NOGIL_CALL(e, ix_add_locked(self, g_threads, &x, ids ? (const int64_t *)PyArray_DATA(ids) : NULL, &pp.p));
+  int nt = g_threads; /* read under the GIL */
+  if (x.n > 0) NOGIL_CALL(e, ix_add_locked(self, nt, &x, ids ? (const int64_t *)PyArray_DATA(ids) : NULL, &pp.p));
   fmat_release(&x);
   Py_XDECREF(ids);
   if (pyprogress_raised(&pp)) return NULL;
@@ -565,7 +565,8 @@ static PyObject *Index_train(IndexObject *self, PyObject *args, PyObject *kw) {
   fmat x;
   if (fmat_get_dim(ox, "x", 0, embr_index_dim(self->ix), "the index", &x)) return NULL;
   errcap e = {0, ""};
-  NOGIL_CALL(e, ix_train_locked(self, g_threads, &x, &pp.p));
+  int nt = g_threads;
+  NOGIL_CALL(e, ix_train_locked(self, nt, &x, &pp.p));
   fmat_release(&x);
   if (pyprogress_raised(&pp)) return NULL;
   if (e.status) return raise_cap(&e);
@@ -1033,10 +1034,11 @@ static PyObject *py_w2v_eval_analogies(PyObject *self, PyObject *args, PyObject 
   }
   embr_matrix m = {x.n, x.dim, x.ld, (float *)x.data, (char **)labels};
   errcap e = {0, ""};
+  int nt = g_threads;
   NOGIL_CALL(e, embr_wordvecs_create(&w, &m, restrict_rows, ci));
   if (!e.status)
     NOGIL_CALL(e, embr_w2v_eval_analogies(w, PyBytes_AS_STRING(path), cosmul ? EMBR_ANALOGY_3COSMUL : EMBR_ANALOGY_3COSADD,
-                                          g_threads, &ev));
+                                          nt, &ev));
   if (e.status) {
     raise_cap(&e);
     goto done;
@@ -1552,7 +1554,8 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args) {
     return NULL;
   }
   errcap e = {0, ""};
-  NOGIL_CALL(e, model_embed_locked(self, g_threads, x, batch, out));
+  int nt = g_threads;
+  NOGIL_CALL(e, model_embed_locked(self, nt, x, batch, out));
   Py_DECREF(x);
   if (e.status) {
     Py_DECREF(out);
@@ -1652,7 +1655,8 @@ static PyObject *Model_embed_texts(ModelObject *self, PyObject *args) {
   }
   errcap e = {0, ""};
   int64_t truncated = 0;
-  if (n) NOGIL_CALL(e, model_embed_texts_locked(self, g_threads, texts, n, batch, out, &truncated));
+  int nt = g_threads;
+  if (n) NOGIL_CALL(e, model_embed_texts_locked(self, nt, texts, n, batch, out, &truncated));
   PyMem_Free(texts);
   if (e.status) {
     Py_DECREF(out);
