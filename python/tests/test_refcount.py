@@ -24,11 +24,18 @@ def test_no_leak_over_10000_calls(rng, tmp_path):
     flat.add(xb)
     mask = np.ones(500, bool)
 
+    def stop(done, total, rate, detail):
+        raise KeyError("stop")  # raised from the final report of each call
+
     def batch(n):
         for _ in range(n):
             ix.search(xq64, 5)  # converted input
             flat.search(xb[:2], 3, filter=mask)
             embr.knn(xb, xb[:1], 4)
+            try:
+                embr.knn(xb, xb[:1], 4, progress=stop)
+            except KeyError:
+                pass
             for bad in (lambda: ix.search(xb[:, :3], 5), lambda: ix.search(xb[:1], 0),
                         lambda: embr.Index(16, "nope")):
                 try:
@@ -50,12 +57,16 @@ def test_refcounts_of_inputs_are_restored(rng):
     xb = rng.standard_normal((50, 8)).astype(np.float32)
     ix = embr.Index(8, "flat")
     ix.add(xb)
-    before = sys.getrefcount(xb)
+    seen = []
+
+    def progress(*a):
+        seen.append(a[0])
+    before, before_cb = sys.getrefcount(xb), sys.getrefcount(progress)
     for _ in range(100):
         ix.search(xb, 2)
-        embr.knn(xb, xb, 2)
+        embr.knn(xb, xb, 2, progress=progress)
         try:
             ix.search(xb, -1)
         except ValueError:
             pass
-    assert sys.getrefcount(xb) == before
+    assert sys.getrefcount(xb) == before and sys.getrefcount(progress) == before_cb and len(seen) >= 100
