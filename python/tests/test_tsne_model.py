@@ -69,3 +69,24 @@ def test_model_load_errors(tmp_path):
         embr.Model.load(p)
     with pytest.raises(FileNotFoundError):
         embr.Model.load(tmp_path / "none.safetensors")
+
+
+def test_plot_errors(tmp_path, rng):
+    Y = rng.standard_normal((20, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match="labels has 3 entries for 20 points"):
+        embr.plot(Y, ["a", "b", "c"], tmp_path / "m.png")
+    with pytest.raises(ValueError, match="column"):
+        embr.plot(Y[:, :1], None, tmp_path / "m.png")
+    with pytest.raises(ValueError, match="m.gif"):
+        embr.plot(Y, None, tmp_path / "m.gif")
+    bad = Y.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="point 4 has a non-finite"):
+        embr.plot(bad, None, tmp_path / "m.svg")
+    with pytest.raises(TypeError, match="path"):
+        embr.plot(Y)
+    with pytest.raises(OSError, match="cannot create"):
+        embr.plot(Y, None, tmp_path / "no" / "such" / "m.png")
+    assert not list(tmp_path.iterdir())  # nothing written, no temporary left behind
+    assert embr.plot(Y, None, tmp_path / "m.PNG", format="svg").endswith("m.PNG")
+    assert (tmp_path / "m.PNG").read_bytes().startswith(b"<?xml")
