@@ -452,7 +452,8 @@ class Word2Vec:
     temporary file). alpha=None takes embr's default (0.025 skip-gram, 0.05 CBOW). workers=None
     uses set_num_threads(); with workers=1 a fixed seed gives identical vectors. The trained
     vectors are in .wv (KeyedVectors). progress: a callable (done, total, rate, detail) called
-    about every 0.1 s in words processed (see embr's "Progress and interruption")."""
+    about every 0.1 s (bytes while counting words, then words trained; docs/python.md, "Progress and
+    Ctrl-C"); an exception it raises stops the training and propagates."""
 
     def __init__(self, sentences: Optional[Iterable[Sequence[str]]] = None, corpus_file: Optional[PathLike] = None,
                  vector_size: int = 100, alpha: Optional[float] = None, window: int = 5, min_count: int = 5,
