@@ -474,8 +474,16 @@ static void test_hnsw_first_layout_files(void) {
         p.ef = 30;
         p.n_threads = th;
         CHECK(embr_index_search(ix, q, NQ1, D, KK, d, ids, &p) == 0);
-        CHECK_MSG(!memcmp(d, want_d, sizeof d) && !memcmp(ids, want_i, sizeof ids), "%s %s, %d threads: other results",
-                  names[m], mapped ? "mapped" : "copied", th);
+        /* The files were made on the AVX2 path; the portable kernels round differently in the
+         * last bits (same ids, distances within 1e-5). */
+        int close = 1;
+        for (int i = 0; i < NQ1 * KK; i++) close &= fabsf(d[i] - want_d[i]) <= 1e-5f * (1 + fabsf(want_d[i]));
+        if (embr_cpu_active() == EMBR_CPU_AVX2)
+          CHECK_MSG(!memcmp(d, want_d, sizeof d) && !memcmp(ids, want_i, sizeof ids), "%s %s, %d threads: other results",
+                    names[m], mapped ? "mapped" : "copied", th);
+        else
+          CHECK_MSG(close && !memcmp(ids, want_i, sizeof ids), "%s %s, %d threads, portable kernels: other results",
+                    names[m], mapped ? "mapped" : "copied", th);
       }
       if (!mapped) { /* adds go on in the old layout, and it saves and reloads */
         float x[3 * D];

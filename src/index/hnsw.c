@@ -1,9 +1,10 @@
 /* HNSW (Malkov & Yashunin 2018): a hierarchy of proximity graphs searched greedily from the top.
  *
- * Memory: level 0 is one block of fixed-size records, one per slot: [link count][M0 links] padded
- * to 64 bytes, then the vector, the record padded to 64 bytes; a search touches one record per
- * visited node. Upper levels (about one node in M) have their own link lists. Labels (the
- * caller's ids), levels and deletion flags are side arrays.
+ * Memory: level 0 is one block of fixed-size records, one per slot: [link count][M0 links][vector]
+ * (unpadded; files of the first layout padded both parts to 64 bytes and still load); a search
+ * touches one record per visited node. Upper levels (about one node in M) have their own link
+ * lists. Labels (the caller's ids), levels and deletion flags are side arrays; an id map exists
+ * only once some id differs from its slot.
  *
  * Construction runs in parallel over the new nodes with one lock per node, as hnswlib does;
  * neighbours are chosen by the paper's heuristic (keep a candidate only if it is closer to the
