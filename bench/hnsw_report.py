@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Report of bench/run_hnsw.sh: from the JSON lines of hnsw_embr and hnswlib_peer (tagged with data set
 and round), queries/s at recall@10 0.95 and 0.99 interpolated on each round's ef sweep (log queries/s
-linear in recall between the two settings around the target), medians over rounds, and embr/hnswlib.
+linear in recall between the two settings around the target), medians over rounds, and embr/hnswlib as the ratio of
+the medians and as the median of the rounds' own ratios (the steadier one when the machine's speed
+swings between rounds).
 A target the sweep's lowest ef already exceeds takes that setting's queries/s (marked >=); one it
 never reaches is '-'. Build time and memory per vector: medians over rounds."""
 import json
@@ -37,8 +39,8 @@ def med(v):
 
 
 datas = sorted({k[0] for k in curves})
-print("| data | mode | threads | target | embr q/s | hnswlib q/s | embr / hnswlib | rounds (ratio each) |")
-print("|---|---|---|---|---|---|---|---|")
+print("| data | mode | threads | target | embr q/s | hnswlib q/s | ratio of medians | median of round ratios | each round |")
+print("|---|---|---|---|---|---|---|---|---|")
 for d in datas:
     for mode in ("batch", "single"):
         for th in sorted({k[3] for k in curves if k[0] == d}):
@@ -52,8 +54,9 @@ for d in datas:
                 each = [per["embr"][r][0] / per["hnswlib"][r][0] for r in sorted(per["embr"])
                         if r in per["hnswlib"] and per["embr"][r][0] and per["hnswlib"][r][0]]
                 fmt = lambda q: "-" if q is None else ("%s%.0f" % (">=" if floor else "", q))
-                ratio = "-" if not (qe and qh) else "**%.2fx**" % (qe / qh)
-                print(f"| {d} | {mode} | {th} | {target} | {fmt(qe)} | {fmt(qh)} | {ratio} | {', '.join('%.2f' % x for x in each)} |")
+                ratio = "-" if not (qe and qh) else "%.2fx" % (qe / qh)
+                mr = "-" if not each else "**%.2fx**" % med(each)
+                print(f"| {d} | {mode} | {th} | {target} | {fmt(qe)} | {fmt(qh)} | {ratio} | {mr} | {', '.join('%.2f' % x for x in each)} |")
 print()
 print("| data | tool | build s (2 threads) | resident bytes added per vector | embr_index_memory per vector |")
 print("|---|---|---|---|---|")

@@ -10,7 +10,8 @@
 # prints the medians over rounds and their ratio. On a shared machine only these ratios mean much.
 #
 #   bench/run_hnsw.sh [BUILD_DIR]
-#   N=100000 bench/run_hnsw.sh build    reduced size: both data sets at N vectors (a few minutes)
+#   N=100000 bench/run_hnsw.sh build    reduced size: both data sets at N vectors (estimated 10-15 min
+#                                       on a quiet machine; 60 min with other work on it)
 # Environment: N (default: the full sizes of bench/run_ann.sh, 1,000,000 x 128 L2 and 400,000 x 100
 # cosine), NQ (queries, default 10000; 5000 with N), ROUNDS (3), PASSES (best of, per round: 3),
 # EF (the sweep), DATASETS ("A B"), RESULTS (folder for the raw JSON lines).
