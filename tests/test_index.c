@@ -429,6 +429,210 @@ static void test_remove(void) {
   for (int s = 0; s < NSMALL; s++) check_remove(small_specs[s], min[s]);
 }
 
+/* ---- HNSW: the first file layout, search states, ids without a map ------------------------------ */
+
+static void *read_ref(const char *name, size_t want) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/tests/ref/hnsw_v1/%s", EMBR_SOURCE_DIR, name);
+  size_t len = 0;
+  unsigned char *b = read_whole(path, &len);
+  CHECK_MSG(b && len == want, "%s: %zu bytes, expected %zu", path, len, want);
+  if (b && len != want) {
+    free(b);
+    b = NULL;
+  }
+  return b;
+}
+
+/* Files written by embr before the compact layout (tests/ref/hnsw_v1, made by
+ * scripts/make_hnsw_v1_ref.c with main's writer: padded records, removed and reused slots, caller
+ * ids) load copied and mapped and answer byte for byte what the old code answered, on 1 and 2
+ * threads; a copy keeps taking adds and saves in its own layout. */
+static void test_hnsw_first_layout_files(void) {
+  enum { NQ1 = 20, D = 12, KK = 8 };
+  const char *names[2] = {"l2", "cosine"};
+  for (int m = 0; m < 2; m++) {
+    char f[64], path[1024];
+    snprintf(f, sizeof f, "%s.query.f32", names[m]);
+    float *q = read_ref(f, sizeof(float) * NQ1 * D);
+    snprintf(f, sizeof f, "%s.dist.f32", names[m]);
+    float *want_d = read_ref(f, sizeof(float) * NQ1 * KK);
+    snprintf(f, sizeof f, "%s.ids.i64", names[m]);
+    int64_t *want_i = read_ref(f, sizeof(int64_t) * NQ1 * KK);
+    snprintf(path, sizeof path, "%s/tests/ref/hnsw_v1/%s.idx", EMBR_SOURCE_DIR, names[m]);
+    if (!q || !want_d || !want_i) goto next;
+    for (int mapped = 0; mapped < 2; mapped++) {
+      embr_index *ix = NULL;
+      int rc = embr_index_load(&ix, path, mapped ? EMBR_LOAD_MMAP : 0);
+      CHECK_MSG(rc == 0, "%s: %s", path, embr_last_error());
+      if (rc) continue;
+      CHECK(embr_index_size(ix) == 240 - 40 + 25);
+      for (int th = 1; th <= 2; th++) {
+        float d[NQ1 * KK];
+        int64_t ids[NQ1 * KK];
+        embr_search_params p = embr_search_params_default();
+        p.ef = 30;
+        p.n_threads = th;
+        CHECK(embr_index_search(ix, q, NQ1, D, KK, d, ids, &p) == 0);
+        /* The files were made on the AVX2 path; the portable kernels round differently in the
+         * last bits (same ids, distances within 1e-5). */
+        int close = 1;
+        for (int i = 0; i < NQ1 * KK; i++) close &= fabsf(d[i] - want_d[i]) <= 1e-5f * (1 + fabsf(want_d[i]));
+        if (embr_cpu_active() == EMBR_CPU_AVX2)
+          CHECK_MSG(!memcmp(d, want_d, sizeof d) && !memcmp(ids, want_i, sizeof ids), "%s %s, %d threads: other results",
+                    names[m], mapped ? "mapped" : "copied", th);
+        else
+          CHECK_MSG(close && !memcmp(ids, want_i, sizeof ids), "%s %s, %d threads, portable kernels: other results",
+                    names[m], mapped ? "mapped" : "copied", th);
+      }
+      if (!mapped) { /* adds go on in the old layout, and it saves and reloads */
+        float x[3 * D];
+        int64_t nid[3] = {7, 8, 9}, got;
+        float dd;
+        for (int i = 0; i < 3 * D; i++) x[i] = q[i] + 0.25f;
+        CHECK(embr_index_add(ix, x, 3, D, nid, NULL) == 0);
+        const char *again = th_path("v1_again.idx");
+        CHECK(embr_index_save(ix, again) == 0);
+        embr_index *back = NULL;
+        CHECK(embr_index_load(&back, again, 0) == 0);
+        embr_search_params p = embr_search_params_default();
+        p.ef = 64;
+        for (int i = 0; i < 3 && back; i++) {
+          CHECK(embr_index_search(back, x + i * D, 1, D, 1, &dd, &got, &p) == 0);
+          CHECK_MSG(got == nid[i], "%s: added item %d found as %lld", names[m], i, (long long)got);
+        }
+        CHECK(back && embr_index_size(back) == 228);
+        embr_index_free(back);
+      }
+      embr_index_free(ix);
+    }
+  next:
+    free(q), free(want_d), free(want_i);
+  }
+}
+
+/* Batch calls on 1 and 2 threads and one-query calls give the same bytes (each query's walk
+ * depends on nothing else); a one-query call after an add that grew the index (its pooled search
+ * state sized for fewer items) answers as a freshly loaded copy does. */
+static void test_hnsw_calls_agree(void) {
+  enum { DIM = 24, N0 = 1500, N1 = 2500, NQ1 = 120, KK = 10 };
+  float *x = synth(N0 + N1, DIM, 41, 0), *q = synth(NQ1, DIM, 41, 1);
+  float *d1 = malloc(sizeof(float) * NQ1 * KK), *d2 = malloc(sizeof(float) * NQ1 * KK), *d3 = malloc(sizeof(float) * NQ1 * KK);
+  int64_t *i1 = malloc(sizeof(int64_t) * NQ1 * KK), *i2 = malloc(sizeof(int64_t) * NQ1 * KK), *i3 = malloc(sizeof(int64_t) * NQ1 * KK);
+  REQUIRE(x && q && d1 && d2 && d3 && i1 && i2 && i3);
+  embr_index *ix = NULL, *back = NULL;
+  REQUIRE(embr_index_create(&ix, "hnsw:M=8,efc=60", DIM, EMBR_METRIC_L2) == 0);
+  embr_index_set_threads(ix, 2);
+  CHECK(embr_index_add(ix, x, N0, DIM, NULL, NULL) == 0);
+  for (int round = 0; round < 2; round++) {
+    embr_search_params p = embr_search_params_default();
+    p.ef = 40;
+    p.n_threads = 1;
+    CHECK(embr_index_search(ix, q, NQ1, DIM, KK, d1, i1, &p) == 0);
+    p.n_threads = 2;
+    CHECK(embr_index_search(ix, q, NQ1, DIM, KK, d2, i2, &p) == 0);
+    p.n_threads = 1;
+    for (int i = 0; i < NQ1; i++) CHECK(embr_index_search(ix, q + i * DIM, 1, DIM, KK, d3 + i * KK, i3 + i * KK, &p) == 0);
+    CHECK_MSG(!memcmp(d1, d2, sizeof(float) * NQ1 * KK) && !memcmp(i1, i2, sizeof(int64_t) * NQ1 * KK), "round %d: 1 and 2 threads differ", round);
+    CHECK_MSG(!memcmp(d1, d3, sizeof(float) * NQ1 * KK) && !memcmp(i1, i3, sizeof(int64_t) * NQ1 * KK), "round %d: one-query calls differ", round);
+    if (round == 0) CHECK(embr_index_add(ix, x + N0 * DIM, N1, DIM, NULL, NULL) == 0);
+  }
+  /* the grown index against a fresh copy of itself (no pooled state) */
+  CHECK(embr_index_save(ix, th_path("grown.idx")) == 0);
+  CHECK(embr_index_load(&back, th_path("grown.idx"), 0) == 0);
+  if (back) {
+    embr_search_params p = embr_search_params_default();
+    p.ef = 40;
+    CHECK(embr_index_search(back, q, NQ1, DIM, KK, d2, i2, &p) == 0);
+    CHECK(!memcmp(d1, d2, sizeof(float) * NQ1 * KK) && !memcmp(i1, i2, sizeof(int64_t) * NQ1 * KK));
+  }
+  embr_index_free(ix);
+  embr_index_free(back);
+  free(x), free(q), free(d1), free(d2), free(d3), free(i1), free(i2), free(i3);
+}
+
+static int only_id(void *ctx, int64_t id) { return id == *(const int64_t *)ctx; }
+
+/* Whether `id` is live: a search admitting only it (an exact scan of the admitted) returns it. */
+static int has_id(const embr_index *ix, int64_t id, const float *q) {
+  embr_search_params p = embr_search_params_default();
+  p.filter = only_id;
+  p.filter_ctx = &id;
+  float d;
+  int64_t got = -1;
+  CHECK(embr_index_search(ix, q, 1, embr_index_dim(ix), 1, &d, &got, &p) == 0);
+  return got == id;
+}
+
+/* Ids left to the index (0, 1, 2, ...) need no id map; removal, re-adding with other ids (which
+ * reuses slots and brings the map in), save and load keep membership and search answers right,
+ * checked against a plain record of which ids are live. */
+static void test_hnsw_ids_with_and_without_map(void) {
+  enum { DIM = 8, N = 600, GONE = 50, NEW = 30 };
+  float *x = synth(N + NEW, DIM, 43, 0);
+  REQUIRE(x);
+  static int64_t live_ids[N + NEW];
+  static char is_live[N + NEW];
+  for (int variant = 0; variant < 2; variant++) { /* 0: NULL ids; 1: the same ids given explicitly */
+    embr_index *ix = NULL, *back = NULL;
+    REQUIRE(embr_index_create(&ix, "hnsw:M=8,efc=40", DIM, EMBR_METRIC_L2) == 0);
+    int64_t *given = variant ? seq_ids(N, 0, 1) : NULL;
+    CHECK(embr_index_add(ix, x, N, DIM, given, NULL) == 0);
+    free(given);
+    for (int i = 0; i < N; i++) live_ids[i] = i, is_live[i] = 1;
+    int64_t gone[GONE], removed = 0;
+    for (int i = 0; i < GONE; i++) gone[i] = 7 + 11 * i, is_live[7 + 11 * i] = 0;
+    CHECK(embr_index_remove(ix, gone, GONE, &removed) == 0 && removed == GONE);
+    CHECK(!has_id(ix, gone[3], x) && has_id(ix, 8, x) && !has_id(ix, N, x));
+    int64_t again = gone[0];
+    CHECK(embr_index_remove(ix, &again, 1, &removed) == 0 && removed == 0); /* already gone */
+    int64_t nid[NEW];
+    for (int i = 0; i < NEW; i++) nid[i] = 1000000 + 5 * i, live_ids[N + i] = nid[i], is_live[N + i] = 1;
+    CHECK(embr_index_add(ix, x + N * DIM, NEW, DIM, nid, NULL) == 0);
+    CHECK(embr_index_add(ix, x, 1, DIM, nid + 2, NULL) == EMBR_EINVAL); /* still known after the map came in */
+    CHECK(embr_index_save(ix, th_path("ids.idx")) == 0);
+    CHECK(embr_index_load(&back, th_path("ids.idx"), 0) == 0);
+    embr_index *both[2] = {ix, back};
+    for (int b = 0; b < 2 && back; b++) {
+      int wrong = 0;
+      for (int i = 0; i < N + NEW; i += 3) wrong += has_id(both[b], live_ids[i], x) != is_live[i];
+      for (int g = 0; g < GONE; g++) wrong += has_id(both[b], gone[g], x);
+      CHECK_MSG(wrong == 0, "variant %d %s: %d ids wrongly live or gone", variant, b ? "loaded" : "built", wrong);
+      CHECK(embr_index_size(both[b]) == N - GONE + NEW);
+      embr_search_params p = embr_search_params_default();
+      p.ef = 64;
+      int missed = 0;
+      for (int i = 0; i < N + NEW; i++) {
+        float d;
+        int64_t got;
+        if (!is_live[i]) continue;
+        CHECK(embr_index_search(both[b], x + i * DIM, 1, DIM, 1, &d, &got, &p) == 0);
+        missed += !(got == live_ids[i] || d == 0); /* an exact duplicate vector may win the tie */
+        CHECK(never_returned(&got, 1, gone, GONE));
+      }
+      CHECK_MSG(missed <= 3, "variant %d %s: %d live items not found as themselves", variant, b ? "loaded" : "built", missed);
+    }
+    embr_index_free(ix);
+    embr_index_free(back);
+  }
+  free(x);
+}
+
+/* What a compact index costs: per item its record (link count, 2M links, the vector), id, level,
+ * flags, in-degree and lock, and the upper levels; no id map while ids are the slots. */
+static void test_hnsw_memory(void) {
+  enum { DIM = 100, N = 3000, M = 16 };
+  float *x = synth(N, DIM, 47, 0);
+  REQUIRE(x);
+  embr_index *ix = build("hnsw:M=16,efc=40", DIM, EMBR_METRIC_COSINE, x, N, NULL);
+  REQUIRE(ix);
+  double per = (double)embr_index_memory(ix) / N, floor = 4.0 * DIM + 4.0 * (2 * M + 1) + 8;
+  fprintf(stderr, "  HNSW memory per item: %.1f bytes (record and id %.0f)\n", per, floor);
+  CHECK_MSG(per >= floor && per <= floor + 40, "%.1f bytes per item", per);
+  embr_index_free(ix);
+  free(x);
+}
+
 /* ---- filters --------------------------------------------------------------------------------- */
 
 static int mod3(void *ctx, int64_t id) {
@@ -958,5 +1162,6 @@ int main(int argc, char **argv) {
                    test_kmeans_errors_and_edges, test_factory, test_recall_every_kind_and_metric,
                    test_ivfflat_default_nprobe, test_ivfpq_table_paths_agree, test_ivfpq_memory, test_ids_and_adds,
                    test_remove, test_churn_keeps_items_reachable, test_every_item_reachable, test_filters, test_padding, test_ivf_training, test_save_load, test_damaged_files,
-                   test_hostile_ivf_header, test_recall_at_k);
+                   test_hostile_ivf_header, test_recall_at_k, test_hnsw_first_layout_files, test_hnsw_calls_agree,
+                   test_hnsw_ids_with_and_without_map, test_hnsw_memory);
 }
