@@ -5,7 +5,7 @@
  *
  * Dense is one GEMM over all rows of the batch (B*T rows), its rows split over the OpenMP threads,
  * each running a single-threaded GEMM (gemm_rows: OpenBLAS's own thread pool and OpenMP's threads
- * spun against each other on the same cores). The other ops only move rows;
+ * spun against each other on the same cores; embr__nn_gemm_rows, also used by DINO's head). The other ops only move rows;
  * they check what their signatures cannot express (ids in range, parameter sizes against the
  * parameter table) and fail with EMBR_EINVAL in ctx->rc rather than read out of bounds. */
 #include <cblas.h>
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/threads.h"
-#include "nn/nn.h"
+#include "nn/gemm.h"
 
 /* Why embr__nn_param_add failed: the name (too long for the table) or memory. */
 static int add_failed(const char *name) {
@@ -59,7 +59,7 @@ static void add_column_sums(const nn_ctx *ctx, const float *g, int64_t rows, int
 /* C (m x n) = op(A) op(B) + beta C with the m rows of C split over the context's threads, each
  * running a single-threaded GEMM. OpenBLAS's own thread pool is not used: its threads and the
  * OpenMP threads of the ops around the GEMM would each spin-wait for work on the same two cores. */
-static void gemm_rows(const nn_ctx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *A,
+void embr__nn_gemm_rows(const nn_ctx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
   int nt = ctx->nt < 1 ? 1 : ctx->nt, parts = m >= 64 * nt ? nt : 1;
   embr__blas_enter(1);
@@ -86,11 +86,11 @@ static void dense_backward(nn_ctx *ctx, void *node) {
   const float *X = u->x->d, *dY = u->y->g, *W = nn_pd(ctx, L->w);
   float *dW = nn_pg(ctx, L->w);
   if (L->t)
-    gemm_rows(ctx, CblasTrans, CblasNoTrans, L->in, L->out, (int)M, X, L->in, dY, L->out, 1.0f, dW, L->out);
+    embr__nn_gemm_rows(ctx, CblasTrans, CblasNoTrans, L->in, L->out, (int)M, X, L->in, dY, L->out, 1.0f, dW, L->out);
   else
-    gemm_rows(ctx, CblasTrans, CblasNoTrans, L->out, L->in, (int)M, dY, L->out, X, L->in, 1.0f, dW, L->in);
+    embr__nn_gemm_rows(ctx, CblasTrans, CblasNoTrans, L->out, L->in, (int)M, dY, L->out, X, L->in, 1.0f, dW, L->in);
   if (u->x->g)
-    gemm_rows(ctx, CblasNoTrans, L->t ? CblasTrans : CblasNoTrans, (int)M, L->in, L->out, dY, L->out, W,
+    embr__nn_gemm_rows(ctx, CblasNoTrans, L->t ? CblasTrans : CblasNoTrans, (int)M, L->in, L->out, dY, L->out, W,
               L->t ? L->out : L->in, 1.0f, u->x->g, L->in);
   if (L->b >= 0) add_column_sums(ctx, dY, M, L->out, L->out, nn_pg(ctx, L->b));
 }
@@ -118,7 +118,7 @@ nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
 #pragma omp parallel for num_threads(ctx->nt) schedule(static)
     for (int64_t r = 0; r < M; r++) memcpy(Y + r * out, b, sizeof(float) * (size_t)out);
   }
-  gemm_rows(ctx, CblasNoTrans, L->t ? CblasNoTrans : CblasTrans, (int)M, L->out, L->in, x->d, L->in, W,
+  embr__nn_gemm_rows(ctx, CblasNoTrans, L->t ? CblasNoTrans : CblasTrans, (int)M, L->out, L->in, x->d, L->in, W,
             L->t ? L->out : L->in, L->b >= 0 ? 1.0f : 0.0f, Y, L->out);
   if (ctx->record) {
     dense_node *u = embr__nn_alloc(ctx, sizeof(dense_node));

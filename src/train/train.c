@@ -137,7 +137,7 @@ double embr__train_finish_step(run *r, double loss, int *rc) {
 int embr__train_checkpoint(run *r, const char *path, int epoch) {
   embr_model *m = r->m;
   int n = m->P.n, per = r->opt.v ? 3 : 2, rc = 0;
-  nn_st_out *t = calloc((size_t)n * (size_t)per + 1, sizeof(nn_st_out));
+  nn_st_out *t = calloc((size_t)n * (size_t)per + (size_t)r->nextra + 1, sizeof(nn_st_out));
   char **names = calloc((size_t)n * 2 + 1, sizeof(char *));
   if (!t || !names) rc = embr_error(EMBR_ENOMEM, "out of memory");
   int k = 0;
@@ -158,6 +158,7 @@ int embr__train_checkpoint(run *r, const char *path, int epoch) {
       t[k++].data = (j ? r->opt.v : r->opt.m) + q->off;
     }
   }
+  for (int i = 0; i < r->nextra && !rc; i++) t[k++] = r->extra[i]; /* the objective's own state */
   char step[32], ep[32], obj[16];
   snprintf(step, sizeof(step), "%lld", (long long)r->opt.step);
   snprintf(ep, sizeof(ep), "%d", epoch);
@@ -197,7 +198,11 @@ int embr__train_resume(run *r, const char *path) {
   int64_t step = 0;
   if (rc) return rc;
   rc = embr__checkpoint_read(r->m, &r->opt, &st, path, r->p->epochs, r->total, &epoch, &step);
-  if (!rc) r->opt.step = r->step = step, r->epoch0 = epoch;
+  if (!rc) {
+    r->opt.step = r->step = step, r->epoch0 = epoch;
+    for (int i = 0; i < r->opt.n; i++) r->opt.pstep[i] = step; /* every parameter updated at every step */
+    if (r->resume_extra) rc = r->resume_extra(r, &st, path);
+  }
   embr__nn_st_close(&st);
   return rc;
 }
