@@ -124,6 +124,56 @@ EMBR_API embr_status embr_image_resize(const embr_image *in, int w, int h, embr_
  * mirror (only when flip). NULL chw or rng: nothing happens. */
 EMBR_API void embr_image_augment(float *chw, int channels, int height, int width, int pad, int flip, embr_rng *rng);
 
+/* ---- multi-crop augmentation (DINO) --------------------------------------------------------------
+ * DINO's DataAugmentationDINO on one image: n_global "global" crops and n_local "local" crops, each
+ * a RandomResizedCrop (torchvision's sampling: 10 tries of an area fraction uniform in scale[] and a
+ * log-uniform aspect ratio in ratio[], then the centre-crop fallback; bicubic resize to the square
+ * side) followed by, in this order: horizontal flip (flip_p); colour jitter (jitter_p: brightness,
+ * contrast, saturation, hue factors drawn as torchvision's ColorJitter and applied in a random
+ * order); grayscale (grayscale_p); Gaussian blur (sigma uniform in blur_sigma[], PIL's
+ * ImageFilter.GaussianBlur); solarisation (pixels >= solarize_threshold inverted); then to float
+ * and (v / 255 - mean[c]) / std[c]. Every operation works on 8-bit pixels and matches
+ * torchvision / Pillow's functional form for the same parameters (tests/test_multicrop.c); the
+ * random draws are embr_rng's, not torch's.
+ * Per-view probabilities: the first global crop uses blur_p[0] / solarize_p[0], the second and any
+ * further global crop blur_p[1] / solarize_p[1], local crops blur_p[2] / solarize_p[2] (DINO: blur
+ * 1.0, 0.1, 0.5; solarise 0, 0.2, 0).
+ * Channels: a grey image stays grey through the pipeline (saturation, hue and grayscale leave grey
+ * unchanged, as in Pillow) and is replicated when channels is 3; an RGB image is made grey by luma
+ * (as embr_image_to_tensor) first when channels is 1. Alpha as embr_image_to_tensor's `alpha`. */
+typedef struct embr_multicrop_params {
+  int n_global, n_local;                 /* DINO: 2 global crops, n_local local crops (0 allowed) */
+  int global_size, local_size;           /* square output sides, e.g. 224 / 96; vit-tiny: 28 / 12 */
+  float global_scale[2], local_scale[2]; /* RandomResizedCrop area ranges: (0.4, 1) and (0.05, 0.4) */
+  int channels;                          /* 1 or 3 output channels (grey replicated as embr_image_spec does) */
+  float mean[3], std[3];                 /* normalisation after augmentation (ImageNet's by default) */
+  float ratio[2];                        /* RandomResizedCrop aspect (w/h) range: (3/4, 4/3) */
+  embr_resize resize;                    /* crop resize kernel: EMBR_RESIZE_BICUBIC */
+  embr_alpha alpha;                      /* EMBR_ALPHA_WHITE (DINO's loader drops alpha: IGNORE for that) */
+  float flip_p;                          /* 0.5 */
+  float jitter_p;                        /* 0.8: probability of the whole ColorJitter */
+  /* ColorJitter strengths: brightness / contrast / saturation factors uniform in [max(0, 1-s), 1+s],
+   * hue shift uniform in [-hue, hue] (hue <= 0.5); 0 leaves that adjustment out (no draw). */
+  float brightness, contrast, saturation, hue; /* 0.4, 0.4, 0.2, 0.1 */
+  float grayscale_p;                     /* 0.2 */
+  float blur_p[3];                       /* first global, other globals, locals: 1.0, 0.1, 0.5 */
+  float blur_sigma[2];                   /* 0.1, 2.0 */
+  float solarize_p[3];                   /* first global, other globals, locals: 0, 0.2, 0 */
+  int solarize_threshold;                /* 128 */
+} embr_multicrop_params;
+/* DINO's values (above) for those sizes: 2 global crops, 3 channels, ImageNet mean (0.485, 0.456,
+ * 0.406) and std (0.229, 0.224, 0.225). */
+EMBR_API embr_multicrop_params embr_multicrop_params_dino(int global_size, int local_size, int n_local);
+/* Checks p (counts >= 0 with n_global >= 1, sizes 1..EMBR_IMAGE_MAX_SIDE, 0 < scale[0] <= scale[1]
+ * <= 1, 0 < ratio[0] <= ratio[1], channels, std != 0, probabilities in [0, 1], strengths >= 0, hue
+ * <= 0.5, 0 < sigma[0] <= sigma[1], threshold 0..256); EMBR_EINVAL with a message naming the field. */
+EMBR_API embr_status embr_multicrop_params_check(const embr_multicrop_params *p);
+/* One image -> its crops: global gets n_global*C*G*G floats (crop after crop, CHW each), local
+ * n_local*C*L*L (local may be NULL when n_local is 0). Deterministic given rng's state; thread-safe
+ * for different rng's. EMBR_EINVAL for bad params or image; EMBR_ENOMEM. */
+EMBR_API embr_status embr_multicrop(const embr_image *im, const embr_multicrop_params *p, embr_rng *rng,
+                                    float *global, float *local);
+
 /* ---- datasets ------------------------------------------------------------------------------
  * A dataset is read-only once opened: any number of threads may query it and decode items. */
 
@@ -199,6 +249,9 @@ typedef struct embr_loader_params {
   uint64_t seed;
   const int64_t *subset; /* NULL: all items; else these item indices (n_subset of them) */
   int64_t n_subset;
+  /* NULL: the ordinary loader. Else multi-crop batches (the params are copied at create; spec, pad
+   * and flip are then unused): use embr_loader_next_multicrop instead of embr_loader_next. */
+  const embr_multicrop_params *multicrop;
 } embr_loader_params;
 EMBR_API embr_loader_params embr_loader_params_default(void); /* batch 64, shuffle, no aug, no cache */
 
@@ -218,6 +271,14 @@ EMBR_API embr_status embr_loader_create(const embr_dataset *ds, const embr_loade
  * the call after it goes on with the next batch. Any output pointer may be NULL. */
 EMBR_API embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items,
                                       int *count);
+/* With params.multicrop set: *global holds n_global*count*C*G*G floats, VIEW-MAJOR (all images'
+ * view 0, then all images' view 1: the layout DINO's torch.cat(crops) gives), *local
+ * n_local*count*C*L*L likewise (NULL when n_local is 0); labels, items, count, end of epoch and
+ * errors as embr_loader_next. Each item's crops come from its own stream of a per-epoch seed, so
+ * batches depend only on (seed, epoch, item), never on timing. EMBR_EINVAL on a loader made
+ * without multicrop (and embr_loader_next on one made with it). */
+EMBR_API embr_status embr_loader_next_multicrop(embr_loader *ld, const float **global, const float **local,
+                                                const int32_t **labels, const int64_t **items, int *count);
 EMBR_API int64_t embr_loader_batches_per_epoch(const embr_loader *ld); /* with drop_last applied */
 EMBR_API void embr_loader_free(embr_loader *ld);
 
