@@ -12,7 +12,7 @@ description, no code taken), for tests/test_dino.c to match:
   sched.   cosine_scheduler values (lr with warm-up from 0, weight decay 0.04 -> 0.4, momentum
            0.996 -> 1) and the teacher temperature per epoch (0.04 -> 0.07 over warm-up epochs).
   clip.    per-parameter gradient clipping (clip_gradients) of three gradients, two above the bound.
-  step_E.  one whole training step with an identity backbone (the crops are feature rows): teacher
+  step_E.  one whole training step (gradients before and after clipping: grad., gradc.) with an identity backbone (the crops are feature rows): teacher
            forward on the global views, student forward on all, loss, center update, backward,
            per-parameter clipping, the last layer's gradient dropped in epoch 0 (freeze_last_layer
            = 1), AdamW with the decayed / not decayed groups (biases and 1-D tensors not decayed,
@@ -187,6 +187,9 @@ def case_step(out, prefix, gen, epoch):
         if p.grad is not None:
             out[prefix + "grad.head." + name] = p.grad.clone()
     clip_each(student.parameters(), clip)
+    for name, p in student.named_parameters():
+        if p.grad is not None:
+            out[prefix + "gradc.head." + name] = p.grad.clone()
     if epoch < 1:  # freeze_last_layer = 1: the last layer's gradient dropped in the first epoch
         for name, p in student.named_parameters():
             if "last_layer" in name:

@@ -140,7 +140,8 @@ typedef enum embr_objective {
   EMBR_OBJ_COSFACE,     /* additive cosine margin m3 */
   EMBR_OBJ_SPHEREFACE,  /* multiplicative angular margin m1 */
   EMBR_OBJ_COMBINED,    /* cos(m1 theta + m2) - m3 */
-  EMBR_OBJ_CLIP         /* CLIP's contrastive image-text loss (embr_model_train_clip) */
+  EMBR_OBJ_CLIP,        /* CLIP's contrastive image-text loss (embr_model_train_clip) */
+  EMBR_OBJ_DINO         /* DINO's self-distillation without labels (embr_model_train_dino) */
 } embr_objective;
 
 typedef struct embr_train_params {
@@ -157,8 +158,28 @@ typedef struct embr_train_params {
   const char *checkpoint;  /* NULL or a file written after every epoch (weights + optimizer state) */
   const char *resume;      /* NULL or a checkpoint to continue from */
   const embr_progress *progress; /* per batch; the detail line holds loss, accuracy, images/s */
+  /* DINO (EMBR_OBJ_DINO; facebookresearch/dino's names in brackets). lr is the base rate for a
+   * batch of 256, scaled by batch / 256 [lr], warmed up linearly from 0 over warmup_epochs, then
+   * cosine down to min_lr [min_lr]; weight_decay rises by cosine to weight_decay_end
+   * [weight_decay, weight_decay_end]; clip bounds each parameter's gradient norm on its own
+   * [clip_grad]. */
+  int dino_out;                 /* K, the head's outputs [out_dim]: 4096 (the paper: 65536) */
+  int dino_hidden, dino_bottleneck; /* the head's MLP: 2048, 256 */
+  int local_crops;              /* local crops per image [local_crops_number]: 8 (0 allowed) */
+  int local_size;               /* their side: 0 = the input side * 96 / 224 (28 -> 12, 224 -> 96) */
+  float global_scale[2], local_scale[2]; /* crop area ranges: (0.4, 1), (0.05, 0.4) */
+  float student_temp;           /* 0.1 */
+  float teacher_temp, warmup_teacher_temp; /* 0.07, reached linearly from 0.04 over... */
+  int warmup_teacher_temp_epochs;          /* ...30 epochs (per epoch, as the reference) */
+  float momentum_teacher;       /* teacher EMA 0.996, cosine to 1 over the run (per step) */
+  float center_momentum;        /* 0.9 */
+  float weight_decay_end;       /* 0.4 */
+  float min_lr;                 /* 1e-6 */
+  int freeze_last_layer;        /* epochs with the head's last layer fixed: 1 */
 } embr_train_params;
-/* Defaults for an objective: CLIP: AdamW (betas 0.9/0.98, eps 1e-6 as OpenAI's CLIP) lr 5e-4,
+/* Defaults for an objective: DINO: the reference's (main_dino.py, ViT-S/16 recipe): AdamW lr 5e-4
+ * per 256 images, 10 warm-up epochs, decay 0.04 -> 0.4, per-parameter clip 3, 100 epochs, batch
+ * 64, the DINO fields as documented above; CLIP: AdamW (betas 0.9/0.98, eps 1e-6 as OpenAI's CLIP) lr 5e-4,
  * decay 0.2, 1 warm-up epoch, clip 1, 30 epochs, batch 64, pad 4, no flip (captions say "left");
  * ArcFace m2 0.5 s 64; CosFace m3 0.35 s 64; SphereFace m1 1.35 s 64;
  * 20 epochs, batch 64, SGD lr 0.1, decay 5e-4, 1 warm-up epoch, clip 5, pad 4 when not at 28 px. */
@@ -192,6 +213,23 @@ EMBR_API embr_status embr_model_train(embr_model *m, const embr_dataset *ds, con
 EMBR_API embr_status embr_model_train_clip(embr_model *m, const embr_dataset *images, const char *const *captions,
                                            const int64_t *caption_image, int64_t n_captions, const embr_train_params *p,
                                            embr_train_stats *stats);
+
+/* DINO (embr_train_params_default(EMBR_OBJ_DINO)): self-distillation without labels, as
+ * facebookresearch/dino. m is the backbone (a ViT: its forward takes crops of other sides, its
+ * positional embedding interpolated); a student (m's weights plus a DINO head, p->dino_* sizes)
+ * and a teacher (the student's copy) are made inside. Each step: the multi-crop loader gives every
+ * image p->local_crops local and 2 global crops (embr_multicrop_params_dino); the teacher embeds
+ * the global crops, the student all; loss = cross-entropy between the teacher's centred, sharpened
+ * softmax and the student's over every pair of different views; backward, per-parameter
+ * clipping, the head's last layer frozen for p->freeze_last_layer epochs, AdamW on the schedules,
+ * the teacher's EMA, the center's EMA. Labels are ignored. On success m holds the TEACHER's
+ * backbone (what the DINO paper evaluates); on error m is unchanged. Checkpoints hold the student
+ * (head included), the optimizer, the teacher (teacher.*) and the center (dino.center).
+ * stats->last_accuracy holds the teacher's mean output entropy (nats) of the last epoch in place
+ * of an accuracy: near 0 or near ln K means collapse. Errors as embr_model_train (no class
+ * requirement), plus EMBR_EINVAL for bad DINO sizes or temperatures. */
+EMBR_API embr_status embr_model_train_dino(embr_model *m, const embr_dataset *ds, const int64_t *subset,
+                                           int64_t n_subset, const embr_train_params *p, embr_train_stats *stats);
 
 #ifdef __cplusplus
 }
