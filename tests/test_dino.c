@@ -1,5 +1,5 @@
 /* DINO's method against PyTorch (tests/ref/dino_head_step.safetensors, written by
- * scripts/make_dino_ref.py): the head (outputs and every gradient), the loss with centering and
+ * scripts/make_dino_head_ref.py): the head (outputs and every gradient), the loss with centering and
  * sharpening and its gradient, the center's EMA, the schedules, per-parameter clipping, and whole
  * training steps on an identity backbone (loss, clipped gradients, AdamW with the frozen last
  * layer, the teacher's EMA, the center); plus the layer's invariants and input checks. */

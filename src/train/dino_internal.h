@@ -1,5 +1,5 @@
 /* DINO's training step (internal), separated from the loop so that a test can run it on any
- * backbone (tests/test_dino.c: an identity backbone against scripts/make_dino_ref.py, and the ViT
+ * backbone (tests/test_dino.c: an identity backbone against scripts/make_dino_head_ref.py, and the ViT
  * against scripts/make_dino_step_ref.py). */
 #ifndef EMBR_TRAIN_DINO_INTERNAL_H
 #define EMBR_TRAIN_DINO_INTERNAL_H

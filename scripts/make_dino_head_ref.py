@@ -18,7 +18,7 @@ description, no code taken), for tests/test_dino.c to match:
            = 1), AdamW with the decayed / not decayed groups (biases and 1-D tensors not decayed,
            the frozen gain not trained), teacher EMA. E = 0 (last layer frozen) and 1.
 
-Needs Debian's python3-torch. Run from the repository root:  /usr/bin/python3 scripts/make_dino_ref.py
+Needs Debian's python3-torch. Run from the repository root:  /usr/bin/python3 scripts/make_dino_head_ref.py
 """
 import math
 import os
