@@ -39,9 +39,22 @@ typedef struct embr_model_params {
    * (EMBR_ACT_DEFAULT: QuickGELU, as OpenAI's CLIP was trained; open_clip's own models use GELU). */
   embr_transformer_params vision, text;
   embr_activation activation;
+  /* DINO's Vision Transformer ("vit", and the named configurations "vit-tiny", "vit-s-16",
+   * "vit-b-16", "dinov2-vit-s-14"; see docs/dino.md): its sizes in `vision` (width, layers,
+   * heads, patch), embedding_dim = the width (the class token), and: */
+  int pos_size;    /* pixels a side the learned positions cover (pos_size / patch of them; 0: the
+                    * input size); other input sizes resample them bicubic */
+  int layer_scale; /* 1: DINOv2's LayerScale (blocks.N.ls1.gamma, ls2.gamma) */
+  float drop_path; /* stochastic depth in training: the last block's rate, linear from 0 over the
+                    * depth as DINO's code; in [0, 1), 0: none; never at inference */
 } embr_model_params;
 EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64, 128, 3x112x112 */
-/* The defaults of a named architecture: a CNN as embr_model_params_default with arch set; a CLIP
+/* The defaults of a named architecture: a CNN as embr_model_params_default with arch set; a ViT
+ * configuration (vit-tiny: width 192, 6 layers, 3 heads, patch 4 at 28 px; vit-s-16: 384, 12,
+ * 6, patch 16 at 224; vit-b-16: 768, 12, 12, patch 16 at 224; dinov2-vit-s-14: 384, 12, 6,
+ * patch 14, LayerScale, 224 px input with positions for 518 as the released checkpoint) with
+ * DINO's evaluation preprocessing (bicubic resize of the short side to 256/224 of the size,
+ * centre crop, ImageNet's mean and std); a CLIP
  * configuration with every size filled in (clip-tiny: ViT width 192, 6 layers, 3 heads, patch 8
  * at 64 px; text width 256, 4 layers, 4 heads, context 32, vocabulary 49,408; joint 256.
  * clip-vit-b-32 / -b-16: OpenAI's ViT-B/32 and ViT-B/16: ViT width 768, 12 layers, 12 heads at
@@ -55,6 +68,12 @@ typedef struct embr_model embr_model;
  * no-op). EMBR_EINVAL for an unknown arch or out-of-range width, embedding_dim or input; ENOMEM. */
 EMBR_API embr_status embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
 /* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors).
+ * A ViT state dict without embr metadata loads too: facebookresearch DINO / DINOv2 names
+ * (cls_token, pos_embed, blocks.N.attn.qkv.weight, ...; one prefix such as "module." or
+ * "teacher.backbone." is taken off when there is only one) or Hugging Face Dinov2Model names
+ * (embeddings.*, encoder.layer.N.*, layernorm.*), F32/F16/BF16; its configuration is read off
+ * the shapes (heads = width / 64, LayerScale when present, the input min(224, the positions'
+ * size) rounded down to the patch) with DINO's evaluation preprocessing (see docs/dino.md).
  * A CLIP state dict without embr metadata, in OpenAI's or Hugging Face's names (see
  * docs/clip.md), loads too: its configuration is read off the shapes (heads = width / 64,
  * QuickGELU), and it has no tokenizer until embr_model_set_tokenizer.
@@ -72,7 +91,10 @@ EMBR_API embr_status embr_model_load_mem(const void *buf, size_t len, const char
  * p->input's size, normalisation and resize filter are taken as given (the file cannot tell).
  * Every tensor of the network must be present with its shape under its PyTorch name (ResNet:
  * torchvision's, plus fc to the embedding and a BatchNorm1d "features"; see docs/faces.md);
- * other tensors are ignored. The model has no training head. */
+ * other tensors are ignored. The model has no training head.
+ * A ViT arch ("vit" or a named one) reads the file as a ViT state dict (see embr_model_load;
+ * p->vision.heads, when set, overrides width / 64): a file of another network is EMBR_EFORMAT
+ * naming the file and the first tensor missing or of the wrong shape. */
 EMBR_API embr_status embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out);
 /* Writes weights, head and metadata atomically (EMBR_EIO on failure; no partial file). */
 EMBR_API embr_status embr_model_save(const embr_model *m, const char *path);
@@ -83,6 +105,13 @@ EMBR_API int embr_model_dim(const embr_model *m);
 EMBR_API embr_image_spec embr_model_input(const embr_model *m);
 EMBR_API const char *embr_model_arch(const embr_model *m); /* owned by the model */
 EMBR_API int64_t embr_model_parameters(const embr_model *m); /* trained parameters */
+
+/* What a ViT model's embedding is: EMBR_POOL_CLS the class token after the final norm (its
+ * width), EMBR_POOL_CLS_AVG that token followed by the mean of the patch tokens (twice the width:
+ * DINO's linear-evaluation features). embr_model_dim follows; saved with the model. EMBR_EINVAL
+ * for other models or values. */
+typedef enum embr_pool { EMBR_POOL_CLS = 0, EMBR_POOL_CLS_AVG = 1 } embr_pool;
+EMBR_API embr_status embr_model_set_pool(embr_model *m, embr_pool pool);
 
 /* Threads for embr_model_embed (0 = all cores, the default). */
 EMBR_API void embr_model_set_threads(embr_model *m, int n_threads);

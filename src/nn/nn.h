@@ -91,6 +91,12 @@ typedef struct nn_ctx {
   embr_rng rng;
   int rc; /* first error (sticky until reset) */
   int nt; /* threads of the ops' parallel regions (num_threads); init: all cores */
+  /* Set by the caller: every attention op copies the class token's row of its probabilities
+   * (query 0 over all T keys, per batch item and head) into cls_attn (B x H x T floats, arena
+   * memory, replaced by each attention op: after a forward pass it holds the last block's). */
+  int keep_cls_attn;
+  float *cls_attn;
+  int cls_attn_heads, cls_attn_tokens;
 } nn_ctx;
 
 void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed);
@@ -213,9 +219,29 @@ nn_t *embr__nn_embed_tokens(nn_ctx *ctx, const int32_t *ids, int B, int T, int64
  * the class token (parameter cls, D floats) first, then the patches in row-major order, plus the
  * positional embedding (parameter pos, (1 + gh*gw) x D). */
 nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *patches, int64_t cls, int64_t pos);
+/* The same with the positions a tensor (1, 1 + gh*gw, 1, D), as embr__nn_pos_resample gives:
+ * its gradient flows back through that op. */
+nn_t *embr__nn_vit_tokens_pos(nn_ctx *ctx, nn_t *patches, int64_t cls, nn_t *pos);
+/* A ViT's learned positions (parameter pos, (1 + M*M) x D: the class token's row, then an M x M
+ * grid row-major) for a g x g grid -> (1, 1 + g*g, 1, D): the class row as is, the grid resampled
+ * bicubic as DINO's interpolate_pos_encoding (and DINOv2's, and Hugging Face's Dinov2) computes
+ * it: torch.nn.functional.interpolate(grid, scale_factor = (g + 0.1) / M, mode = "bicubic",
+ * align_corners = False) — Keys' cubic A = -0.75, no antialiasing, source x = (i + 0.5) M /
+ * (g + 0.1) - 0.5 — and for g == M the table unchanged. Backward adds into pos's gradient. */
+nn_t *embr__nn_pos_resample(nn_ctx *ctx, int64_t pos, int M, int g, int D);
 /* Pooling by token index: (B, T, 1, D) -> (B, D, 1, 1), row b taken from token idx[b] (idx NULL:
  * token 0, the class token). The text tower passes each row's EOT position. */
 nn_t *embr__nn_take_token(nn_ctx *ctx, nn_t *x, const int32_t *idx);
+/* DINO's linear-evaluation features: (B, T, 1, D) -> (B, 2D, 1, 1), row b the class token (token
+ * 0) followed by the mean of tokens 1..T-1 (the patches). T >= 2. */
+nn_t *embr__nn_cls_avg(nn_ctx *ctx, nn_t *x);
+
+/* LayerScale (DINOv2's ls1/ls2): every row of x times the parameter gamma (x->w floats). */
+nn_t *embr__nn_scale_cols(nn_ctx *ctx, nn_t *x, int64_t gamma);
+/* Stochastic depth on a residual branch x (n samples): in training with p > 0, each sample
+ * kept with probability 1 - p and scaled by 1 / (1 - p), else zeroed whole (one draw from
+ * ctx->rng per sample, in order); otherwise x itself (inference, p = 0). p >= 1 is EMBR_EINVAL. */
+nn_t *embr__nn_drop_path(nn_ctx *ctx, nn_t *x, float p);
 
 /* ---- losses ------------------------------------------------------------------------------------ */
 
