@@ -12,18 +12,26 @@
 #include "embr/core.h"
 #include "harness.h"
 #include "models/dino.h"
+#include "models/models.h"
 #include "nn/nn.h"
 #include "train/dino_internal.h"
 
 static nn_st ref;
 static char ref_path[512];
 static int ref_ok;
+static const char *ref_file = "dino_head_step.safetensors";
 
 static void ref_open(void) {
   if (ref_ok) return;
-  snprintf(ref_path, sizeof ref_path, "%s/tests/ref/dino_head_step.safetensors", EMBR_SOURCE_DIR);
+  snprintf(ref_path, sizeof ref_path, "%s/tests/ref/%s", EMBR_SOURCE_DIR, ref_file);
   CHECK_MSG(embr__nn_st_open(&ref, ref_path) == 0, "%s", embr_last_error());
   ref_ok = 1;
+}
+
+/* Switches the reference file (the next read opens it). */
+static void ref_use(const char *file) {
+  if (ref_ok && strcmp(file, ref_file)) embr__nn_st_close(&ref), ref_ok = 0;
+  ref_file = file;
 }
 
 static const nn_st_tensor *need(const char *name) {
@@ -269,6 +277,148 @@ static void step_case(const char *prefix) {
 static void test_step_frozen(void) { step_case("step0."); }
 static void test_step(void) { step_case("step1."); }
 
+/* ---- the whole step on a ViT (tests/ref/dino_step.safetensors, scripts/make_dino_step_ref.py) -- */
+
+static nn_t *vit_backbone(void *model, nn_ctx *ctx, nn_t *x) { return embr__model_forward(model, ctx, x); }
+
+static int meta_int(const char *key) {
+  ref_open();
+  const char *v = embr__nn_st_meta(&ref, key);
+  CHECK_MSG(v != NULL, "reference lacks metadata %s", key);
+  return v ? atoi(v) : 0;
+}
+
+/* A ViT + DINO head with the reference's sizes, parameters kinds as DINO's get_params_groups. */
+static embr_model *vit_side(dino_side *s) {
+  embr_model_params mp = embr_model_params_default();
+  mp.arch = "vit";
+  int w = meta_int("width");
+  mp.vision = (embr_transformer_params){w, meta_int("depth"), meta_int("heads"), meta_int("patch"), 0, 0};
+  mp.embedding_dim = w;
+  mp.input.channels = 3, mp.input.height = mp.input.width = meta_int("global");
+  embr_model *m = NULL;
+  CHECK_MSG(embr__model_build(&mp, 0, 0, &m) == 0, "%s", embr_last_error());
+  CHECK(embr__dino_head_make(&m->P, &s->head, "head", w, meta_int("hidden"), meta_int("bottleneck"), meta_int("out")) == 0);
+  CHECK(embr__nn_params_init(&m->P, 3) == 0);
+  embr__dino_param_groups(&m->P);
+  s->P = &m->P, s->backbone = vit_backbone, s->net = m;
+  return m;
+}
+
+/* The student's weights after the step. Where the reference's gradient is 0 up to rounding (the
+ * attention's key bias: a constant added to every logit of a query's softmax), AdamW's first step
+ * lr * g / (|g| + eps) turns rounding noise into a step of any sign up to lr (float32 noise here is
+ * far above float64's in the reference): those elements are only held to |change| <= lr. */
+static void check_after(const char *name, const nn_params *P, const nn_param *q, const char *prefix, double lr) {
+  char gname[256];
+  snprintf(gname, sizeof gname, "%sgradc.%s", prefix, q->name);
+  int64_t n;
+  float *a = read_ref(name, &n), *g = q->kind == NN_BUFFER ? NULL : read_ref(gname, NULL);
+  snprintf(gname, sizeof gname, "%sstudent.%s", prefix, q->name);
+  float *before = read_ref(gname, NULL);
+  int64_t bad = 0, noise = 0;
+  for (int64_t j = 0; j < n && j < q->numel; j++) {
+    double c = P->data[q->off + j], d = fabs(c - a[j]);
+    if (g && fabs(g[j]) < 1e-6) {
+      noise++;
+      if (!(fabs(c - before[j]) <= lr * 1.01 + 1e-7)) bad++;
+    } else if (!(d <= 1e-4 || d <= 1e-3 * fabs(a[j]))) {
+      bad++;
+    }
+  }
+  if (noise) fprintf(stderr, "  %s: %lld of %lld with a zero gradient\n", name, (long long)noise, (long long)n);
+  CHECK_MSG(bad == 0 && n == q->numel, "%s: %lld of %lld values differ from PyTorch (%lld with a zero gradient)", name,
+            (long long)bad, (long long)n, (long long)noise);
+  free(a), free(g), free(before);
+}
+
+/* raw: no clipping, the gradients compared with the reference's unclipped ones (its clipped ones
+ * scaled back by its norms); else the whole step. */
+static void golden_case(const char *prefix, int raw) {
+  ref_use("dino_step.safetensors");
+  char name[256];
+  snprintf(name, sizeof name, "%shyper", prefix);
+  float *hy = read_ref(name, NULL);
+  int epoch = (int)hy[5], B = (int)hy[6], n_local = (int)hy[7];
+  dino_core d;
+  memset(&d, 0, sizeof d);
+  embr_model *S = vit_side(&d.s), *T = vit_side(&d.t);
+  snprintf(name, sizeof name, "%sstudent.", prefix);
+  load_into(&S->P, name);
+  snprintf(name, sizeof name, "%steacher.", prefix);
+  load_into(&T->P, name);
+  d.n_global = 2, d.n_local = n_local, d.channels = 3;
+  d.global_size = meta_int("global"), d.local_size = meta_int("local");
+  d.s_temp = 0.1f, d.center_m = 0.9f, d.clip = raw ? 0 : hy[4];
+  CHECK(embr__dino_core_init(&d, B, 2) == 0);
+  snprintf(name, sizeof name, "%scenter", prefix);
+  float *c = read_ref(name, NULL);
+  memcpy(d.center, c, sizeof(float) * (size_t)d.K);
+  free(c);
+  snprintf(name, sizeof name, "%sglobal", prefix);
+  float *g = read_ref(name, NULL);
+  snprintf(name, sizeof name, "%slocal", prefix);
+  float *l = read_ref(name, NULL);
+  nn_ctx ctx;
+  embr__nn_ctx_init(&ctx, &S->P, 1, 1, 0);
+  ctx.nt = 2;
+  nn_optim opt;
+  CHECK(embr__nn_optim_init(&opt, &S->P, NN_ADAMW) == 0);
+  dino_point pt = {hy[0], hy[1], hy[2], hy[3], epoch < 1};
+  int rc = 0;
+  float loss = (float)embr__dino_step(&d, &ctx, &opt, g, l, B, &pt, &rc);
+  CHECK_MSG(rc == 0, "%s", embr_last_error());
+  snprintf(name, sizeof name, "%sloss", prefix);
+  check_close(name, &loss, name, 1);
+  for (int i = 0; i < S->P.n; i++) {
+    const nn_param *q = &S->P.p[i];
+    if (q->kind != NN_BUFFER) {
+      snprintf(name, sizeof name, "%sgradc.%s", prefix, q->name);
+      if (raw) {
+        float *r = read_ref(name, NULL), nrm;
+        snprintf(name, sizeof name, "%sgrad_norm.%s", prefix, q->name);
+        float *n = read_ref(name, NULL);
+        nrm = n[0];
+        double f = (nrm + 1e-6) / hy[4] > 1 ? (nrm + 1e-6) / hy[4] : 1; /* undo the reference's clipping */
+        for (int64_t j = 0; j < q->numel; j++) r[j] = (float)(r[j] * f);
+        double worst = 0, scale = 0;
+        for (int64_t j = 0; j < q->numel; j++) {
+          worst = fmax(worst, fabs(S->P.grad[q->off + j] - r[j]));
+          scale = fmax(scale, fabs(r[j]));
+        }
+        CHECK_MSG(worst <= 1e-4 + 1e-3 * scale, "%s: raw gradient differs by %.3g (largest %.3g)", q->name, worst, scale);
+        free(r), free(n);
+        continue;
+      }
+      check_close(name, S->P.grad + q->off, name, q->numel);
+    }
+    if (raw) continue;
+    snprintf(name, sizeof name, "%sstudent_after.%s", prefix, q->name);
+    check_after(name, &S->P, q, prefix, hy[0]);
+    snprintf(name, sizeof name, "%steacher_after.%s", prefix, q->name);
+    check_close(name, T->P.data + q->off, name, q->numel);
+  }
+  if (!raw) {
+    snprintf(name, sizeof name, "%scenter_after", prefix);
+    check_close(name, d.center, name, d.K);
+  }
+  free(g), free(l), free(hy);
+  embr__nn_optim_free(&opt);
+  embr__nn_ctx_free(&ctx);
+  embr__dino_core_free(&d);
+  embr_model_free(S);
+  embr_model_free(T);
+}
+
+static void test_golden_step(void) {
+  golden_case("e0.", 0);
+  golden_case("e1.", 0);
+}
+static void test_golden_step_gradients(void) {
+  golden_case("e0.", 1);
+  golden_case("e1.", 1);
+}
+
 /* The weight-normalised layer by finite differences in v (the direction's gradient), and its
  * invariance to the scale of v (only the direction counts). */
 static void test_wnlin_gradcheck(void) {
@@ -326,7 +476,7 @@ static void test_ema(void) {
 
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_head, test_loss, test_loss_checks, test_schedules, test_clip_each, test_step_frozen,
-                     test_step, test_wnlin_gradcheck, test_ema);
+                     test_step, test_wnlin_gradcheck, test_ema, test_golden_step, test_golden_step_gradients);
   if (ref_ok) embr__nn_st_close(&ref);
   return rc;
 }

@@ -205,6 +205,7 @@ typedef struct embr_train_params {
   float weight_decay_end;       /* 0.4 */
   float min_lr;                 /* 1e-6 */
   int freeze_last_layer;        /* epochs with the head's last layer fixed: 1 */
+  float drop_path;              /* the student ViT's stochastic depth [drop_path_rate]: 0.1 (teacher: 0) */
 } embr_train_params;
 /* Defaults for an objective: DINO: the reference's (main_dino.py, ViT-S/16 recipe): AdamW lr 5e-4
  * per 256 images, 10 warm-up epochs, decay 0.04 -> 0.4, per-parameter clip 3, 100 epochs, batch

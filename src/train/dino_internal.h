@@ -46,6 +46,11 @@ void embr__dino_core_free(dino_core *d);
 double embr__dino_step(dino_core *d, nn_ctx *ctx, nn_optim *opt, const float *global, const float *local, int B,
                        const dino_point *pt, int *rc);
 
+/* DINO's get_params_groups on a table: no weight decay for names ending ".bias" and for 1-D
+ * tensors (norms, LayerScale), decay for every other trained tensor (the ViT's cls_token and
+ * pos_embed too, as the reference). Buffers stay buffers. */
+void embr__dino_param_groups(nn_params *P);
+
 /* The teacher temperature of epoch e (from 0): np.linspace(warm, final, warm_epochs)[e] during
  * the warm-up, then final (DINO's teacher_temp_schedule). */
 double embr__dino_teacher_temp(double warm, double final, int warm_epochs, int e);

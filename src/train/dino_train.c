@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/dino_vit.h"
 #include "train/dino_internal.h"
 #include "train/train_internal.h"
 
@@ -94,6 +95,16 @@ double embr__dino_step(dino_core *d, nn_ctx *ctx, nn_optim *opt, const float *gl
   return loss;
 }
 
+void embr__dino_param_groups(nn_params *P) {
+  for (int i = 0; i < P->n; i++) {
+    nn_param *q = &P->p[i];
+    if (q->kind == NN_BUFFER) continue;
+    size_t len = strlen(q->name);
+    int plain = q->ndim == 1 || (len >= 5 && !strcmp(q->name + len - 5, ".bias"));
+    q->kind = plain ? NN_NODECAY : NN_WEIGHT;
+  }
+}
+
 /* ---- the training run ------------------------------------------------------------------------- */
 
 typedef struct dino_obj {
@@ -152,16 +163,22 @@ static int dino_resume(run *r, const nn_st *st, const char *path) {
 
 /* A backbone + head model with m's architecture: weights drawn from the seed, then m's copied in
  * by name (the head keeps its drawn ones). */
-static int make_side(const embr_model *m, const embr_train_params *p, embr_model **out, dino_side *s) {
-  int rc = embr__model_build(&m->p, 0, 0, out);
+static int make_side(const embr_model *m, const embr_train_params *p, float drop_path, embr_model **out, dino_side *s) {
+  embr_model_params mp = m->p;
+  if (embr__dino_vit_arch(m->arch)) {
+    mp.drop_path = drop_path;
+    mp.embedding_dim = mp.vision.width; /* the head reads the class token, whatever m's pooling */
+  }
+  int rc = embr__model_build(&mp, 0, 0, out);
   if (!rc)
-    rc = embr__dino_head_make(&(*out)->P, &s->head, "head", embr_model_dim(m), p->dino_hidden, p->dino_bottleneck,
+    rc = embr__dino_head_make(&(*out)->P, &s->head, "head", (*out)->p.embedding_dim, p->dino_hidden, p->dino_bottleneck,
                               p->dino_out);
   if (!rc) rc = embr__nn_params_init(&(*out)->P, embr_seed_split(p->seed, STREAM_HEAD));
   for (int i = 0; i < m->P.n && !rc; i++) {
     int j = embr__nn_param_find(&(*out)->P, m->P.p[i].name);
     if (j >= 0) memcpy((*out)->P.data + (*out)->P.p[j].off, m->P.data + m->P.p[i].off, sizeof(float) * (size_t)m->P.p[i].numel);
   }
+  if (!rc) embr__dino_param_groups(&(*out)->P);
   s->P = &(*out)->P, s->backbone = model_backbone, s->net = *out;
   return rc;
 }
@@ -229,15 +246,10 @@ embr_status embr_model_train_dino(embr_model *m, const embr_dataset *ds, const i
   dino_obj o;
   memset(&o, 0, sizeof o);
   embr_model *student = NULL;
-  rc = make_side(m, p, &student, &o.core.s);
-  if (!rc) rc = embr__model_build(&m->p, 0, 0, &o.teacher);
-  if (!rc)
-    rc = embr__dino_head_make(&o.teacher->P, &o.core.t.head, "head", embr_model_dim(m), p->dino_hidden,
-                              p->dino_bottleneck, p->dino_out);
-  if (!rc) rc = embr__nn_params_init(&o.teacher->P, 0);
+  rc = make_side(m, p, p->drop_path, &student, &o.core.s);
+  if (!rc) rc = make_side(m, p, 0, &o.teacher, &o.core.t);
   if (!rc) { /* the teacher starts as the student's copy */
     memcpy(o.teacher->P.data, student->P.data, sizeof(float) * (size_t)student->P.total);
-    o.core.t.P = &o.teacher->P, o.core.t.backbone = model_backbone, o.core.t.net = o.teacher;
     o.core.n_global = mc.n_global, o.core.n_local = mc.n_local, o.core.channels = mc.channels;
     o.core.global_size = G, o.core.local_size = L;
     o.core.s_temp = p->student_temp, o.core.center_m = p->center_momentum, o.core.clip = p->clip;

@@ -32,7 +32,7 @@ embr_train_params embr_train_params_default(embr_objective obj) {
     p.global_scale[0] = 0.4f, p.global_scale[1] = 1, p.local_scale[0] = 0.05f, p.local_scale[1] = 0.4f;
     p.student_temp = 0.1f, p.teacher_temp = 0.07f, p.warmup_teacher_temp = 0.04f, p.warmup_teacher_temp_epochs = 30;
     p.momentum_teacher = 0.996f, p.center_momentum = 0.9f, p.weight_decay_end = 0.4f, p.min_lr = 1e-6f;
-    p.freeze_last_layer = 1;
+    p.freeze_last_layer = 1, p.drop_path = 0.1f;
   }
   return p;
 }
