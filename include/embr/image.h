@@ -249,8 +249,8 @@ typedef struct embr_loader_params {
   uint64_t seed;
   const int64_t *subset; /* NULL: all items; else these item indices (n_subset of them) */
   int64_t n_subset;
-  /* NULL: the ordinary loader. Else multi-crop batches (the params are copied at create; spec, pad
-   * and flip are then unused): use embr_loader_next_multicrop instead of embr_loader_next. */
+  /* NULL: the ordinary loader. Else multi-crop batches (the params are copied at create; spec, pad,
+   * flip and cache are then unused): use embr_loader_next_multicrop instead of embr_loader_next. */
   const embr_multicrop_params *multicrop;
 } embr_loader_params;
 EMBR_API embr_loader_params embr_loader_params_default(void); /* batch 64, shuffle, no aug, no cache */
@@ -274,9 +274,11 @@ EMBR_API embr_status embr_loader_next(embr_loader *ld, const float **x, const in
 /* With params.multicrop set: *global holds n_global*count*C*G*G floats, VIEW-MAJOR (all images'
  * view 0, then all images' view 1: the layout DINO's torch.cat(crops) gives), *local
  * n_local*count*C*L*L likewise (NULL when n_local is 0); labels, items, count, end of epoch and
- * errors as embr_loader_next. Each item's crops come from its own stream of a per-epoch seed, so
- * batches depend only on (seed, epoch, item), never on timing. EMBR_EINVAL on a loader made
- * without multicrop (and embr_loader_next on one made with it). */
+ * errors as embr_loader_next. Item i of epoch e is embr_multicrop with the rng
+ * embr_rng_split(rng, a, i), a = embr_rng_next of embr_rng_split(seed, 2e + 1), so batches depend
+ * only on (seed, epoch, item), never on timing. The worker holds one decoded image and one item's
+ * views at a time; the two slots hold (n_global G^2 + n_local L^2) C batch floats each.
+ * EMBR_EINVAL on a loader made without multicrop (and embr_loader_next on one made with it). */
 EMBR_API embr_status embr_loader_next_multicrop(embr_loader *ld, const float **global, const float **local,
                                                 const int32_t **labels, const int64_t **items, int *count);
 EMBR_API int64_t embr_loader_batches_per_epoch(const embr_loader *ld); /* with drop_last applied */

@@ -20,7 +20,8 @@ typedef struct slot {
   int ready;       /* filled and not yet released by the consumer */
   int status;      /* error of this unit (0 ok) */
   int count;       /* items; 0 marks the end of an epoch */
-  float *x;
+  float *x;          /* ordinary batches; NULL with multicrop */
+  float *g, *l;      /* multicrop: global and local views, view-major */
   int32_t *labels;
   int64_t *items;
   char msg[MSG_LEN];
@@ -33,7 +34,11 @@ struct embr_loader {
   int64_t *base;      /* the item indices in their given order */
   int64_t *order;     /* worker: positions into base for the current epoch */
   int64_t nb;         /* batches per epoch */
-  size_t chw;         /* floats per item */
+  size_t chw;         /* floats per item (ordinary batches) */
+  embr_multicrop_params mc; /* a copy of *p.multicrop when set */
+  int multicrop;
+  size_t gsz, lsz;    /* multicrop: floats per global / local view */
+  float *item_g, *item_l; /* worker: one item's views, crop after crop */
   float **cache;      /* per position in base, when p.cache */
   /* Worker's place in the stream. */
   uint64_t w_epoch;
@@ -100,6 +105,27 @@ static int load_item(embr_loader *ld, int64_t pos, float *dst, slot *s) {
   return 0;
 }
 
+/* One item's crops, scattered into the batch's view-major buffers at position j of count. */
+static int load_multicrop(embr_loader *ld, int64_t item, int j, int count, slot *s) {
+  embr_image im;
+  int rc = embr_dataset_image(ld->ds, item, &im);
+  if (!rc) {
+    embr_rng r;
+    embr_rng_split(&r, ld->aug_seed, (uint64_t)item);
+    rc = embr_multicrop(&im, &ld->mc, &r, ld->item_g, ld->item_l);
+  }
+  embr_image_free(&im);
+  if (rc) {
+    snprintf(s->msg, sizeof s->msg, "%s", embr_last_error());
+    return rc;
+  }
+  for (int v = 0; v < ld->mc.n_global; v++)
+    memcpy(s->g + ((size_t)v * count + j) * ld->gsz, ld->item_g + (size_t)v * ld->gsz, ld->gsz * sizeof *s->g);
+  for (int v = 0; v < ld->mc.n_local; v++)
+    memcpy(s->l + ((size_t)v * count + j) * ld->lsz, ld->item_l + (size_t)v * ld->lsz, ld->lsz * sizeof *s->l);
+  return 0;
+}
+
 static void fill_batch(embr_loader *ld, slot *s) {
   int64_t first = ld->w_batch * ld->p.batch, left = ld->n - first;
   int count = left < ld->p.batch ? (int)left : ld->p.batch;
@@ -108,16 +134,16 @@ static void fill_batch(embr_loader *ld, slot *s) {
   s->msg[0] = '\0';
   for (int j = 0; j < count; j++) {
     int64_t pos = ld->order[first + j], item = ld->base[pos];
-    float *dst = s->x + (size_t)j * ld->chw;
+    float *dst = s->x ? s->x + (size_t)j * ld->chw : NULL;
     s->items[j] = item;
     s->labels[j] = embr_dataset_label(ld->ds, item);
-    int rc = load_item(ld, pos, dst, s);
+    int rc = ld->multicrop ? load_multicrop(ld, item, j, count, s) : load_item(ld, pos, dst, s);
     if (rc) {
       s->status = rc;
       s->count = 0;
       return;
     }
-    if (ld->p.pad > 0 || ld->p.flip) {
+    if (!ld->multicrop && (ld->p.pad > 0 || ld->p.flip)) {
       embr_rng r;
       embr_rng_split(&r, ld->aug_seed, (uint64_t)item);
       embr_image_augment(dst, ld->p.spec.channels, ld->p.spec.height, ld->p.spec.width, ld->p.pad, ld->p.flip, &r);
@@ -159,12 +185,8 @@ static void *worker(void *arg) {
 
 /* ---- the caller's side --------------------------------------------------------------------------- */
 
-embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items, int *count) {
-  if (x) *x = NULL;
-  if (labels) *labels = NULL;
-  if (items) *items = NULL;
-  if (count) *count = 0;
-  if (!ld) return embr_error(EMBR_EINVAL, "loader: NULL");
+/* Releases the slot the caller held and waits for the next one. */
+static slot *take_slot(embr_loader *ld) {
   pthread_mutex_lock(&ld->mu);
   if (ld->held >= 0) { /* the previous batch is no longer needed: let the worker refill it */
     ld->slots[ld->held].ready = 0;
@@ -176,9 +198,38 @@ embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **l
   ld->consumed++;
   ld->held = k;
   pthread_mutex_unlock(&ld->mu);
-  slot *s = &ld->slots[k];
+  return &ld->slots[k];
+}
+
+embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **labels, const int64_t **items, int *count) {
+  if (x) *x = NULL;
+  if (labels) *labels = NULL;
+  if (items) *items = NULL;
+  if (count) *count = 0;
+  if (!ld) return embr_error(EMBR_EINVAL, "loader: NULL");
+  if (ld->multicrop) return embr_error(EMBR_EINVAL, "loader: made for multi-crop batches: use embr_loader_next_multicrop");
+  slot *s = take_slot(ld);
   if (s->status) return embr_error(s->status, "%s", s->msg);
   if (x) *x = s->x;
+  if (labels) *labels = s->labels;
+  if (items) *items = s->items;
+  if (count) *count = s->count;
+  return 0;
+}
+
+embr_status embr_loader_next_multicrop(embr_loader *ld, const float **global, const float **local,
+                                       const int32_t **labels, const int64_t **items, int *count) {
+  if (global) *global = NULL;
+  if (local) *local = NULL;
+  if (labels) *labels = NULL;
+  if (items) *items = NULL;
+  if (count) *count = 0;
+  if (!ld) return embr_error(EMBR_EINVAL, "loader: NULL");
+  if (!ld->multicrop) return embr_error(EMBR_EINVAL, "loader: made without multicrop params: use embr_loader_next");
+  slot *s = take_slot(ld);
+  if (s->status) return embr_error(s->status, "%s", s->msg);
+  if (global) *global = s->g;
+  if (local) *local = s->l;
   if (labels) *labels = s->labels;
   if (items) *items = s->items;
   if (count) *count = s->count;
@@ -189,7 +240,7 @@ embr_status embr_loader_next(embr_loader *ld, const float **x, const int32_t **l
 
 static int check_params(const embr_dataset *ds, const embr_loader_params *p) {
   if (!ds || !p) return embr_error(EMBR_EINVAL, "loader: NULL dataset or params");
-  int rc = embr__image_spec_check(&p->spec);
+  int rc = p->multicrop ? embr_multicrop_params_check(p->multicrop) : embr__image_spec_check(&p->spec);
   if (rc) return rc;
   if (p->batch < 1) return embr_error(EMBR_EINVAL, "loader: batch %d, expected >= 1", p->batch);
   if (p->pad < 0) return embr_error(EMBR_EINVAL, "loader: pad %d, expected >= 0", p->pad);
@@ -207,7 +258,36 @@ static int check_params(const embr_dataset *ds, const embr_loader_params *p) {
   return 0;
 }
 
+/* Per slot: batch * n_views * view floats for one kind of view (0 when n_views is 0). */
+static int view_floats(const embr_loader *ld, int n_views, size_t per_view, size_t *out) {
+  size_t t;
+  *out = 0;
+  if (embr_size_mul((size_t)n_views, per_view, &t) || embr_size_mul(t, (size_t)ld->p.batch, out))
+    return embr_error(EMBR_ENOMEM, "loader: batch too large");
+  return 0;
+}
+
+static int alloc_multicrop(embr_loader *ld) {
+  size_t ng, nl;
+  if (view_floats(ld, ld->mc.n_global, ld->gsz, &ng) || view_floats(ld, ld->mc.n_local, ld->lsz, &nl))
+    return EMBR_ENOMEM;
+  ld->item_g = embr_alloc((size_t)ld->mc.n_global * ld->gsz * sizeof(float));
+  ld->item_l = ld->mc.n_local ? embr_alloc((size_t)ld->mc.n_local * ld->lsz * sizeof(float)) : NULL;
+  if (!ld->item_g || (ld->mc.n_local && !ld->item_l)) return embr_error(EMBR_ENOMEM, "loader: out of memory");
+  for (int k = 0; k < 2; k++) {
+    slot *s = &ld->slots[k];
+    s->g = embr_calloc(ng, sizeof *s->g);
+    s->l = nl ? embr_calloc(nl, sizeof *s->l) : NULL;
+    s->labels = embr_alloc((size_t)ld->p.batch * sizeof *s->labels);
+    s->items = embr_alloc((size_t)ld->p.batch * sizeof *s->items);
+    if (!s->g || (nl && !s->l) || !s->labels || !s->items)
+      return embr_error(EMBR_ENOMEM, "loader: out of memory for batches");
+  }
+  return 0;
+}
+
 static int alloc_slots(embr_loader *ld) {
+  if (ld->multicrop) return alloc_multicrop(ld);
   size_t nx;
   if (embr_size_mul((size_t)ld->p.batch, ld->chw, &nx)) return EMBR_ENOMEM;
   for (int k = 0; k < 2; k++) {
@@ -224,13 +304,21 @@ static int setup(embr_loader *ld, const embr_dataset *ds, const embr_loader_para
   ld->ds = ds;
   ld->p = *p;
   ld->p.subset = NULL; /* the caller's array need not outlive create: we copy it into base */
+  if (p->multicrop) {
+    ld->mc = *p->multicrop; /* copied: the caller's params need not outlive create either */
+    ld->multicrop = 1;
+    ld->p.multicrop = NULL;
+    ld->p.cache = 0; /* crops differ every epoch: nothing worth keeping after augmentation */
+    ld->gsz = (size_t)ld->mc.channels * ld->mc.global_size * ld->mc.global_size;
+    ld->lsz = ld->mc.n_local ? (size_t)ld->mc.channels * ld->mc.local_size * ld->mc.local_size : 0;
+  }
   ld->n = p->subset ? p->n_subset : embr_dataset_size(ds);
   ld->nb = p->drop_last ? ld->n / p->batch : (ld->n + p->batch - 1) / p->batch;
-  ld->chw = (size_t)p->spec.channels * (size_t)p->spec.height * (size_t)p->spec.width;
+  ld->chw = p->multicrop ? 0 : (size_t)p->spec.channels * (size_t)p->spec.height * (size_t)p->spec.width;
   ld->base = embr_alloc((size_t)ld->n * sizeof *ld->base);
   ld->order = embr_alloc((size_t)ld->n * sizeof *ld->order);
-  ld->cache = p->cache ? embr_calloc((size_t)ld->n, sizeof *ld->cache) : NULL;
-  if (!ld->base || !ld->order || (p->cache && !ld->cache)) return embr_error(EMBR_ENOMEM, "loader: out of memory");
+  ld->cache = ld->p.cache ? embr_calloc((size_t)ld->n, sizeof *ld->cache) : NULL;
+  if (!ld->base || !ld->order || (ld->p.cache && !ld->cache)) return embr_error(EMBR_ENOMEM, "loader: out of memory");
   for (int64_t i = 0; i < ld->n; i++) ld->base[i] = p->subset ? p->subset[i] : i;
   return alloc_slots(ld);
 }
@@ -269,11 +357,15 @@ void embr_loader_free(embr_loader *ld) {
   }
   for (int k = 0; k < 2; k++) {
     embr_free(ld->slots[k].x);
+    embr_free(ld->slots[k].g);
+    embr_free(ld->slots[k].l);
     embr_free(ld->slots[k].labels);
     embr_free(ld->slots[k].items);
   }
   for (int64_t i = 0; ld->cache && i < ld->n; i++) embr_free(ld->cache[i]);
   embr_free(ld->cache);
+  embr_free(ld->item_g);
+  embr_free(ld->item_l);
   embr_free(ld->base);
   embr_free(ld->order);
   pthread_mutex_destroy(&ld->mu);

@@ -236,19 +236,14 @@ static void to_chw(const embr_image *src, int top, int left, const embr_image_sp
   }
 }
 
-/* A copy of im composited on white: v' = (v a + 255 (255 - a) + 128) / 255 as Pillow's paste with
- * a mask rounds it (its DIV255: (t + (t >> 8)) >> 8 with t = v a + 255 (255 - a) + 128). */
+/* A copy of im composited on white (embr__composite_white8, Pillow's rounding). */
 static int composite_white(const embr_image *im, embr_image *out) {
   int rc = embr__image_alloc(out, im->width, im->height, im->channels, "to_tensor");
   if (rc) return rc;
   size_t n = (size_t)im->width * im->height;
   int c = im->channels;
   for (size_t i = 0; i < n; i++) {
-    unsigned a = im->alpha[i];
-    for (int k = 0; k < c; k++) {
-      unsigned t = im->px[i * c + k] * a + 255u * (255u - a) + 128u;
-      out->px[i * c + k] = (uint8_t)((t + (t >> 8)) >> 8);
-    }
+    for (int k = 0; k < c; k++) out->px[i * c + k] = embr__composite_white8(im->px[i * c + k], im->alpha[i]);
   }
   return 0;
 }
