@@ -26,8 +26,8 @@ typedef struct train_opts {
   double lr, wd, warmup, clip, margin, scale, m1, m2, m3;
   int no_flip, quiet;
   /* DINO */
-  int64_t local_crops, local_size, dino_out, tt_warmup, freeze_last;
-  double teacher_temp, momentum_teacher, wd_end, min_lr;
+  int64_t local_crops, local_size, dino_out, dino_hidden, dino_bottleneck, tt_warmup, freeze_last;
+  double teacher_temp, momentum_teacher, wd_end, min_lr, drop_path;
 } train_opts;
 
 /* Margins: --margin sets the objective's own one (ArcFace m2, CosFace m3, SphereFace m1);
@@ -117,6 +117,9 @@ static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *o
   if (seen(opts, nopts, "--local-crops")) tp->local_crops = (int)o->local_crops;
   if (seen(opts, nopts, "--local-size")) tp->local_size = (int)o->local_size;
   if (seen(opts, nopts, "--dino-out")) tp->dino_out = (int)o->dino_out;
+  if (seen(opts, nopts, "--dino-hidden")) tp->dino_hidden = (int)o->dino_hidden;
+  if (seen(opts, nopts, "--dino-bottleneck")) tp->dino_bottleneck = (int)o->dino_bottleneck;
+  if (seen(opts, nopts, "--drop-path")) tp->drop_path = (float)o->drop_path;
   if (seen(opts, nopts, "--teacher-temp")) tp->teacher_temp = (float)o->teacher_temp;
   if (seen(opts, nopts, "--teacher-temp-warmup")) tp->warmup_teacher_temp_epochs = (int)o->tt_warmup;
   if (seen(opts, nopts, "--momentum-teacher")) tp->momentum_teacher = (float)o->momentum_teacher;
@@ -209,7 +212,7 @@ static int cmd_train(int argc, char **argv) {
   train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL,
                   64, 128, 112, 3, 20, 64, 4, 1, 0,
                   0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0,
-                  8, 0, 4096, 30, 1, 0.07, 0.996, 0.4, 1e-6};
+                  8, 0, 4096, 2048, 256, 30, 1, 0.07, 0.996, 0.4, 1e-6, 0.1};
   cli_opt opts[] = {
       OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined, softmax, clip or dino", "arcface"),
       OPT_STR_REQ("--data", NULL, &o.data, "DIR|mnist:PATH",
@@ -243,6 +246,9 @@ static int cmd_train(int argc, char **argv) {
       OPT_INT("--local-crops", NULL, &o.local_crops, "N", "dino: local crops per image", "8", 0, 64),
       OPT_INT("--local-size", NULL, &o.local_size, "PX", "dino: local crop side (0: input * 96 / 224)", "0 (vit-tiny: 12)", 0, 4096),
       OPT_INT("--dino-out", NULL, &o.dino_out, "K", "dino: the head's outputs", "4096", 1, 1048576),
+      OPT_INT("--dino-hidden", NULL, &o.dino_hidden, "H", "dino: the head's MLP width", "2048", 1, 65536),
+      OPT_INT("--dino-bottleneck", NULL, &o.dino_bottleneck, "D", "dino: the head's bottleneck (before the last layer)", "256", 1, 65536),
+      OPT_DBL("--drop-path", NULL, &o.drop_path, "P", "dino: the student ViT's stochastic depth rate", "0.1", 0, 0.99),
       OPT_DBL("--teacher-temp", NULL, &o.teacher_temp, "T", "dino: teacher temperature after its warm-up from 0.04", "0.07", 1e-4, 10),
       OPT_INT("--teacher-temp-warmup", NULL, &o.tt_warmup, "EPOCHS", "dino: epochs of the teacher temperature's warm-up", "30", 0, 100000),
       OPT_DBL("--momentum-teacher", NULL, &o.momentum_teacher, "M", "dino: teacher EMA momentum at the start (cosine to 1)", "0.996", 0, 1),
@@ -282,9 +288,10 @@ static int cmd_train(int argc, char **argv) {
   if (o.channels == 2) return cli_usage_error("--channels must be 1 or 3");
   embr_train_params tp = embr_train_params_default(obj);
   int clip = obj == EMBR_OBJ_CLIP, dino = obj == EMBR_OBJ_DINO;
-  static const char *dino_only[] = {"--local-crops", "--local-size", "--dino-out", "--teacher-temp", "--teacher-temp-warmup",
-                                    "--momentum-teacher", "--weight-decay-end", "--min-lr", "--freeze-last-layer"};
-  for (int i = 0; i < 9 && !dino; i++)
+  static const char *dino_only[] = {"--local-crops", "--local-size", "--dino-out", "--dino-hidden", "--dino-bottleneck",
+                                    "--drop-path", "--teacher-temp", "--teacher-temp-warmup", "--momentum-teacher",
+                                    "--weight-decay-end", "--min-lr", "--freeze-last-layer"};
+  for (int i = 0; i < 12 && !dino; i++)
     if (seen(opts, nopts, dino_only[i])) return cli_usage_error("%s is for --objective dino", dino_only[i]);
   if (dino) {
     if (o.pairs) return cli_usage_error("--pairs is for --objective clip");
