@@ -122,7 +122,7 @@ double embr__nn_clip_grad_each(nn_params *P, double max_norm) {
 }
 
 double embr__nn_cosine_at(double base, double final, int64_t it, int64_t total, int64_t warmup, double start) {
-  if (warmup > total) warmup = total;
+  /* A warm-up longer than the run is cut short where the run ends (the reference refuses it). */
   if (it < warmup) return warmup == 1 ? start : start + (base - start) * (double)it / (double)(warmup - 1);
   if (total <= warmup) return final;
   double t = (double)(it - warmup) / (double)(total - warmup);
