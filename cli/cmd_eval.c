@@ -3,7 +3,9 @@
  *              fold (the LFW protocol), ROC AUC, TAR at a false-accept rate;
  *   identify   a gallery of known images per class and probes: rank-1 and recall@k;
  *   retrieval  image-caption pairs (a CLIP model, or embeddings computed elsewhere): recall@k,
- *              median and mean rank, text -> image and image -> text. */
+ *              median and mean rank, text -> image and image -> text;
+ *   knn        DINO's weighted k-NN classifier: a labelled memory and labelled queries, from a
+ *              model, from raw pixels, or from embeddings computed elsewhere: top-1 and top-5. */
 #include "commands.h"
 #include "nn_common.h"
 
@@ -274,10 +276,269 @@ static int eval_retrieval(int argc, char **argv) {
   return rc;
 }
 
+/* ---- knn ------------------------------------------------------------------------------------------ */
+
+/* One side of the k-NN evaluation (the memory or the queries): rows and labels. */
+typedef struct knn_side {
+  float *x;       /* n x dim, malloc'd (or owned by mat) */
+  int32_t *labels;
+  int64_t n, dim;
+  embr_matrix mat; /* --*-emb: the matrix read */
+  embr_dataset *ds;
+  int64_t *subset;
+} knn_side;
+
+static void knn_side_free(knn_side *s) {
+  if (s->mat.data) embr_matrix_free(&s->mat);
+  else free(s->x);
+  free(s->labels);
+  embr_dataset_free(s->ds);
+  free(s->subset);
+}
+
+/* Raw pixels as features: each image resized (bilinear, whole image) to side x side RGB,
+ * composited on white, values v / 255; embr_eval_knn then normalises the rows. */
+static int raw_features(const embr_dataset *ds, const int64_t *subset, int64_t n, int64_t side, knn_side *s) {
+  embr_image_spec spec = embr_image_spec_default();
+  spec.height = spec.width = (int)side;
+  spec.alpha = EMBR_ALPHA_WHITE;
+  for (int c = 0; c < 3; c++) spec.mean[c] = 0.0f, spec.std[c] = 1.0f;
+  s->dim = 3 * side * side;
+  s->x = malloc(sizeof(float) * (size_t)n * (size_t)s->dim);
+  if (!s->x) return cli_fail(embr_error(EMBR_ENOMEM, "out of memory for %lld rows of raw pixels", (long long)n));
+  for (int64_t i = 0; i < n; i++) {
+    embr_image im;
+    int64_t item = subset ? subset[i] : i;
+    int rc = embr_dataset_image(ds, item, &im);
+    if (!rc) rc = embr_image_to_tensor(&im, &spec, s->x + i * s->dim);
+    embr_image_free(&im);
+    if (rc) return cli_fail(rc);
+  }
+  return EXIT_OK;
+}
+
+/* The rows of one side from a model or from raw pixels. */
+static int knn_embed(embr_model *m, int64_t raw_side, int batch, int quiet, knn_side *s) {
+  if (!m) return raw_features(s->ds, s->subset, s->n, raw_side, s);
+  s->dim = embr_model_dim(m);
+  return cli_embed_items(m, s->ds, s->subset, s->n, batch, 0, quiet, &s->x, NULL);
+}
+
+/* Class folders or MNIST: the two --*-per-class selections of one dataset, which must not share an
+ * image (a query in the memory would find itself). */
+static int knn_select(const char *data, const char *classes, const char *train_pc, const char *test_pc, knn_side *tr,
+                      knn_side *te) {
+  int rc = cli_open_dataset(data, &tr->ds);
+  if (!rc) rc = cli_select(tr->ds, classes, train_pc, &tr->subset, &tr->n);
+  if (!rc) rc = cli_select(tr->ds, classes, test_pc, &te->subset, &te->n);
+  if (rc) return rc;
+  int64_t size = embr_dataset_size(tr->ds), shared = 0;
+  char *in_train = calloc((size_t)size, 1);
+  tr->labels = malloc(sizeof(int32_t) * (size_t)tr->n);
+  te->labels = malloc(sizeof(int32_t) * (size_t)te->n);
+  if (!in_train || !tr->labels || !te->labels) {
+    free(in_train);
+    return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  for (int64_t i = 0; i < tr->n; i++) in_train[tr->subset[i]] = 1, tr->labels[i] = embr_dataset_label(tr->ds, tr->subset[i]);
+  for (int64_t i = 0; i < te->n; i++) shared += in_train[te->subset[i]], te->labels[i] = embr_dataset_label(tr->ds, te->subset[i]);
+  free(in_train);
+  if (shared)
+    return cli_usage_error("--train-per-class %s and --test-per-class %s share %lld images of %s: the memory and the queries must be apart",
+                           train_pc, test_pc, (long long)shared, data);
+  return EXIT_OK;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Labels given as text (list files, label files): class ids are the ranks of the distinct texts of
+ * both sides in byte order, so equal texts get equal ids on both sides. */
+static int knn_label_ids(char **tr_text, int64_t ntr, char **te_text, int64_t nte, knn_side *tr, knn_side *te) {
+  int64_t n = ntr + nte, nu = 0;
+  char **u = malloc(sizeof(char *) * (size_t)n);
+  tr->labels = malloc(sizeof(int32_t) * (size_t)ntr);
+  te->labels = malloc(sizeof(int32_t) * (size_t)nte);
+  if (!u || !tr->labels || !te->labels) {
+    free(u);
+    return cli_fail(embr_error(EMBR_ENOMEM, "out of memory"));
+  }
+  memcpy(u, tr_text, sizeof(char *) * (size_t)ntr);
+  memcpy(u + ntr, te_text, sizeof(char *) * (size_t)nte);
+  qsort(u, (size_t)n, sizeof *u, cmp_str);
+  for (int64_t i = 0; i < n; i++)
+    if (i == 0 || strcmp(u[i], u[nu - 1])) u[nu++] = u[i];
+  for (int s = 0; s < 2; s++) {
+    char **t = s ? te_text : tr_text;
+    int32_t *out = s ? te->labels : tr->labels;
+    for (int64_t i = 0; i < (s ? nte : ntr); i++) {
+      char **hit = bsearch(&t[i], u, (size_t)nu, sizeof *u, cmp_str);
+      out[i] = (int32_t)(hit - u);
+    }
+  }
+  free(u);
+  return EXIT_OK;
+}
+
+/* A list file FILE<TAB>LABEL (paths relative to the data folder, each image once). */
+static int knn_read_list(const char *path, const char *data, embr_captions *cap, knn_side *s) {
+  int rc = embr_captions_read(path, data, cap);
+  if (rc) return cli_fail(rc);
+  if (cap->n != cap->n_images) { /* some image has two lines: name the first repeat */
+    for (int64_t i = 0; i < cap->n; i++) /* first-seen order: line i names image i until a repeat */
+      if (cap->image_index[i] != i)
+        return cli_error("%s:%lld: %s is listed a second time (one label per image)", path, (long long)cap->line[i],
+                         cap->image[cap->image_index[i]]);
+  }
+  /* one line per image, in first-seen order: line i names image i */
+  rc = embr_dataset_open_paths(data, (const char *const *)cap->image, cap->n_images, path, &s->ds);
+  if (rc) return cli_fail(rc);
+  s->n = cap->n_images;
+  return EXIT_OK;
+}
+
+/* Precomputed embeddings and one label per row (a text per line). */
+static int knn_read_emb(const char *emb, const char *labels, const char *format, knn_side *s, embr_lines *lab) {
+  int rc = cli_read_matrix(emb, format, &s->mat);
+  if (rc) return rc;
+  s->x = s->mat.data, s->n = s->mat.n, s->dim = s->mat.dim;
+  int st = embr_lines_read(labels, s->n, "labels", "rows", lab);
+  if (st) return cli_fail(st);
+  for (int64_t i = 0; i < lab->n; i++)
+    if (!lab->line[i][0]) return cli_error("%s:%lld: empty label", labels, (long long)i + 1);
+  return EXIT_OK;
+}
+
+static void knn_print(const embr_knn_eval_result *r, const char *source, int json) {
+  if (json) {
+    printf("{\"features\":\"%s\",\"train\":%lld,\"test\":%lld,\"classes\":%d,\"k\":%d,\"temperature\":%g,"
+           "\"top1\":%.6f,\"top5\":%.6f}\n",
+           source, (long long)r->train, (long long)r->test, r->classes, r->k, r->temperature, r->top1, r->top5);
+    return;
+  }
+  printf("k-NN (%s): %lld memory rows, %lld queries, %d classes, k %d, T %g\n", source, (long long)r->train,
+         (long long)r->test, r->classes, r->k, r->temperature);
+  printf("  top-1 %.4f, top-5 %.4f\n", r->top1, r->top5);
+}
+
+typedef struct knn_opts {
+  const char *model, *data, *classes, *train_pc, *test_pc, *train_list, *test_list;
+  const char *train_emb, *train_labels, *test_emb, *test_labels, *format;
+  int raw, json, quiet;
+  int64_t raw_side, k, batch, threads;
+  double temperature;
+} knn_opts;
+
+static int knn_usage(const knn_opts *o) {
+  int sources = !!o->model + !!o->raw + !!o->train_emb;
+  if (sources != 1) return cli_usage_error("give one feature source: --model M, --raw, or --train-emb with --test-emb");
+  if (o->train_emb) {
+    if (!o->test_emb || !o->train_labels || !o->test_labels)
+      return cli_usage_error("--train-emb needs --train-labels, --test-emb and --test-labels");
+    if (o->data || o->train_list || o->train_pc || o->classes)
+      return cli_usage_error("--train-emb takes no --data, --train-list, --classes or --*-per-class");
+    return EXIT_OK;
+  }
+  if (o->test_emb || o->train_labels || o->test_labels || o->format)
+    return cli_usage_error("--test-emb, --train-labels, --test-labels and --format go with --train-emb");
+  if (!o->data) return cli_usage_error("--model and --raw need --data");
+  if (!o->train_list != !o->test_list) return cli_usage_error("--train-list and --test-list go together");
+  if (o->train_list && (o->train_pc || o->test_pc || o->classes))
+    return cli_usage_error("--train-list takes no --classes or --*-per-class (the lists choose the images)");
+  if (!o->train_list && (!o->train_pc || !o->test_pc))
+    return cli_usage_error("with class folders, give --train-per-class A:B and --test-per-class C:D (the memory and the queries)");
+  return EXIT_OK;
+}
+
+static int eval_knn(int argc, char **argv) {
+  knn_opts o = {0};
+  o.raw_side = 28, o.k = 20, o.batch = 32, o.temperature = 0.07;
+  cli_opt opts[] = {
+      OPT_STR("--model", NULL, &o.model, "FILE", "a model from `embr train` (or one embr loads): its embeddings are the features", NULL),
+      OPT_FLAG("--raw", NULL, &o.raw, "instead of --model: raw pixels as features (RGB, --raw-size square, v / 255)"),
+      OPT_INT("--raw-size", NULL, &o.raw_side, "PX", "with --raw: the side images are resized to", "28", 1, 1024),
+      OPT_STR("--data", NULL, &o.data, "DIR|mnist:PATH", "labelled images: class sub-folders or MNIST, or the folder list paths are relative to", NULL),
+      OPT_STR("--train-per-class", NULL, &o.train_pc, "A:B", "the memory: images A..B-1 of each class", NULL),
+      OPT_STR("--test-per-class", NULL, &o.test_pc, "A:B", "the queries: images A..B-1 of each class (apart from the memory)", NULL),
+      OPT_STR("--classes", NULL, &o.classes, "A:B", "only classes A..B-1", "all"),
+      OPT_STR("--train-list", NULL, &o.train_list, "FILE", "instead of --*-per-class: the memory, FILE<TAB>LABEL per line", NULL),
+      OPT_STR("--test-list", NULL, &o.test_list, "FILE", "with --train-list: the queries, FILE<TAB>LABEL per line", NULL),
+      OPT_STR("--train-emb", NULL, &o.train_emb, "FILE", "instead of images: memory embeddings, one row per image", NULL),
+      OPT_STR("--train-labels", NULL, &o.train_labels, "FILE", "with --train-emb: one label per line", NULL),
+      OPT_STR("--test-emb", NULL, &o.test_emb, "FILE", "with --train-emb: query embeddings", NULL),
+      OPT_STR("--test-labels", NULL, &o.test_labels, "FILE", "with --test-emb: one label per line", NULL),
+      OPT_FORMAT(&o.format),
+      OPT_INT("-k", NULL, &o.k, "K", "neighbours that vote", "20", 1, 100000),
+      OPT_DBL("--temperature", NULL, &o.temperature, "T", "vote weight exp(cosine / T)", "0.07", 0.01, 1e6),
+      OPT_INT("--batch", "-b", &o.batch, "B", "images per forward pass", "32", 1, 100000),
+      OPT_THREADS(&o.threads),
+      OPT_JSON(&o.json),
+      OPT_QUIET(&o.quiet),
+  };
+  cli_command cmd = {"Weighted k-NN classification accuracy (DINO's protocol): top-1 and top-5.",
+                     "embr eval knn (--model M | --raw) --data DIR (--train-per-class A:B --test-per-class C:D | --train-list F --test-list G) [-k 20] [--temperature 0.07] [--json]\n"
+                     "       embr eval knn --train-emb X --train-labels L --test-emb Y --test-labels M [-k 20] [--json]",
+                     "Rows are L2-normalised; each query's k most similar memory rows (cosine) vote for their\n"
+                     "label with weight exp(cosine / T); the label with the largest sum is the prediction.\n"
+                     "Labels of list and label files are texts (equal texts, equal classes).",
+                     opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
+  CLI_PARSE_OR_RETURN(cmd, argc, argv);
+  int rc = knn_usage(&o);
+  if (rc) return rc;
+  knn_side tr = {0}, te = {0};
+  embr_captions ctr = {0}, cte = {0};
+  embr_lines ltr = {0}, lte = {0};
+  embr_model *m = NULL;
+  if (o.train_emb) {
+    rc = knn_read_emb(o.train_emb, o.train_labels, o.format, &tr, &ltr);
+    if (!rc) rc = knn_read_emb(o.test_emb, o.test_labels, o.format, &te, &lte);
+    if (!rc && tr.dim != te.dim)
+      rc = cli_error("%s: dimension %lld does not match %s dimension %lld", o.test_emb, (long long)te.dim, o.train_emb,
+                     (long long)tr.dim);
+    if (!rc) rc = knn_label_ids(ltr.line, ltr.n, lte.line, lte.n, &tr, &te);
+  } else {
+    if (o.model) {
+      cli_model_src src = {o.model, NULL, 112};
+      rc = cli_load_model(&src, &m);
+      if (!rc) embr_model_set_threads(m, (int)o.threads);
+    }
+    if (!rc && o.train_list) {
+      rc = knn_read_list(o.train_list, o.data, &ctr, &tr);
+      if (!rc) rc = knn_read_list(o.test_list, o.data, &cte, &te);
+      if (!rc) rc = knn_label_ids(ctr.text, ctr.n, cte.text, cte.n, &tr, &te);
+    } else if (!rc) {
+      rc = knn_select(o.data, o.classes, o.train_pc, o.test_pc, &tr, &te);
+      if (!rc) te.ds = NULL; /* both sides use tr's dataset */
+    }
+    if (!rc) rc = knn_embed(m, o.raw_side, (int)o.batch, o.quiet, &tr);
+    if (!rc) {
+      if (!te.ds) te.ds = tr.ds;
+      rc = knn_embed(m, o.raw_side, (int)o.batch, o.quiet, &te);
+      if (te.ds == tr.ds) te.ds = NULL;
+    }
+  }
+  if (!rc) {
+    embr_knn_eval_result r;
+    int st = embr_eval_knn(tr.x, tr.n, tr.mat.data ? tr.mat.ld : tr.dim, tr.labels, te.x, te.n,
+                           te.mat.data ? te.mat.ld : te.dim, te.labels, tr.dim, (int)o.k, o.temperature, (int)o.threads,
+                           NULL, &r);
+    if (st) rc = cli_fail(st);
+    else knn_print(&r, o.model ? "model" : o.raw ? "raw pixels" : "embeddings", o.json);
+  }
+  embr_model_free(m);
+  knn_side_free(&tr);
+  knn_side_free(&te);
+  embr_captions_free(&ctr);
+  embr_captions_free(&cte);
+  embr_lines_free(&ltr);
+  embr_lines_free(&lte);
+  return rc;
+}
+
 static const cli_entry eval_commands[] = {
     {"verify", "pair accuracy (10-fold, LFW protocol), ROC AUC, TAR at FAR", eval_verify, NULL, 0, NULL},
     {"identify", "rank-1 and recall@k with a gallery/probe split", eval_identify, NULL, 0, NULL},
     {"retrieval", "image <-> caption recall@k and ranks (CLIP models, or precomputed embeddings)", eval_retrieval, NULL, 0, NULL},
+    {"knn", "weighted k-NN classification, top-1 / top-5 (DINO's protocol; a model, raw pixels or embeddings)", eval_knn, NULL, 0, NULL},
 };
-const cli_entry cli_eval = {"eval", "verification, identification and retrieval accuracy of a model", NULL,
+const cli_entry cli_eval = {"eval", "verification, identification, retrieval and k-NN accuracy of a model", NULL,
                             CLI_CHILDREN(eval_commands), NULL};

@@ -17,6 +17,8 @@ to the data folder (pass it as the data folder to embr):
                        CLIP's label words are seen in its web captions; the held-out images never)
   test.tsv             split == "test"; one caption per image: the name
   test_categories.tsv  split == "test"; FILE<TAB>category, for zero-shot category accuracy
+  train_categories.tsv split == "train"; FILE<TAB>category: with test_categories.tsv, the memory and
+                       the queries of `embr eval knn --train-list ... --test-list ...` (docs/dino.md)
 
 Every text field is cleaned before it is written: control characters and Unicode line and paragraph
 separators (tab, CR, LF, U+0085, U+2028, U+2029, ...) become spaces, runs of whitespace collapse to
@@ -129,6 +131,8 @@ def main():
         "train.tsv": train,
         "test.tsv": [(r["file"], clean(r["name"])) for r in test],
         "test_categories.tsv": [(r["file"], clean(r.get("category") or "") or "unknown") for r in test],
+        "train_categories.tsv": [(r["file"], clean(r.get("category") or "") or "unknown")
+                                 for r in records if r["split"] == "train"],
     }
     for name, rows in outputs.items():
         write_tsv(os.path.join(args.out, name), rows)

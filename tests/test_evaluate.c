@@ -864,6 +864,148 @@ static void test_zeroshot_vs_reference(void) {
   CHECK_EQ_INT(bad, 0);
 }
 
+/* ---- weighted k-NN (DINO) ------------------------------------------------------------------------- */
+
+/* By hand: train (1,0) label 5, (0.6,0.8) and (0.6,-0.8) label 9 (unit rows), (-1,0) label 2;
+ * query (2,0) label 5 (normalised: (1,0)). Cosines 1, 0.6, 0.6, -1; k = 3 keeps the first three.
+ *   T = 0.07: class 5 gets e^(1/0.07) = e^14.29 = 1.6e6, class 9 2 e^(0.6/0.07) = 2 e^8.57 = 10555:
+ *             top-1 5 (the weighted vote beats the majority).
+ *   T = 1:    class 5 e^1 = 2.718, class 9 2 e^0.6 = 3.644: top-1 9, top-5 {9, 5}.
+ * A second query (0,-3) label 2: cosines 0, -0.8, 0.8, 0 -> neighbours (0.6,-0.8) (0.8), then the
+ * two zeros, ties to the lower row: (1,0) and (-1,0). T = 1: class 9 e^0.8 = 2.23, class 5 e^0 = 1,
+ * class 2 e^0 = 1: ranking 9, 2, 5 (5 and 2 tie: the lower label first). */
+static void test_knn_hand_computed(void) {
+  const float train[] = {1, 0, 0.6f, 0.8f, 0.6f, -0.8f, -1, 0};
+  const int32_t tl[] = {5, 9, 9, 2};
+  const float test[] = {2, 0, 0, -3};
+  const int32_t ql[] = {5, 2};
+  embr_knn_eval_result r;
+  int32_t pred[10];
+  REQUIRE(embr_eval_knn(train, 4, 2, tl, test, 2, 2, ql, 2, 3, 0.07, 1, pred, &r) == 0);
+  CHECK(pred[0] == 5 && pred[1] == 9 && pred[2] == -1);
+  CHECK(r.train == 4 && r.test == 2 && r.k == 3 && r.classes == 3);
+  CHECK_NEAR(r.top1, 0.5, 1e-12); /* query 2: class 9 (e^11.4) beats 2 and 5 (e^0 each) */
+  REQUIRE(embr_eval_knn(train, 4, 2, tl, test, 2, 2, ql, 2, 3, 1.0, 1, pred, &r) == 0);
+  CHECK(pred[0] == 9 && pred[1] == 5 && pred[2] == -1);
+  CHECK(pred[5] == 9 && pred[6] == 2 && pred[7] == 5 && pred[8] == -1);
+  CHECK_NEAR(r.top1, 0.0, 1e-12);
+  CHECK_NEAR(r.top5, 1.0, 1e-12);
+  /* k larger than the memory: all four vote; query 1 at T = 1: 5: e^1, 9: 3.644, 2: e^-1 */
+  REQUIRE(embr_eval_knn(train, 4, 2, tl, test, 1, 2, ql, 2, 50, 1.0, 1, pred, &r) == 0);
+  CHECK(r.k == 4 && pred[0] == 9 && pred[1] == 5 && pred[2] == 2 && pred[3] == -1);
+}
+
+/* Slow reference: every similarity in double, neighbours by full sort (similarity descending,
+ * lower row first), votes exp(s / T) in double, classes by vote (lower label first). */
+static void ref_knn(const float *tr, int ntr, const int32_t *tl, const float *q, int dim, int k, double T, int32_t *top5,
+                    double *gap) {
+  double *s = malloc(sizeof(double) * ntr), nq = 0;
+  int *idx = malloc(sizeof(int) * ntr);
+  for (int j = 0; j < dim; j++) nq += (double)q[j] * q[j];
+  for (int i = 0; i < ntr; i++) {
+    double d = 0, nt = 0;
+    for (int j = 0; j < dim; j++) d += (double)tr[i * dim + j] * q[j], nt += (double)tr[i * dim + j] * tr[i * dim + j];
+    s[i] = nt > 0 && nq > 0 ? d / sqrt(nt * nq) : 0;
+    idx[i] = i;
+  }
+  for (int a = 0; a < ntr; a++) /* selection sort: slow and obviously right */
+    for (int b = a + 1; b < ntr; b++)
+      if (s[idx[b]] > s[idx[a]] || (s[idx[b]] == s[idx[a]] && idx[b] < idx[a])) {
+        int t = idx[a];
+        idx[a] = idx[b], idx[b] = t;
+      }
+  if (k > ntr) k = ntr;
+  *gap = k < ntr ? s[idx[k - 1]] - s[idx[k]] : 1;
+  int32_t labs[64];
+  double vs[64];
+  int nl = 0;
+  for (int j = 0; j < k; j++) {
+    int32_t l = tl[idx[j]];
+    int c = 0;
+    while (c < nl && labs[c] != l) c++;
+    if (c == nl) labs[nl] = l, vs[nl++] = 0;
+    vs[c] += exp(s[idx[j]] / T);
+  }
+  for (int r = 0; r < 5; r++) {
+    int best = -1;
+    for (int c = 0; c < nl; c++)
+      if (vs[c] >= 0 && (best < 0 || vs[c] > vs[best] || (vs[c] == vs[best] && labs[c] < labs[best]))) best = c;
+    top5[r] = best >= 0 ? labs[best] : -1;
+    if (best >= 0) vs[best] = -1;
+  }
+  free(s), free(idx);
+}
+
+static void test_knn_vs_reference(void) {
+  enum { NTR = 300, NTE = 120, DIM = 13 };
+  float *tr = malloc(sizeof(float) * NTR * (DIM + 3)), *te = malloc(sizeof(float) * NTE * DIM);
+  int32_t tl[NTR], ql[NTE], pred[NTE * 5], want[5];
+  embr_rng r;
+  embr_rng_seed(&r, 77);
+  /* 6 classes with sparse label values, centres apart, noisy rows; train rows with ld DIM + 3 */
+  const int32_t labels[6] = {3, 17, 18, 40, 1000, 7};
+  float centre[6][DIM];
+  for (int c = 0; c < 6; c++)
+    for (int j = 0; j < DIM; j++) centre[c][j] = (float)embr_rng_normal(&r);
+  for (int i = 0; i < NTR; i++) {
+    int c = (int)embr_rng_below(&r, 6);
+    tl[i] = labels[c];
+    for (int j = 0; j < DIM + 3; j++) tr[i * (DIM + 3) + j] = j < DIM ? centre[c][j] + 1.2f * (float)embr_rng_normal(&r) : 99.0f;
+  }
+  for (int j = 0; j < DIM; j++) tr[5 * (DIM + 3) + j] = 0; /* a zero row scores 0 */
+  for (int i = 0; i < NTE; i++) {
+    int c = (int)embr_rng_below(&r, 6);
+    ql[i] = i == 7 ? 555 : labels[c]; /* a label no train row has: never found */
+    for (int j = 0; j < DIM; j++) te[i * DIM + j] = centre[c][j] + 1.2f * (float)embr_rng_normal(&r);
+  }
+  float *trd = malloc(sizeof(float) * NTR * DIM); /* dense copy for the reference */
+  for (int i = 0; i < NTR; i++) memcpy(trd + i * DIM, tr + i * (DIM + 3), sizeof(float) * DIM);
+  const int ks[] = {1, 5, 20, 299, 400};
+  const double ts[] = {0.07, 0.5, 10};
+  for (int a = 0; a < 5; a++)
+    for (int b = 0; b < 3; b++) {
+      embr_knn_eval_result res;
+      REQUIRE(embr_eval_knn(tr, NTR, DIM + 3, tl, te, NTE, DIM, ql, DIM, ks[a], ts[b], 0, pred, &res) == 0);
+      int top1 = 0, top5 = 0, skipped = 0, bad = 0;
+      for (int i = 0; i < NTE; i++) {
+        double gap;
+        ref_knn(trd, NTR, tl, te + i * DIM, DIM, ks[a], ts[b], want, &gap);
+        top1 += want[0] == ql[i];
+        for (int q = 0; q < 5; q++) top5 += want[q] == ql[i];
+        if (gap < 1e-5) { /* float and double may order a near-tie at the k-th place differently */
+          skipped++;
+          continue;
+        }
+        bad += memcmp(want, pred + i * 5, sizeof want) != 0;
+      }
+      CHECK_MSG(bad == 0 && skipped <= 2, "k %d T %g: %d queries differ, %d near-ties", ks[a], ts[b], bad, skipped);
+      if (skipped == 0) {
+        CHECK_NEAR(res.top1, top1 / (double)NTE, 1e-12);
+        CHECK_NEAR(res.top5, top5 / (double)NTE, 1e-12);
+      }
+      CHECK(res.classes == 6 && res.k == (ks[a] < NTR ? ks[a] : NTR));
+      CHECK(res.top1 > 0.3); /* the classes are separable: not a degenerate case */
+    }
+  free(tr), free(te), free(trd);
+}
+
+static void test_knn_invalid(void) {
+  const float x[] = {1, 0, 0, 1};
+  const int32_t l[] = {0, 1}, neg[] = {0, -1};
+  float nan_x[] = {1, 0, NAN, 1};
+  embr_knn_eval_result r;
+  CHECK(embr_eval_knn(x, 2, 2, l, x, 2, 2, l, 2, 0, 0.07, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 2, l, x, 2, 2, l, 2, 1, 0.0, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 2, l, x, 2, 2, l, 2, 1, NAN, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 1, l, x, 2, 2, l, 2, 1, 0.07, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 0, 2, l, x, 2, 2, l, 2, 1, 0.07, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 2, neg, x, 2, 2, l, 2, 1, 0.07, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 2, l, x, 2, 2, neg, 2, 1, 0.07, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 2, l, nan_x, 2, 2, l, 2, 1, 0.07, 1, NULL, &r) == EMBR_EVALUE);
+  CHECK(embr_eval_knn(NULL, 2, 2, l, x, 2, 2, l, 2, 1, 0.07, 1, NULL, &r) == EMBR_EINVAL);
+  CHECK(embr_eval_knn(x, 2, 2, l, x, 2, 2, l, 2, 1, 0.07, 1, NULL, NULL) == EMBR_EINVAL);
+}
+
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_verify_hand_computed, test_verify_auc_ties,
                      test_verify_vs_reference, test_verify_ties_vs_reference,
@@ -872,6 +1014,6 @@ int main(int argc, char **argv) {
                      test_identify_ties_vs_reference, test_pairs_all, test_pairs_read_valid,
                      test_pairs_read_broken, test_verify_invalid, test_identify_invalid,
                      test_retrieval_hand_computed, test_retrieval_vs_reference, test_zeroshot_hand_computed,
-                     test_zeroshot_vs_reference);
+                     test_zeroshot_vs_reference, test_knn_hand_computed, test_knn_vs_reference, test_knn_invalid);
   return rc;
 }

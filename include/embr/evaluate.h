@@ -1,7 +1,8 @@
 /* Evaluation protocols for embeddings with class labels: face-verification style pair accuracy
  * (10-fold, best threshold per fold, as in the LFW protocol), ROC AUC, TAR at a given FAR, and
  * identification (rank-1, recall@k) with a gallery/probe split; for image-text models, cross-modal
- * retrieval (recall@k and ranks both ways) and zero-shot classification.
+ * retrieval (recall@k and ranks both ways) and zero-shot classification; the weighted k-NN
+ * classifier DINO is evaluated with.
  *
  * Embeddings are n x dim float32 rows (ld >= dim); scores are cosine similarities (rows are
  * normalised internally; a zero row scores 0 against everything). All functions are pure and
@@ -124,6 +125,34 @@ EMBR_API embr_status embr_zeroshot_classify(const float *img, int64_t n, int64_t
  * EMBR_EINVAL. */
 EMBR_API embr_status embr_zeroshot_accuracy(const int32_t *top_class, int64_t n, int k, const int32_t *labels,
                                             int at, double *accuracy);
+
+/* ---- weighted k-NN classification (DINO's evaluation) --------------------------------------------
+ * The classifier of DINO's eval_knn.py: rows are L2-normalised (a zero row stays zero and scores 0);
+ * each test row takes its k most similar train rows by cosine similarity (ties to the lower row, as
+ * embr_knn), each neighbour votes for its label with weight exp(similarity / temperature), and the
+ * classes are ranked by their vote sums (ties to the lower label). top-1: the best class is the
+ * test row's label; top-5: the label is among the first five. Only classes with a vote are
+ * ranked: a label no neighbour carries never counts as found (DINO's torch.sort would put such
+ * classes, with sum 0, in an unspecified order behind the voted ones). DINO: k = 20,
+ * temperature = 0.07. Exact: embr_knn (sgemm blocks), O(n_train n_test dim). */
+typedef struct embr_knn_eval_result {
+  int64_t train, test; /* memory rows, queries */
+  int k;               /* neighbours used: min(k, train) */
+  int classes;         /* distinct train labels */
+  double temperature;
+  double top1, top5;   /* fractions of the test rows, 0..1 */
+} embr_knn_eval_result;
+
+/* train: n_train x dim (ld_train >= dim) with labels train_labels; test: n_test x dim (ld_test >=
+ * dim) with test_labels; labels >= 0 (any values: they are only compared). k >= 1, temperature
+ * finite and >= 0.01 (so exp(-1 / t) cannot underflow and silence a vote). pred, when not NULL, receives n_test x 5 labels, the ranking's first five per
+ * test row (-1 past the voted classes). n_threads: 0 = all cores. Errors: EMBR_EINVAL (sizes,
+ * NULLs, k, temperature, a negative label), EMBR_EVALUE (a non-finite value), EMBR_ENOMEM.
+ * Thread-safe. */
+EMBR_API embr_status embr_eval_knn(const float *train, int64_t n_train, int64_t ld_train, const int32_t *train_labels,
+                                   const float *test, int64_t n_test, int64_t ld_test, const int32_t *test_labels,
+                                   int64_t dim, int k, double temperature, int n_threads, int32_t *pred,
+                                   embr_knn_eval_result *out);
 
 #ifdef __cplusplus
 }
