@@ -2,7 +2,7 @@
  * weight-normalised last layer (forward and backward side by side), the loss between the teacher's
  * centred, sharpened softmax and the student's log-softmax over every pair of views, the center's
  * EMA and the teacher's EMA. The loss is computed in double: K reaches 65536 and the teacher's
- * temperature 0.04 makes its logits large. */
+ * temperature 0.04 makes its logits large (the probabilities are stored in float). */
 #include <math.h>
 #include <string.h>
 
@@ -104,31 +104,37 @@ double embr__nn_dino_loss(nn_ctx *ctx, nn_t *sg, int n_global, nn_t *sl, int n_l
     return NAN;
   }
   int64_t rows_g = (int64_t)n_global * B, rows = (int64_t)V * B;
-  /* q: the teacher's probabilities (n_global*B x K); lp: the student's log-probabilities (V*B x K). */
-  double *q = embr__nn_alloc(ctx, sizeof(double) * (size_t)(rows_g * K));
-  double *lp = embr__nn_alloc(ctx, sizeof(double) * (size_t)(rows * K));
+  /* q: the teacher's probabilities (n_global*B x K); lp: the student's log-probabilities (V*B x K),
+   * computed in double, stored in float (with K = 65536 and 10 crops they are the size of the
+   * student's output: double would take twice that again). */
+  float *q = embr__nn_alloc(ctx, sizeof(float) * (size_t)(rows_g * K));
+  float *lp = embr__nn_alloc(ctx, sizeof(float) * (size_t)(rows * K));
   if (!q || !lp) return NAN;
   double ent = 0;
 #pragma omp parallel for num_threads(ctx->nt) schedule(static) reduction(+ : ent)
   for (int64_t r = 0; r < rows_g; r++) {
     const float *t = teacher + r * K;
-    double *qr = q + r * K, mx = -INFINITY, z = 0, e = 0;
+    float *qr = q + r * K;
+    double mx = -INFINITY, z = 0, e = 0;
     for (int k = 0; k < K; k++) mx = fmax(mx, ((double)t[k] - center[k]) / t_temp);
-    for (int k = 0; k < K; k++) z += qr[k] = exp(((double)t[k] - center[k]) / t_temp - mx);
+    for (int k = 0; k < K; k++) z += exp(((double)t[k] - center[k]) / t_temp - mx);
+    double lz = mx + log(z);
     for (int k = 0; k < K; k++) {
-      qr[k] /= z;
-      if (qr[k] > 0) e -= qr[k] * log(qr[k]);
+      double lq = ((double)t[k] - center[k]) / t_temp - lz, pq = exp(lq);
+      qr[k] = (float)pq;
+      e -= pq * lq;
     }
     ent += e;
   }
 #pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     const float *s = student_row(sg, sl, rows_g, r, K);
-    double *l = lp + r * K, mx = -INFINITY, z = 0;
+    float *l = lp + r * K;
+    double mx = -INFINITY, z = 0;
     for (int k = 0; k < K; k++) mx = fmax(mx, s[k] / (double)s_temp);
     for (int k = 0; k < K; k++) z += exp(s[k] / (double)s_temp - mx);
     double lz = mx + log(z);
-    for (int k = 0; k < K; k++) l[k] = s[k] / (double)s_temp - lz;
+    for (int k = 0; k < K; k++) l[k] = (float)(s[k] / (double)s_temp - lz);
   }
   /* Pairs: teacher view i (global), student view v != i. */
   int pairs = n_global * (V - 1);
@@ -139,9 +145,9 @@ double embr__nn_dino_loss(nn_ctx *ctx, nn_t *sg, int n_global, nn_t *sl, int n_l
       double part = 0;
 #pragma omp parallel for num_threads(ctx->nt) schedule(static) reduction(+ : part)
       for (int b = 0; b < B; b++) {
-        const double *qr = q + ((int64_t)i * B + b) * K, *l = lp + ((int64_t)v * B + b) * K;
+        const float *qr = q + ((int64_t)i * B + b) * K, *l = lp + ((int64_t)v * B + b) * K;
         double c = 0;
-        for (int k = 0; k < K; k++) c -= qr[k] * l[k];
+        for (int k = 0; k < K; k++) c -= (double)qr[k] * l[k];
         part += c;
       }
       loss += part / B;
@@ -155,13 +161,12 @@ double embr__nn_dino_loss(nn_ctx *ctx, nn_t *sg, int n_global, nn_t *sl, int n_l
   for (int64_t r = 0; r < rows; r++) {
     int v = (int)(r / B), b = (int)(r % B);
     float *g = r < rows_g ? gg + r * K : gl + (r - rows_g) * K;
-    const double *l = lp + r * K;
+    const float *l = lp + r * K;
     for (int k = 0; k < K; k++) {
-      double acc = 0;
+      double acc = 0, p = exp((double)l[k]);
       for (int i = 0; i < n_global; i++) {
         if (i == v) continue;
-        const double *qr = q + ((int64_t)i * B + b) * K;
-        acc += exp(l[k]) - qr[k]; /* q_i sums to 1 */
+        acc += p - q[((int64_t)i * B + b) * K + k]; /* q_i sums to 1 */
       }
       g[k] += (float)(acc * scale);
     }
