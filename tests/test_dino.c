@@ -145,6 +145,7 @@ static void loss_case(const char *prefix, int n_local) {
   check_close(name, c, name, K);
   free(g), free(t), free(c);
   embr__nn_ctx_free(&ctx);
+  embr__nn_params_free(&P);
 }
 
 static void test_loss(void) {
@@ -166,6 +167,7 @@ static void test_loss_checks(void) {
   l = embr__nn_dino_loss(&ctx, sg, 2, NULL, 0, 2, t, c, 0.0f, 0.1f, NULL);
   CHECK(isnan(l) && ctx.rc == EMBR_EINVAL);
   embr__nn_ctx_free(&ctx);
+  embr__nn_params_free(&P);
 }
 
 static void test_schedules(void) {
