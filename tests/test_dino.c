@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "embr/core.h"
+#include "embr/model.h"
 #include "harness.h"
 #include "models/dino.h"
 #include "models/models.h"
@@ -421,6 +422,59 @@ static void test_golden_step_gradients(void) {
   golden_case("e1.", 1);
 }
 
+/* ---- the training run: resume ------------------------------------------------------------------ */
+
+static int cancel_at(void *user, uint64_t done, uint64_t total, double rate, const char *detail) {
+  (void)total, (void)rate, (void)detail;
+  return done >= *(const uint64_t *)user;
+}
+
+static embr_model *tiny_vit(void) {
+  embr_model_params mp = embr_model_params_arch("vit-tiny");
+  mp.input.height = mp.input.width = 8; /* 2 x 2 patches; the positions (for 28 px) resampled */
+  embr_model *m = NULL;
+  CHECK_MSG(embr_model_create(&mp, 5, &m) == 0, "%s", embr_last_error());
+  return m;
+}
+
+/* A run stopped in its second epoch and resumed from the checkpoint of its first ends with the
+ * same weights, to the bit (one thread), as the run that was never stopped: weights, AdamW state,
+ * the frozen last layer's own step count, teacher, center, loader position and drop-path draws all
+ * come back. The stopped run leaves the model unchanged. */
+static void test_resume_exact(void) {
+  const char *dir = th_fresh_dir("flat");
+  for (int i = 0; i < 8; i++) {
+    unsigned char pgm[32 + 144];
+    int h = snprintf((char *)pgm, 32, "P5\n12 12\n255\n");
+    for (int j = 0; j < 144; j++) pgm[h + j] = (unsigned char)(((j % 12) * (i + 1) * 9 + (j / 12) * (i % 3 + 1) * 17 + i * 31) & 255);
+    char name[16];
+    snprintf(name, sizeof name, "%d.pgm", i);
+    th_write_file(th_join(dir, name), pgm, (size_t)h + 144);
+  }
+  embr_dataset *ds = NULL;
+  CHECK_MSG(embr_dataset_open(dir, &ds) == 0, "%s", embr_last_error());
+  embr_train_params p = embr_train_params_default(EMBR_OBJ_DINO);
+  p.epochs = 3, p.batch = 4, p.local_crops = 2, p.local_size = 4, p.dino_out = 16, p.dino_hidden = 32;
+  p.dino_bottleneck = 8, p.warmup_epochs = 1, p.warmup_teacher_temp_epochs = 2, p.n_threads = 1, p.seed = 9;
+  embr_model *a = tiny_vit(), *b = tiny_vit(), *c = tiny_vit(), *fresh = tiny_vit();
+  embr_train_stats st;
+  CHECK_MSG(embr_model_train_dino(a, ds, NULL, 0, &p, &st) == 0, "%s", embr_last_error());
+  CHECK(st.epochs_done == 3 && st.last_accuracy > 0 && st.last_accuracy <= log(16) + 1e-9);
+  uint64_t at = 3; /* 2 steps an epoch: stop after the first step of the second epoch */
+  embr_progress pr = {cancel_at, &at, 1e-12};
+  embr_train_params pb = p;
+  pb.checkpoint = th_path("ck.safetensors"), pb.progress = &pr;
+  CHECK(embr_model_train_dino(b, ds, NULL, 0, &pb, NULL) == EMBR_ECANCELED);
+  CHECK(memcmp(b->P.data, fresh->P.data, sizeof(float) * (size_t)b->P.total) == 0);
+  embr_train_params pc = p;
+  pc.resume = pb.checkpoint;
+  CHECK_MSG(embr_model_train_dino(c, ds, NULL, 0, &pc, NULL) == 0, "%s", embr_last_error());
+  CHECK(memcmp(a->P.data, c->P.data, sizeof(float) * (size_t)a->P.total) == 0);
+  CHECK(memcmp(a->P.data, fresh->P.data, sizeof(float) * (size_t)a->P.total) != 0);
+  embr_model_free(a), embr_model_free(b), embr_model_free(c), embr_model_free(fresh);
+  embr_dataset_free(ds);
+}
+
 /* The weight-normalised layer by finite differences in v (the direction's gradient), and its
  * invariance to the scale of v (only the direction counts). */
 static void test_wnlin_gradcheck(void) {
@@ -478,7 +532,7 @@ static void test_ema(void) {
 
 int main(int argc, char **argv) {
   int rc = RUN_TESTS(argc, argv, test_head, test_loss, test_loss_checks, test_schedules, test_clip_each, test_step_frozen,
-                     test_step, test_wnlin_gradcheck, test_ema, test_golden_step, test_golden_step_gradients);
+                     test_step, test_wnlin_gradcheck, test_ema, test_golden_step, test_golden_step_gradients, test_resume_exact);
   if (ref_ok) embr__nn_st_close(&ref);
   return rc;
 }

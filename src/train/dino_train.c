@@ -137,6 +137,9 @@ static double dino_run_step(run *r, const float *x, const int32_t *labels, const
   pt.momentum = embr__nn_cosine_at(p->momentum_teacher, 1, r->step, r->total, 0, 0);
   pt.t_temp = embr__dino_teacher_temp(p->warmup_teacher_temp, p->teacher_temp, p->warmup_teacher_temp_epochs, r->epoch);
   pt.freeze_last = r->epoch < p->freeze_last_layer;
+  /* The student's drop-path draws: a function of the step, so a resumed run draws what an
+   * uninterrupted one would. */
+  embr_rng_seed(&r->ctx.rng, embr_seed_split(p->seed, 2000 + (uint64_t)r->step));
   double loss = embr__dino_step(&o->core, &r->ctx, &r->opt, x, r->local, n, &pt, rc);
   if (*rc) return 0;
   r->aux = o->core.entropy;

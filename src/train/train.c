@@ -233,6 +233,13 @@ int embr__train_epochs(run *r, embr_loader *ld, embr_train_stats *st) {
   double t0 = embr_now();
   int64_t images = 0, steps0 = r->step;
   st->epochs_done = r->epoch0; /* a resumed run starts with the checkpoint's epochs done */
+  /* The loader counts epochs from 0: a resumed run reads past the epochs done, so that epoch e
+   * gets epoch e's order and augmentation and the run ends as an uninterrupted one would. */
+  for (int e = 0; e < r->epoch0 && !rc; e++)
+    for (int count = 1; count > 0 && !rc;) {
+      const float *x, *l;
+      rc = r->multicrop ? embr_loader_next_multicrop(ld, &x, &l, NULL, NULL, &count) : embr_loader_next(ld, &x, NULL, NULL, &count);
+    }
   for (int ep = r->epoch0; ep < p->epochs && !rc; ep++) {
     r->epoch = ep;
     double lsum = 0, auxsum = 0;
