@@ -221,8 +221,8 @@ static int cmd_train(int argc, char **argv) {
       OPT_STR("--pairs", NULL, &o.pairs, "FILE", "clip: image<TAB>caption lines (images relative to --data; several captions per image allowed)", "none"),
       OPT_STR("--bpe", NULL, &o.bpe, "FILE", "clip: CLIP's merges file (bpe_simple_vocab_16e6.txt.gz), kept in the model", "bytes, no merges"),
       OPT_STR_REQ("--out", "-o|--output", &o.out, "FILE", "the trained model (.safetensors)"),
-      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34; clip: clip-tiny, clip-vit-b-32, clip-vit-b-16",
-              "mobilefacenet (clip: clip-tiny)"),
+      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34; clip: clip-tiny, clip-vit-b-32, clip-vit-b-16; "
+              "dino: vit-tiny, vit-s-16, vit-b-16 (or a CNN)", "mobilefacenet (clip: clip-tiny, dino: vit-tiny)"),
       OPT_INT("--width", NULL, &o.width, "W", "base channel width (64: the published networks)", "64", 1, 4096),
       OPT_INT("--embedding-dim", NULL, &o.dim, "D", "embedding size", "128", 1, 65536),
       OPT_INT("--input", NULL, &o.side, "PX", "input side: images are resized to PX x PX", "112", 8, 4096),
