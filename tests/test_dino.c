@@ -471,6 +471,16 @@ static void test_resume_exact(void) {
   CHECK_MSG(embr_model_train_dino(c, ds, NULL, 0, &pc, NULL) == 0, "%s", embr_last_error());
   CHECK(memcmp(a->P.data, c->P.data, sizeof(float) * (size_t)a->P.total) == 0);
   CHECK(memcmp(a->P.data, fresh->P.data, sizeof(float) * (size_t)a->P.total) != 0);
+  /* Bad settings: EMBR_EINVAL before anything runs, the model untouched. */
+  embr_train_params bad[6];
+  for (int i = 0; i < 6; i++) bad[i] = p;
+  bad[0].dino_out = 0, bad[1].student_temp = 0, bad[2].local_crops = 65, bad[3].momentum_teacher = 1.5f;
+  bad[4].batch = 16, bad[5].local_size = 6; /* more than the 8 images; not a multiple of the patch */
+  for (int i = 0; i < 6; i++) {
+    int rc = embr_model_train_dino(b, ds, NULL, 0, &bad[i], NULL);
+    CHECK_MSG(rc == EMBR_EINVAL, "setting %d: %d (%s)", i, rc, embr_last_error());
+  }
+  CHECK(memcmp(b->P.data, fresh->P.data, sizeof(float) * (size_t)b->P.total) == 0);
   embr_model_free(a), embr_model_free(b), embr_model_free(c), embr_model_free(fresh);
   embr_dataset_free(ds);
 }
