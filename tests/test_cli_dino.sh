@@ -58,4 +58,25 @@ no_output "$T/x.csv"
 expect 2 "--pool must be cls or cls\+avg" -- "$EMBR" embed --model "$VIT" --pool mean --images "$IMG" -o "$T/x.csv"
 no_output "$T/x.csv"
 
+# ---- dino attention ------------------------------------------------------------------------------------
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{ printf "%dx%d\n", $1 * 16777216 + $2 * 65536 + $3 * 256 + $4, $5 * 16777216 + $6 * 65536 + $7 * 256 + $8 }'; }
+# one image: view, one head (width 64 -> 1 head), mask: 3 panels of 32 px and 2 gaps of 4
+expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/c.ppm" -o "$T/c.png" --size 32 -q
+[ "$(png_size "$T/c.png")" = 104x32 ] || fail "dino attention picture is $(png_size "$T/c.png"), want 104x32"
+grep -qE "c.ppm	.*c.png	[0-9]+ of 64 patches" "$T/out" || fail "dino attention stdout: $(cat "$T/out")"
+# a folder: one picture per image, named after it
+expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG" -o "$T/maps" -q
+for f in a b c; do [ "$(png_size "$T/maps/$f.png")" = 56x16 ] || fail "maps/$f.png: $(png_size "$T/maps/$f.png")"; done
+# bad inputs: nothing written
+expect 1 "x.png" -- "$EMBR" dino attention --model "$VIT" --image "$T/broken" -o "$T/bmaps"
+[ -e "$T/bmaps" ] && fail "dino attention left an output folder for a folder with a broken image"
+expect 1 "empty" -- "$EMBR" dino attention --model "$VIT" --image "$T/empty" -o "$T/emaps"
+expect 1 "not a ViT" -- "$EMBR" dino attention --model "$ROOT/tests/ref/clip_openai.safetensors" --image "$IMG/a.ppm" -o "$T/x.png"
+no_output "$T/x.png"
+expect 2 "multiple of the patch 4" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/a.ppm" -o "$T/x.png" --size 30
+no_output "$T/x.png"
+expect 2 "-o must name a .png" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/a.ppm" -o "$T/x.jpg"
+expect 2 "--mass" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/a.ppm" -o "$T/x.png" --mass 1.5
+no_output "$T/x.png"
+
 finish
