@@ -20,6 +20,7 @@ from the stored M), with small random weights, run on random images:
       outputs at 10 px and 14 px (g = 7), gradients at 14 px.
   tests/ref/dino_cli.safetensors, tests/ref/dino_images/*.ppm, tests/ref/dino_cli_{cls,clsavg}.csv
       for tests/test_cli_dino.sh: see cli_case.
+  fuzz/corpus/model/vit_{fb,hf}_tiny.safetensors: seeds of the model-file fuzzer (fuzz_seeds).
 
 Needs Debian's python3-torch. Run from the repository root:  /usr/bin/python3 scripts/make_dino_ref.py
 """
@@ -204,6 +205,16 @@ def cli_case(gen):
     print("tests/ref/dino_cli.safetensors: %d bytes" % os.path.getsize("tests/ref/dino_cli.safetensors"))
 
 
+def fuzz_seeds(gen):
+    """Seeds for fuzz/fuzz_model.c: a tiny ViT (width 16, 1 block, patch 4, 8 px) in facebookresearch names
+    under a "module." prefix (F32) and in Hugging Face names with LayerScale (F16)."""
+    w = random_vit(gen, 16, 1, 4, 2, False)
+    write_safetensors("fuzz/corpus/model/vit_fb_tiny.safetensors", {"module." + k: v for k, v in w.items()}, {})
+    w = random_vit(gen, 16, 1, 4, 2, True)
+    hf = hf_names(w, 16)
+    write_safetensors("fuzz/corpus/model/vit_hf_tiny.safetensors", hf, {}, f16=set(hf))
+
+
 def main():
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(20261203)
@@ -227,6 +238,7 @@ def main():
     write_safetensors(path, out, {"heads": str(heads)}, bf16=set(hf))
     print("%s: %d tensors, %d bytes" % (path, len(out), os.path.getsize(path)))
     cli_case(gen)
+    fuzz_seeds(gen)
 
 
 if __name__ == "__main__":

@@ -307,6 +307,52 @@ static void test_drop_path_network(void) {
   embr_model_free(m), embr_model_free(m0);
 }
 
+/* An embr ViT file with its 'embr.vit' metadata replaced: malformed values are refused naming
+ * the file and the key. */
+static void test_bad_metadata(void) {
+  ref r;
+  if (ref_open(&r, "dino_fb.safetensors")) SKIP("tests/ref/dino_fb.safetensors unreadable");
+  embr_model *m = load_ref(&r);
+  REQUIRE(m);
+  REQUIRE(embr_model_set_pool(m, EMBR_POOL_CLS_AVG) == 0);
+  const char *good = th_path("good.safetensors"), *bad = th_path("bad.safetensors");
+  REQUIRE(embr_model_save(m, good) == 0);
+  embr_model_free(m);
+  embr__nn_st_close(&r.st);
+  nn_st st;
+  REQUIRE(embr__nn_st_open(&st, good) == 0);
+  nn_st_out *t = calloc((size_t)st.n, sizeof(nn_st_out));
+  float **bufs = calloc((size_t)st.n, sizeof(float *));
+  for (int i = 0; i < st.n; i++) {
+    bufs[i] = malloc(sizeof(float) * (size_t)st.t[i].numel);
+    embr__nn_st_read_f32(&st.t[i], bufs[i]);
+    t[i] = (nn_st_out){st.t[i].name, st.t[i].ndim, {0}, bufs[i], NN_ST_F32};
+    for (int d = 0; d < st.t[i].ndim; d++) t[i].shape[d] = st.t[i].shape[d];
+  }
+  static const char *vals[] = {"16,0,0,cls+avg", "16,2,0,cls+avg", "16,0,1.5,cls+avg", "16,0,0,mean", "x", "16,0,0,cls",
+                               "0,0,0,cls+avg", "99999999999999999999,0,0,cls+avg", "16,0,0,cls+avg,", ""};
+  for (size_t v = 0; v < sizeof vals / sizeof vals[0]; v++) {
+    char *key[32], *val[32];
+    int nm = 0;
+    for (int i = 0; i < st.nmeta; i++)
+      key[nm] = st.meta_key[i], val[nm++] = !strcmp(st.meta_key[i], "embr.vit") ? (char *)vals[v] : st.meta_val[i];
+    REQUIRE(embr__nn_st_write(bad, t, st.n, key, val, nm) == 0);
+    embr_model *m2 = NULL;
+    int rc = embr_model_load(bad, &m2);
+    if (v == 0) {
+      CHECK_MSG(rc == 0, "%s", embr_last_error());
+    } else {
+      CHECK_MSG(rc == EMBR_EFORMAT && strstr(embr_last_error(), bad) &&
+                    (strstr(embr_last_error(), "embr.vit") || strstr(embr_last_error(), "embr.embedding_dim")),
+                "embr.vit '%s': %d %s", vals[v], rc, embr_last_error());
+    }
+    embr_model_free(m2);
+  }
+  for (int i = 0; i < st.n; i++) free(bufs[i]);
+  free(bufs), free(t);
+  embr__nn_st_close(&st);
+}
+
 /* ---- attention maps ------------------------------------------------------------------------------ */
 
 /* The slow reference of the mask: value i is kept when the values strictly above it hold less
@@ -419,5 +465,6 @@ static void test_attention_maps(void) {
 
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_golden_facebookresearch, test_golden_hugging_face, test_bad_checkpoints,
-                   test_named_configurations, test_drop_path_network, test_attention_mask, test_attention_maps);
+                   test_named_configurations, test_drop_path_network, test_bad_metadata, test_attention_mask,
+                   test_attention_maps);
 }
