@@ -345,7 +345,7 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
     return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file (plain PyTorch weights load "
                       "with --arch, see docs/faces.md)", path);
   if (!embr__net_find(p->arch))
-    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet or clip", path);
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet, clip or vit", path);
   int cls_avg = -1; /* a ViT's pooling, which its embedding size must agree with */
   if (embr__clip_arch(p->arch) || embr__dino_vit_arch(p->arch)) {
     int rc = embr__clip_arch(p->arch) ? clip_meta(st, path, p) : vit_meta(st, path, p, &cls_avg);
