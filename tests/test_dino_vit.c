@@ -240,6 +240,8 @@ static void test_bad_checkpoints(void) {
   rewrite(&r.st, two, NULL, "teacher.backbone.", "student.module.backbone.", 1);
   CHECK_EQ_INT(embr_model_load_weights(two, &p, &m), EMBR_EFORMAT);
   CHECK_MSG(strstr(embr_last_error(), "two ViT backbones"), "%s", embr_last_error());
+  CHECK_EQ_INT(embr_model_load(two, &m), EMBR_EFORMAT);
+  CHECK_MSG(strstr(embr_last_error(), two) && strstr(embr_last_error(), "two ViT backbones"), "%s", embr_last_error());
   /* without a prefix, loaded by name */
   rewrite(&r.st, path, NULL, "teacher.backbone.", "", 0);
   CHECK_MSG(embr_model_load(path, &m) == 0, "%s", embr_last_error());
