@@ -19,7 +19,7 @@ from the stored M), with small random weights, run on random images:
       embeddings.mask_token present), weights stored as BF16 (the reference runs on the rounded values);
       outputs at 10 px and 14 px (g = 7), gradients at 14 px.
   tests/ref/dino_cli.safetensors, tests/ref/dino_images/*.ppm, tests/ref/dino_cli_{cls,clsavg}.csv
-      for tests/test_cli_dino.sh: see cli_case.
+      for tests/test_cli_dino_vit.sh: see cli_case.
   fuzz/corpus/model/vit_{fb,hf}_tiny.safetensors: seeds of the model-file fuzzer (fuzz_seeds).
 
 Needs Debian's python3-torch. Run from the repository root:  /usr/bin/python3 scripts/make_dino_ref.py

@@ -5,9 +5,9 @@
 # with DINO's evaluation preprocessing (scripts/make_dino_ref.py: the images are made so that the
 # preprocessing is a centre crop, exact in both); the same through an embr model file; bad inputs:
 # exit 1 or 2, one line, no output left.
-# Usage: test_cli_dino.sh path/to/embr
+# Usage: test_cli_dino_vit.sh path/to/embr
 set -u
-EMBR=${1:?usage: test_cli_dino.sh path/to/embr}
+EMBR=${1:?usage: test_cli_dino_vit.sh path/to/embr}
 . "$(dirname "$0")/cli_lib.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VIT=$ROOT/tests/ref/dino_cli.safetensors
