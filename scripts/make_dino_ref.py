@@ -18,6 +18,9 @@ from the stored M), with small random weights, run on random images:
       positions for 10 px (M = 5), in Hugging Face Dinov2Model names (q/k/v separate, layer_scale*.lambda1,
       embeddings.mask_token present), weights stored as BF16 (the reference runs on the rounded values);
       outputs at 10 px and 14 px (g = 7), gradients at 14 px.
+  tests/ref/dino_cli.safetensors, tests/ref/dino_images/*.ppm, tests/ref/dino_cli_{cls,clsavg}.csv
+      for tests/test_cli_dino_vit.sh: see cli_case.
+  fuzz/corpus/model/vit_{fb,hf}_tiny.safetensors: seeds of the model-file fuzzer (fuzz_seeds).
 
 Needs Debian's python3-torch. Run from the repository root:  /usr/bin/python3 scripts/make_dino_ref.py
 """
@@ -31,11 +34,13 @@ import torch
 import torch.nn.functional as F
 
 
-def write_safetensors(path, tensors, meta, bf16=()):
+def write_safetensors(path, tensors, meta, bf16=(), f16=()):
     header, blobs, off = {"__metadata__": meta}, [], 0
     for name, t in tensors.items():
         t = t.detach().contiguous()
-        if name in bf16:
+        if name in f16:
+            data, dt = t.to(torch.float16).numpy().tobytes(), "F16"
+        elif name in bf16:
             data, dt = t.to(torch.bfloat16).view(torch.int16).numpy().tobytes(), "BF16"
         else:
             data, dt = t.to(torch.float32).numpy().tobytes(), "F32"
@@ -164,6 +169,52 @@ def hf_names(w, width):
     return o
 
 
+def write_ppm(path, img):
+    """img: (H, W, 3) uint8 tensor -> binary PPM."""
+    H, W, _ = img.shape
+    with open(path, "wb") as f:
+        f.write(b"P6\n%d %d\n255\n" % (W, H) + img.numpy().tobytes())
+
+
+def cli_case(gen):
+    """The command-line test: a ViT whose heads the file's shapes tell (width 64: one head), images whose
+    DINO preprocessing (short side resized to 18 = round(16 * 256 / 224), centre crop 16) is only the crop,
+    and the expected embeddings written as CSV (class token; class + mean patch token; not normalised)."""
+    width, depth, heads, patch, M = 64, 2, 1, 4, 4
+    w = random_vit(gen, width, depth, patch, M, False)
+    w = {k: v.to(torch.float16).to(torch.float32) for k, v in w.items()}
+    write_safetensors("tests/ref/dino_cli.safetensors", w, {}, f16=set(w))
+    os.makedirs("tests/ref/dino_images", exist_ok=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    rows_cls, rows_both = [], []
+    for name, (H, W) in (("a.ppm", (18, 18)), ("b.ppm", (18, 18)), ("c.ppm", (24, 18))):
+        img = torch.randint(0, 256, (H, W, 3), generator=gen, dtype=torch.uint8)
+        write_ppm("tests/ref/dino_images/" + name, img)
+        top, left = int(round((H - 16) / 2.0)), int(round((W - 16) / 2.0))
+        x = img[top:top + 16, left:left + 16].permute(2, 0, 1).to(torch.float32) / 255.0
+        x = ((x - mean) / std).unsqueeze(0)
+        with torch.no_grad():
+            tok, _ = vit_forward(w, x, depth, heads, patch, M, False)
+        rows_cls.append(tok[0, 0])
+        rows_both.append(torch.cat([tok[0, 0], tok[0, 1:].mean(dim=0)]))
+    for path, rows in (("tests/ref/dino_cli_cls.csv", rows_cls), ("tests/ref/dino_cli_clsavg.csv", rows_both)):
+        with open(path, "w") as f:
+            for r in rows:
+                f.write(",".join("%.8g" % v for v in r.tolist()) + "\n")
+    print("tests/ref/dino_cli.safetensors: %d bytes" % os.path.getsize("tests/ref/dino_cli.safetensors"))
+
+
+def fuzz_seeds(gen):
+    """Seeds for fuzz/fuzz_model.c: a tiny ViT (width 16, 1 block, patch 4, 8 px) in facebookresearch names
+    under a "module." prefix (F32) and in Hugging Face names with LayerScale (F16)."""
+    w = random_vit(gen, 16, 1, 4, 2, False)
+    write_safetensors("fuzz/corpus/model/vit_fb_tiny.safetensors", {"module." + k: v for k, v in w.items()}, {})
+    w = random_vit(gen, 16, 1, 4, 2, True)
+    hf = hf_names(w, 16)
+    write_safetensors("fuzz/corpus/model/vit_hf_tiny.safetensors", hf, {}, f16=set(hf))
+
+
 def main():
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(20261203)
@@ -186,6 +237,8 @@ def main():
     path = "tests/ref/dino_hf.safetensors"
     write_safetensors(path, out, {"heads": str(heads)}, bf16=set(hf))
     print("%s: %d tensors, %d bytes" % (path, len(out), os.path.getsize(path)))
+    cli_case(gen)
+    fuzz_seeds(gen)
 
 
 if __name__ == "__main__":

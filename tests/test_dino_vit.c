@@ -240,6 +240,8 @@ static void test_bad_checkpoints(void) {
   rewrite(&r.st, two, NULL, "teacher.backbone.", "student.module.backbone.", 1);
   CHECK_EQ_INT(embr_model_load_weights(two, &p, &m), EMBR_EFORMAT);
   CHECK_MSG(strstr(embr_last_error(), "two ViT backbones"), "%s", embr_last_error());
+  CHECK_EQ_INT(embr_model_load(two, &m), EMBR_EFORMAT);
+  CHECK_MSG(strstr(embr_last_error(), two) && strstr(embr_last_error(), "two ViT backbones"), "%s", embr_last_error());
   /* without a prefix, loaded by name */
   rewrite(&r.st, path, NULL, "teacher.backbone.", "", 0);
   CHECK_MSG(embr_model_load(path, &m) == 0, "%s", embr_last_error());
@@ -307,7 +309,164 @@ static void test_drop_path_network(void) {
   embr_model_free(m), embr_model_free(m0);
 }
 
+/* An embr ViT file with its 'embr.vit' metadata replaced: malformed values are refused naming
+ * the file and the key. */
+static void test_bad_metadata(void) {
+  ref r;
+  if (ref_open(&r, "dino_fb.safetensors")) SKIP("tests/ref/dino_fb.safetensors unreadable");
+  embr_model *m = load_ref(&r);
+  REQUIRE(m);
+  REQUIRE(embr_model_set_pool(m, EMBR_POOL_CLS_AVG) == 0);
+  const char *good = th_path("good.safetensors"), *bad = th_path("bad.safetensors");
+  REQUIRE(embr_model_save(m, good) == 0);
+  embr_model_free(m);
+  embr__nn_st_close(&r.st);
+  nn_st st;
+  REQUIRE(embr__nn_st_open(&st, good) == 0);
+  nn_st_out *t = calloc((size_t)st.n, sizeof(nn_st_out));
+  float **bufs = calloc((size_t)st.n, sizeof(float *));
+  for (int i = 0; i < st.n; i++) {
+    bufs[i] = malloc(sizeof(float) * (size_t)st.t[i].numel);
+    embr__nn_st_read_f32(&st.t[i], bufs[i]);
+    t[i] = (nn_st_out){st.t[i].name, st.t[i].ndim, {0}, bufs[i], NN_ST_F32};
+    for (int d = 0; d < st.t[i].ndim; d++) t[i].shape[d] = st.t[i].shape[d];
+  }
+  static const char *vals[] = {"16,0,0,cls+avg", "16,2,0,cls+avg", "16,0,1.5,cls+avg", "16,0,0,mean", "x", "16,0,0,cls",
+                               "0,0,0,cls+avg", "99999999999999999999,0,0,cls+avg", "16,0,0,cls+avg,", ""};
+  for (size_t v = 0; v < sizeof vals / sizeof vals[0]; v++) {
+    char *key[32], *val[32];
+    int nm = 0;
+    for (int i = 0; i < st.nmeta; i++)
+      key[nm] = st.meta_key[i], val[nm++] = !strcmp(st.meta_key[i], "embr.vit") ? (char *)vals[v] : st.meta_val[i];
+    REQUIRE(embr__nn_st_write(bad, t, st.n, key, val, nm) == 0);
+    embr_model *m2 = NULL;
+    int rc = embr_model_load(bad, &m2);
+    if (v == 0) {
+      CHECK_MSG(rc == 0, "%s", embr_last_error());
+    } else {
+      CHECK_MSG(rc == EMBR_EFORMAT && strstr(embr_last_error(), bad) &&
+                    (strstr(embr_last_error(), "embr.vit") || strstr(embr_last_error(), "embr.embedding_dim")),
+                "embr.vit '%s': %d %s", vals[v], rc, embr_last_error());
+    }
+    embr_model_free(m2);
+  }
+  for (int i = 0; i < st.n; i++) free(bufs[i]);
+  free(bufs), free(t);
+  embr__nn_st_close(&st);
+}
+
+/* ---- attention maps ------------------------------------------------------------------------------ */
+
+/* The slow reference of the mask: value i is kept when the values strictly above it hold less
+ * than `mass` of the total (so the largest values are kept until their share reaches mass, the
+ * one that crosses included). Distinct values assumed. */
+static void slow_mask(const float *a, int n, float mass, uint8_t *keep) {
+  double total = 0;
+  for (int i = 0; i < n; i++) total += a[i];
+  for (int i = 0; i < n; i++) {
+    double above = 0;
+    for (int j = 0; j < n; j++)
+      if (a[j] > a[i]) above += a[j];
+    keep[i] = above / total < mass;
+  }
+}
+
+static void test_attention_mask(void) {
+  embr_rng r;
+  embr_rng_seed(&r, 4);
+  float a[400];
+  uint8_t k1[400], k2[400];
+  static const float masses[] = {0.6f, 0.1f, 0.5f, 0.9f, 1.0f, 0.001f};
+  int bad = 0, cases = 0;
+  for (int n = 1; n <= 400; n += 13)
+    for (int mi = 0; mi < 6; mi++) {
+      for (int i = 0; i < n; i++) a[i] = (float)embr_rng_double(&r) * (i % 5 == 0 ? 10.0f : 1.0f) + 1e-6f;
+      REQUIRE(embr_attention_mask(a, n, masses[mi], k1) == 0);
+      slow_mask(a, n, masses[mi], k2);
+      bad += memcmp(k1, k2, (size_t)n) != 0;
+      cases++;
+    }
+  CHECK_MSG(bad == 0, "%d of %d masks differ from the slow reference", bad, cases);
+  /* by hand: 0.5 0.3 0.2 (shares) at 60 %: 0.5 is not enough, 0.5 + 0.3 crosses: keep both */
+  float h[3] = {2, 5, 3};
+  REQUIRE(embr_attention_mask(h, 3, 0.6f, k1) == 0);
+  CHECK(k1[0] == 0 && k1[1] == 1 && k1[2] == 1);
+  REQUIRE(embr_attention_mask(h, 3, 0.45f, k1) == 0); /* at 45 %: the largest share (0.5) alone */
+  CHECK(k1[1] == 1 && k1[2] == 0 && k1[0] == 0);
+  float z[2] = {0, 0}, neg[2] = {1, -1};
+  CHECK_EQ_INT(embr_attention_mask(z, 2, 0.6f, k1), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_attention_mask(neg, 2, 0.6f, k1), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_attention_mask(h, 3, 0, k1), EMBR_EINVAL);
+  CHECK_EQ_INT(embr_attention_mask(h, 3, 1.5f, k1), EMBR_EINVAL);
+}
+
+/* The model's maps are PyTorch's class-token attention to the patches; its masks are the slow
+ * reference's on PyTorch's maps (per head, then the heads' mean); the picture's panels. */
+static void test_attention_maps(void) {
+  ref r;
+  if (ref_open(&r, "dino_fb.safetensors")) SKIP("tests/ref/dino_fb.safetensors unreadable");
+  embr_model *m = load_ref(&r);
+  REQUIRE(m);
+  static const int sides[] = {16, 24};
+  for (int si = 0; si < 2; si++) {
+    int S = sides[si], H = 0, g = 0;
+    REQUIRE(embr_model_attention_size(m, S, &H, &g) == 0);
+    CHECK(H == 3 && g == S / 4);
+    int G = g * g, T = G + 1;
+    char name[64];
+    snprintf(name, sizeof name, "input.%d", S);
+    float *x = ref_floats(&r.st, name, NULL);
+    snprintf(name, sizeof name, "out.attn.%d", S);
+    float *want = ref_floats(&r.st, name, NULL); /* (2, H, T) */
+    float *maps = malloc(sizeof(float) * (size_t)(2 * H * G));
+    uint8_t *masks = malloc((size_t)(2 * (H + 1) * G)), *ref_mask = malloc((size_t)G);
+    float *mean = malloc(sizeof(float) * (size_t)G);
+    REQUIRE(x && want && maps && masks);
+    REQUIRE(embr_model_attention(m, x, 2, S, 0.6f, maps, masks) == 0);
+    double d = 0;
+    int bad = 0;
+    for (int b = 0; b < 2; b++) {
+      for (int i = 0; i < G; i++) mean[i] = 0;
+      for (int h = 0; h < H; h++) {
+        const float *w = want + ((int64_t)b * H + h) * T + 1;
+        for (int i = 0; i < G; i++) d = fmax(d, fabs((double)maps[(b * H + h) * G + i] - w[i])), mean[i] += w[i] / H;
+        slow_mask(w, G, 0.6f, ref_mask);
+        bad += memcmp(ref_mask, masks + (b * (H + 1) + h) * G, (size_t)G) != 0;
+      }
+      slow_mask(mean, G, 0.6f, ref_mask);
+      bad += memcmp(ref_mask, masks + (b * (H + 1) + H) * G, (size_t)G) != 0;
+    }
+    CHECK_MSG(d <= 1e-5, "%d px: maps differ from PyTorch's by %.2e", S, d);
+    CHECK_MSG(bad == 0, "%d px: %d masks differ from the slow reference on PyTorch's maps", S, bad);
+    if (si == 1) { /* the picture: view, 3 heads, mask; a dropped patch darkened, a kept one not */
+      embr_image view = {S, S, 3, malloc((size_t)S * S * 3), NULL}, pic;
+      for (int i = 0; i < S * S * 3; i++) view.px[i] = (uint8_t)(i * 7 % 251);
+      REQUIRE(embr_attention_picture(&view, maps, masks, H, g, &pic) == 0);
+      CHECK(pic.width == 5 * S + 4 * 4 && pic.height == S && pic.channels == 3);
+      const uint8_t *mk = masks + H * G;
+      int px_bad = 0;
+      for (int y = 0; y < S; y++)
+        for (int xx = 0; xx < S; xx++) {
+          int keep = mk[(y / 4) * g + xx / 4];
+          for (int c = 0; c < 3; c++) {
+            int v = view.px[(y * S + xx) * 3 + c], got = pic.px[((int64_t)y * pic.width + 4 * (S + 4) + xx) * 3 + c];
+            int w = keep ? v : (int)lrintf(v / 255.0f * 0.25f * 255.0f);
+            px_bad += got != w || pic.px[((int64_t)y * pic.width + xx) * 3 + c] != v;
+          }
+        }
+      CHECK_MSG(px_bad == 0, "%d picture values are not the view, or the mask panel's darkening", px_bad);
+      embr_image_free(&pic);
+      free(view.px);
+    }
+    free(x), free(want), free(maps), free(masks), free(ref_mask), free(mean);
+  }
+  CHECK_EQ_INT(embr_model_attention_size(m, 18, NULL, NULL), EMBR_EINVAL);
+  embr_model_free(m);
+  embr__nn_st_close(&r.st);
+}
+
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_golden_facebookresearch, test_golden_hugging_face, test_bad_checkpoints,
-                   test_named_configurations, test_drop_path_network);
+                   test_named_configurations, test_drop_path_network, test_bad_metadata, test_attention_mask,
+                   test_attention_maps);
 }

@@ -161,6 +161,40 @@ EMBR_API embr_status embr_model_embed_tokens(embr_model *m, const int32_t *ids, 
 EMBR_API embr_status embr_model_embed_texts(embr_model *m, const char *const *texts, int64_t n, int batch, float *out,
                                            int64_t *n_truncated);
 
+/* ---- ViT attention maps (DINO) ---------------------------------------------------------------
+ * DINO's last-layer attention outlines objects: the class token's attention to each patch, per
+ * head, and the mask of the patches that hold 60 % of it (the paper's figure). */
+
+/* The maps' sizes for square images of `side` px (0: the model's input side): *heads and the
+ * patch grid *grid (grid x grid patches). EMBR_EINVAL for a model that is not a ViT or a side
+ * that is not a positive multiple of its patch. */
+EMBR_API embr_status embr_model_attention_size(const embr_model *m, int side, int *heads, int *grid);
+/* For n images (n x 3 x side x side floats, prepared as embr_model_input says but at `side`;
+ * 0: the model's input side), in inference mode:
+ * maps (n x heads x grid x grid floats, or NULL): the last block's softmax attention of the class
+ * token (query) to each patch (key), patches row-major — DINO's get_last_selfattention()[:, :, 0,
+ * 1:], so a head's map sums to 1 minus its attention to the class token itself;
+ * masks (n x (heads + 1) x grid x grid bytes, or NULL): per head embr_attention_mask of its map
+ * with `mass`, then the same of the heads' mean map (one mask per image).
+ * mass in (0, 1]. Errors: EMBR_EINVAL (arguments, not a ViT), EMBR_ENOMEM. Uses the model's
+ * inference state (not concurrent with other calls on m). */
+EMBR_API embr_status embr_model_attention(embr_model *m, const float *x, int64_t n, int side, float mass, float *maps,
+                                          uint8_t *masks);
+/* The mask of DINO's visualize_attention.py: of the n values a (>= 0, not all 0), keep[i] = 1 for
+ * the largest ones that together hold `mass` of the total: sorted ascending, divided by their
+ * sum, keep where the running sum exceeds 1 - mass (the value that crosses is kept; equal values
+ * in index order). mass in (0, 1], else EMBR_EINVAL (also for a negative, non-finite or all-zero a). */
+EMBR_API embr_status embr_attention_mask(const float *a, int n, float mass, uint8_t *keep);
+/* One picture of an image's maps: `view` (the image as the network saw it, RGB or grey, square)
+ * then one panel per head with its map (scaled to its maximum, each patch a block: nearest
+ * upsampling as the paper's figures) blended over the view in a black-red-yellow-white ramp,
+ * then the view with what the last mask (heads + 1 masks given: the mean map's) leaves out
+ * darkened; panels side by side with 4 px white gaps. maps: heads x grid x grid; masks: (heads
+ * + 1) x grid x grid, or NULL (no mask panel). *out (RGB) is allocated (free with
+ * embr_image_free). EMBR_EINVAL, EMBR_ENOMEM. */
+EMBR_API embr_status embr_attention_picture(const embr_image *view, const float *maps, const uint8_t *masks, int heads,
+                                            int grid, embr_image *out);
+
 /* ---- training ------------------------------------------------------------------------------ */
 
 typedef enum embr_objective {

@@ -45,6 +45,7 @@ int embr__dino_vit_is_foreign(const nn_st *st) {
   char prefix[128];
   int rc;
   int naming = find_naming(st, "", prefix, sizeof prefix, &rc);
+  if (rc) return 1; /* two backbones: the loader says so */
   if (!naming) return 0;
   char n[192]; /* and its positions: a patch projection alone could be another network's */
   snprintf(n, sizeof n, "%s%s", prefix, naming == FB ? "pos_embed" : "embeddings.position_embeddings");

@@ -299,19 +299,25 @@ static int clip_meta(const nn_st *st, const char *path, embr_model_params *p) {
 }
 
 /* A ViT's "width,layers,heads,patch" and "pos_size,layer_scale(0|1),drop_path,cls|cls+avg". */
-static int vit_meta(const nn_st *st, const char *path, embr_model_params *p) {
+static int vit_meta(const nn_st *st, const char *path, embr_model_params *p, int *cls_avg) {
   int64_t v[4];
   int rc = meta_ints(st, "embr.vision", path, 4, 8192, v);
   if (rc) return rc;
   p->vision = (embr_transformer_params){(int)v[0], (int)v[1], (int)v[2], (int)v[3], 0, 0};
   const char *s = embr__nn_st_meta(st, "embr.vit");
-  char pool[8];
-  int pos = 0, ls = -1, k = 0;
+  char *end = NULL;
+  int64_t pos = 0, ls = -1;
   float dp = -1;
-  if (!s || sscanf(s, "%d,%d,%f,%7[a-z+]%n", &pos, &ls, &dp, pool, &k) != 4 || s[k] || pos < 1 || pos > 1 << 20 ||
-      (ls != 0 && ls != 1) || !(dp >= 0 && dp < 1) || (strcmp(pool, "cls") && strcmp(pool, "cls+avg")))
-    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.vit' is missing or not POS_SIZE,0|1,DROP_PATH,cls|cls+avg", path);
-  p->pos_size = pos, p->layer_scale = ls, p->drop_path = dp;
+  int ok = s && !embr__parse_int(s, &end, 1, 1 << 20, &pos) && *end == ',' &&
+           !embr__parse_int(end + 1, &end, 0, 1, &ls) && *end == ',' && end[1] >= '0' && end[1] <= '9';
+  if (ok) {
+    const char *f = end + 1;
+    dp = strtof(f, &end);
+    ok = end != f && dp >= 0 && dp < 1 && *end == ',' && (!strcmp(end + 1, "cls") || !strcmp(end + 1, "cls+avg"));
+  }
+  if (!ok) return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.vit' is missing or not POS_SIZE,0|1,DROP_PATH,cls|cls+avg", path);
+  p->pos_size = (int)pos, p->layer_scale = (int)ls, p->drop_path = dp;
+  *cls_avg = strcmp(end + 1, "cls") != 0;
   return 0;
 }
 
@@ -339,9 +345,10 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
     return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file (plain PyTorch weights load "
                       "with --arch, see docs/faces.md)", path);
   if (!embr__net_find(p->arch))
-    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet or clip", path);
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet, clip or vit", path);
+  int cls_avg = -1; /* a ViT's pooling, which its embedding size must agree with */
   if (embr__clip_arch(p->arch) || embr__dino_vit_arch(p->arch)) {
-    int rc = embr__clip_arch(p->arch) ? clip_meta(st, path, p) : vit_meta(st, path, p);
+    int rc = embr__clip_arch(p->arch) ? clip_meta(st, path, p) : vit_meta(st, path, p, &cls_avg);
     if (rc) return rc;
   }
   int rc = embr__nn_st_meta_int(st, "embr.width", path, 1, 4096, &width), resize = 0;
@@ -355,6 +362,9 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
   if (!rc) rc = meta_choice(st, "embr.head", path, heads, 3, 0, head);
   if (rc) return rc;
   p->width = (int)width, p->embedding_dim = (int)dim, *classes = *head ? (int)ncls : 0;
+  if (cls_avg >= 0 && dim != (int64_t)p->vision.width * (cls_avg ? 2 : 1))
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.embedding_dim' %lld does not match the ViT's width %d and pooling %s",
+                      path, (long long)dim, p->vision.width, cls_avg ? "cls+avg" : "cls");
   p->input.resize = resize ? EMBR_RESIZE_BICUBIC : EMBR_RESIZE_BILINEAR;
   if (*head && *classes < 1) return embr_error(EMBR_EFORMAT, "%s: a head with no classes", path);
   return 0;
