@@ -38,7 +38,7 @@ sanitize:
 # that OpenMP is LLVM's runtime, whose Archer tool (libarcher, from libomp-dev) tells TSan about
 # OpenMP's barriers and locks; GCC's libgomp would give false reports. TSan ignores memory
 # accesses inside the uninstrumented runtimes (libomp, OpenBLAS); nothing of embr is suppressed.
-TSAN_TESTS = concurrency collection knn w2v bpe
+TSAN_TESTS = concurrency collection knn w2v bpe multicrop
 # ... and the threaded cases of test_index (tests/CMakeLists.txt names them tsan_index_*).
 ARCHER = $(dir $(realpath $(shell command -v clang)))../lib/libarcher.so
 tsan:

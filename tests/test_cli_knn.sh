@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `embr eval knn`: the hand-computed case of test_evaluate through embedding files with text labels;
 # raw pixels of a class folder agree with the same pixels given as embeddings, and list files with
-# the per-class selections; argument and file errors exit 2 / 1 with one line and print nothing.
+# the per-class selections; a model's figures equal those of its embeddings written by `embed`; argument and file errors exit 2 / 1 with one line and print nothing.
 # Usage: test_cli_knn.sh path/to/embr
 set -u
 EMBR=${1:?usage: test_cli_knn.sh path/to/embr}
@@ -45,6 +45,20 @@ expect 0 "" -- "$EMBR" eval knn --raw --raw-size 20 --data "$T/data" --train-lis
 [ "$(cat "$T/out")" = "$(cat "$T/raw.json")" ] || fail "list files: $(cat "$T/out") vs $(cat "$T/raw.json")"
 # these stripes are easy: raw pixels find most classes (a check that the figures are not noise)
 grep -qE '"top1":(0\.[5-9]|1\.0)' "$T/raw.json" || fail "raw top-1 suspiciously low: $(cat "$T/raw.json")"
+
+# ---- a model: the same figures as its embeddings written by `embed` ------------------------------
+expect 0 "wrote" -- "$EMBR" train --arch resnet18 --width 4 --input 16 --channels 1 --embedding-dim 16 --batch 8 \
+  --epochs 1 --threads 2 --seed 3 --data "$T/data" -o "$T/m.safetensors"
+expect 0 "" -- "$EMBR" eval knn --model "$T/m.safetensors" --data "$T/data" --train-per-class 0:5 --test-per-class 5: -k 4 --json -q
+cp "$T/out" "$T/model.json"
+grep -q '"features":"model","train":20,"test":12' "$T/model.json" || fail "model: $(cat "$T/model.json")"
+cut -f1 "$T/mem.tsv" | sed "s|^|$T/data/|" >"$T/mem.list"
+cut -f1 "$T/qry.tsv" | sed "s|^|$T/data/|" >"$T/qry.list"
+expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/mem.list" -o "$T/mem_m.npy" -q
+expect 0 "" -- "$EMBR" embed --model "$T/m.safetensors" --images "$T/qry.list" -o "$T/qry_m.npy" -q
+expect 0 "" -- "$EMBR" eval knn --train-emb "$T/mem_m.npy" --train-labels "$T/mem.txt" --test-emb "$T/qry_m.npy" --test-labels "$T/qry.txt" -k 4 --json
+[ "$(sed 's/"features":"[a-z ]*",//' "$T/out")" = "$(sed 's/"features":"[a-z ]*",//' "$T/model.json")" ] ||
+  fail "model vs its embeddings: $(cat "$T/model.json") vs $(cat "$T/out")"
 
 # ---- errors -------------------------------------------------------------------------------------
 expect 2 "one feature source" -- "$EMBR" eval knn --data "$T/data" --train-per-class 0:5 --test-per-class 5:

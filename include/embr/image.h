@@ -164,7 +164,8 @@ typedef struct embr_multicrop_params {
 /* DINO's values (above) for those sizes: 2 global crops, 3 channels, ImageNet mean (0.485, 0.456,
  * 0.406) and std (0.229, 0.224, 0.225). */
 EMBR_API embr_multicrop_params embr_multicrop_params_dino(int global_size, int local_size, int n_local);
-/* Checks p (counts >= 0 with n_global >= 1, sizes 1..EMBR_IMAGE_MAX_SIDE, 0 < scale[0] <= scale[1]
+/* Checks p (n_global 1..64, n_local 0..1024, sizes 1..EMBR_IMAGE_MAX_SIDE (local_size only with
+ * local crops), 0 < scale[0] <= scale[1]
  * <= 1, 0 < ratio[0] <= ratio[1], channels, std != 0, probabilities in [0, 1], strengths >= 0, hue
  * <= 0.5, 0 < sigma[0] <= sigma[1], threshold 0..256); EMBR_EINVAL with a message naming the field. */
 EMBR_API embr_status embr_multicrop_params_check(const embr_multicrop_params *p);
