@@ -4,6 +4,7 @@
 #include "nn_common.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct embed_out {
   embr_matrix m;
@@ -52,7 +53,8 @@ static int embed_texts(embr_model *m, const cli_model_src *model, const char *pa
 
 static int cmd_embed(int argc, char **argv) {
   cli_model_src model = {NULL, NULL, 112};
-  const char *images = NULL, *texts = NULL, *bpe = NULL, *out = NULL, *ids = NULL, *labels = NULL, *classes = NULL, *per_class = NULL;
+  const char *images = NULL, *texts = NULL, *bpe = NULL, *out = NULL, *ids = NULL, *labels = NULL, *classes = NULL, *per_class = NULL,
+             *pool = NULL;
   int64_t batch = 32, threads = 0;
   int raw = 0, quiet = 0;
   cli_opt opts[] = {
@@ -69,6 +71,9 @@ static int cmd_embed(int argc, char **argv) {
       OPT_STR("--per-class", NULL, &per_class, "A:B", "only images A..B-1 of each class", "all"),
       OPT_INT("--batch", "-b", &batch, "B", "images per forward pass", "32", 1, 100000),
       OPT_FLAG("--raw", NULL, &raw, "keep the network's output as is (default: rows scaled to unit length)"),
+      OPT_STR("--pool", NULL, &pool, "cls|cls+avg",
+              "with a ViT (DINO): the class token, or the class token followed by the mean patch token (DINO's linear evaluation)",
+              "the model's"),
       OPT_THREADS(&threads),
       OPT_QUIET(&quiet),
   };
@@ -80,13 +85,16 @@ static int cmd_embed(int argc, char **argv) {
                      "A list file's relative paths are relative to the list's folder. A folder without class\n"
                      "sub-folders, or a list, is one class (named as given on the command line).\n"
                      "--texts: one text per line, rows in line order (an empty line is refused); a text longer\n"
-                     "than the model's context is truncated, and a note on stderr counts them.",
+                     "than the model's context is truncated, and a note on stderr counts them.\n"
+                     "A ViT (DINO, DINOv2: an embr model or a converted state dict, see docs/dino.md) gives its\n"
+                     "class token, or with --pool cls+avg the class token followed by the mean patch token.",
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   if (!images == !texts) return cli_usage_error("give exactly one of --images and --texts");
-  if (texts && (ids || labels || classes || per_class))
+  if (pool && strcmp(pool, "cls") && strcmp(pool, "cls+avg")) return cli_usage_error("--pool must be cls or cls+avg");
+  if (texts && (ids || labels || classes || per_class || pool))
     return cli_usage_error("%s goes with --images, not --texts",
-                           ids ? "--ids" : labels ? "--labels" : classes ? "--classes" : "--per-class");
+                           ids ? "--ids" : labels ? "--labels" : classes ? "--classes" : per_class ? "--per-class" : "--pool");
   if (embr_format_from_extension(out) == EMBR_FORMAT_AUTO)
     return cli_usage_error("cannot tell the format of '%s' from its extension", out);
   cli_file files[] = {{"--out", out, 1},        {"--ids", ids, 1}, {"--labels", labels, 1}, {"--model", model.path, 0},
@@ -97,6 +105,11 @@ static int cmd_embed(int argc, char **argv) {
   int rc = cli_load_model(&model, &m);
   if (rc) return rc;
   embr_model_set_threads(m, (int)threads);
+  if (pool && (rc = embr_model_set_pool(m, strcmp(pool, "cls") ? EMBR_POOL_CLS_AVG : EMBR_POOL_CLS))) {
+    rc = embr_error(rc, "%s: --pool: a %s model has no class and patch tokens (a ViT has)", model.path, embr_model_arch(m));
+    embr_model_free(m);
+    return cli_fail(rc);
+  }
   if (texts) {
     rc = embed_texts(m, &model, texts, bpe, out, (int)batch, raw, quiet);
     embr_model_free(m);

@@ -11,8 +11,8 @@
 #include "embr/text.h"
 
 static int objective_of(const char *s, embr_objective *o) {
-  static const char *names[] = {"softmax", "arcface", "cosface", "sphereface", "combined", "clip"};
-  for (int i = 0; i < 6; i++)
+  static const char *names[] = {"softmax", "arcface", "cosface", "sphereface", "combined", "clip", "dino"};
+  for (int i = 0; i < 7; i++)
     if (!strcmp(s, names[i])) {
       *o = (embr_objective)i;
       return 0;
@@ -25,6 +25,9 @@ typedef struct train_opts {
   int64_t width, dim, side, channels, epochs, batch, pad, seed, threads;
   double lr, wd, warmup, clip, margin, scale, m1, m2, m3;
   int no_flip, quiet;
+  /* DINO */
+  int64_t local_crops, local_size, dino_out, dino_hidden, dino_bottleneck, tt_warmup, freeze_last;
+  double teacher_temp, momentum_teacher, wd_end, min_lr, drop_path;
 } train_opts;
 
 /* Margins: --margin sets the objective's own one (ArcFace m2, CosFace m3, SphereFace m1);
@@ -95,6 +98,68 @@ static int run_clip(const train_opts *o, embr_train_params *tp, const cli_opt *o
   return st ? cli_fail(st) : EXIT_OK;
 }
 
+/* DINO: a backbone from --arch (vit-tiny) trained without labels; the teacher's backbone is saved. */
+static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
+  const char *arch = seen(opts, nopts, "--arch") ? o->arch : "vit-tiny";
+  embr_model_params mp = embr_model_params_arch(arch);
+  if (seen(opts, nopts, "--width")) mp.width = (int)o->width;
+  if (seen(opts, nopts, "--embedding-dim")) mp.embedding_dim = (int)o->dim;
+  if (seen(opts, nopts, "--input")) mp.input.height = mp.input.width = (int)o->side;
+  if (seen(opts, nopts, "--channels")) mp.input.channels = (int)o->channels;
+  embr_model *m = NULL;
+  int st = embr_model_create(&mp, (uint64_t)o->seed, &m);
+  if (st) return st == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(st);
+  /* DINO's own defaults (embr_train_params_default) for what is not given. */
+  if (seen(opts, nopts, "--epochs")) tp->epochs = (int)o->epochs;
+  if (seen(opts, nopts, "--lr")) tp->lr = (float)o->lr;
+  if (seen(opts, nopts, "--clip")) tp->clip = (float)o->clip;
+  if (seen(opts, nopts, "--warmup")) tp->warmup_epochs = (float)o->warmup;
+  if (seen(opts, nopts, "--local-crops")) tp->local_crops = (int)o->local_crops;
+  if (seen(opts, nopts, "--local-size")) tp->local_size = (int)o->local_size;
+  if (seen(opts, nopts, "--dino-out")) tp->dino_out = (int)o->dino_out;
+  if (seen(opts, nopts, "--dino-hidden")) tp->dino_hidden = (int)o->dino_hidden;
+  if (seen(opts, nopts, "--dino-bottleneck")) tp->dino_bottleneck = (int)o->dino_bottleneck;
+  if (seen(opts, nopts, "--drop-path")) tp->drop_path = (float)o->drop_path;
+  if (seen(opts, nopts, "--teacher-temp")) tp->teacher_temp = (float)o->teacher_temp;
+  if (seen(opts, nopts, "--teacher-temp-warmup")) tp->warmup_teacher_temp_epochs = (int)o->tt_warmup;
+  if (seen(opts, nopts, "--momentum-teacher")) tp->momentum_teacher = (float)o->momentum_teacher;
+  if (seen(opts, nopts, "--weight-decay-end")) tp->weight_decay_end = (float)o->wd_end;
+  if (seen(opts, nopts, "--min-lr")) tp->min_lr = (float)o->min_lr;
+  if (seen(opts, nopts, "--freeze-last-layer")) tp->freeze_last_layer = (int)o->freeze_last;
+  embr_dataset *ds = NULL;
+  int64_t *subset = NULL, n = 0;
+  int rc = cli_open_images(o->data, &ds);
+  if (!rc) rc = cli_select(ds, o->classes, o->per_class, &subset, &n);
+  if (rc) {
+    embr_model_free(m);
+    embr_dataset_free(ds);
+    return rc;
+  }
+  cli_bar bar;
+  cli_bar_init(&bar, "train", o->quiet);
+  embr_progress pr = cli_bar_progress(&bar);
+  tp->progress = &pr;
+  embr_train_stats stats;
+  memset(&stats, 0, sizeof stats);
+  embr_image_spec in = embr_model_input(m);
+  if (!o->quiet)
+    fprintf(stderr, "embr %s: %s (%lld parameters), dino, %lld images (labels ignored), %dx%dx%d input, 2 global + %d local "
+            "crops, %d outputs\n", cli_name(), arch, (long long)embr_model_parameters(m), (long long)n, in.channels, in.height,
+            in.width, tp->local_crops, tp->dino_out);
+  if (tp->epochs > 0) /* 0: the initialised network, written as the untrained baseline */
+    st = embr_model_train_dino(m, ds, subset, n, tp, &stats);
+  cli_bar_done(&bar);
+  if (!st) st = embr_model_save(m, o->out);
+  if (!st && !o->quiet)
+    fprintf(stderr, "embr %s: %d epochs in %.1f s (%.0f images/s), last epoch loss %.4f, teacher entropy %.3f; wrote the "
+            "teacher to %s\n", cli_name(), stats.epochs_done, stats.seconds, stats.images_per_s, stats.last_loss,
+            stats.last_accuracy, o->out);
+  embr_model_free(m);
+  embr_dataset_free(ds);
+  free(subset);
+  return st ? cli_fail(st) : EXIT_OK;
+}
+
 static int run_training(const train_opts *o, embr_train_params *tp) {
   /* The model first: it is made from flags alone, so a bad --arch is a usage error (exit 2). */
   embr_model_params mp = embr_model_params_default();
@@ -146,28 +211,30 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
 static int cmd_train(int argc, char **argv) {
   train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL,
                   64, 128, 112, 3, 20, 64, 4, 1, 0,
-                  0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0};
+                  0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0,
+                  8, 0, 4096, 2048, 256, 30, 1, 0.07, 0.996, 0.4, 1e-6, 0.1};
   cli_opt opts[] = {
-      OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined, softmax or clip", "arcface"),
+      OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined, softmax, clip or dino", "arcface"),
       OPT_STR_REQ("--data", NULL, &o.data, "DIR|mnist:PATH",
-                  "a folder with one sub-folder of images per class, or MNIST idx files; clip: the folder --pairs names images in"),
+                  "a folder with one sub-folder of images per class, or MNIST idx files; clip: the folder --pairs names images in; "
+                  "dino: also a flat folder (labels ignored)"),
       OPT_STR("--pairs", NULL, &o.pairs, "FILE", "clip: image<TAB>caption lines (images relative to --data; several captions per image allowed)", "none"),
       OPT_STR("--bpe", NULL, &o.bpe, "FILE", "clip: CLIP's merges file (bpe_simple_vocab_16e6.txt.gz), kept in the model", "bytes, no merges"),
       OPT_STR_REQ("--out", "-o|--output", &o.out, "FILE", "the trained model (.safetensors)"),
-      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34; clip: clip-tiny, clip-vit-b-32, clip-vit-b-16",
-              "mobilefacenet (clip: clip-tiny)"),
+      OPT_STR("--arch", NULL, &o.arch, "NAME", "mobilefacenet, resnet18 or resnet34; clip: clip-tiny, clip-vit-b-32, clip-vit-b-16; "
+              "dino: vit-tiny, vit-s-16, vit-b-16 (or a CNN)", "mobilefacenet (clip: clip-tiny, dino: vit-tiny)"),
       OPT_INT("--width", NULL, &o.width, "W", "base channel width (64: the published networks)", "64", 1, 4096),
       OPT_INT("--embedding-dim", NULL, &o.dim, "D", "embedding size", "128", 1, 65536),
       OPT_INT("--input", NULL, &o.side, "PX", "input side: images are resized to PX x PX", "112", 8, 4096),
       OPT_INT("--channels", NULL, &o.channels, "C", "input channels: 3 (grey replicated) or 1", "3", 1, 3),
-      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images (clip: 0 writes the untrained model, a baseline)",
-              "20 (clip: 30)", 0, 100000),
+      OPT_INT("--epochs", "-e", &o.epochs, "N", "passes over the training images (clip, dino: 0 writes the untrained model, a baseline)",
+              "20 (clip: 30, dino: 100)", 0, 100000),
       OPT_INT("--batch", "-b", &o.batch, "B", "images per step", "64", 2, 1000000),
-      OPT_DBL("--lr", NULL, &o.lr, "LR", "peak learning rate (linear warm-up, cosine decay)", "0.1 (clip: 5e-4)", 1e-9, 100),
+      OPT_DBL("--lr", NULL, &o.lr, "LR", "peak learning rate (linear warm-up, cosine decay; dino: per 256 images, scaled by batch / 256)", "0.1 (clip, dino: 5e-4)", 1e-9, 100),
       OPT_STR("--optimizer", NULL, &o.optimizer, "NAME", "sgd (momentum 0.9) or adamw", "sgd (clip: adamw)"),
-      OPT_DBL("--weight-decay", NULL, &o.wd, "WD", "weight decay (not on biases, norms, PReLU)", "5e-4 (sgd), 0.05 (adamw), 0.2 (clip)", 0, 10),
-      OPT_DBL("--warmup", NULL, &o.warmup, "EPOCHS", "warm-up length in epochs", "1", 0, 1e6),
-      OPT_DBL("--clip", NULL, &o.clip, "NORM", "global gradient-norm bound (0: none)", "5 (clip: 1)", 0, 1e9),
+      OPT_DBL("--weight-decay", NULL, &o.wd, "WD", "weight decay (not on biases, norms, PReLU; dino: at the start)", "5e-4 (sgd), 0.05 (adamw), 0.2 (clip), 0.04 (dino)", 0, 10),
+      OPT_DBL("--warmup", NULL, &o.warmup, "EPOCHS", "warm-up length in epochs", "1 (dino: 10)", 0, 1e6),
+      OPT_DBL("--clip", NULL, &o.clip, "NORM", "global gradient-norm bound (0: none; dino: per parameter)", "5 (clip: 1, dino: 3)", 0, 1e9),
       OPT_DBL("--margin", NULL, &o.margin, "M", "the objective's margin: ArcFace m2, CosFace m3, SphereFace m1",
               "0.5 / 0.35 / 1.35", 0, 10),
       OPT_DBL("--scale", NULL, &o.scale, "S", "logit scale of the margin objectives", "64", 1e-6, 1e6),
@@ -176,6 +243,18 @@ static int cmd_train(int argc, char **argv) {
       OPT_DBL("--m3", NULL, &o.m3, "M3", "combined margin m3", "0", 0, 10),
       OPT_INT("--pad", NULL, &o.pad, "PX", "augmentation: pad by PX and crop at random (0: off)", "4", 0, 1024),
       OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips (clip: never flips)"),
+      OPT_INT("--local-crops", NULL, &o.local_crops, "N", "dino: local crops per image", "8", 0, 64),
+      OPT_INT("--local-size", NULL, &o.local_size, "PX", "dino: local crop side (0: input * 96 / 224)", "0 (vit-tiny: 12)", 0, 4096),
+      OPT_INT("--dino-out", NULL, &o.dino_out, "K", "dino: the head's outputs", "4096", 1, 1048576),
+      OPT_INT("--dino-hidden", NULL, &o.dino_hidden, "H", "dino: the head's MLP width", "2048", 1, 65536),
+      OPT_INT("--dino-bottleneck", NULL, &o.dino_bottleneck, "D", "dino: the head's bottleneck (before the last layer)", "256", 1, 65536),
+      OPT_DBL("--drop-path", NULL, &o.drop_path, "P", "dino: the student ViT's stochastic depth rate", "0.1", 0, 0.99),
+      OPT_DBL("--teacher-temp", NULL, &o.teacher_temp, "T", "dino: teacher temperature after its warm-up from 0.04", "0.07", 1e-4, 10),
+      OPT_INT("--teacher-temp-warmup", NULL, &o.tt_warmup, "EPOCHS", "dino: epochs of the teacher temperature's warm-up", "30", 0, 100000),
+      OPT_DBL("--momentum-teacher", NULL, &o.momentum_teacher, "M", "dino: teacher EMA momentum at the start (cosine to 1)", "0.996", 0, 1),
+      OPT_DBL("--weight-decay-end", NULL, &o.wd_end, "WD", "dino: weight decay at the end (cosine from --weight-decay)", "0.4", 0, 10),
+      OPT_DBL("--min-lr", NULL, &o.min_lr, "LR", "dino: learning rate at the end of the cosine", "1e-6", 0, 100),
+      OPT_INT("--freeze-last-layer", NULL, &o.freeze_last, "EPOCHS", "dino: epochs with the head's last layer fixed", "1", 0, 100000),
       OPT_STR("--classes", NULL, &o.classes, "A:B", "train on classes A..B-1 only (natural order: s2 before s10)", "all"),
       OPT_STR("--per-class", NULL, &o.per_class, "A:B", "train on images A..B-1 of each class only", "all"),
       OPT_STR("--checkpoint", NULL, &o.checkpoint, "FILE", "write weights and optimizer state after every epoch", "none"),
@@ -185,16 +264,21 @@ static int cmd_train(int argc, char **argv) {
       OPT_QUIET(&o.quiet),
   };
   int nopts = CLI_NOPTS(opts);
-  cli_command cmd = {"Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images, or CLIP on\n"
-                     "image-caption pairs.",
+  cli_command cmd = {"Train an embedding network (ArcFace, CosFace, SphereFace or softmax) on labelled images, CLIP on\n"
+                     "image-caption pairs, or DINO on unlabelled images.",
                      "embr train --data DIR|mnist:PATH -o model.safetensors [--objective arcface] [--arch mobilefacenet] [options]\n"
-                     "       embr train --objective clip --data DIR --pairs PAIRS.tsv -o clip.safetensors [--bpe MERGES] [options]",
+                     "       embr train --objective clip --data DIR --pairs PAIRS.tsv -o clip.safetensors [--bpe MERGES] [options]\n"
+                     "       embr train --objective dino --data DIR|mnist:PATH -o dino.safetensors [--arch vit-tiny] [--local-crops N] [options]",
                      "Images of any size and channel count are resized to the input size; grey is replicated to 3\n"
                      "channels. The model file keeps the input size and normalisation, so `embr embed` and\n"
                      "`embr eval` need only it. Progress shows loss, accuracy (under the margin) and images/s.\n"
                      "Split example (ORL, unseen identities): --classes 0:30 here, --classes 30:40 in eval.\n"
                      "CLIP (docs/clip.md): each epoch pairs every image once with one of its captions at random;\n"
-                     "progress shows the contrastive loss, the in-batch image->text accuracy and pairs/s.",
+                     "progress shows the contrastive loss, the in-batch image->text accuracy and pairs/s.\n"
+                     "DINO (docs/dino.md): self-supervised, labels ignored; --arch vit-tiny by default; 2 global and\n"
+                     "--local-crops local crops per image; the saved model is the teacher's backbone; progress shows\n"
+                     "the loss and the teacher's output entropy (near 0 or near ln K: collapsed). --epochs 0 writes the\n"
+                     "untrained network (a baseline).",
                      opts, nopts, 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   embr_objective obj;
@@ -203,7 +287,23 @@ static int cmd_train(int argc, char **argv) {
     return cli_usage_error("unknown --optimizer '%s' (sgd or adamw)", o.optimizer);
   if (o.channels == 2) return cli_usage_error("--channels must be 1 or 3");
   embr_train_params tp = embr_train_params_default(obj);
-  int clip = obj == EMBR_OBJ_CLIP;
+  int clip = obj == EMBR_OBJ_CLIP, dino = obj == EMBR_OBJ_DINO;
+  static const char *dino_only[] = {"--local-crops", "--local-size", "--dino-out", "--dino-hidden", "--dino-bottleneck",
+                                    "--drop-path", "--teacher-temp", "--teacher-temp-warmup", "--momentum-teacher",
+                                    "--weight-decay-end", "--min-lr", "--freeze-last-layer"};
+  for (int i = 0; i < 12 && !dino; i++)
+    if (seen(opts, nopts, dino_only[i])) return cli_usage_error("%s is for --objective dino", dino_only[i]);
+  if (dino) {
+    if (o.pairs) return cli_usage_error("--pairs is for --objective clip");
+    if (seen(opts, nopts, "--weight-decay")) tp.weight_decay = (float)o.wd;
+    if (seen(opts, nopts, "--optimizer")) tp.adamw = !strcmp(o.optimizer, "adamw");
+    tp.batch = (int)o.batch, tp.seed = (uint64_t)o.seed;
+    tp.n_threads = (int)o.threads, tp.checkpoint = o.checkpoint, tp.resume = o.resume;
+    cli_file df[] = {{"--out", o.out, 1}, {"--checkpoint", o.checkpoint, 1}, {"--resume", o.resume, 0}};
+    int drc = cli_check_files(df, 2);
+    if (!drc) drc = cli_check_files((cli_file[]){df[0], df[2]}, 2);
+    return drc ? drc : run_dino(&o, &tp, opts, nopts);
+  }
   if (o.pairs && !clip) return cli_usage_error("--pairs is for --objective clip");
   if (o.epochs == 0 && !clip) return cli_usage_error("--epochs must be at least 1");
   if (seen(opts, nopts, "--optimizer") || !clip) tp.adamw = !strcmp(o.optimizer, "adamw");
@@ -225,4 +325,4 @@ static int cmd_train(int argc, char **argv) {
   return clip ? run_clip(&o, &tp, opts, nopts) : run_training(&o, &tp);
 }
 
-const cli_entry cli_train = {"train", "train an image embedding network (ArcFace, CosFace, SphereFace, softmax)", cmd_train, NULL, 0, NULL};
+const cli_entry cli_train = {"train", "train an image embedding network (ArcFace, CosFace, SphereFace, softmax, CLIP, DINO)", cmd_train, NULL, 0, NULL};

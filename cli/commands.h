@@ -6,7 +6,7 @@
 #include "common.h"
 
 extern const cli_entry cli_search, cli_convert, cli_recall, cli_info, cli_synth, cli_w2v, cli_tsne, cli_index,
-    cli_collection, cli_plot, cli_train, cli_embed, cli_eval, cli_clip;
+    cli_collection, cli_plot, cli_train, cli_embed, cli_eval, cli_clip, cli_dino;
 
 /* Draws a map with the default plot settings (cmd_plot.c; for `embr tsne --plot` and `w2v map`,
  * through cli_write_outputs). labels and texts: NULL or n strings. Returns an embr status. */

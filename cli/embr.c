@@ -4,7 +4,7 @@
 #include "commands.h"
 
 static const cli_entry *const commands[] = {
-    &cli_w2v, &cli_tsne, &cli_index, &cli_collection, &cli_train, &cli_embed, &cli_eval, &cli_clip,
+    &cli_w2v, &cli_tsne, &cli_index, &cli_collection, &cli_train, &cli_embed, &cli_eval, &cli_clip, &cli_dino,
     &cli_search, &cli_convert, &cli_recall, &cli_info, &cli_synth, &cli_plot,
 };
 

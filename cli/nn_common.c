@@ -67,8 +67,12 @@ int cli_load_model(const cli_model_src *src, embr_model **out) {
   *out = NULL;
   int rc;
   if (!src->arch) return (rc = embr_model_load(src->path, out)) ? cli_fail(rc) : EXIT_OK;
+  if (!strcmp(src->arch, "vit")) { /* a ViT state dict (DINO, DINOv2): its sizes from the file */
+    embr_model_params p = embr_model_params_arch("vit");
+    return (rc = embr_model_load_weights(src->path, &p, out)) ? cli_fail(rc) : EXIT_OK;
+  }
   if (strcmp(src->arch, "resnet18") && strcmp(src->arch, "resnet34") && strcmp(src->arch, "mobilefacenet"))
-    return cli_usage_error("unknown --arch (resnet18, resnet34 or mobilefacenet)");
+    return cli_usage_error("unknown --arch (resnet18, resnet34, mobilefacenet or vit)");
   embr_model_params p = embr_model_params_default();
   p.arch = src->arch, p.width = 0, p.embedding_dim = 0, p.input.channels = 0; /* read off the weights */
   p.input.height = p.input.width = (int)src->side;

@@ -27,7 +27,8 @@ typedef struct cli_model_src {
 #define CLI_MODEL_OPTS(o, help)                                                                                     \
   OPT_STR_REQ("--model", NULL, &(o).path, "FILE", help),                                                         \
       OPT_STR("--arch", NULL, &(o).arch, "NAME",                                                                  \
-              "--model is plain PyTorch weights (no embr metadata) of resnet18, resnet34 or mobilefacenet",     \
+              "--model is plain PyTorch weights (no embr metadata) of resnet18, resnet34 or mobilefacenet, or a " \
+              "ViT state dict (vit: DINO / DINOv2, sizes from the file)",                                         \
               "from the file"),                                                                                   \
       OPT_INT("--input-size", NULL, &(o).side, "PX", "with --arch: the network's input side in pixels", "112", 8, 4096)
 /* Loads the model; prints the problem and returns EXIT_ERR (EXIT_USAGE for an unknown --arch). */

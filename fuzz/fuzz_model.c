@@ -6,7 +6,8 @@
  * must come back in range. A refusal must leave a one-line message naming the input. A broken
  * promise aborts, which libFuzzer reports as a crash. The seeds (fuzz/corpus/model) are such a
  * network's model file and checkpoint, and tiny CLIP models in OpenAI's, Hugging Face's and
- * embr's layouts (an accepted CLIP model must also embed token ids and, with its tokenizer, a text). */
+ * embr's layouts (an accepted CLIP model must also embed token ids and, with its tokenizer, a text),
+ * and tiny DINO ViTs in facebookresearch names (under a prefix) and Hugging Face names. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1183,11 +1183,85 @@ static void test_vexpf(void) {
   CHECK(isnan(embr__nn_expf(NAN)));
 }
 
+/* ---- DINO ViT ops: LayerScale, drop-path, resampled positions, class + mean pooling ---------- */
+
+typedef struct vit_arg {
+  int64_t gamma, pos, cls;
+  int M, g, D;
+  float p;
+} vit_arg;
+static nn_t *op_scale(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_scale_cols(c, x, ((const vit_arg *)a)->gamma); }
+/* Drop-path after a GELU: the probe's fresh context (seed 7) draws the same masks every time. */
+static nn_t *op_drop_path(nn_ctx *c, nn_t *x, const void *a) { return embr__nn_drop_path(c, embr__nn_gelu(c, x), ((const vit_arg *)a)->p); }
+/* The positions have no tensor input: the probe's x (1, 1 + g*g, 1, D) is added to them. */
+static nn_t *op_pos(nn_ctx *c, nn_t *x, const void *a) {
+  const vit_arg *v = a;
+  return embr__nn_add(c, embr__nn_pos_resample(c, v->pos, v->M, v->g, v->D), x);
+}
+/* Patches (B, D, g, g) -> tokens with resampled positions -> class + mean pooling. */
+static nn_t *op_vit_pos(nn_ctx *c, nn_t *x, const void *a) {
+  const vit_arg *v = a;
+  return embr__nn_cls_avg(c, embr__nn_vit_tokens_pos(c, x, v->cls, embr__nn_pos_resample(c, v->pos, v->M, v->g, v->D)));
+}
+static nn_t *op_cls_avg(nn_ctx *c, nn_t *x, const void *a) { (void)a; return embr__nn_cls_avg(c, x); }
+
+static void test_dino_vit_op_grads(void) {
+  nn_params P = {0};
+  int64_t gs[1] = {6}, ps[3] = {1, 1 + 4 * 4, 6}, cs[3] = {1, 1, 6};
+  vit_arg v = {embr__nn_param_add(&P, "gamma", 1, gs, NN_NODECAY, NN_INIT_NORMAL, 1),
+               embr__nn_param_add(&P, "pos", 3, ps, NN_NODECAY, NN_INIT_NORMAL, 1),
+               embr__nn_param_add(&P, "cls", 3, cs, NN_NODECAY, NN_INIT_NORMAL, 1), 4, 6, 6, 0.4f};
+  CHECK(embr__nn_params_init(&P, 5) == 0);
+  vit_arg down = v, same = v;
+  down.g = 3, same.g = 4;
+  gcase cases[] = {{"layer scale", op_scale, &v, 2, 3, 1, 6, 1},
+                   {"drop-path p 0.4", op_drop_path, &v, 6, 3, 1, 4, 1},
+                   {"positions 4 -> 6", op_pos, &v, 1, 1 + 36, 1, 6, 1},
+                   {"positions 4 -> 3", op_pos, &down, 1, 1 + 9, 1, 6, 1},
+                   {"positions 4 -> 4", op_pos, &same, 1, 1 + 16, 1, 6, 1},
+                   {"ViT tokens, resampled positions, class + mean", op_vit_pos, &down, 2, 6, 3, 3, 1},
+                   {"class + mean pooling", op_cls_avg, NULL, 3, 5, 1, 4, 1}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) gradcheck(&P, &cases[i]);
+  embr__nn_params_free(&P);
+}
+
+/* Drop-path's masks: whole samples, kept ones scaled by 1/(1-p), about p of them dropped, the
+ * same for the same seed; the identity at inference and at p = 0. */
+static void test_drop_path_masks(void) {
+  enum { B = 4000, W = 3 };
+  float *x = malloc(sizeof(float) * B * W);
+  for (int i = 0; i < B * W; i++) x[i] = 1.0f + (float)(i % 7);
+  nn_ctx c1, c2, ci;
+  embr__nn_ctx_init(&c1, NULL, 1, 0, 9), embr__nn_ctx_init(&c2, NULL, 1, 0, 9), embr__nn_ctx_init(&ci, NULL, 0, 0, 9);
+  nn_t *a = embr__nn_drop_path(&c1, embr__nn_wrap(&c1, x, B, W, 1, 1), 0.3f);
+  nn_t *b = embr__nn_drop_path(&c2, embr__nn_wrap(&c2, x, B, W, 1, 1), 0.3f);
+  nn_t *in = embr__nn_wrap(&ci, x, B, W, 1, 1);
+  REQUIRE(a && b);
+  CHECK(embr__nn_drop_path(&ci, in, 0.3f) == in);
+  CHECK(embr__nn_drop_path(&c1, in, 0) == in);
+  int dropped = 0, bad = 0;
+  for (int s = 0; s < B; s++) {
+    int z = a->d[s * W] == 0;
+    dropped += z;
+    for (int j = 0; j < W; j++) {
+      float want = z ? 0.0f : x[s * W + j] / 0.7f;
+      if (fabsf(a->d[s * W + j] - want) > 1e-5f * fabsf(want) || a->d[s * W + j] != b->d[s * W + j]) bad++;
+    }
+  }
+  CHECK_MSG(bad == 0, "%d values are neither 0 nor x / (1 - p) for a whole sample, or differ between equal seeds", bad);
+  /* binomial(4000, 0.3): sd 29 */
+  CHECK_MSG(abs(dropped - 1200) < 150, "%d of %d samples dropped at p = 0.3", dropped, B);
+  CHECK(embr__nn_drop_path(&c1, in, 1.0f) == NULL && c1.rc == EMBR_EINVAL);
+  embr__nn_ctx_free(&c1), embr__nn_ctx_free(&c2), embr__nn_ctx_free(&ci);
+  free(x);
+}
+
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
-                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf);
+                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_dino_vit_op_grads,
+                   test_drop_path_masks);
 }

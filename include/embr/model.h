@@ -39,9 +39,22 @@ typedef struct embr_model_params {
    * (EMBR_ACT_DEFAULT: QuickGELU, as OpenAI's CLIP was trained; open_clip's own models use GELU). */
   embr_transformer_params vision, text;
   embr_activation activation;
+  /* DINO's Vision Transformer ("vit", and the named configurations "vit-tiny", "vit-s-16",
+   * "vit-b-16", "dinov2-vit-s-14"; see docs/dino.md): its sizes in `vision` (width, layers,
+   * heads, patch), embedding_dim = the width (the class token), and: */
+  int pos_size;    /* pixels a side the learned positions cover (pos_size / patch of them; 0: the
+                    * input size); other input sizes resample them bicubic */
+  int layer_scale; /* 1: DINOv2's LayerScale (blocks.N.ls1.gamma, ls2.gamma) */
+  float drop_path; /* stochastic depth in training: the last block's rate, linear from 0 over the
+                    * depth as DINO's code; in [0, 1), 0: none; never at inference */
 } embr_model_params;
 EMBR_API embr_model_params embr_model_params_default(void); /* mobilefacenet, 64, 128, 3x112x112 */
-/* The defaults of a named architecture: a CNN as embr_model_params_default with arch set; a CLIP
+/* The defaults of a named architecture: a CNN as embr_model_params_default with arch set; a ViT
+ * configuration (vit-tiny: width 192, 6 layers, 3 heads, patch 4 at 28 px; vit-s-16: 384, 12,
+ * 6, patch 16 at 224; vit-b-16: 768, 12, 12, patch 16 at 224; dinov2-vit-s-14: 384, 12, 6,
+ * patch 14, LayerScale, 224 px input with positions for 518 as the released checkpoint) with
+ * DINO's evaluation preprocessing (bicubic resize of the short side to 256/224 of the size,
+ * centre crop, ImageNet's mean and std); a CLIP
  * configuration with every size filled in (clip-tiny: ViT width 192, 6 layers, 3 heads, patch 8
  * at 64 px; text width 256, 4 layers, 4 heads, context 32, vocabulary 49,408; joint 256.
  * clip-vit-b-32 / -b-16: OpenAI's ViT-B/32 and ViT-B/16: ViT width 768, 12 layers, 12 heads at
@@ -55,6 +68,12 @@ typedef struct embr_model embr_model;
  * no-op). EMBR_EINVAL for an unknown arch or out-of-range width, embedding_dim or input; ENOMEM. */
 EMBR_API embr_status embr_model_create(const embr_model_params *p, uint64_t seed, embr_model **out);
 /* Reads a model file (error: not safetensors, no embr metadata, missing or mis-shaped tensors).
+ * A ViT state dict without embr metadata loads too: facebookresearch DINO / DINOv2 names
+ * (cls_token, pos_embed, blocks.N.attn.qkv.weight, ...; one prefix such as "module." or
+ * "teacher.backbone." is taken off when there is only one) or Hugging Face Dinov2Model names
+ * (embeddings.*, encoder.layer.N.*, layernorm.*), F32/F16/BF16; its configuration is read off
+ * the shapes (heads = width / 64, LayerScale when present, the input min(224, the positions'
+ * size) rounded down to the patch) with DINO's evaluation preprocessing (see docs/dino.md).
  * A CLIP state dict without embr metadata, in OpenAI's or Hugging Face's names (see
  * docs/clip.md), loads too: its configuration is read off the shapes (heads = width / 64,
  * QuickGELU), and it has no tokenizer until embr_model_set_tokenizer.
@@ -72,7 +91,10 @@ EMBR_API embr_status embr_model_load_mem(const void *buf, size_t len, const char
  * p->input's size, normalisation and resize filter are taken as given (the file cannot tell).
  * Every tensor of the network must be present with its shape under its PyTorch name (ResNet:
  * torchvision's, plus fc to the embedding and a BatchNorm1d "features"; see docs/faces.md);
- * other tensors are ignored. The model has no training head. */
+ * other tensors are ignored. The model has no training head.
+ * A ViT arch ("vit" or a named one) reads the file as a ViT state dict (see embr_model_load;
+ * p->vision.heads, when set, overrides width / 64): a file of another network is EMBR_EFORMAT
+ * naming the file and the first tensor missing or of the wrong shape. */
 EMBR_API embr_status embr_model_load_weights(const char *path, const embr_model_params *p, embr_model **out);
 /* Writes weights, head and metadata atomically (EMBR_EIO on failure; no partial file). */
 EMBR_API embr_status embr_model_save(const embr_model *m, const char *path);
@@ -83,6 +105,13 @@ EMBR_API int embr_model_dim(const embr_model *m);
 EMBR_API embr_image_spec embr_model_input(const embr_model *m);
 EMBR_API const char *embr_model_arch(const embr_model *m); /* owned by the model */
 EMBR_API int64_t embr_model_parameters(const embr_model *m); /* trained parameters */
+
+/* What a ViT model's embedding is: EMBR_POOL_CLS the class token after the final norm (its
+ * width), EMBR_POOL_CLS_AVG that token followed by the mean of the patch tokens (twice the width:
+ * DINO's linear-evaluation features). embr_model_dim follows; saved with the model. EMBR_EINVAL
+ * for other models or values. */
+typedef enum embr_pool { EMBR_POOL_CLS = 0, EMBR_POOL_CLS_AVG = 1 } embr_pool;
+EMBR_API embr_status embr_model_set_pool(embr_model *m, embr_pool pool);
 
 /* Threads for embr_model_embed (0 = all cores, the default). */
 EMBR_API void embr_model_set_threads(embr_model *m, int n_threads);
@@ -132,6 +161,40 @@ EMBR_API embr_status embr_model_embed_tokens(embr_model *m, const int32_t *ids, 
 EMBR_API embr_status embr_model_embed_texts(embr_model *m, const char *const *texts, int64_t n, int batch, float *out,
                                            int64_t *n_truncated);
 
+/* ---- ViT attention maps (DINO) ---------------------------------------------------------------
+ * DINO's last-layer attention outlines objects: the class token's attention to each patch, per
+ * head, and the mask of the patches that hold 60 % of it (the paper's figure). */
+
+/* The maps' sizes for square images of `side` px (0: the model's input side): *heads and the
+ * patch grid *grid (grid x grid patches). EMBR_EINVAL for a model that is not a ViT or a side
+ * that is not a positive multiple of its patch. */
+EMBR_API embr_status embr_model_attention_size(const embr_model *m, int side, int *heads, int *grid);
+/* For n images (n x 3 x side x side floats, prepared as embr_model_input says but at `side`;
+ * 0: the model's input side), in inference mode:
+ * maps (n x heads x grid x grid floats, or NULL): the last block's softmax attention of the class
+ * token (query) to each patch (key), patches row-major — DINO's get_last_selfattention()[:, :, 0,
+ * 1:], so a head's map sums to 1 minus its attention to the class token itself;
+ * masks (n x (heads + 1) x grid x grid bytes, or NULL): per head embr_attention_mask of its map
+ * with `mass`, then the same of the heads' mean map (one mask per image).
+ * mass in (0, 1]. Errors: EMBR_EINVAL (arguments, not a ViT), EMBR_ENOMEM. Uses the model's
+ * inference state (not concurrent with other calls on m). */
+EMBR_API embr_status embr_model_attention(embr_model *m, const float *x, int64_t n, int side, float mass, float *maps,
+                                          uint8_t *masks);
+/* The mask of DINO's visualize_attention.py: of the n values a (>= 0, not all 0), keep[i] = 1 for
+ * the largest ones that together hold `mass` of the total: sorted ascending, divided by their
+ * sum, keep where the running sum exceeds 1 - mass (the value that crosses is kept; equal values
+ * in index order). mass in (0, 1], else EMBR_EINVAL (also for a negative, non-finite or all-zero a). */
+EMBR_API embr_status embr_attention_mask(const float *a, int n, float mass, uint8_t *keep);
+/* One picture of an image's maps: `view` (the image as the network saw it, RGB or grey, square)
+ * then one panel per head with its map (scaled to its maximum, each patch a block: nearest
+ * upsampling as the paper's figures) blended over the view in a black-red-yellow-white ramp,
+ * then the view with what the last mask (heads + 1 masks given: the mean map's) leaves out
+ * darkened; panels side by side with 4 px white gaps. maps: heads x grid x grid; masks: (heads
+ * + 1) x grid x grid, or NULL (no mask panel). *out (RGB) is allocated (free with
+ * embr_image_free). EMBR_EINVAL, EMBR_ENOMEM. */
+EMBR_API embr_status embr_attention_picture(const embr_image *view, const float *maps, const uint8_t *masks, int heads,
+                                            int grid, embr_image *out);
+
 /* ---- training ------------------------------------------------------------------------------ */
 
 typedef enum embr_objective {
@@ -140,7 +203,8 @@ typedef enum embr_objective {
   EMBR_OBJ_COSFACE,     /* additive cosine margin m3 */
   EMBR_OBJ_SPHEREFACE,  /* multiplicative angular margin m1 */
   EMBR_OBJ_COMBINED,    /* cos(m1 theta + m2) - m3 */
-  EMBR_OBJ_CLIP         /* CLIP's contrastive image-text loss (embr_model_train_clip) */
+  EMBR_OBJ_CLIP,        /* CLIP's contrastive image-text loss (embr_model_train_clip) */
+  EMBR_OBJ_DINO         /* DINO's self-distillation without labels (embr_model_train_dino) */
 } embr_objective;
 
 typedef struct embr_train_params {
@@ -157,8 +221,29 @@ typedef struct embr_train_params {
   const char *checkpoint;  /* NULL or a file written after every epoch (weights + optimizer state) */
   const char *resume;      /* NULL or a checkpoint to continue from */
   const embr_progress *progress; /* per batch; the detail line holds loss, accuracy, images/s */
+  /* DINO (EMBR_OBJ_DINO; facebookresearch/dino's names in brackets). lr is the base rate for a
+   * batch of 256, scaled by batch / 256 [lr], warmed up linearly from 0 over warmup_epochs, then
+   * cosine down to min_lr [min_lr]; weight_decay rises by cosine to weight_decay_end
+   * [weight_decay, weight_decay_end]; clip bounds each parameter's gradient norm on its own
+   * [clip_grad]. */
+  int dino_out;                 /* K, the head's outputs [out_dim]: 4096 (the paper: 65536) */
+  int dino_hidden, dino_bottleneck; /* the head's MLP: 2048, 256 */
+  int local_crops;              /* local crops per image [local_crops_number]: 8 (0 allowed) */
+  int local_size;               /* their side: 0 = the input side * 96 / 224 (28 -> 12, 224 -> 96) */
+  float global_scale[2], local_scale[2]; /* crop area ranges: (0.4, 1), (0.05, 0.4) */
+  float student_temp;           /* 0.1 */
+  float teacher_temp, warmup_teacher_temp; /* 0.07, reached linearly from 0.04 over... */
+  int warmup_teacher_temp_epochs;          /* ...30 epochs (per epoch, as the reference) */
+  float momentum_teacher;       /* teacher EMA 0.996, cosine to 1 over the run (per step) */
+  float center_momentum;        /* 0.9 */
+  float weight_decay_end;       /* 0.4 */
+  float min_lr;                 /* 1e-6 */
+  int freeze_last_layer;        /* epochs with the head's last layer fixed: 1 */
+  float drop_path;              /* the student ViT's stochastic depth [drop_path_rate]: 0.1 (teacher: 0) */
 } embr_train_params;
-/* Defaults for an objective: CLIP: AdamW (betas 0.9/0.98, eps 1e-6 as OpenAI's CLIP) lr 5e-4,
+/* Defaults for an objective: DINO: the reference's (main_dino.py, ViT-S/16 recipe): AdamW lr 5e-4
+ * per 256 images, 10 warm-up epochs, decay 0.04 -> 0.4, per-parameter clip 3, 100 epochs, batch
+ * 64, the DINO fields as documented above; CLIP: AdamW (betas 0.9/0.98, eps 1e-6 as OpenAI's CLIP) lr 5e-4,
  * decay 0.2, 1 warm-up epoch, clip 1, 30 epochs, batch 64, pad 4, no flip (captions say "left");
  * ArcFace m2 0.5 s 64; CosFace m3 0.35 s 64; SphereFace m1 1.35 s 64;
  * 20 epochs, batch 64, SGD lr 0.1, decay 5e-4, 1 warm-up epoch, clip 5, pad 4 when not at 28 px. */
@@ -192,6 +277,23 @@ EMBR_API embr_status embr_model_train(embr_model *m, const embr_dataset *ds, con
 EMBR_API embr_status embr_model_train_clip(embr_model *m, const embr_dataset *images, const char *const *captions,
                                            const int64_t *caption_image, int64_t n_captions, const embr_train_params *p,
                                            embr_train_stats *stats);
+
+/* DINO (embr_train_params_default(EMBR_OBJ_DINO)): self-distillation without labels, as
+ * facebookresearch/dino. m is the backbone (a ViT: its forward takes crops of other sides, its
+ * positional embedding interpolated); a student (m's weights plus a DINO head, p->dino_* sizes)
+ * and a teacher (the student's copy) are made inside. Each step: the multi-crop loader gives every
+ * image p->local_crops local and 2 global crops (embr_multicrop_params_dino); the teacher embeds
+ * the global crops, the student all; loss = cross-entropy between the teacher's centred, sharpened
+ * softmax and the student's over every pair of different views; backward, per-parameter
+ * clipping, the head's last layer frozen for p->freeze_last_layer epochs, AdamW on the schedules,
+ * the teacher's EMA, the center's EMA. Labels are ignored. On success m holds the TEACHER's
+ * backbone (what the DINO paper evaluates); on error m is unchanged. Checkpoints hold the student
+ * (head included), the optimizer, the teacher (teacher.*) and the center (dino.center).
+ * stats->last_accuracy holds the teacher's mean output entropy (nats) of the last epoch in place
+ * of an accuracy: near 0 or near ln K means collapse. Errors as embr_model_train (no class
+ * requirement), plus EMBR_EINVAL for bad DINO sizes or temperatures. */
+EMBR_API embr_status embr_model_train_dino(embr_model *m, const embr_dataset *ds, const int64_t *subset,
+                                           int64_t n_subset, const embr_train_params *p, embr_train_stats *stats);
 
 #ifdef __cplusplus
 }

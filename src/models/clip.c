@@ -73,7 +73,7 @@ static int build(nn_params *P, const embr_model_params *p, void **out) {
   *out = c;
   tf_act act = p->activation == EMBR_ACT_GELU ? TF_GELU : TF_QUICK_GELU;
   const embr_transformer_params *v = &p->vision, *t = &p->text;
-  vit_cfg vc = {p->input.height, v->patch, v->width, v->layers, v->heads, p->embedding_dim, act};
+  vit_cfg vc = {p->input.height, v->patch, v->width, v->layers, v->heads, p->embedding_dim, act, 0, 0, 0, 0};
   int rc = embr__vit_make(P, &c->visual, "visual", &vc);
   if (rc) return rc;
   c->context = t->context, c->vocab = t->vocab, c->width = t->width;

@@ -8,12 +8,14 @@
 #include "core/parse.h"
 #include "embr/text.h"
 #include "models/clip.h"
+#include "models/dino_vit.h"
 #include "models/models.h"
 
 static const net_ops *const all_nets[] = {&embr__resnet18_ops, &embr__resnet34_ops, &embr__mobilefacenet_ops};
 
 const net_ops *embr__net_find(const char *arch) {
   if (embr__clip_arch(arch)) return &embr__clip_ops;
+  if (embr__dino_vit_arch(arch)) return &embr__dino_vit_ops;
   for (size_t i = 0; i < sizeof(all_nets) / sizeof(all_nets[0]); i++)
     if (arch && !strcmp(all_nets[i]->name, arch)) return all_nets[i];
   return NULL;
@@ -32,7 +34,7 @@ embr_model_params embr_model_params_default(void) {
 embr_model_params embr_model_params_arch(const char *arch) {
   embr_model_params p = embr_model_params_default();
   p.arch = arch;
-  if (arch) embr__clip_fill(&p);
+  if (arch && !embr__clip_fill(&p)) embr__dino_vit_fill(&p);
   return p;
 }
 
@@ -40,8 +42,9 @@ static int check_params(const embr_model_params *p) {
   if (!embr__net_find(p->arch))
     return embr_error(EMBR_EINVAL,
                       "unknown architecture '%s' (resnet18, resnet34, mobilefacenet, clip-tiny, clip-vit-b-32, "
-                      "clip-vit-b-16)", p->arch ? p->arch : "");
+                      "clip-vit-b-16, vit-tiny, vit-s-16, vit-b-16, dinov2-vit-s-14)", p->arch ? p->arch : "");
   if (embr__clip_arch(p->arch)) return embr__clip_check(p);
+  if (embr__dino_vit_arch(p->arch)) return embr__dino_vit_check(p);
   if (p->width < 1 || p->width > 4096) return embr_error(EMBR_EINVAL, "width %d out of range", p->width);
   if (p->embedding_dim < 1 || p->embedding_dim > 65536)
     return embr_error(EMBR_EINVAL, "embedding dimension %d out of range", p->embedding_dim);
@@ -63,6 +66,11 @@ int embr__model_build(const embr_model_params *p0, int head_kind, int classes, e
   *out = NULL;
   embr_model_params q = *p0, *p = &q;
   if (embr__clip_arch(p->arch) && !p->vision.width) embr__clip_fill(p); /* a named configuration's sizes */
+  if (embr__dino_vit_arch(p->arch) && !p->vision.width) {
+    float dp = p->drop_path; /* the named sizes, with the caller's training option */
+    embr__dino_vit_fill(p);
+    p->drop_path = dp;
+  }
   int rc = check_params(p);
   if (rc) return rc;
   embr_model *m = embr_calloc(1, sizeof(embr_model));
@@ -118,6 +126,14 @@ nn_t *embr__model_forward(embr_model *m, nn_ctx *ctx, nn_t *x) { return m->ops->
 
 void embr_model_set_threads(embr_model *m, int n_threads) { m->n_threads = n_threads; }
 
+embr_status embr_model_set_pool(embr_model *m, embr_pool pool) {
+  if (!m || m->ops != &embr__dino_vit_ops) return embr_error(EMBR_EINVAL, "pooling: only a ViT model has tokens to pool");
+  if (pool != EMBR_POOL_CLS && pool != EMBR_POOL_CLS_AVG) return embr_error(EMBR_EINVAL, "pooling: unknown mode %d", (int)pool);
+  ((dino_vit *)m->net)->pool = pool;
+  m->p.embedding_dim = m->p.vision.width * (pool == EMBR_POOL_CLS_AVG ? 2 : 1);
+  return 0;
+}
+
 embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out) {
   if (n < 0 || batch < 1) return embr_error(EMBR_EINVAL, "bad image count or batch size");
   m->infer.nt = embr_threads_resolve(m->n_threads);
@@ -161,7 +177,7 @@ embr_status embr_model_save(const embr_model *m, const char *path) {
   int nm = 10;
   snprintf(buf[0], 96, "model 1");
   snprintf(buf[1], 96, "%s", m->arch);
-  snprintf(buf[2], 96, "%d", m->ops == &embr__clip_ops ? m->p.vision.width : m->p.width);
+  snprintf(buf[2], 96, "%d", m->ops == &embr__clip_ops || m->ops == &embr__dino_vit_ops ? m->p.vision.width : m->p.width);
   snprintf(buf[3], 96, "%d", m->p.embedding_dim);
   snprintf(buf[4], 96, "%dx%dx%d", s->channels, s->height, s->width);
   snprintf(buf[5], 96, "%.9g,%.9g,%.9g", s->mean[0], s->mean[1], s->mean[2]);
@@ -193,6 +209,15 @@ embr_status embr_model_save(const embr_model *m, const char *path) {
       key[nm] = "embr.bpe_merges", val[nm] = buf[nm], nm++;
     }
     if (m->bpe_bytes) t[nt++] = (nn_st_out){"embr.bpe", 1, {(int64_t)m->bpe_len}, m->bpe_bytes, NN_ST_U8};
+  }
+  if (m->ops == &embr__dino_vit_ops) {
+    const embr_model_params *p = &m->p;
+    snprintf(buf[nm], 96, "%d,%d,%d,%d", p->vision.width, p->vision.layers, p->vision.heads, p->vision.patch);
+    key[nm] = "embr.vision", val[nm] = buf[nm], nm++;
+    /* positions' size, LayerScale, drop-path rate, pooling */
+    snprintf(buf[nm], 96, "%d,%d,%.9g,%s", p->pos_size ? p->pos_size : s->height, p->layer_scale ? 1 : 0,
+             (double)p->drop_path, p->embedding_dim == 2 * p->vision.width ? "cls+avg" : "cls");
+    key[nm] = "embr.vit", val[nm] = buf[nm], nm++;
   }
   int rc = embr__nn_st_write(path, t, nt, key, val, nm);
   embr_free(names);
@@ -273,6 +298,29 @@ static int clip_meta(const nn_st *st, const char *path, embr_model_params *p) {
   return 0;
 }
 
+/* A ViT's "width,layers,heads,patch" and "pos_size,layer_scale(0|1),drop_path,cls|cls+avg". */
+static int vit_meta(const nn_st *st, const char *path, embr_model_params *p, int *cls_avg) {
+  int64_t v[4];
+  int rc = meta_ints(st, "embr.vision", path, 4, 8192, v);
+  if (rc) return rc;
+  p->vision = (embr_transformer_params){(int)v[0], (int)v[1], (int)v[2], (int)v[3], 0, 0};
+  const char *s = embr__nn_st_meta(st, "embr.vit");
+  char *end = NULL;
+  int64_t pos = 0, ls = -1;
+  float dp = -1;
+  int ok = s && !embr__parse_int(s, &end, 1, 1 << 20, &pos) && *end == ',' &&
+           !embr__parse_int(end + 1, &end, 0, 1, &ls) && *end == ',' && end[1] >= '0' && end[1] <= '9';
+  if (ok) {
+    const char *f = end + 1;
+    dp = strtof(f, &end);
+    ok = end != f && dp >= 0 && dp < 1 && *end == ',' && (!strcmp(end + 1, "cls") || !strcmp(end + 1, "cls+avg"));
+  }
+  if (!ok) return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.vit' is missing or not POS_SIZE,0|1,DROP_PATH,cls|cls+avg", path);
+  p->pos_size = (int)pos, p->layer_scale = (int)ls, p->drop_path = dp;
+  *cls_avg = strcmp(end + 1, "cls") != 0;
+  return 0;
+}
+
 /* "center|none,SHORT_SIDE,white|ignore" (absent: no crop, alpha ignored, as files before it) */
 static int meta_crop(const nn_st *st, const char *path, embr_image_spec *in) {
   const char *v = embr__nn_st_meta(st, "embr.crop");
@@ -297,9 +345,10 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
     return embr_error(EMBR_EFORMAT, "%s: no embr.arch metadata: not an embr model file (plain PyTorch weights load "
                       "with --arch, see docs/faces.md)", path);
   if (!embr__net_find(p->arch))
-    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet or clip", path);
-  if (embr__clip_arch(p->arch)) {
-    int rc = clip_meta(st, path, p);
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.arch' is not resnet18, resnet34, mobilefacenet, clip or vit", path);
+  int cls_avg = -1; /* a ViT's pooling, which its embedding size must agree with */
+  if (embr__clip_arch(p->arch) || embr__dino_vit_arch(p->arch)) {
+    int rc = embr__clip_arch(p->arch) ? clip_meta(st, path, p) : vit_meta(st, path, p, &cls_avg);
     if (rc) return rc;
   }
   int rc = embr__nn_st_meta_int(st, "embr.width", path, 1, 4096, &width), resize = 0;
@@ -313,6 +362,9 @@ static int params_from_meta(const nn_st *st, const char *path, embr_model_params
   if (!rc) rc = meta_choice(st, "embr.head", path, heads, 3, 0, head);
   if (rc) return rc;
   p->width = (int)width, p->embedding_dim = (int)dim, *classes = *head ? (int)ncls : 0;
+  if (cls_avg >= 0 && dim != (int64_t)p->vision.width * (cls_avg ? 2 : 1))
+    return embr_error(EMBR_EFORMAT, "%s: metadata 'embr.embedding_dim' %lld does not match the ViT's width %d and pooling %s",
+                      path, (long long)dim, p->vision.width, cls_avg ? "cls+avg" : "cls");
   p->input.resize = resize ? EMBR_RESIZE_BICUBIC : EMBR_RESIZE_BILINEAR;
   if (*head && *classes < 1) return embr_error(EMBR_EFORMAT, "%s: a head with no classes", path);
   return 0;
@@ -381,6 +433,8 @@ static int model_from_embr_file(const nn_st *st, const char *path, embr_model **
   embr_model_params p;
   int head = 0, classes = 0;
   if (!embr__nn_st_meta(st, "embr.arch") && embr__clip_is_foreign(st)) return embr__clip_load_foreign(st, path, NULL, out);
+  if (!embr__nn_st_meta(st, "embr.arch") && embr__dino_vit_is_foreign(st))
+    return embr__dino_vit_load_foreign(st, path, NULL, out);
   int rc = params_from_meta(st, path, &p, &head, &classes);
   return rc ? rc : model_from_st(st, path, &p, head, classes, out);
 }
@@ -435,6 +489,11 @@ embr_status embr_model_load_weights(const char *path, const embr_model_params *p
   int rc = embr__nn_st_open(&st, path);
   if (rc) return rc;
   embr_model_params q = *p;
+  if (embr__dino_vit_arch(q.arch)) {
+    rc = embr__dino_vit_load_foreign(&st, path, &q, out);
+    embr__nn_st_close(&st);
+    return rc;
+  }
   if (!embr__net_find(q.arch)) rc = check_params(&q); /* names the unknown architecture */
   if (!rc) rc = infer_sizes(&st, path, &q);
   if (!rc) rc = model_from_st(&st, path, &q, 0, 0, out);

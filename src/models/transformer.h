@@ -11,6 +11,8 @@ typedef enum tf_act { TF_GELU = 1, TF_QUICK_GELU = 2 } tf_act;
 typedef struct tf_block {
   nn_ln ln1, ln2;
   nn_dense qkv, out, fc, proj;
+  int64_t ls1, ls2; /* LayerScale of the attention and MLP branches, or -1 */
+  float drop_path;  /* stochastic depth of both branches in training (0: none) */
 } tf_block;
 
 typedef struct tf_stack {
@@ -18,6 +20,14 @@ typedef struct tf_stack {
   int layers, width, heads, causal;
   tf_act act;
 } tf_stack;
+
+/* The same block in timm's / facebookresearch DINO's names (prefix.N.norm1, attn.qkv, attn.proj,
+ * norm2, mlp.fc1, mlp.fc2; DINOv2's ls1.gamma / ls2.gamma when layer_scale), LayerNorm eps 1e-6,
+ * exact GELU, initialised as their code does (linear weights normal std 0.02 — theirs truncated
+ * at +-2 std — biases 0, LayerScale 1e-5). Block i's drop-path rate is drop_path * i / (layers -
+ * 1), the linear rule of both references (torch.linspace(0, drop_path, depth)). */
+int embr__tf_make_timm(nn_params *P, tf_stack *s, const char *prefix, int width, int layers, int heads,
+                       int layer_scale, float drop_path);
 
 /* Registers `layers` blocks named prefix.resblocks.N.* (prefix "visual.transformer" or
  * "transformer"), MLP width 4 x width, initialised as OpenAI's CLIP does (normal, std scaled by

@@ -22,6 +22,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <string.h>
 
 #include "core/threads.h"
 #include "nn/nn.h"
@@ -119,6 +120,8 @@ nn_t *embr__nn_attention(nn_ctx *ctx, nn_t *qkv, int heads, int causal) {
   const float *X = qkv->d;
   float *Y = y->d;
   int keep = ctx->record;
+  float *cls = ctx->keep_cls_attn ? embr__nn_floats(ctx, (int64_t)B * H * T, 0) : NULL;
+  if (ctx->keep_cls_attn && !cls) return NULL;
   embr__blas_enter(1);
 #pragma omp parallel num_threads(nt)
   {
@@ -130,11 +133,13 @@ nn_t *embr__nn_attention(nn_ctx *ctx, nn_t *qkv, int heads, int causal) {
       float *S = Pall + (keep ? (int64_t)bh : t) * tt;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, 3 * D, K, 3 * D, 0.0f, S, T);
       softmax_rows(S, T, causal);
+      if (cls) memcpy(cls + (int64_t)bh * T, S, sizeof(float) * (size_t)T);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, V, 3 * D, 0.0f,
                   Y + (int64_t)b * T * D + (int64_t)h * hd, D);
     }
   }
   embr__blas_leave();
+  if (cls) ctx->cls_attn = cls, ctx->cls_attn_heads = H, ctx->cls_attn_tokens = T;
   if (!keep) {
     embr__nn_scratch_put(ctx, Pall);
   } else {

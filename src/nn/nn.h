@@ -91,6 +91,12 @@ typedef struct nn_ctx {
   embr_rng rng;
   int rc; /* first error (sticky until reset) */
   int nt; /* threads of the ops' parallel regions (num_threads); init: all cores */
+  /* Set by the caller: every attention op copies the class token's row of its probabilities
+   * (query 0 over all T keys, per batch item and head) into cls_attn (B x H x T floats, arena
+   * memory, replaced by each attention op: after a forward pass it holds the last block's). */
+  int keep_cls_attn;
+  float *cls_attn;
+  int cls_attn_heads, cls_attn_tokens;
 } nn_ctx;
 
 void embr__nn_ctx_init(nn_ctx *ctx, nn_params *P, int training, int record, uint64_t seed);
@@ -213,9 +219,29 @@ nn_t *embr__nn_embed_tokens(nn_ctx *ctx, const int32_t *ids, int B, int T, int64
  * the class token (parameter cls, D floats) first, then the patches in row-major order, plus the
  * positional embedding (parameter pos, (1 + gh*gw) x D). */
 nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *patches, int64_t cls, int64_t pos);
+/* The same with the positions a tensor (1, 1 + gh*gw, 1, D), as embr__nn_pos_resample gives:
+ * its gradient flows back through that op. */
+nn_t *embr__nn_vit_tokens_pos(nn_ctx *ctx, nn_t *patches, int64_t cls, nn_t *pos);
+/* A ViT's learned positions (parameter pos, (1 + M*M) x D: the class token's row, then an M x M
+ * grid row-major) for a g x g grid -> (1, 1 + g*g, 1, D): the class row as is, the grid resampled
+ * bicubic as DINO's interpolate_pos_encoding (and DINOv2's, and Hugging Face's Dinov2) computes
+ * it: torch.nn.functional.interpolate(grid, scale_factor = (g + 0.1) / M, mode = "bicubic",
+ * align_corners = False) — Keys' cubic A = -0.75, no antialiasing, source x = (i + 0.5) M /
+ * (g + 0.1) - 0.5 — and for g == M the table unchanged. Backward adds into pos's gradient. */
+nn_t *embr__nn_pos_resample(nn_ctx *ctx, int64_t pos, int M, int g, int D);
 /* Pooling by token index: (B, T, 1, D) -> (B, D, 1, 1), row b taken from token idx[b] (idx NULL:
  * token 0, the class token). The text tower passes each row's EOT position. */
 nn_t *embr__nn_take_token(nn_ctx *ctx, nn_t *x, const int32_t *idx);
+/* DINO's linear-evaluation features: (B, T, 1, D) -> (B, 2D, 1, 1), row b the class token (token
+ * 0) followed by the mean of tokens 1..T-1 (the patches). T >= 2. */
+nn_t *embr__nn_cls_avg(nn_ctx *ctx, nn_t *x);
+
+/* LayerScale (DINOv2's ls1/ls2): every row of x times the parameter gamma (x->w floats). */
+nn_t *embr__nn_scale_cols(nn_ctx *ctx, nn_t *x, int64_t gamma);
+/* Stochastic depth on a residual branch x (n samples): in training with p > 0, each sample
+ * kept with probability 1 - p and scaled by 1 / (1 - p), else zeroed whole (one draw from
+ * ctx->rng per sample, in order); otherwise x itself (inference, p = 0). p >= 1 is EMBR_EINVAL. */
+nn_t *embr__nn_drop_path(nn_ctx *ctx, nn_t *x, float p);
 
 /* ---- losses ------------------------------------------------------------------------------------ */
 
@@ -258,6 +284,39 @@ double embr__nn_clip_loss(nn_ctx *ctx, nn_t *img, nn_t *txt, int64_t logit_scale
                           int64_t *i2t_correct, int64_t *t2i_correct);
 
 
+/* ---- DINO (src/nn/dino.c) ----------------------------------------------------------------------
+ * The weight-normalised last layer of DINO's head, its loss with centering and sharpening, the
+ * center's update and the teacher's EMA: the pieces of facebookresearch/dino's training step that
+ * are not a backbone. */
+
+/* torch.nn.utils.weight_norm(nn.Linear(in, out, bias=False)) with the gain frozen (DINO's
+ * norm_last_layer): W row k = g_k v_k / ||v_k||; parameters prefix.weight_g (out, 1; a buffer,
+ * ones, never trained) and prefix.weight_v (out, in; decayed; PyTorch's default uniform
+ * +-1/sqrt(in) init). y = x W^T: x (n, in, 1, 1) -> (n, out, 1, 1). Backward reaches v through the
+ * direction: dv_k = g_k / ||v_k|| (dW_k - (dW_k . v^_k) v^_k); g gets no gradient. */
+typedef struct nn_wnlin {
+  int in, out;
+  int64_t g, v;
+} nn_wnlin;
+int embr__nn_wnlin_make(nn_params *P, nn_wnlin *L, const char *prefix, int in, int out);
+nn_t *embr__nn_wnlin_f(nn_ctx *ctx, nn_t *x, const nn_wnlin *L);
+
+/* DINOLoss: student views sg (n_global*B rows of K: the global crops, view-major) and sl
+ * (n_local*B rows, or NULL with n_local = 0); teacher (n_global*B x K, the teacher's outputs on
+ * the global crops, no gradient). q = softmax((teacher - center) / t_temp), p_v =
+ * log_softmax(student_v / s_temp); loss = mean over pairs (teacher view i, student view v != i) of
+ * the batch mean of -sum_k q_i log p_v. Gradients go into sg->g and sl->g (embr__nn_grad). Returns
+ * the loss, or NaN with ctx->rc set (shapes: EMBR_EINVAL; ENOMEM). *teacher_entropy (may be NULL):
+ * the mean entropy of q (nats), a collapse signal (0: one-hot, ln K: uniform). */
+double embr__nn_dino_loss(nn_ctx *ctx, nn_t *sg, int n_global, nn_t *sl, int n_local, int B, const float *teacher,
+                          const float *center, float t_temp, float s_temp, double *teacher_entropy);
+/* center = m center + (1 - m) * mean of the rows of teacher (rows x K): DINO's update_center,
+ * run after the loss. */
+void embr__nn_dino_center_update(float *center, const float *teacher, int64_t rows, int K, float m);
+/* teacher = m teacher + (1 - m) student, over n floats (the whole flat buffers: same table). */
+void embr__nn_ema(float *teacher, const float *student, int64_t n, double m, int nt);
+
+
 /* ---- optimizers -------------------------------------------------------------------------------- */
 
 typedef enum nn_optim_kind { NN_SGD = 0, NN_ADAMW = 1 } nn_optim_kind;
@@ -268,6 +327,13 @@ typedef struct nn_optim {
   float *m, *v; /* state, P->total floats each (v: AdamW only) */
   int64_t step;
   int nt; /* threads of the update (init: all cores) */
+  /* Per parameter (P->n entries): the updates it has had (AdamW's bias correction uses its own
+   * count, as PyTorch keeps a step per parameter), and skip: set by the caller for a parameter
+   * whose gradient is dropped this step (PyTorch's grad = None: no update, no decay, no count;
+   * DINO's frozen last layer). */
+  int64_t *pstep;
+  unsigned char *skip;
+  int n; /* entries of pstep and skip */
 } nn_optim;
 
 /* SGD: momentum 0.9, decay 5e-4; AdamW: betas 0.9/0.999, eps 1e-8, decay 0.05. */
@@ -279,6 +345,12 @@ void embr__nn_optim_step(nn_optim *o, nn_params *P, float lr);
 /* Scales the gradients so that their global L2 norm is at most max_norm (<= 0: no clipping);
  * returns the norm before clipping. */
 double embr__nn_clip_grad(nn_params *P, double max_norm);
+/* DINO's clip_gradients: each parameter's gradient scaled to L2 norm at most max_norm on its own
+ * (factor max_norm / (norm + 1e-6) when below 1); returns the global norm before clipping. */
+double embr__nn_clip_grad_each(nn_params *P, double max_norm);
+/* DINO's cosine_scheduler at iteration it of total: `warmup` iterations from start to base as
+ * np.linspace (both ends included), then final + (base - final) (1 + cos(pi i / (total - warmup))) / 2. */
+double embr__nn_cosine_at(double base, double final, int64_t it, int64_t total, int64_t warmup, double start);
 /* Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`. */
 double embr__nn_lr_at(double base, int64_t step, int64_t warmup, int64_t total);
 

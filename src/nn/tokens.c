@@ -5,7 +5,7 @@
  *
  * Dense is one GEMM over all rows of the batch (B*T rows), its rows split over the OpenMP threads,
  * each running a single-threaded GEMM (gemm_rows: OpenBLAS's own thread pool and OpenMP's threads
- * spun against each other on the same cores). The other ops only move rows;
+ * spun against each other on the same cores; embr__nn_gemm_rows, also used by DINO's head). The other ops only move rows;
  * they check what their signatures cannot express (ids in range, parameter sizes against the
  * parameter table) and fail with EMBR_EINVAL in ctx->rc rather than read out of bounds. */
 #include <cblas.h>
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/threads.h"
-#include "nn/nn.h"
+#include "nn/gemm.h"
 
 /* Why embr__nn_param_add failed: the name (too long for the table) or memory. */
 static int add_failed(const char *name) {
@@ -59,7 +59,7 @@ static void add_column_sums(const nn_ctx *ctx, const float *g, int64_t rows, int
 /* C (m x n) = op(A) op(B) + beta C with the m rows of C split over the context's threads, each
  * running a single-threaded GEMM. OpenBLAS's own thread pool is not used: its threads and the
  * OpenMP threads of the ops around the GEMM would each spin-wait for work on the same two cores. */
-static void gemm_rows(const nn_ctx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *A,
+void embr__nn_gemm_rows(const nn_ctx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
   int nt = ctx->nt < 1 ? 1 : ctx->nt, parts = m >= 64 * nt ? nt : 1;
   embr__blas_enter(1);
@@ -86,11 +86,11 @@ static void dense_backward(nn_ctx *ctx, void *node) {
   const float *X = u->x->d, *dY = u->y->g, *W = nn_pd(ctx, L->w);
   float *dW = nn_pg(ctx, L->w);
   if (L->t)
-    gemm_rows(ctx, CblasTrans, CblasNoTrans, L->in, L->out, (int)M, X, L->in, dY, L->out, 1.0f, dW, L->out);
+    embr__nn_gemm_rows(ctx, CblasTrans, CblasNoTrans, L->in, L->out, (int)M, X, L->in, dY, L->out, 1.0f, dW, L->out);
   else
-    gemm_rows(ctx, CblasTrans, CblasNoTrans, L->out, L->in, (int)M, dY, L->out, X, L->in, 1.0f, dW, L->in);
+    embr__nn_gemm_rows(ctx, CblasTrans, CblasNoTrans, L->out, L->in, (int)M, dY, L->out, X, L->in, 1.0f, dW, L->in);
   if (u->x->g)
-    gemm_rows(ctx, CblasNoTrans, L->t ? CblasTrans : CblasNoTrans, (int)M, L->in, L->out, dY, L->out, W,
+    embr__nn_gemm_rows(ctx, CblasNoTrans, L->t ? CblasTrans : CblasNoTrans, (int)M, L->in, L->out, dY, L->out, W,
               L->t ? L->out : L->in, 1.0f, u->x->g, L->in);
   if (L->b >= 0) add_column_sums(ctx, dY, M, L->out, L->out, nn_pg(ctx, L->b));
 }
@@ -118,7 +118,7 @@ nn_t *embr__nn_dense_f(nn_ctx *ctx, nn_t *x, const nn_dense *L) {
 #pragma omp parallel for num_threads(ctx->nt) schedule(static)
     for (int64_t r = 0; r < M; r++) memcpy(Y + r * out, b, sizeof(float) * (size_t)out);
   }
-  gemm_rows(ctx, CblasNoTrans, L->t ? CblasNoTrans : CblasTrans, (int)M, L->out, L->in, x->d, L->in, W,
+  embr__nn_gemm_rows(ctx, CblasNoTrans, L->t ? CblasNoTrans : CblasTrans, (int)M, L->out, L->in, x->d, L->in, W,
             L->t ? L->out : L->in, L->b >= 0 ? 1.0f : 0.0f, Y, L->out);
   if (ctx->record) {
     dense_node *u = embr__nn_alloc(ctx, sizeof(dense_node));
@@ -222,7 +222,8 @@ nn_t *embr__nn_embed_tokens(nn_ctx *ctx, const int32_t *ids, int B, int T, int64
 
 typedef struct vit_node {
   nn_t *x, *y;
-  int64_t cls, pos;
+  int64_t cls, pos; /* pos: a parameter's offset, or -1 when the positions are the tensor pt */
+  nn_t *pt;
 } vit_node;
 
 /* Token t >= 1 of image b is patch t-1: column t-1 of the image's (D, gh*gw) plane, so forward
@@ -235,10 +236,11 @@ static void vit_backward(nn_ctx *ctx, void *node) {
   int B = x->n, D = x->c, T = y->c;
   int64_t Np = (int64_t)x->h * x->w;
   const float *G = y->g;
-  float *dcls = nn_pg(ctx, u->cls), *dpos = nn_pg(ctx, u->pos);
+  float *dcls = nn_pg(ctx, u->cls), *dpos = u->pt ? u->pt->g : nn_pg(ctx, u->pos);
   add_column_sums(ctx, G, B, D, (int64_t)T * D, dcls); /* token 0 of every image */
 #pragma omp parallel for num_threads(ctx->nt) schedule(static)
   for (int t = 0; t < T; t++)
+    if (dpos)
     for (int b = 0; b < B; b++) {
       const float *src = G + ((int64_t)b * T + t) * D;
       for (int j = 0; j < D; j++) dpos[(int64_t)t * D + j] += src[j];
@@ -258,8 +260,8 @@ static void vit_backward(nn_ctx *ctx, void *node) {
   }
 }
 
-nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *x, int64_t cls, int64_t pos) {
-  if (!x) return NULL;
+static nn_t *vit_tokens(nn_ctx *ctx, nn_t *x, int64_t cls, int64_t pos, nn_t *pt) {
+  if (!x || (!pt && pos < 0)) return NULL;
   int B = x->n, D = x->c;
   int64_t Np = (int64_t)x->h * x->w;
   if (Np + 1 > INT32_MAX / 2) {
@@ -267,11 +269,15 @@ nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *x, int64_t cls, int64_t pos) {
     return NULL;
   }
   int T = (int)Np + 1;
-  if (check_param(ctx, cls, D, "class token") || check_param(ctx, pos, (int64_t)T * D, "ViT positional embedding"))
+  if (check_param(ctx, cls, D, "class token") || (!pt && check_param(ctx, pos, (int64_t)T * D, "ViT positional embedding")))
     return NULL;
+  if (pt && nn_numel(pt) != (int64_t)T * D) {
+    ctx->rc = embr_error(EMBR_EINVAL, "ViT tokens: %lld positional values for %d tokens of %d", (long long)nn_numel(pt), T, D);
+    return NULL;
+  }
   nn_t *y = embr__nn_tensor(ctx, B, T, 1, D);
   if (!y) return NULL;
-  const float *C = nn_pd(ctx, cls), *P = nn_pd(ctx, pos), *X = x->d;
+  const float *C = nn_pd(ctx, cls), *P = pt ? pt->d : nn_pd(ctx, pos), *X = x->d;
   float *Y = y->d;
   int64_t ntp = (Np + VIT_TILE - 1) / VIT_TILE;
 #pragma omp parallel for num_threads(ctx->nt) schedule(static)
@@ -290,10 +296,123 @@ nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *x, int64_t cls, int64_t pos) {
   if (ctx->record) {
     vit_node *u = embr__nn_alloc(ctx, sizeof(vit_node));
     if (!u) return NULL;
-    *u = (vit_node){x, y, cls, pos};
-    embr__nn_record(ctx, vit_backward, u, y, x, NULL);
+    *u = (vit_node){x, y, cls, pos, pt};
+    embr__nn_record(ctx, vit_backward, u, y, x, pt);
   }
+  if (pt) embr__nn_done(ctx, pt, y);
   return embr__nn_done(ctx, x, y);
+}
+
+nn_t *embr__nn_vit_tokens(nn_ctx *ctx, nn_t *x, int64_t cls, int64_t pos) { return vit_tokens(ctx, x, cls, pos, NULL); }
+
+nn_t *embr__nn_vit_tokens_pos(nn_ctx *ctx, nn_t *x, int64_t cls, nn_t *pos) {
+  if (!pos) return NULL;
+  return vit_tokens(ctx, x, cls, -1, pos);
+}
+
+/* ---- positional embeddings resampled (bicubic) ----------------------------------------------- */
+
+/* Row i of W (g x M, zeroed by the caller) holds the weights with which output i reads the M
+ * inputs: PyTorch's upsample_bicubic2d on CPU with align_corners=False and the scale factor
+ * given, in float as it computes: source x = (i + 0.5) / scale - 0.5, its floor clamped to
+ * M - 1 and the fraction t to [0, 1], Keys' cubic with A = -0.75 over the 4 inputs around it,
+ * indices clamped at the borders (their weights add up). */
+static void bicubic_weights(int M, int g, double scale, float *W) {
+  const float A = -0.75f, ratio = (float)(1.0 / scale);
+  for (int i = 0; i < g; i++) {
+    float src = ratio * ((float)i + 0.5f) - 0.5f;
+    int64_t i0 = (int64_t)floorf(src);
+    if (i0 > M - 1) i0 = M - 1;
+    float t = src - (float)i0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    float x1 = t + 1.0f, x2 = 1.0f - t, x3 = 2.0f - t;
+    float c[4] = {((A * x1 - 5 * A) * x1 + 8 * A) * x1 - 4 * A, ((A + 2) * t - (A + 3)) * t * t + 1,
+                  ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1, ((A * x3 - 5 * A) * x3 + 8 * A) * x3 - 4 * A};
+    for (int k = 0; k < 4; k++) {
+      int64_t j = i0 - 1 + k;
+      j = j < 0 ? 0 : j > M - 1 ? M - 1 : j;
+      W[(int64_t)i * M + j] += c[k];
+    }
+  }
+}
+
+typedef struct pos_node {
+  nn_t *y;
+  int64_t pos;
+  int M, g, D;
+  float *W; /* g x M */
+} pos_node;
+
+/* tmp (g, M, D) = W (g x M) applied along the first grid axis of src (M, M, D); out (g, g, D) =
+ * W along the second axis of tmp. Backward is the same with W^T, from (g, g) back to (M, M). */
+static void apply_rows(const float *W, int rows_out, int rows_in, int64_t inner, const float *src, float *dst,
+                       int transpose) {
+  for (int i = 0; i < rows_out; i++)
+    for (int a = 0; a < rows_in; a++) {
+      float w = transpose ? W[(int64_t)a * rows_out + i] : W[(int64_t)i * rows_in + a];
+      if (w == 0) continue;
+      const float *s = src + (int64_t)a * inner;
+      float *d = dst + (int64_t)i * inner;
+      for (int64_t k = 0; k < inner; k++) d[k] += w * s[k];
+    }
+}
+
+/* Along the second axis: for each of n outer rows, (cols_in, D) -> (cols_out, D). */
+static void apply_cols(const float *W, int n, int cols_out, int cols_in, int D, const float *src, float *dst,
+                       int transpose) {
+  for (int r = 0; r < n; r++)
+    apply_rows(W, cols_out, cols_in, D, src + (int64_t)r * cols_in * D, dst + (int64_t)r * cols_out * D, transpose);
+}
+
+static void pos_backward(nn_ctx *ctx, void *node) {
+  pos_node *u = node;
+  int M = u->M, g = u->g, D = u->D;
+  const float *G = u->y->g;
+  float *dpos = nn_pg(ctx, u->pos);
+  for (int j = 0; j < D; j++) dpos[j] += G[j];
+  float *tmp = embr__nn_scratch(ctx, (int64_t)g * M * D), *acc = embr__nn_scratch(ctx, (int64_t)M * M * D);
+  if (!tmp || !acc) return;
+  memset(tmp, 0, sizeof(float) * (size_t)g * M * D);
+  memset(acc, 0, sizeof(float) * (size_t)M * M * D);
+  apply_cols(u->W, g, M, g, D, G + D, tmp, 1);          /* (g, g) -> (g, M) */
+  apply_rows(u->W, M, g, (int64_t)M * D, tmp, acc, 1);  /* (g, M) -> (M, M) */
+  for (int64_t k = 0; k < (int64_t)M * M * D; k++) dpos[D + k] += acc[k];
+  embr__nn_scratch_put(ctx, acc);
+  embr__nn_scratch_put(ctx, tmp);
+}
+
+nn_t *embr__nn_pos_resample(nn_ctx *ctx, int64_t pos, int M, int g, int D) {
+  if (ctx->rc) return NULL;
+  if (M < 1 || g < 1 || D < 1 || M > 4096 || g > 4096) {
+    ctx->rc = embr_error(EMBR_EINVAL, "positional embedding: bad grid %d -> %d or width %d", M, g, D);
+    return NULL;
+  }
+  if (check_param(ctx, pos, ((int64_t)M * M + 1) * D, "positional embedding")) return NULL;
+  nn_t *y = embr__nn_tensor(ctx, 1, 1 + g * g, 1, D);
+  float *W = embr__nn_floats(ctx, (int64_t)g * M, 1);
+  if (!y || !W) return NULL;
+  const float *P = nn_pd(ctx, pos);
+  if (g == M) { /* the references use the table as it is then (their scale (M + 0.1) / M would not) */
+    memcpy(y->d, P, sizeof(float) * (size_t)(1 + M * M) * (size_t)D);
+    for (int i = 0; i < M; i++) W[(int64_t)i * M + i] = 1;
+  } else {
+    bicubic_weights(M, g, (g + 0.1) / M, W);
+    float *tmp = embr__nn_scratch(ctx, (int64_t)g * M * D);
+    if (!tmp) return NULL;
+    memset(tmp, 0, sizeof(float) * (size_t)g * M * D);
+    memset(y->d, 0, sizeof(float) * (size_t)nn_numel(y));
+    memcpy(y->d, P, sizeof(float) * (size_t)D);
+    apply_rows(W, g, M, (int64_t)M * D, P + D, tmp, 0);   /* (M, M) -> (g, M) */
+    apply_cols(W, g, g, M, D, tmp, y->d + D, 0);          /* (g, M) -> (g, g) */
+    embr__nn_scratch_put(ctx, tmp);
+  }
+  if (ctx->record) {
+    pos_node *u = embr__nn_alloc(ctx, sizeof(pos_node));
+    if (!u) return NULL;
+    *u = (pos_node){y, pos, M, g, D, W};
+    embr__nn_record(ctx, pos_backward, u, y, NULL, NULL);
+  }
+  return y;
 }
 
 /* ---- pooling by token index ------------------------------------------------------------------- */
@@ -337,6 +456,52 @@ nn_t *embr__nn_take_token(nn_ctx *ctx, nn_t *x, const int32_t *idx) {
     if (idx) memcpy(copy, idx, sizeof(int32_t) * (size_t)B);
     *u = (take_node){x, y, copy};
     embr__nn_record(ctx, take_backward, u, y, x, NULL);
+  }
+  return embr__nn_done(ctx, x, y);
+}
+
+/* ---- class token + mean patch token ------------------------------------------------------------ */
+
+static void cls_avg_backward(nn_ctx *ctx, void *node) {
+  take_node *u = node;
+  if (!u->x->g) return;
+  int B = u->x->n, T = u->x->c, D = u->x->w;
+  float inv = 1.0f / (float)(T - 1);
+  for (int b = 0; b < B; b++) {
+    const float *g = u->y->g + (int64_t)b * 2 * D;
+    float *dx = u->x->g + (int64_t)b * T * D;
+    for (int j = 0; j < D; j++) dx[j] += g[j];
+    for (int t = 1; t < T; t++)
+      for (int j = 0; j < D; j++) dx[(int64_t)t * D + j] += g[D + j] * inv;
+  }
+}
+
+nn_t *embr__nn_cls_avg(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  int B = x->n, T = x->c, D = x->w;
+  if (x->h != 1 || T < 2) {
+    ctx->rc = embr_error(EMBR_EINVAL, "class + mean pooling expects (batch, tokens >= 2, 1, width), got (%d, %d, %d, %d)",
+                         x->n, x->c, x->h, x->w);
+    return NULL;
+  }
+  nn_t *y = embr__nn_tensor(ctx, B, 2 * D, 1, 1);
+  if (!y) return NULL;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
+  for (int b = 0; b < B; b++) {
+    const float *xb = x->d + (int64_t)b * T * D;
+    float *yb = y->d + (int64_t)b * 2 * D;
+    memcpy(yb, xb, sizeof(float) * (size_t)D);
+    for (int j = 0; j < D; j++) { /* in double, token order: the same sum for any thread count */
+      double s = 0;
+      for (int t = 1; t < T; t++) s += xb[(int64_t)t * D + j];
+      yb[D + j] = (float)(s / (T - 1));
+    }
+  }
+  if (ctx->record) {
+    take_node *u = embr__nn_alloc(ctx, sizeof(take_node));
+    if (!u) return NULL;
+    *u = (take_node){x, y, NULL};
+    embr__nn_record(ctx, cls_avg_backward, u, y, x, NULL);
   }
   return embr__nn_done(ctx, x, y);
 }

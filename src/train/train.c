@@ -24,6 +24,16 @@ embr_train_params embr_train_params_default(embr_objective obj) {
   if (obj == EMBR_OBJ_CLIP) {
     p.epochs = 30, p.adamw = 1, p.lr = 5e-4f, p.weight_decay = 0.2f, p.clip = 1, p.flip = 0;
   }
+  if (obj == EMBR_OBJ_DINO) { /* facebookresearch/dino's main_dino.py, the ViT-S/16 recipe */
+    p.epochs = 100, p.adamw = 1, p.lr = 5e-4f, p.weight_decay = 0.04f, p.warmup_epochs = 10, p.clip = 3;
+    p.pad = 0, p.flip = 0; /* the multi-crop pipeline has its own flips */
+    p.dino_out = 4096, p.dino_hidden = 2048, p.dino_bottleneck = 256;
+    p.local_crops = 8;
+    p.global_scale[0] = 0.4f, p.global_scale[1] = 1, p.local_scale[0] = 0.05f, p.local_scale[1] = 0.4f;
+    p.student_temp = 0.1f, p.teacher_temp = 0.07f, p.warmup_teacher_temp = 0.04f, p.warmup_teacher_temp_epochs = 30;
+    p.momentum_teacher = 0.996f, p.center_momentum = 0.9f, p.weight_decay_end = 0.4f, p.min_lr = 1e-6f;
+    p.freeze_last_layer = 1, p.drop_path = 0.1f;
+  }
   return p;
 }
 
@@ -137,7 +147,7 @@ double embr__train_finish_step(run *r, double loss, int *rc) {
 int embr__train_checkpoint(run *r, const char *path, int epoch) {
   embr_model *m = r->m;
   int n = m->P.n, per = r->opt.v ? 3 : 2, rc = 0;
-  nn_st_out *t = calloc((size_t)n * (size_t)per + 1, sizeof(nn_st_out));
+  nn_st_out *t = calloc((size_t)n * (size_t)per + (size_t)r->nextra + 1, sizeof(nn_st_out));
   char **names = calloc((size_t)n * 2 + 1, sizeof(char *));
   if (!t || !names) rc = embr_error(EMBR_ENOMEM, "out of memory");
   int k = 0;
@@ -158,6 +168,7 @@ int embr__train_checkpoint(run *r, const char *path, int epoch) {
       t[k++].data = (j ? r->opt.v : r->opt.m) + q->off;
     }
   }
+  for (int i = 0; i < r->nextra && !rc; i++) t[k++] = r->extra[i]; /* the objective's own state */
   char step[32], ep[32], obj[16];
   snprintf(step, sizeof(step), "%lld", (long long)r->opt.step);
   snprintf(ep, sizeof(ep), "%d", epoch);
@@ -197,7 +208,11 @@ int embr__train_resume(run *r, const char *path) {
   int64_t step = 0;
   if (rc) return rc;
   rc = embr__checkpoint_read(r->m, &r->opt, &st, path, r->p->epochs, r->total, &epoch, &step);
-  if (!rc) r->opt.step = r->step = step, r->epoch0 = epoch;
+  if (!rc) {
+    r->opt.step = r->step = step, r->epoch0 = epoch;
+    for (int i = 0; i < r->opt.n; i++) r->opt.pstep[i] = step; /* every parameter updated at every step */
+    if (r->resume_extra) rc = r->resume_extra(r, &st, path);
+  }
   embr__nn_st_close(&st);
   return rc;
 }
@@ -218,24 +233,38 @@ int embr__train_epochs(run *r, embr_loader *ld, embr_train_stats *st) {
   double t0 = embr_now();
   int64_t images = 0, steps0 = r->step;
   st->epochs_done = r->epoch0; /* a resumed run starts with the checkpoint's epochs done */
+  /* The loader counts epochs from 0: a resumed run reads past the epochs done, so that epoch e
+   * gets epoch e's order and augmentation and the run ends as an uninterrupted one would. */
+  for (int e = 0; e < r->epoch0 && !rc; e++)
+    for (int count = 1; count > 0 && !rc;) {
+      const float *x, *l;
+      rc = r->multicrop ? embr_loader_next_multicrop(ld, &x, &l, NULL, NULL, &count) : embr_loader_next(ld, &x, NULL, NULL, &count);
+    }
   for (int ep = r->epoch0; ep < p->epochs && !rc; ep++) {
     r->epoch = ep;
-    double lsum = 0;
+    double lsum = 0, auxsum = 0;
     int64_t hits = 0, seen = 0;
     for (;;) {
       const float *x;
       const int32_t *labels;
       const int64_t *items;
       int count;
-      if ((rc = embr_loader_next(ld, &x, &labels, &items, &count)) || count == 0) break;
+      rc = r->multicrop ? embr_loader_next_multicrop(ld, &x, &r->local, &labels, &items, &count)
+                        : embr_loader_next(ld, &x, &labels, &items, &count);
+      if (rc || count == 0) break;
       int64_t correct = 0;
       double loss = r->step_fn(r, x, labels, items, count, &correct, &rc);
       if (rc) break;
       lsum += loss * count, hits += correct, seen += count, images += count;
+      if (r->multicrop) auxsum += r->aux * count;
       char detail[128];
       double secs = embr_now() - t0;
-      snprintf(detail, sizeof(detail), "epoch %d/%d loss %.4f acc %.3f %.0f img/s", ep + 1, p->epochs, lsum / seen,
-               (double)hits / seen, secs > 0 ? images / secs : 0.0);
+      if (r->multicrop) /* DINO: no accuracy; the teacher's entropy shows collapse (0 or ln K) */
+        snprintf(detail, sizeof(detail), "epoch %d/%d loss %.4f H(teacher) %.3f %.0f img/s", ep + 1, p->epochs,
+                 lsum / seen, auxsum / seen, secs > 0 ? images / secs : 0.0);
+      else
+        snprintf(detail, sizeof(detail), "epoch %d/%d loss %.4f acc %.3f %.0f img/s", ep + 1, p->epochs, lsum / seen,
+                 (double)hits / seen, secs > 0 ? images / secs : 0.0);
       if (embr_progress_update(&ps, (uint64_t)(r->step - steps0), detail, 0)) {
         rc = embr_error(EMBR_ECANCELED, "training canceled");
         break;
@@ -244,7 +273,7 @@ int embr__train_epochs(run *r, embr_loader *ld, embr_train_stats *st) {
     if (rc) break;
     st->epochs_done = ep + 1;
     st->last_loss = seen ? lsum / seen : 0;
-    st->last_accuracy = seen ? (double)hits / seen : 0;
+    st->last_accuracy = seen ? (r->multicrop ? auxsum : (double)hits) / seen : 0;
     if (p->checkpoint) rc = embr__train_checkpoint(r, p->checkpoint, ep + 1);
   }
   st->seconds = embr_now() - t0;

@@ -23,7 +23,17 @@ struct run {
   train_step_fn step_fn;
   const int32_t *map; /* classification: dataset class -> head class */
   int32_t *lab;       /* classification: a batch of head classes */
-  void *obj;          /* the objective's own state (CLIP: captions) */
+  void *obj;          /* the objective's own state (CLIP: captions; DINO: teacher, center) */
+  /* The objective's tensors saved in checkpoints after the model's and the optimizer's (DINO: the
+   * teacher and the center), and read back on resume (after the weights and the position). */
+  const nn_st_out *extra;
+  int nextra;
+  int (*resume_extra)(run *r, const nn_st *st, const char *path);
+  /* DINO: batches from embr_loader_next_multicrop; step_fn gets the global crops as x and finds
+   * the local ones here. The progress line shows the teacher's entropy in place of an accuracy. */
+  int multicrop;
+  const float *local;
+  double aux; /* the last step's figure for the progress line (DINO: teacher entropy) */
 };
 
 /* Runs p->epochs over ds's loader (creates the step context, optimizer, schedule; resumes from

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Command-line behaviour of `embr train --objective dino` on a small generated flat folder (no
+# labels) with vit-tiny at 8 px (local crops of 4 px: one patch) and a small head: it trains, the
+# saved teacher embeds, the same seed on one thread gives the same bytes, --epochs 0 writes the
+# untrained network, a checkpoint resumes and one of another head does not, and bad input fails
+# with one line, exit 1 or 2, and no output left.
+# Usage: test_cli_dino.sh path/to/embr
+set -u
+EMBR=${1:?usage: test_cli_dino.sh path/to/embr}
+. "$(dirname "$0")/cli_lib.sh"
+
+D=$T/flat
+mkdir -p "$D" "$T/empty" "$T/bad"
+for v in 0 1 2 3 4 5 6 7; do pgm $((v % 4)) $v >"$D/$v.pgm"; done
+cp "$D"/*.pgm "$T/bad/"
+echo "not an image" >"$T/bad/x.pgm"
+no_output() { [ -e "$1" ] && fail "a failed command left its output $1"; rm -f "$1"; }
+# The shared flags; each call adds --dino-out, --batch and --local-size (a flag may be given once).
+BASE=(--objective dino --input 8 --local-crops 2 --dino-hidden 32 --dino-bottleneck 8 --warmup 1 --threads 1 --seed 3)
+SMALL=("${BASE[@]}" --dino-out 16 --batch 4 --local-size 4)
+
+# ---- training, the saved teacher, determinism -----------------------------------------------------
+expect 0 "wrote the teacher" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 2 -o "$T/a.safetensors" \
+  --checkpoint "$T/ck.safetensors"
+expect 0 "" -- "$EMBR" embed --model "$T/a.safetensors" --images "$D" -o "$T/a.npy" -q
+"$EMBR" info "$T/a.npy" | grep -q "8 rows x 192 dims" || fail "embed with the DINO model: $("$EMBR" info "$T/a.npy" 2>&1)"
+expect 0 "" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 2 -o "$T/b.safetensors" -q
+cmp -s "$T/a.safetensors" "$T/b.safetensors" || fail "the same seed on one thread gave different models"
+expect 0 "0 epochs" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 0 -o "$T/u.safetensors"
+cmp -s "$T/a.safetensors" "$T/u.safetensors" && fail "training left the network as initialised"
+expect 0 "" -- "$EMBR" embed --model "$T/u.safetensors" --images "$D" -o "$T/u.npy" -q
+# ---- resume ------------------------------------------------------------------------------------------
+expect 0 "wrote" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 3 --resume "$T/ck.safetensors" -o "$T/r.safetensors"
+expect 1 "weight_g' has shape 16x1, the model expects 32x1" -- "$EMBR" train "${BASE[@]}" --dino-out 32 --batch 4 \
+  --local-size 4 --data "$D" --epochs 3 --resume "$T/ck.safetensors" -o "$T/x.safetensors" -q
+no_output "$T/x.safetensors"
+expect 1 "not a training checkpoint" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 3 --resume "$T/a.safetensors" \
+  -o "$T/x.safetensors" -q
+no_output "$T/x.safetensors"
+
+# ---- bad input (-q: without it the run's header line comes first, as for every objective) ------------
+expect 1 "empty: no images" -- "$EMBR" train "${SMALL[@]}" --data "$T/empty" --epochs 1 -o "$T/x.safetensors" -q
+no_output "$T/x.safetensors"
+expect 1 "x.pgm: not a PNG, JPEG, PGM or PPM image" -- "$EMBR" train "${SMALL[@]}" --data "$T/bad" --epochs 1 -o "$T/x.safetensors" -q
+no_output "$T/x.safetensors"
+expect 1 "fewer than one batch of 16" -- "$EMBR" train "${BASE[@]}" --dino-out 16 --batch 16 --local-size 4 --data "$D" \
+  --epochs 1 -o "$T/x.safetensors" -q
+no_output "$T/x.safetensors"
+expect 1 "multiple of 4, got 3x6x6" -- "$EMBR" train "${BASE[@]}" --dino-out 16 --batch 4 --local-size 6 --data "$D" \
+  --epochs 1 -o "$T/x.safetensors" -q
+no_output "$T/x.safetensors"
+expect 2 "--local-crops is for --objective dino" -- "$EMBR" train --data "$D" --local-crops 3 -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+expect 2 "--pairs is for --objective clip" -- "$EMBR" train "${SMALL[@]}" --data "$D" --pairs "$T/p.tsv" -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+expect 2 "not in range|out of range|must be" -- "$EMBR" train "${SMALL[@]}" --data "$D" --teacher-temp 0 -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+finish
