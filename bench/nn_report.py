@@ -22,7 +22,7 @@ def main():
             sgemm = d["gflops"]
         else:
             runs.setdefault((d["arch"], who), []).append(d)
-    med = lambda rs, k: statistics.median(r[k] for r in rs) if rs else None  # noqa: E731
+    med = lambda rs, k: statistics.median(r[k] for r in rs) if rs and k in rs[0] else None  # noqa: E731
     ratio = lambda a, b: f"**{a / b:.2f}x**" if a and b else "-"  # noqa: E731
     num = lambda v: f"{v:.1f}" if v else "-"  # noqa: E731
     archs = sorted({a for a, _ in runs})

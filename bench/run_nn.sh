@@ -14,6 +14,7 @@
 # `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` to see both.
 #
 #   bench/run_nn.sh [BUILD_DIR]        ROUNDS=3 STEPS=4 ARCHS="mobilefacenet resnet18" ORT_NODE_DIR=/tmp/ortnode
+#                                      TRAIN_BATCH=0: inference only
 set -euo pipefail
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +25,7 @@ $PY -c 'import torch' 2>/dev/null || { echo "needs python3-torch (apt-get instal
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-4}
 ARCHS=${ARCHS:-mobilefacenet resnet18}
+TB=${TRAIN_BATCH:-64}
 ORT_DIR=${ORT_DIR:-${TMPDIR:-/tmp}}
 if [ -n "${ORT_NODE_DIR-}" ]; then
   for a in $ARCHS; do
@@ -36,8 +38,8 @@ fi
   $PY "$HERE/nn_flops.py" 112 2 $ARCHS
   for r in $(seq 1 "$ROUNDS"); do
     for a in $ARCHS; do
-      echo "embr $("$BENCH" "$a" 112 64 32 "$STEPS" 2)"
-      echo "torch $($PY "$HERE/torch_nn.py" "$a" 112 64 32 "$STEPS" 2)"
+      echo "embr $("$BENCH" "$a" 112 "$TB" 32 "$STEPS" 2)"
+      echo "torch $($PY "$HERE/torch_nn.py" "$a" 112 "$TB" 32 "$STEPS" 2)"
       if [ -n "${ORT_NODE_DIR-}" ]; then
         echo "onnxruntime $(ORT_NODE_DIR=$ORT_NODE_DIR node "$HERE/onnx_nn.mjs" "$ORT_DIR/embr_nn_$a.onnx" "$a" 112 32 "$STEPS" 2)"
       fi
