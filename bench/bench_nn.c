@@ -2,7 +2,8 @@
  * bench/run_nn.sh (bench/torch_nn.py is the PyTorch side, same networks and settings):
  *   bench_nn ARCH SIDE TRAIN_BATCH INFER_BATCH STEPS THREADS
  * prints one JSON line: training images/s (forward + backward + SGD update, ArcFace head over
- * 1000 classes), inference images/s, peak resident memory. The first step of each is a warm-up. */
+ * 1000 classes), inference images/s, peak resident memory. The first step of each is a warm-up.
+ * TRAIN_BATCH 0: inference only (no train_img_s field). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,13 @@ int main(int argc, char **argv) {
     if (embr_model_embed(m, x, ib, ib, out)) return fprintf(stderr, "bench_nn: %s\n", embr_last_error()), 1;
   }
   double infer = (double)ib * steps / (embr_now() - t0);
+  if (tb == 0) { /* inference only */
+    printf("{\"arch\":\"%s\",\"side\":%d,\"threads\":%d,\"infer_img_s\":%.2f,\"peak_mib\":%.0f}\n", p.arch,
+           p.input.height, threads, infer, peak_mib());
+    embr_model_free(m);
+    free(x), free(out), free(labels);
+    return 0;
+  }
   /* Training steps. */
   nn_ctx ctx;
   embr__nn_ctx_init(&ctx, &m->P, 1, 1, 1);

@@ -4,7 +4,7 @@ scripts/make_nn_ref.py), the same random input and settings, printed as one JSON
 training images/s (forward + backward + SGD step with an ArcFace head over 1000 classes),
 inference images/s (eval mode, no grad), peak resident memory.
 
-usage: torch_nn.py ARCH SIDE TRAIN_BATCH INFER_BATCH STEPS THREADS
+usage: torch_nn.py ARCH SIDE TRAIN_BATCH INFER_BATCH STEPS THREADS   (TRAIN_BATCH 0: inference only)
 Run with Debian's /usr/bin/python3 (python3-torch) and OpenBLAS as the system BLAS."""
 import json
 import os
@@ -35,6 +35,10 @@ def main():
                 t0 = time.perf_counter()
             model(x[:ib])
     infer = ib * steps / (time.perf_counter() - t0)
+    if tb == 0:  # inference only
+        print(json.dumps({"arch": arch, "side": side, "threads": threads, "infer_img_s": round(infer, 2),
+                          "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+        return
     model.train()
     opt = torch.optim.SGD(list(model.parameters()) + [head], lr=0.01, momentum=0.9, weight_decay=5e-4)
     for s in range(steps + 1):

@@ -16,7 +16,7 @@ $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config \
   libopenblas-dev liblapacke-dev libfftw3-dev libsqlite3-dev libcjson-dev \
-  libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev libutf8proc-dev \
+  libpng-dev libjpeg-dev libcairo2-dev libmicrohttpd-dev zlib1g-dev libutf8proc-dev libdnnl-dev \
   clang libclang-rt-14-dev libomp-dev python3
 # The Python package (python/, make python-test): headers and build tools, NumPy, pytest, and the
 # peers its drop-in tests and bench/python_overhead.py compare with (faiss, hnswlib, gensim).

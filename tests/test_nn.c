@@ -4,6 +4,7 @@
  * the schedule, clipping, safetensors round trips and hostile files; the transformer ops (and a
  * CLIP residual block built from them) the same way and against PyTorch's values and gradients. */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "embr/core.h"
 #include "harness.h"
 #include "models/models.h"
+#include "nn/dnnl.h"
 #include "nn/nn.h"
 #include "nn/vmath.h"
 
@@ -309,7 +311,7 @@ static void test_margin_values(void) {
 static void test_softmax_xent_values(void) {
   float z[6] = {1, 2, 3, 1000, 0, -1000};
   int32_t lab[2] = {2, 0};
-  nn_t t = {z, NULL, 2, 3, 1, 1, 0, NULL, 0};
+  nn_t t = {z, NULL, 2, 3, 1, 1, 0, NULL, 0, 0};
   int64_t hits;
   double l = embr__nn_softmax_xent(&t, lab, &hits);
   double want = (log(exp(1) + exp(2) + exp(3)) - 3 + 0) / 2; /* second row: log(1 + e^-1000 + e^-2000) - 0 */
@@ -592,9 +594,23 @@ static void golden(const char *file) {
   /* Inference with the statistics from before the training pass. */
   memcpy(m->P.data, saved, sizeof(float) * (size_t)m->P.total);
   float *out = malloc(sizeof(float) * (size_t)n * (size_t)p.embedding_dim);
-  CHECK(embr_model_embed(m, x, n, 1, out) == 0);
-  e = rel_err(out, need(&st, "emb_eval"), tmp, 1e-30);
-  CHECK_MSG(e < 1e-4, "%s: inference embeddings differ from PyTorch by %.2e (relative)", file, e);
+  /* Both inference paths: the reference kernels (EMBR_DNNL=0) and, when built in, oneDNN with the
+   * batch norms folded into the convolutions (1 and 2 threads: the primitive is rebuilt). The
+   * test's own OpenMP count (3) must be as found afterwards: oneDNN's count is set per call. */
+  omp_set_num_threads(3);
+  for (int way = 0; way < 3; way++) {
+    setenv("EMBR_DNNL", way ? "1" : "0", 1);
+    embr_model_set_threads(m, way == 2 ? 2 : 1);
+    CHECK(embr_model_embed(m, x, n, n, out) == 0);
+    e = rel_err(out, need(&st, "emb_eval"), tmp, 1e-30);
+    CHECK_MSG(e < 1e-4, "%s: inference embeddings (%s, %d threads) differ from PyTorch by %.2e (relative)", file,
+              way ? "oneDNN" : "reference", way == 2 ? 2 : 1, e);
+    CHECK_MSG(omp_get_max_threads() == 3, "%s: inference left the caller's OpenMP count at %d", file,
+              omp_get_max_threads());
+    if (way && embr__dnnl_enabled())
+      CHECK_MSG(embr__dnnl_cached_layers(&m->P) > 0, "%s: oneDNN enabled but no layer ran on it", file);
+  }
+  unsetenv("EMBR_DNNL");
   embr__nn_ctx_free(&ctx);
   embr__nn_st_close(&st);
   embr_model_free(m);

@@ -95,27 +95,22 @@ static int build(nn_params *P, const embr_model_params *p, void **out) {
   return rc;
 }
 
-static nn_t *cbp_forward(nn_ctx *ctx, const cbp *c, nn_t *x) {
-  nn_t *y = embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &c->conv), &c->bn);
-  return c->act ? embr__nn_prelu_f(ctx, y, &c->pr) : y;
+/* res: the block's input added after the batch norm (project of a residual block), or NULL. */
+static nn_t *cbp_forward(nn_ctx *ctx, const cbp *c, nn_t *x, nn_t *res) {
+  return embr__nn_conv_bn_act(ctx, x, &c->conv, &c->bn, res, c->act ? NN_ACT_PRELU : NN_ACT_NONE, &c->pr);
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   const mfn *m = netp;
-  nn_t *y = cbp_forward(ctx, &m->conv2_dw, cbp_forward(ctx, &m->conv1, x));
+  nn_t *y = cbp_forward(ctx, &m->conv2_dw, cbp_forward(ctx, &m->conv1, x, NULL), NULL);
   for (int i = 0; i < m->nb; i++) {
     const dwblock *b = &m->blocks[i];
     if (b->residual) embr__nn_pin(y); /* read again by the residual add */
-    nn_t *z = cbp_forward(ctx, &b->project, cbp_forward(ctx, &b->dw, cbp_forward(ctx, &b->expand, y)));
-    if (b->residual) {
-      nn_t *in = y;
-      y = embr__nn_add(ctx, in, z);
-      embr__nn_unpin(ctx, in);
-    } else {
-      y = z;
-    }
+    nn_t *in = y, *z = cbp_forward(ctx, &b->dw, cbp_forward(ctx, &b->expand, y, NULL), NULL);
+    y = cbp_forward(ctx, &b->project, z, b->residual ? in : NULL);
+    if (b->residual) embr__nn_unpin(ctx, in);
   }
-  y = embr__nn_flatten(ctx, cbp_forward(ctx, &m->gdc, cbp_forward(ctx, &m->sep, y)));
+  y = embr__nn_flatten(ctx, cbp_forward(ctx, &m->gdc, cbp_forward(ctx, &m->sep, y, NULL), NULL));
   return embr__nn_batchnorm(ctx, embr__nn_linear_f(ctx, y, &m->linear), &m->bn);
 }
 

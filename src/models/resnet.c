@@ -76,17 +76,16 @@ static int build34(nn_params *P, const embr_model_params *p, void **out) {
 
 static nn_t *block_forward(nn_ctx *ctx, const block *b, nn_t *x) {
   embr__nn_pin(x); /* read twice: by the first convolution and by the shortcut */
-  nn_t *y = embr__nn_relu_(ctx, embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &b->c1), &b->b1));
-  y = embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, y, &b->c2), &b->b2);
-  nn_t *sc = b->has_down ? embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &b->down), &b->bd) : x;
-  nn_t *out = embr__nn_relu_(ctx, embr__nn_add(ctx, y, sc));
+  nn_t *y = embr__nn_conv_bn_act(ctx, x, &b->c1, &b->b1, NULL, NN_ACT_RELU, NULL);
+  nn_t *sc = b->has_down ? embr__nn_conv_bn_act(ctx, x, &b->down, &b->bd, NULL, NN_ACT_NONE, NULL) : x;
+  nn_t *out = embr__nn_conv_bn_act(ctx, y, &b->c2, &b->b2, sc, NN_ACT_RELU, NULL);
   embr__nn_unpin(ctx, x);
   return out;
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
   const resnet *r = netp;
-  nn_t *y = embr__nn_relu_(ctx, embr__nn_batchnorm(ctx, embr__nn_conv2d(ctx, x, &r->stem), &r->stem_bn));
+  nn_t *y = embr__nn_conv_bn_act(ctx, x, &r->stem, &r->stem_bn, NULL, NN_ACT_RELU, NULL);
   if (r->big_stem) y = embr__nn_maxpool(ctx, y, 3, 2, 1);
   for (int k = 0; k < r->nblocks; k++) y = block_forward(ctx, &r->blocks[k], y);
   y = embr__nn_flatten(ctx, embr__nn_global_avgpool(ctx, y));

@@ -318,6 +318,7 @@ static void conv_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L) {
   if (!x) return NULL;
+  if (!(x = embr__nn_plain(ctx, x))) return NULL;
   if (x->c != L->in) {
     ctx->rc = embr_error(EMBR_EINVAL, "convolution expects %d input channels, got %d", L->in, x->c);
     return NULL;

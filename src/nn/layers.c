@@ -137,6 +137,8 @@ static void bn_stats(nn_ctx *ctx, const nn_t *x, const nn_bn *L, float *aux) {
 
 nn_t *embr__nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L) {
   if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
+  if (!x) return NULL;
   if (x->c != L->ch) {
     ctx->rc = embr_error(EMBR_EINVAL, "batch norm expects %d channels, got %d", L->ch, x->c);
     return NULL;
@@ -193,10 +195,12 @@ static void relu_backward(nn_ctx *ctx, void *node) {
 
 static nn_t *relu_impl(nn_ctx *ctx, nn_t *x, int inplace) {
   if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
+  if (!x) return NULL;
   nn_t *y;
   if (inplace) { /* the output takes over x's values: no new activation kept for backward */
     if (!(y = embr__nn_alloc(ctx, sizeof(nn_t)))) return NULL;
-    *y = (nn_t){x->d, NULL, x->n, x->c, x->h, x->w, x->need_g, x->own, 0};
+    *y = (nn_t){x->d, NULL, x->n, x->c, x->h, x->w, x->need_g, x->own, 0, 0};
     x->own = NULL;
   } else if (!(y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w))) {
     return NULL;
@@ -242,6 +246,8 @@ static void prelu_backward(nn_ctx *ctx, void *node) {
 }
 
 nn_t *embr__nn_prelu_f(nn_ctx *ctx, nn_t *x, const nn_prelu *L) {
+  if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
   if (!x) return NULL;
   if (L->ch != 1 && L->ch != x->c) {
     ctx->rc = embr_error(EMBR_EINVAL, "PReLU expects %d channels, got %d", L->ch, x->c);
@@ -341,6 +347,8 @@ static void maxpool_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
+  if (!x) return NULL;
   int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);
   if (oh < 1 || ow < 1) {
     ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for %dx%d pooling", x->h, x->w, k, k);
@@ -392,6 +400,8 @@ static void avgpool_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_avgpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
+  if (!x) return NULL;
   int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);
   if (oh < 1 || ow < 1) {
     ctx->rc = embr_error(EMBR_EINVAL, "input %dx%d too small for %dx%d pooling", x->h, x->w, k, k);
@@ -429,6 +439,8 @@ static void gap_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_global_avgpool(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
+  if (!x) return NULL;
   nn_t *y = embr__nn_tensor(ctx, x->n, x->c, 1, 1);
   if (!y) return NULL;
   int64_t hw = (int64_t)x->h * x->w;
@@ -461,12 +473,15 @@ static void add_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_add(nn_ctx *ctx, nn_t *a, nn_t *b) {
   if (!a || !b) return NULL;
+  if (a->nhwc != b->nhwc) a = embr__nn_plain(ctx, a), b = embr__nn_plain(ctx, b);
+  if (!a || !b) return NULL;
   if (nn_numel(a) != nn_numel(b) || a->c != b->c) {
     ctx->rc = embr_error(EMBR_EINVAL, "residual add of different shapes");
     return NULL;
   }
   nn_t *y = embr__nn_tensor(ctx, a->n, a->c, a->h, a->w);
   if (!y) return NULL;
+  y->nhwc = a->nhwc; /* elementwise: any layout, the same for both */
   int64_t n = nn_numel(y);
   const float *ad = a->d, *bd = b->d;
   float *yd = y->d;
@@ -491,10 +506,12 @@ static void flatten_backward(nn_ctx *ctx, void *node) {
 
 nn_t *embr__nn_flatten(nn_ctx *ctx, nn_t *x) {
   if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
+  if (!x) return NULL;
   nn_t *y = embr__nn_alloc(ctx, sizeof(nn_t));
   if (!y) return NULL;
   /* The values are shared, not copied; in inference the view takes over the buffer. */
-  *y = (nn_t){x->d, NULL, x->n, x->c * x->h * x->w, 1, 1, x->need_g, x->pinned ? NULL : x->own, 0};
+  *y = (nn_t){x->d, NULL, x->n, x->c * x->h * x->w, 1, 1, x->need_g, x->pinned ? NULL : x->own, 0, 0};
   if (!x->pinned) x->own = NULL;
   record_unary(ctx, flatten_backward, x, y, NULL);
   return y;
@@ -521,6 +538,8 @@ static void linear_backward(nn_ctx *ctx, void *node) {
 }
 
 nn_t *embr__nn_linear_f(nn_ctx *ctx, nn_t *x, const nn_linear *L) {
+  if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
   if (!x) return NULL;
   if (x->c * x->h * x->w != L->in) {
     ctx->rc = embr_error(EMBR_EINVAL, "linear layer expects %d inputs, got %d", L->in, x->c * x->h * x->w);
@@ -592,6 +611,8 @@ static void l2norm_backward(nn_ctx *ctx, void *node) {
 }
 
 nn_t *embr__nn_l2norm(nn_ctx *ctx, nn_t *x) {
+  if (!x) return NULL;
+  x = embr__nn_plain(ctx, x);
   if (!x) return NULL;
   nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
   float *inv = embr__nn_floats(ctx, x->n, 0);

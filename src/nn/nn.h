@@ -41,6 +41,7 @@ typedef struct nn_params {
   uint64_t version;   /* bumped by every writer of data (init, load, optimizer step) */
   float **derived;    /* per parameter: a transform of it cached for inference (Winograd), or NULL */
   uint64_t *derived_version;
+  void *dnnl;         /* oneDNN's folded weights and primitives per convolution (src/nn/dnnl.c) */
 } nn_params;
 
 /* Registers a parameter; returns its offset into data/grad (or -1 on failure: ENOMEM, too long
@@ -63,6 +64,8 @@ typedef struct nn_t {
   int need_g;   /* an op's output while recording: backward gives it a gradient */
   float *own;   /* inference: the pooled buffer behind d, released after the tensor's last use */
   int pinned;   /* inference: more uses follow (a residual input); embr__nn_unpin releases it */
+  int nhwc;     /* inference through oneDNN: values laid out (n, h, w, c); ops that read NCHW call
+                   embr__nn_plain first */
 } nn_t;
 static inline int64_t nn_numel(const nn_t *t) { return (int64_t)t->n * t->c * t->h * t->w; }
 
@@ -155,6 +158,17 @@ int embr__nn_prelu_make(nn_params *P, nn_prelu *L, const char *prefix, int ch);
 int embr__nn_linear_make(nn_params *P, nn_linear *L, const char *prefix, int in, int out, int bias);
 
 nn_t *embr__nn_conv2d(nn_ctx *ctx, nn_t *x, const nn_conv *L);
+/* Convolution, batch norm (NULL: none), residual add of res (NULL: none), activation, as one op.
+ * In inference with oneDNN available (src/nn/dnnl.c) the batch norm is folded into the weights,
+ * the add and ReLU run as oneDNN post-ops and PReLU in one pass over the output, which is NHWC
+ * (y->nhwc); otherwise (training, recording, EMBR_DNNL=0, a layer oneDNN has no fast kernel
+ * for) it is exactly conv2d, batchnorm, add, then relu_/prelu_f, the reference. res is released
+ * after use as embr__nn_add does (unless pinned). */
+enum { NN_ACT_NONE = 0, NN_ACT_RELU = 1, NN_ACT_PRELU = 2 };
+nn_t *embr__nn_conv_bn_act(nn_ctx *ctx, nn_t *x, const nn_conv *L, const nn_bn *bn, nn_t *res, int act,
+                           const nn_prelu *pr);
+/* x in NCHW: x itself when it is, else an NCHW copy (x released unless pinned). */
+nn_t *embr__nn_plain(nn_ctx *ctx, nn_t *x);
 nn_t *embr__nn_batchnorm(nn_ctx *ctx, nn_t *x, const nn_bn *L); /* 2-D (C,H,W) or 1-D (h = w = 1) */
 nn_t *embr__nn_relu(nn_ctx *ctx, nn_t *x);
 /* In place: x's values are overwritten (x must have no other reader, and its producer's

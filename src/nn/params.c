@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/dnnl.h"
 #include "nn/nn.h"
 
 int64_t embr__nn_param_add(nn_params *P, const char *name, int ndim, const int64_t *shape, nn_kind kind, nn_init init,
@@ -60,6 +61,7 @@ int embr__nn_params_init(nn_params *P, uint64_t seed) {
 }
 
 void embr__nn_params_free(nn_params *P) {
+  embr__dnnl_cache_free(P);
   for (int i = 0; P->derived && i < P->n; i++) embr_free(P->derived[i]);
   embr_free(P->derived);
   embr_free(P->derived_version);

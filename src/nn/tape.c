@@ -106,7 +106,7 @@ static void pool_put(nn_ctx *ctx, float *p) {
 nn_t *embr__nn_tensor(nn_ctx *ctx, int n, int c, int h, int w) {
   nn_t *t = embr__nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
-  *t = (nn_t){NULL, NULL, n, c, h, w, ctx->record, NULL, 0};
+  *t = (nn_t){NULL, NULL, n, c, h, w, ctx->record, NULL, 0, 0};
   if (ctx->record) {
     t->d = embr__nn_floats(ctx, nn_numel(t), 0); /* kept for backward: the arena */
   } else if (!(t->d = t->own = pool_get(ctx, (size_t)nn_numel(t), 0))) {
@@ -118,7 +118,7 @@ nn_t *embr__nn_tensor(nn_ctx *ctx, int n, int c, int h, int w) {
 nn_t *embr__nn_wrap(nn_ctx *ctx, float *data, int n, int c, int h, int w) {
   nn_t *t = embr__nn_alloc(ctx, sizeof(nn_t));
   if (!t) return NULL;
-  *t = (nn_t){data, NULL, n, c, h, w, 0, NULL, 0}; /* an input: no gradient wanted, ops skip its dx */
+  *t = (nn_t){data, NULL, n, c, h, w, 0, NULL, 0, 0}; /* an input: no gradient wanted, ops skip its dx */
   return t;
 }
 

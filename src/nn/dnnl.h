@@ -1,0 +1,29 @@
+/* oneDNN convolutions for inference (internal; src/nn/dnnl.c). Built when CMake finds oneDNN
+ * (Debian libdnnl-dev, EMBR_HAVE_DNNL); without it every entry reports "not available" and the
+ * engine runs its own kernels, which stay the tested reference. */
+#ifndef EMBR_NN_DNNL_H
+#define EMBR_NN_DNNL_H
+
+#include "nn/nn.h"
+
+/* 1 when oneDNN is built in and not switched off by EMBR_DNNL=0 (read per call: the tests and
+ * the benchmark compare both paths in one process). */
+int embr__dnnl_enabled(void);
+
+/* y = conv(x) with the batch norm bn (eval statistics; NULL: none) folded into the weights and
+ * bias, then, on oneDNN's side, + res (NULL: none), then ReLU when relu is set. x may be NCHW or
+ * NHWC (x->nhwc); y is written NHWC (y->nhwc set), res must be NHWC. Returns 0, EMBR_EUNSUPPORTED
+ * (this layer has no optimised oneDNN kernel here: the caller uses the reference path), or an
+ * error (ENOMEM). The folded, reordered weights and the primitive are cached per layer in P,
+ * rebuilt when the parameter table's version, the input shape or the thread count change. */
+int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res,
+                        int relu);
+
+/* Copies src (n, c, h, w values) between NCHW and NHWC: to_nhwc 1 writes NHWC, 0 NCHW. */
+void embr__nn_relayout(const float *src, float *dst, int n, int c, int h, int w, int to_nhwc, int nt);
+
+void embr__dnnl_cache_free(nn_params *P);
+/* Layers of P that hold a oneDNN primitive (tests: the fast path did run). */
+int embr__dnnl_cached_layers(const nn_params *P);
+
+#endif

@@ -1,0 +1,72 @@
+/* Convolution + batch norm + residual add + activation as one inference op (oneDNN), with the
+ * chain of reference ops as its definition and fallback; NHWC <-> NCHW for the ops that read
+ * NCHW. */
+#include <string.h>
+
+#include "nn/dnnl.h"
+#include "nn/nn.h"
+
+nn_t *embr__nn_plain(nn_ctx *ctx, nn_t *x) {
+  if (!x || !x->nhwc) return x;
+  if (x->h * x->w == 1) { /* one pixel: both layouts are the same bytes */
+    x->nhwc = 0;
+    return x;
+  }
+  int rec = ctx->record;
+  ctx->record = 0; /* nhwc tensors exist only in inference */
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
+  ctx->record = rec;
+  if (!y) return NULL;
+  embr__nn_relayout(x->d, y->d, x->n, x->c, x->h, x->w, 0, ctx->nt);
+  return embr__nn_done(ctx, x, y);
+}
+
+/* PReLU in place over NHWC values: the channel is the fastest index. */
+static void prelu_nhwc(nn_ctx *ctx, nn_t *y, const nn_prelu *pr) {
+  const float *a = nn_pd(ctx, pr->a);
+  int c = y->c, shared = pr->ch == 1;
+  int64_t pix = (int64_t)y->n * y->h * y->w;
+  float *d = y->d;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static)
+  for (int64_t p = 0; p < pix; p++) {
+    float *row = d + p * c;
+    for (int k = 0; k < c; k++) {
+      float v = row[k], s = a[shared ? 0 : k];
+      row[k] = v > 0 ? v : s * v;
+    }
+  }
+}
+
+static nn_t *reference(nn_ctx *ctx, nn_t *x, const nn_conv *L, const nn_bn *bn, nn_t *res, int act,
+                       const nn_prelu *pr) {
+  nn_t *y = embr__nn_conv2d(ctx, x, L);
+  if (bn) y = embr__nn_batchnorm(ctx, y, bn);
+  if (res) y = embr__nn_add(ctx, y, res);
+  if (act == NN_ACT_RELU) return embr__nn_relu_(ctx, y);
+  return act == NN_ACT_PRELU ? embr__nn_prelu_f(ctx, y, pr) : y;
+}
+
+nn_t *embr__nn_conv_bn_act(nn_ctx *ctx, nn_t *x, const nn_conv *L, const nn_bn *bn, nn_t *res, int act,
+                           const nn_prelu *pr) {
+  if (!x || ctx->rc) return NULL;
+  if (ctx->record || ctx->training || !embr__dnnl_enabled() || x->c != L->in || (res && !res->nhwc))
+    return reference(ctx, x, L, bn, res, act, pr);
+  int oh = (x->h + 2 * L->pad - L->k) / L->stride + 1, ow = (x->w + 2 * L->pad - L->k) / L->stride + 1;
+  if (oh < 1 || ow < 1 || (res && (res->n != x->n || res->c != L->out || res->h != oh || res->w != ow)) ||
+      (act == NN_ACT_PRELU && pr->ch != 1 && pr->ch != L->out))
+    return reference(ctx, x, L, bn, res, act, pr); /* it reports the error */
+  nn_t *y = embr__nn_tensor(ctx, x->n, L->out, oh, ow);
+  if (!y) return NULL;
+  int rc = embr__dnnl_conv_fwd(ctx, L, bn, x, y, res, act == NN_ACT_RELU);
+  if (rc == EMBR_EUNSUPPORTED) { /* no fast oneDNN kernel for this layer */
+    embr__nn_done(ctx, y, x); /* drops y's buffer (x stays) */
+    return reference(ctx, x, L, bn, res, act, pr);
+  }
+  if (rc) {
+    ctx->rc = rc;
+    return NULL;
+  }
+  if (act == NN_ACT_PRELU) prelu_nhwc(ctx, y, pr);
+  if (res) embr__nn_done(ctx, res, y);
+  return embr__nn_done(ctx, x, y);
+}
