@@ -22,6 +22,7 @@ static int objective_of(const char *s, embr_objective *o) {
 
 typedef struct train_opts {
   const char *objective, *data, *arch, *out, *optimizer, *classes, *per_class, *checkpoint, *resume, *pairs, *bpe;
+  const char *global_scale, *local_scale; /* DINO crop area ranges "A:B" */
   int64_t width, dim, side, channels, epochs, batch, pad, seed, threads;
   double lr, wd, warmup, clip, margin, scale, m1, m2, m3;
   int no_flip, quiet;
@@ -98,8 +99,23 @@ static int run_clip(const train_opts *o, embr_train_params *tp, const cli_opt *o
   return st ? cli_fail(st) : EXIT_OK;
 }
 
+/* "A:B" with 0 < A <= B <= 1 into r[2]: a RandomResizedCrop area range. */
+static int parse_scale(const char *flag, const char *s, float r[2]) {
+  char *end;
+  double a = strtod(s, &end), b;
+  if (end == s || *end != ':') return cli_usage_error("%s '%s': expected A:B (area fractions)", flag, s);
+  const char *t = end + 1;
+  b = strtod(t, &end);
+  if (end == t || *end || !(a > 0 && a <= b && b <= 1))
+    return cli_usage_error("%s '%s': expected A:B with 0 < A <= B <= 1", flag, s);
+  r[0] = (float)a, r[1] = (float)b;
+  return 0;
+}
+
 /* DINO: a backbone from --arch (vit-tiny) trained without labels; the teacher's backbone is saved. */
 static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
+  if (seen(opts, nopts, "--global-scale") && parse_scale("--global-scale", o->global_scale, tp->global_scale)) return 2;
+  if (seen(opts, nopts, "--local-scale") && parse_scale("--local-scale", o->local_scale, tp->local_scale)) return 2;
   const char *arch = seen(opts, nopts, "--arch") ? o->arch : "vit-tiny";
   embr_model_params mp = embr_model_params_arch(arch);
   if (seen(opts, nopts, "--width")) mp.width = (int)o->width;
@@ -209,7 +225,7 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
 }
 
 static int cmd_train(int argc, char **argv) {
-  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL,
+  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL, "0.4:1", "0.05:0.4",
                   64, 128, 112, 3, 20, 64, 4, 1, 0,
                   0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0,
                   8, 0, 4096, 2048, 256, 30, 1, 0.07, 0.996, 0.4, 1e-6, 0.1};
@@ -245,6 +261,8 @@ static int cmd_train(int argc, char **argv) {
       OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips (clip: never flips)"),
       OPT_INT("--local-crops", NULL, &o.local_crops, "N", "dino: local crops per image", "8", 0, 64),
       OPT_INT("--local-size", NULL, &o.local_size, "PX", "dino: local crop side (0: input * 96 / 224)", "0 (vit-tiny: 12)", 0, 4096),
+      OPT_STR("--global-scale", NULL, &o.global_scale, "A:B", "dino: area range of the global crops (RandomResizedCrop)", "0.4:1"),
+      OPT_STR("--local-scale", NULL, &o.local_scale, "A:B", "dino: area range of the local crops", "0.05:0.4"),
       OPT_INT("--dino-out", NULL, &o.dino_out, "K", "dino: the head's outputs", "4096", 1, 1048576),
       OPT_INT("--dino-hidden", NULL, &o.dino_hidden, "H", "dino: the head's MLP width", "2048", 1, 65536),
       OPT_INT("--dino-bottleneck", NULL, &o.dino_bottleneck, "D", "dino: the head's bottleneck (before the last layer)", "256", 1, 65536),
@@ -290,8 +308,9 @@ static int cmd_train(int argc, char **argv) {
   int clip = obj == EMBR_OBJ_CLIP, dino = obj == EMBR_OBJ_DINO;
   static const char *dino_only[] = {"--local-crops", "--local-size", "--dino-out", "--dino-hidden", "--dino-bottleneck",
                                     "--drop-path", "--teacher-temp", "--teacher-temp-warmup", "--momentum-teacher",
-                                    "--weight-decay-end", "--min-lr", "--freeze-last-layer"};
-  for (int i = 0; i < 12 && !dino; i++)
+                                    "--weight-decay-end", "--min-lr", "--freeze-last-layer", "--global-scale",
+                                    "--local-scale"};
+  for (int i = 0; i < 14 && !dino; i++)
     if (seen(opts, nopts, dino_only[i])) return cli_usage_error("%s is for --objective dino", dino_only[i]);
   if (dino) {
     if (o.pairs) return cli_usage_error("--pairs is for --objective clip");

@@ -29,6 +29,9 @@ cmp -s "$T/a.safetensors" "$T/b.safetensors" || fail "the same seed on one threa
 expect 0 "0 epochs" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 0 -o "$T/u.safetensors"
 cmp -s "$T/a.safetensors" "$T/u.safetensors" && fail "training left the network as initialised"
 expect 0 "" -- "$EMBR" embed --model "$T/u.safetensors" --images "$D" -o "$T/u.npy" -q
+# --global-scale / --local-scale reach the crops: another area range, another model (same seed).
+expect 0 "" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 2 --global-scale 0.6:1 --local-scale 0.2:0.5 -o "$T/s.safetensors" -q
+cmp -s "$T/a.safetensors" "$T/s.safetensors" && fail "--global-scale / --local-scale changed nothing"
 # ---- resume ------------------------------------------------------------------------------------------
 expect 0 "wrote" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 3 --resume "$T/ck.safetensors" -o "$T/r.safetensors"
 expect 1 "weight_g' has shape 16x1, the model expects 32x1" -- "$EMBR" train "${BASE[@]}" --dino-out 32 --batch 4 \
@@ -54,5 +57,15 @@ no_output "$T/x.safetensors"
 expect 2 "--pairs is for --objective clip" -- "$EMBR" train "${SMALL[@]}" --data "$D" --pairs "$T/p.tsv" -o "$T/x.safetensors"
 no_output "$T/x.safetensors"
 expect 2 "not in range|out of range|must be" -- "$EMBR" train "${SMALL[@]}" --data "$D" --teacher-temp 0 -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+expect 2 "--global-scale '0.5:2': expected A:B with 0 < A <= B <= 1" -- "$EMBR" train "${SMALL[@]}" --data "$D" \
+  --global-scale 0.5:2 -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+expect 2 "--local-scale 'big': expected A:B" -- "$EMBR" train "${SMALL[@]}" --data "$D" --local-scale big -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+expect 2 "--local-scale '0.4:0.2': expected A:B with 0 < A <= B <= 1" -- "$EMBR" train "${SMALL[@]}" --data "$D" \
+  --local-scale 0.4:0.2 -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+expect 2 "--global-scale is for --objective dino" -- "$EMBR" train --data "$D" --global-scale 0.5:1 -o "$T/x.safetensors"
 no_output "$T/x.safetensors"
 finish
