@@ -1200,6 +1200,40 @@ static void test_verff(void) {
   CHECK(isnan(embr__nn_erff(NAN)));
 }
 
+/* GELU's two builds (baseline and AVX2, chosen at run time) give the same bits, forward and
+ * backward, over values spanning both branches of erf and an odd length (a tail past the vector
+ * width); and the forward agrees with x Phi(x) through libm's erf in double within 2e-7 x. */
+static void test_gelu_dispatch(void) {
+  enum { N = 5003 };
+  nn_t *yy[2];
+  float *gg[2];
+  nn_ctx ctx[2];
+  for (int k = 0; k < 2; k++) {
+    embr_cpu_force(k == 0 ? EMBR_CPU_SCALAR : embr_cpu_detect());
+    embr__nn_ctx_init(&ctx[k], NULL, 1, 1, 0);
+    ctx[k].nt = 2;
+    nn_t *x = embr__nn_tensor(&ctx[k], 1, 1, 1, N);
+    CHECK(x != NULL);
+    for (int i = 0; i < N; i++) x->d[i] = -9.0f + 18.0f * (float)i / (N - 1);
+    nn_t *y = embr__nn_gelu(&ctx[k], x);
+    CHECK(y != NULL);
+    float *g = embr__nn_grad(&ctx[k], y);
+    for (int i = 0; i < N; i++) g[i] = 1.0f + 0.001f * (float)(i % 7);
+    embr__nn_grad(&ctx[k], x);
+    yy[k] = y, gg[k] = x->g;
+    embr__nn_backward(&ctx[k]);
+    if (k == 0)
+      for (int i = 0; i < N; i++) {
+        double v = x->d[i], want = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        CHECK_MSG(fabs(y->d[i] - want) <= 2e-7 * fmax(1, fabs(v)), "gelu(%g) = %.9g, want %.9g", v, y->d[i], want);
+      }
+  }
+  embr_cpu_force(embr_cpu_detect());
+  CHECK(memcmp(yy[0]->d, yy[1]->d, sizeof(float) * N) == 0);
+  CHECK(memcmp(gg[0], gg[1], sizeof(float) * N) == 0);
+  for (int k = 0; k < 2; k++) embr__nn_ctx_free(&ctx[k]);
+}
+
 /* ---- DINO ViT ops: LayerScale, drop-path, resampled positions, class + mean pooling ---------- */
 
 typedef struct vit_arg {
@@ -1279,6 +1313,6 @@ int main(int argc, char **argv) {
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
-                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_dino_vit_op_grads,
+                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_dino_vit_op_grads,
                    test_drop_path_masks);
 }
