@@ -11,6 +11,7 @@
 #include "embr/core.h"
 #include "harness.h"
 #include "models/models.h"
+#include "nn/gemm.h"
 #include "nn/nn.h"
 #include "nn/vmath.h"
 
@@ -1234,6 +1235,44 @@ static void test_gelu_dispatch(void) {
   for (int k = 0; k < 2; k++) embr__nn_ctx_free(&ctx[k]);
 }
 
+/* embr__nn_gemm_rows against a product in double, for every transpose pair and beta 0 / 1, at
+ * shapes that split rows (m large), split columns (m small, n large: DINO's head on 64 crops),
+ * split columns at an n that is not a multiple of 16, and run on one thread (both small), with
+ * 1 and 2 threads: within 1e-5 relative of the largest |C|. */
+static void test_gemm_rows_split(void) {
+  const int shapes[][3] = {{300, 70, 40}, {64, 1100, 300}, {20, 777, 900}, {10, 30, 20}};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int tr = 0; tr < 4; tr++)
+      for (int nt = 1; nt <= 2; nt++) {
+        int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ta = tr & 1, tb = tr >> 1;
+        float *A = malloc(sizeof(float) * (size_t)m * k), *B = malloc(sizeof(float) * (size_t)k * n);
+        float *C = malloc(sizeof(float) * (size_t)m * n);
+        double *R = malloc(sizeof(double) * (size_t)m * n);
+        for (int i = 0; i < m * k; i++) A[i] = (float)sin(0.37 * i + si);
+        for (int i = 0; i < k * n; i++) B[i] = (float)cos(0.11 * i - tr);
+        for (int i = 0; i < m * n; i++) C[i] = (float)(i % 5) - 2.0f;
+        float beta = (float)(nt - 1); /* 0 with one thread, 1 with two */
+        double big = 0, worst = 0;
+        for (int i = 0; i < m; i++)
+          for (int j = 0; j < n; j++) {
+            double acc = beta * C[i * n + j];
+            for (int l = 0; l < k; l++) acc += (double)(ta ? A[l * m + i] : A[i * k + l]) * (tb ? B[j * k + l] : B[l * n + j]);
+            R[i * n + j] = acc;
+            big = fmax(big, fabs(acc));
+          }
+        nn_ctx ctx;
+        embr__nn_ctx_init(&ctx, NULL, 0, 0, 0);
+        ctx.nt = nt;
+        embr__nn_gemm_rows(&ctx, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, A, ta ? m : k, B,
+                           tb ? k : n, beta, C, n);
+        for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(C[i] - R[i]));
+        CHECK_MSG(worst <= 1e-5 * big, "gemm_rows %dx%dx%d trans %d%d, %d threads: off by %.3g of %.3g", m, n, k, ta, tb,
+                  nt, worst, big);
+        embr__nn_ctx_free(&ctx);
+        free(A), free(B), free(C), free(R);
+      }
+}
+
 /* ---- DINO ViT ops: LayerScale, drop-path, resampled positions, class + mean pooling ---------- */
 
 typedef struct vit_arg {
@@ -1313,6 +1352,6 @@ int main(int argc, char **argv) {
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
-                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_dino_vit_op_grads,
+                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_gemm_rows_split, test_dino_vit_op_grads,
                    test_drop_path_masks);
 }

@@ -51,7 +51,7 @@ static inline float embr__nn_expf(float x) {
  * there); above, Abramowitz & Stegun 7.1.26: 1 - t (a1 + a2 t + ... + a5 t^4) exp(-x^2), t = 1 /
  * (1 + p |x|), whose error is at most 1.5e-7; the sign restored last. Both branches are computed
  * and one is selected by a mask (no branch, so the loop vectorises). Within 2.5e-7 absolute of
- * libm's erf over the floats (tests/test_nn_vmath.c checks a dense range); a NaN stays NaN. */
+ * libm's erf (tests/test_nn.c, test_verff, checks a dense range); a NaN stays NaN. */
 static inline float embr__nn_erff(float x) {
   uint32_t ux, sign;
   memcpy(&ux, &x, sizeof(ux));
