@@ -7,7 +7,8 @@
 # steps after a warm-up); the last lines give the medians over rounds and the ratio.
 #
 #   bench/run_dino_train.sh [BUILD_DIR]   ROUNDS=3 STEPS=3 THREADS=2
-#     CONFIGS="vit-tiny:32:4 vit-tiny:32:8"   ARCH:BATCH:LOCAL_CROPS[:K:HIDDEN:BOTTLENECK[:GLOBAL:LOCAL]]
+#     CONFIGS="vit-tiny:32:4 vit-tiny:32:8 vit-tiny:32:4:256:512:256"
+#       each ARCH:BATCH:LOCAL_CROPS[:K:HIDDEN:BOTTLENECK[:GLOBAL:LOCAL]] (head default 4096:2048:256)
 set -euo pipefail
 BUILD=${1:-build}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,7 @@ $PY -c 'import torch' 2>/dev/null || { echo "needs python3-torch (apt-get instal
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-3}
 THREADS=${THREADS:-2}
-CONFIGS=${CONFIGS:-"vit-tiny:32:4 vit-tiny:32:8"}
+CONFIGS=${CONFIGS:-"vit-tiny:32:4 vit-tiny:32:8 vit-tiny:32:4:256:512:256"}
 echo "# $(date -u +%F) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); torch $($PY -c 'import torch; print(torch.__version__)')"
 for r in $(seq 1 "$ROUNDS"); do
   for c in $CONFIGS; do

@@ -93,6 +93,9 @@ def main():
     if len(a) not in (6, 9, 11):
         print(__doc__, file=sys.stderr)
         return 2
+    if a[1] not in CONFIGS:
+        print("torch_dino_train.py: unknown ARCH %s (one of %s)" % (a[1], ", ".join(CONFIGS)), file=sys.stderr)
+        return 2
     arch, B, n_local, steps, threads = a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5])
     K, hidden, bott = (int(a[6]), int(a[7]), int(a[8])) if len(a) > 6 else (4096, 2048, 256)
     size, D, depth, heads, patch = CONFIGS[arch]
