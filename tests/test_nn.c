@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "models/models.h"
 #include "nn/dnnl.h"
+#include "nn/gemm.h"
 #include "nn/nn.h"
 #include "nn/vmath.h"
 
@@ -1199,6 +1200,95 @@ static void test_vexpf(void) {
   CHECK(isnan(embr__nn_expf(NAN)));
 }
 
+/* The vectorisable erf against libm's (in double) over a dense range of floats (every 1e-5 up to
+ * 6, where erf is 1 in float, then coarser out to 1e30): within 2.5e-7 absolute, odd to the bit,
+ * exactly 0 at 0 and 1 at infinity, NaN kept. GELU (forward and backward) is built on it. */
+static void test_verff(void) {
+  double worst = 0;
+  for (double x = 0; x <= 6.0; x += 1e-5) {
+    float f = (float)x;
+    double e = fabs((double)embr__nn_erff(f) - erf((double)f));
+    worst = e > worst ? e : worst;
+    CHECK(embr__nn_erff(-f) == -embr__nn_erff(f));
+  }
+  for (float f = 6.0f; f < 1e30f; f *= 1.37f) worst = fmax(worst, fabs((double)embr__nn_erff(f) - erf((double)f)));
+  CHECK_MSG(worst <= 2.5e-7, "erff absolute error %.2e", worst);
+  CHECK(embr__nn_erff(0.0f) == 0.0f && embr__nn_erff(INFINITY) == 1.0f && embr__nn_erff(-INFINITY) == -1.0f);
+  CHECK(isnan(embr__nn_erff(NAN)));
+}
+
+/* GELU's two builds (baseline and AVX2, chosen at run time) give the same bits, forward and
+ * backward, over values spanning both branches of erf and an odd length (a tail past the vector
+ * width); and the forward agrees with x Phi(x) through libm's erf in double within 2e-7 x. */
+static void test_gelu_dispatch(void) {
+  enum { N = 5003 };
+  nn_t *yy[2];
+  float *gg[2];
+  nn_ctx ctx[2];
+  for (int k = 0; k < 2; k++) {
+    embr_cpu_force(k == 0 ? EMBR_CPU_SCALAR : embr_cpu_detect());
+    embr__nn_ctx_init(&ctx[k], NULL, 1, 1, 0);
+    ctx[k].nt = 2;
+    nn_t *x = embr__nn_tensor(&ctx[k], 1, 1, 1, N);
+    CHECK(x != NULL);
+    for (int i = 0; i < N; i++) x->d[i] = -9.0f + 18.0f * (float)i / (N - 1);
+    nn_t *y = embr__nn_gelu(&ctx[k], x);
+    CHECK(y != NULL);
+    float *g = embr__nn_grad(&ctx[k], y);
+    for (int i = 0; i < N; i++) g[i] = 1.0f + 0.001f * (float)(i % 7);
+    embr__nn_grad(&ctx[k], x);
+    yy[k] = y, gg[k] = x->g;
+    embr__nn_backward(&ctx[k]);
+    if (k == 0)
+      for (int i = 0; i < N; i++) {
+        double v = x->d[i], want = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        CHECK_MSG(fabs(y->d[i] - want) <= 2e-7 * fmax(1, fabs(v)), "gelu(%g) = %.9g, want %.9g", v, y->d[i], want);
+      }
+  }
+  embr_cpu_force(embr_cpu_detect());
+  CHECK(memcmp(yy[0]->d, yy[1]->d, sizeof(float) * N) == 0);
+  CHECK(memcmp(gg[0], gg[1], sizeof(float) * N) == 0);
+  for (int k = 0; k < 2; k++) embr__nn_ctx_free(&ctx[k]);
+}
+
+/* embr__nn_gemm_rows against a product in double, for every transpose pair and beta 0 / 1, at
+ * shapes that split rows (m large), split columns (m small, n large: DINO's head on 64 crops),
+ * split columns at an n that is not a multiple of 16, and run on one thread (both small), with
+ * 1 and 2 threads: within 1e-5 relative of the largest |C|. */
+static void test_gemm_rows_split(void) {
+  const int shapes[][3] = {{300, 70, 40}, {64, 1100, 300}, {20, 777, 900}, {10, 30, 20}};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int tr = 0; tr < 4; tr++)
+      for (int nt = 1; nt <= 2; nt++) {
+        int m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ta = tr & 1, tb = tr >> 1;
+        float *A = malloc(sizeof(float) * (size_t)m * k), *B = malloc(sizeof(float) * (size_t)k * n);
+        float *C = malloc(sizeof(float) * (size_t)m * n);
+        double *R = malloc(sizeof(double) * (size_t)m * n);
+        for (int i = 0; i < m * k; i++) A[i] = (float)sin(0.37 * i + si);
+        for (int i = 0; i < k * n; i++) B[i] = (float)cos(0.11 * i - tr);
+        for (int i = 0; i < m * n; i++) C[i] = (float)(i % 5) - 2.0f;
+        float beta = (float)(nt - 1); /* 0 with one thread, 1 with two */
+        double big = 0, worst = 0;
+        for (int i = 0; i < m; i++)
+          for (int j = 0; j < n; j++) {
+            double acc = beta * C[i * n + j];
+            for (int l = 0; l < k; l++) acc += (double)(ta ? A[l * m + i] : A[i * k + l]) * (tb ? B[j * k + l] : B[l * n + j]);
+            R[i * n + j] = acc;
+            big = fmax(big, fabs(acc));
+          }
+        nn_ctx ctx;
+        embr__nn_ctx_init(&ctx, NULL, 0, 0, 0);
+        ctx.nt = nt;
+        embr__nn_gemm_rows(&ctx, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, A, ta ? m : k, B,
+                           tb ? k : n, beta, C, n);
+        for (int i = 0; i < m * n; i++) worst = fmax(worst, fabs(C[i] - R[i]));
+        CHECK_MSG(worst <= 1e-5 * big, "gemm_rows %dx%dx%d trans %d%d, %d threads: off by %.3g of %.3g", m, n, k, ta, tb,
+                  nt, worst, big);
+        embr__nn_ctx_free(&ctx);
+        free(A), free(B), free(C), free(R);
+      }
+}
+
 /* ---- DINO ViT ops: LayerScale, drop-path, resampled positions, class + mean pooling ---------- */
 
 typedef struct vit_arg {
@@ -1278,6 +1368,6 @@ int main(int argc, char **argv) {
                    test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
-                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_dino_vit_op_grads,
+                   test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_gemm_rows_split, test_dino_vit_op_grads,
                    test_drop_path_masks);
 }

@@ -58,13 +58,23 @@ static void add_column_sums(const nn_ctx *ctx, const float *g, int64_t rows, int
 
 /* C (m x n) = op(A) op(B) + beta C with the m rows of C split over the context's threads, each
  * running a single-threaded GEMM. OpenBLAS's own thread pool is not used: its threads and the
- * OpenMP threads of the ops around the GEMM would each spin-wait for work on the same two cores. */
+ * OpenMP threads of the ops around the GEMM would each spin-wait for work on the same two cores.
+ * With too few rows to share (DINO's head on a batch's 64 global crops: 64 x 2048 x 2048) and
+ * enough columns, the columns are split instead, so such products do not run on one thread. */
 void embr__nn_gemm_rows(const nn_ctx *ctx, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
   int nt = ctx->nt < 1 ? 1 : ctx->nt, parts = m >= 64 * nt ? nt : 1;
+  int cols = parts == 1 && nt > 1 && n >= 256 * nt && (int64_t)m * k >= 16384; /* split n, not m */
+  if (cols) parts = nt;
   embr__blas_enter(1);
 #pragma omp parallel for num_threads(parts) schedule(static)
   for (int p = 0; p < parts; p++) {
+    if (cols) { /* columns c0..c1 of op(B) and of C; block boundaries on 16 columns */
+      int c0 = (int)((int64_t)n * p / parts) & ~15, c1 = p + 1 == parts ? n : (int)((int64_t)n * (p + 1) / parts) & ~15;
+      const float *b = tb == CblasNoTrans ? B + c0 : B + (int64_t)c0 * ldb;
+      if (c1 > c0) cblas_sgemm(CblasRowMajor, ta, tb, m, c1 - c0, k, 1.0f, A, lda, b, ldb, beta, C + c0, ldc);
+      continue;
+    }
     int r0 = (int)((int64_t)m * p / parts), r1 = (int)((int64_t)m * (p + 1) / parts);
     const float *a = ta == CblasNoTrans ? A + (int64_t)r0 * lda : A + r0;
     if (r1 > r0) cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, n, k, 1.0f, a, lda, B, ldb, beta, C + (int64_t)r0 * ldc, ldc);
