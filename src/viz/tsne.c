@@ -321,10 +321,10 @@ static void report_profile(const optimizer *o, double total) {
   fprintf(stderr, "  attraction %.3f s, repulsion %.3f s, update %.3f s\n", o->t_att, o->t_rep, o->t_step);
   if (o->fft) {
     double a, b, c, d;
-    int g;
-    embr__tsne_fft_times(o->fft, &a, &b, &c, &d, &g);
+    int g[2];
+    embr__tsne_fft_times(o->fft, &a, &b, &c, &d, g);
     fprintf(stderr, "  repulsion: interpolation weights %.3f s, spreading %.3f s, FFT %.3f s, gather %.3f s; "
-                    "final padded grid %d x %d\n", a, b, c, d, g, g);
+                    "final padded grid %d x %d\n", a, b, c, d, g[0], g[1]);
   }
 }
 

@@ -1,23 +1,23 @@
 /* FFT-accelerated interpolation of the t-SNE repulsion in 2-D (Linderman et al. 2019):
- *  1. the map's bounding square is cut into nb x nb boxes with p equispaced interpolation nodes
- *     per box and axis, so all nodes form one uniform m x m grid (m = nb p);
+ *  1. the map's bounding rectangle is cut into nbx x nby boxes with p equispaced interpolation
+ *     nodes per box and axis, so all nodes form one uniform mx x my grid (mx = nbx p);
  *  2. each point spreads its charges (1, y_x, y_y) onto the p x p nodes of its box with Lagrange
  *     weights;
  *  3. the potentials at the nodes are the charges convolved with K^2, K = 1 / (1 + d^2): on a
  *     uniform grid that is a Toeplitz product, done as a zero-padded FFT convolution (FFTW, single
- *     precision, real-to-complex) on an m2 x m2 grid, m2 >= 2m;
+ *     precision, real-to-complex) on an m2x x m2y grid, m2x >= 2mx, m2y >= 2my;
  *  4. each point reads the potentials back with the same weights.
  * Forces: sum_j K_ij^2 (y_i - y_j) = y_i phi_1 - (phi_x, phi_y). The normaliser
  * Z = sum_{i != j} K_ij needs no inverse transform: with q the spread unit charges,
- * sum_ij K_ij ~ q.(K * q) = (1 / m2^2) sum_k |Q(k)|^2 Khat(k) (Parseval), so three forward and
+ * sum_ij K_ij ~ q.(K * q) = (1 / (m2x m2y)) sum_k |Q(k)|^2 Khat(k) (Parseval), so three forward and
  * three inverse transforms per iteration (FIt-SNE's scheme has four of each).
  *
  * The 2-D transforms are done as row passes and column passes, each split between the threads
- * (FFTW's guru interface, one plan per thread and pass, all channels at once). Rows m..m2-1 of
- * the padded input are zero, so the forward row pass skips them, and only rows 0..m-1 of the
+ * (FFTW's guru interface, one plan per thread and pass, all channels at once). Rows my..m2y-1
+ * of the padded input are zero, so the forward row pass skips them, and only rows 0..my-1 of the
  * result are read back, so the inverse row pass skips the others: half of the row work. Plans
- * are FFTW_ESTIMATE (deterministic, cheap) and made again only when the padded size changes.
- * Cost per iteration: O(N p^2 + m2^2 log m2). */
+ * are FFTW_ESTIMATE (deterministic, cheap) and made again only when a padded size changes.
+ * Cost per iteration: O(N p^2 + m2x m2y log(m2x m2y)). */
 #include "viz/tsne_internal.h"
 
 #include <fftw3.h>
@@ -37,15 +37,16 @@ typedef struct pass_plans {
 struct tsne_fft {
   int p, min_boxes, nt;
   double box_size;
-  int m, m2, hc;        /* rows and columns the passes cover (m2/2: every node grid this padded
-                         * size serves fits), padded FFT size, complex columns m2/2+1 */
+  int mx, my;           /* node columns and rows the passes cover (m2x/2, m2y/2: every node grid
+                         * these padded sizes serve fits) */
+  int m2x, m2y, hc;     /* padded FFT sizes (row length, rows), complex columns m2x/2+1 */
   pass_plans *plans;    /* one set per thread, each over its share of rows / columns */
-  float *kr2, *kr1;     /* spectra of K^2 and K (real: the kernels are even), m2 x hc */
+  float *kr2, *kr1;     /* spectra of K^2 and K (real: the kernels are even), m2y x hc */
   double kern_spacing;  /* the node spacing the spectra were computed for (0: none) */
-  float *grid;          /* CHANNELS x m2 x m2 real */
-  fftwf_complex *spec;  /* CHANNELS x m2 x hc */
-  float *priv;          /* per thread: CHANNELS x m x m, its points' charges */
-  float *kbuf;          /* m2 x m2 real and m2 x hc complex: the kernel transform's buffers */
+  float *grid;          /* CHANNELS x m2y x m2x real */
+  fftwf_complex *spec;  /* CHANNELS x m2y x hc */
+  float *priv;          /* per thread: CHANNELS x my x mx, its points' charges */
+  float *kbuf;          /* m2y x m2x real and m2y x hc complex: the kernel transform's buffers */
   fftwf_complex *kspec;
   fftwf_plan kplan;
   int64_t cap_points;
@@ -99,7 +100,7 @@ static void free_grids(tsne_fft *f) {
   f->kr2 = f->kr1 = f->grid = f->priv = NULL;
   f->spec = NULL;
   f->kern_spacing = 0;
-  f->m = f->m2 = f->hc = 0;
+  f->mx = f->my = f->m2x = f->m2y = f->hc = 0;
 }
 
 void embr__tsne_fft_free(tsne_fft *f) {
@@ -127,21 +128,21 @@ static void share(int n, int nt, int t, int *lo, int *hi) {
   *hi = (int)((int64_t)n * (t + 1) / nt);
 }
 
-/* The four passes of thread t: rows [r0, r1) of the m nonzero rows, columns [c0, c1) of hc. */
+/* The four passes of thread t: rows [r0, r1) of the my nonzero rows, columns [c0, c1) of hc. */
 static int make_plans(tsne_fft *f, int t) {
-  const int m2 = f->m2, hc = f->hc, m = f->m;
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc;
   int r0, r1, c0, c1;
-  share(m, f->nt, t, &r0, &r1);
+  share(f->my, f->nt, t, &r0, &r1);
   share(hc, f->nt, t, &c0, &c1);
   pass_plans *pl = &f->plans[t];
   const unsigned fl = FFTW_ESTIMATE;
   float *g = f->grid + (size_t)r0 * m2;
   fftwf_complex *s_rows = f->spec + (size_t)r0 * hc, *s_cols = f->spec + c0;
   /* row transforms along x: length m2, one per (channel, row) */
-  fftwf_iodim rdim = {m2, 1, 1}, cdim = {m2, hc, hc};
-  fftwf_iodim rmany_r2c[2] = {{CHANNELS, m2 * m2, m2 * hc}, {r1 - r0, m2, hc}};
-  fftwf_iodim rmany_c2r[2] = {{CHANNELS, m2 * hc, m2 * m2}, {r1 - r0, hc, m2}};
-  fftwf_iodim cmany[2] = {{CHANNELS, m2 * hc, m2 * hc}, {c1 - c0, 1, 1}};
+  fftwf_iodim rdim = {m2, 1, 1}, cdim = {m2y, hc, hc};
+  fftwf_iodim rmany_r2c[2] = {{CHANNELS, m2y * m2, m2y * hc}, {r1 - r0, m2, hc}};
+  fftwf_iodim rmany_c2r[2] = {{CHANNELS, m2y * hc, m2y * m2}, {r1 - r0, hc, m2}};
+  fftwf_iodim cmany[2] = {{CHANNELS, m2y * hc, m2y * hc}, {c1 - c0, 1, 1}};
   if (r1 > r0) {
     pl->row_fwd = fftwf_plan_guru_dft_r2c(1, &rdim, 2, rmany_r2c, g, s_rows, fl);
     pl->row_inv = fftwf_plan_guru_dft_c2r(1, &rdim, 2, rmany_c2r, s_rows, g, fl);
@@ -155,33 +156,34 @@ static int make_plans(tsne_fft *f, int t) {
   return 0;
 }
 
-/* (Re)allocates the grids and plans for (at least) m nodes per axis; nothing is redone while the
- * padded size stays the same. */
-static int ensure_grid(tsne_fft *f, int m) {
-  int m2 = smooth_size(2 * m);
-  if (m2 == f->m2) return 0;
+/* (Re)allocates the grids and plans for (at least) mx x my nodes; nothing is redone while the
+ * padded sizes stay the same. */
+static int ensure_grid(tsne_fft *f, int mx, int my) {
+  int m2 = smooth_size(2 * mx), m2y = smooth_size(2 * my);
+  if (m2 == f->m2x && m2y == f->m2y) return 0;
   free_grids(f);
   int hc = m2 / 2 + 1;
-  size_t real = (size_t)m2 * (size_t)m2, cplx = (size_t)m2 * (size_t)hc;
-  f->m = m2 / 2;
-  f->m2 = m2;
+  size_t real = (size_t)m2 * (size_t)m2y, cplx = (size_t)m2y * (size_t)hc;
+  f->mx = m2 / 2;
+  f->my = m2y / 2;
+  f->m2x = m2;
+  f->m2y = m2y;
   f->hc = hc;
   f->kr2 = fftwf_alloc_real(cplx);
   f->kr1 = fftwf_alloc_real(cplx);
   f->grid = fftwf_alloc_real(CHANNELS * real);
   f->spec = fftwf_alloc_complex(CHANNELS * cplx);
   f->plans = calloc((size_t)f->nt, sizeof *f->plans);
-  /* private spreading grids for the largest m this padded size serves (m2 / 2) */
-  size_t mm = (size_t)(m2 / 2) * (size_t)(m2 / 2);
+  size_t mm = (size_t)f->mx * (size_t)f->my;
   f->priv = f->nt > 1 ? fftwf_alloc_real((size_t)f->nt * CHANNELS * mm) : NULL;
   f->kbuf = fftwf_alloc_real(real);
   f->kspec = fftwf_alloc_complex(cplx);
   int ok = f->kr2 && f->kr1 && f->grid && f->spec && f->plans && (f->nt == 1 || f->priv) && f->kbuf && f->kspec;
-  if (ok) ok = (f->kplan = fftwf_plan_dft_r2c_2d(m2, m2, f->kbuf, f->kspec, FFTW_ESTIMATE)) != NULL;
+  if (ok) ok = (f->kplan = fftwf_plan_dft_r2c_2d(m2y, m2, f->kbuf, f->kspec, FFTW_ESTIMATE)) != NULL;
   for (int t = 0; t < f->nt && ok; t++) ok = make_plans(f, t) == 0;
   if (!ok) {
     free_grids(f);
-    return embr_error(EMBR_ENOMEM, "t-SNE FFT: out of memory for a %d x %d grid", m2, m2);
+    return embr_error(EMBR_ENOMEM, "t-SNE FFT: out of memory for a %d x %d grid", m2, m2y);
   }
   return 0;
 }
@@ -189,10 +191,10 @@ static int ensure_grid(tsne_fft *f, int m) {
 /* Spectra of K^2 and K sampled on the padded grid with circular offsets (real and even, so the
  * spectra are real). */
 static void fill_kernels(tsne_fft *f, double spacing) {
-  const int m2 = f->m2, hc = f->hc;
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc;
   for (int pw = 1; pw <= 2; pw++) {
-    for (int a = 0; a < m2; a++) {
-      int da = a <= m2 / 2 ? a : a - m2; /* circular offset */
+    for (int a = 0; a < m2y; a++) {
+      int da = a <= m2y / 2 ? a : a - m2y; /* circular offset */
       for (int b = 0; b < m2; b++) {
         int db = b <= m2 / 2 ? b : b - m2;
         double k = 1.0 / (1.0 + ((double)da * da + (double)db * db) * spacing * spacing);
@@ -201,7 +203,7 @@ static void fill_kernels(tsne_fft *f, double spacing) {
     }
     fftwf_execute(f->kplan);
     float *dst = pw == 2 ? f->kr2 : f->kr1;
-    for (size_t s = 0; s < (size_t)m2 * hc; s++) dst[s] = f->kspec[s][0];
+    for (size_t s = 0; s < (size_t)m2y * hc; s++) dst[s] = f->kspec[s][0];
   }
   f->kern_spacing = spacing;
 }
@@ -240,22 +242,22 @@ static void spread(const tsne_fft *f, const double *y, int64_t i0, int64_t i1, f
 /* Thread t's part of the charge grid: its points into its own grid, then (after a barrier) its
  * rows of the sum. With one thread the points go straight into the padded grid. */
 static void spread_phase(tsne_fft *f, const double *y, int64_t n, int t, int nt) {
-  const int m = f->m, m2 = f->m2;
-  const size_t chan = (size_t)m2 * m2;
+  const int m = f->mx, m2 = f->m2x;
+  const size_t chan = (size_t)m2 * f->m2y;
   if (nt == 1) {
     for (int c = 0; c < CHANNELS; c++)
-      for (int r = 0; r < m; r++) memset(f->grid + c * chan + (size_t)r * m2, 0, sizeof(float) * (size_t)m2);
+      for (int r = 0; r < f->my; r++) memset(f->grid + c * chan + (size_t)r * m2, 0, sizeof(float) * (size_t)m2);
     spread(f, y, 0, n, f->grid, (size_t)m2, chan);
     return;
   }
-  const size_t mm = (size_t)m * m;
+  const size_t mm = (size_t)m * f->my;
   float *own = f->priv + (size_t)t * CHANNELS * mm;
   memset(own, 0, sizeof(float) * CHANNELS * mm);
   int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
   spread(f, y, i0, i1, own, (size_t)m, mm);
 #pragma omp barrier
   int r0, r1;
-  share(m, nt, t, &r0, &r1);
+  share(f->my, nt, t, &r0, &r1);
   for (int c = 0; c < CHANNELS; c++)
     for (int r = r0; r < r1; r++) {
       float *dst = f->grid + c * chan + (size_t)r * m2;
@@ -272,10 +274,10 @@ static void spread_phase(tsne_fft *f, const double *y, int64_t n, int t, int nt)
  * its share of sum_k |Q(k)|^2 Khat(k) (columns 1..hc-1 stand for two conjugate columns each,
  * except the Nyquist one). */
 static double multiply(tsne_fft *f, int c0, int c1) {
-  const int m2 = f->m2, hc = f->hc;
-  const size_t chan = (size_t)m2 * hc;
+  const int m2 = f->m2x, hc = f->hc;
+  const size_t chan = (size_t)f->m2y * hc;
   double zsum = 0;
-  for (int r = 0; r < m2; r++) {
+  for (int r = 0; r < f->m2y; r++) {
     const float *k2 = f->kr2 + (size_t)r * hc, *k1 = f->kr1 + (size_t)r * hc;
     fftwf_complex *s0 = f->spec + (size_t)r * hc;
     double part = 0;
@@ -298,25 +300,33 @@ static double multiply(tsne_fft *f, int c0, int c1) {
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *zout) {
   const int p = f->p;
   double t0 = embr_now();
-  double lo = INFINITY, hi = -INFINITY;
-  for (int64_t i = 0; i < 2 * n; i++) {
-    lo = fmin(lo, y[i]);
-    hi = fmax(hi, y[i]);
+  double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+  for (int64_t i = 0; i < n; i++)
+    for (int a = 0; a < 2; a++) {
+      lo[a] = fmin(lo[a], y[2 * i + a]);
+      hi[a] = fmax(hi[a], y[2 * i + a]);
+    }
+  double span[2], smax = 0;
+  for (int a = 0; a < 2; a++) {
+    span[a] = (hi[a] - lo[a]) * (1 + 1e-9) + 1e-9;
+    smax = fmax(smax, span[a]);
   }
-  double span = (hi - lo) * (1 + 1e-9) + 1e-9;
-  int nb = (int)ceil(span / f->box_size);
   /* Boxes of exactly box_size (the grid may overhang the map) keep the kernel's spectrum valid
-   * from one iteration to the next. A small map gets a fixed number of smaller boxes whose side
-   * steps down a ladder box_size / 2^(k/8), so its spectrum is recomputed only when the map
-   * crosses a rung, not every iteration. */
+   * from one iteration to the next; each axis gets as many as its extent needs. A small map gets
+   * a fixed number of smaller boxes on both axes, whose side steps down a ladder
+   * box_size / 2^(k/8), so its spectrum is recomputed only when the map crosses a rung, not
+   * every iteration. */
   double h = f->box_size;
-  if (nb < f->min_boxes) {
-    nb = (int)ceil(f->min_boxes * LADDER);
-    int k = (int)floor(log(f->box_size * nb / span) / log(LADDER));
+  int nb[2];
+  if (smax / h < f->min_boxes) {
+    nb[0] = nb[1] = (int)ceil(f->min_boxes * LADDER);
+    int k = (int)floor(log(f->box_size * nb[0] / smax) / log(LADDER));
     h = f->box_size * pow(LADDER, -k);
-    if (h * nb < span) h = span / nb; /* rounding at a rung */
+    if (h * nb[0] < smax) h = smax / nb[0]; /* rounding at a rung */
+  } else {
+    for (int a = 0; a < 2; a++) nb[a] = (int)ceil(span[a] / h);
   }
-  int rc = ensure_grid(f, nb * p);
+  int rc = ensure_grid(f, nb[0] * p, nb[1] * p);
   if (rc) return rc;
   if (n > f->cap_points) {
     free(f->box);
@@ -337,8 +347,8 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
     f->t_fft += embr_now() - tk;
     t0 += embr_now() - tk;
   }
-  const int m2 = f->m2, hc = f->hc, m = f->m, nt = f->nt;
-  const size_t chan_r = (size_t)m2 * m2, chan_c = (size_t)m2 * hc;
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc, m = f->my, nt = f->nt;
+  const size_t chan_r = (size_t)m2 * m2y, chan_c = (size_t)m2y * hc;
   double ph[4] = {0, 0, 0, 0};
 #pragma omp parallel num_threads(nt)
   {
@@ -348,9 +358,9 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++)
       for (int a = 0; a < 2; a++) {
-        double u = (y[i * 2 + a] - lo) / h;
+        double u = (y[i * 2 + a] - lo[a]) / h;
         int b = (int)u;
-        if (b >= nb) b = nb - 1;
+        if (b >= nb[a]) b = nb[a] - 1;
         if (b < 0) b = 0;
         f->box[i * 2 + a] = b;
         lagrange(f, u - b, f->w + (i * 2 + a) * p);
@@ -369,10 +379,10 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
       int r0, r1;
       share(m, nt, t, &r0, &r1);
       if (r1 > r0) fftwf_execute(f->plans[t].row_fwd);
-      /* rows m..m2-1 of the spectrum: the transforms of zero rows */
+      /* rows my..m2y-1 of the spectrum: the transforms of zero rows */
       for (int c = 0; c < CHANNELS; c++) {
         int z0, z1;
-        share(m2 - m, nt, t, &z0, &z1);
+        share(m2y - m, nt, t, &z0, &z1);
         if (z1 > z0)
           memset(f->spec + c * chan_c + (size_t)(m + z0) * hc, 0, sizeof(fftwf_complex) * (size_t)(z1 - z0) * hc);
       }
@@ -397,7 +407,7 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
     }
 #pragma omp barrier
     double td = embr_now();
-    /* read back, then forces (the transforms are unnormalised: divide by m2^2) */
+    /* read back, then forces (the transforms are unnormalised: divide by m2x m2y) */
     const double scale = 1.0 / (double)chan_r;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) {
@@ -440,5 +450,6 @@ void embr__tsne_fft_times(const tsne_fft *f, double *interp, double *spread_s, d
   *spread_s = f->t_spread;
   *fft = f->t_fft;
   *gather = f->t_gather;
-  *grid = f->m2;
+  grid[0] = f->m2x;
+  grid[1] = f->m2y;
 }
