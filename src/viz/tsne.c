@@ -30,9 +30,9 @@ embr_tsne_params embr_tsne_params_default(void) {
   p.final_momentum = 0.8;
   p.max_step = 5;
   p.theta = 0.5;
-  p.fft_points = 4;
+  p.fft_points = 5;
   p.fft_min_boxes = 50;
-  p.fft_box_size = 1;
+  p.fft_box_size = 1.25;
   p.pca_dims = -1;
   p.metric = EMBR_METRIC_L2;
   p.exact_knn_max = 200000;
