@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHANNELS = 3, MAX_P = 10 };
+/* At most this many private spreading grids (memory: CHANNELS x mx x my floats each), whatever
+ * the thread count. */
+enum { CHANNELS = 3, MAX_P = 10, MAX_SPREAD = 4 };
 #define LADDER 1.0905077326652577 /* 2^(1/8) */
 
 typedef struct pass_plans {
@@ -175,7 +177,8 @@ static int ensure_grid(tsne_fft *f, int mx, int my) {
   f->spec = fftwf_alloc_complex(CHANNELS * cplx);
   f->plans = calloc((size_t)f->nt, sizeof *f->plans);
   size_t mm = (size_t)f->mx * (size_t)f->my;
-  f->priv = f->nt > 1 ? fftwf_alloc_real((size_t)f->nt * CHANNELS * mm) : NULL;
+  int ns = f->nt < MAX_SPREAD ? f->nt : MAX_SPREAD;
+  f->priv = f->nt > 1 ? fftwf_alloc_real((size_t)ns * CHANNELS * mm) : NULL;
   f->kbuf = fftwf_alloc_real(real);
   f->kspec = fftwf_alloc_complex(cplx);
   int ok = f->kr2 && f->kr1 && f->grid && f->spec && f->plans && (f->nt == 1 || f->priv) && f->kbuf && f->kspec;
@@ -239,8 +242,9 @@ static void spread(const tsne_fft *f, const double *y, int64_t i0, int64_t i1, f
   }
 }
 
-/* Thread t's part of the charge grid: its points into its own grid, then (after a barrier) its
- * rows of the sum. With one thread the points go straight into the padded grid. */
+/* Thread t's part of the charge grid: its points into its own grid (the first MAX_SPREAD threads
+ * only), then (after a barrier) its rows of the sum. With one thread the points go straight into
+ * the padded grid. */
 static void spread_phase(tsne_fft *f, const double *y, int64_t n, int t, int nt) {
   const int m = f->mx, m2 = f->m2x;
   const size_t chan = (size_t)m2 * f->m2y;
@@ -251,10 +255,12 @@ static void spread_phase(tsne_fft *f, const double *y, int64_t n, int t, int nt)
     return;
   }
   const size_t mm = (size_t)m * f->my;
-  float *own = f->priv + (size_t)t * CHANNELS * mm;
-  memset(own, 0, sizeof(float) * CHANNELS * mm);
-  int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
-  spread(f, y, i0, i1, own, (size_t)m, mm);
+  const int ns = nt < MAX_SPREAD ? nt : MAX_SPREAD;
+  if (t < ns) {
+    float *own = f->priv + (size_t)t * CHANNELS * mm;
+    memset(own, 0, sizeof(float) * CHANNELS * mm);
+    spread(f, y, n * t / ns, n * (t + 1) / ns, own, (size_t)m, mm);
+  }
 #pragma omp barrier
   int r0, r1;
   share(f->my, nt, t, &r0, &r1);
@@ -262,7 +268,7 @@ static void spread_phase(tsne_fft *f, const double *y, int64_t n, int t, int nt)
     for (int r = r0; r < r1; r++) {
       float *dst = f->grid + c * chan + (size_t)r * m2;
       memcpy(dst, f->priv + c * mm + (size_t)r * m, sizeof(float) * (size_t)m);
-      for (int u = 1; u < nt; u++) {
+      for (int u = 1; u < ns; u++) {
         const float *src = f->priv + ((size_t)u * CHANNELS + c) * mm + (size_t)r * m;
         for (int x = 0; x < m; x++) dst[x] += src[x];
       }
