@@ -30,9 +30,9 @@ embr_tsne_params embr_tsne_params_default(void) {
   p.final_momentum = 0.8;
   p.max_step = 5;
   p.theta = 0.5;
-  p.fft_points = 4;
+  p.fft_points = 5;
   p.fft_min_boxes = 50;
-  p.fft_box_size = 1;
+  p.fft_box_size = 1.25;
   p.pca_dims = -1;
   p.metric = EMBR_METRIC_L2;
   p.exact_knn_max = 200000;
@@ -125,8 +125,14 @@ embr_status embr_tsne_affinities(const float *x, int64_t n, int64_t ld, int64_t 
   int64_t *nbr = embr_alloc(sizeof(int64_t) * (size_t)n * (size_t)k);
   float *dist = embr_alloc(sizeof(float) * (size_t)n * (size_t)k);
   rc = nbr && dist ? 0 : embr_error(EMBR_ENOMEM, "t-SNE: out of memory for neighbours");
+  double t0 = embr_now();
   if (!rc) rc = embr__tsne_knn(src, n, sld, sdim, k, p->metric, p->exact_knn_max, p->seed, p->n_threads, nbr, dist);
+  double t1 = embr_now();
   if (!rc) rc = embr__tsne_calibrate(nbr, dist, n, k, p->perplexity, p->n_threads, out);
+  const char *prof = getenv("EMBR_TSNE_PROFILE");
+  if (!rc && prof && *prof && *prof != '0')
+    fprintf(stderr, "t-SNE profile: neighbours %.3f s, perplexity calibration and P %.3f s\n", t1 - t0,
+            embr_now() - t1);
   embr_free(reduced);
   embr_free(nbr);
   embr_free(dist);
@@ -225,23 +231,30 @@ typedef struct optimizer {
   double *y, *grad, *att, *rep, *upd, *gains;
   double plogp; /* sum p log p, for KL */
   tsne_fft *fft;
+  double t_att, t_rep, t_step; /* seconds per phase (EMBR_TSNE_PROFILE) */
 } optimizer;
 
 /* One gradient evaluation; returns Z (NaN on failure) and, when plogw is not NULL, sets it. */
 static double gradient(optimizer *o, double exag, double *plogw) {
   int nt = o->p->n_threads;
+  double t0 = embr_now();
   double z, pl = embr__tsne_attract(o->P, o->y, o->d, o->att, nt, plogw != NULL);
   if (plogw) *plogw = pl;
+  double t1 = embr_now();
+  o->t_att += t1 - t0;
   switch (o->method) {
     case EMBR_TSNE_EXACT: z = embr__tsne_rep_exact(o->y, o->n, o->d, o->rep, nt); break;
     case EMBR_TSNE_BH: z = embr__tsne_rep_bh(o->y, o->n, o->d, o->p->theta, o->rep, nt); break;
     default:
       if (embr__tsne_rep_fft(o->fft, o->y, o->n, o->rep, &z)) return NAN;
   }
+  double t2 = embr_now();
+  o->t_rep += t2 - t1;
   if (!(z > 0)) return NAN;
   /* Without the factor 4 of the exact derivative, as bhtsne, FIt-SNE and openTSNE write it: their
    * learning rate N/12 is for this scale. */
   for (int64_t i = 0; i < o->n * o->d; i++) o->grad[i] = exag * o->att[i] - o->rep[i] / z;
+  o->t_step += embr_now() - t2;
   return z;
 }
 
@@ -282,7 +295,9 @@ static int run(optimizer *o, embr_tsne_stats *st) {
     double plogw = 0, z = gradient(o, early ? p->exaggeration : 1.0, report ? &plogw : NULL);
     if (isnan(z)) return embr_error(EMBR_ENOMEM, "t-SNE: gradient computation failed (out of memory or a degenerate map)");
     if (report) kl = kl_of(o, plogw, z);
+    double ts = embr_now();
     step(o, lr, early ? p->momentum : p->final_momentum);
+    o->t_step += embr_now() - ts;
     char detail[64];
     snprintf(detail, sizeof detail, "KL %.4f", kl);
     if (embr_progress_update(&ps, (uint64_t)(it + 1), isnan(kl) ? NULL : detail, report))
@@ -294,6 +309,23 @@ static int run(optimizer *o, embr_tsne_stats *st) {
   if (st) st->kl = kl;
   embr_progress_update(&ps, (uint64_t)p->iters, NULL, 1);
   return 0;
+}
+
+/* EMBR_TSNE_PROFILE=1: where the optimisation's time went, on stderr (a diagnostic for
+ * docs/tsne.md; reading the variable changes nothing). */
+static void report_profile(const optimizer *o, double total) {
+  const char *e = getenv("EMBR_TSNE_PROFILE");
+  if (!e || !*e || *e == '0') return;
+  fprintf(stderr, "t-SNE profile: %lld points, %d iterations, %s, %.3f s optimising\n", (long long)o->n,
+          o->p->iters, o->method == EMBR_TSNE_FFT ? "fft" : o->method == EMBR_TSNE_BH ? "bh" : "exact", total);
+  fprintf(stderr, "  attraction %.3f s, repulsion %.3f s, update %.3f s\n", o->t_att, o->t_rep, o->t_step);
+  if (o->fft) {
+    double a, b, c, d;
+    int g[2];
+    embr__tsne_fft_times(o->fft, &a, &b, &c, &d, g);
+    fprintf(stderr, "  repulsion: interpolation weights %.3f s, spreading %.3f s, FFT %.3f s, gather %.3f s; "
+                    "final padded grid %d x %d\n", a, b, c, d, g[0], g[1]);
+  }
 }
 
 static void optimizer_free(optimizer *o) {
@@ -340,6 +372,7 @@ embr_status embr_tsne_optimize(const embr_affinities *P, const embr_tsne_params 
       if (P->val[s] > 0) o.plogp += P->val[s] * log(P->val[s]);
     double t0 = embr_now();
     rc = run(&o, stats);
+    report_profile(&o, embr_now() - t0);
     if (stats) {
       stats->seconds_optimize = embr_now() - t0;
       stats->method = o.method;

@@ -1,41 +1,66 @@
 /* FFT-accelerated interpolation of the t-SNE repulsion in 2-D (Linderman et al. 2019):
- *  1. the map's bounding square is cut into nb x nb boxes with p equispaced interpolation nodes
- *     per box and axis, so all nodes form one uniform (nb p) x (nb p) grid;
- *  2. each point spreads its charges (1, y_x, y_y, |y|^2) onto the p x p nodes of its box with
- *     Lagrange weights;
+ *  1. the map's bounding rectangle is cut into nbx x nby boxes with p equispaced interpolation
+ *     nodes per box and axis, so all nodes form one uniform mx x my grid (mx = nbx p);
+ *  2. each point spreads its charges (1, y_x, y_y) onto the p x p nodes of its box with Lagrange
+ *     weights;
  *  3. the potentials at the nodes are the charges convolved with K^2, K = 1 / (1 + d^2): on a
- *     uniform grid that is a Toeplitz product, done as a zero-padded FFT convolution (FFTW);
+ *     uniform grid that is a Toeplitz product, done as a zero-padded FFT convolution (FFTW, single
+ *     precision, real-to-complex) on an m2x x m2y grid, m2x >= 2mx, m2y >= 2my;
  *  4. each point reads the potentials back with the same weights.
- * From the four potentials: sum_j K_ij^2 (y_i - y_j) = y_i phi_1 - (phi_x, phi_y), and
- * Z = sum_i [(1 + |y_i|^2) phi_1 - 2 y_i.(phi_x, phi_y) + phi_|y|^2] - N, since
- * K^2 (1 + d^2) = K. Cost per iteration: O(N p^2 + (nb p)^2 log(nb p)). */
+ * Forces: sum_j K_ij^2 (y_i - y_j) = y_i phi_1 - (phi_x, phi_y). The normaliser
+ * Z = sum_{i != j} K_ij needs no inverse transform: with q the spread unit charges,
+ * sum_ij K_ij ~ q.(K * q) = (1 / (m2x m2y)) sum_k |Q(k)|^2 Khat(k) (Parseval), so three forward and
+ * three inverse transforms per iteration (FIt-SNE's scheme has four of each).
+ *
+ * The 2-D transforms are done as row passes and column passes, each split between the threads
+ * (FFTW's guru interface, one plan per thread and pass, all channels at once). Rows my..m2y-1
+ * of the padded input are zero, so the forward row pass skips them, and only rows 0..my-1 of the
+ * result are read back, so the inverse row pass skips the others: half of the row work. Plans
+ * are FFTW_ESTIMATE (deterministic, cheap) and made again only when a padded size changes.
+ * Cost per iteration: O(N p^2 + m2x m2y log(m2x m2y)). */
 #include "viz/tsne_internal.h"
 
 #include <fftw3.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CHANNELS = 4 };
+/* At most this many private spreading grids (memory: CHANNELS x mx x my floats each), whatever
+ * the thread count. */
+enum { CHANNELS = 3, MAX_P = 10, MAX_SPREAD = 4 };
+#define LADDER 1.0905077326652577 /* 2^(1/8) */
+
+typedef struct pass_plans {
+  fftwf_plan row_fwd, col_fwd, col_inv, row_inv;
+  double zpart; /* this share's part of the Parseval sum, added in a fixed order */
+} pass_plans;
 
 struct tsne_fft {
   int p, min_boxes, nt;
   double box_size;
-  int m, m2;            /* nodes per axis, padded FFT size (2m) */
-  fftwf_plan fwd, inv;
-  float *kern;          /* m2 x m2 real */
-  fftwf_complex *khat;  /* m2 x (m2/2+1) */
-  double kern_spacing;  /* the node spacing khat was computed for (0: none) */
-  float *grid[CHANNELS];
-  fftwf_complex *spec[CHANNELS];
+  int mx, my;           /* node columns and rows the passes cover (m2x/2, m2y/2: every node grid
+                         * these padded sizes serve fits) */
+  int m2x, m2y, hc;     /* padded FFT sizes (row length, rows), complex columns m2x/2+1 */
+  pass_plans *plans;    /* one set per thread, each over its share of rows / columns */
+  float *kr2, *kr1;     /* spectra of K^2 and K (real: the kernels are even), m2y x hc */
+  double kern_spacing;  /* the node spacing the spectra were computed for (0: none) */
+  float *grid;          /* CHANNELS x m2y x m2x real */
+  fftwf_complex *spec;  /* CHANNELS x m2y x hc */
+  float *priv;          /* per thread: CHANNELS x my x mx, its points' charges */
+  float *kbuf;          /* m2y x m2x real and m2y x hc complex: the kernel transform's buffers */
+  fftwf_complex *kspec;
+  fftwf_plan kplan;
   int64_t cap_points;
   int32_t *box;         /* per point: box index x, y */
-  double *w;            /* per point: p weights x, then p weights y */
+  float *w;             /* per point: p weights x, then p weights y */
+  double inv_denom[MAX_P]; /* Lagrange denominators for p nodes */
+  double t_interp, t_spread, t_fft, t_gather; /* seconds per phase, summed over calls */
 };
 
 int embr__tsne_fft_create(tsne_fft **out, int points_per_box, int min_boxes, double box_size,
                           int n_threads) {
-  if (points_per_box < 2 || points_per_box > 10 || min_boxes < 1 || !(box_size > 0))
+  if (points_per_box < 2 || points_per_box > MAX_P || min_boxes < 1 || !(box_size > 0))
     return embr_error(EMBR_EINVAL, "t-SNE FFT: need 2..10 points per box, >= 1 box, box size > 0");
   tsne_fft *f = calloc(1, sizeof *f);
   if (!f) return embr_error(EMBR_ENOMEM, "out of memory");
@@ -43,26 +68,41 @@ int embr__tsne_fft_create(tsne_fft **out, int points_per_box, int min_boxes, dou
   f->min_boxes = min_boxes;
   f->box_size = box_size;
   f->nt = embr_threads_resolve(n_threads);
+  for (int k = 0; k < f->p; k++) {
+    double xk = (k + 0.5) / f->p, v = 1;
+    for (int j = 0; j < f->p; j++)
+      if (j != k) v *= xk - (j + 0.5) / f->p;
+    f->inv_denom[k] = 1.0 / v;
+  }
   *out = f;
   return 0;
 }
 
 static void free_grids(tsne_fft *f) {
-  if (f->fwd) fftwf_destroy_plan(f->fwd);
-  if (f->inv) fftwf_destroy_plan(f->inv);
-  f->fwd = f->inv = NULL;
-  fftwf_free(f->kern);
-  fftwf_free(f->khat);
-  f->kern_spacing = 0;
-  f->kern = NULL;
-  f->khat = NULL;
-  for (int c = 0; c < CHANNELS; c++) {
-    fftwf_free(f->grid[c]);
-    fftwf_free(f->spec[c]);
-    f->grid[c] = NULL;
-    f->spec[c] = NULL;
+  if (f->plans) {
+    for (int t = 0; t < f->nt; t++) {
+      fftwf_plan *pl[4] = {&f->plans[t].row_fwd, &f->plans[t].col_fwd, &f->plans[t].col_inv, &f->plans[t].row_inv};
+      for (int k = 0; k < 4; k++)
+        if (*pl[k]) fftwf_destroy_plan(*pl[k]);
+    }
+    free(f->plans);
   }
-  f->m = f->m2 = 0;
+  f->plans = NULL;
+  if (f->kplan) fftwf_destroy_plan(f->kplan);
+  f->kplan = NULL;
+  fftwf_free(f->kbuf);
+  fftwf_free(f->kspec);
+  f->kbuf = NULL;
+  f->kspec = NULL;
+  fftwf_free(f->kr2);
+  fftwf_free(f->kr1);
+  fftwf_free(f->grid);
+  fftwf_free(f->spec);
+  fftwf_free(f->priv);
+  f->kr2 = f->kr1 = f->grid = f->priv = NULL;
+  f->spec = NULL;
+  f->kern_spacing = 0;
+  f->mx = f->my = f->m2x = f->m2y = f->hc = 0;
 }
 
 void embr__tsne_fft_free(tsne_fft *f) {
@@ -84,155 +124,338 @@ static int smooth_size(int n) {
   }
 }
 
-/* (Re)allocates the grids and plans for m nodes per axis. Plans are FFTW_ESTIMATE: cheap to make
- * when the map grows, and deterministic (FFTW_MEASURE could pick different algorithms run to run). */
-static int ensure_grid(tsne_fft *f, int m) {
-  int m2 = smooth_size(2 * m);
-  if (m2 == f->m2) {
-    f->m = m;
-    return 0;
+/* Share t of n items among nt threads: [*lo, *hi). */
+static void share(int n, int nt, int t, int *lo, int *hi) {
+  *lo = (int)((int64_t)n * t / nt);
+  *hi = (int)((int64_t)n * (t + 1) / nt);
+}
+
+/* The four passes of thread t: rows [r0, r1) of the my nonzero rows, columns [c0, c1) of hc. */
+static int make_plans(tsne_fft *f, int t) {
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc;
+  int r0, r1, c0, c1;
+  share(f->my, f->nt, t, &r0, &r1);
+  share(hc, f->nt, t, &c0, &c1);
+  pass_plans *pl = &f->plans[t];
+  const unsigned fl = FFTW_ESTIMATE;
+  float *g = f->grid + (size_t)r0 * m2;
+  fftwf_complex *s_rows = f->spec + (size_t)r0 * hc, *s_cols = f->spec + c0;
+  /* row transforms along x: length m2, one per (channel, row) */
+  fftwf_iodim rdim = {m2, 1, 1}, cdim = {m2y, hc, hc};
+  fftwf_iodim rmany_r2c[2] = {{CHANNELS, m2y * m2, m2y * hc}, {r1 - r0, m2, hc}};
+  fftwf_iodim rmany_c2r[2] = {{CHANNELS, m2y * hc, m2y * m2}, {r1 - r0, hc, m2}};
+  fftwf_iodim cmany[2] = {{CHANNELS, m2y * hc, m2y * hc}, {c1 - c0, 1, 1}};
+  if (r1 > r0) {
+    pl->row_fwd = fftwf_plan_guru_dft_r2c(1, &rdim, 2, rmany_r2c, g, s_rows, fl);
+    pl->row_inv = fftwf_plan_guru_dft_c2r(1, &rdim, 2, rmany_c2r, s_rows, g, fl);
+    if (!pl->row_fwd || !pl->row_inv) return -1;
   }
-  free_grids(f);
-  size_t real = (size_t)m2 * (size_t)m2, cplx = (size_t)m2 * (size_t)(m2 / 2 + 1);
-  f->kern = fftwf_alloc_real(real);
-  f->khat = fftwf_alloc_complex(cplx);
-  int ok = f->kern && f->khat;
-  for (int c = 0; c < CHANNELS && ok; c++) {
-    f->grid[c] = fftwf_alloc_real(real);
-    f->spec[c] = fftwf_alloc_complex(cplx);
-    ok = f->grid[c] && f->spec[c];
+  if (c1 > c0) {
+    pl->col_fwd = fftwf_plan_guru_dft(1, &cdim, 2, cmany, s_cols, s_cols, FFTW_FORWARD, fl);
+    pl->col_inv = fftwf_plan_guru_dft(1, &cdim, 2, cmany, s_cols, s_cols, FFTW_BACKWARD, fl);
+    if (!pl->col_fwd || !pl->col_inv) return -1;
   }
-  if (ok) {
-    f->fwd = fftwf_plan_dft_r2c_2d(m2, m2, f->kern, f->khat, FFTW_ESTIMATE);
-    f->inv = fftwf_plan_dft_c2r_2d(m2, m2, f->spec[0], f->grid[0], FFTW_ESTIMATE);
-    ok = f->fwd && f->inv;
-  }
-  if (!ok) {
-    free_grids(f);
-    return embr_error(EMBR_ENOMEM, "t-SNE FFT: out of memory for a %d x %d grid", m2, m2);
-  }
-  f->m = m;
-  f->m2 = m2;
   return 0;
 }
 
-/* Lagrange weights of the p equispaced nodes at (k + 0.5) / p of a unit box, at t in [0, 1]. */
-static void lagrange(int p, double t, double *w) {
-  for (int k = 0; k < p; k++) {
-    double xk = (k + 0.5) / p, v = 1;
-    for (int j = 0; j < p; j++)
-      if (j != k) v *= (t - (j + 0.5) / p) / (xk - (j + 0.5) / p);
-    w[k] = v;
+/* (Re)allocates the grids and plans for (at least) mx x my nodes; nothing is redone while the
+ * padded sizes stay the same. */
+static int ensure_grid(tsne_fft *f, int mx, int my) {
+  int m2 = smooth_size(2 * mx), m2y = smooth_size(2 * my);
+  if (m2 == f->m2x && m2y == f->m2y) return 0;
+  free_grids(f);
+  int hc = m2 / 2 + 1;
+  size_t real = (size_t)m2 * (size_t)m2y, cplx = (size_t)m2y * (size_t)hc;
+  f->mx = m2 / 2;
+  f->my = m2y / 2;
+  f->m2x = m2;
+  f->m2y = m2y;
+  f->hc = hc;
+  f->kr2 = fftwf_alloc_real(cplx);
+  f->kr1 = fftwf_alloc_real(cplx);
+  f->grid = fftwf_alloc_real(CHANNELS * real);
+  f->spec = fftwf_alloc_complex(CHANNELS * cplx);
+  f->plans = calloc((size_t)f->nt, sizeof *f->plans);
+  size_t mm = (size_t)f->mx * (size_t)f->my;
+  int ns = f->nt < MAX_SPREAD ? f->nt : MAX_SPREAD;
+  f->priv = f->nt > 1 ? fftwf_alloc_real((size_t)ns * CHANNELS * mm) : NULL;
+  f->kbuf = fftwf_alloc_real(real);
+  f->kspec = fftwf_alloc_complex(cplx);
+  int ok = f->kr2 && f->kr1 && f->grid && f->spec && f->plans && (f->nt == 1 || f->priv) && f->kbuf && f->kspec;
+  if (ok) ok = (f->kplan = fftwf_plan_dft_r2c_2d(m2y, m2, f->kbuf, f->kspec, FFTW_ESTIMATE)) != NULL;
+  for (int t = 0; t < f->nt && ok; t++) ok = make_plans(f, t) == 0;
+  if (!ok) {
+    free_grids(f);
+    return embr_error(EMBR_ENOMEM, "t-SNE FFT: out of memory for a %d x %d grid", m2, m2y);
   }
+  return 0;
 }
 
-static void fill_kernel(tsne_fft *f, double spacing) {
-  int m2 = f->m2;
-  for (int a = 0; a < m2; a++) {
-    int da = a <= m2 / 2 ? a : a - m2; /* circular offset */
-    for (int b = 0; b < m2; b++) {
-      int db = b <= m2 / 2 ? b : b - m2;
-      double d2 = ((double)da * da + (double)db * db) * spacing * spacing;
-      double k = 1.0 / (1.0 + d2);
-      f->kern[(size_t)a * m2 + b] = (float)(k * k);
+/* Spectra of K^2 and K sampled on the padded grid with circular offsets (real and even, so the
+ * spectra are real). */
+static void fill_kernels(tsne_fft *f, double spacing) {
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc;
+  for (int pw = 1; pw <= 2; pw++) {
+    for (int a = 0; a < m2y; a++) {
+      int da = a <= m2y / 2 ? a : a - m2y; /* circular offset */
+      for (int b = 0; b < m2; b++) {
+        int db = b <= m2 / 2 ? b : b - m2;
+        double k = 1.0 / (1.0 + ((double)da * da + (double)db * db) * spacing * spacing);
+        f->kbuf[(size_t)a * m2 + b] = (float)(pw == 2 ? k * k : k);
+      }
+    }
+    fftwf_execute(f->kplan);
+    float *dst = pw == 2 ? f->kr2 : f->kr1;
+    for (size_t s = 0; s < (size_t)m2y * hc; s++) dst[s] = f->kspec[s][0];
+  }
+  f->kern_spacing = spacing;
+}
+
+/* Lagrange weights of the p equispaced nodes at (k + 0.5) / p of a unit box, at u in [0, 1]. */
+static void lagrange(const tsne_fft *f, double u, float *w) {
+  const int p = f->p;
+  double d[MAX_P], left[MAX_P + 1], right[MAX_P + 1];
+  for (int j = 0; j < p; j++) d[j] = u - (j + 0.5) / p;
+  left[0] = right[p] = 1;
+  for (int j = 0; j < p; j++) left[j + 1] = left[j] * d[j];
+  for (int j = p - 1; j >= 0; j--) right[j] = right[j + 1] * d[j];
+  for (int k = 0; k < p; k++) w[k] = (float)(left[k] * right[k + 1] * f->inv_denom[k]);
+}
+
+/* Adds the charges (1, y_x, y_y) of points [i0, i1) into g (CHANNELS x rows of stride ld). */
+static void spread(const tsne_fft *f, const double *y, int64_t i0, int64_t i1, float *g, size_t ld,
+                   size_t chan) {
+  const int p = f->p;
+  for (int64_t i = i0; i < i1; i++) {
+    const float *wx = f->w + (i * 2) * p, *wy = wx + p;
+    float q1 = (float)y[2 * i], q2 = (float)y[2 * i + 1];
+    size_t at = (size_t)f->box[2 * i + 1] * p * ld + (size_t)f->box[2 * i] * p;
+    for (int ky = 0; ky < p; ky++, at += ld) {
+      float *g0 = g + at, *g1 = g0 + chan, *g2 = g1 + chan;
+      for (int kx = 0; kx < p; kx++) {
+        float v = wy[ky] * wx[kx];
+        g0[kx] += v;
+        g1[kx] += v * q1;
+        g2[kx] += v * q2;
+      }
     }
   }
 }
 
+/* Thread t's part of the charge grid: its points into its own grid (the first MAX_SPREAD threads
+ * only), then (after a barrier) its rows of the sum. With one thread the points go straight into
+ * the padded grid. */
+static void spread_phase(tsne_fft *f, const double *y, int64_t n, int t, int nt) {
+  const int m = f->mx, m2 = f->m2x;
+  const size_t chan = (size_t)m2 * f->m2y;
+  if (nt == 1) {
+    for (int c = 0; c < CHANNELS; c++)
+      for (int r = 0; r < f->my; r++) memset(f->grid + c * chan + (size_t)r * m2, 0, sizeof(float) * (size_t)m2);
+    spread(f, y, 0, n, f->grid, (size_t)m2, chan);
+    return;
+  }
+  const size_t mm = (size_t)m * f->my;
+  const int ns = nt < MAX_SPREAD ? nt : MAX_SPREAD;
+  if (t < ns) {
+    float *own = f->priv + (size_t)t * CHANNELS * mm;
+    memset(own, 0, sizeof(float) * CHANNELS * mm);
+    spread(f, y, n * t / ns, n * (t + 1) / ns, own, (size_t)m, mm);
+  }
+#pragma omp barrier
+  int r0, r1;
+  share(f->my, nt, t, &r0, &r1);
+  for (int c = 0; c < CHANNELS; c++)
+    for (int r = r0; r < r1; r++) {
+      float *dst = f->grid + c * chan + (size_t)r * m2;
+      memcpy(dst, f->priv + c * mm + (size_t)r * m, sizeof(float) * (size_t)m);
+      for (int u = 1; u < ns; u++) {
+        const float *src = f->priv + ((size_t)u * CHANNELS + c) * mm + (size_t)r * m;
+        for (int x = 0; x < m; x++) dst[x] += src[x];
+      }
+      memset(dst + m, 0, sizeof(float) * (size_t)(m2 - m));
+    }
+}
+
+/* Thread t's columns: multiply every channel's spectrum by K^2's; from channel 0 before that,
+ * its share of sum_k |Q(k)|^2 Khat(k) (columns 1..hc-1 stand for two conjugate columns each,
+ * except the Nyquist one). */
+static double multiply(tsne_fft *f, int c0, int c1) {
+  const int m2 = f->m2x, hc = f->hc;
+  const size_t chan = (size_t)f->m2y * hc;
+  double zsum = 0;
+  for (int r = 0; r < f->m2y; r++) {
+    const float *k2 = f->kr2 + (size_t)r * hc, *k1 = f->kr1 + (size_t)r * hc;
+    fftwf_complex *s0 = f->spec + (size_t)r * hc;
+    double part = 0;
+    for (int c = c0; c < c1; c++) {
+      double mult = c == 0 || 2 * c == m2 ? 1 : 2;
+      part += mult * ((double)s0[c][0] * s0[c][0] + (double)s0[c][1] * s0[c][1]) * k1[c];
+    }
+    zsum += part;
+    for (int ch = 0; ch < CHANNELS; ch++) {
+      fftwf_complex *s = s0 + ch * chan;
+      for (int c = c0; c < c1; c++) {
+        s[c][0] *= k2[c];
+        s[c][1] *= k2[c];
+      }
+    }
+  }
+  return zsum;
+}
+
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *zout) {
   const int p = f->p;
-  double lo = INFINITY, hi = -INFINITY;
-  for (int64_t i = 0; i < 2 * n; i++) {
-    lo = fmin(lo, y[i]);
-    hi = fmax(hi, y[i]);
+  double t0 = embr_now();
+  double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+  for (int64_t i = 0; i < n; i++)
+    for (int a = 0; a < 2; a++) {
+      lo[a] = fmin(lo[a], y[2 * i + a]);
+      hi[a] = fmax(hi[a], y[2 * i + a]);
+    }
+  double span[2], smax = 0;
+  for (int a = 0; a < 2; a++) {
+    span[a] = (hi[a] - lo[a]) * (1 + 1e-9) + 1e-9;
+    smax = fmax(smax, span[a]);
   }
-  double span = (hi - lo) * (1 + 1e-9) + 1e-9;
-  int nb = (int)ceil(span / f->box_size);
   /* Boxes of exactly box_size (the grid may overhang the map) keep the kernel's spectrum valid
-   * from one iteration to the next; a small map is cut into min_boxes boxes instead. */
+   * from one iteration to the next; each axis gets as many as its extent needs. A small map gets
+   * a fixed number of smaller boxes on both axes, whose side steps down a ladder
+   * box_size / 2^(k/8), so its spectrum is recomputed only when the map crosses a rung, not
+   * every iteration. */
   double h = f->box_size;
-  if (nb < f->min_boxes) {
-    nb = f->min_boxes;
-    h = span / nb;
+  int nb[2];
+  if (smax / h < f->min_boxes) {
+    nb[0] = nb[1] = (int)ceil(f->min_boxes * LADDER);
+    int k = (int)floor(log(f->box_size * nb[0] / smax) / log(LADDER));
+    h = f->box_size * pow(LADDER, -k);
+    if (h * nb[0] < smax) h = smax / nb[0]; /* rounding at a rung */
+  } else {
+    for (int a = 0; a < 2; a++) nb[a] = (int)ceil(span[a] / h);
   }
-  int rc = ensure_grid(f, nb * p);
+  int rc = ensure_grid(f, nb[0] * p, nb[1] * p);
   if (rc) return rc;
   if (n > f->cap_points) {
     free(f->box);
     free(f->w);
     f->box = malloc(sizeof(int32_t) * 2 * (size_t)n);
-    f->w = malloc(sizeof(double) * 2 * (size_t)p * (size_t)n);
+    f->w = malloc(sizeof(float) * 2 * (size_t)p * (size_t)n);
     if (!f->box || !f->w) {
       f->cap_points = 0;
       return embr_error(EMBR_ENOMEM, "t-SNE FFT: out of memory");
     }
     f->cap_points = n;
   }
-  const int m2 = f->m2;
-  const size_t real = (size_t)m2 * m2;
-  /* Box and weights of every point. */
-#pragma omp parallel for num_threads(f->nt) schedule(static)
-  for (int64_t i = 0; i < n; i++)
-    for (int a = 0; a < 2; a++) {
-      double u = (y[i * 2 + a] - lo) / h;
-      int b = (int)u;
-      if (b >= nb) b = nb - 1;
-      if (b < 0) b = 0;
-      f->box[i * 2 + a] = b;
-      lagrange(p, u - b, f->w + (i * 2 + a) * p);
-    }
-  /* Kernel spectrum: depends only on the grid size and spacing, which stay put once the map is
+  /* Kernel spectra: depend only on the grid size and spacing, which stay put once the map is
    * wider than min_boxes boxes. */
   if (f->kern_spacing != h / p) {
-    fill_kernel(f, h / p);
-    fftwf_execute(f->fwd);
-    f->kern_spacing = h / p;
+    double tk = embr_now();
+    fill_kernels(f, h / p);
+    f->t_fft += embr_now() - tk;
+    t0 += embr_now() - tk;
   }
-  /* Per channel: spread, forward FFT, multiply, inverse FFT. Channels run in parallel. */
-#pragma omp parallel for num_threads(f->nt < CHANNELS ? f->nt : CHANNELS) schedule(dynamic, 1)
-  for (int c = 0; c < CHANNELS; c++) {
-    float *g = f->grid[c];
-    memset(g, 0, sizeof(float) * real);
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc, m = f->my, nt = f->nt;
+  const size_t chan_r = (size_t)m2 * m2y, chan_c = (size_t)m2y * hc;
+  double ph[4] = {0, 0, 0, 0};
+#pragma omp parallel num_threads(nt)
+  {
+    int team = omp_get_num_threads(), me = omp_get_thread_num();
+    double ta = embr_now();
+    /* box and weights of every point */
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+      for (int a = 0; a < 2; a++) {
+        double u = (y[i * 2 + a] - lo[a]) / h;
+        int b = (int)u;
+        if (b >= nb[a]) b = nb[a] - 1;
+        if (b < 0) b = 0;
+        f->box[i * 2 + a] = b;
+        lagrange(f, u - b, f->w + (i * 2 + a) * p);
+      }
+    double tb = embr_now();
+    /* the threads' plans are for nt shares; a smaller team takes several */
+    if (team == nt) {
+      spread_phase(f, y, n, me, nt);
+    } else {
+#pragma omp single
+      spread_phase(f, y, n, 0, 1);
+    }
+#pragma omp barrier
+    double tc = embr_now();
+    for (int t = me; t < nt; t += team) {
+      int r0, r1;
+      share(m, nt, t, &r0, &r1);
+      if (r1 > r0) fftwf_execute(f->plans[t].row_fwd);
+      /* rows my..m2y-1 of the spectrum: the transforms of zero rows */
+      for (int c = 0; c < CHANNELS; c++) {
+        int z0, z1;
+        share(m2y - m, nt, t, &z0, &z1);
+        if (z1 > z0)
+          memset(f->spec + c * chan_c + (size_t)(m + z0) * hc, 0, sizeof(fftwf_complex) * (size_t)(z1 - z0) * hc);
+      }
+    }
+#pragma omp barrier
+    for (int t = me; t < nt; t += team) {
+      int c0, c1;
+      share(hc, nt, t, &c0, &c1);
+      if (c1 > c0) {
+        fftwf_execute(f->plans[t].col_fwd);
+        f->plans[t].zpart = multiply(f, c0, c1);
+        fftwf_execute(f->plans[t].col_inv);
+      } else {
+        f->plans[t].zpart = 0;
+      }
+    }
+#pragma omp barrier
+    for (int t = me; t < nt; t += team) {
+      int r0, r1;
+      share(m, nt, t, &r0, &r1);
+      if (r1 > r0) fftwf_execute(f->plans[t].row_inv);
+    }
+#pragma omp barrier
+    double td = embr_now();
+    /* read back, then forces (the transforms are unnormalised: divide by m2x m2y) */
+    const double scale = 1.0 / (double)chan_r;
+#pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      double q = c == 0 ? 1.0 : c == 1 ? y[2 * i] : c == 2 ? y[2 * i + 1]
-                                                          : y[2 * i] * y[2 * i] + y[2 * i + 1] * y[2 * i + 1];
-      const double *wx = f->w + (i * 2) * p, *wy = f->w + (i * 2 + 1) * p;
-      size_t gx = (size_t)f->box[2 * i] * p, gy = (size_t)f->box[2 * i + 1] * p;
-      for (int ky = 0; ky < p; ky++) {
-        float *rowp = g + (gy + ky) * m2 + gx;
-        double qy = q * wy[ky];
-        for (int kx = 0; kx < p; kx++) rowp[kx] += (float)(qy * wx[kx]);
+      const float *wx = f->w + (i * 2) * p, *wy = wx + p;
+      size_t at = (size_t)f->box[2 * i + 1] * p * m2 + (size_t)f->box[2 * i] * p;
+      double phi[CHANNELS] = {0, 0, 0};
+      for (int ky = 0; ky < p; ky++, at += m2) {
+        const float *g0 = f->grid + at, *g1 = g0 + chan_r, *g2 = g1 + chan_r;
+        for (int kx = 0; kx < p; kx++) {
+          double v = (double)wy[ky] * wx[kx];
+          phi[0] += v * g0[kx];
+          phi[1] += v * g1[kx];
+          phi[2] += v * g2[kx];
+        }
       }
+      double yx = y[2 * i], yy = y[2 * i + 1];
+      rep[2 * i] = (yx * phi[0] - phi[1]) * scale;
+      rep[2 * i + 1] = (yy * phi[0] - phi[2]) * scale;
     }
-    fftwf_execute_dft_r2c(f->fwd, g, f->spec[c]);
-    size_t nc = (size_t)m2 * (m2 / 2 + 1);
-    float scale = 1.0f / (float)real;
-    for (size_t s = 0; s < nc; s++) {
-      float re = f->spec[c][s][0] * f->khat[s][0] - f->spec[c][s][1] * f->khat[s][1];
-      float im = f->spec[c][s][0] * f->khat[s][1] + f->spec[c][s][1] * f->khat[s][0];
-      f->spec[c][s][0] = re * scale;
-      f->spec[c][s][1] = im * scale;
+    if (me == 0) {
+      ph[0] = tb - ta;
+      ph[1] = tc - tb;
+      ph[2] = td - tc;
+      ph[3] = embr_now() - td;
     }
-    fftwf_execute_dft_c2r(f->inv, f->spec[c], g);
   }
-  /* Read back, then forces and Z. */
-  double z = 0;
-#pragma omp parallel for num_threads(f->nt) schedule(static) reduction(+ : z)
-  for (int64_t i = 0; i < n; i++) {
-    const double *wx = f->w + (i * 2) * p, *wy = f->w + (i * 2 + 1) * p;
-    size_t gx = (size_t)f->box[2 * i] * p, gy = (size_t)f->box[2 * i + 1] * p;
-    double phi[CHANNELS] = {0, 0, 0, 0};
-    for (int ky = 0; ky < p; ky++)
-      for (int kx = 0; kx < p; kx++) {
-        size_t at = (gy + ky) * m2 + gx + kx;
-        double wgt = wy[ky] * wx[kx];
-        for (int c = 0; c < CHANNELS; c++) phi[c] += wgt * f->grid[c][at];
-      }
-    double yx = y[2 * i], yy = y[2 * i + 1];
-    rep[2 * i] = yx * phi[0] - phi[1];
-    rep[2 * i + 1] = yy * phi[0] - phi[2];
-    z += (1 + yx * yx + yy * yy) * phi[0] - 2 * (yx * phi[1] + yy * phi[2]) + phi[3];
-  }
-  *zout = z - (double)n;
+  double zq = 0;
+  for (int t = 0; t < nt; t++) zq += f->plans[t].zpart;
+  f->t_interp += ph[0] + (embr_now() - t0 - ph[0] - ph[1] - ph[2] - ph[3]);
+  f->t_spread += ph[1];
+  f->t_fft += ph[2];
+  f->t_gather += ph[3];
+  *zout = zq / (double)chan_r - (double)n;
   return 0;
+}
+
+void embr__tsne_fft_times(const tsne_fft *f, double *interp, double *spread_s, double *fft, double *gather,
+                          int *grid) {
+  *interp = f->t_interp;
+  *spread_s = f->t_spread;
+  *fft = f->t_fft;
+  *gather = f->t_gather;
+  grid[0] = f->m2x;
+  grid[1] = f->m2y;
 }

@@ -21,32 +21,47 @@ static void attract_2d(const embr_affinities *P, const double *y, double *att, i
   }
 }
 
+/* sum_ij p_ij log w_ij, a pass of its own so that the forces are computed the same way whether
+ * or not KL is asked for (the map must not depend on how often KL is reported). */
+static double plogw_of(const embr_affinities *P, const double *y, int d, int nt) {
+  double plogw = 0;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : plogw)
+  for (int64_t i = 0; i < P->n; i++) {
+    const double *yi = y + i * d;
+    for (int64_t s = P->row[i]; s < P->row[i + 1]; s++) {
+      const double *yj = y + (int64_t)P->col[s] * d;
+      double d2 = 0;
+      for (int c = 0; c < d; c++) d2 += (yi[c] - yj[c]) * (yi[c] - yj[c]);
+      plogw -= P->val[s] * log1p(d2);
+    }
+  }
+  return plogw;
+}
+
 double embr__tsne_attract(const embr_affinities *P, const double *y, int d, double *att,
                           int n_threads, int want_plogw) {
   int nt = embr_threads_resolve(n_threads);
-  if (d == 2 && !want_plogw) {
+  if (d == 2) {
     attract_2d(P, y, att, nt);
-    return 0;
-  }
-  double plogw = 0;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 512) reduction(+ : plogw)
-  for (int64_t i = 0; i < P->n; i++) {
-    const double *yi = y + i * d;
-    double f[3] = {0, 0, 0};
-    for (int64_t s = P->row[i]; s < P->row[i + 1]; s++) {
-      const double *yj = y + (int64_t)P->col[s] * d;
-      double diff[3], d2 = 0;
-      for (int c = 0; c < d; c++) {
-        diff[c] = yi[c] - yj[c];
-        d2 += diff[c] * diff[c];
+  } else {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 512)
+    for (int64_t i = 0; i < P->n; i++) {
+      const double *yi = y + i * d;
+      double f[3] = {0, 0, 0};
+      for (int64_t s = P->row[i]; s < P->row[i + 1]; s++) {
+        const double *yj = y + (int64_t)P->col[s] * d;
+        double diff[3], d2 = 0;
+        for (int c = 0; c < d; c++) {
+          diff[c] = yi[c] - yj[c];
+          d2 += diff[c] * diff[c];
+        }
+        double pw = P->val[s] / (1.0 + d2);
+        for (int c = 0; c < d; c++) f[c] += pw * diff[c];
       }
-      double w = 1.0 / (1.0 + d2), pw = P->val[s] * w;
-      for (int c = 0; c < d; c++) f[c] += pw * diff[c];
-      if (want_plogw) plogw += P->val[s] * log(w);
+      for (int c = 0; c < d; c++) att[i * d + c] = f[c];
     }
-    for (int c = 0; c < d; c++) att[i * d + c] = f[c];
   }
-  return plogw;
+  return want_plogw ? plogw_of(P, y, d, nt) : 0;
 }
 
 double embr__tsne_rep_exact(const double *y, int64_t n, int d, double *rep, int n_threads) {

@@ -40,6 +40,9 @@ int embr__tsne_fft_create(tsne_fft **out, int points_per_box, int min_boxes, dou
                           int n_threads);
 void embr__tsne_fft_free(tsne_fft *f);
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *z);
+/* Seconds spent so far per phase (the EMBR_TSNE_PROFILE breakdown) and the padded grid (x, y). */
+void embr__tsne_fft_times(const tsne_fft *f, double *interp, double *spread, double *fft, double *gather,
+                          int *grid);
 
 /* Attraction: att[i] = sum_j p_ij w_ij (y_i - y_j); with want_plogw, returns
  * sum_ij p_ij log w_ij (for KL; the logarithms cost more than the forces, so only when asked). */
