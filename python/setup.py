@@ -39,6 +39,23 @@ def pkg_config(*args):
     return shlex.split(subprocess.check_output(["pkg-config", *args], text=True))
 
 
+def optional_libs():
+    """The optional libraries the CMake build found and compiled libembr.a against (oneDNN has no
+    pkg-config file: CMake's cache names it)."""
+    cache = {}
+    with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+        for line in f:
+            name, sep, value = line.strip().partition("=")
+            if sep and not name.startswith(("//", "#")):
+                cache[name.split(":")[0]] = value
+    dnnl = cache.get("DNNL_LIBRARY", "")
+    if cache.get("EMBR_DNNL", "OFF").upper() in ("ON", "1", "TRUE", "YES") and \
+            cache.get("EMBR_TSAN", "OFF").upper() not in ("ON", "1", "TRUE", "YES") and \
+            cache.get("DNNL_INCLUDE_DIR", "").endswith("NOTFOUND") is False and os.path.exists(dnnl):
+        return [dnnl]
+    return []
+
+
 class BuildWithLibrary(build_ext):
     """Builds (or updates) libembr.a with CMake before compiling the extension."""
 
@@ -53,6 +70,7 @@ class BuildWithLibrary(build_ext):
         for ext in self.extensions:
             ext.extra_objects = [lib]
             ext.depends = [lib]
+            ext.extra_link_args = optional_libs() + ext.extra_link_args
         super().run()
 
 
