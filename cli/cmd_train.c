@@ -112,20 +112,20 @@ static int parse_scale(const char *flag, const char *s, float r[2]) {
   return 0;
 }
 
-/* DINO: a backbone from --arch (vit-tiny) trained without labels; the teacher's backbone is saved. */
-static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
-  if (seen(opts, nopts, "--global-scale") && parse_scale("--global-scale", o->global_scale, tp->global_scale)) return 2;
-  if (seen(opts, nopts, "--local-scale") && parse_scale("--local-scale", o->local_scale, tp->local_scale)) return 2;
-  const char *arch = seen(opts, nopts, "--arch") ? o->arch : "vit-tiny";
-  embr_model_params mp = embr_model_params_arch(arch);
-  if (seen(opts, nopts, "--width")) mp.width = (int)o->width;
-  if (seen(opts, nopts, "--embedding-dim")) mp.embedding_dim = (int)o->dim;
-  if (seen(opts, nopts, "--input")) mp.input.height = mp.input.width = (int)o->side;
-  if (seen(opts, nopts, "--channels")) mp.input.channels = (int)o->channels;
-  embr_model *m = NULL;
-  int st = embr_model_create(&mp, (uint64_t)o->seed, &m);
-  if (st) return st == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(st);
-  /* DINO's own defaults (embr_train_params_default) for what is not given. */
+/* The data of --data (images only, or any dataset) and the --classes / --per-class selection of
+ * it; on error nothing is left open. */
+static int open_selection(const train_opts *o, int images_only, embr_dataset **ds, int64_t **subset, int64_t *n) {
+  int rc = images_only ? cli_open_images(o->data, ds) : cli_open_dataset(o->data, ds);
+  if (!rc) rc = cli_select(*ds, o->classes, o->per_class, subset, n);
+  if (rc) {
+    embr_dataset_free(*ds);
+    *ds = NULL;
+  }
+  return rc;
+}
+
+/* DINO's flags over its own defaults (embr_train_params_default) for what is not given. */
+static void dino_flags(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
   if (seen(opts, nopts, "--epochs")) tp->epochs = (int)o->epochs;
   if (seen(opts, nopts, "--lr")) tp->lr = (float)o->lr;
   if (seen(opts, nopts, "--clip")) tp->clip = (float)o->clip;
@@ -142,13 +142,27 @@ static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *o
   if (seen(opts, nopts, "--weight-decay-end")) tp->weight_decay_end = (float)o->wd_end;
   if (seen(opts, nopts, "--min-lr")) tp->min_lr = (float)o->min_lr;
   if (seen(opts, nopts, "--freeze-last-layer")) tp->freeze_last_layer = (int)o->freeze_last;
+}
+
+/* DINO: a backbone from --arch (vit-tiny) trained without labels; the teacher's backbone is saved. */
+static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
+  if (seen(opts, nopts, "--global-scale") && parse_scale("--global-scale", o->global_scale, tp->global_scale)) return 2;
+  if (seen(opts, nopts, "--local-scale") && parse_scale("--local-scale", o->local_scale, tp->local_scale)) return 2;
+  const char *arch = seen(opts, nopts, "--arch") ? o->arch : "vit-tiny";
+  embr_model_params mp = embr_model_params_arch(arch);
+  if (seen(opts, nopts, "--width")) mp.width = (int)o->width;
+  if (seen(opts, nopts, "--embedding-dim")) mp.embedding_dim = (int)o->dim;
+  if (seen(opts, nopts, "--input")) mp.input.height = mp.input.width = (int)o->side;
+  if (seen(opts, nopts, "--channels")) mp.input.channels = (int)o->channels;
+  embr_model *m = NULL;
+  int st = embr_model_create(&mp, (uint64_t)o->seed, &m);
+  if (st) return st == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(st);
+  dino_flags(o, tp, opts, nopts);
   embr_dataset *ds = NULL;
   int64_t *subset = NULL, n = 0;
-  int rc = cli_open_images(o->data, &ds);
-  if (!rc) rc = cli_select(ds, o->classes, o->per_class, &subset, &n);
+  int rc = open_selection(o, 1, &ds, &subset, &n);
   if (rc) {
     embr_model_free(m);
-    embr_dataset_free(ds);
     return rc;
   }
   cli_bar bar;
@@ -186,11 +200,9 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
   if (st) return st == EMBR_EINVAL ? cli_usage_error("%s", embr_last_error()) : cli_fail(st);
   embr_dataset *ds = NULL;
   int64_t *subset = NULL, n = 0;
-  int rc = cli_open_dataset(o->data, &ds);
-  if (!rc) rc = cli_select(ds, o->classes, o->per_class, &subset, &n);
+  int rc = open_selection(o, 0, &ds, &subset, &n);
   if (rc) {
     embr_model_free(m);
-    embr_dataset_free(ds);
     return rc;
   }
   cli_bar bar;
