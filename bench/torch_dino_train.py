@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 from make_dino_ref import positions, random_vit  # noqa: E402
+from make_dino_step_ref import dino_loss  # noqa: E402  (the golden test's loss, every teacher/student view pair)
 
 CONFIGS = {  # size, width, depth, heads, patch
     "vit-tiny": (28, 192, 6, 3, 4),
@@ -127,15 +128,7 @@ def main():
         if n_local:
             feats.append(vit_forward(student, loc, depth, heads, patch, M, dpr))
         s_out = head_forward(student, torch.cat(feats))
-        q = F.softmax((t_out - center) / t_temp, dim=-1).chunk(2)
-        lp = F.log_softmax(s_out / s_temp, dim=-1).chunk(n_views)
-        total, pairs = 0, 0
-        for i, qi in enumerate(q):
-            for v, lv in enumerate(lp):
-                if v != i:
-                    total = total + (-(qi * lv).sum(dim=-1)).mean()
-                    pairs += 1
-        loss = total / pairs
+        loss = dino_loss(s_out, t_out, center, n_views, t_temp, s_temp)
         with torch.no_grad():
             center = center * 0.9 + t_out.mean(dim=0, keepdim=True) * 0.1
         opt.zero_grad()
