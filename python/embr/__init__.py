@@ -17,7 +17,7 @@ padded with -1 ids when fewer than k items are found. float32 arrays whose rows 
 read in place; other dtypes and layouts are converted once. Errors raise ValueError (bad argument
 or file contents), OSError / FileNotFoundError (files), MemoryError, with embr's message.
 Threads: every call uses set_num_threads()'s value (0 = all cores); the library's global state
-is never changed. Long calls (Word2Vec, tsne, Index.add/train, knn) take progress=, a callable
+is never changed. Long calls (Word2Vec, tsne, Index.add/train, knn, Model.embed*) take progress=, a callable
 (done, total, rate, detail); an exception it raises stops the call and propagates, and Ctrl-C
 stops them too. embr.plot(Y, labels, path) draws a map as `embr plot` does.
 """
@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -603,24 +604,34 @@ class Model:
         """Images (paths, or uint8 arrays (H, W) / (H, W, 3)) -> float32 (n, C, H, W) as the model expects."""
         return self._m.preprocess(list(images))
 
-    def embed(self, x: Any, batch: int = 32, normalize: bool = False) -> np.ndarray:
-        """Preprocessed images float32 (n, C, H, W) -> embeddings float32 (n, dim)."""
-        out = self._m.embed(x, batch)
+    def embed(self, x: Any, batch: int = 32, normalize: bool = False,
+              progress: Optional[ProgressFn] = None) -> np.ndarray:
+        """Preprocessed images float32 (n, C, H, W) -> embeddings float32 (n, dim).
+        progress: a callable (done, total, rate, detail) counting images; Ctrl-C stops the call
+        between batches."""
+        out = self._m.embed(x, batch, progress=progress)
         return _normalize_rows(out) if normalize else out
 
-    def embed_images(self, images: Sequence[Any], batch: int = 32, normalize: bool = False) -> np.ndarray:
+    def embed_images(self, images: Sequence[Any], batch: int = 32, normalize: bool = False,
+                     progress: Optional[ProgressFn] = None) -> np.ndarray:
         """Images (paths or uint8 arrays) -> float32 (n, dim), decoded, resized and normalised as
-        the model's input spec says, in batches of `batch` (bounding memory)."""
+        the model's input spec says, in batches of `batch` (bounding memory). progress: called
+        after each batch with (done, total, rate, "")."""
         images = list(images)
         out = np.empty((len(images), self.dim), dtype=np.float32)
+        t0 = time.monotonic()
         for s in range(0, len(images), batch):
             out[s:s + batch] = self._m.embed(self._m.preprocess(images[s:s + batch]), batch)
+            if progress is not None:
+                done = min(s + batch, len(images))
+                progress(done, len(images), done / max(time.monotonic() - t0, 1e-9), "")
         return _normalize_rows(out) if normalize else out
 
-    def embed_texts(self, texts: Sequence[str], batch: int = 32, normalize: bool = False) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str], batch: int = 32, normalize: bool = False,
+                    progress: Optional[ProgressFn] = None) -> np.ndarray:
         """Texts -> float32 (n, dim) with a CLIP model's text tower (texts longer than the context
-        are truncated as CLIP's tokenize(truncate=True) does)."""
-        out, self.last_truncated = self._m.embed_texts(list(texts), batch)
+        are truncated as CLIP's tokenize(truncate=True) does). progress: counts texts."""
+        out, self.last_truncated = self._m.embed_texts(list(texts), batch, progress=progress)
         return _normalize_rows(out) if normalize else out
 
     def __repr__(self) -> str:

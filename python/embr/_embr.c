@@ -1511,30 +1511,59 @@ static PyObject *Model_info(ModelObject *self, PyObject *u) {
                        embr_model_has_text(self->m) ? embr_model_context(self->m) : 0);
 }
 
-/* The model's calls, one at a time; called with the GIL released (NOGIL_CALL). */
-static int model_embed_locked(ModelObject *self, int nt, PyArrayObject *x, int batch, PyArrayObject *out) {
+/* The model's calls, one at a time; called with the GIL released (NOGIL_CALL). The library's embed
+ * calls take no progress callback, so the rows go in chunks of `batch` (the batches the library
+ * would make anyway: the same results) with a progress report, and a chance to stop on Ctrl-C or an
+ * exception from the callback, between chunks. */
+static int model_embed_locked(ModelObject *self, int nt, PyArrayObject *x, int batch, PyArrayObject *out,
+                              const embr_progress *pr) {
+  int64_t n = PyArray_DIM(x, 0), dim = embr_model_dim(self->m);
+  size_t per = (size_t)PyArray_DIM(x, 1) * (size_t)PyArray_DIM(x, 2) * (size_t)PyArray_DIM(x, 3);
+  embr_progress_state ps;
+  embr_progress_begin(&ps, pr, (uint64_t)n);
   pthread_mutex_lock(&self->mu);
   embr_model_set_threads(self->m, nt);
-  int st = embr_model_embed(self->m, (const float *)PyArray_DATA(x), PyArray_DIM(x, 0), batch,
-                            (float *)PyArray_DATA(out));
+  int st = 0;
+  for (int64_t s = 0; s < n && !st; s += batch) {
+    int64_t c = n - s < batch ? n - s : batch;
+    st = embr_model_embed(self->m, (const float *)PyArray_DATA(x) + (size_t)s * per, c, batch,
+                          (float *)PyArray_DATA(out) + (size_t)s * (size_t)dim);
+    if (!st && embr_progress_update(&ps, (uint64_t)(s + c), NULL, s + c == n)) st = EMBR_ECANCELED;
+  }
   pthread_mutex_unlock(&self->mu);
   return st;
 }
 
 static int model_embed_texts_locked(ModelObject *self, int nt, const char **texts, Py_ssize_t n, int batch,
-                                    PyArrayObject *out, int64_t *truncated) {
+                                    PyArrayObject *out, int64_t *truncated, const embr_progress *pr) {
+  int64_t dim = embr_model_dim(self->m);
+  embr_progress_state ps;
+  embr_progress_begin(&ps, pr, (uint64_t)n);
   pthread_mutex_lock(&self->mu);
   embr_model_set_threads(self->m, nt);
-  int st = embr_model_embed_texts(self->m, texts, n, batch, (float *)PyArray_DATA(out), truncated);
+  int st = 0;
+  *truncated = 0;
+  for (Py_ssize_t s = 0; s < n && !st; s += batch) {
+    Py_ssize_t c = n - s < batch ? n - s : batch;
+    int64_t tr = 0;
+    st = embr_model_embed_texts(self->m, texts + s, c, batch, (float *)PyArray_DATA(out) + (size_t)s * (size_t)dim,
+                                &tr);
+    *truncated += tr;
+    if (!st && embr_progress_update(&ps, (uint64_t)(s + c), NULL, s + c == n)) st = EMBR_ECANCELED;
+  }
   pthread_mutex_unlock(&self->mu);
   return st;
 }
 
-/* embed(x: float32 (n, C, H, W) in the model's input geometry, batch) -> (n, dim) */
-static PyObject *Model_embed(ModelObject *self, PyObject *args) {
-  PyObject *ox;
+/* embed(x: float32 (n, C, H, W) in the model's input geometry, batch, *, progress) -> (n, dim) */
+static PyObject *Model_embed(ModelObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"x", "batch", "progress", NULL};
+  PyObject *ox, *oprogress = NULL;
   int batch = 32;
-  if (!PyArg_ParseTuple(args, "O|i:embed", &ox, &batch)) return NULL;
+  pyprogress pp;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i$O:embed", kwlist, &ox, &batch, &oprogress) ||
+      pyprogress_init(&pp, oprogress))
+    return NULL;
   if (batch < 1) return PyErr_Format(PyExc_ValueError, "batch must be >= 1, got %d", batch);
   embr_image_spec in = embr_model_input(self->m);
   PyArrayObject *x = (PyArrayObject *)PyArray_FromAny(ox, PyArray_DescrFromType(NPY_FLOAT32), 4, 4,
@@ -1555,8 +1584,12 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args) {
   }
   errcap e = {0, ""};
   int nt = g_threads;
-  NOGIL_CALL(e, model_embed_locked(self, nt, x, batch, out));
+  NOGIL_CALL(e, model_embed_locked(self, nt, x, batch, out, &pp.p));
   Py_DECREF(x);
+  if (pyprogress_raised(&pp)) {
+    Py_DECREF(out);
+    return NULL;
+  }
   if (e.status) {
     Py_DECREF(out);
     return raise_cap(&e);
@@ -1635,11 +1668,16 @@ done:
   return (PyObject *)out;
 }
 
-/* embed_texts(texts: list of str, batch) -> (float32 (n, dim), truncated count) */
-static PyObject *Model_embed_texts(ModelObject *self, PyObject *args) {
-  PyObject *otexts;
+/* embed_texts(texts: list of str, batch, *, progress) -> (float32 (n, dim), truncated count) */
+static PyObject *Model_embed_texts(ModelObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"texts", "batch", "progress", NULL};
+  PyObject *otexts, *oprogress = NULL;
   int batch = 32;
-  if (!PyArg_ParseTuple(args, "O!|i:embed_texts", &PyList_Type, &otexts, &batch)) return NULL;
+  pyprogress pp;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|i$O:embed_texts", kwlist, &PyList_Type, &otexts, &batch,
+                                   &oprogress) ||
+      pyprogress_init(&pp, oprogress))
+    return NULL;
   if (batch < 1) return PyErr_Format(PyExc_ValueError, "batch must be >= 1, got %d", batch);
   if (!embr_model_has_text(self->m))
     return PyErr_Format(PyExc_ValueError, "this model (%s) has no text tower: embed_texts needs a CLIP model",
@@ -1656,8 +1694,12 @@ static PyObject *Model_embed_texts(ModelObject *self, PyObject *args) {
   errcap e = {0, ""};
   int64_t truncated = 0;
   int nt = g_threads;
-  if (n) NOGIL_CALL(e, model_embed_texts_locked(self, nt, texts, n, batch, out, &truncated));
+  if (n) NOGIL_CALL(e, model_embed_texts_locked(self, nt, texts, n, batch, out, &truncated, &pp.p));
   PyMem_Free(texts);
+  if (pyprogress_raised(&pp)) {
+    Py_DECREF(out);
+    return NULL;
+  }
   if (e.status) {
     Py_DECREF(out);
     return raise_cap(&e);
@@ -1667,9 +1709,9 @@ static PyObject *Model_embed_texts(ModelObject *self, PyObject *args) {
 
 static PyMethodDef Model_methods[] = {
     {"info", (PyCFunction)Model_info, METH_NOARGS, NULL},
-    {"embed", (PyCFunction)Model_embed, METH_VARARGS, NULL},
+    {"embed", (PyCFunction)(void (*)(void))Model_embed, METH_VARARGS | METH_KEYWORDS, NULL},
     {"preprocess", (PyCFunction)Model_preprocess, METH_O, NULL},
-    {"embed_texts", (PyCFunction)Model_embed_texts, METH_VARARGS, NULL},
+    {"embed_texts", (PyCFunction)(void (*)(void))Model_embed_texts, METH_VARARGS | METH_KEYWORDS, NULL},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ModelType = {
