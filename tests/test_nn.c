@@ -618,6 +618,80 @@ static void golden(const char *file) {
   free(x), free(tmp), free(saved), free(out);
 }
 
+
+/* The fused inference op (oneDNN: batch norm folded, residual and activation as post-ops) against
+ * the chain of reference ops it stands for (EMBR_DNNL=0: conv2d, batchnorm, add, relu/prelu, each
+ * checked against PyTorch above): a residual the op may overwrite (its output written in place)
+ * and one it may not (a wrapped buffer: read by a binary post-op), PReLU with one slope per channel
+ * and shared, 1x1, 3x3 strided and depthwise, 1 and 2 threads. */
+static void test_fused_conv(void) {
+  static const struct {
+    int in, out, k, stride, groups, res, act, prelu_ch;
+  } cs[] = {{16, 32, 1, 1, 1, 1, NN_ACT_NONE, 0},   {16, 32, 1, 1, 1, 2, NN_ACT_RELU, 0},
+            {16, 32, 3, 1, 1, 1, NN_ACT_RELU, 0},   {16, 32, 3, 2, 1, 0, NN_ACT_PRELU, 32},
+            {32, 32, 3, 1, 32, 0, NN_ACT_PRELU, 32}, {16, 32, 1, 1, 1, 2, NN_ACT_PRELU, 1},
+            {16, 32, 1, 1, 1, 0, NN_ACT_PRELU, 1}};
+  int nb = 3, side = 9;
+  for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++)
+    for (int nt = 1; nt <= 2; nt++) {
+      nn_params P = {0};
+      nn_conv L;
+      nn_bn bn;
+      nn_prelu pr = {0, -1};
+      int pad = cs[c].k / 2;
+      CHECK(embr__nn_conv_make(&P, &L, "c", cs[c].in, cs[c].out, cs[c].k, cs[c].stride, pad, cs[c].groups, 0) == 0);
+      CHECK(embr__nn_bn_make(&P, &bn, "bn", cs[c].out) == 0);
+      if (cs[c].act == NN_ACT_PRELU) CHECK(embr__nn_prelu_make(&P, &pr, "pr", cs[c].prelu_ch) == 0);
+      CHECK(embr__nn_params_init(&P, 5) == 0);
+      randomise(&P, 11 + c);
+      int oh = (side + 2 * pad - cs[c].k) / cs[c].stride + 1;
+      int64_t nx = (int64_t)nb * cs[c].in * side * side, ny = (int64_t)nb * cs[c].out * oh * oh;
+      float *x = malloc(sizeof(float) * (size_t)nx), *r = malloc(sizeof(float) * (size_t)ny);
+      float *out[2] = {malloc(sizeof(float) * (size_t)ny), malloc(sizeof(float) * (size_t)ny)};
+      embr_rng g;
+      embr_rng_seed(&g, 7 + c);
+      for (int64_t i = 0; i < nx; i++) x[i] = (float)embr_rng_normal(&g);
+      for (int64_t i = 0; i < ny; i++) r[i] = (float)embr_rng_normal(&g); /* NHWC, as the op wants it */
+      for (int way = 0; way < 2; way++) {
+        setenv("EMBR_DNNL", way ? "1" : "0", 1);
+        nn_ctx ctx;
+        embr__nn_ctx_init(&ctx, &P, 0, 0, 1);
+        ctx.nt = nt;
+        nn_t *res = NULL;
+        if (cs[c].res == 1) { /* the op's to overwrite */
+          res = embr__nn_tensor(&ctx, nb, cs[c].out, oh, oh);
+          REQUIRE(res);
+          memcpy(res->d, r, sizeof(float) * (size_t)ny);
+        } else if (cs[c].res == 2) { /* the caller's: read only */
+          res = embr__nn_wrap(&ctx, r, nb, cs[c].out, oh, oh);
+        }
+        if (res) res->nhwc = 1;
+        float *res_buf = res ? res->d : NULL;
+        nn_t *y = embr__nn_conv_bn_act(&ctx, embr__nn_wrap(&ctx, x, nb, cs[c].in, side, side), &L, &bn, res,
+                                       cs[c].act, &pr);
+        REQUIRE(y);
+        if (way && embr__dnnl_enabled() && cs[c].res == 1)
+          CHECK_MSG(y->d == res_buf, "fused case %zu: the output was not written over the residual", c);
+        y = embr__nn_plain(&ctx, y);
+        REQUIRE(y);
+        memcpy(out[way], y->d, sizeof(float) * (size_t)ny);
+        embr__nn_ctx_free(&ctx);
+      }
+      unsetenv("EMBR_DNNL");
+      double worst = 0, scale = 0;
+      for (int64_t i = 0; i < ny; i++) worst = fmax(worst, fabs(out[0][i] - out[1][i])), scale = fmax(scale, fabs(out[0][i]));
+      embr_rng_seed(&g, 7 + c); /* the wrapped residual is intact: draw it again */
+      for (int64_t i = 0; i < nx; i++) (void)embr_rng_normal(&g);
+      int intact = 1;
+      for (int64_t i = 0; i < ny; i++) intact &= r[i] == (float)embr_rng_normal(&g);
+      CHECK_MSG(intact, "fused case %zu: the caller's residual was overwritten", c);
+      CHECK_MSG(worst <= 1e-5 * scale, "fused case %zu, %d threads: differs from the reference chain by %.2e (of %.2e)",
+                c, nt, worst, scale);
+      free(x), free(r), free(out[0]), free(out[1]);
+      embr__nn_params_free(&P);
+    }
+}
+
 static void test_golden_resnet18(void) { golden("nn_resnet18.safetensors"); }
 static void test_golden_mobilefacenet(void) { golden("nn_mobilefacenet.safetensors"); }
 
@@ -1365,7 +1439,7 @@ static void test_drop_path_masks(void) {
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
-                   test_golden_resnet18, test_golden_mobilefacenet, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
+                   test_golden_resnet18, test_golden_mobilefacenet, test_fused_conv, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
                    test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_gemm_rows_split, test_dino_vit_op_grads,

@@ -107,8 +107,8 @@ static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {
     const dwblock *b = &m->blocks[i];
     if (b->residual) embr__nn_pin(y); /* read again by the residual add */
     nn_t *in = y, *z = cbp_forward(ctx, &b->dw, cbp_forward(ctx, &b->expand, y, NULL), NULL);
+    if (b->residual) embr__nn_unpin_keep(in); /* the add below is its last reader and consumes it */
     y = cbp_forward(ctx, &b->project, z, b->residual ? in : NULL);
-    if (b->residual) embr__nn_unpin(ctx, in);
   }
   y = embr__nn_flatten(ctx, cbp_forward(ctx, &m->gdc, cbp_forward(ctx, &m->sep, y, NULL), NULL));
   return embr__nn_batchnorm(ctx, embr__nn_linear_f(ctx, y, &m->linear), &m->bn);

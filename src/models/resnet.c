@@ -78,9 +78,10 @@ static nn_t *block_forward(nn_ctx *ctx, const block *b, nn_t *x) {
   embr__nn_pin(x); /* read twice: by the first convolution and by the shortcut */
   nn_t *y = embr__nn_conv_bn_act(ctx, x, &b->c1, &b->b1, NULL, NN_ACT_RELU, NULL);
   nn_t *sc = b->has_down ? embr__nn_conv_bn_act(ctx, x, &b->down, &b->bd, NULL, NN_ACT_NONE, NULL) : x;
-  nn_t *out = embr__nn_conv_bn_act(ctx, y, &b->c2, &b->b2, sc, NN_ACT_RELU, NULL);
-  embr__nn_unpin(ctx, x);
-  return out;
+  /* x's last reader: the add consumes the shortcut (and may write its output over it). */
+  if (b->has_down) embr__nn_unpin(ctx, x);
+  else embr__nn_unpin_keep(x);
+  return embr__nn_conv_bn_act(ctx, y, &b->c2, &b->b2, sc, NN_ACT_RELU, NULL);
 }
 
 static nn_t *forward(nn_ctx *ctx, const void *netp, nn_t *x) {

@@ -1,5 +1,6 @@
 /* oneDNN convolutions for inference: batch norm folded into the weights and bias, the residual
- * add and ReLU as oneDNN post-ops, activations NHWC (oneDNN's brgemm kernels take NHWC as is;
+ * add (a binary post-op reading the shortcut where it lies: no copy) and ReLU or PReLU as oneDNN
+ * post-ops, so that each convolution is one pass over memory; activations NHWC (oneDNN's brgemm kernels take NHWC as is;
  * on NCHW it falls back to an im2col GEMM that runs 1x1 convolutions 20x slower).
  *
  * Threads. Debian's oneDNN is built on OpenMP: its parallel regions take omp_get_max_threads()
@@ -47,8 +48,9 @@ void embr__nn_relayout(const float *src, float *dst, int n, int c, int h, int w,
 #ifndef EMBR_HAVE_DNNL
 
 int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res,
-                        int relu) {
-  (void)ctx, (void)L, (void)bn, (void)x, (void)y, (void)res, (void)relu;
+                        int relu, const float *prelu, int prelu_ch, int *prelu_apart) {
+  (void)ctx, (void)L, (void)bn, (void)x, (void)y, (void)res, (void)relu, (void)prelu, (void)prelu_ch;
+  *prelu_apart = 0;
   return EMBR_EUNSUPPORTED;
 }
 void embr__dnnl_cache_free(nn_params *P) { (void)P; }
@@ -63,6 +65,10 @@ int embr__dnnl_cached_layers(const nn_params *P) {
 typedef struct layer {
   uint64_t version; /* P->version + 1 when built (0: empty) */
   int n, h, w, nt, relu, sum, bn;
+  int prelu;       /* 0: none, else the PReLU's channel count (1: one shared slope) */
+  int copy_res;    /* the residual is a sum post-op onto dst holding it: written there in place by
+                      the caller (sum 2), or copied (no fast kernel for the binary add) */
+  int prelu_apart; /* no fast kernel with the PReLU post-op: the caller applies it */
   int unsupported; /* oneDNN offers only its reference kernel for this layer */
   dnnl_primitive_t prim;
   dnnl_memory_desc_t src_md, dst_md;
@@ -130,7 +136,41 @@ static void fold(const nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, float *w,
   }
 }
 
-static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n, int h, int w, int relu, int sum) {
+/* The post-op chain: the residual (binary add of a tensor shaped as dst, or, copy_res, a sum onto
+ * dst holding a copy of it), then ReLU or PReLU (slopes per channel: mask bit 1; shared: 0). */
+static int post_ops(dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *dst, int sum, int copy_res, int relu,
+                    int prelu) {
+  dnnl_post_ops_t po = NULL;
+  int bad = dnnl_post_ops_create(&po) != dnnl_success;
+  if (!bad && sum)
+    bad = copy_res ? dnnl_post_ops_append_sum(po, 1.0f) : dnnl_post_ops_append_binary(po, dnnl_binary_add, dst);
+  if (!bad && relu) bad = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success;
+  if (!bad && prelu) bad = dnnl_post_ops_append_prelu(po, prelu > 1 ? 2 : 0) != dnnl_success;
+  if (!bad) bad = dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success;
+  if (po) dnnl_post_ops_destroy(po);
+  return bad;
+}
+
+/* A primitive descriptor with an optimised kernel for this post-op chain, or NULL (only the
+ * reference kernel). */
+static dnnl_primitive_desc_t make_pd(const dnnl_convolution_desc_t *cd, const dnnl_memory_desc_t *dst, int sum,
+                                     int copy_res, int relu, int prelu, int *bad) {
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  const char *impl = "ref";
+  if (dnnl_primitive_attr_create(&attr) || post_ops(attr, dst, sum, copy_res, relu, prelu)) {
+    *bad = 1;
+  } else if (dnnl_primitive_desc_create(&pd, cd, attr, engine, NULL) ||
+             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !strncmp(impl, "ref", 3)) {
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    pd = NULL;
+  }
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return pd;
+}
+
+static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n, int h, int w, int relu, int sum,
+                 int prelu) {
   int oh = (h + 2 * L->pad - L->k) / L->stride + 1, ow = (w + 2 * L->pad - L->k) / L->stride + 1, rc = 0;
   dnnl_memory_desc_t src, dst, wany, wplain, bias;
   dnnl_dims_t sd = {n, L->in, h, w}, dd = {n, L->out, oh, ow}, bd = {L->out};
@@ -149,25 +189,30 @@ static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n
     dnnl_memory_desc_init_by_tag(&wplain, 4, wd, dnnl_f32, dnnl_oihw);
   }
   dnnl_convolution_desc_t cd;
-  dnnl_primitive_attr_t attr = NULL;
-  dnnl_post_ops_t po = NULL;
   dnnl_primitive_desc_t pd = NULL, rpd = NULL;
   dnnl_primitive_t reorder = NULL;
   dnnl_memory_t wuser = NULL;
   float *wf = malloc(sizeof(float) * (size_t)L->out * cg * L->k * L->k);
+  int bad = 0, copy_res = 0;
   layer_clear(l);
   if (!wf || dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wany,
-                                                &bias, &dst, strides, pads, pads) ||
-      dnnl_primitive_attr_create(&attr) || dnnl_post_ops_create(&po) ||
-      (sum && dnnl_post_ops_append_sum(po, 1.0f)) ||
-      (relu && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) ||
-      dnnl_primitive_attr_set_post_ops(attr, po)) {
+                                                &bias, &dst, strides, pads, pads)) {
     rc = EMBR_ENOMEM;
     goto out;
   }
-  const char *impl = "ref";
-  if (dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL) ||
-      dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !strncmp(impl, "ref", 3)) {
+  /* The most fused chain with a fast kernel: the residual read in place, then copied; PReLU in
+   * the chain, then apart. */
+  int apart = 0;
+  for (int k = 0; k < 4 && !pd && !bad; k++) {
+    copy_res = (k & 1) || sum == 2, apart = k >> 1; /* sum 2: dst holds the residual already */
+    if ((copy_res && !sum) || (apart && !prelu)) continue;
+    pd = make_pd(&cd, &dst, sum, copy_res, relu, apart ? 0 : prelu, &bad);
+  }
+  if (bad) {
+    rc = EMBR_ENOMEM;
+    goto out;
+  }
+  if (!pd) {
     l->unsupported = 1; /* oneDNN's reference kernel is far slower than ours */
     goto keyed;
   }
@@ -194,26 +239,28 @@ static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n
 keyed:
   l->version = ctx->P->version + 1;
   l->n = n, l->h = h, l->w = w, l->nt = ctx->nt, l->relu = relu, l->sum = sum, l->bn = bn != NULL;
+  l->prelu = prelu, l->copy_res = copy_res, l->prelu_apart = apart;
 out:
   if (rc) layer_clear(l);
   if (reorder) dnnl_primitive_destroy(reorder);
   if (rpd) dnnl_primitive_desc_destroy(rpd);
   if (wuser) dnnl_memory_destroy(wuser);
   if (pd) dnnl_primitive_desc_destroy(pd);
-  if (po) dnnl_post_ops_destroy(po);
-  if (attr) dnnl_primitive_attr_destroy(attr);
   free(wf);
   return rc ? embr_error(rc, "oneDNN: could not set up a %dx%d convolution", L->k, L->k) : 0;
 }
 
-static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res, int relu) {
+static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res, int relu,
+               const float *slopes, int prelu, int *prelu_apart) {
   layer *l = layer_of(ctx->P, L->widx);
   if (!l) return embr_error(EMBR_ENOMEM, "out of memory");
-  int sum = res != NULL, rc;
+  int sum = !res ? 0 : res->d == y->d ? 2 : 1, rc;
   if (l->version != ctx->P->version + 1 || l->n != x->n || l->h != x->h || l->w != x->w || l->nt != ctx->nt ||
-      l->relu != relu || l->sum != sum || l->bn != (bn != NULL))
-    if ((rc = build(ctx, l, L, bn, x->n, x->h, x->w, relu, sum))) return rc;
+      l->relu != relu || l->sum != sum || l->bn != (bn != NULL) || l->prelu != prelu)
+    if ((rc = build(ctx, l, L, bn, x->n, x->h, x->w, relu, sum, prelu))) return rc;
   if (l->unsupported) return EMBR_EUNSUPPORTED;
+  *prelu_apart = l->prelu_apart;
+  if (l->prelu_apart) prelu = 0;
   const float *src = x->d;
   float *tmp = NULL;
   if (!x->nhwc) { /* the network's input: NCHW */
@@ -221,35 +268,49 @@ static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn
     embr__nn_relayout(x->d, tmp, x->n, x->c, x->h, x->w, 1, ctx->nt);
     src = tmp;
   }
-  if (res) memcpy(y->d, res->d, sizeof(float) * (size_t)nn_numel(y)); /* the sum post-op adds into dst */
-  dnnl_memory_t ms = NULL, md = NULL;
+  if (res && l->copy_res && res->d != y->d) /* the sum post-op adds into dst */
+    memcpy(y->d, res->d, sizeof(float) * (size_t)nn_numel(y));
+  dnnl_memory_t ms = NULL, md = NULL, mr = NULL, mp = NULL;
+  dnnl_memory_desc_t pmd;
+  dnnl_dims_t pdims = {prelu};
+  dnnl_memory_desc_init_by_tag(&pmd, 1, pdims, dnnl_f32, dnnl_a);
   dnnl_stream_t st = NULL;
   rc = 0;
   if (dnnl_memory_create(&ms, &l->src_md, engine, (void *)src) || dnnl_memory_create(&md, &l->dst_md, engine, y->d) ||
+      (res && !l->copy_res && dnnl_memory_create(&mr, &l->dst_md, engine, res->d)) ||
+      (prelu && dnnl_memory_create(&mp, &pmd, engine, (void *)slopes)) ||
       dnnl_stream_create(&st, engine, dnnl_stream_default_flags)) {
     rc = embr_error(EMBR_ENOMEM, "oneDNN: out of memory");
   } else {
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, l->wmem}, {DNNL_ARG_BIAS, l->bmem}, {DNNL_ARG_DST, md}};
-    if (dnnl_primitive_execute(l->prim, st, 4, a) || dnnl_stream_wait(st))
+    dnnl_exec_arg_t a[6] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, l->wmem}, {DNNL_ARG_BIAS, l->bmem}, {DNNL_ARG_DST, md}};
+    int na = 4, idx = 0; /* post-op index: the residual comes first */
+    if (res && !l->copy_res) a[na++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, mr};
+    if (res) idx++;
+    if (relu) idx++;
+    if (prelu) a[na++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(idx) | DNNL_ARG_WEIGHTS, mp};
+    if (dnnl_primitive_execute(l->prim, st, na, a) || dnnl_stream_wait(st))
       rc = embr_error(EMBR_EUNSUPPORTED, "oneDNN: a convolution failed");
   }
   if (st) dnnl_stream_destroy(st);
   if (ms) dnnl_memory_destroy(ms);
   if (md) dnnl_memory_destroy(md);
+  if (mr) dnnl_memory_destroy(mr);
+  if (mp) dnnl_memory_destroy(mp);
   embr__nn_scratch_put(ctx, tmp);
   y->nhwc = 1;
   return rc;
 }
 
 int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res,
-                        int relu) {
+                        int relu, const float *prelu, int prelu_ch, int *prelu_apart) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, engine_init);
   if (!engine_ok || (res && !res->nhwc)) return EMBR_EUNSUPPORTED;
   /* oneDNN's threads: ctx->nt for this call, the caller's count restored (see the top). */
   int saved = omp_get_max_threads();
   if (saved != ctx->nt) omp_set_num_threads(ctx->nt);
-  int rc = run(ctx, L, bn, x, y, res, relu);
+  *prelu_apart = 0;
+  int rc = run(ctx, L, bn, x, y, res, relu, prelu, prelu ? prelu_ch : 0, prelu_apart);
   if (saved != ctx->nt) omp_set_num_threads(saved);
   return rc;
 }

@@ -11,13 +11,16 @@
 int embr__dnnl_enabled(void);
 
 /* y = conv(x) with the batch norm bn (eval statistics; NULL: none) folded into the weights and
- * bias, then, on oneDNN's side, + res (NULL: none), then ReLU when relu is set. x may be NCHW or
- * NHWC (x->nhwc); y is written NHWC (y->nhwc set), res must be NHWC. Returns 0, EMBR_EUNSUPPORTED
+ * bias, then, on oneDNN's side, + res (NULL: none), then ReLU when relu is set, then PReLU when
+ * prelu is not NULL (prelu_ch slopes: 1 shared or one per output channel); *prelu_apart set
+ * when oneDNN has no fast kernel with PReLU in the chain and the caller must apply it. x may be NCHW or
+ * NHWC (x->nhwc); y is written NHWC (y->nhwc set), res must be NHWC; res->d == y->d (the output
+ * written over the residual) is allowed and saves a pass. Returns 0, EMBR_EUNSUPPORTED
  * (this layer has no optimised oneDNN kernel here: the caller uses the reference path), or an
  * error (ENOMEM). The folded, reordered weights and the primitive are cached per layer in P,
  * rebuilt when the parameter table's version, the input shape or the thread count change. */
 int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res,
-                        int relu);
+                        int relu, const float *prelu, int prelu_ch, int *prelu_apart);
 
 /* Copies src (n, c, h, w values) between NCHW and NHWC: to_nhwc 1 writes NHWC, 0 NCHW. */
 void embr__nn_relayout(const float *src, float *dst, int n, int c, int h, int w, int to_nhwc, int nt);

@@ -392,8 +392,41 @@ static void maxpool_backward(nn_ctx *ctx, void *node) {
   for (int64_t i = 0; i < n; i++) u->x->g[i / ohw * hw + u->idx[i]] += u->y->g[i];
 }
 
+/* Inference on NHWC input (oneDNN's layout between convolutions): the same maximum, channels the
+ * fastest index, so the pass stays in that layout (no round trip through NCHW) and vectorises
+ * over channels. A window always holds at least one pixel (p < k). */
+static nn_t *maxpool_nhwc(nn_ctx *ctx, nn_t *x, int k, int s, int p, int oh, int ow) {
+  nn_t *y = embr__nn_tensor(ctx, x->n, x->c, oh, ow);
+  if (!y) return NULL;
+  y->nhwc = 1;
+  const int c = x->c, h = x->h, w = x->w;
+  const float *xd = x->d;
+  float *yd = y->d;
+#pragma omp parallel for num_threads(ctx->nt) schedule(static) collapse(2)
+  for (int b = 0; b < x->n; b++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float *out = yd + (((int64_t)b * oh + oy) * ow + ox) * c;
+        int first = 1;
+        for (int i = 0; i < k; i++)
+          for (int j = 0; j < k; j++) {
+            int yy = oy * s - p + i, xx = ox * s - p + j;
+            if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+            const float *in = xd + (((int64_t)b * h + yy) * w + xx) * c;
+            if (first)
+              for (int q = 0; q < c; q++) out[q] = in[q];
+            else
+              for (int q = 0; q < c; q++) out[q] = in[q] > out[q] ? in[q] : out[q];
+            first = 0;
+          }
+      }
+  return embr__nn_done(ctx, x, y);
+}
+
 nn_t *embr__nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   if (!x) return NULL;
+  if (x->nhwc && !ctx->record && p < k && pool_size(x->h, k, s, p) >= 1 && pool_size(x->w, k, s, p) >= 1)
+    return maxpool_nhwc(ctx, x, k, s, p, pool_size(x->h, k, s, p), pool_size(x->w, k, s, p));
   x = embr__nn_plain(ctx, x);
   if (!x) return NULL;
   int oh = pool_size(x->h, k, s, p), ow = pool_size(x->w, k, s, p);

@@ -119,6 +119,9 @@ void embr__nn_record(nn_ctx *ctx, nn_backward_fn fn, void *node, nn_t *y, nn_t *
 nn_t *embr__nn_done(nn_ctx *ctx, nn_t *x, nn_t *y); /* releases x (when allowed); returns y */
 void embr__nn_pin(nn_t *t);
 void embr__nn_unpin(nn_ctx *ctx, nn_t *t);
+/* Drops one pin without releasing: the next op that takes t as an input owns it (and, when it is
+ * the last reader, may release it or reuse its buffer for its output). */
+void embr__nn_unpin_keep(nn_t *t);
 /* Scratch memory for one op (not zeroed), returned with embr__nn_scratch_put when the op is done:
  * recycled, where the arena would keep every op's scratch until the step ends. */
 float *embr__nn_scratch(nn_ctx *ctx, int64_t n);

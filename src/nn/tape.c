@@ -180,6 +180,10 @@ void embr__nn_unpin(nn_ctx *ctx, nn_t *t) {
   }
 }
 
+void embr__nn_unpin_keep(nn_t *t) {
+  if (t && t->pinned > 0) t->pinned--;
+}
+
 void embr__nn_backward(nn_ctx *ctx) {
   for (int i = ctx->ntape - 1; i >= 0 && !ctx->rc; i--) {
     if (!ctx->tape[i].y->g) continue; /* nothing reached this op's output */
