@@ -54,7 +54,7 @@ static int write_mask(const char *path, const uint8_t *mask, int g, int side) {
 /* One image: tensor, maps and masks, the picture written to `path` (and the mean map's mask to
  * `mask_path` unless NULL); *kept counts the patches of the mean map's mask. */
 static int one(embr_model *m, const embr_image *im, int side, int whole, double mass, const char *path,
-               const char *mask_path, int *kept, int *grid) {
+               const char *mask_path, int mask_head, int *kept, int *grid) {
   int H, g, rc = embr_model_attention_size(m, side, &H, &g);
   if (rc) return rc;
   int64_t G = (int64_t)g * g;
@@ -75,7 +75,7 @@ static int one(embr_model *m, const embr_image *im, int side, int whole, double 
     rc = embr_attention_picture(&view, maps, masks, H, g, &pic);
   }
   if (!rc) rc = embr_image_write(path, &pic);
-  if (!rc && mask_path) rc = write_mask(mask_path, masks + (int64_t)H * G, g, side);
+  if (!rc && mask_path) rc = write_mask(mask_path, masks + (int64_t)(mask_head ? mask_head - 1 : H) * G, g, side);
   *kept = 0, *grid = g;
   for (int64_t i = 0; !rc && i < G; i++) *kept += masks[H * G + i];
   embr_image_free(&view), embr_image_free(&pic);
@@ -91,7 +91,7 @@ static int is_dir(const char *p) {
 static int dino_attention(int argc, char **argv) {
   cli_model_src model = {NULL, NULL, 112};
   const char *image = NULL, *out = NULL, *masks_out = NULL;
-  int64_t side = 0, threads = 0;
+  int64_t side = 0, threads = 0, mask_head = 0;
   double mass = 0.6;
   int quiet = 0, whole = 0;
   cli_opt opts[] = {
@@ -102,6 +102,7 @@ static int dino_attention(int argc, char **argv) {
       OPT_DBL("--mass", NULL, &mass, "F", "share of the attention the mask keeps", "0.6", 1e-6, 1),
       OPT_STR("--masks-out", NULL, &masks_out, "MASK.png|MASKDIR",
               "also write the mean map's mask as a grey PNG (255 kept; one image: .png or .pgm), PX x PX; a folder with a folder --image", "none"),
+      OPT_INT("--mask-head", NULL, &mask_head, "N", "--masks-out: head N's mask (1 = first) instead of the mean map's", "0 (mean)", 0, 1024),
       OPT_FLAG("--whole", NULL, &whole, "resize the whole image to PX x PX (no centre crop; aspect not kept)"),
       OPT_THREADS(&threads),
       OPT_QUIET(&quiet),
@@ -118,7 +119,8 @@ static int dino_attention(int argc, char **argv) {
                      "name, picture and the patches the mask keeps.\n"
                      "--masks-out writes that mask alone, PX x PX, one grey PNG per picture (named as the pictures\n"
                      "in a folder MASKDIR): 255 on the kept patches, 0 elsewhere, in the geometry the network saw\n"
-                     "(the centre crop; with --whole, the whole image: what scripts/loc_composites.py score reads).",
+                     "(the centre crop; with --whole, the whole image: what scripts/loc_composites.py score reads);\n"
+                     "--mask-head N writes head N's own mask instead.",
                      opts, CLI_NOPTS(opts), 0, 0, NULL, 0};
   CLI_PARSE_OR_RETURN(cmd, argc, argv);
   int dir = is_dir(image);
@@ -143,10 +145,15 @@ static int dino_attention(int argc, char **argv) {
   if (rc) return rc;
   embr_model_set_threads(m, (int)threads);
   int s = (int)(side ? side : embr_model_input(m).height);
-  if ((rc = embr_model_attention_size(m, s, NULL, NULL))) {
+  int heads = 0;
+  if ((rc = embr_model_attention_size(m, s, &heads, NULL))) {
     rc = embr_error(rc, "%s: %s", model.path, embr_last_error());
     embr_model_free(m);
     return side ? cli_usage_error("%s", embr_last_error()) : cli_fail(rc);
+  }
+  if (mask_head > heads) {
+    embr_model_free(m);
+    return cli_usage_error("--mask-head %lld: the model has %d head%s", (long long)mask_head, heads, heads == 1 ? "" : "s");
   }
   embr_dataset *ds = NULL;
   rc = dir ? embr_dataset_open(image, &ds) : embr_dataset_open_paths(NULL, &image, 1, image, &ds);
@@ -166,7 +173,7 @@ static int dino_attention(int argc, char **argv) {
     int kept = 0, g = 0;
     if (dir && (!path || (masks_out && !mpath))) rc = embr_error(EMBR_ENOMEM, "out of memory");
     if (!rc) rc = embr_dataset_image(ds, i, &im);
-    if (!rc) rc = one(m, &im, s, whole, mass, dir ? path : out, dir ? mpath : masks_out, &kept, &g);
+    if (!rc) rc = one(m, &im, s, whole, mass, dir ? path : out, dir ? mpath : masks_out, (int)mask_head, &kept, &g);
     if (rc && !dir && masks_out) unlink(out); /* the picture without its mask: nothing partial */
     if (!rc) printf("%s\t%s\t%d of %d patches\n", embr_dataset_item_name(ds, i), dir ? path : out, kept, g * g);
     embr_image_free(&im);

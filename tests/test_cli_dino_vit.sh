@@ -103,6 +103,11 @@ awk -v kept="$kept" 'NR == FNR { m[NR - 1] = $1; n++; next }
 # a folder: one PNG mask per image beside the pictures; --whole: the whole image, no crop
 expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG" -o "$T/maps2" --masks-out "$T/masks2" --whole -q
 for f in a b c; do [ "$(png_size "$T/masks2/$f.png")" = 16x16 ] || fail "masks2/$f.png: $(png_size "$T/masks2/$f.png")"; done
+# --mask-head: a head's own mask; this model has one head, whose map is the mean map
+expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/c.ppm" -o "$T/ch.ppm" --masks-out "$T/ch.pgm" --size 32 --mask-head 1 -q
+cmp -s "$T/cm.pgm" "$T/ch.pgm" || fail "--mask-head 1 of a one-head model differs from the mean map's mask"
+expect 2 "--mask-head 2: the model has 1 head$" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/c.ppm" -o "$T/x.png" --mask-head 2
+no_output "$T/x.png"
 expect 2 "--masks-out must name a .png" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/a.ppm" -o "$T/x.png" --masks-out "$T/m.jpg"
 no_output "$T/x.png"
 expect 2 "same folder" -- "$EMBR" dino attention --model "$VIT" --image "$IMG" -o "$T/same" --masks-out "$T/same"
