@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DINO's unsupervised localisation (issue 13) end to end: composites of emoji of split "train"
-# (scripts/loc_composites.py, seed TRAIN_SEED) train vit-tiny by DINO with no masks and no labels
+# (scripts/loc_composites.py, seed TRAIN_SEED; backgrounds from a pool of BACKGROUNDS) train vit-tiny by DINO with no masks and no labels
 # (only the composite images); 200 composites of the held-out split "test" (seed 1) are the test
 # set. For each, `embr dino attention --whole --masks-out` writes the 60 %-mass mask of the heads'
 # mean attention map, and `loc_composites.py score` gives its IoU with the emoji's alpha mask beside
@@ -25,15 +25,16 @@ mkdir -p "$WORK"
 THREADS=${THREADS:-2}
 N_TRAIN=${N_TRAIN:-3000}       # training composites (emoji of split "train")
 TRAIN_SEED=${TRAIN_SEED:-2}    # not the test set's seed 1
+BACKGROUNDS=${BACKGROUNDS:-20} # training composites: backgrounds from a shared pool of this many (0: one each)
 SIZE=${SIZE:-96}               # composite side (train and test)
 INPUT=${INPUT:-32}             # network input: global crops and attention at INPUT px (patch 4)
 LOCAL_SIZE=${LOCAL_SIZE:-12}
-LOCAL_CROPS=${LOCAL_CROPS:-2}
+LOCAL_CROPS=${LOCAL_CROPS:-4}
 EPOCHS=${EPOCHS:-1}
 BATCH=${BATCH:-16}
 DINO_OUT=${DINO_OUT:-256}
 DINO_HIDDEN=${DINO_HIDDEN:-512}
-LR=${LR:-4e-3}                 # per 256 images: the step uses LR * BATCH / 256
+LR=${LR:-8e-3}                 # per 256 images: the step uses LR * BATCH / 256
 WARMUP=${WARMUP:-0}
 TEACHER_TEMP=${TEACHER_TEMP:-0.04}
 MOMENTUM=${MOMENTUM:-0.99}
@@ -62,6 +63,8 @@ score() { # label masks-dir: "label: IoU X, centred box of its area Y, wins W of
 print("%s: attention mask IoU %.4f, centred box of the same area %.4f, attention wins on %d of %d (%.0f %%)" % (
     sys.argv[1], r["pred"], r["box_pred_area"], r["wins"], r["composites"], 100.0 * r["wins"] / r["composites"]))' "$1"
 }
+# One thread for the attention maps: 200 small images, and with two threads on a loaded machine
+# each batch waits at OpenMP barriers for a descheduled partner (10x slower measured).
 masks() { # label model: the mean map's masks, and with HEADS=1 each head's, scored
   local l=$1 m=$2 h
   timed "attention $l" "$EMBR" dino attention --model "$m" --image "$WORK/test/images" -o "$WORK/pics_$l" \
@@ -76,11 +79,12 @@ masks() { # label model: the mean map's masks, and with HEADS=1 each head's, sco
 }
 
 echo "date $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "settings: N_TRAIN=$N_TRAIN TRAIN_SEED=$TRAIN_SEED SIZE=$SIZE INPUT=$INPUT LOCAL_SIZE=$LOCAL_SIZE LOCAL_CROPS=$LOCAL_CROPS" \
+echo "settings: N_TRAIN=$N_TRAIN TRAIN_SEED=$TRAIN_SEED BACKGROUNDS=$BACKGROUNDS SIZE=$SIZE INPUT=$INPUT LOCAL_SIZE=$LOCAL_SIZE LOCAL_CROPS=$LOCAL_CROPS" \
   "EPOCHS=$EPOCHS BATCH=$BATCH DINO_OUT=$DINO_OUT DINO_HIDDEN=$DINO_HIDDEN LR=$LR WARMUP=$WARMUP" \
   "TEACHER_TEMP=$TEACHER_TEMP MOMENTUM=$MOMENTUM DROP_PATH=$DROP_PATH GLOBAL_SCALE=$GLOBAL_SCALE LOCAL_SCALE=$LOCAL_SCALE SEED=$SEED"
 [ -d "$WORK/train" ] || timed "make $N_TRAIN training composites" \
-  "$PY" "$LOC" make --emoji "$EMOJI" --split train --n "$N_TRAIN" --size "$SIZE" --seed "$TRAIN_SEED" --out "$WORK/train" >/dev/null
+  "$PY" "$LOC" make --emoji "$EMOJI" --split train --n "$N_TRAIN" --size "$SIZE" --seed "$TRAIN_SEED" \
+  --backgrounds "$BACKGROUNDS" --out "$WORK/train" >/dev/null
 [ -d "$WORK/test" ] || timed "make 200 test composites" \
   "$PY" "$LOC" make --emoji "$EMOJI" --split test --n 200 --size "$SIZE" --seed 1 --out "$WORK/test" >/dev/null
 "$PY" "$LOC" score --truth "$WORK/test" --pred "$WORK/test/masks" --json |
