@@ -60,8 +60,9 @@ score() { # label masks-dir: "label: IoU X, centred box of its area Y, wins W of
   j=$("$PY" "$LOC" score --truth "$WORK/test" --pred "$2" --json)
   echo "$j" >"$WORK/score_$1.json"
   echo "$j" | "$PY" -c 'import json, sys; r = json.load(sys.stdin)
-print("%s: attention mask IoU %.4f, centred box of the same area %.4f, attention wins on %d of %d (%.0f %%)" % (
-    sys.argv[1], r["pred"], r["box_pred_area"], r["wins"], r["composites"], 100.0 * r["wins"] / r["composites"]))' "$1"
+print("%s: attention mask IoU %.4f, centred box of the same area %.4f, attention wins on %d of %d (%.0f %%);"
+      " kept: object %.3f, background %.3f" % (sys.argv[1], r["pred"], r["box_pred_area"], r["wins"], r["composites"],
+      100.0 * r["wins"] / r["composites"], r["object_kept"], r["background_kept"]))' "$1"
 }
 # One thread for the attention maps: 200 small images, and with two threads on a loaded machine
 # each batch waits at OpenMP barriers for a descheduled partner (10x slower measured).

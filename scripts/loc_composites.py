@@ -210,14 +210,16 @@ def read_mask(path, shape=None):
 
 
 def score_result(truth_dir, pred_dir):
-    """{composites, box_truth_area, and with pred_dir: pred, box_pred_area, wins}."""
+    """{composites, box_truth_area, and with pred_dir: pred, box_pred_area, wins, object_kept,
+    background_kept}: the last two the mean share of the object's and of the background's pixels
+    inside the predicted mask (a mask that ignores the object keeps both alike)."""
     tsv = os.path.join(truth_dir, "composites.tsv")
     if not os.path.isfile(tsv):
         fail("%s: not found (--truth is a folder written by `make`)" % tsv)
     with open(tsv) as f:
         names = [line.split("\t")[0] for line in f.read().splitlines()[1:] if line]
     res = {"composites": len(names), "box_truth_area": 0.0}
-    pred_iou, box_iou, wins = [], [], 0
+    pred_iou, box_iou, wins, obj, bg = [], [], 0, [], []
     for name in names:
         truth = read_mask(os.path.join(truth_dir, "masks", name))
         h, w = truth.shape
@@ -231,9 +233,12 @@ def score_result(truth_dir, pred_dir):
             pred_iou.append(a)
             box_iou.append(b)
             wins += a > b
+            obj.append(pred[truth].mean() if truth.any() else 0.0)
+            bg.append(pred[~truth].mean() if (~truth).any() else 0.0)
     res["box_truth_area"] /= max(1, len(names))
     if pred_dir:
-        res.update(pred=float(np.mean(pred_iou)), box_pred_area=float(np.mean(box_iou)), wins=int(wins))
+        res.update(pred=float(np.mean(pred_iou)), box_pred_area=float(np.mean(box_iou)), wins=int(wins),
+                   object_kept=float(np.mean(obj)), background_kept=float(np.mean(bg)))
     return res
 
 
@@ -248,6 +253,8 @@ def score(args):
         if args.pred:
             print("predicted masks: mean IoU %.4f; centred box of the same area: %.4f; prediction better on %d of %d"
                   % (res["pred"], res["box_pred_area"], wins, len(names)))
+            print("share kept by the predicted masks: object pixels %.3f, background pixels %.3f"
+                  % (res["object_kept"], res["background_kept"]))
     return 0
 
 
@@ -307,6 +314,7 @@ def selftest(_args):
         # score: the truth as the prediction is perfect and beats its box
         res = score_result(os.path.join(d, "a"), os.path.join(d, "a", "masks"))
         assert res["composites"] == 12 and res["pred"] == 1.0 and res["wins"] == 12 and res["box_pred_area"] < 0.9
+        assert res["object_kept"] == 1.0 and res["background_kept"] == 0.0
         assert abs(res["box_pred_area"] - res["box_truth_area"]) < 1e-12  # the same area: the same box
         # --backgrounds 2: every composite's background, outside its emoji's box, is one of two
         ns.n, ns.out, ns.backgrounds = 10, os.path.join(d, "p"), 2
