@@ -136,9 +136,9 @@ def load_rgba(folder, rel):
         fail("%s: cannot read (%s)" % (path, e))
 
 
-def composite(rng, folder, files, size, scale):
-    """One composite: (RGB uint8, bool mask, record)."""
-    bg, kind = background(rng, size)
+def composite(rng, folder, files, size, scale, pool=None):
+    """One composite: (RGB uint8, bool mask, record); its background drawn from `pool` when given."""
+    bg, kind = background(rng, size) if pool is None else pool[rng.integers(len(pool))]
     rel = files[rng.integers(len(files))]
     em = load_rgba(folder, rel)
     side = max(4, int(round(size * rng.uniform(scale[0], scale[1]))))
@@ -166,6 +166,11 @@ def make(args):
     if os.path.exists(out):
         fail("%s exists: give a new folder (the composites are written whole)" % out)
     files = read_emoji(folder, args.split)
+    backgrounds = getattr(args, "backgrounds", 0)
+    if backgrounds < 0:
+        fail("need --backgrounds >= 0")
+    # A pool of backgrounds shared by the composites (its own seed stream, [seed, 0, j]).
+    pool = [background(np.random.default_rng([args.seed, 0, j]), args.size) for j in range(backgrounds)] or None
     tmp = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp.", dir=os.path.dirname(out) or ".")
     try:
         os.mkdir(os.path.join(tmp, "images"))
@@ -173,7 +178,7 @@ def make(args):
         rows, names = [], []
         for i in range(args.n):
             rng = np.random.default_rng([args.seed, i])
-            img, mask, rec = composite(rng, folder, files, args.size, args.scale)
+            img, mask, rec = composite(rng, folder, files, args.size, args.scale, pool)
             name = "%04d.png" % i
             Image.fromarray(img, "RGB").save(os.path.join(tmp, "images", name))
             Image.fromarray((mask * 255).astype(np.uint8), "L").save(os.path.join(tmp, "masks", name))
@@ -205,14 +210,16 @@ def read_mask(path, shape=None):
 
 
 def score_result(truth_dir, pred_dir):
-    """{composites, box_truth_area, and with pred_dir: pred, box_pred_area, wins}."""
+    """{composites, box_truth_area, and with pred_dir: pred, box_pred_area, wins, object_kept,
+    background_kept}: the last two the mean share of the object's and of the background's pixels
+    inside the predicted mask (a mask that ignores the object keeps both alike)."""
     tsv = os.path.join(truth_dir, "composites.tsv")
     if not os.path.isfile(tsv):
         fail("%s: not found (--truth is a folder written by `make`)" % tsv)
     with open(tsv) as f:
         names = [line.split("\t")[0] for line in f.read().splitlines()[1:] if line]
     res = {"composites": len(names), "box_truth_area": 0.0}
-    pred_iou, box_iou, wins = [], [], 0
+    pred_iou, box_iou, wins, obj, bg = [], [], 0, [], []
     for name in names:
         truth = read_mask(os.path.join(truth_dir, "masks", name))
         h, w = truth.shape
@@ -226,9 +233,12 @@ def score_result(truth_dir, pred_dir):
             pred_iou.append(a)
             box_iou.append(b)
             wins += a > b
+            obj.append(pred[truth].mean() if truth.any() else 0.0)
+            bg.append(pred[~truth].mean() if (~truth).any() else 0.0)
     res["box_truth_area"] /= max(1, len(names))
     if pred_dir:
-        res.update(pred=float(np.mean(pred_iou)), box_pred_area=float(np.mean(box_iou)), wins=int(wins))
+        res.update(pred=float(np.mean(pred_iou)), box_pred_area=float(np.mean(box_iou)), wins=int(wins),
+                   object_kept=float(np.mean(obj)), background_kept=float(np.mean(bg)))
     return res
 
 
@@ -243,6 +253,8 @@ def score(args):
         if args.pred:
             print("predicted masks: mean IoU %.4f; centred box of the same area: %.4f; prediction better on %d of %d"
                   % (res["pred"], res["box_pred_area"], wins, len(names)))
+            print("share kept by the predicted masks: object pixels %.3f, background pixels %.3f"
+                  % (res["object_kept"], res["background_kept"]))
     return 0
 
 
@@ -302,7 +314,24 @@ def selftest(_args):
         # score: the truth as the prediction is perfect and beats its box
         res = score_result(os.path.join(d, "a"), os.path.join(d, "a", "masks"))
         assert res["composites"] == 12 and res["pred"] == 1.0 and res["wins"] == 12 and res["box_pred_area"] < 0.9
+        assert res["object_kept"] == 1.0 and res["background_kept"] == 0.0
         assert abs(res["box_pred_area"] - res["box_truth_area"]) < 1e-12  # the same area: the same box
+        # --backgrounds 2: every composite's background, outside its emoji's box, is one of two
+        ns.n, ns.out, ns.backgrounds = 10, os.path.join(d, "p"), 2
+        make(ns)
+        rows = [l.split("\t") for l in open(os.path.join(d, "p", "composites.tsv")).read().splitlines()[1:]]
+        seen = []
+        for r in rows:
+            img = np.asarray(Image.open(os.path.join(d, "p", "images", r[0]))).astype(int)
+            left, top, w, h = (int(v) for v in r[2:6])
+            out = np.ones(img.shape[:2], bool); out[top:top + h, left:left + w] = False
+            for k, (o, ref) in enumerate(seen):
+                both = out & o
+                if (img[both] == ref[both]).all():
+                    break
+            else:
+                seen.append((out, img))
+        assert len(seen) <= 2, "more than 2 backgrounds"
     print("selftest: all checks passed")
     return 0
 
@@ -316,6 +345,8 @@ def main():
     m.add_argument("--n", type=int, default=200)
     m.add_argument("--size", type=int, default=96, help="composite side in pixels (default %(default)s)")
     m.add_argument("--seed", type=int, default=1)
+    m.add_argument("--backgrounds", type=int, default=0,
+                   help="draw backgrounds from a pool of this many, shared by the composites (0: one each; default)")
     m.add_argument("--split", default="test", help="emoji.jsonl split to draw from (default %(default)s: held out)")
     m.add_argument("--scale", type=lambda s: tuple(float(v) for v in s.split(":")), default=(0.3, 0.7),
                    help="emoji side as a fraction of the composite side, LO:HI (default 0.3:0.7)")

@@ -67,6 +67,51 @@ grep -qE "c.ppm	.*c.png	[0-9]+ of 64 patches" "$T/out" || fail "dino attention s
 # a folder: one picture per image, named after it
 expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG" -o "$T/maps" -q
 for f in a b c; do [ "$(png_size "$T/maps/$f.png")" = 56x16 ] || fail "maps/$f.png: $(png_size "$T/maps/$f.png")"; done
+# --masks-out: the mean map's mask alone, checked against the library's own mask as the picture's
+# last panel draws it (attention_map.c: a pixel outside the mask is the view's value x 0.25, rounded in float32;
+# inside, the view's value): both as binary PNM so the shell can read them.
+pnm_bytes() { # file header-lines: the pixel bytes, one per line, after the header's lines
+  local skip
+  skip=$(head -n "$2" "$1" | wc -c)
+  od -An -tu1 -v -j "$skip" "$1" | tr -s ' ' '\n' | sed '/^$/d'
+}
+expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/c.ppm" -o "$T/cm.ppm" --masks-out "$T/cm.pgm" --size 32
+head -n 2 "$T/cm.pgm" | tr '\n' ' ' | grep -q "^P5 32 32 " || fail "mask header: $(head -n 2 "$T/cm.pgm" | tr '\n' ' ')"
+kept=$(sed -n 's/.*	\([0-9]*\) of 64 patches/\1/p' "$T/out")
+pnm_bytes "$T/cm.pgm" 3 >"$T/mask.txt"
+pnm_bytes "$T/cm.ppm" 3 >"$T/pic.txt"
+awk -v kept="$kept" 'NR == FNR { m[NR - 1] = $1; n++; next }
+  { pic[FNR - 1] = $1 }
+  END {
+    if (n != 32 * 32) { print "mask has " n " pixels"; exit 1 }
+    on = 0; dark = 0
+    for (y = 0; y < 32; y++) for (x = 0; x < 32; x++) {
+      v = m[y * 32 + x]
+      if (v != 0 && v != 255) { print "mask value " v; exit 1 }
+      if (v != m[int(y / 4) * 4 * 32 + int(x / 4) * 4]) { print "mask not constant on patch at " x "," y; exit 1 }
+      on += v == 255
+      for (k = 0; k < 3; k++) {
+        a = pic[(y * 104 + x) * 3 + k]; b = pic[(y * 104 + 72 + x) * 3 + k]
+        d = v == 255 ? b - a : b - a * 0.25  # outside: within rounding of float32 (x / 255 * 0.25 * 255)
+        if (d < -0.5 || d > 0.5) { print "pixel " x "," y " channel " k ": mask " v ", picture " b " from " a; exit 1 }
+        if (v == 0 && a >= 4) dark++
+      }
+    }
+    if (on != kept * 16) { print on " mask pixels, stdout says " kept " patches"; exit 1 }
+    if (on == 0 || on == 1024 || dark == 0) { print "degenerate mask: cannot tell it from its complement"; exit 1 }
+  }' "$T/mask.txt" "$T/pic.txt" >"$T/why" || fail "--masks-out disagrees with the picture: $(cat "$T/why")"
+# a folder: one PNG mask per image beside the pictures; --whole: the whole image, no crop
+expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG" -o "$T/maps2" --masks-out "$T/masks2" --whole -q
+for f in a b c; do [ "$(png_size "$T/masks2/$f.png")" = 16x16 ] || fail "masks2/$f.png: $(png_size "$T/masks2/$f.png")"; done
+# --mask-head: a head's own mask; this model has one head, whose map is the mean map
+expect 0 "" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/c.ppm" -o "$T/ch.ppm" --masks-out "$T/ch.pgm" --size 32 --mask-head 1 -q
+cmp -s "$T/cm.pgm" "$T/ch.pgm" || fail "--mask-head 1 of a one-head model differs from the mean map's mask"
+expect 2 "--mask-head 2: the model has 1 head$" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/c.ppm" -o "$T/x.png" --mask-head 2
+no_output "$T/x.png"
+expect 2 "--masks-out must name a .png" -- "$EMBR" dino attention --model "$VIT" --image "$IMG/a.ppm" -o "$T/x.png" --masks-out "$T/m.jpg"
+no_output "$T/x.png"
+expect 2 "same folder" -- "$EMBR" dino attention --model "$VIT" --image "$IMG" -o "$T/same" --masks-out "$T/same"
+[ -e "$T/same" ] && fail "a refused command created its folder"
 # bad inputs: nothing written
 expect 1 "x.png" -- "$EMBR" dino attention --model "$VIT" --image "$T/broken" -o "$T/bmaps"
 [ -e "$T/bmaps" ] && fail "dino attention left an output folder for a folder with a broken image"
