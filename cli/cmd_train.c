@@ -23,12 +23,13 @@ static int objective_of(const char *s, embr_objective *o) {
 typedef struct train_opts {
   const char *objective, *data, *arch, *out, *optimizer, *classes, *per_class, *checkpoint, *resume, *pairs, *bpe;
   const char *global_scale, *local_scale; /* DINO crop area ranges "A:B" */
+  const char *blur;                       /* DINO blur probabilities "A:B:C" */
   int64_t width, dim, side, channels, epochs, batch, pad, seed, threads;
   double lr, wd, warmup, clip, margin, scale, m1, m2, m3;
   int no_flip, quiet;
   /* DINO */
   int64_t local_crops, local_size, dino_out, dino_hidden, dino_bottleneck, tt_warmup, freeze_last;
-  double teacher_temp, momentum_teacher, wd_end, min_lr, drop_path;
+  double teacher_temp, momentum_teacher, wd_end, min_lr, drop_path, jitter, grayscale, solarize;
 } train_opts;
 
 /* Margins: --margin sets the objective's own one (ArcFace m2, CosFace m3, SphereFace m1);
@@ -112,6 +113,21 @@ static int parse_scale(const char *flag, const char *s, float r[2]) {
   return 0;
 }
 
+/* "A:B:C", three probabilities in [0, 1] into r[3]: blur of the first global, the other global and
+ * the local crops. */
+static int parse_blur(const char *s, float r[3]) {
+  const char *t = s;
+  for (int k = 0; k < 3; k++) {
+    char *end;
+    double v = strtod(t, &end);
+    if (end == t || *end != (k < 2 ? ':' : '\0') || !(v >= 0 && v <= 1))
+      return cli_usage_error("--blur '%s': expected A:B:C, three probabilities in [0, 1]", s);
+    r[k] = (float)v;
+    t = end + 1;
+  }
+  return 0;
+}
+
 /* The data of --data (images only, or any dataset) and the --classes / --per-class selection of
  * it; on error nothing is left open. */
 static int open_selection(const train_opts *o, int images_only, embr_dataset **ds, int64_t **subset, int64_t *n) {
@@ -142,17 +158,25 @@ static void dino_flags(const train_opts *o, embr_train_params *tp, const cli_opt
   if (seen(opts, nopts, "--weight-decay-end")) tp->weight_decay_end = (float)o->wd_end;
   if (seen(opts, nopts, "--min-lr")) tp->min_lr = (float)o->min_lr;
   if (seen(opts, nopts, "--freeze-last-layer")) tp->freeze_last_layer = (int)o->freeze_last;
+  if (seen(opts, nopts, "--jitter")) tp->jitter_p = (float)o->jitter;
+  if (seen(opts, nopts, "--grayscale")) tp->grayscale_p = (float)o->grayscale;
+  if (seen(opts, nopts, "--solarize")) tp->solarize_p = (float)o->solarize;
 }
 
 /* DINO: a backbone from --arch (vit-tiny) trained without labels; the teacher's backbone is saved. */
 static int run_dino(const train_opts *o, embr_train_params *tp, const cli_opt *opts, int nopts) {
   if (seen(opts, nopts, "--global-scale") && parse_scale("--global-scale", o->global_scale, tp->global_scale)) return 2;
   if (seen(opts, nopts, "--local-scale") && parse_scale("--local-scale", o->local_scale, tp->local_scale)) return 2;
+  if (seen(opts, nopts, "--blur") && parse_blur(o->blur, tp->blur_p)) return 2;
   const char *arch = seen(opts, nopts, "--arch") ? o->arch : "vit-tiny";
   embr_model_params mp = embr_model_params_arch(arch);
   if (seen(opts, nopts, "--width")) mp.width = (int)o->width;
   if (seen(opts, nopts, "--embedding-dim")) mp.embedding_dim = (int)o->dim;
-  if (seen(opts, nopts, "--input")) mp.input.height = mp.input.width = (int)o->side;
+  if (seen(opts, nopts, "--input")) {
+    mp.input.height = mp.input.width = (int)o->side;
+    /* the evaluation transform keeps DINO's ratio (short side 256 for a 224 crop) at the new side */
+    if (mp.input.crop == EMBR_CROP_CENTER) mp.input.short_side = (int)((o->side * 256 + 112) / 224);
+  }
   if (seen(opts, nopts, "--channels")) mp.input.channels = (int)o->channels;
   embr_model *m = NULL;
   int st = embr_model_create(&mp, (uint64_t)o->seed, &m);
@@ -237,10 +261,10 @@ static int run_training(const train_opts *o, embr_train_params *tp) {
 }
 
 static int cmd_train(int argc, char **argv) {
-  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL, "0.4:1", "0.05:0.4",
+  train_opts o = {"arcface", NULL, "mobilefacenet", NULL, "sgd", NULL, NULL, NULL, NULL, NULL, NULL, "0.4:1", "0.05:0.4", "1:0.1:0.5",
                   64, 128, 112, 3, 20, 64, 4, 1, 0,
                   0.1, 5e-4, 1, 5, 0, 64, 1, 0, 0, 0, 0,
-                  8, 0, 4096, 2048, 256, 30, 1, 0.07, 0.996, 0.4, 1e-6, 0.1};
+                  8, 0, 4096, 2048, 256, 30, 1, 0.07, 0.996, 0.4, 1e-6, 0.1, 0.8, 0.2, 0.2};
   cli_opt opts[] = {
       OPT_STR("--objective", NULL, &o.objective, "NAME", "arcface, cosface, sphereface, combined, softmax, clip or dino", "arcface"),
       OPT_STR_REQ("--data", NULL, &o.data, "DIR|mnist:PATH",
@@ -275,6 +299,10 @@ static int cmd_train(int argc, char **argv) {
       OPT_INT("--local-size", NULL, &o.local_size, "PX", "dino: local crop side (0: input * 96 / 224)", "0 (vit-tiny: 12)", 0, 4096),
       OPT_STR("--global-scale", NULL, &o.global_scale, "A:B", "dino: area range of the global crops (RandomResizedCrop)", "0.4:1"),
       OPT_STR("--local-scale", NULL, &o.local_scale, "A:B", "dino: area range of the local crops", "0.05:0.4"),
+      OPT_DBL("--jitter", NULL, &o.jitter, "P", "dino: probability of the crops' colour jitter (0: none)", "0.8", 0, 1),
+      OPT_DBL("--grayscale", NULL, &o.grayscale, "P", "dino: probability of a crop turned grey (0: none)", "0.2", 0, 1),
+      OPT_STR("--blur", NULL, &o.blur, "A:B:C", "dino: blur probabilities of the first global, second global and local crops", "1:0.1:0.5"),
+      OPT_DBL("--solarize", NULL, &o.solarize, "P", "dino: probability of solarising the second global crop (0: none)", "0.2", 0, 1),
       OPT_INT("--dino-out", NULL, &o.dino_out, "K", "dino: the head's outputs", "4096", 1, 1048576),
       OPT_INT("--dino-hidden", NULL, &o.dino_hidden, "H", "dino: the head's MLP width", "2048", 1, 65536),
       OPT_INT("--dino-bottleneck", NULL, &o.dino_bottleneck, "D", "dino: the head's bottleneck (before the last layer)", "256", 1, 65536),
@@ -321,8 +349,8 @@ static int cmd_train(int argc, char **argv) {
   static const char *dino_only[] = {"--local-crops", "--local-size", "--dino-out", "--dino-hidden", "--dino-bottleneck",
                                     "--drop-path", "--teacher-temp", "--teacher-temp-warmup", "--momentum-teacher",
                                     "--weight-decay-end", "--min-lr", "--freeze-last-layer", "--global-scale",
-                                    "--local-scale"};
-  for (int i = 0; i < 14 && !dino; i++)
+                                    "--local-scale", "--jitter", "--grayscale", "--blur", "--solarize"};
+  for (int i = 0; i < (int)(sizeof dino_only / sizeof *dino_only) && !dino; i++)
     if (seen(opts, nopts, dino_only[i])) return cli_usage_error("%s is for --objective dino", dino_only[i]);
   if (dino) {
     if (o.pairs) return cli_usage_error("--pairs is for --objective clip");

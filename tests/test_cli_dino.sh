@@ -32,6 +32,21 @@ expect 0 "" -- "$EMBR" embed --model "$T/u.safetensors" --images "$D" -o "$T/u.n
 # --global-scale / --local-scale reach the crops: another area range, another model (same seed).
 expect 0 "" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 2 --global-scale 0.6:1 --local-scale 0.2:0.5 -o "$T/s.safetensors" -q
 cmp -s "$T/a.safetensors" "$T/s.safetensors" && fail "--global-scale / --local-scale changed nothing"
+# The photometric flags: DINO's values given explicitly are the defaults (same bytes); each one set
+# otherwise reaches the crops (another model, same seed).
+expect 0 "" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 2 --jitter 0.8 --grayscale 0.2 --blur 1:0.1:0.5 \
+  --solarize 0.2 -o "$T/c.safetensors" -q
+cmp -s "$T/a.safetensors" "$T/c.safetensors" || fail "DINO's colour augmentation given as flags differs from the defaults"
+for f in "--jitter 0" "--grayscale 1" "--blur 0:0:0" "--blur 1:0.1:0" "--solarize 1"; do
+  # shellcheck disable=SC2086 # the flag and its value are two words
+  expect 0 "" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 2 $f -o "$T/c.safetensors" -q
+  cmp -s "$T/a.safetensors" "$T/c.safetensors" && fail "$f changed nothing"
+done
+# --input sets the evaluation transform's short side at DINO's ratio (36 px: 41; it was vit-tiny's 32,
+# smaller than the crop, so the model could not embed).
+expect 0 "" -- "$EMBR" train --objective dino --input 36 --dino-out 16 --dino-hidden 32 --dino-bottleneck 8 --data "$D" \
+  --epochs 0 -o "$T/i.safetensors" -q
+expect 0 "" -- "$EMBR" embed --model "$T/i.safetensors" --images "$D" -o "$T/i.npy" -q
 # ---- resume ------------------------------------------------------------------------------------------
 expect 0 "wrote" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 3 --resume "$T/ck.safetensors" -o "$T/r.safetensors"
 expect 1 "weight_g' has shape 16x1, the model expects 32x1" -- "$EMBR" train "${BASE[@]}" --dino-out 32 --batch 4 \
@@ -65,6 +80,18 @@ expect 2 "--local-scale 'big': expected A:B" -- "$EMBR" train "${SMALL[@]}" --da
 no_output "$T/x.safetensors"
 expect 2 "--local-scale '0.4:0.2': expected A:B with 0 < A <= B <= 1" -- "$EMBR" train "${SMALL[@]}" --data "$D" \
   --local-scale 0.4:0.2 -o "$T/x.safetensors"
+no_output "$T/x.safetensors"
+for f in "--jitter 1.5" "--grayscale -0.1" "--solarize 2"; do
+  # shellcheck disable=SC2086
+  expect 2 "${f%% *}" -- "$EMBR" train "${SMALL[@]}" --data "$D" $f -o "$T/x.safetensors"
+  no_output "$T/x.safetensors"
+done
+for b in 1:0.1 1:0.1:0.5:1 1:2:0 a:b:c 1:0.1:; do
+  expect 2 "--blur '$b': expected A:B:C, three probabilities in \\[0, 1\\]" -- "$EMBR" train "${SMALL[@]}" --data "$D" \
+    --blur "$b" -o "$T/x.safetensors"
+  no_output "$T/x.safetensors"
+done
+expect 2 "--jitter is for --objective dino" -- "$EMBR" train --data "$D" --jitter 0 -o "$T/x.safetensors"
 no_output "$T/x.safetensors"
 expect 2 "--global-scale is for --objective dino" -- "$EMBR" train --data "$D" --global-scale 0.5:1 -o "$T/x.safetensors"
 no_output "$T/x.safetensors"

@@ -557,11 +557,12 @@ static void test_resume_exact(void) {
   CHECK(memcmp(a->P.data, c->P.data, sizeof(float) * (size_t)a->P.total) == 0);
   CHECK(memcmp(a->P.data, fresh->P.data, sizeof(float) * (size_t)a->P.total) != 0);
   /* Bad settings: EMBR_EINVAL before anything runs, the model untouched. */
-  embr_train_params bad[6];
-  for (int i = 0; i < 6; i++) bad[i] = p;
+  embr_train_params bad[10];
+  for (int i = 0; i < 10; i++) bad[i] = p;
   bad[0].dino_out = 0, bad[1].student_temp = 0, bad[2].local_crops = 65, bad[3].momentum_teacher = 1.5f;
   bad[4].batch = 16, bad[5].local_size = 6; /* more than the 8 images; not a multiple of the patch */
-  for (int i = 0; i < 6; i++) {
+  bad[6].jitter_p = 1.5f, bad[7].grayscale_p = -0.1f, bad[8].blur_p[2] = 2, bad[9].solarize_p = NAN; /* not probabilities */
+  for (int i = 0; i < 10; i++) {
     int rc = embr_model_train_dino(b, ds, NULL, 0, &bad[i], NULL);
     CHECK_MSG(rc == EMBR_EINVAL, "setting %d: %d (%s)", i, rc, embr_last_error());
   }

@@ -231,6 +231,11 @@ typedef struct embr_train_params {
   int local_crops;              /* local crops per image [local_crops_number]: 8 (0 allowed) */
   int local_size;               /* their side: 0 = the input side * 96 / 224 (28 -> 12, 224 -> 96) */
   float global_scale[2], local_scale[2]; /* crop area ranges: (0.4, 1), (0.05, 0.4) */
+  /* The crops' photometric augmentation (embr_multicrop_params' fields of the same names): the
+   * probability of ColorJitter (0.8) and of grayscale (0.2) on every crop, Gaussian blur on the
+   * first global, the other global and the local crops (1.0, 0.1, 0.5), solarisation on the
+   * second global crop (0.2). 0 turns one off: colour is what tells some categories apart. */
+  float jitter_p, grayscale_p, blur_p[3], solarize_p;
   float student_temp;           /* 0.1 */
   float teacher_temp, warmup_teacher_temp; /* 0.07, reached linearly from 0.04 over... */
   int warmup_teacher_temp_epochs;          /* ...30 epochs (per epoch, as the reference) */

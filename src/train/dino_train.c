@@ -244,6 +244,9 @@ embr_status embr_model_train_dino(embr_model *m, const embr_dataset *ds, const i
   memcpy(mc.std, in->std, sizeof mc.std);
   memcpy(mc.global_scale, p->global_scale, sizeof mc.global_scale);
   memcpy(mc.local_scale, p->local_scale, sizeof mc.local_scale);
+  mc.jitter_p = p->jitter_p, mc.grayscale_p = p->grayscale_p;
+  memcpy(mc.blur_p, p->blur_p, sizeof mc.blur_p);
+  mc.solarize_p[1] = p->solarize_p; /* DINO solarises the second global crop only */
   if ((rc = embr_multicrop_params_check(&mc))) return rc;
 
   dino_obj o;

@@ -30,6 +30,8 @@ embr_train_params embr_train_params_default(embr_objective obj) {
     p.dino_out = 4096, p.dino_hidden = 2048, p.dino_bottleneck = 256;
     p.local_crops = 8;
     p.global_scale[0] = 0.4f, p.global_scale[1] = 1, p.local_scale[0] = 0.05f, p.local_scale[1] = 0.4f;
+    p.jitter_p = 0.8f, p.grayscale_p = 0.2f, p.solarize_p = 0.2f;
+    p.blur_p[0] = 1.0f, p.blur_p[1] = 0.1f, p.blur_p[2] = 0.5f;
     p.student_temp = 0.1f, p.teacher_temp = 0.07f, p.warmup_teacher_temp = 0.04f, p.warmup_teacher_temp_epochs = 30;
     p.momentum_teacher = 0.996f, p.center_momentum = 0.9f, p.weight_decay_end = 0.4f, p.min_lr = 1e-6f;
     p.freeze_last_layer = 1, p.drop_path = 0.1f;
