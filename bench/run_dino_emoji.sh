@@ -18,39 +18,20 @@ EMBR=$BUILD/embr
 [ -f "$EMOJI/emoji.jsonl" ] || { echo "no emoji.jsonl in $EMOJI" >&2; exit 1; }
 if [ -z "$WORK" ]; then WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT; fi
 mkdir -p "$WORK"
-THREADS=${THREADS:-2}
 INPUT=${INPUT:-28}           # global crop side = the network's input (a multiple of the patch, 4)
 LOCAL_SIZE=${LOCAL_SIZE:-0}  # 0: INPUT * 96 / 224
 EPOCHS=${EPOCHS:-3}
 BATCH=${BATCH:-16}
 LOCAL_CROPS=${LOCAL_CROPS:-4}
-DINO_OUT=${DINO_OUT:-256}
-DINO_HIDDEN=${DINO_HIDDEN:-512}
 LR=${LR:-8e-3}               # per 256 images: the step uses LR * BATCH / 256
-WARMUP=${WARMUP:-0}
-TEACHER_TEMP=${TEACHER_TEMP:-0.04}
-MOMENTUM=${MOMENTUM:-0.99}
-DROP_PATH=${DROP_PATH:-0}
-GLOBAL_SCALE=${GLOBAL_SCALE:-0.4:1}
-LOCAL_SCALE=${LOCAL_SCALE:-0.05:0.4}
 JITTER=${JITTER:-0.8}        # colour augmentation (DINO's values by default)
 GRAYSCALE=${GRAYSCALE:-0.2}
 BLUR=${BLUR:-1:0.1:0.5}
 SOLARIZE=${SOLARIZE:-0.2}
 POOL=${POOL:-cls}            # features of both networks: cls or cls+avg
 RAW_SIZE=${RAW_SIZE:-28}
-SEED=${SEED:-1}
+. "$HERE/dino_common.sh"     # the other settings (THREADS, DINO_OUT, ..., SEED), dino_args, timed
 
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-timed() { # label command...: runs it, prints "label: wall s (load before)" on stderr
-  local l=$1 t0 t1 before
-  shift
-  before=$(load)
-  t0=$(date +%s.%N)
-  "$@"
-  t1=$(date +%s.%N)
-  echo "$l: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s wall (load average before: $before)" >&2
-}
 field() { echo "$1" | sed "s/.*\"$2\": *\([0-9.]*\).*/\1/"; }
 
 # Lists: the categories of both splits, and the same images as absolute paths for train and embed.
@@ -71,12 +52,9 @@ knn_model() { # label model: embeds both splits with --pool POOL, prints the k-N
   echo "$l ($POOL): top-1 $(field "$j" top1), top-5 $(field "$j" top5)"
 }
 
-echo "date $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')"
-COMMON=(--objective dino --data "$WORK/train.images" --arch vit-tiny --input "$INPUT" --local-size "$LOCAL_SIZE"
-  --batch "$BATCH" --local-crops "$LOCAL_CROPS" --dino-out "$DINO_OUT" --dino-hidden "$DINO_HIDDEN" --lr "$LR"
-  --warmup "$WARMUP" --teacher-temp "$TEACHER_TEMP" --teacher-temp-warmup 0 --momentum-teacher "$MOMENTUM"
-  --freeze-last-layer 0 --drop-path "$DROP_PATH" --global-scale "$GLOBAL_SCALE" --local-scale "$LOCAL_SCALE"
-  --jitter "$JITTER" --grayscale "$GRAYSCALE" --blur "$BLUR" --solarize "$SOLARIZE" --threads "$THREADS" --seed "$SEED" -q)
+header
+dino_args --data "$WORK/train.images" --input "$INPUT" --local-size "$LOCAL_SIZE" --jitter "$JITTER" \
+  --grayscale "$GRAYSCALE" --blur "$BLUR" --solarize "$SOLARIZE" -q
 "$EMBR" train "${COMMON[@]}" --epochs 0 -o "$WORK/untrained.safetensors"
 echo "training: ${COMMON[*]} --epochs $EPOCHS"
 timed "DINO training" "$EMBR" train "${COMMON[@]}" --epochs "$EPOCHS" -o "$WORK/dino.safetensors"

@@ -18,34 +18,15 @@ EMBR=$BUILD/embr
   { echo "no MNIST t10k idx files in $MNIST" >&2; exit 1; }
 if [ -z "$WORK" ]; then WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT; fi
 mkdir -p "$WORK"
-THREADS=${THREADS:-2}
 TRAIN_PER_CLASS=${TRAIN_PER_CLASS:-0:800}
 EPOCHS=${EPOCHS:-1}
 BATCH=${BATCH:-32}
 LOCAL_CROPS=${LOCAL_CROPS:-4}
-DINO_OUT=${DINO_OUT:-256}
-DINO_HIDDEN=${DINO_HIDDEN:-512}
 LR=${LR:-2e-3}            # per 256 images: the step uses LR * BATCH / 256
-WARMUP=${WARMUP:-0}
-TEACHER_TEMP=${TEACHER_TEMP:-0.04}
-MOMENTUM=${MOMENTUM:-0.99}
-DROP_PATH=${DROP_PATH:-0}
-GLOBAL_SCALE=${GLOBAL_SCALE:-0.4:1}   # crop area ranges (DINO's); milder ones (0.5:1 / 0.2:0.5) did not
-LOCAL_SCALE=${LOCAL_SCALE:-0.05:0.4}  # help in a small run (docs/dino.md, "Measured: k-NN on MNIST")
-SEED=${SEED:-1}
+. "$HERE/dino_common.sh"  # the other settings (THREADS, DINO_OUT, ..., SEED), dino_args, timed
 DATA=(--data "mnist:$MNIST")
 EVAL=(--train-per-class 0:800 --test-per-class 800: --threads "$THREADS" --json -q)
 
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-timed() { # label command...: runs it, prints "label: wall s (load before)"
-  local l=$1 t0 t1 before
-  shift
-  before=$(load)
-  t0=$(date +%s.%N)
-  "$@"
-  t1=$(date +%s.%N)
-  echo "$l: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s wall (load average before: $before)" >&2
-}
 knn() { # label features...: prints "label top-1 X top-5 Y"
   local l=$1 j
   shift
@@ -54,11 +35,8 @@ knn() { # label features...: prints "label top-1 X top-5 Y"
   echo "$l: top-1 $(echo "$j" | sed 's/.*"top1": *\([0-9.]*\).*/\1/'), top-5 $(echo "$j" | sed 's/.*"top5": *\([0-9.]*\).*/\1/')"
 }
 
-echo "date $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')"
-COMMON=(--objective dino "${DATA[@]}" --per-class "$TRAIN_PER_CLASS" --arch vit-tiny --batch "$BATCH"
-  --local-crops "$LOCAL_CROPS" --dino-out "$DINO_OUT" --dino-hidden "$DINO_HIDDEN" --lr "$LR" --warmup "$WARMUP"
-  --teacher-temp "$TEACHER_TEMP" --teacher-temp-warmup 0 --momentum-teacher "$MOMENTUM" --freeze-last-layer 0
-  --drop-path "$DROP_PATH" --global-scale "$GLOBAL_SCALE" --local-scale "$LOCAL_SCALE" --threads "$THREADS" --seed "$SEED" -q)
+header
+dino_args "${DATA[@]}" --per-class "$TRAIN_PER_CLASS" -q
 "$EMBR" train "${COMMON[@]}" --epochs 0 -o "$WORK/untrained.safetensors"
 echo "training: ${COMMON[*]} --epochs $EPOCHS"
 timed "DINO training" "$EMBR" train "${COMMON[@]}" --epochs "$EPOCHS" -o "$WORK/dino.safetensors"

@@ -24,7 +24,6 @@ LOC=$HERE/../scripts/loc_composites.py
 [ -e "$EMOJI/emoji.jsonl" ] || { echo "no emoji data (emoji.jsonl) in $EMOJI" >&2; exit 1; }
 if [ -z "$WORK" ]; then WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT; fi
 mkdir -p "$WORK"
-THREADS=${THREADS:-2}
 N_TRAIN=${N_TRAIN:-3000}       # training composites (emoji of split "train")
 TRAIN_SEED=${TRAIN_SEED:-2}    # not the test set's seed 1
 BACKGROUNDS=${BACKGROUNDS:-0}  # training composites: backgrounds from a shared pool of this many (0: one each)
@@ -34,29 +33,11 @@ LOCAL_SIZE=${LOCAL_SIZE:-12}
 LOCAL_CROPS=${LOCAL_CROPS:-2}
 EPOCHS=${EPOCHS:-1}
 BATCH=${BATCH:-16}
-DINO_OUT=${DINO_OUT:-256}
-DINO_HIDDEN=${DINO_HIDDEN:-512}
 LR=${LR:-4e-3}                 # per 256 images: the step uses LR * BATCH / 256
-WARMUP=${WARMUP:-0}
-TEACHER_TEMP=${TEACHER_TEMP:-0.04}
-MOMENTUM=${MOMENTUM:-0.99}
-DROP_PATH=${DROP_PATH:-0}
-GLOBAL_SCALE=${GLOBAL_SCALE:-0.4:1}
-LOCAL_SCALE=${LOCAL_SCALE:-0.05:0.4}
-SEED=${SEED:-1}
+. "$HERE/dino_common.sh"       # the other settings (THREADS, DINO_OUT, ..., SEED), dino_args, timed
 HEADS=${HEADS:-1}              # 1: also score each head's own mask
 NHEADS=3                       # vit-tiny's heads
 
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-timed() { # label command...: runs it, prints "label: wall s (load before)" on stderr
-  local l=$1 t0 t1 before
-  shift
-  before=$(load)
-  t0=$(date +%s.%N)
-  "$@"
-  t1=$(date +%s.%N)
-  echo "$l: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s wall (load average before: $before)" >&2
-}
 score() { # label masks-dir: "label: IoU X, centred box of its area Y, wins W of 200"
   local j
   j=$("$PY" "$LOC" score --truth "$WORK/test" --pred "$2" --json)
@@ -81,7 +62,7 @@ masks() { # label model: the mean map's masks, and with HEADS=1 each head's, sco
   done
 }
 
-echo "date $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, commit $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')"
+header
 echo "settings: N_TRAIN=$N_TRAIN TRAIN_SEED=$TRAIN_SEED BACKGROUNDS=$BACKGROUNDS SIZE=$SIZE INPUT=$INPUT LOCAL_SIZE=$LOCAL_SIZE LOCAL_CROPS=$LOCAL_CROPS" \
   "EPOCHS=$EPOCHS BATCH=$BATCH DINO_OUT=$DINO_OUT DINO_HIDDEN=$DINO_HIDDEN LR=$LR WARMUP=$WARMUP" \
   "TEACHER_TEMP=$TEACHER_TEMP MOMENTUM=$MOMENTUM DROP_PATH=$DROP_PATH GLOBAL_SCALE=$GLOBAL_SCALE LOCAL_SCALE=$LOCAL_SCALE SEED=$SEED"
@@ -94,11 +75,7 @@ echo "settings: N_TRAIN=$N_TRAIN TRAIN_SEED=$TRAIN_SEED BACKGROUNDS=$BACKGROUNDS
   "$PY" -c 'import json, sys; print("prior only: centred box of the truth'"'"'s area, mean IoU %.4f" % json.load(sys.stdin)["box_truth_area"])'
 
 # Training sees the composite images only: a flat folder, no masks, no labels.
-COMMON=(--objective dino --data "$WORK/train/images" --arch vit-tiny --input "$INPUT" --local-size "$LOCAL_SIZE"
-  --local-crops "$LOCAL_CROPS" --batch "$BATCH" --dino-out "$DINO_OUT" --dino-hidden "$DINO_HIDDEN" --lr "$LR"
-  --warmup "$WARMUP" --teacher-temp "$TEACHER_TEMP" --teacher-temp-warmup 0 --momentum-teacher "$MOMENTUM"
-  --freeze-last-layer 0 --drop-path "$DROP_PATH" --global-scale "$GLOBAL_SCALE" --local-scale "$LOCAL_SCALE"
-  --threads "$THREADS" --seed "$SEED")
+dino_args --data "$WORK/train/images" --input "$INPUT" --local-size "$LOCAL_SIZE"
 "$EMBR" train "${COMMON[@]}" --epochs 0 -o "$WORK/untrained.safetensors" -q
 masks untrained "$WORK/untrained.safetensors"
 if [ "$EPOCHS" != 0 ]; then
