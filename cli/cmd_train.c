@@ -296,7 +296,7 @@ static int cmd_train(int argc, char **argv) {
       OPT_INT("--pad", NULL, &o.pad, "PX", "augmentation: pad by PX and crop at random (0: off)", "4", 0, 1024),
       OPT_FLAG("--no-flip", NULL, &o.no_flip, "augmentation: no random horizontal flips (clip: never flips)"),
       OPT_INT("--local-crops", NULL, &o.local_crops, "N", "dino: local crops per image", "8", 0, 64),
-      OPT_INT("--local-size", NULL, &o.local_size, "PX", "dino: local crop side (0: input * 96 / 224)", "0 (vit-tiny: 12)", 0, 4096),
+      OPT_INT("--local-size", NULL, &o.local_size, "PX", "dino: local crop side (0: input * 96 / 224 rounded to whole patches)", "0 (vit-tiny: 12)", 0, 4096),
       OPT_STR("--global-scale", NULL, &o.global_scale, "A:B", "dino: area range of the global crops (RandomResizedCrop)", "0.4:1"),
       OPT_STR("--local-scale", NULL, &o.local_scale, "A:B", "dino: area range of the local crops", "0.05:0.4"),
       OPT_DBL("--jitter", NULL, &o.jitter, "P", "dino: probability of the crops' colour jitter (0: none)", "0.8", 0, 1),

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Unsupervised localisation composites for DINO (issue 13): held-out emoji pasted on textured backgrounds.
+"""Unsupervised localisation composites for DINO (issue 13): emoji pasted on textured backgrounds.
 
-  make   writes N composites: each a held-out emoji (emoji.jsonl records of --split, default "test")
+  make   writes N composites: each an emoji of one split (emoji.jsonl records of --split, default
+         "test", the held-out one; "train" for the composites a model trains on)
          scaled to a random fraction of the side and pasted with its alpha at a random position on a
          generated, seeded background (smooth colour noise, stripes at a random angle, or checkers, in
          random colours). Per composite: images/NNNN.png (RGB), masks/NNNN.png (the ground truth:
@@ -192,7 +193,8 @@ def make(args):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print("%s: %d composites of %dx%d (held-out emoji, split %s, seed %d)" % (out, args.n, args.size, args.size, args.split, args.seed))
+    what = "held-out emoji, " if args.split == "test" else ""
+    print("%s: %d composites of %dx%d (%ssplit %s, seed %d)" % (out, args.n, args.size, args.size, what, args.split, args.seed))
     return 0
 
 

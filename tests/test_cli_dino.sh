@@ -47,6 +47,13 @@ done
 expect 0 "" -- "$EMBR" train --objective dino --input 36 --dino-out 16 --dino-hidden 32 --dino-bottleneck 8 --data "$D" \
   --epochs 0 -o "$T/i.safetensors" -q
 expect 0 "" -- "$EMBR" embed --model "$T/i.safetensors" --images "$D" -o "$T/i.npy" -q
+# The local crops' default side is 32 * 96 / 224 = 13.7 rounded to whole patches of 4: 12 (it was 14,
+# which does not tile, and training refused it): the same bytes as --local-size 12 given.
+L32=(--objective dino --input 32 --local-crops 1 --dino-out 16 --dino-hidden 32 --dino-bottleneck 8 --batch 4
+  --threads 1 --seed 3 --data "$D" --epochs 1)
+expect 0 "" -- "$EMBR" train "${L32[@]}" -o "$T/l0.safetensors" -q
+expect 0 "" -- "$EMBR" train "${L32[@]}" --local-size 12 -o "$T/l12.safetensors" -q
+cmp -s "$T/l0.safetensors" "$T/l12.safetensors" || fail "the default local side at 32 px is not 12"
 # ---- resume ------------------------------------------------------------------------------------------
 expect 0 "wrote" -- "$EMBR" train "${SMALL[@]}" --data "$D" --epochs 3 --resume "$T/ck.safetensors" -o "$T/r.safetensors"
 expect 1 "weight_g' has shape 16x1, the model expects 32x1" -- "$EMBR" train "${BASE[@]}" --dino-out 32 --batch 4 \

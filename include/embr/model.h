@@ -229,7 +229,7 @@ typedef struct embr_train_params {
   int dino_out;                 /* K, the head's outputs [out_dim]: 4096 (the paper: 65536) */
   int dino_hidden, dino_bottleneck; /* the head's MLP: 2048, 256 */
   int local_crops;              /* local crops per image [local_crops_number]: 8 (0 allowed) */
-  int local_size;               /* their side: 0 = the input side * 96 / 224 (28 -> 12, 224 -> 96) */
+  int local_size;               /* their side: 0 = the input side * 96 / 224 rounded to whole patches (28 -> 12, 224 -> 96) */
   float global_scale[2], local_scale[2]; /* crop area ranges: (0.4, 1), (0.05, 0.4) */
   /* The crops' photometric augmentation (embr_multicrop_params' fields of the same names): the
    * probability of ColorJitter (0.8) and of grayscale (0.2) on every crop, Gaussian blur on the

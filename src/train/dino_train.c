@@ -202,6 +202,15 @@ static int make_extra(dino_obj *o) {
   return 0;
 }
 
+/* DINO's local crops are 96 px for a 224 px input; for other inputs the same ratio, rounded to the
+ * nearest whole number of patches (at least one) so that the crop tiles into patches: 28 px with
+ * patch 4 gives 12, 32 px 12 (13.7 would not tile), 224 px with patch 14 gives 98 as DINOv2. */
+static int default_local_side(int global, int patch) {
+  if (patch < 1) return (global * 96 + 112) / 224;
+  int n = (global * 96 + 112 * patch) / (224 * patch);
+  return (n < 1 ? 1 : n) * patch;
+}
+
 static int check_dino_params(const embr_train_params *p) {
   if (p->epochs < 1 || p->batch < 2) return embr_error(EMBR_EINVAL, "epochs must be >= 1 and batch >= 2");
   if (!(p->lr > 0) || p->weight_decay < 0 || p->weight_decay_end < 0 || p->min_lr < 0)
@@ -236,7 +245,7 @@ embr_status embr_model_train_dino(embr_model *m, const embr_dataset *ds, const i
   if (!rc && embr_model_has_text(m)) rc = embr_error(EMBR_EINVAL, "DINO trains an image backbone, not a CLIP model");
   if (rc) return rc;
   const embr_image_spec *in = &m->p.input;
-  int G = in->height, L = p->local_size > 0 ? p->local_size : (G * 96 + 112) / 224;
+  int G = in->height, L = p->local_size > 0 ? p->local_size : default_local_side(G, m->p.vision.patch);
   if (in->width != G) return embr_error(EMBR_EINVAL, "DINO needs a square input (the model's is %dx%d)", in->width, G);
   embr_multicrop_params mc = embr_multicrop_params_dino(G, L, p->local_crops);
   mc.channels = in->channels;
