@@ -625,15 +625,22 @@ static void golden(const char *file) {
  * and one it may not (a wrapped buffer: read by a binary post-op), PReLU with one slope per channel
  * and shared, 1x1, 3x3 strided and depthwise, 1 and 2 threads. */
 static void test_fused_conv(void) {
+  /* side: the input's; xl, rl: the layouts of the input and the residual (NCHW 0, NHWC 1, blocked
+   * nChw16c 2); yl: the output's layout oneDNN's path must pick (-1: not checked). The last five
+   * run oneDNN's Winograd (3x3 stride 1, 64 channels, 20x20 maps) and blocked direct kernels
+   * (4x4 maps; a strided layer on a blocked input) and convert between layouts at the edges. */
   static const struct {
-    int in, out, k, stride, groups, res, act, prelu_ch;
-  } cs[] = {{16, 32, 1, 1, 1, 1, NN_ACT_NONE, 0},   {16, 32, 1, 1, 1, 2, NN_ACT_RELU, 0},
-            {16, 32, 3, 1, 1, 1, NN_ACT_RELU, 0},   {16, 32, 3, 2, 1, 0, NN_ACT_PRELU, 32},
-            {32, 32, 3, 1, 32, 0, NN_ACT_PRELU, 32}, {16, 32, 1, 1, 1, 2, NN_ACT_PRELU, 1},
-            {16, 32, 1, 1, 1, 0, NN_ACT_PRELU, 1}};
-  int nb = 3, side = 9;
+    int in, out, k, stride, groups, res, act, prelu_ch, side, xl, rl, yl;
+  } cs[] = {{16, 32, 1, 1, 1, 1, NN_ACT_NONE, 0, 9, 0, 1, 1},    {16, 32, 1, 1, 1, 2, NN_ACT_RELU, 0, 9, 0, 1, 1},
+            {16, 32, 3, 1, 1, 1, NN_ACT_RELU, 0, 9, 0, 1, 1},    {16, 32, 3, 2, 1, 0, NN_ACT_PRELU, 32, 9, 0, 1, 1},
+            {32, 32, 3, 1, 32, 0, NN_ACT_PRELU, 32, 9, 0, 1, 1}, {16, 32, 1, 1, 1, 2, NN_ACT_PRELU, 1, 9, 0, 1, 1},
+            {16, 32, 1, 1, 1, 0, NN_ACT_PRELU, 1, 9, 0, 1, 1},   {64, 64, 3, 1, 1, 1, NN_ACT_RELU, 0, 20, 1, 1, 2},
+            {64, 64, 3, 1, 1, 2, NN_ACT_RELU, 0, 20, 2, 2, 2},   {32, 32, 3, 1, 1, 1, NN_ACT_RELU, 0, 4, 2, 2, 2},
+            {32, 32, 3, 2, 1, 0, NN_ACT_RELU, 0, 9, 2, 1, 2},    {32, 64, 3, 1, 1, 2, NN_ACT_NONE, 0, 9, 2, 2, 1}};
+  int nb = 3;
   for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++)
     for (int nt = 1; nt <= 2; nt++) {
+      int side = cs[c].side;
       nn_params P = {0};
       nn_conv L;
       nn_bn bn;
@@ -651,7 +658,10 @@ static void test_fused_conv(void) {
       embr_rng g;
       embr_rng_seed(&g, 7 + c);
       for (int64_t i = 0; i < nx; i++) x[i] = (float)embr_rng_normal(&g);
-      for (int64_t i = 0; i < ny; i++) r[i] = (float)embr_rng_normal(&g); /* NHWC, as the op wants it */
+      for (int64_t i = 0; i < ny; i++) r[i] = (float)embr_rng_normal(&g); /* in layout rl, as the op reads it */
+      float *xin = malloc(sizeof(float) * (size_t)nx); /* x (NCHW) in layout xl */
+      REQUIRE(xin);
+      embr__nn_relayout_to(x, NN_NCHW, xin, cs[c].xl, nb, cs[c].in, side, side, 1);
       for (int way = 0; way < 2; way++) {
         setenv("EMBR_DNNL", way ? "1" : "0", 1);
         nn_ctx ctx;
@@ -665,13 +675,17 @@ static void test_fused_conv(void) {
         } else if (cs[c].res == 2) { /* the caller's: read only */
           res = embr__nn_wrap(&ctx, r, nb, cs[c].out, oh, oh);
         }
-        if (res) res->nhwc = 1;
+        if (res) res->nhwc = cs[c].rl;
         float *res_buf = res ? res->d : NULL;
-        nn_t *y = embr__nn_conv_bn_act(&ctx, embr__nn_wrap(&ctx, x, nb, cs[c].in, side, side), &L, &bn, res,
-                                       cs[c].act, &pr);
+        nn_t *xt = embr__nn_wrap(&ctx, xin, nb, cs[c].in, side, side);
+        REQUIRE(xt);
+        xt->nhwc = cs[c].xl;
+        nn_t *y = embr__nn_conv_bn_act(&ctx, xt, &L, &bn, res, cs[c].act, &pr);
         REQUIRE(y);
         if (way && embr__dnnl_enabled() && cs[c].res == 1)
           CHECK_MSG(y->d == res_buf, "fused case %zu: the output was not written over the residual", c);
+        if (way && embr__dnnl_enabled())
+          CHECK_MSG(y->nhwc == cs[c].yl, "fused case %zu: output layout %d, expected %d", c, y->nhwc, cs[c].yl);
         y = embr__nn_plain(&ctx, y);
         REQUIRE(y);
         memcpy(out[way], y->d, sizeof(float) * (size_t)ny);
@@ -687,7 +701,7 @@ static void test_fused_conv(void) {
       CHECK_MSG(intact, "fused case %zu: the caller's residual was overwritten", c);
       CHECK_MSG(worst <= 1e-5 * scale, "fused case %zu, %d threads: differs from the reference chain by %.2e (of %.2e)",
                 c, nt, worst, scale);
-      free(x), free(r), free(out[0]), free(out[1]);
+      free(x), free(xin), free(r), free(out[0]), free(out[1]);
       embr__nn_params_free(&P);
     }
 }
