@@ -706,6 +706,55 @@ static void test_fused_conv(void) {
     }
 }
 
+/* embr_model_embed with a batch split across threads (each thread runs the whole network on its
+ * share, one thread per op, primitives in cache slots of its own) against the reference kernels
+ * (EMBR_DNNL=0, 1 thread) and against oneDNN unsplit: ResNet-18 at 80 x 80 (layer1 on 20x20 maps:
+ * Winograd; layer4 on 3x3: the blocked direct kernel) and MobileFaceNet, 7 images in batches of 5
+ * (shares of 2 and 3, then 1 and 1) at 2 threads. */
+static void test_embed_split(void) {
+  static const char *archs[] = {"resnet18", "mobilefacenet"};
+  for (int a = 0; a < 2; a++) {
+    embr_model_params mp = embr_model_params_default();
+    mp.arch = archs[a];
+    mp.embedding_dim = 32;
+    mp.input.height = mp.input.width = 80;
+    embr_model *m;
+    REQUIRE(embr_model_create(&mp, 3, &m) == 0);
+    const int n = 7, dim = 32;
+    int64_t per = 3 * 80 * 80;
+    float *x = malloc(sizeof(float) * (size_t)(n * per)), *out[3];
+    REQUIRE(x);
+    embr_rng g;
+    embr_rng_seed(&g, 5);
+    for (int64_t i = 0; i < n * per; i++) x[i] = (float)embr_rng_normal(&g);
+    /* way 0: reference, 1 thread; 1: oneDNN unsplit, 2 threads; 2: oneDNN split, 2 threads */
+    int unsplit_layers = 0;
+    for (int way = 0; way < 3; way++) {
+      out[way] = malloc(sizeof(float) * (size_t)(n * dim));
+      REQUIRE(out[way]);
+      setenv("EMBR_DNNL", way ? "1" : "0", 1);
+      setenv("EMBR_BATCH_SPLIT", way == 2 ? "1" : "0", 1);
+      embr_model_set_threads(m, way ? 2 : 1);
+      CHECK(embr_model_embed(m, x, n, 5, out[way]) == 0);
+      if (way == 1) unsplit_layers = embr__dnnl_cached_layers(&m->P);
+    }
+    if (embr__dnnl_enabled()) /* slot 0 kept, slots 1 and 2 filled by the split run */
+      CHECK_MSG(unsplit_layers > 0 && embr__dnnl_cached_layers(&m->P) == 3 * unsplit_layers,
+                "%s: %d oneDNN layers after the split run, %d before", archs[a], embr__dnnl_cached_layers(&m->P),
+                unsplit_layers);
+    unsetenv("EMBR_DNNL"), unsetenv("EMBR_BATCH_SPLIT");
+    for (int way = 1; way < 3; way++) {
+      double worst = 0, scale = 0;
+      for (int i = 0; i < n * dim; i++) worst = fmax(worst, fabs(out[way][i] - out[0][i])), scale = fmax(scale, fabs(out[0][i]));
+      CHECK_MSG(scale > 0 && worst <= 1e-4 * scale, "%s, %s: differs from the reference by %.2e (of %.2e)", archs[a],
+                way == 2 ? "split" : "unsplit", worst, scale);
+    }
+    for (int way = 0; way < 3; way++) free(out[way]);
+    free(x);
+    embr_model_free(m);
+  }
+}
+
 static void test_golden_resnet18(void) { golden("nn_resnet18.safetensors"); }
 static void test_golden_mobilefacenet(void) { golden("nn_mobilefacenet.safetensors"); }
 
@@ -1453,7 +1502,7 @@ static void test_drop_path_masks(void) {
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
-                   test_golden_resnet18, test_golden_mobilefacenet, test_fused_conv, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
+                   test_golden_resnet18, test_golden_mobilefacenet, test_fused_conv, test_embed_split, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
                    test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_gemm_rows_split, test_dino_vit_op_grads,

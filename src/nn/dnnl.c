@@ -65,6 +65,10 @@ int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn
   return EMBR_EUNSUPPORTED;
 }
 void embr__dnnl_cache_free(nn_params *P) { (void)P; }
+int embr__dnnl_reserve(nn_params *P, int nslot) {
+  (void)P, (void)nslot;
+  return 0;
+}
 int embr__dnnl_cached_layers(const nn_params *P) {
   (void)P;
   return 0;
@@ -89,8 +93,9 @@ typedef struct layer {
 } layer;
 
 typedef struct cache {
-  int n; /* entries: one per parameter of P (indexed by the weight's index) */
-  layer *l;
+  int n;     /* entries per slot: one per parameter of P (indexed by the weight's index) */
+  int nslot; /* slots: one per inference context running at once over P (nn_ctx.slot) */
+  layer *l;  /* slot s, weight w: l[s * n + w] */
 } cache;
 
 static dnnl_engine_t engine;
@@ -107,7 +112,7 @@ static void layer_clear(layer *l) {
 void embr__dnnl_cache_free(nn_params *P) {
   cache *c = P->dnnl;
   if (!c) return;
-  for (int i = 0; i < c->n; i++) layer_clear(&c->l[i]);
+  for (int i = 0; i < c->n * c->nslot; i++) layer_clear(&c->l[i]);
   free(c->l);
   free(c);
   P->dnnl = NULL;
@@ -116,21 +121,30 @@ void embr__dnnl_cache_free(nn_params *P) {
 int embr__dnnl_cached_layers(const nn_params *P) {
   const cache *c = P->dnnl;
   int k = 0;
-  for (int i = 0; c && i < c->n; i++) k += c->l[i].prim != NULL;
+  for (int i = 0; c && i < c->n * c->nslot; i++) k += c->l[i].prim != NULL;
   return k;
 }
 
-static layer *layer_of(nn_params *P, int widx) {
+int embr__dnnl_reserve(nn_params *P, int nslot) {
   cache *c = P->dnnl;
-  if (!c) {
-    if (!(c = calloc(1, sizeof(cache))) || !(c->l = calloc((size_t)P->n, sizeof(layer)))) {
-      free(c);
-      return NULL;
-    }
-    c->n = P->n;
-    P->dnnl = c;
+  if (c && c->nslot >= nslot) return 0;
+  layer *l = calloc((size_t)P->n * (size_t)nslot, sizeof(layer));
+  if (!l || (!c && !(c = calloc(1, sizeof(cache))))) {
+    free(l);
+    return embr_error(EMBR_ENOMEM, "out of memory");
   }
-  return widx >= 0 && widx < c->n ? &c->l[widx] : NULL;
+  if (c->l) memcpy(l, c->l, sizeof(layer) * (size_t)c->n * (size_t)c->nslot); /* the entries move, unchanged */
+  free(c->l);
+  c->l = l, c->n = P->n, c->nslot = nslot;
+  P->dnnl = c;
+  return 0;
+}
+
+static layer *layer_of(nn_params *P, int widx, int slot) {
+  cache *c = P->dnnl;
+  if ((!c || c->nslot <= slot) && embr__dnnl_reserve(P, slot + 1)) return NULL;
+  c = P->dnnl;
+  return widx >= 0 && widx < c->n ? &c->l[(int64_t)slot * c->n + widx] : NULL;
 }
 
 /* The weights with the batch norm folded in (double sums: the fold must not add error beyond
@@ -294,7 +308,7 @@ out:
 
 static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res, int relu,
                const float *slopes, int prelu, int *prelu_apart) {
-  layer *l = layer_of(ctx->P, L->widx);
+  layer *l = layer_of(ctx->P, L->widx, ctx->slot);
   if (!l) return embr_error(EMBR_ENOMEM, "out of memory");
   int wino, fmt = choose(L, x->nhwc, y->h, y->w, prelu, &wino);
   /* sum 2: dst holds the residual when the convolution runs (written over it, or converted into

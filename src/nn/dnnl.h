@@ -30,6 +30,10 @@ int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn
 void embr__nn_relayout_to(const float *src, int from, float *dst, int to, int n, int c, int h, int w, int nt);
 
 void embr__dnnl_cache_free(nn_params *P);
+/* Room in P's cache for nslot inference contexts running at once (nn_ctx.slot 0 .. nslot-1),
+ * each with primitives of its own; called before they start (it is not thread-safe: a context
+ * whose slot has no room grows the cache itself). 0 or EMBR_ENOMEM. */
+int embr__dnnl_reserve(nn_params *P, int nslot);
 /* Layers of P that hold a oneDNN primitive (tests: the fast path did run). */
 int embr__dnnl_cached_layers(const nn_params *P);
 

@@ -96,6 +96,8 @@ typedef struct nn_ctx {
   embr_rng rng;
   int rc; /* first error (sticky until reset) */
   int nt; /* threads of the ops' parallel regions (num_threads); init: all cores */
+  int slot; /* inference: which of P's oneDNN cache slots this context uses (contexts running at
+               once over one P take different slots; embr__dnnl_reserve); init: 0 */
   /* Set by the caller: every attention op copies the class token's row of its probabilities
    * (query 0 over all T keys, per batch item and head) into cls_attn (B x H x T floats, arena
    * memory, replaced by each attention op: after a forward pass it holds the last block's). */
