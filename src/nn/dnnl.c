@@ -196,18 +196,19 @@ static dnnl_primitive_desc_t make_pd(const dnnl_convolution_desc_t *cd, const dn
   return pd;
 }
 
-/* The layout and algorithm of a layer, from per-layer timings of oneDNN 2.6 on AVX-512 (2
- * threads, batch 32; docs/benchmarks.md): Winograd F(4x4, 3x3) (jit_wino_4x3, nChw16c only) is
- * 1.6-2x the direct kernels on stride-1 3x3 layers with maps of 28x28 and more, but slower from
- * 14x14 down (too few tiles); on maps of 4x4 and less the blocked direct kernel (jit:avx512_core,
- * nChw16c) is about 1.5x brgemm on NHWC; elsewhere brgemm on NHWC wins (2x the blocked kernel
- * at 14x14 and 7x7). A strided layer keeps a blocked input blocked (both kernels run it at the
- * same speed, and a reorder is saved). PReLU layers stay NHWC (its pass reads NHWC). */
-static int choose(const nn_conv *L, int xl, int oh, int ow, int prelu, int *wino) {
+/* The layout and algorithm of a layer, from per-layer timings of oneDNN 2.6 on AVX-512
+ * (docs/benchmarks.md). One thread per op (a batch split across threads), batch 16, thread CPU
+ * time: Winograd F(4x4, 3x3) (jit_wino_4x3, nChw16c only) runs the stride-1 3x3 layers at 1.4-1.8x
+ * brgemm's rate on NHWC on maps from 28x28 down to 7x7; on 4x4 maps the blocked direct kernel
+ * (jit:avx512_core) is 1.6x brgemm and level with Winograd. Two threads per op, batch 32: Winograd
+ * wins only on maps of 28x28 (too few tiles per thread below), brgemm elsewhere but on 4x4 maps.
+ * A strided layer keeps a blocked input blocked (within 12 % of brgemm, and a reorder saved). PReLU
+ * layers stay NHWC (its pass reads NHWC). */
+static int choose(const nn_conv *L, int xl, int oh, int ow, int prelu, int nt, int *wino) {
   *wino = 0;
   const char *e = getenv("EMBR_DNNL_LAYOUT");
   if ((e && !strcmp(e, "nhwc")) || L->groups != 1 || L->in % 16 || L->out % 16 || prelu) return NN_NHWC;
-  if (L->k == 3 && L->stride == 1 && L->in == L->out && L->in >= 64 && oh * ow >= 400) {
+  if (L->k == 3 && L->stride == 1 && L->in == L->out && L->in >= 64 && oh * ow >= (nt == 1 ? 25 : 400)) {
     *wino = 1;
     return NN_BLK16;
   }
@@ -310,7 +311,7 @@ static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn
                const float *slopes, int prelu, int *prelu_apart) {
   layer *l = layer_of(ctx->P, L->widx, ctx->slot);
   if (!l) return embr_error(EMBR_ENOMEM, "out of memory");
-  int wino, fmt = choose(L, x->nhwc, y->h, y->w, prelu, &wino);
+  int wino, fmt = choose(L, x->nhwc, y->h, y->w, prelu, ctx->nt, &wino);
   /* sum 2: dst holds the residual when the convolution runs (written over it, or converted into
    * it from another layout) */
   int sum = !res ? 0 : res->d == y->d || res->nhwc != fmt ? 2 : 1, rc;
