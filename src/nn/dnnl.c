@@ -1,7 +1,10 @@
 /* oneDNN convolutions for inference: batch norm folded into the weights and bias, the residual
  * add (a binary post-op reading the shortcut where it lies: no copy) and ReLU or PReLU as oneDNN
  * post-ops, so that each convolution is one pass over memory; activations NHWC (oneDNN's brgemm kernels take NHWC as is;
- * on NCHW it falls back to an im2col GEMM that runs 1x1 convolutions 20x slower).
+ * on NCHW it falls back to an im2col GEMM that runs 1x1 convolutions 20x slower), or blocked
+ * nChw16c for the layers where Winograd or the blocked direct kernel is faster (choose()).
+ * Contexts running at once over one parameter table (embr_model_embed's batch split) keep their
+ * primitives in separate cache slots.
  *
  * Threads. Debian's oneDNN is built on OpenMP: its parallel regions take omp_get_max_threads()
  * of the calling thread, and no per-call count exists (dnnl_threadpool_interop is for threadpool
