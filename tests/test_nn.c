@@ -625,15 +625,22 @@ static void golden(const char *file) {
  * and one it may not (a wrapped buffer: read by a binary post-op), PReLU with one slope per channel
  * and shared, 1x1, 3x3 strided and depthwise, 1 and 2 threads. */
 static void test_fused_conv(void) {
+  /* side: the input's; xl, rl: the layouts of the input and the residual (NCHW 0, NHWC 1, blocked
+   * nChw16c 2); yl: the output's layout oneDNN's path must pick (-1: not checked). The last five
+   * run oneDNN's Winograd (3x3 stride 1, 64 channels, 20x20 maps) and blocked direct kernels
+   * (4x4 maps; a strided layer on a blocked input) and convert between layouts at the edges. */
   static const struct {
-    int in, out, k, stride, groups, res, act, prelu_ch;
-  } cs[] = {{16, 32, 1, 1, 1, 1, NN_ACT_NONE, 0},   {16, 32, 1, 1, 1, 2, NN_ACT_RELU, 0},
-            {16, 32, 3, 1, 1, 1, NN_ACT_RELU, 0},   {16, 32, 3, 2, 1, 0, NN_ACT_PRELU, 32},
-            {32, 32, 3, 1, 32, 0, NN_ACT_PRELU, 32}, {16, 32, 1, 1, 1, 2, NN_ACT_PRELU, 1},
-            {16, 32, 1, 1, 1, 0, NN_ACT_PRELU, 1}};
-  int nb = 3, side = 9;
+    int in, out, k, stride, groups, res, act, prelu_ch, side, xl, rl, yl;
+  } cs[] = {{16, 32, 1, 1, 1, 1, NN_ACT_NONE, 0, 9, 0, 1, 1},    {16, 32, 1, 1, 1, 2, NN_ACT_RELU, 0, 9, 0, 1, 1},
+            {16, 32, 3, 1, 1, 1, NN_ACT_RELU, 0, 9, 0, 1, 1},    {16, 32, 3, 2, 1, 0, NN_ACT_PRELU, 32, 9, 0, 1, 1},
+            {32, 32, 3, 1, 32, 0, NN_ACT_PRELU, 32, 9, 0, 1, 1}, {16, 32, 1, 1, 1, 2, NN_ACT_PRELU, 1, 9, 0, 1, 1},
+            {16, 32, 1, 1, 1, 0, NN_ACT_PRELU, 1, 9, 0, 1, 1},   {64, 64, 3, 1, 1, 1, NN_ACT_RELU, 0, 20, 1, 1, 2},
+            {64, 64, 3, 1, 1, 2, NN_ACT_RELU, 0, 20, 2, 2, 2},   {32, 32, 3, 1, 1, 1, NN_ACT_RELU, 0, 4, 2, 2, 2},
+            {32, 32, 3, 2, 1, 0, NN_ACT_RELU, 0, 9, 2, 1, 2},    {32, 64, 3, 1, 1, 2, NN_ACT_NONE, 0, 9, 2, 2, 1}};
+  int nb = 3;
   for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++)
     for (int nt = 1; nt <= 2; nt++) {
+      int side = cs[c].side;
       nn_params P = {0};
       nn_conv L;
       nn_bn bn;
@@ -651,7 +658,10 @@ static void test_fused_conv(void) {
       embr_rng g;
       embr_rng_seed(&g, 7 + c);
       for (int64_t i = 0; i < nx; i++) x[i] = (float)embr_rng_normal(&g);
-      for (int64_t i = 0; i < ny; i++) r[i] = (float)embr_rng_normal(&g); /* NHWC, as the op wants it */
+      for (int64_t i = 0; i < ny; i++) r[i] = (float)embr_rng_normal(&g); /* in layout rl, as the op reads it */
+      float *xin = malloc(sizeof(float) * (size_t)nx); /* x (NCHW) in layout xl */
+      REQUIRE(xin);
+      embr__nn_relayout_to(x, NN_NCHW, xin, cs[c].xl, nb, cs[c].in, side, side, 1);
       for (int way = 0; way < 2; way++) {
         setenv("EMBR_DNNL", way ? "1" : "0", 1);
         nn_ctx ctx;
@@ -665,13 +675,17 @@ static void test_fused_conv(void) {
         } else if (cs[c].res == 2) { /* the caller's: read only */
           res = embr__nn_wrap(&ctx, r, nb, cs[c].out, oh, oh);
         }
-        if (res) res->nhwc = 1;
+        if (res) res->nhwc = cs[c].rl;
         float *res_buf = res ? res->d : NULL;
-        nn_t *y = embr__nn_conv_bn_act(&ctx, embr__nn_wrap(&ctx, x, nb, cs[c].in, side, side), &L, &bn, res,
-                                       cs[c].act, &pr);
+        nn_t *xt = embr__nn_wrap(&ctx, xin, nb, cs[c].in, side, side);
+        REQUIRE(xt);
+        xt->nhwc = cs[c].xl;
+        nn_t *y = embr__nn_conv_bn_act(&ctx, xt, &L, &bn, res, cs[c].act, &pr);
         REQUIRE(y);
         if (way && embr__dnnl_enabled() && cs[c].res == 1)
           CHECK_MSG(y->d == res_buf, "fused case %zu: the output was not written over the residual", c);
+        if (way && embr__dnnl_enabled())
+          CHECK_MSG(y->nhwc == cs[c].yl, "fused case %zu: output layout %d, expected %d", c, y->nhwc, cs[c].yl);
         y = embr__nn_plain(&ctx, y);
         REQUIRE(y);
         memcpy(out[way], y->d, sizeof(float) * (size_t)ny);
@@ -687,9 +701,58 @@ static void test_fused_conv(void) {
       CHECK_MSG(intact, "fused case %zu: the caller's residual was overwritten", c);
       CHECK_MSG(worst <= 1e-5 * scale, "fused case %zu, %d threads: differs from the reference chain by %.2e (of %.2e)",
                 c, nt, worst, scale);
-      free(x), free(r), free(out[0]), free(out[1]);
+      free(x), free(xin), free(r), free(out[0]), free(out[1]);
       embr__nn_params_free(&P);
     }
+}
+
+/* embr_model_embed with a batch split across threads (each thread runs the whole network on its
+ * share, one thread per op, primitives in cache slots of its own) against the reference kernels
+ * (EMBR_DNNL=0, 1 thread) and against oneDNN unsplit: ResNet-18 at 80 x 80 (layer1 on 20x20 maps:
+ * Winograd; layer4 on 3x3: the blocked direct kernel) and MobileFaceNet, 7 images in batches of 5
+ * (shares of 2 and 3, then 1 and 1) at 2 threads. */
+static void test_embed_split(void) {
+  static const char *archs[] = {"resnet18", "mobilefacenet"};
+  for (int a = 0; a < 2; a++) {
+    embr_model_params mp = embr_model_params_default();
+    mp.arch = archs[a];
+    mp.embedding_dim = 32;
+    mp.input.height = mp.input.width = 80;
+    embr_model *m;
+    REQUIRE(embr_model_create(&mp, 3, &m) == 0);
+    const int n = 7, dim = 32;
+    int64_t per = 3 * 80 * 80;
+    float *x = malloc(sizeof(float) * (size_t)(n * per)), *out[3];
+    REQUIRE(x);
+    embr_rng g;
+    embr_rng_seed(&g, 5);
+    for (int64_t i = 0; i < n * per; i++) x[i] = (float)embr_rng_normal(&g);
+    /* way 0: reference, 1 thread; 1: oneDNN unsplit, 2 threads; 2: oneDNN split, 2 threads */
+    int unsplit_layers = 0;
+    for (int way = 0; way < 3; way++) {
+      out[way] = malloc(sizeof(float) * (size_t)(n * dim));
+      REQUIRE(out[way]);
+      setenv("EMBR_DNNL", way ? "1" : "0", 1);
+      setenv("EMBR_BATCH_SPLIT", way == 2 ? "1" : "0", 1);
+      embr_model_set_threads(m, way ? 2 : 1);
+      CHECK(embr_model_embed(m, x, n, 5, out[way]) == 0);
+      if (way == 1) unsplit_layers = embr__dnnl_cached_layers(&m->P);
+    }
+    if (embr__dnnl_enabled()) /* slot 0 kept, slots 1 and 2 filled by the split run */
+      CHECK_MSG(unsplit_layers > 0 && embr__dnnl_cached_layers(&m->P) == 3 * unsplit_layers,
+                "%s: %d oneDNN layers after the split run, %d before", archs[a], embr__dnnl_cached_layers(&m->P),
+                unsplit_layers);
+    unsetenv("EMBR_DNNL"), unsetenv("EMBR_BATCH_SPLIT");
+    for (int way = 1; way < 3; way++) {
+      double worst = 0, scale = 0;
+      for (int i = 0; i < n * dim; i++) worst = fmax(worst, fabs(out[way][i] - out[0][i])), scale = fmax(scale, fabs(out[0][i]));
+      CHECK_MSG(scale > 0 && worst <= 1e-4 * scale, "%s, %s: differs from the reference by %.2e (of %.2e)", archs[a],
+                way == 2 ? "split" : "unsplit", worst, scale);
+    }
+    for (int way = 0; way < 3; way++) free(out[way]);
+    free(x);
+    embr_model_free(m);
+  }
 }
 
 static void test_golden_resnet18(void) { golden("nn_resnet18.safetensors"); }
@@ -1439,7 +1502,7 @@ static void test_drop_path_masks(void) {
 int main(int argc, char **argv) {
   return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
-                   test_golden_resnet18, test_golden_mobilefacenet, test_fused_conv, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
+                   test_golden_resnet18, test_golden_mobilefacenet, test_fused_conv, test_embed_split, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,
                    test_golden_transformer_ops, test_golden_text_block, test_golden_image_block,
                    test_clip_loss_grads, test_clip_loss_clamp, test_clip_loss_golden, test_vexpf, test_verff, test_gelu_dispatch, test_gemm_rows_split, test_dino_vit_op_grads,

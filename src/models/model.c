@@ -10,6 +10,9 @@
 #include "models/clip.h"
 #include "models/dino_vit.h"
 #include "models/models.h"
+#include "nn/dnnl.h"
+
+#include <omp.h>
 
 static const net_ops *const all_nets[] = {&embr__resnet18_ops, &embr__resnet34_ops, &embr__mobilefacenet_ops};
 
@@ -105,6 +108,8 @@ void embr_model_free(embr_model *m) {
   if (m->ops && m->net) m->ops->destroy(m->net);
   embr__nn_params_free(&m->P);
   embr__nn_ctx_free(&m->infer);
+  for (int i = 0; i < m->nsplit; i++) embr__nn_ctx_free(&m->split[i]);
+  embr_free(m->split);
   for (int i = 0; i < m->nclass_names; i++) embr_free(m->class_names[i]);
   embr_free(m->class_names);
   embr_bpe_free(m->bpe);
@@ -134,6 +139,67 @@ embr_status embr_model_set_pool(embr_model *m, embr_pool pool) {
   return 0;
 }
 
+/* A batch split across threads. The convolutional networks' inference is per image (batch norm
+ * on running statistics) and runs on oneDNN, whose layers at 2 threads spend much of their time
+ * at the barrier ending each parallel region (libgomp 31 % of ResNet-18's samples, 61 % of
+ * MobileFaceNet's; more when another process takes a core for a moment): here each thread runs
+ * the whole network on its share of the batch with one thread per op, in a context (arena, oneDNN
+ * primitives: cache slot k + 1) of its own, and nothing waits until the end. EMBR_BATCH_SPLIT=0
+ * turns it off (the benchmark compares both). */
+static int split_ok(const embr_model *m, int nt, int nb) {
+  const char *e = getenv("EMBR_BATCH_SPLIT");
+  return nt > 1 && nb >= nt && embr__dnnl_enabled() && (!e || strcmp(e, "0")) &&
+         (m->ops == &embr__resnet18_ops || m->ops == &embr__resnet34_ops || m->ops == &embr__mobilefacenet_ops);
+}
+
+static int split_contexts(embr_model *m, int nt) {
+  if (m->nsplit < nt) {
+    nn_ctx *c = embr_calloc((size_t)nt, sizeof(nn_ctx));
+    if (!c) return embr_error(EMBR_ENOMEM, "out of memory");
+    for (int k = 0; k < nt; k++) {
+      if (k < m->nsplit) {
+        c[k] = m->split[k];
+        continue;
+      }
+      embr__nn_ctx_init(&c[k], &m->P, 0, 0, 0);
+      c[k].block_size = (size_t)4 << 20, c[k].slot = k + 1;
+    }
+    embr_free(m->split);
+    m->split = c, m->nsplit = nt;
+  }
+  return embr__dnnl_reserve(&m->P, nt + 1);
+}
+
+static int embed_split(embr_model *m, const float *x, int nb, float *out, int nt) {
+  const embr_image_spec *s = &m->p.input;
+  const int64_t per = (int64_t)s->channels * s->height * s->width, dim = m->p.embedding_dim;
+  int rc = split_contexts(m, nt), failed = -1;
+  char msg[256] = "";
+  if (rc) return rc;
+#pragma omp parallel num_threads(nt)
+  {
+    const int k = omp_get_thread_num(), team = omp_get_num_threads();
+    const int lo = (int)((int64_t)nb * k / team), hi = (int)((int64_t)nb * (k + 1) / team);
+    nn_ctx *c = &m->split[k];
+    c->nt = 1;
+    embr__nn_ctx_reset(c);
+    nn_t *y = hi > lo ? embr__model_forward(m, c, embr__nn_wrap(c, (float *)(x + lo * per), hi - lo, s->channels,
+                                                                   s->height, s->width))
+                      : NULL;
+    if (y) {
+      memcpy(out + lo * dim, y->d, sizeof(float) * (size_t)(hi - lo) * (size_t)dim);
+    } else if (hi > lo) {
+#pragma omp critical(embr_embed_split)
+      if (failed < 0) { /* the error's detail is the failing thread's: carried to the caller's */
+        failed = k, rc = c->rc ? c->rc : EMBR_ENOMEM;
+        snprintf(msg, sizeof(msg), "%s", c->rc ? embr_last_error() : "out of memory");
+      }
+    }
+    embr__nn_ctx_reset(c);
+  }
+  return rc ? embr_error(rc, "%s", msg) : 0;
+}
+
 embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch, float *out) {
   if (n < 0 || batch < 1) return embr_error(EMBR_EINVAL, "bad image count or batch size");
   m->infer.nt = embr_threads_resolve(m->n_threads);
@@ -141,7 +207,11 @@ embr_status embr_model_embed(embr_model *m, const float *x, int64_t n, int batch
   int64_t per = (int64_t)s->channels * s->height * s->width;
   int step = batch;
   for (int64_t i = 0; i < n; i += step) {
-    int nb = (int)(n - i < step ? n - i : step);
+    int nb = (int)(n - i < step ? n - i : step), rc;
+    if (split_ok(m, m->infer.nt, nb)) {
+      if ((rc = embed_split(m, x + i * per, nb, out + i * m->p.embedding_dim, m->infer.nt))) return rc;
+      continue;
+    }
     embr__nn_ctx_reset(&m->infer);
     nn_t *in = embr__nn_wrap(&m->infer, (float *)(x + i * per), nb, s->channels, s->height, s->width);
     nn_t *y = embr__model_forward(m, &m->infer, in);

@@ -34,6 +34,8 @@ struct embr_model {
   nn_params P;
   nn_head hd;
   nn_ctx infer; /* inference arena (no tape) */
+  nn_ctx *split; /* embr_model_embed's per-thread contexts when a batch is split (src/models/model.c) */
+  int nsplit;
   char **class_names;
   int nclass_names;
   int n_threads;

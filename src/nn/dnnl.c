@@ -1,7 +1,10 @@
 /* oneDNN convolutions for inference: batch norm folded into the weights and bias, the residual
  * add (a binary post-op reading the shortcut where it lies: no copy) and ReLU or PReLU as oneDNN
  * post-ops, so that each convolution is one pass over memory; activations NHWC (oneDNN's brgemm kernels take NHWC as is;
- * on NCHW it falls back to an im2col GEMM that runs 1x1 convolutions 20x slower).
+ * on NCHW it falls back to an im2col GEMM that runs 1x1 convolutions 20x slower), or blocked
+ * nChw16c for the layers where Winograd or the blocked direct kernel is faster (choose()).
+ * Contexts running at once over one parameter table (embr_model_embed's batch split) keep their
+ * primitives in separate cache slots.
  *
  * Threads. Debian's oneDNN is built on OpenMP: its parallel regions take omp_get_max_threads()
  * of the calling thread, and no per-call count exists (dnnl_threadpool_interop is for threadpool
@@ -32,16 +35,27 @@ int embr__dnnl_enabled(void) {
 #endif
 }
 
-void embr__nn_relayout(const float *src, float *dst, int n, int c, int h, int w, int to_nhwc, int nt) {
-  int64_t hw = (int64_t)h * w;
+/* Element (image i, channel 16 cb + j, pixel p) of layout f lies at i c hw + cb so + p ps + j js. */
+static void strides_of(int f, int64_t c, int64_t hw, int64_t *so, int64_t *ps, int64_t *js) {
+  *so = f == NN_NHWC ? 16 : 16 * hw;
+  *ps = f == NN_NCHW ? 1 : f == NN_NHWC ? c : 16;
+  *js = f == NN_NCHW ? hw : 1;
+}
+
+void embr__nn_relayout_to(const float *src, int from, float *dst, int to, int n, int c, int h, int w, int nt) {
+  const int64_t hw = (int64_t)h * w, nb = (c + 15) / 16;
+  int64_t fo, fp, fj, to_o, tp, tj;
+  strides_of(from, c, hw, &fo, &fp, &fj);
+  strides_of(to, c, hw, &to_o, &tp, &tj);
 #pragma omp parallel for num_threads(nt) schedule(static) collapse(2)
   for (int i = 0; i < n; i++)
     for (int64_t p = 0; p < hw; p++) {
-      const int64_t base = (int64_t)i * c * hw;
-      if (to_nhwc)
-        for (int k = 0; k < c; k++) dst[base + p * c + k] = src[base + k * hw + p];
-      else
-        for (int k = 0; k < c; k++) dst[base + k * hw + p] = src[base + p * c + k];
+      const float *s = src + (int64_t)i * c * hw + p * fp;
+      float *d = dst + (int64_t)i * c * hw + p * tp;
+      for (int64_t cb = 0; cb < nb; cb++) {
+        const int m = c - 16 * cb < 16 ? (int)(c - 16 * cb) : 16; /* a partial block: NCHW/NHWC only */
+        for (int j = 0; j < m; j++) d[cb * to_o + j * tj] = s[cb * fo + j * fj];
+      }
     }
 }
 
@@ -54,6 +68,10 @@ int embr__dnnl_conv_fwd(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn
   return EMBR_EUNSUPPORTED;
 }
 void embr__dnnl_cache_free(nn_params *P) { (void)P; }
+int embr__dnnl_reserve(nn_params *P, int nslot) {
+  (void)P, (void)nslot;
+  return 0;
+}
 int embr__dnnl_cached_layers(const nn_params *P) {
   (void)P;
   return 0;
@@ -65,6 +83,8 @@ int embr__dnnl_cached_layers(const nn_params *P) {
 typedef struct layer {
   uint64_t version; /* P->version + 1 when built (0: empty) */
   int n, h, w, nt, relu, sum, bn;
+  int xl;          /* the input's layout (NN_NCHW, NN_NHWC, NN_BLK16) */
+  int fmt;         /* the layout the layer runs in (src and dst): NN_NHWC or NN_BLK16 */
   int prelu;       /* 0: none, else the PReLU's channel count (1: one shared slope) */
   int copy_res;    /* the residual is a sum post-op onto dst holding it: written there in place by
                       the caller (sum 2), or copied (no fast kernel for the binary add) */
@@ -76,8 +96,9 @@ typedef struct layer {
 } layer;
 
 typedef struct cache {
-  int n; /* entries: one per parameter of P (indexed by the weight's index) */
-  layer *l;
+  int n;     /* entries per slot: one per parameter of P (indexed by the weight's index) */
+  int nslot; /* slots: one per inference context running at once over P (nn_ctx.slot) */
+  layer *l;  /* slot s, weight w: l[s * n + w] */
 } cache;
 
 static dnnl_engine_t engine;
@@ -94,7 +115,7 @@ static void layer_clear(layer *l) {
 void embr__dnnl_cache_free(nn_params *P) {
   cache *c = P->dnnl;
   if (!c) return;
-  for (int i = 0; i < c->n; i++) layer_clear(&c->l[i]);
+  for (int i = 0; i < c->n * c->nslot; i++) layer_clear(&c->l[i]);
   free(c->l);
   free(c);
   P->dnnl = NULL;
@@ -103,21 +124,30 @@ void embr__dnnl_cache_free(nn_params *P) {
 int embr__dnnl_cached_layers(const nn_params *P) {
   const cache *c = P->dnnl;
   int k = 0;
-  for (int i = 0; c && i < c->n; i++) k += c->l[i].prim != NULL;
+  for (int i = 0; c && i < c->n * c->nslot; i++) k += c->l[i].prim != NULL;
   return k;
 }
 
-static layer *layer_of(nn_params *P, int widx) {
+int embr__dnnl_reserve(nn_params *P, int nslot) {
   cache *c = P->dnnl;
-  if (!c) {
-    if (!(c = calloc(1, sizeof(cache))) || !(c->l = calloc((size_t)P->n, sizeof(layer)))) {
-      free(c);
-      return NULL;
-    }
-    c->n = P->n;
-    P->dnnl = c;
+  if (c && c->nslot >= nslot) return 0;
+  layer *l = calloc((size_t)P->n * (size_t)nslot, sizeof(layer));
+  if (!l || (!c && !(c = calloc(1, sizeof(cache))))) {
+    free(l);
+    return embr_error(EMBR_ENOMEM, "out of memory");
   }
-  return widx >= 0 && widx < c->n ? &c->l[widx] : NULL;
+  if (c->l) memcpy(l, c->l, sizeof(layer) * (size_t)c->n * (size_t)c->nslot); /* the entries move, unchanged */
+  free(c->l);
+  c->l = l, c->n = P->n, c->nslot = nslot;
+  P->dnnl = c;
+  return 0;
+}
+
+static layer *layer_of(nn_params *P, int widx, int slot) {
+  cache *c = P->dnnl;
+  if ((!c || c->nslot <= slot) && embr__dnnl_reserve(P, slot + 1)) return NULL;
+  c = P->dnnl;
+  return widx >= 0 && widx < c->n ? &c->l[(int64_t)slot * c->n + widx] : NULL;
 }
 
 /* The weights with the batch norm folded in (double sums: the fold must not add error beyond
@@ -169,15 +199,33 @@ static dnnl_primitive_desc_t make_pd(const dnnl_convolution_desc_t *cd, const dn
   return pd;
 }
 
+/* The layout and algorithm of a layer, from per-layer timings of oneDNN 2.6 on AVX-512
+ * (docs/benchmarks.md). One thread per op (a batch split across threads), batch 16, thread CPU
+ * time: Winograd F(4x4, 3x3) (jit_wino_4x3, nChw16c only) runs the stride-1 3x3 layers at 1.4-1.8x
+ * brgemm's rate on NHWC on maps from 28x28 down to 7x7; on 4x4 maps the blocked direct kernel
+ * (jit:avx512_core) is 1.6x brgemm and level with Winograd. Two threads per op, batch 32: Winograd
+ * wins only on maps of 28x28 (too few tiles per thread below), brgemm elsewhere but on 4x4 maps.
+ * A strided layer keeps a blocked input blocked (within 12 % of brgemm, and a reorder saved). PReLU
+ * layers stay NHWC (its pass reads NHWC). */
+static int choose(const nn_conv *L, int xl, int oh, int ow, int prelu, int nt, int *wino) {
+  *wino = 0;
+  const char *e = getenv("EMBR_DNNL_LAYOUT");
+  if ((e && !strcmp(e, "nhwc")) || L->groups != 1 || L->in % 16 || L->out % 16 || prelu) return NN_NHWC;
+  if (L->k == 3 && L->stride == 1 && L->in == L->out && L->in >= 64 && oh * ow >= (nt == 1 ? 25 : 400)) {
+    *wino = 1;
+    return NN_BLK16;
+  }
+  if (L->k == 3 && oh * ow <= 16) return NN_BLK16;
+  return L->stride > 1 && xl == NN_BLK16 ? NN_BLK16 : NN_NHWC;
+}
+
 static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n, int h, int w, int relu, int sum,
-                 int prelu) {
+                 int prelu, int xl, int fmt, int wino) {
   int oh = (h + 2 * L->pad - L->k) / L->stride + 1, ow = (w + 2 * L->pad - L->k) / L->stride + 1, rc = 0;
   dnnl_memory_desc_t src, dst, wany, wplain, bias;
   dnnl_dims_t sd = {n, L->in, h, w}, dd = {n, L->out, oh, ow}, bd = {L->out};
   dnnl_dims_t strides = {L->stride, L->stride}, pads = {L->pad, L->pad};
   int g = L->groups, cg = L->in / g, og = L->out / g;
-  dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, dnnl_nhwc);
-  dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nhwc);
   dnnl_memory_desc_init_by_tag(&bias, 1, bd, dnnl_f32, dnnl_a);
   if (g > 1) {
     dnnl_dims_t wd = {g, og, cg, L->k, L->k};
@@ -195,18 +243,30 @@ static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n
   float *wf = malloc(sizeof(float) * (size_t)L->out * cg * L->k * L->k);
   int bad = 0, copy_res = 0;
   layer_clear(l);
-  if (!wf || dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wany,
-                                                &bias, &dst, strides, pads, pads)) {
+  if (!wf) {
     rc = EMBR_ENOMEM;
     goto out;
   }
-  /* The most fused chain with a fast kernel: the residual read in place, then copied; PReLU in
-   * the chain, then apart. */
+  /* The chosen layout and algorithm, else the direct kernel in that layout, else direct on NHWC;
+   * in each, the most fused chain with a fast kernel: the residual read in place, then copied;
+   * PReLU in the chain, then apart. */
+  const int cfmt[3] = {fmt, fmt, NN_NHWC}, calg[3] = {wino, 0, 0};
   int apart = 0;
-  for (int k = 0; k < 4 && !pd && !bad; k++) {
-    copy_res = (k & 1) || sum == 2, apart = k >> 1; /* sum 2: dst holds the residual already */
-    if ((copy_res && !sum) || (apart && !prelu)) continue;
-    pd = make_pd(&cd, &dst, sum, copy_res, relu, apart ? 0 : prelu, &bad);
+  for (int c = 0; c < 3 && !pd && !bad; c++) {
+    if (c && cfmt[c] == cfmt[c - 1] && calg[c] == calg[c - 1]) continue;
+    dnnl_format_tag_t tag = cfmt[c] == NN_BLK16 ? dnnl_nChw16c : dnnl_nhwc;
+    dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, tag);
+    dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, tag);
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                           calg[c] ? dnnl_convolution_winograd : dnnl_convolution_direct, &src, &wany,
+                                           &bias, &dst, strides, pads, pads))
+      continue;
+    for (int k = 0; k < 4 && !pd && !bad; k++) {
+      copy_res = (k & 1) || sum == 2, apart = k >> 1; /* sum 2: dst holds the residual already */
+      if ((copy_res && !sum) || (apart && !prelu)) continue;
+      pd = make_pd(&cd, &dst, sum, copy_res, relu, apart ? 0 : prelu, &bad);
+    }
+    l->fmt = cfmt[c];
   }
   if (bad) {
     rc = EMBR_ENOMEM;
@@ -239,7 +299,7 @@ static int build(nn_ctx *ctx, layer *l, const nn_conv *L, const nn_bn *bn, int n
 keyed:
   l->version = ctx->P->version + 1;
   l->n = n, l->h = h, l->w = w, l->nt = ctx->nt, l->relu = relu, l->sum = sum, l->bn = bn != NULL;
-  l->prelu = prelu, l->copy_res = copy_res, l->prelu_apart = apart;
+  l->prelu = prelu, l->copy_res = copy_res, l->prelu_apart = apart, l->xl = xl;
 out:
   if (rc) layer_clear(l);
   if (reorder) dnnl_primitive_destroy(reorder);
@@ -252,24 +312,38 @@ out:
 
 static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn_t *y, const nn_t *res, int relu,
                const float *slopes, int prelu, int *prelu_apart) {
-  layer *l = layer_of(ctx->P, L->widx);
+  layer *l = layer_of(ctx->P, L->widx, ctx->slot);
   if (!l) return embr_error(EMBR_ENOMEM, "out of memory");
-  int sum = !res ? 0 : res->d == y->d ? 2 : 1, rc;
+  int wino, fmt = choose(L, x->nhwc, y->h, y->w, prelu, ctx->nt, &wino);
+  /* sum 2: dst holds the residual when the convolution runs (written over it, or converted into
+   * it from another layout) */
+  int sum = !res ? 0 : res->d == y->d || res->nhwc != fmt ? 2 : 1, rc;
   if (l->version != ctx->P->version + 1 || l->n != x->n || l->h != x->h || l->w != x->w || l->nt != ctx->nt ||
-      l->relu != relu || l->sum != sum || l->bn != (bn != NULL) || l->prelu != prelu)
-    if ((rc = build(ctx, l, L, bn, x->n, x->h, x->w, relu, sum, prelu))) return rc;
-  if (l->unsupported) return EMBR_EUNSUPPORTED;
+      l->relu != relu || l->sum != sum || l->bn != (bn != NULL) || l->prelu != prelu || l->xl != x->nhwc)
+    if ((rc = build(ctx, l, L, bn, x->n, x->h, x->w, relu, sum, prelu, x->nhwc, fmt, wino))) return rc;
+  /* (a residual read in place by a binary post-op must be in the layer's layout: not so only if
+   * the chosen layout had no kernel, then the reference path runs) */
+  if (l->unsupported || (res && res->nhwc != l->fmt && !l->copy_res)) return EMBR_EUNSUPPORTED;
   *prelu_apart = l->prelu_apart;
   if (l->prelu_apart) prelu = 0;
   const float *src = x->d;
   float *tmp = NULL;
-  if (!x->nhwc) { /* the network's input: NCHW */
+  if (x->nhwc != l->fmt) { /* the network's input (NCHW), or a layer boundary between layouts */
     if (!(tmp = embr__nn_scratch(ctx, nn_numel(x)))) return ctx->rc;
-    embr__nn_relayout(x->d, tmp, x->n, x->c, x->h, x->w, 1, ctx->nt);
+    embr__nn_relayout_to(x->d, x->nhwc, tmp, l->fmt, x->n, x->c, x->h, x->w, ctx->nt);
     src = tmp;
   }
-  if (res && l->copy_res && res->d != y->d) /* the sum post-op adds into dst */
+  if (res && res->nhwc != l->fmt) { /* the sum post-op adds into dst: the residual converted there */
+    float *r = res->d == y->d ? embr__nn_scratch(ctx, nn_numel(y)) : y->d;
+    if (!r) {
+      embr__nn_scratch_put(ctx, tmp);
+      return ctx->rc;
+    }
+    embr__nn_relayout_to(res->d, res->nhwc, r, l->fmt, y->n, y->c, y->h, y->w, ctx->nt);
+    if (r != y->d) memcpy(y->d, r, sizeof(float) * (size_t)nn_numel(y)), embr__nn_scratch_put(ctx, r);
+  } else if (res && l->copy_res && res->d != y->d) { /* the sum post-op adds into dst */
     memcpy(y->d, res->d, sizeof(float) * (size_t)nn_numel(y));
+  }
   dnnl_memory_t ms = NULL, md = NULL, mr = NULL, mp = NULL;
   dnnl_memory_desc_t pmd;
   dnnl_dims_t pdims = {prelu};
@@ -297,7 +371,7 @@ static int run(nn_ctx *ctx, const nn_conv *L, const nn_bn *bn, const nn_t *x, nn
   if (mr) dnnl_memory_destroy(mr);
   if (mp) dnnl_memory_destroy(mp);
   embr__nn_scratch_put(ctx, tmp);
-  y->nhwc = 1;
+  y->nhwc = l->fmt;
   return rc;
 }
 

@@ -19,7 +19,7 @@ nn_t *embr__nn_plain(nn_ctx *ctx, nn_t *x) {
   nn_t *y = embr__nn_tensor(ctx, x->n, x->c, x->h, x->w);
   ctx->record = rec;
   if (!y) return NULL;
-  embr__nn_relayout(x->d, y->d, x->n, x->c, x->h, x->w, 0, ctx->nt);
+  embr__nn_relayout_to(x->d, x->nhwc, y->d, NN_NCHW, x->n, x->c, x->h, x->w, ctx->nt);
   return embr__nn_done(ctx, x, y);
 }
 

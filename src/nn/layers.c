@@ -425,7 +425,7 @@ static nn_t *maxpool_nhwc(nn_ctx *ctx, nn_t *x, int k, int s, int p, int oh, int
 
 nn_t *embr__nn_maxpool(nn_ctx *ctx, nn_t *x, int k, int s, int p) {
   if (!x) return NULL;
-  if (x->nhwc && !ctx->record && p < k && pool_size(x->h, k, s, p) >= 1 && pool_size(x->w, k, s, p) >= 1)
+  if (x->nhwc == NN_NHWC && !ctx->record && p < k && pool_size(x->h, k, s, p) >= 1 && pool_size(x->w, k, s, p) >= 1)
     return maxpool_nhwc(ctx, x, k, s, p, pool_size(x->h, k, s, p), pool_size(x->w, k, s, p));
   x = embr__nn_plain(ctx, x);
   if (!x) return NULL;

@@ -64,9 +64,11 @@ typedef struct nn_t {
   int need_g;   /* an op's output while recording: backward gives it a gradient */
   float *own;   /* inference: the pooled buffer behind d, released after the tensor's last use */
   int pinned;   /* inference: more uses follow (a residual input); embr__nn_unpin releases it */
-  int nhwc;     /* inference through oneDNN: values laid out (n, h, w, c); ops that read NCHW call
-                   embr__nn_plain first */
+  int nhwc;     /* inference through oneDNN: the layout, NN_NCHW (0), NN_NHWC (1: (n, h, w, c)) or
+                   NN_BLK16 (2: oneDNN's nChw16c, (n, c/16, h, w, 16), c a multiple of 16); ops
+                   that read NCHW call embr__nn_plain first */
 } nn_t;
+enum { NN_NCHW = 0, NN_NHWC = 1, NN_BLK16 = 2 };
 static inline int64_t nn_numel(const nn_t *t) { return (int64_t)t->n * t->c * t->h * t->w; }
 
 typedef struct nn_block nn_block;
@@ -94,6 +96,8 @@ typedef struct nn_ctx {
   embr_rng rng;
   int rc; /* first error (sticky until reset) */
   int nt; /* threads of the ops' parallel regions (num_threads); init: all cores */
+  int slot; /* inference: which of P's oneDNN cache slots this context uses (contexts running at
+               once over one P take different slots; embr__dnnl_reserve); init: 0 */
   /* Set by the caller: every attention op copies the class token's row of its probabilities
    * (query 0 over all T keys, per batch item and head) into cls_attn (B x H x T floats, arena
    * memory, replaced by each attention op: after a forward pass it holds the last block's). */
