@@ -10,6 +10,7 @@
 
 #include "core/threads.h"
 #include "nn/nn.h"
+#include "nn/sgemm.h"
 #include "nn/winograd.h"
 
 typedef struct geom {
@@ -142,7 +143,7 @@ static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, con
       const float *B = gather_cols(x, g, img0, cnt, col);
       float *out = nb == 1 ? y + (int64_t)img0 * g->oc * P : yb;
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)ld, K, 1.0f, W + (int64_t)gr * og * K, K,
+        embr__nn_sgemm1(CblasNoTrans, CblasNoTrans, og, (int)ld, K, 1.0f, W + (int64_t)gr * og * K, K,
                     B + (int64_t)gr * K * ld, (int)ld, 0.0f, out + (int64_t)gr * og * ld, (int)ld);
       for (int b = 0; b < cnt; b++)
         for (int o = 0; o < g->oc; o++) {
@@ -183,14 +184,14 @@ static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn
         dy = dyb;
       }
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, dy + (int64_t)gr * og * ld, (int)ld,
+        embr__nn_sgemm1(CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, dy + (int64_t)gr * og * ld, (int)ld,
                     B + (int64_t)gr * K * ld, (int)ld, 1.0f, dw + (int64_t)gr * og * K, K);
       if (!want_dx) continue;
       /* A pointwise single image: the input gradient is the GEMM's output directly (accumulated). */
       int direct = B != col;
       float *D = direct ? x->g + (int64_t)img0 * g->c * hw : dcol;
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, og, 1.0f, W + (int64_t)gr * og * K, K,
+        embr__nn_sgemm1(CblasTrans, CblasNoTrans, K, (int)ld, og, 1.0f, W + (int64_t)gr * og * K, K,
                     dy + (int64_t)gr * og * ld, (int)ld, direct ? 1.0f : 0.0f, D + (int64_t)gr * K * ld, (int)ld);
       for (int b = 0; !direct && b < cnt; b++) col2im(dcol + b * P, g, x->g + (int64_t)(img0 + b) * g->c * hw, ld);
     }
