@@ -1,6 +1,7 @@
 /* 2-D convolution, forward and backward. General convolutions gather each image's input patches
  * into a column matrix (im2col; not needed for 1x1 stride-1 convolutions) and multiply by the
- * weights with OpenBLAS, one image per thread; depthwise convolutions (groups = channels) have
+ * weights with a single-threaded GEMM per chunk of images (embr__nn_sgemm1: oneDNN's sgemm when
+ * built in, else OpenBLAS), chunks spread over the threads; depthwise convolutions (groups = channels) have
  * too little work per channel for GEMM and run as direct loops. Backward rebuilds the columns
  * instead of keeping them. */
 #include <cblas.h>
