@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
   /* Training steps. */
   nn_ctx ctx;
   embr__nn_ctx_init(&ctx, &m->P, 1, 1, 1);
+  ctx.nt = embr_threads_resolve(threads); /* the context's default is every core */
   nn_optim opt;
   embr__nn_optim_init(&opt, &m->P, NN_SGD);
   for (int s = 0; s <= steps; s++) {

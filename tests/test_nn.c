@@ -15,6 +15,7 @@
 #include "nn/dnnl.h"
 #include "nn/gemm.h"
 #include "nn/nn.h"
+#include "nn/sgemm.h"
 #include "nn/vmath.h"
 
 typedef nn_t *(*op_fn)(nn_ctx *ctx, nn_t *x, const void *arg);
@@ -222,6 +223,122 @@ static void test_winograd_matches_im2col(void) {
     if (i == 0) gradcheck(&P, &g);
     unsetenv("EMBR_WINOGRAD");
     free(x), free(ref);
+    embr__nn_params_free(&P);
+  }
+}
+
+/* The convolutions' single-threaded GEMM (oneDNN's sgemm when built in, else OpenBLAS) against
+ * a double-precision triple loop: every transpose pair, odd sizes, leading dimensions wider than
+ * the rows, alpha and beta, inside and outside a parallel region; the caller's OpenMP count is
+ * as found afterwards. */
+static void test_sgemm1(void) {
+  static const int dims[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 70}, {64, 200, 96}};
+  embr_rng r;
+  embr_rng_seed(&r, 21);
+  omp_set_num_threads(3);
+  for (size_t d = 0; d < sizeof(dims) / sizeof(dims[0]); d++)
+    for (int t = 0; t < 4; t++) {
+      int m = dims[d][0], n = dims[d][1], k = dims[d][2], ta = t & 1, tb = t >> 1, pad = 3;
+      int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+      int64_t na = (int64_t)(ta ? k : m) * lda, nb = (int64_t)(tb ? n : k) * ldb, nc = (int64_t)m * ldc;
+      float *A = malloc(sizeof(float) * (size_t)na), *B = malloc(sizeof(float) * (size_t)nb),
+            *C = malloc(sizeof(float) * (size_t)nc), *C0 = malloc(sizeof(float) * (size_t)nc);
+      for (int64_t i = 0; i < na; i++) A[i] = (float)embr_rng_normal(&r);
+      for (int64_t i = 0; i < nb; i++) B[i] = (float)embr_rng_normal(&r);
+      for (int64_t i = 0; i < nc; i++) C0[i] = (float)embr_rng_normal(&r);
+      for (int inside = 0; inside < 2; inside++) {
+        memcpy(C, C0, sizeof(float) * (size_t)nc);
+        if (inside) {
+#pragma omp parallel num_threads(2)
+          if (omp_get_thread_num() == 1)
+            embr__nn_sgemm1(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 0.5f, A, lda, B,
+                            ldb, 2.0f, C, ldc);
+        } else {
+          embr__nn_sgemm1(ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 0.5f, A, lda, B, ldb,
+                          2.0f, C, ldc);
+        }
+        double worst = 0, big = 1;
+        for (int i = 0; i < m; i++)
+          for (int j = 0; j < ldc; j++) {
+            if (j >= n) { /* the padding past each row is not written */
+              worst = fmax(worst, C[(int64_t)i * ldc + j] != C0[(int64_t)i * ldc + j] ? 1e30 : 0);
+              continue;
+            }
+            double acc = 0;
+            for (int q = 0; q < k; q++)
+              acc += (double)(ta ? A[(int64_t)q * lda + i] : A[(int64_t)i * lda + q]) *
+                     (tb ? B[(int64_t)j * ldb + q] : B[(int64_t)q * ldb + j]);
+            double want = 0.5 * acc + 2.0 * C0[(int64_t)i * ldc + j];
+            worst = fmax(worst, fabs(want - C[(int64_t)i * ldc + j])), big = fmax(big, fabs(want));
+          }
+        CHECK_MSG(worst <= 1e-5 * big, "sgemm1 %dx%dx%d trans %d%d (%s a parallel region): off by %.3g of %.3g", m, n,
+                  k, ta, tb, inside ? "inside" : "outside", worst, big);
+        CHECK_MSG(omp_get_max_threads() == 3, "sgemm1 left the caller's OpenMP count at %d", omp_get_max_threads());
+      }
+      free(A), free(B), free(C), free(C0);
+    }
+}
+
+/* A convolution's output, input gradient and weight and bias gradients with its GEMMs on oneDNN
+ * against the same with OpenBLAS (EMBR_DNNL=0, the reference; itself checked against finite
+ * differences and PyTorch): 3x3 padded (Winograd and im2col), strided, 1x1 pointwise and strided,
+ * 7x7, grouped; 1 and 2 threads; batches that chunk several images per GEMM and one per GEMM. */
+static void test_conv_gemm_paths(void) {
+  static const struct { int in, out, k, s, p, groups, bias, h, n; } cs[] = {
+      {16, 32, 3, 1, 1, 1, 0, 9, 5},  {16, 32, 3, 1, 1, 1, 1, 30, 3}, {24, 16, 3, 2, 1, 1, 0, 11, 5},
+      {32, 48, 1, 1, 0, 1, 0, 7, 5},  {32, 48, 1, 1, 0, 1, 1, 24, 2}, {32, 16, 1, 2, 0, 1, 0, 9, 4},
+      {3, 16, 7, 2, 3, 1, 0, 20, 3},  {16, 32, 3, 1, 0, 2, 1, 8, 3},  {8, 8, 3, 1, 1, 1, 0, 6, 3}};
+  for (size_t c = 0; c < sizeof(cs) / sizeof(cs[0]); c++) {
+    nn_params P = {0};
+    nn_conv L;
+    CHECK(embr__nn_conv_make(&P, &L, "c", cs[c].in, cs[c].out, cs[c].k, cs[c].s, cs[c].p, cs[c].groups, cs[c].bias) == 0);
+    CHECK(embr__nn_params_init(&P, 4) == 0);
+    randomise(&P, 31 + c);
+    int n = cs[c].n, H = cs[c].h, oh = (H + 2 * cs[c].p - cs[c].k) / cs[c].s + 1;
+    int64_t nx = (int64_t)n * cs[c].in * H * H, ny = (int64_t)n * cs[c].out * oh * oh;
+    float *x = malloc(sizeof(float) * (size_t)nx), *dy = malloc(sizeof(float) * (size_t)ny);
+    float *out[2][3]; /* [path][y, dx, parameter gradients] */
+    embr_rng g;
+    embr_rng_seed(&g, 5 + c);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)embr_rng_normal(&g);
+    for (int64_t i = 0; i < ny; i++) dy[i] = (float)embr_rng_normal(&g);
+    for (int nt = 1; nt <= 2; nt++) {
+      for (int way = 0; way < 2; way++) {
+        setenv("EMBR_DNNL", way ? "1" : "0", 1);
+        nn_ctx ctx;
+        embr__nn_ctx_init(&ctx, &P, 1, 1, 1);
+        ctx.nt = nt;
+        embr__nn_params_zero_grad(&P);
+        nn_t *in = embr__nn_tensor(&ctx, n, cs[c].in, H, H);
+        REQUIRE(in);
+        memcpy(in->d, x, sizeof(float) * (size_t)nx);
+        nn_t *y = embr__nn_conv2d(&ctx, in, &L);
+        REQUIRE(y);
+        float *gy = embr__nn_grad(&ctx, y);
+        REQUIRE(gy);
+        memcpy(gy, dy, sizeof(float) * (size_t)ny);
+        embr__nn_backward(&ctx);
+        REQUIRE(in->g);
+        out[way][0] = malloc(sizeof(float) * (size_t)ny), out[way][1] = malloc(sizeof(float) * (size_t)nx);
+        out[way][2] = malloc(sizeof(float) * (size_t)P.total);
+        memcpy(out[way][0], y->d, sizeof(float) * (size_t)ny);
+        memcpy(out[way][1], in->g, sizeof(float) * (size_t)nx);
+        memcpy(out[way][2], P.grad, sizeof(float) * (size_t)P.total);
+        embr__nn_ctx_free(&ctx);
+      }
+      unsetenv("EMBR_DNNL");
+      static const char *what[3] = {"output", "input gradient", "weight gradient"};
+      int64_t len[3] = {ny, nx, P.total};
+      for (int q = 0; q < 3; q++) {
+        double worst = 0, scale = 0;
+        for (int64_t i = 0; i < len[q]; i++)
+          worst = fmax(worst, fabs(out[0][q][i] - out[1][q][i])), scale = fmax(scale, fabs(out[0][q][i]));
+        CHECK_MSG(scale > 0 && worst <= 1e-5 * scale, "conv gemm case %zu, %d threads: %s differs by %.2e (of %.2e)", c,
+                  nt, what[q], worst, scale);
+        free(out[0][q]), free(out[1][q]);
+      }
+    }
+    free(x), free(dy);
     embr__nn_params_free(&P);
   }
 }
@@ -551,47 +668,60 @@ static void golden(const char *file) {
   for (int i = 0; i < n; i++) labels[i] = (int32_t)lab[i];
   float *saved = malloc(sizeof(float) * (size_t)m->P.total);
   memcpy(saved, m->P.data, sizeof(float) * (size_t)m->P.total);
-  /* Training pass: embeddings, loss, every gradient, the updated running statistics. */
-  nn_ctx ctx;
-  embr__nn_ctx_init(&ctx, &m->P, 1, 1, 1);
-  embr__nn_params_zero_grad(&m->P);
-  nn_t *emb = embr__model_forward(m, &ctx, embr__nn_wrap(&ctx, x, n, p.input.channels, p.input.height, p.input.width));
-  nn_t *z = embr__nn_margin_logits(&ctx, emb, &m->hd.mar, labels);
-  REQUIRE(z);
-  embr__nn_grad(&ctx, z);
-  double loss = embr__nn_softmax_xent(z, labels, NULL);
-  embr__nn_backward(&ctx);
-  double e = rel_err(emb->d, need(&st, "emb_train"), tmp, 1e-30);
-  CHECK_MSG(e < 1e-4, "%s: training-mode embeddings differ from PyTorch by %.2e (relative)", file, e);
-  const nn_st_tensor *tloss = need(&st, "loss");
-  embr__nn_st_read_f32(tloss, tmp);
-  CHECK_MSG(fabs(loss - tmp[0]) < 1e-4 * fabs(tmp[0]), "%s: loss %.6f, PyTorch %.6f", file, loss, tmp[0]);
-  double worst = 0, gscale = 0; /* gscale: the largest gradient of the model */
-  const char *worst_name = "";
-  for (int i = 0; i < m->P.n; i++)
-    for (int64_t j = 0; j < m->P.p[i].numel; j++) gscale = fmax(gscale, fabs(m->P.grad[m->P.p[i].off + j]));
-  int grads = 0;
-  for (int i = 0; i < m->P.n; i++) {
-    const nn_param *q = &m->P.p[i];
-    char name[200];
-    snprintf(name, sizeof(name), "%s.%s", q->kind == NN_BUFFER ? "after" : "grad", q->name);
-    const nn_st_tensor *t = need(&st, name);
-    if (!t) continue;
-    const float *mine = q->kind == NN_BUFFER ? m->P.data + q->off : m->P.grad + q->off;
-    /* Relative to the tensor's largest entry, or, for tensors whose gradient nearly cancels
-     * (a batch-norm scale of a few channels: 1e-4 of the model's largest), to 1 % of the model's
-     * largest gradient: float rounding upstream is of that order on both sides. */
-    double r = rel_err(mine, t, tmp, 1e-2 * gscale), refmax = 0, minemax = 0;
-    for (int64_t j = 0; j < t->numel; j++) refmax = fmax(refmax, fabs(tmp[j])), minemax = fmax(minemax, fabs(mine[j]));
-    if (q->kind != NN_BUFFER && refmax < 1e-5 * gscale) { /* exactly zero (a bias feeding a batch norm): noise on both sides */
-      CHECK_MSG(minemax < 1e-4 * gscale, "%s: gradient of %s should vanish, is %.2e", file, q->name, minemax);
-      continue;
+  /* Training pass: embeddings, loss, every gradient, the updated running statistics; with the
+   * convolutions' GEMMs on OpenBLAS (EMBR_DNNL=0, the reference) and on oneDNN when built in,
+   * each at 1 and 2 threads (another chunking of the images, other per-thread weight sums). */
+  double e = 0;
+  for (int way = 0; way < 4; way++) {
+    int nt = 1 + (way >> 1);
+    setenv("EMBR_DNNL", way & 1 ? "1" : "0", 1);
+    memcpy(m->P.data, saved, sizeof(float) * (size_t)m->P.total);
+    nn_ctx ctx;
+    embr__nn_ctx_init(&ctx, &m->P, 1, 1, 1);
+    ctx.nt = nt;
+    embr__nn_params_zero_grad(&m->P);
+    nn_t *emb = embr__model_forward(m, &ctx, embr__nn_wrap(&ctx, x, n, p.input.channels, p.input.height, p.input.width));
+    nn_t *z = embr__nn_margin_logits(&ctx, emb, &m->hd.mar, labels);
+    REQUIRE(z);
+    embr__nn_grad(&ctx, z);
+    double loss = embr__nn_softmax_xent(z, labels, NULL);
+    embr__nn_backward(&ctx);
+    e = rel_err(emb->d, need(&st, "emb_train"), tmp, 1e-30);
+    CHECK_MSG(e < 1e-4, "%s: training-mode embeddings (way %d) differ from PyTorch by %.2e (relative)", file, way, e);
+    const nn_st_tensor *tloss = need(&st, "loss");
+    embr__nn_st_read_f32(tloss, tmp);
+    CHECK_MSG(fabs(loss - tmp[0]) < 1e-4 * fabs(tmp[0]), "%s: loss %.6f, PyTorch %.6f", file, loss, tmp[0]);
+    double worst = 0, gscale = 0; /* gscale: the largest gradient of the model */
+    const char *worst_name = "";
+    for (int i = 0; i < m->P.n; i++)
+      for (int64_t j = 0; j < m->P.p[i].numel; j++) gscale = fmax(gscale, fabs(m->P.grad[m->P.p[i].off + j]));
+    int grads = 0;
+    for (int i = 0; i < m->P.n; i++) {
+      const nn_param *q = &m->P.p[i];
+      char name[200];
+      snprintf(name, sizeof(name), "%s.%s", q->kind == NN_BUFFER ? "after" : "grad", q->name);
+      const nn_st_tensor *t = need(&st, name);
+      if (!t) continue;
+      const float *mine = q->kind == NN_BUFFER ? m->P.data + q->off : m->P.grad + q->off;
+      /* Relative to the tensor's largest entry, or, for tensors whose gradient nearly cancels
+       * (a batch-norm scale of a few channels: 1e-4 of the model's largest), to 1 % of the model's
+       * largest gradient: float rounding upstream is of that order on both sides. */
+      double r = rel_err(mine, t, tmp, 1e-2 * gscale), refmax = 0, minemax = 0;
+      for (int64_t j = 0; j < t->numel; j++) refmax = fmax(refmax, fabs(tmp[j])), minemax = fmax(minemax, fabs(mine[j]));
+      if (q->kind != NN_BUFFER && refmax < 1e-5 * gscale) { /* exactly zero (a bias feeding a batch norm): noise on both sides */
+        CHECK_MSG(minemax < 1e-4 * gscale, "%s: gradient of %s should vanish, is %.2e", file, q->name, minemax);
+        continue;
+      }
+      grads += q->kind != NN_BUFFER;
+      if (r > worst) worst = r, worst_name = q->name;
     }
-    grads += q->kind != NN_BUFFER;
-    if (r > worst) worst = r, worst_name = q->name;
+    CHECK_MSG(worst < 1e-3, "%s: gradient / running statistic of %s (%s GEMMs, %d threads) differs by %.2e (relative)",
+              file, worst_name, way & 1 ? "oneDNN" : "OpenBLAS", nt, worst);
+    fprintf(stderr, "  %s (%s GEMMs, %d threads): %d gradients, worst relative error %.1e (%s); embeddings %.1e\n",
+            file, way & 1 ? "oneDNN" : "OpenBLAS", nt, grads, worst, worst_name, e);
+    embr__nn_ctx_free(&ctx);
   }
-  CHECK_MSG(worst < 1e-3, "%s: gradient / running statistic of %s differs by %.2e (relative)", file, worst_name, worst);
-  fprintf(stderr, "  %s: %d gradients, worst relative error %.1e (%s); embeddings %.1e\n", file, grads, worst, worst_name, e);
+  unsetenv("EMBR_DNNL");
   /* Inference with the statistics from before the training pass. */
   memcpy(m->P.data, saved, sizeof(float) * (size_t)m->P.total);
   float *out = malloc(sizeof(float) * (size_t)n * (size_t)p.embedding_dim);
@@ -612,7 +742,6 @@ static void golden(const char *file) {
       CHECK_MSG(embr__dnnl_cached_layers(&m->P) > 0, "%s: oneDNN enabled but no layer ran on it", file);
   }
   unsetenv("EMBR_DNNL");
-  embr__nn_ctx_free(&ctx);
   embr__nn_st_close(&st);
   embr_model_free(m);
   free(x), free(tmp), free(saved), free(out);
@@ -1500,7 +1629,7 @@ static void test_drop_path_masks(void) {
 }
 
 int main(int argc, char **argv) {
-  return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_bn_prelu_linear_grads,
+  return RUN_TESTS(argc, argv, test_model_load_names_file, test_conv_forward_reference, test_conv_grads, test_winograd_matches_im2col, test_sgemm1, test_conv_gemm_paths, test_bn_prelu_linear_grads,
                    test_parameterless_grads, test_margin_grads, test_margin_values, test_softmax_xent_values,
                    test_golden_resnet18, test_golden_mobilefacenet, test_fused_conv, test_embed_split, test_optimizers, test_safetensors_round_trip, test_safetensors_hostile, test_safetensors_integer_and_nonfinite, test_half_precision,
                    test_transformer_grads, test_token_op_grads, test_transformer_block_grads, test_transformer_errors,

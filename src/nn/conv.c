@@ -1,6 +1,7 @@
 /* 2-D convolution, forward and backward. General convolutions gather each image's input patches
  * into a column matrix (im2col; not needed for 1x1 stride-1 convolutions) and multiply by the
- * weights with OpenBLAS, one image per thread; depthwise convolutions (groups = channels) have
+ * weights with a single-threaded GEMM per chunk of images (embr__nn_sgemm1: oneDNN's sgemm when
+ * built in, else OpenBLAS), chunks spread over the threads; depthwise convolutions (groups = channels) have
  * too little work per channel for GEMM and run as direct loops. Backward rebuilds the columns
  * instead of keeping them. */
 #include <cblas.h>
@@ -10,6 +11,7 @@
 
 #include "core/threads.h"
 #include "nn/nn.h"
+#include "nn/sgemm.h"
 #include "nn/winograd.h"
 
 typedef struct geom {
@@ -142,7 +144,7 @@ static void gemm_forward(const nn_ctx *ctx, const nn_conv *L, const geom *g, con
       const float *B = gather_cols(x, g, img0, cnt, col);
       float *out = nb == 1 ? y + (int64_t)img0 * g->oc * P : yb;
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)ld, K, 1.0f, W + (int64_t)gr * og * K, K,
+        embr__nn_sgemm1(CblasNoTrans, CblasNoTrans, og, (int)ld, K, 1.0f, W + (int64_t)gr * og * K, K,
                     B + (int64_t)gr * K * ld, (int)ld, 0.0f, out + (int64_t)gr * og * ld, (int)ld);
       for (int b = 0; b < cnt; b++)
         for (int o = 0; o < g->oc; o++) {
@@ -183,14 +185,14 @@ static void gemm_backward(nn_ctx *ctx, const nn_conv *L, const geom *g, const nn
         dy = dyb;
       }
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, dy + (int64_t)gr * og * ld, (int)ld,
+        embr__nn_sgemm1(CblasNoTrans, CblasTrans, og, K, (int)ld, 1.0f, dy + (int64_t)gr * og * ld, (int)ld,
                     B + (int64_t)gr * K * ld, (int)ld, 1.0f, dw + (int64_t)gr * og * K, K);
       if (!want_dx) continue;
       /* A pointwise single image: the input gradient is the GEMM's output directly (accumulated). */
       int direct = B != col;
       float *D = direct ? x->g + (int64_t)img0 * g->c * hw : dcol;
       for (int gr = 0; gr < g->groups; gr++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)ld, og, 1.0f, W + (int64_t)gr * og * K, K,
+        embr__nn_sgemm1(CblasTrans, CblasNoTrans, K, (int)ld, og, 1.0f, W + (int64_t)gr * og * K, K,
                     dy + (int64_t)gr * og * ld, (int)ld, direct ? 1.0f : 0.0f, D + (int64_t)gr * K * ld, (int)ld);
       for (int b = 0; !direct && b < cnt; b++) col2im(dcol + b * P, g, x->g + (int64_t)(img0 + b) * g->c * hw, ld);
     }

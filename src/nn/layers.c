@@ -210,7 +210,9 @@ static nn_t *relu_impl(nn_ctx *ctx, nn_t *x, int inplace) {
   const float *xd = x->d;
   float *yd = y->d;
 #pragma omp parallel for num_threads(ctx->nt) schedule(static)
-  for (int64_t i = 0; i < n; i++) yd[i] = fmaxf(xd[i], 0.0f);
+  /* A compare and select, not fmaxf: without -ffast-math the compiler calls libm's fmaxf per
+   * value (its signed-zero rules), where this becomes one vector max (0 for NaN, as fmaxf). */
+  for (int64_t i = 0; i < n; i++) yd[i] = xd[i] > 0.0f ? xd[i] : 0.0f;
   record_unary(ctx, relu_backward, x, y, NULL);
   return inplace ? y : embr__nn_done(ctx, x, y);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/sgemm.h"
 #include "nn/winograd.h"
 
 /* u = G g G^T of one 3x3 kernel g (row-major); rows of G: (1,0,0) (.5,.5,.5) (.5,-.5,.5) (0,0,1). */
@@ -178,7 +179,7 @@ static int run(nn_ctx *ctx, const float *x, int n, int C, int H, int W, int O, c
       int64_t T = (int64_t)cnt * th * tw;
       transform_input(x, C, H, W, th, tw, img0, cnt, V, T, pad);
       for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, O, (int)T, C, 1.0f, U + (int64_t)xi * O * C, C,
+        embr__nn_sgemm1(CblasNoTrans, CblasNoTrans, O, (int)T, C, 1.0f, U + (int64_t)xi * O * C, C,
                     V + (int64_t)xi * C * T, (int)T, 0.0f, M + (int64_t)xi * O * T, (int)T);
       transform_output(M, O, H, W, th, tw, img0, cnt, T, bias, y, pad, accumulate);
     }
