@@ -32,7 +32,7 @@ embr_tsne_params embr_tsne_params_default(void) {
   p.theta = 0.5;
   p.fft_points = 5;
   p.fft_min_boxes = 50;
-  p.fft_box_size = 1.25;
+  p.fft_box_size = 1.125;
   p.pca_dims = -1;
   p.metric = EMBR_METRIC_L2;
   p.exact_knn_max = 200000;
