@@ -5,17 +5,29 @@
  *     weights;
  *  3. the potentials at the nodes are the charges convolved with K^2, K = 1 / (1 + d^2): on a
  *     uniform grid that is a Toeplitz product, done as a zero-padded FFT convolution (FFTW, single
- *     precision, real-to-complex) on an m2x x m2y grid, m2x >= 2mx, m2y >= 2my;
+ *     precision, real-to-complex) on an m2x x m2y grid;
  *  4. each point reads the potentials back with the same weights.
+ * Near / far split: K^2 = near + far, where near vanishes beyond r (kernel_near) and far is smooth
+ * on a scale of several units (kernel_far). The fine grid convolves only near: a circular
+ * convolution of length m2 >= mx + pad (pad = r / spacing nodes, m2 >= 2 pad) then equals the
+ * linear one on the mx nodes, since an offset that wraps round is longer than pad either way; so
+ * the padding is pad nodes per axis instead of mx. far goes to a coarse grid (the same rectangle,
+ * nodes a few units apart) with full padding m2 >= 2 mx, small enough for one thread. Both
+ * levels' potentials are added at each point; Z likewise (near by Parseval on the fine grid, far
+ * on the coarse one). Without the split (r = 0) the fine grid has full padding and the whole
+ * kernel.
  * Forces: sum_j K_ij^2 (y_i - y_j) = y_i phi_1 - (phi_x, phi_y). The normaliser
  * Z = sum_{i != j} K_ij needs no inverse transform: with q the spread unit charges,
  * sum_ij K_ij ~ q.(K * q) = (1 / (m2x m2y)) sum_k |Q(k)|^2 Khat(k) (Parseval), so three forward and
  * three inverse transforms per iteration (FIt-SNE's scheme has four of each).
  *
  * The 2-D transforms are done as row passes and column passes, each split between the threads
- * (FFTW's guru interface, one plan per thread and pass, all channels at once). Rows my..m2y-1
+ * (FFTW's guru interface, one plan per thread and pass, all channels at once; the column passes
+ * copy blocks of COLS columns out contiguously, where FFTW_ESTIMATE's plan is as fast as
+ * FFTW_MEASURE's, and multiply by the kernel there). Rows my..m2y-1
  * of the padded input are zero, so the forward row pass skips them, and only rows 0..my-1 of the
- * result are read back, so the inverse row pass skips the others: half of the row work. Plans
+ * result are read back, so the inverse row pass skips the others: half of the row work with full
+ * padding, little with the split. Plans
  * are FFTW_ESTIMATE (deterministic, cheap) and made again only when a padded size changes.
  * Cost per iteration: O(N p^2 + m2x m2y log(m2x m2y)). */
 #include "viz/tsne_internal.h"
@@ -142,7 +154,13 @@ int embr__tsne_fft_create(tsne_fft **out, int points_per_box, int min_boxes, dou
   return 0;
 }
 
+static void free_grids(tsne_fft *f);
+static void free_coarse(coarse_level *c);
+
 int embr__tsne_fft_split(tsne_fft *f, double a, double r1, double r, double coarse_box, int coarse_points) {
+  /* grids and kernel spectra made for the previous split are dropped (remade on the next call) */
+  free_grids(f);
+  free_coarse(&f->far);
   if (r == 0) {
     f->split_r = 0;
     return 0;
