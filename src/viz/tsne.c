@@ -32,7 +32,7 @@ embr_tsne_params embr_tsne_params_default(void) {
   p.theta = 0.5;
   p.fft_points = 5;
   p.fft_min_boxes = 50;
-  p.fft_box_size = 1.25;
+  p.fft_box_size = 1.125;
   p.pca_dims = -1;
   p.metric = EMBR_METRIC_L2;
   p.exact_knn_max = 200000;
@@ -320,11 +320,11 @@ static void report_profile(const optimizer *o, double total) {
           o->p->iters, o->method == EMBR_TSNE_FFT ? "fft" : o->method == EMBR_TSNE_BH ? "bh" : "exact", total);
   fprintf(stderr, "  attraction %.3f s, repulsion %.3f s, update %.3f s\n", o->t_att, o->t_rep, o->t_step);
   if (o->fft) {
-    double a, b, c, d;
+    double a, b, c, d, ff;
     int g[2];
-    embr__tsne_fft_times(o->fft, &a, &b, &c, &d, g);
-    fprintf(stderr, "  repulsion: interpolation weights %.3f s, spreading %.3f s, FFT %.3f s, gather %.3f s; "
-                    "final padded grid %d x %d\n", a, b, c, d, g[0], g[1]);
+    embr__tsne_fft_times(o->fft, &a, &b, &c, &d, &ff, g);
+    fprintf(stderr, "  repulsion: interpolation weights %.3f s, spreading %.3f s, FFT %.3f s, far field %.3f s, "
+                    "gather %.3f s; final padded grid %d x %d\n", a, b, c, ff, d, g[0], g[1]);
   }
 }
 

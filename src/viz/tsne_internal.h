@@ -38,11 +38,15 @@ double embr__tsne_bh_point(const tsne_bh *t, const double *pos, int64_t self, do
 typedef struct tsne_fft tsne_fft;
 int embr__tsne_fft_create(tsne_fft **out, int points_per_box, int min_boxes, double box_size,
                           int n_threads);
+/* The near / far split (see tsne_fft.c): Ka = 1 / (1 + a^2 + d^2), near kernels zero beyond r
+ * (tapered from r1), far field on a coarse grid of boxes of coarse_box units with coarse_points
+ * nodes per axis; r = 0 turns it off (full zero padding of the one grid). */
+int embr__tsne_fft_split(tsne_fft *f, double a, double r1, double r, double coarse_box, int coarse_points);
 void embr__tsne_fft_free(tsne_fft *f);
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *z);
 /* Seconds spent so far per phase (the EMBR_TSNE_PROFILE breakdown) and the padded grid (x, y). */
 void embr__tsne_fft_times(const tsne_fft *f, double *interp, double *spread, double *fft, double *gather,
-                          int *grid);
+                          double *far, int *grid);
 
 /* Attraction: att[i] = sum_j p_ij w_ij (y_i - y_j); with want_plogw, returns
  * sum_ij p_ij log w_ij (for KL; the logarithms cost more than the forces, so only when asked). */
