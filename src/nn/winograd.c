@@ -3,8 +3,9 @@
  * instead of 36, the channel sums done as 16 GEMMs (one per position of the transformed tile):
  *   M[xi] (out x tiles) = U[xi] (out x in) * V[xi] (in x tiles),
  * U = G g G^T (weights), V = B^T d B (input tiles), output tile = A^T m A. 2.25x fewer
- * multiplications than im2col + GEMM; the transforms are additions only. Forward only: backward
- * takes the im2col path (the same convolution, so the gradients are unchanged). */
+ * multiplications than im2col + GEMM; the transforms are additions only. The forward pass and the
+ * input gradient (a stride-1 3x3 convolution with the flipped, transposed kernel) run here; the
+ * weight gradient takes the im2col path. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
