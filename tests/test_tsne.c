@@ -716,13 +716,17 @@ static void test_attract_reference(void) {
     random_cluster_P(N, label, 12, 4, 607, &P);
     double att[N * 3], ref[N * 3], plogw_ref;
     ref_attract(&P, y, d, ref, &plogw_ref);
-    for (int want = 0; want <= 1; want++)
-      for (int threads = 1; threads <= 2; threads++) {
-        double pl = embr__tsne_attract(&P, y, d, att, threads, want);
-        CHECK_MSG(rel_diff(att, ref, N * d) < 1e-12, "d %d want_plogw %d threads %d: %g", d, want, threads,
-                  rel_diff(att, ref, N * d));
-        if (want) CHECK_NEAR(pl / plogw_ref, 1, 1e-12);
-      }
+    /* every kernel this CPU has: the scalar loop and (2-D) the AVX2 one */
+    for (int level = EMBR_CPU_SCALAR; level <= (int)embr_cpu_detect(); level++)
+      for (int want = 0; want <= 1; want++)
+        for (int threads = 1; threads <= 2; threads++) {
+          CHECK(embr_cpu_force((embr_cpu_level)level) == 0);
+          double pl = embr__tsne_attract(&P, y, d, att, threads, want);
+          CHECK_MSG(rel_diff(att, ref, N * d) < 1e-12, "d %d cpu %s want_plogw %d threads %d: %g", d,
+                    embr_cpu_name((embr_cpu_level)level), want, threads, rel_diff(att, ref, N * d));
+          if (want) CHECK_NEAR(pl / plogw_ref, 1, 1e-12);
+        }
+    CHECK(embr_cpu_force(embr_cpu_detect()) == 0);
     embr_affinities_free(&P);
     free(y);
   }

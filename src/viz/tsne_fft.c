@@ -38,6 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* after fftw3.h: cblas.h brings complex.h, which would change fftwf_complex's type */
+#include "core/threads.h"
+#include "nn/sgemm.h"
+
 /* At most this many private spreading grids (memory: CHANNELS x mx x my floats each), whatever
  * the thread count. */
 enum { CHANNELS = 3, MAX_P = 10, MAX_SPREAD = 4, COLS = 8 };
@@ -308,10 +312,12 @@ static int ensure_grid(tsne_fft *f, int mx, int my, int pad) {
   size_t mm = (size_t)f->mx * (size_t)f->my;
   int ns = f->nt < MAX_SPREAD ? f->nt : MAX_SPREAD;
   f->priv = f->nt > 1 ? fftwf_alloc_real((size_t)ns * CHANNELS * mm) : NULL;
-  f->kbuf = fftwf_alloc_real(real);
-  f->kspec = fftwf_alloc_complex(cplx);
-  int ok = f->kr2 && f->kr1 && f->grid && f->spec && f->plans && (f->nt == 1 || f->priv) && f->kbuf && f->kspec;
-  if (ok) ok = (f->kplan = fftwf_plan_dft_r2c_2d(m2y, m2, f->kbuf, f->kspec, FFTW_ESTIMATE)) != NULL;
+  int ok = f->kr2 && f->kr1 && f->grid && f->spec && f->plans && (f->nt == 1 || f->priv);
+  if (ok && pad == 0) { /* the whole-grid kernel transform (fill_kernels_fft) */
+    f->kbuf = fftwf_alloc_real(real);
+    f->kspec = fftwf_alloc_complex(cplx);
+    ok = f->kbuf && f->kspec && (f->kplan = fftwf_plan_dft_r2c_2d(m2y, m2, f->kbuf, f->kspec, FFTW_ESTIMATE)) != NULL;
+  }
   for (int t = 0; t < f->nt && ok; t++) ok = make_plans(f, t) == 0;
   if (!ok) {
     free_grids(f);
@@ -321,8 +327,8 @@ static int ensure_grid(tsne_fft *f, int mx, int my, int pad) {
 }
 
 /* Spectra of K^2 and K sampled on the padded grid with circular offsets (real and even, so the
- * spectra are real). */
-static void fill_kernels(tsne_fft *f, double spacing) {
+ * spectra are real), by a 2-D FFT of the whole grid: for the unsplit kernels, which fill it. */
+static void fill_kernels_fft(tsne_fft *f, double spacing) {
   const int m2 = f->m2x, m2y = f->m2y, hc = f->hc;
   for (int pw = 1; pw <= 2; pw++) {
     for (int a = 0; a < m2y; a++) {
@@ -338,7 +344,74 @@ static void fill_kernels(tsne_fft *f, double spacing) {
     for (int a = 0; a < m2y; a++)
       for (int b = 0; b < hc; b++) dst[(size_t)b * m2y + a] = f->kspec[(size_t)a * hc + b][0];
   }
+}
+
+/* The cosine factors for one axis of a circular grid of length len: c[k * d1 + d] =
+ * w_d cos(2 pi k d / len) for rows k < rows and offsets d < d1, with w_d = 2 for an offset that
+ * stands for both +d and -d, 1 for d = 0 and the Nyquist offset len / 2; the phase k d mod len is
+ * exact, so len cosines serve all entries (base: len floats of scratch). */
+static void cos_table(float *c, int rows, int d1, int len, float *base) {
+  for (int t = 0; t < len; t++) base[t] = (float)cos(2 * M_PI * (double)t / len);
+  for (int k = 0; k < rows; k++) {
+    int t = 0; /* k d mod len, stepped */
+    for (int d = 0; d < d1; d++) {
+      c[(size_t)k * d1 + d] = (d == 0 || 2 * d == len ? 1 : 2) * base[t];
+      t += k;
+      if (t >= len) t -= len;
+    }
+  }
+}
+
+/* The same spectra for the near kernels, which vanish beyond pad nodes: as the kernel is even in
+ * each axis, Khat(ky, kx) = sum_{a, b >= 0} w_a w_b k(a, b) cos(2 pi ky a / m2y) cos(2 pi kx b / m2x)
+ * over the offsets inside its reach, two matrix products (Cy Q Cx^T) of O(m2x m2y pad) split
+ * between the threads. A 2-D FFT of the whole grid on one thread cost 4-7 ms here, and the map's
+ * growth changes the padded size (so the spectra) 120-140 times in a run. */
+static int fill_kernels_near(tsne_fft *f, double spacing) {
+  const int m2 = f->m2x, m2y = f->m2y, hc = f->hc;
+  const int a1 = (f->pad < m2y / 2 ? f->pad : m2y / 2) + 1, b1 = (f->pad < m2 / 2 ? f->pad : m2 / 2) + 1;
+  float *q = malloc(sizeof(float) * 2 * (size_t)a1 * b1), *cx = malloc(sizeof(float) * (size_t)hc * b1);
+  float *cy = malloc(sizeof(float) * (size_t)m2y * a1), *t = malloc(sizeof(float) * 2 * (size_t)a1 * hc);
+  float *base = malloc(sizeof(float) * (size_t)(m2 > m2y ? m2 : m2y));
+  if (!q || !cx || !cy || !t || !base) {
+    free(q), free(cx), free(cy), free(t), free(base);
+    return embr_error(EMBR_ENOMEM, "t-SNE FFT: out of memory for the kernel spectra");
+  }
+  for (int pw = 1; pw <= 2; pw++)
+    for (int a = 0; a < a1; a++)
+      for (int b = 0; b < b1; b++)
+        q[((size_t)(pw - 1) * a1 + a) * b1 + b] =
+            (float)kernel_near(f, pw, ((double)a * a + (double)b * b) * spacing * spacing);
+  cos_table(cx, hc, b1, m2, base);
+  cos_table(cy, m2y, a1, m2y, base);
+  embr__blas_enter(1); /* each thread runs single-threaded GEMMs */
+#pragma omp parallel num_threads(f->nt)
+  {
+    int c0, c1;
+    share(hc, omp_get_num_threads(), omp_get_thread_num(), &c0, &c1);
+    /* T_pw (a1 x hc) = Q_pw Cx^T, this thread's columns; then its rows of kr_pw (hc x m2y) =
+     * T_pw^T Cy^T */
+    for (int pw = 0; pw < 2 && c1 > c0; pw++)
+      embr__nn_sgemm1(CblasNoTrans, CblasTrans, a1, c1 - c0, b1, 1, q + (size_t)pw * a1 * b1, b1, cx + (size_t)c0 * b1,
+                      b1, 0, t + (size_t)pw * a1 * hc + c0, hc);
+    for (int pw = 0; pw < 2 && c1 > c0; pw++)
+      embr__nn_sgemm1(CblasTrans, CblasTrans, c1 - c0, m2y, a1, 1, t + (size_t)pw * a1 * hc + c0, hc, cy, a1, 0,
+                      (pw ? f->kr2 : f->kr1) + (size_t)c0 * m2y, m2y);
+  }
+  embr__blas_leave();
+  free(q), free(cx), free(cy), free(t), free(base);
+  return 0;
+}
+
+static int fill_kernels(tsne_fft *f, double spacing) {
+  if (f->pad > 0) {
+    int rc = fill_kernels_near(f, spacing);
+    if (rc) return rc;
+  } else {
+    fill_kernels_fft(f, spacing);
+  }
   f->kern_spacing = spacing;
+  return 0;
 }
 
 /* Lagrange weights of the p equispaced nodes at (k + 0.5) / p of a unit box, at u in [0, 1]. */
@@ -629,7 +702,7 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
    * wider than min_boxes boxes. */
   if (f->kern_spacing != h / p) {
     double tk = embr_now();
-    fill_kernels(f, h / p);
+    if ((rc = fill_kernels(f, h / p))) return rc;
     f->t_fft += embr_now() - tk;
     t0 += embr_now() - tk;
   }

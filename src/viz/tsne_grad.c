@@ -5,9 +5,8 @@
 #include <math.h>
 
 /* The 2-D case gets its own loop: it is the common one and the compiler keeps it in registers. */
-static void attract_2d(const embr_affinities *P, const double *y, double *att, int nt) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1024)
-  for (int64_t i = 0; i < P->n; i++) {
+static void attract_2d_rows(const embr_affinities *P, const double *y, double *att, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; i++) {
     double yx = y[2 * i], yy = y[2 * i + 1], fx = 0, fy = 0;
     for (int64_t s = P->row[i]; s < P->row[i + 1]; s++) {
       int64_t j = P->col[s];
@@ -18,6 +17,22 @@ static void attract_2d(const embr_affinities *P, const double *y, double *att, i
     }
     att[2 * i] = fx;
     att[2 * i + 1] = fy;
+  }
+}
+
+/* Rows in blocks of 1024, taken dynamically (rows differ in length); the AVX2 kernel where the
+ * CPU has it (EMBR_CPU=scalar or embr_cpu_force selects the loop above). */
+static void attract_2d(const embr_affinities *P, const double *y, double *att, int nt) {
+  enum { BLOCK = 1024 };
+  const int avx2 = embr_cpu_active() == EMBR_CPU_AVX2;
+  const int64_t blocks = (P->n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; b++) {
+    int64_t i0 = b * BLOCK, i1 = i0 + BLOCK < P->n ? i0 + BLOCK : P->n;
+    if (avx2)
+      embr__tsne_attract_2d_avx2(P, y, att, i0, i1);
+    else
+      attract_2d_rows(P, y, att, i0, i1);
   }
 }
 

@@ -52,5 +52,8 @@ void embr__tsne_fft_times(const tsne_fft *f, double *interp, double *spread, dou
  * sum_ij p_ij log w_ij (for KL; the logarithms cost more than the forces, so only when asked). */
 double embr__tsne_attract(const embr_affinities *P, const double *y, int d, double *att,
                           int n_threads, int want_plogw);
+/* The 2-D attraction of rows [i0, i1) with AVX2 + FMA (tsne_grad_avx2.c; only where the CPU has
+ * them). */
+void embr__tsne_attract_2d_avx2(const embr_affinities *P, const double *y, double *att, int64_t i0, int64_t i1);
 
 #endif
