@@ -44,7 +44,7 @@
 
 /* At most this many private spreading grids (memory: CHANNELS x mx x my floats each), whatever
  * the thread count. */
-enum { CHANNELS = 3, MAX_P = 10, MAX_SPREAD = 4, COLS = 8 };
+enum { CHANNELS = 3, MAX_P = 10, MAX_SPREAD = 4, COLS = 8, NBUF = 5 };
 #define LADDER 1.0905077326652577 /* 2^(1/8) */
 /* The default near / far split (map units; chosen on the test maps of tests/test_tsne.c, see
  * docs/tsne.md): Ka = 1 / (1 + 8^2 + d^2), near kernels tapered from 12 to zero at 20, far field
@@ -75,7 +75,7 @@ typedef struct coarse_level {
   int64_t cap_points;
   int32_t *box_of;        /* per point: box x, y */
   float *w;               /* per point: p weights x, then p weights y */
-  double inv_denom[MAX_P];
+  double node[MAX_P], inv_denom[MAX_P];
   double zpart;
 } coarse_level;
 
@@ -91,13 +91,20 @@ struct tsne_fft {
   float *grid;          /* CHANNELS x m2y x m2x real */
   fftwf_complex *spec;  /* CHANNELS x m2y x hc */
   float *priv;          /* per thread: CHANNELS x my x mx, its points' charges */
+  /* the memory behind kr2, kr1, grid, spec and priv, kept from one padded size to the next: the
+   * map's growth changes the size 120-140 times a run, and fresh memory for each cost a page
+   * fault per 4 KiB on first touch (tens of MB each time at 50k points) */
+  struct reserved {
+    void *p;
+    size_t cap;
+  } buf[NBUF];
   float *kbuf;          /* m2y x m2x real and m2y x hc complex: the kernel transform's buffers */
   fftwf_complex *kspec;
   fftwf_plan kplan;
   int64_t cap_points;
   int32_t *box;         /* per point: box index x, y */
   float *w;             /* per point: p weights x, then p weights y */
-  double inv_denom[MAX_P]; /* Lagrange denominators for p nodes */
+  double node[MAX_P], inv_denom[MAX_P]; /* node positions in a unit box, Lagrange denominators */
   double t_interp, t_spread, t_fft, t_gather, t_far; /* seconds per phase, summed over calls */
   /* Near / far split (split_r > 0): the fine grid convolves only the near kernels, zero beyond
    * split_r, so its padding is split_r / spacing nodes instead of the grid's own size; the far
@@ -107,12 +114,13 @@ struct tsne_fft {
   coarse_level far;
 };
 
-/* 1 / prod_{j != k} (x_k - x_j) for the p nodes x_k = (k + 0.5) / p of a unit box. */
-static void lagrange_denominators(int p, double *inv_denom) {
+/* The p nodes x_k = (k + 0.5) / p of a unit box and 1 / prod_{j != k} (x_k - x_j). */
+static void lagrange_setup(int p, double *node, double *inv_denom) {
+  for (int k = 0; k < p; k++) node[k] = (k + 0.5) / p;
   for (int k = 0; k < p; k++) {
-    double xk = (k + 0.5) / p, v = 1;
+    double v = 1;
     for (int j = 0; j < p; j++)
-      if (j != k) v *= xk - (j + 0.5) / p;
+      if (j != k) v *= node[k] - node[j];
     inv_denom[k] = 1.0 / v;
   }
 }
@@ -152,7 +160,7 @@ int embr__tsne_fft_create(tsne_fft **out, int points_per_box, int min_boxes, dou
   f->min_boxes = min_boxes;
   f->box_size = box_size;
   f->nt = embr_threads_resolve(n_threads);
-  lagrange_denominators(f->p, f->inv_denom);
+  lagrange_setup(f->p, f->node, f->inv_denom);
   embr__tsne_fft_split(f, SPLIT_A, SPLIT_R1, SPLIT_R, COARSE_BOX, COARSE_P);
   *out = f;
   return 0;
@@ -176,11 +184,13 @@ int embr__tsne_fft_split(tsne_fft *f, double a, double r1, double r, double coar
   f->split_r = r;
   f->far.box = coarse_box;
   f->far.p = coarse_points;
-  lagrange_denominators(coarse_points, f->far.inv_denom);
+  lagrange_setup(coarse_points, f->far.node, f->far.inv_denom);
   return 0;
 }
 
-static void free_grids(tsne_fft *f) {
+/* Drops the plans and the kernel spectra made for the current padded size; the buffers stay for
+ * the next size (reserve). */
+static void free_plans(tsne_fft *f) {
   if (f->plans) {
     for (int t = 0; t < f->nt; t++) {
       fftwf_plan *pl[4] = {&f->plans[t].row_fwd, &f->plans[t].col_fwd, &f->plans[t].col_inv, &f->plans[t].row_inv};
@@ -197,16 +207,21 @@ static void free_grids(tsne_fft *f) {
   fftwf_free(f->kspec);
   f->kbuf = NULL;
   f->kspec = NULL;
-  fftwf_free(f->kr2);
-  fftwf_free(f->kr1);
-  fftwf_free(f->grid);
-  fftwf_free(f->spec);
-  fftwf_free(f->priv);
-  f->kr2 = f->kr1 = f->grid = f->priv = NULL;
-  f->spec = NULL;
   f->kern_spacing = 0;
   f->mx = f->my = f->m2x = f->m2y = f->hc = 0;
   f->pad = 0;
+}
+
+static void free_grids(tsne_fft *f) {
+  free_plans(f);
+  for (int b = 0; b < NBUF; b++) {
+    fftwf_free(f->buf[b].p);
+    f->buf[b].p = NULL;
+    f->buf[b].cap = 0;
+  }
+  f->kr2 = f->kr1 = f->grid = NULL;
+  f->spec = NULL;
+  f->priv = NULL;
 }
 
 static void free_coarse(coarse_level *c) {
@@ -287,6 +302,18 @@ static int make_plans(tsne_fft *f, int t) {
   return 0;
 }
 
+/* At least bytes of (FFTW-aligned) memory from r, which grows by a quarter more than asked when
+ * it must grow, so a slowly growing map reallocates rarely; NULL when out of memory. */
+static void *reserve(struct reserved *r, size_t bytes) {
+  if (bytes > r->cap) {
+    fftwf_free(r->p);
+    size_t want = bytes + bytes / 4;
+    r->p = fftwf_malloc(want);
+    r->cap = r->p ? want : 0;
+  }
+  return r->p;
+}
+
 /* (Re)allocates the grids and plans for (at least) mx x my nodes; nothing is redone while the
  * padded sizes stay the same. */
 static int ensure_grid(tsne_fft *f, int mx, int my, int pad) {
@@ -295,7 +322,7 @@ static int ensure_grid(tsne_fft *f, int mx, int my, int pad) {
   int m2 = smooth_size(mx + (pad > 0 && pad < mx ? pad : mx));
   int m2y = smooth_size(my + (pad > 0 && pad < my ? pad : my));
   if (m2 == f->m2x && m2y == f->m2y && pad == f->pad) return 0;
-  free_grids(f);
+  free_plans(f);
   int hc = m2 / 2 + 1;
   size_t real = (size_t)m2 * (size_t)m2y, cplx = (size_t)m2y * (size_t)hc;
   f->pad = pad;
@@ -304,14 +331,14 @@ static int ensure_grid(tsne_fft *f, int mx, int my, int pad) {
   f->m2x = m2;
   f->m2y = m2y;
   f->hc = hc;
-  f->kr2 = fftwf_alloc_real(cplx);
-  f->kr1 = fftwf_alloc_real(cplx);
-  f->grid = fftwf_alloc_real(CHANNELS * real);
-  f->spec = fftwf_alloc_complex(CHANNELS * cplx);
-  f->plans = calloc((size_t)f->nt, sizeof *f->plans);
+  f->kr2 = reserve(&f->buf[0], sizeof(float) * cplx);
+  f->kr1 = reserve(&f->buf[1], sizeof(float) * cplx);
+  f->grid = reserve(&f->buf[2], sizeof(float) * CHANNELS * real);
+  f->spec = reserve(&f->buf[3], sizeof(fftwf_complex) * CHANNELS * cplx);
   size_t mm = (size_t)f->mx * (size_t)f->my;
   int ns = f->nt < MAX_SPREAD ? f->nt : MAX_SPREAD;
-  f->priv = f->nt > 1 ? fftwf_alloc_real((size_t)ns * CHANNELS * mm) : NULL;
+  f->priv = f->nt > 1 ? reserve(&f->buf[4], sizeof(float) * (size_t)ns * CHANNELS * mm) : NULL;
+  f->plans = calloc((size_t)f->nt, sizeof *f->plans);
   int ok = f->kr2 && f->kr1 && f->grid && f->spec && f->plans && (f->nt == 1 || f->priv);
   if (ok && pad == 0) { /* the whole-grid kernel transform (fill_kernels_fft) */
     f->kbuf = fftwf_alloc_real(real);
@@ -414,10 +441,10 @@ static int fill_kernels(tsne_fft *f, double spacing) {
   return 0;
 }
 
-/* Lagrange weights of the p equispaced nodes at (k + 0.5) / p of a unit box, at u in [0, 1]. */
-static void lagrange(int p, const double *inv_denom, double u, float *w) {
+/* Lagrange weights of the p nodes of a unit box (lagrange_setup) at u in [0, 1]. */
+static void lagrange(int p, const double *node, const double *inv_denom, double u, float *w) {
   double d[MAX_P], left[MAX_P + 1], right[MAX_P + 1];
-  for (int j = 0; j < p; j++) d[j] = u - (j + 0.5) / p;
+  for (int j = 0; j < p; j++) d[j] = u - node[j];
   left[0] = right[p] = 1;
   for (int j = 0; j < p; j++) left[j + 1] = left[j] * d[j];
   for (int j = p - 1; j >= 0; j--) right[j] = right[j + 1] * d[j];
@@ -637,6 +664,24 @@ static void coarse_run(tsne_fft *f, int nt) {
   fftwf_execute(c->inv);
 }
 
+/* A point's potentials read back from a grid of potentials (CHANNELS x rows of stride ld) with
+ * the weights it spread its charges with: box (x, y), then p weights x and p weights y. */
+static void gather(int p, const int32_t *box, const float *wx, const float *g, size_t ld, size_t chan,
+                   double phi[CHANNELS]) {
+  const float *wy = wx + p;
+  size_t at = (size_t)box[1] * p * ld + (size_t)box[0] * p;
+  phi[0] = phi[1] = phi[2] = 0;
+  for (int ky = 0; ky < p; ky++, at += ld) {
+    const float *g0 = g + at, *g1 = g0 + chan, *g2 = g1 + chan;
+    for (int kx = 0; kx < p; kx++) {
+      double v = (double)wy[ky] * wx[kx];
+      phi[0] += v * g0[kx];
+      phi[1] += v * g1[kx];
+      phi[2] += v * g2[kx];
+    }
+  }
+}
+
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *zout) {
   const int p = f->p;
   double t0 = embr_now();
@@ -724,14 +769,14 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
         if (b >= nb[a]) b = nb[a] - 1;
         if (b < 0) b = 0;
         f->box[i * 2 + a] = b;
-        lagrange(p, f->inv_denom, u - b, f->w + (i * 2 + a) * p);
+        lagrange(p, f->node, f->inv_denom, u - b, f->w + (i * 2 + a) * p);
         if (split) {
           double uc = (y[i * 2 + a] - lo[a]) / cl->box;
           int bc = (int)uc;
           if (bc >= nbc[a]) bc = nbc[a] - 1;
           if (bc < 0) bc = 0;
           cl->box_of[i * 2 + a] = bc;
-          lagrange(pc, cl->inv_denom, uc - bc, cl->w + (i * 2 + a) * pc);
+          lagrange(pc, cl->node, cl->inv_denom, uc - bc, cl->w + (i * 2 + a) * pc);
         }
       }
     double tb = embr_now();
@@ -793,33 +838,12 @@ int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, dou
     const double scale = 1.0 / (double)chan_r;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-      const float *wx = f->w + (i * 2) * p, *wy = wx + p;
-      size_t at = (size_t)f->box[2 * i + 1] * p * m2 + (size_t)f->box[2 * i] * p;
-      double phi[CHANNELS] = {0, 0, 0};
-      for (int ky = 0; ky < p; ky++, at += m2) {
-        const float *g0 = f->grid + at, *g1 = g0 + chan_r, *g2 = g1 + chan_r;
-        for (int kx = 0; kx < p; kx++) {
-          double v = (double)wy[ky] * wx[kx];
-          phi[0] += v * g0[kx];
-          phi[1] += v * g1[kx];
-          phi[2] += v * g2[kx];
-        }
-      }
-      for (int k = 0; k < CHANNELS; k++) phi[k] *= scale;
+      double phi[CHANNELS], cphi[CHANNELS];
+      gather(p, f->box + 2 * i, f->w + (i * 2) * p, f->grid, (size_t)m2, chan_r, phi);
+      for (int c = 0; c < CHANNELS; c++) phi[c] *= scale;
       if (split) {
-        const float *cx = cl->w + (i * 2) * pc, *cy = cx + pc;
-        size_t cat = (size_t)cl->box_of[2 * i + 1] * pc * cld + (size_t)cl->box_of[2 * i] * pc;
-        double cphi[CHANNELS] = {0, 0, 0};
-        for (int ky = 0; ky < pc; ky++, cat += cld) {
-          const float *g0 = cl->out + cat, *g1 = g0 + creal, *g2 = g1 + creal;
-          for (int kx = 0; kx < pc; kx++) {
-            double v = (double)cy[ky] * cx[kx];
-            cphi[0] += v * g0[kx];
-            cphi[1] += v * g1[kx];
-            cphi[2] += v * g2[kx];
-          }
-        }
-        for (int k = 0; k < CHANNELS; k++) phi[k] += cphi[k] / (double)creal;
+        gather(pc, cl->box_of + 2 * i, cl->w + (i * 2) * pc, cl->out, cld, creal, cphi);
+        for (int c = 0; c < CHANNELS; c++) phi[c] += cphi[c] / (double)creal;
       }
       double yx = y[2 * i], yy = y[2 * i + 1];
       rep[2 * i] = yx * phi[0] - phi[1];
