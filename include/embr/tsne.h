@@ -59,7 +59,7 @@ typedef struct embr_tsne_params {
   embr_tsne_method method;   /* [AUTO] */
   double theta;              /* Barnes-Hut opening angle [0.5] */
   int fft_points;            /* FFT: interpolation points per box and axis [5] */
-  int fft_min_boxes;         /* FFT: at least this many boxes per axis [50] */
+  int fft_min_boxes;         /* FFT: at least this many boxes per axis [8] */
   double fft_box_size;       /* FFT: box side in map units [1.125] */
   embr_tsne_init init;       /* [PCA] */
   int pca_dims;              /* reduce the input to this many dims first; 0 = never,

@@ -31,7 +31,7 @@ embr_tsne_params embr_tsne_params_default(void) {
   p.max_step = 5;
   p.theta = 0.5;
   p.fft_points = 5;
-  p.fft_min_boxes = 50;
+  p.fft_min_boxes = 8;
   p.fft_box_size = 1.125;
   p.pca_dims = -1;
   p.metric = EMBR_METRIC_L2;
