@@ -665,21 +665,29 @@ static void coarse_run(tsne_fft *f, int nt) {
 }
 
 /* A point's potentials read back from a grid of potentials (CHANNELS x rows of stride ld) with
- * the weights it spread its charges with: box (x, y), then p weights x and p weights y. */
+ * the weights it spread its charges with: box (x, y), then p weights x and p weights y. Each row
+ * of nodes is summed on its own (in float, as the grid is) before its y weight: independent
+ * chains instead of one long one through every node. */
 static void gather(int p, const int32_t *box, const float *wx, const float *g, size_t ld, size_t chan,
                    double phi[CHANNELS]) {
   const float *wy = wx + p;
   size_t at = (size_t)box[1] * p * ld + (size_t)box[0] * p;
-  phi[0] = phi[1] = phi[2] = 0;
+  double s0 = 0, s1 = 0, s2 = 0;
   for (int ky = 0; ky < p; ky++, at += ld) {
     const float *g0 = g + at, *g1 = g0 + chan, *g2 = g1 + chan;
+    float r0 = 0, r1 = 0, r2 = 0;
     for (int kx = 0; kx < p; kx++) {
-      double v = (double)wy[ky] * wx[kx];
-      phi[0] += v * g0[kx];
-      phi[1] += v * g1[kx];
-      phi[2] += v * g2[kx];
+      r0 += wx[kx] * g0[kx];
+      r1 += wx[kx] * g1[kx];
+      r2 += wx[kx] * g2[kx];
     }
+    s0 += (double)wy[ky] * r0;
+    s1 += (double)wy[ky] * r1;
+    s2 += (double)wy[ky] * r2;
   }
+  phi[0] = s0;
+  phi[1] = s1;
+  phi[2] = s2;
 }
 
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *zout) {
