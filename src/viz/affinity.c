@@ -183,14 +183,40 @@ void embr__tsne_calibrate_row(const int64_t *nbr, const float *d, int k, double 
   }
 }
 
-typedef struct triplet {
+typedef struct entry {
   int32_t col;
   float val;
-} triplet;
+} entry;
 
 static int cmp_col(const void *a, const void *b) {
-  const triplet *x = a, *y = b;
+  const entry *x = a, *y = b;
   return (x->col > y->col) - (x->col < y->col);
+}
+
+/* Row i of P before normalising: its own list (own, k entries, sorted here) merged with the
+ * transposed entries (from, nf of them, already in column order), equal columns summed in double.
+ * Writes the merged row to dst (room for k + nf) and returns its length; *sum gets its total. */
+static int64_t merge_row(entry *own, int k, const entry *from, int64_t nf, entry *dst, double *sum) {
+  int64_t m = 0;
+  for (int t = 0; t < k; t++)
+    if (own[t].col >= 0) own[m++] = own[t];
+  qsort(own, (size_t)m, sizeof *own, cmp_col);
+  int64_t a = 0, b = 0, w = 0;
+  double total = 0, v = 0;
+  int32_t c = -1;
+  while (a < m || b < nf) {
+    const entry *e = b >= nf || (a < m && own[a].col <= from[b].col) ? &own[a++] : &from[b++];
+    if (e->col != c) {
+      if (c >= 0) dst[w++] = (entry){c, (float)v}; /* the sum, rounded once */
+      c = e->col;
+      v = 0;
+    }
+    v += e->val;
+    total += e->val;
+  }
+  if (c >= 0) dst[w++] = (entry){c, (float)v};
+  *sum = total;
+  return w;
 }
 
 int embr__tsne_calibrate(const int64_t *nbr, const float *dist, int64_t n, int k, double perplexity,
@@ -215,56 +241,72 @@ int embr__tsne_calibrate(const int64_t *nbr, const float *dist, int64_t n, int k
     }
     free(p);
   }
-  /* Each (i, j, p_j|i) lands in row i and in row j; duplicates merge by summing. */
+  /* P_ij = (p_j|i + p_i|j) / total. Row i holds its own list and the entries (j, p_i|j) of the
+   * lists naming i: those come from a transpose filled in row order, so each row's share is
+   * already sorted by column; every row is then merged on its own (in parallel), into room for
+   * both parts, and the rows are packed in order. */
   for (int64_t i = 0; i < n; i++)
     for (int t = 0; t < k; t++)
-      if (nbr[i * k + t] >= 0) {
-        cnt[i + 1]++;
-        cnt[nbr[i * k + t] + 1]++;
-      }
+      if (nbr[i * k + t] >= 0) cnt[nbr[i * k + t] + 1]++;
   for (int64_t i = 0; i < n; i++) cnt[i + 1] += cnt[i];
-  triplet *tr = embr_alloc(sizeof(triplet) * (size_t)(cnt[n] ? cnt[n] : 1));
-  int64_t *fill = embr_alloc(sizeof(int64_t) * (size_t)n);
-  int rc = tr && fill ? 0 : embr_error(EMBR_ENOMEM, "t-SNE affinities: out of memory");
+  entry *tr = embr_alloc(sizeof(entry) * (size_t)(cnt[n] ? cnt[n] : 1));
+  entry *merged = embr_alloc(sizeof(entry) * (size_t)(cnt[n] + n * k ? cnt[n] + n * k : 1));
+  int64_t *len = embr_alloc(sizeof(int64_t) * (size_t)(n + 1));
+  double *rsum = embr_alloc(sizeof(double) * (size_t)n);
+  const int nt = embr_threads_resolve(n_threads);
+  entry *ownbuf = embr_alloc(sizeof(entry) * (size_t)nt * (size_t)k); /* each thread's own list */
+  int rc = tr && merged && len && rsum && ownbuf ? 0 : embr_error(EMBR_ENOMEM, "t-SNE affinities: out of memory");
   if (!rc) {
-    memcpy(fill, cnt, sizeof(int64_t) * (size_t)n);
+    memcpy(len, cnt, sizeof(int64_t) * (size_t)n); /* fill pointers for now */
     for (int64_t i = 0; i < n; i++)
       for (int t = 0; t < k; t++) {
         int64_t j = nbr[i * k + t];
-        if (j < 0) continue;
-        tr[fill[i]++] = (triplet){(int32_t)j, pc[i * k + t]};
-        tr[fill[j]++] = (triplet){(int32_t)i, pc[i * k + t]};
+        if (j >= 0) tr[len[j]++] = (entry){(int32_t)i, pc[i * k + t]};
       }
-    out->n = n;
-    out->row = embr_alloc(sizeof(int64_t) * (size_t)(n + 1));
-    out->col = embr_alloc(sizeof(int32_t) * (size_t)(cnt[n] ? cnt[n] : 1));
-    out->val = embr_alloc(sizeof(float) * (size_t)(cnt[n] ? cnt[n] : 1));
-    if (!out->row || !out->col || !out->val) rc = embr_error(EMBR_ENOMEM, "t-SNE affinities: out of memory");
-  }
-  if (!rc) {
-    int64_t w = 0;
-    /* Normalise by the actual total, not 2n: a point without neighbours of its own (possible with
-     * given neighbour lists) contributes no row mass. */
-    double total = 0;
-    for (int64_t s = 0; s < cnt[n]; s++) total += tr[s].val;
-    double scale = total > 0 ? 1.0 / total : 0;
-    for (int64_t i = 0; i < n; i++) {
-      out->row[i] = w;
-      qsort(tr + cnt[i], (size_t)(cnt[i + 1] - cnt[i]), sizeof(triplet), cmp_col);
-      for (int64_t s = cnt[i]; s < cnt[i + 1];) {
-        int32_t c = tr[s].col;
-        double v = 0;
-        for (; s < cnt[i + 1] && tr[s].col == c; s++) v += tr[s].val;
-        out->col[w] = c;
-        out->val[w++] = (float)(v * scale);
+#pragma omp parallel num_threads(nt)
+    {
+      entry *own = ownbuf + (size_t)omp_get_thread_num() * k;
+#pragma omp for schedule(dynamic, 256)
+      for (int64_t i = 0; i < n; i++) {
+        for (int t = 0; t < k; t++)
+          own[t] = (entry){nbr[i * k + t] >= 0 ? (int32_t)nbr[i * k + t] : -1, pc[i * k + t]};
+        len[i] = merge_row(own, k, tr + cnt[i], cnt[i + 1] - cnt[i], merged + cnt[i] + i * k, &rsum[i]);
       }
     }
-    out->row[n] = w;
+  }
+  if (!rc) {
+    /* Normalise by the actual total, not 2n: a point without neighbours of its own (possible with
+     * given neighbour lists) contributes no row mass. Summed in row order: the same whatever the
+     * thread count. */
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += rsum[i];
+    double scale = total > 0 ? 1.0 / total : 0;
+    out->n = n;
+    out->row = embr_alloc(sizeof(int64_t) * (size_t)(n + 1));
+    if (out->row) out->row[0] = 0;
+    for (int64_t i = 0; out->row && i < n; i++) out->row[i + 1] = out->row[i] + len[i];
+    int64_t nnz = out->row ? out->row[n] : 0;
+    out->col = embr_alloc(sizeof(int32_t) * (size_t)(nnz ? nnz : 1));
+    out->val = embr_alloc(sizeof(float) * (size_t)(nnz ? nnz : 1));
+    if (!out->row || !out->col || !out->val) rc = embr_error(EMBR_ENOMEM, "t-SNE affinities: out of memory");
+    if (!rc) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (int64_t i = 0; i < n; i++) {
+        const entry *src = merged + cnt[i] + i * k;
+        for (int64_t s = 0; s < len[i]; s++) {
+          out->col[out->row[i] + s] = src[s].col;
+          out->val[out->row[i] + s] = (float)((double)src[s].val * scale);
+        }
+      }
+    }
   }
   if (rc) embr_affinities_free(out);
   embr_free(pc);
   embr_free(cnt);
   embr_free(tr);
-  embr_free(fill);
+  embr_free(merged);
+  embr_free(len);
+  embr_free(rsum);
+  embr_free(ownbuf);
   return rc;
 }
