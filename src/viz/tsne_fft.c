@@ -442,13 +442,23 @@ static int fill_kernels(tsne_fft *f, double spacing) {
 }
 
 /* Lagrange weights of the p nodes of a unit box (lagrange_setup) at u in [0, 1]. */
-static void lagrange(int p, const double *node, const double *inv_denom, double u, float *w) {
+static inline void lagrange_n(int p, const double *node, const double *inv_denom, double u, float *w) {
   double d[MAX_P], left[MAX_P + 1], right[MAX_P + 1];
   for (int j = 0; j < p; j++) d[j] = u - node[j];
   left[0] = right[p] = 1;
   for (int j = 0; j < p; j++) left[j + 1] = left[j] * d[j];
   for (int j = p - 1; j >= 0; j--) right[j] = right[j + 1] * d[j];
   for (int k = 0; k < p; k++) w[k] = (float)(left[k] * right[k + 1] * inv_denom[k]);
+}
+
+/* The same, with the defaults' node counts as constants so that the loops unroll (the weights of
+ * every point are computed every iteration: 2 axes x 2 grids). */
+static void lagrange(int p, const double *node, const double *inv_denom, double u, float *w) {
+  switch (p) {
+    case 4: lagrange_n(4, node, inv_denom, u, w); break;
+    case 5: lagrange_n(5, node, inv_denom, u, w); break;
+    default: lagrange_n(p, node, inv_denom, u, w);
+  }
 }
 
 /* Adds the charges (1, y_x, y_y) of points [i0, i1) into g (CHANNELS x rows of stride ld). */
