@@ -462,8 +462,8 @@ static void lagrange(int p, const double *node, const double *inv_denom, double 
 }
 
 /* Adds the charges (1, y_x, y_y) of points [i0, i1) into g (CHANNELS x rows of stride ld). */
-static void spread(int p, const int32_t *box, const float *w, const double *y, int64_t i0, int64_t i1, float *g,
-                   size_t ld, size_t chan) {
+static inline void spread_n(int p, const int32_t *box, const float *w, const double *y, int64_t i0, int64_t i1,
+                            float *g, size_t ld, size_t chan) {
   for (int64_t i = i0; i < i1; i++) {
     const float *wx = w + (i * 2) * p, *wy = wx + p;
     float q1 = (float)y[2 * i], q2 = (float)y[2 * i + 1];
@@ -477,6 +477,16 @@ static void spread(int p, const int32_t *box, const float *w, const double *y, i
         g2[kx] += v * q2;
       }
     }
+  }
+}
+
+/* The same, with the defaults' node counts as constants (unrolled, vectorised). */
+static void spread(int p, const int32_t *box, const float *w, const double *y, int64_t i0, int64_t i1, float *g,
+                   size_t ld, size_t chan) {
+  switch (p) {
+    case 4: spread_n(4, box, w, y, i0, i1, g, ld, chan); break;
+    case 5: spread_n(5, box, w, y, i0, i1, g, ld, chan); break;
+    default: spread_n(p, box, w, y, i0, i1, g, ld, chan);
   }
 }
 
@@ -678,8 +688,8 @@ static void coarse_run(tsne_fft *f, int nt) {
  * the weights it spread its charges with: box (x, y), then p weights x and p weights y. Each row
  * of nodes is summed on its own (in float, as the grid is) before its y weight: independent
  * chains instead of one long one through every node. */
-static void gather(int p, const int32_t *box, const float *wx, const float *g, size_t ld, size_t chan,
-                   double phi[CHANNELS]) {
+static inline void gather_n(int p, const int32_t *box, const float *wx, const float *g, size_t ld, size_t chan,
+                            double phi[CHANNELS]) {
   const float *wy = wx + p;
   size_t at = (size_t)box[1] * p * ld + (size_t)box[0] * p;
   double s0 = 0, s1 = 0, s2 = 0;
@@ -698,6 +708,16 @@ static void gather(int p, const int32_t *box, const float *wx, const float *g, s
   phi[0] = s0;
   phi[1] = s1;
   phi[2] = s2;
+}
+
+/* The same, with the defaults' node counts as constants. */
+static void gather(int p, const int32_t *box, const float *wx, const float *g, size_t ld, size_t chan,
+                   double phi[CHANNELS]) {
+  switch (p) {
+    case 4: gather_n(4, box, wx, g, ld, chan, phi); break;
+    case 5: gather_n(5, box, wx, g, ld, chan, phi); break;
+    default: gather_n(p, box, wx, g, ld, chan, phi);
+  }
 }
 
 int embr__tsne_rep_fft(tsne_fft *f, const double *y, int64_t n, double *rep, double *zout) {
