@@ -253,7 +253,9 @@ static double gradient(optimizer *o, double exag, double *plogw) {
   if (!(z > 0)) return NAN;
   /* Without the factor 4 of the exact derivative, as bhtsne, FIt-SNE and openTSNE write it: their
    * learning rate N/12 is for this scale. */
-  for (int64_t i = 0; i < o->n * o->d; i++) o->grad[i] = exag * o->att[i] - o->rep[i] / z;
+  const int64_t m = o->n * o->d;
+#pragma omp parallel for num_threads(embr_threads_resolve(nt)) schedule(static)
+  for (int64_t i = 0; i < m; i++) o->grad[i] = exag * o->att[i] - o->rep[i] / z;
   o->t_step += embr_now() - t2;
   return z;
 }
@@ -261,7 +263,9 @@ static double gradient(optimizer *o, double exag, double *plogw) {
 /* Momentum step with per-coordinate gains (Jacobs 1988, as in the reference implementation) and
  * a cap on how far one point moves per iteration. */
 static void step(optimizer *o, double lr, double momentum) {
-  int d = o->d;
+  const int d = o->d;
+  /* each point on its own: the same result whatever the thread count */
+#pragma omp parallel for num_threads(embr_threads_resolve(o->p->n_threads)) schedule(static)
   for (int64_t i = 0; i < o->n; i++) {
     double len2 = 0;
     for (int c = 0; c < d; c++) {
