@@ -34,7 +34,7 @@ EMBR_API embr_status embr_pca(const float *x, int64_t n, int64_t ld, int64_t dim
 
 /* ---- t-SNE ------------------------------------------------------------------------------------ */
 typedef enum embr_tsne_method {
-  EMBR_TSNE_AUTO = 0,  /* exact up to 1,000 points; Barnes-Hut up to 20,000 (and in 3-D); FFT
+  EMBR_TSNE_AUTO = 0,  /* exact up to 1,000 points; Barnes-Hut up to 2,000 (and in 3-D); FFT
                           above (2-D) */
   EMBR_TSNE_EXACT = 1,
   EMBR_TSNE_BH = 2,

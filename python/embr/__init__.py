@@ -503,7 +503,7 @@ def tsne(X: Any, n_components: int = 2, perplexity: float = 30.0, method: str = 
          threads: Optional[int] = None, progress: Optional[ProgressFn] = None) -> np.ndarray:
     """t-SNE map of the rows of X (n, dim) -> float32 (n, n_components), n_components 2 or 3.
 
-    method: "auto" (exact up to 1,000 points, Barnes-Hut up to 20,000, FFT above), "exact",
+    method: "auto" (exact up to 1,000 points, Barnes-Hut up to 2,000, FFT above), "exact",
     "barnes_hut", "fft" (2-D). learning_rate "auto" = max(n / 12, 50). init "pca" or "random".
     pca_dims: reduce the input first (-1: to 50 when dim > 100; 0: never). With threads=1 a fixed
     seed gives identical bytes. Needs n > 3 * perplexity. progress: a callable (done, total, rate,
